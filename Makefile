@@ -1,0 +1,27 @@
+# Two entry points that work on a machine with only python3:
+#   make demo   run a comparison on generated demo data (local folder store)
+#   make test   run the test suite
+# uv is bootstrapped into .tools/ from PyPI; the project environment (.venv) comes from uv.lock.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test sync bench
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	touch $@
+
+sync: .venv/.synced
+
+demo: .venv/.synced
+	$(UV) run --frozen --no-sync snapcompare demo $(ARGS)
+
+test: .venv/.synced
+	$(UV) run --frozen --no-sync pytest $(ARGS)

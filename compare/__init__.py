@@ -1,0 +1,1 @@
+"""snapcompare's comparison: manifests, categorisation, pixel diff, pipeline, reports, CLI."""

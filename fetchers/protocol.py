@@ -1,0 +1,29 @@
+"""The seam between snapcompare and a blob store."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class BlobFetcher(Protocol):
+    """Reads one blob by key from a store.
+
+    ``fetch(key)`` returns the blob's complete bytes. Implementations must be:
+
+    - thread-safe: one instance serves many threads at once (the `BatchPrefetcher` calls it
+      from each of its workers);
+    - one request per call: a single GET, no HEAD or size lookup first, and no retries of
+      their own (the SDK's retries are turned off; `BatchPrefetcher` is the one retry layer);
+    - precise in failure: `BlobNotFound` for a missing key, otherwise a `FetchError` whose
+      ``retryable`` says whether trying again may help, with the SDK error chained;
+    - clean: every response is read to the end or closed, in a ``try/finally``, so its
+      connection goes back to the pool, whether the call succeeds or raises.
+
+    A fetcher may expose ``max_connections`` (its connection pool size); `BatchPrefetcher`
+    refuses to run more workers than that, so no request waits for or discards a connection.
+    """
+
+    def fetch(self, key: str) -> bytes:
+        """Return the bytes stored under ``key``."""
+        ...

@@ -1,0 +1,1 @@
+"""Test server plugin: proxy (fixtures)."""
