@@ -1,7 +1,11 @@
 """snapcompare's fetch layer: one `BlobFetcher` per store and a `BatchPrefetcher` over any."""
 
+from .config import fetcher_from_url
 from .errors import BlobNotFound, FetchError, IntegrityError
+from .local import LocalFetcher
+from .prefetch import BatchPrefetcher, BatchResult, BatchStats
 from .protocol import BlobFetcher
+from .retry import RetryBudget, RetryPolicy
 
 
 def __getattr__(name: str):

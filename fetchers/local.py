@@ -1,0 +1,48 @@
+"""Blobs stored as files under one folder."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from .errors import BlobNotFound, FetchError
+from .keys import check_key
+
+
+class LocalFetcher:
+    """Reads ``<root>/<key>``; a key that would leave the root is refused before any read.
+
+    ``..`` segments, absolute keys and symlinks that resolve outside the root raise a
+    non-retryable `FetchError`. Thread-safe: it holds no state but the root.
+    """
+
+    max_connections = None
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        path = Path(root)
+        if not path.is_dir():
+            raise ValueError(f"local store {str(path)!r} is not a folder")
+        self.root = path.resolve()
+
+    def __repr__(self) -> str:
+        return f"LocalFetcher({str(self.root)!r})"
+
+    def fetch(self, key: str) -> bytes:
+        """Return the bytes of the file ``<root>/<key>``."""
+        check_key(key)
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise FetchError(key, "key resolves outside the store root")
+        try:
+            with open(path, "rb") as file:
+                return file.read()
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+        except IsADirectoryError as exc:
+            raise FetchError(key, "key names a folder, not a blob") from exc
+        except PermissionError as exc:
+            raise FetchError(key, "permission denied") from exc
+        except OSError as exc:
+            transient = exc.errno in (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
+            raise FetchError(key, f"read failed: {exc.strerror}", retryable=transient) from exc

@@ -1,0 +1,51 @@
+"""fetcher_from_url: store URLs a deployment configures."""
+
+from __future__ import annotations
+
+import pytest
+
+from fetchers import LocalFetcher, fetcher_from_url
+
+
+def test_plain_path_and_file_url_give_a_local_store(tmp_path):
+    (tmp_path / "k").write_bytes(b"v")
+    for url in (str(tmp_path), f"file://{tmp_path}", f"file://localhost{tmp_path}"):
+        fetcher = fetcher_from_url(url, max_connections=4)
+        assert isinstance(fetcher, LocalFetcher)
+        assert fetcher.fetch("k") == b"v"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://host/x", "unknown store scheme 'ftp'"),
+        ("s3:///prefix", "needs a bucket"),
+        ("gs://", "needs a bucket"),
+        ("s3://bucket/p?x=1", "no query"),
+        ("objectstore+http:///preprod", "needs a host"),
+        ("objectstore+http://host:99999/preprod", "invalid port"),
+        ("objectstore+http://host:8888/", "needs a usecase"),
+        ("objectstore+http://host:8888/preprod?org=1&org=2", "repeats scope 'org'"),
+        ("file://otherhost/dir", "local path"),
+        ("", "empty"),
+    ],
+)
+def test_malformed_urls_name_the_problem(url, message):
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        fetcher_from_url(url)
+
+
+def test_credentials_in_a_url_are_refused_without_echo():
+    with pytest.raises(ValueError) as info:
+        fetcher_from_url("s3://AKIAXXXX:hunter2@bucket/prefix")
+    assert "hunter2" not in str(info.value) and "AKIAXXXX" not in str(info.value)
+
+
+def test_local_store_refuses_unknown_options(tmp_path):
+    with pytest.raises(ValueError, match="token"):
+        fetcher_from_url(str(tmp_path), token="x")
+
+
+def test_missing_local_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match="nowhere"):
+        fetcher_from_url(f"file://{tmp_path}/nowhere")

@@ -1,0 +1,61 @@
+"""LocalFetcher: files under a root, and nothing outside it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fetchers import BlobFetcher, BlobNotFound, FetchError, LocalFetcher
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "store"
+    (root / "1" / "2").mkdir(parents=True)
+    (root / "a").write_bytes(b"alpha")
+    (root / "1" / "2" / "b").write_bytes(b"beta")
+    (tmp_path / "secret").write_bytes(b"outside")
+    return root
+
+
+def test_reads_files_by_relative_key(store):
+    fetcher = LocalFetcher(store)
+    assert isinstance(fetcher, BlobFetcher)
+    assert fetcher.fetch("a") == b"alpha"
+    assert fetcher.fetch("1/2/b") == b"beta"
+
+
+def test_missing_key_is_blob_not_found(store):
+    with pytest.raises(BlobNotFound) as info:
+        LocalFetcher(store).fetch("nope")
+    assert info.value.key == "nope" and not info.value.retryable
+
+
+@pytest.mark.parametrize("key", ["../secret", "1/../../secret", "/etc/passwd", "", "a/", "./a", "a\x00b"])
+def test_keys_that_escape_or_are_malformed_are_refused(store, key):
+    with pytest.raises(FetchError) as info:
+        LocalFetcher(store).fetch(key)
+    assert not isinstance(info.value, BlobNotFound)
+    assert not info.value.retryable
+
+
+def test_symlink_pointing_outside_the_root_is_refused(store):
+    os.symlink(store.parent / "secret", store / "link")
+    with pytest.raises(FetchError, match="outside"):
+        LocalFetcher(store).fetch("link")
+
+
+def test_symlink_inside_the_root_is_followed(store):
+    os.symlink(store / "a", store / "alias")
+    assert LocalFetcher(store).fetch("alias") == b"alpha"
+
+
+def test_folder_key_is_not_a_blob(store):
+    with pytest.raises(FetchError, match="folder"):
+        LocalFetcher(store).fetch("1")
+
+
+def test_root_must_be_a_folder(tmp_path):
+    with pytest.raises(ValueError, match="missing"):
+        LocalFetcher(tmp_path / "missing")

@@ -1,0 +1,338 @@
+"""BatchPrefetcher behaviour through its public API, over a scripted in-memory fetcher."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fetchers import (
+    BatchPrefetcher,
+    BatchStats,
+    BlobNotFound,
+    FetchError,
+    IntegrityError,
+    RetryBudget,
+    RetryPolicy,
+)
+
+FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
+
+
+def blob_for(key: str) -> bytes:
+    return f"blob:{key}".encode() * 3
+
+
+class ScriptedFetcher:
+    """Thread-safe fake store: per key, a script of outcomes for successive attempts.
+
+    An outcome is "ok", "missing", "retry" (retryable error), "fatal" (non-retryable),
+    "boom" (a plain exception), or "corrupt" (wrong bytes). When the script runs out the last
+    outcome repeats. Records attempts per key and the peak number of concurrent calls.
+    """
+
+    def __init__(self, scripts=None, *, delay: float = 0.0, retry_after: float | None = None):
+        self.scripts = scripts or {}
+        self.delay = delay
+        self.retry_after = retry_after
+        self.calls: Counter[str] = Counter()
+        self.completed = 0
+        self.in_flight = 0
+        self.peak = 0
+        self.lock = threading.Lock()
+
+    def fetch(self, key: str) -> bytes:
+        with self.lock:
+            attempt = self.calls[key]
+            self.calls[key] += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            script = self.scripts.get(key, ["ok"])
+            outcome = script[min(attempt, len(script) - 1)]
+            if outcome == "missing":
+                raise BlobNotFound(key)
+            if outcome == "retry":
+                raise FetchError(key, "throttled", retryable=True, retry_after=self.retry_after)
+            if outcome == "fatal":
+                raise FetchError(key, "denied")
+            if outcome == "boom":
+                raise RuntimeError("socket exploded")
+            if outcome == "corrupt":
+                return b"not the content"
+            return blob_for(key)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.completed += 1
+
+
+def no_fetch_threads() -> bool:
+    return not [t for t in threading.enumerate() if t.name.startswith("snapcompare-fetch")]
+
+
+def expected_attempts(script: list[str], policy: RetryPolicy) -> int:
+    """Attempts the policy makes for a script (unbounded budget)."""
+    for attempt in range(policy.max_attempts):
+        outcome = script[min(attempt, len(script) - 1)]
+        if outcome != "retry":
+            return attempt + 1
+    return policy.max_attempts
+
+
+OUTCOMES = st.sampled_from(["ok", "missing", "retry", "fatal", "boom"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from([f"k{i}" for i in range(25)]), max_size=80),
+    scripts=st.dictionaries(
+        st.sampled_from([f"k{i}" for i in range(25)]), st.lists(OUTCOMES, min_size=1, max_size=5)
+    ),
+    workers=st.integers(1, 6),
+)
+def test_every_unique_key_resolved_once_with_exact_fetch_counts(keys, scripts, workers):
+    fetcher = ScriptedFetcher(scripts)
+    budget = RetryBudget(initial=1000, capacity=1000)
+    with BatchPrefetcher(fetcher, max_workers=workers, retry=FAST_RETRY, budget=budget) as prefetcher:
+        result = prefetcher.fetch_all(keys)
+
+    unique = set(keys)
+    assert set(result.blobs) | set(result.errors) == unique
+    assert not set(result.blobs) & set(result.errors)
+    for key in unique:
+        script = scripts.get(key, ["ok"])
+        attempts = expected_attempts(script, FAST_RETRY)
+        assert fetcher.calls[key] == attempts, key
+        final = script[min(attempts - 1, len(script) - 1)]
+        if final == "ok":
+            assert result.blobs[key] == blob_for(key)
+        else:
+            error = result.errors[key]
+            assert error.key == key
+            assert isinstance(error, BlobNotFound) == (final == "missing")
+            assert error.retryable == (final == "retry")
+            if final == "boom":
+                assert isinstance(error.__cause__, RuntimeError)
+    stats = result.stats
+    assert stats.keys_requested == len(keys)
+    assert stats.unique_keys == len(unique)
+    assert stats.fetches_issued == sum(fetcher.calls.values()) == len(unique) + stats.retries
+    assert stats.errors == len(result.errors)
+    assert stats.bytes_fetched == sum(map(len, result.blobs.values()))
+    assert fetcher.peak <= workers and stats.peak_in_flight <= workers
+    assert no_fetch_threads()
+
+
+def test_concurrency_reaches_but_never_exceeds_max_workers():
+    fetcher = ScriptedFetcher(delay=0.02)
+    with BatchPrefetcher(fetcher, max_workers=5) as prefetcher:
+        result = prefetcher.fetch_all([f"k{i}" for i in range(40)])
+    assert len(result.blobs) == 40
+    assert fetcher.peak == 5
+    assert result.stats.peak_in_flight == 5
+
+
+def test_batches_reuse_the_same_workers():
+    fetcher = ScriptedFetcher()
+    with BatchPrefetcher(fetcher, max_workers=3) as prefetcher:
+        prefetcher.fetch_all(["a", "b", "c"])
+        first = {t.ident for t in threading.enumerate() if t.name.startswith("snapcompare-fetch")}
+        prefetcher.fetch_all(["d", "e", "f", "g"])
+        second = {t.ident for t in threading.enumerate() if t.name.startswith("snapcompare-fetch")}
+    assert first and first <= second and len(second) <= 3
+    assert no_fetch_threads()
+
+
+def test_concurrent_callers_share_one_fetch_of_the_same_key():
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Gated(ScriptedFetcher):
+        def fetch(self, key):
+            entered.set()
+            assert release.wait(5)
+            return super().fetch(key)
+
+    fetcher = Gated()
+    results: dict[str, object] = {}
+    with BatchPrefetcher(fetcher, max_workers=4) as prefetcher:
+        first = threading.Thread(target=lambda: results.update(a=prefetcher.fetch_all(["shared", "x"])))
+        first.start()
+        assert entered.wait(5)
+        second = threading.Thread(target=lambda: results.update(b=prefetcher.fetch_all(["shared", "y"])))
+        second.start()
+        time.sleep(0.3)  # let the second caller join the flight already under way
+        release.set()
+        first.join(5)
+        second.join(5)
+    assert fetcher.calls["shared"] == 1
+    assert results["a"].blobs["shared"] == results["b"].blobs["shared"] == blob_for("shared")
+    assert results["b"].stats.shared == 1
+    assert results["b"].stats.fetches_issued == 1  # only "y"
+
+
+def test_iter_fetch_yields_as_fetches_complete():
+    fetcher = ScriptedFetcher({"slow": ["ok"]})
+
+    class SlowOne(ScriptedFetcher):
+        def fetch(self, key):
+            if key == "slow":
+                time.sleep(0.3)
+            return super().fetch(key)
+
+    with BatchPrefetcher(SlowOne(), max_workers=4) as prefetcher:
+        order = [key for key, _ in prefetcher.iter_fetch(["slow", "a", "b", "c"])]
+    assert order[-1] == "slow" and sorted(order) == ["a", "b", "c", "slow"]
+    assert fetcher.calls == Counter()
+
+
+def test_iter_fetch_stays_bounded_with_a_slow_consumer():
+    fetcher = ScriptedFetcher()
+    with BatchPrefetcher(fetcher, max_workers=2, max_pending=5) as prefetcher:
+        consumed = 0
+        for _key, _value in prefetcher.iter_fetch([f"k{i}" for i in range(30)]):
+            consumed += 1
+            time.sleep(0.005)
+            assert sum(fetcher.calls.values()) - consumed <= 5
+    assert consumed == 30
+
+
+def test_iter_fetch_bounds_bytes_held_ahead_of_the_consumer():
+    size = len(blob_for("k00"))
+    fetcher = ScriptedFetcher()
+    with BatchPrefetcher(fetcher, max_workers=2, max_pending=100, max_pending_bytes=4 * size) as prefetcher:
+        ahead = []
+        for consumed, _ in enumerate(prefetcher.iter_fetch([f"k{i:02}" for i in range(60)]), start=1):
+            time.sleep(0.003)
+            ahead.append(fetcher.completed - consumed)
+    assert max(ahead) <= 4 + 2 + 1  # the byte budget, plus what the workers had started
+    assert len(ahead) == 60
+
+
+def test_stats_are_filled_for_iter_fetch():
+    stats = BatchStats()
+    with BatchPrefetcher(ScriptedFetcher(), max_workers=2) as prefetcher:
+        items = dict(prefetcher.iter_fetch(["a", "b", "a"], stats=stats))
+    assert set(items) == {"a", "b"}
+    assert (stats.keys_requested, stats.unique_keys, stats.fetches_issued) == (3, 2, 2)
+    assert stats.wall_time > 0
+
+
+def test_consumer_exception_cancels_pending_fetches_and_leaks_nothing():
+    fetcher = ScriptedFetcher(delay=0.05)
+    prefetcher = BatchPrefetcher(fetcher, max_workers=2, max_pending=4)
+    with pytest.raises(KeyboardInterrupt):
+        for index, _ in enumerate(prefetcher.iter_fetch([f"k{i}" for i in range(200)])):
+            if index == 2:
+                raise KeyboardInterrupt
+    prefetcher.close()
+    assert sum(fetcher.calls.values()) <= 3 + 4
+    assert no_fetch_threads()
+
+
+def test_close_interrupts_retry_waits_promptly():
+    fetcher = ScriptedFetcher({"k": ["retry"]}, retry_after=20.0)
+    prefetcher = BatchPrefetcher(fetcher, max_workers=1)
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: outcome.update(r=prefetcher.fetch_all(["k"])))
+    worker.start()
+    while fetcher.calls["k"] == 0:
+        time.sleep(0.01)
+    started = time.monotonic()
+    prefetcher.close()
+    worker.join(5)
+    assert time.monotonic() - started < 2
+    error = outcome["r"].errors["k"]
+    assert "cancelled" in error.message
+    assert no_fetch_threads()
+
+
+def test_closed_prefetcher_refuses_new_batches():
+    prefetcher = BatchPrefetcher(ScriptedFetcher())
+    prefetcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        prefetcher.fetch_all(["a"])
+
+
+def test_retry_after_is_honoured():
+    fetcher = ScriptedFetcher({"k": ["retry", "ok"]}, retry_after=0.3)
+    with BatchPrefetcher(fetcher, max_workers=1, retry=FAST_RETRY) as prefetcher:
+        started = time.monotonic()
+        result = prefetcher.fetch_all(["k"])
+    assert time.monotonic() - started >= 0.3
+    assert result.blobs["k"] == blob_for("k") and result.stats.retries == 1
+
+
+def test_retry_after_longer_than_allowed_is_not_retried():
+    fetcher = ScriptedFetcher({"k": ["retry", "ok"]}, retry_after=120.0)
+    with BatchPrefetcher(fetcher, retry=RetryPolicy(max_retry_after=10)) as prefetcher:
+        result = prefetcher.fetch_all(["k"])
+    assert fetcher.calls["k"] == 1 and result.errors["k"].retryable
+
+
+def test_retry_budget_limits_retries_across_keys():
+    keys = [f"k{i}" for i in range(6)]
+    fetcher = ScriptedFetcher({key: ["retry"] for key in keys})
+    budget = RetryBudget(ratio=0.0, initial=2.0, capacity=2.0)
+    with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, budget=budget) as prefetcher:
+        result = prefetcher.fetch_all(keys)
+    assert result.stats.retries == 2
+    assert sum(fetcher.calls.values()) == len(keys) + 2
+    assert set(result.errors) == set(keys)
+    assert all("budget" in error.message and error.retryable for error in result.errors.values())
+
+
+def test_verify_retries_a_corrupt_body_once_then_reports_it():
+    good = b"the real content"
+    key = hashlib.sha256(good).hexdigest()
+
+    class Store(ScriptedFetcher):
+        def fetch(self, k):
+            body = super().fetch(k)
+            return body if body == b"not the content" else good
+
+    flaky = Store({key: ["corrupt", "ok"]})
+    broken = Store({key: ["corrupt"]})
+    with BatchPrefetcher(flaky, verify=True, retry=FAST_RETRY) as prefetcher:
+        assert prefetcher.fetch_all([key]).blobs[key] == good
+    with BatchPrefetcher(broken, verify=True, retry=FAST_RETRY) as prefetcher:
+        error = prefetcher.fetch_all([key]).errors[key]
+    assert isinstance(error, IntegrityError)
+    assert broken.calls[key] == 2
+
+
+def test_verify_rejects_keys_that_are_not_sha256():
+    with BatchPrefetcher(ScriptedFetcher(), verify=True) as prefetcher:
+        error = prefetcher.fetch_all(["not-a-hash"]).errors["not-a-hash"]
+    assert "sha256" in error.message and not error.retryable
+
+
+def test_a_fetcher_returning_non_bytes_is_an_error():
+    class Wrong:
+        def fetch(self, key):
+            return 42
+
+    with BatchPrefetcher(Wrong()) as prefetcher:
+        assert "int" in prefetcher.fetch_all(["a"]).errors["a"].message
+
+
+def test_refuses_more_workers_than_the_fetchers_connection_pool():
+    class Pooled(ScriptedFetcher):
+        max_connections = 4
+
+    with pytest.raises(ValueError, match="max_connections=4"):
+        BatchPrefetcher(Pooled(), max_workers=8)
+    BatchPrefetcher(Pooled(), max_workers=4).close()
+
+
+def test_rejects_objects_without_fetch():
+    with pytest.raises(TypeError):
+        BatchPrefetcher(object())
