@@ -1,0 +1,155 @@
+"""`BlobFetcher` over Sentry's objectstore, through its Python client (`objectstore_client`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import IO
+from urllib.parse import urlsplit
+
+import urllib3
+import zstandard
+from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
+
+from .errors import BlobNotFound, FetchError
+from .http import is_retryable_status
+from .keys import join_key, normalize_prefix
+
+
+class ObjectstoreFetcher:
+    """Reads blobs from one objectstore usecase and scope with one GET per `fetch`.
+
+    ``fetch(key)`` reads the object ``{prefix}/{key}`` of ``session``. Sentry's layout is usecase
+    ``preprod``, scopes ``org`` and ``project``, keys ``{org}/{project}/{sha256}``, so a fetcher
+    with ``prefix="1/2"`` reads a blob by its hash alone. Thread-safe: the session's urllib3
+    pool serves every thread; build it with `connect` to size that pool and turn its retries off.
+
+    The payload is asked for as stored and decompressed here: the client's own zstd reader
+    returns a short blob, without error, when the stream ends inside a frame, which this
+    reports as a retryable `FetchError`.
+
+    The client's `RequestError` keeps an error's status and body but not its headers, so a
+    ``Retry-After`` is out of reach: ``retry_after`` stays None and the caller's backoff decides.
+    """
+
+    def __init__(
+        self, session: Session, *, prefix: str = "", max_connections: int | None = None
+    ) -> None:
+        self._session = session
+        self._prefix = normalize_prefix(prefix)
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        self.max_connections = max_connections
+        """Size of the session's connection pool, None when the session came from elsewhere."""
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str,
+        usecase: str,
+        *,
+        scopes: Mapping[str, str | int],
+        prefix: str = "",
+        token: str | SecretKey | None = None,
+        max_connections: int = 32,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> ObjectstoreFetcher:
+        """Build the client and session for ``base_url`` (e.g. ``http://objectstore:8888``).
+
+        ``scopes`` in order, e.g. ``{"org": 1, "project": 2}``. ``token`` authenticates every
+        request (header ``x-os-auth``): a static pre-signed JWT string, or an
+        `objectstore_client.SecretKey` that signs a short-lived JWT per request for this usecase
+        and scope. It never appears in a URL, an error or a log; a URL carrying credentials is
+        refused. The pool holds ``max_connections`` connections, so that many threads fetch at
+        once without opening or discarding any; the client's retries are off (`BatchPrefetcher`
+        is the one retry layer); ``read_timeout`` bounds each wait for data.
+        """
+        url = urlsplit(base_url)
+        if url.username is not None or url.password is not None:
+            raise ValueError("the objectstore URL must not carry credentials; pass token=")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        client = Client(
+            base_url,
+            token=token,
+            connection_kwargs={
+                "maxsize": max_connections,
+                "retries": urllib3.Retry(0),
+                "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            },
+        )
+        fetcher = cls(
+            client.session(Usecase(usecase), **scopes),
+            prefix=prefix,
+            max_connections=max_connections,
+        )
+        # The client has no close() of its own; the urllib3 pool is what it holds open.
+        fetcher._pool = client._pool
+        return fetcher
+
+    def fetch(self, key: str) -> bytes:
+        """Return the blob stored under ``key``, decompressed."""
+        path = join_key(self._prefix, key)
+        try:
+            result = self._session.get(path, decompress=False)
+            if result is None:
+                raise BlobNotFound(key)
+            body = _read_all(result.payload)
+        except RequestError as exc:
+            raise FetchError(
+                key,
+                f"objectstore answered HTTP {exc.status}",
+                retryable=is_retryable_status(exc.status),
+            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            reason = exc
+            if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+                reason = exc.reason  # with retries off, this wraps the one failure
+            raise FetchError(
+                key, f"objectstore request failed: {type(reason).__name__}: {reason}",
+                retryable=True,
+            ) from exc
+        return _decode(key, body, result.metadata.compression)
+
+    def close(self) -> None:
+        """Close the pooled connections of a fetcher built by `connect` (else does nothing)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> ObjectstoreFetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _read_all(payload: IO[bytes]) -> bytes:
+    # Reading to the end hands the connection back to the pool; a failed read has already
+    # closed it. close() then frees the response in every case.
+    try:
+        return payload.read()
+    finally:
+        payload.close()
+
+
+def _decode(key: str, body: bytes, compression: str | None) -> bytes:
+    if compression is None:
+        return body
+    if compression != "zstd":
+        raise FetchError(key, f"unsupported content-encoding {compression!r}")
+    try:
+        return _unzstd(body)
+    except zstandard.ZstdError as exc:
+        raise FetchError(key, f"bad zstd payload: {exc}", retryable=True) from exc
+
+
+def _unzstd(data: bytes) -> bytes:
+    """Decompress every zstd frame of ``data``; raise `zstandard.ZstdError` if one is cut off."""
+    out = []
+    while True:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        out.append(frame.decompress(data))
+        if not frame.eof:
+            raise zstandard.ZstdError("stream ends inside a frame (truncated)")
+        data = frame.unused_data
+        if not data:
+            return b"".join(out)
