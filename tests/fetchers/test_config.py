@@ -49,3 +49,24 @@ def test_local_store_refuses_unknown_options(tmp_path):
 def test_missing_local_folder_is_named(tmp_path):
     with pytest.raises(ValueError, match="nowhere"):
         fetcher_from_url(f"file://{tmp_path}/nowhere")
+
+
+def test_s3_url_reads_through_the_sdk_endpoint_convention(s3_server, s3_bucket, s3_env, monkeypatch):
+    s3_server.put_object(s3_bucket, "1/2/blob", b"from s3")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    fetcher = fetcher_from_url(f"s3://{s3_bucket}/1/2", max_connections=4, read_timeout=5)
+    try:
+        assert fetcher.max_connections == 4
+        assert fetcher.fetch("blob") == b"from s3"
+    finally:
+        fetcher.close()
+
+
+def test_objectstore_url_gives_usecase_scopes_and_prefix(objectstore_server):
+    objectstore_server.put("1/2/blob", b"from objectstore", scopes={"org": 1, "project": 2})
+    host = objectstore_server.url.removeprefix("http://")
+    url = f"objectstore+http://{host}/preprod?org=1&project=2&prefix=1/2"
+    with fetcher_from_url(url, max_connections=3) as fetcher:
+        assert fetcher.max_connections == 3
+        assert fetcher.fetch("blob") == b"from objectstore"
