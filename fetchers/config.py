@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .local import LocalFetcher
 from .protocol import BlobFetcher
@@ -44,7 +44,7 @@ def fetcher_from_url(url: str, **options: Any) -> BlobFetcher:
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ValueError(f"file store URL must name a local path, not host {parts.netloc!r}")
-        return _local(Path(parts.path), options)
+        return _local(Path(unquote(parts.path)), options)
     if scheme in ("s3", "gs"):
         return _bucket_store(scheme, parts.netloc, parts.path, parts.query, options)
     return _objectstore(scheme, parts, options)

@@ -15,6 +15,13 @@ def test_plain_path_and_file_url_give_a_local_store(tmp_path):
         assert fetcher.fetch("k") == b"v"
 
 
+def test_file_url_paths_are_percent_decoded(tmp_path):
+    folder = tmp_path / "with space"
+    folder.mkdir()
+    (folder / "k").write_bytes(b"v")
+    assert fetcher_from_url(f"file://{tmp_path}/with%20space").fetch("k") == b"v"
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
