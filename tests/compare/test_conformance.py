@@ -1,0 +1,77 @@
+"""diff_images against the pixelmatch 7.2.0 reference results in shared/diff-conformance."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from compare import diff_images
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFORMANCE_DIR = Path(
+    os.environ.get("SNAPCOMPARE_CONFORMANCE_DIR", REPO_ROOT.parent / "shared" / "diff-conformance")
+)
+
+
+def _cases() -> list:
+    if not CONFORMANCE_DIR.is_dir():
+        reason = (
+            f"conformance data not found at {CONFORMANCE_DIR} "
+            "(put shared/diff-conformance beside the repository or set SNAPCOMPARE_CONFORMANCE_DIR)"
+        )
+        return [
+            pytest.param(
+                None, None, 0, marks=pytest.mark.skip(reason=reason), id="no-conformance-data"
+            )
+        ]
+    params = []
+    for case in sorted(p for p in CONFORMANCE_DIR.iterdir() if (p / "expected.json").is_file()):
+        expected = json.loads((case / "expected.json").read_text())
+        for index, result in enumerate(expected["results"]):
+            options = result["options"]
+            label = (
+                f"{case.name}-t{options['threshold']}-{'aa' if options['antialiasing'] else 'noaa'}"
+            )
+            params.append(pytest.param(case.name, expected, index, id=label))
+    return params
+
+
+@functools.cache
+def _pair(case: str) -> tuple[bytes, bytes]:
+    folder = CONFORMANCE_DIR / case
+    return (folder / "base.png").read_bytes(), (folder / "head.png").read_bytes()
+
+
+@pytest.mark.parametrize(("case", "expected", "index"), _cases())
+def test_matches_reference(case: str, expected: dict, index: int) -> None:
+    result = expected["results"][index]
+    before, after = _pair(case)
+
+    diff = diff_images(
+        before,
+        after,
+        threshold=result["options"]["threshold"],
+        antialiasing=result["options"]["antialiasing"],
+    )
+
+    assert diff.changed_pixels == result["changed_pixels"]
+    assert diff.bbox == (tuple(result["bbox"]) if result["bbox"] is not None else None)
+    if result["aa_pixels_in_overlap"] is not None:
+        assert diff.aa_pixels == result["aa_pixels_in_overlap"]
+    assert diff.total_pixels == expected["total_pixels"]
+    assert diff.canvas_size == tuple(expected["canvas"])
+    assert diff.before_size == tuple(expected["before_size"])
+    assert diff.after_size == tuple(expected["after_size"])
+    assert int(diff.mask.sum()) == result["changed_pixels"]
+    if index == 0:
+        reference = np.asarray(Image.open(CONFORMANCE_DIR / case / "mask.png").convert("L")) == 255
+        assert np.array_equal(diff.mask, reference)
+        round_trip = np.asarray(Image.open(io.BytesIO(diff.mask_png())).convert("L")) == 255
+        assert np.array_equal(round_trip, reference)
