@@ -116,11 +116,17 @@ def connect(proxy: LatencyProxy) -> socket.socket:
 def round_trip(sock: socket.socket, message: bytes = b"ping") -> float:
     started = time.monotonic()
     sock.sendall(message)
-    received = b""
-    while len(received) < len(message):
-        received += sock.recv(65536)
-    assert received == message
+    assert read_exactly(sock, len(message)) == message
     return time.monotonic() - started
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    received = b""
+    while len(received) < size:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed early"
+        received += chunk
+    return received
 
 
 def read_to_eof(sock: socket.socket) -> bytes:
@@ -165,9 +171,7 @@ def test_chunks_are_pipelined_within_a_connection(echo_server: _Server, latency_
         for i in range(messages):
             sock.sendall(b"%02d" % i)
             time.sleep(gap)
-        received = b""
-        while len(received) < 2 * messages:
-            received += sock.recv(65536)
+        received = read_exactly(sock, 2 * messages)
         elapsed = time.monotonic() - started
     assert received == b"".join(b"%02d" % i for i in range(messages))
     # Pipelined: the last message leaves about 2 * delay after it was sent. Forwarding one
@@ -264,7 +268,9 @@ def test_fault_hits_the_next_count_requests(http_server: _Server, latency_proxy)
         conn.close()
 
 
-def test_connection_fault_hits_the_first_request_of_new_connections(http_server: _Server, latency_proxy) -> None:
+def test_connection_fault_hits_the_first_request_of_new_connections(
+    http_server: _Server, latency_proxy
+) -> None:
     proxy = proxy_to(http_server, latency_proxy)
     first = http.client.HTTPConnection(proxy.host, proxy.port, timeout=TIMEOUT)
     try:
@@ -308,7 +314,9 @@ def test_reset_aborts_the_connection(http_server: _Server, latency_proxy) -> Non
     assert http_server.requests_handled == 0
 
 
-def test_truncate_forwards_exactly_at_byte_bytes_then_closes(http_server: _Server, latency_proxy) -> None:
+def test_truncate_forwards_exactly_at_byte_bytes_then_closes(
+    http_server: _Server, latency_proxy
+) -> None:
     proxy = proxy_to(http_server, latency_proxy, rtt=0.01)
     proxy.inject("truncate", at_byte=70_000)
     with connect(proxy) as sock:

@@ -80,7 +80,8 @@ class GCSServer:
         """Store ``data`` as object ``name``; returns the object's metadata."""
         return self._request(
             "POST",
-            f"/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=media&name={quote(name, safe='')}",
+            f"/upload/storage/v1/b/{quote(bucket, safe='')}/o"
+            f"?uploadType=media&name={quote(name, safe='')}",
             body=data,
             headers={"Content-Type": "application/octet-stream"},
         )
@@ -96,14 +97,18 @@ def _wait_ready(process: subprocess.Popen, url: str, http: urllib3.PoolManager, 
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"fake-gcs-server exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"fake-gcs-server exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
         try:
             if http.request("GET", url + "/storage/v1/b", timeout=1.0, retries=False).status == 200:
                 return
         except urllib3.exceptions.HTTPError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"fake-gcs-server did not answer within {_READY_TIMEOUT} s: {log.read_text()[-2000:]}")
+    raise RuntimeError(
+        f"fake-gcs-server did not answer within {_READY_TIMEOUT} s: {log.read_text()[-2000:]}"
+    )
 
 
 def _start(log: Path, http: urllib3.PoolManager) -> tuple[subprocess.Popen, int]:
@@ -114,7 +119,9 @@ def _start(log: Path, http: urllib3.PoolManager) -> tuple[subprocess.Popen, int]
         command = [str(emulator_binary()), "-backend", "memory", "-log-level", "warn",
                    "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
         with log.open("ab") as log_file:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
+            )
         try:
             _wait_ready(process, url, http, log)
             return process, port

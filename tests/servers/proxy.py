@@ -1,8 +1,9 @@
 """Test server plugin: a TCP proxy that adds latency and injects faults (`LatencyProxy`).
 
 ``LatencyProxy(upstream_host, upstream_port, *, rtt=0.0, ...)`` listens on 127.0.0.1 (an
-ephemeral port) and forwards every connection to the upstream address, from an asyncio event
-loop running in its own thread. It starts on construction and is usable as a context manager::
+ephemeral port) and forwards every connection to the upstream address, from an asyncio
+selector event loop (Linux, macOS) running in its own thread. It starts on construction and is
+usable as a context manager; its counters may be read from any thread::
 
     with LatencyProxy("127.0.0.1", server_port, rtt=0.020) as proxy:
         fetch_from(proxy.url)               # http://127.0.0.1:<proxy.port>
@@ -386,7 +387,7 @@ class LatencyProxy:
         status: int = 503,
         retry_after: str | None = "1",
     ) -> None:
-        """Arm ``kind`` for the next ``count`` requests or new connections, replacing any fault armed."""
+        """Arm ``kind`` for the next ``count`` requests or new connections (replaces any armed)."""
         if kind not in _KINDS:
             raise ValueError(f"unknown fault kind {kind!r}: expected one of {sorted(_KINDS)}")
         if per not in _SCOPES:
@@ -397,7 +398,9 @@ class LatencyProxy:
             status, retry_after = 503, "1"
         http.HTTPStatus(status)  # raises ValueError for an unknown status
         with self._lock:
-            self._fault = Fault(kind, at_byte=at_byte, stall=stall, status=status, retry_after=retry_after)
+            self._fault = Fault(
+                kind, at_byte=at_byte, stall=stall, status=status, retry_after=retry_after
+            )
             self._fault_scope = per
             self._fault_count = count
 
@@ -496,7 +499,7 @@ class _Accepted(_End):
 
 @pytest.fixture
 def latency_proxy() -> Iterator[Callable[..., LatencyProxy]]:
-    """Factory ``latency_proxy(host, port, **options) -> LatencyProxy``; all are closed after the test."""
+    """Factory ``latency_proxy(host, port, **options) -> LatencyProxy``, closed after the test."""
     proxies: list[LatencyProxy] = []
 
     def make(upstream_host: str, upstream_port: int, **options) -> LatencyProxy:
