@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetchers import BlobFetcher, BlobNotFound, FetchError
+from fetchers import BlobFetcher, BlobNotFound, ClosableFetcher, FetchError
 
 from .manifest import Manifest, load_manifest, manifest_from_folder
 
 
-class FolderFetcher:
+class FolderFetcher(ClosableFetcher):
     """Serves blobs by content hash from the image files a folder manifest was built from."""
 
     max_connections = None

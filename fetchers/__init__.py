@@ -4,7 +4,7 @@ from .config import fetcher_from_url
 from .errors import BlobNotFound, FetchError, IntegrityError
 from .local import LocalFetcher
 from .prefetch import BatchPrefetcher, BatchResult, BatchStats
-from .protocol import BlobFetcher
+from .protocol import BlobFetcher, ClosableFetcher
 from .retry import RetryBudget, RetryPolicy
 
 
@@ -31,6 +31,7 @@ __all__ = [
     "BatchStats",
     "BlobFetcher",
     "BlobNotFound",
+    "ClosableFetcher",
     "FetchError",
     "GCSFetcher",
     "IntegrityError",

@@ -13,6 +13,7 @@ from google.cloud.storage.exceptions import DataCorruption
 from .errors import BlobNotFound, FetchError, IntegrityError
 from .http import is_retryable_status, parse_retry_after
 from .keys import join_key, normalize_prefix
+from .protocol import ClosableFetcher
 
 # The SDK checks the body against the object's crc32c, or its md5 where only the slow
 # pure-Python crc32c is installed.
@@ -26,7 +27,7 @@ _RETRYABLE_TRANSPORT_ERRORS = (
 )
 
 
-class GCSFetcher:
+class GCSFetcher(ClosableFetcher):
     """Reads blobs from a GCS bucket, ``prefix/key`` for each key, with one media GET per call.
 
     Without ``client``, one `google.cloud.storage.Client` (for ``project``; downloads need
@@ -83,11 +84,6 @@ class GCSFetcher:
         if self._owns_client:
             self._client.close()
 
-    def __enter__(self) -> GCSFetcher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def _create_client(project: str | None, max_connections: int) -> storage.Client:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from .errors import BlobNotFound, FetchError
 from .keys import check_key
+from .protocol import ClosableFetcher
 
 
-class LocalFetcher:
+class LocalFetcher(ClosableFetcher):
     """Reads ``<root>/<key>``; a key that would leave the root is refused before any read.
 
     ``..`` segments, absolute keys and symlinks that resolve outside the root raise a

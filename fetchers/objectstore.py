@@ -13,9 +13,10 @@ from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
 from .errors import BlobNotFound, FetchError
 from .http import is_retryable_status
 from .keys import join_key, normalize_prefix
+from .protocol import ClosableFetcher
 
 
-class ObjectstoreFetcher:
+class ObjectstoreFetcher(ClosableFetcher):
     """Reads blobs from one objectstore usecase and scope with one GET per `fetch`.
 
     ``fetch(key)`` reads the object ``{prefix}/{key}`` of ``session``. Sentry's layout is usecase
@@ -115,11 +116,6 @@ class ObjectstoreFetcher:
         if self._pool is not None:
             self._pool.close()
 
-    def __enter__(self) -> ObjectstoreFetcher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def _read_all(payload: IO[bytes]) -> bytes:

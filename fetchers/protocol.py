@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 
 @runtime_checkable
@@ -27,3 +27,20 @@ class BlobFetcher(Protocol):
     def fetch(self, key: str) -> bytes:
         """Return the bytes stored under ``key``."""
         ...
+
+
+class ClosableFetcher:
+    """Base of the fetchers snapcompare ships: ``with fetcher:`` releases its connections.
+
+    Subclasses that own a connection pool override `close`; it must be idempotent and leave a
+    client the caller passed in open.
+    """
+
+    def close(self) -> None:
+        """Release the connections this fetcher opened (nothing to release by default)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

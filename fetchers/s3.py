@@ -20,6 +20,7 @@ from urllib3.exceptions import HTTPError as URLLib3Error
 from .errors import BlobNotFound, FetchError
 from .http import is_retryable_status, parse_retry_after
 from .keys import join_key, normalize_prefix
+from .protocol import ClosableFetcher
 
 # S3 sends these with statuses that say nothing of retrying (RequestTimeout is a 400).
 _TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"})
@@ -37,7 +38,7 @@ _TRANSIENT_SDK_ERRORS = (
 _SDK_ERRORS = (ClientError, BotoCoreError, URLLib3Error, OSError)
 
 
-class S3Fetcher:
+class S3Fetcher(ClosableFetcher):
     """Reads ``<prefix>/<key>`` from ``bucket`` with one ``GetObject`` per fetch.
 
     One boto3 client serves every thread. Without ``client``, the fetcher creates it from a
@@ -102,11 +103,6 @@ class S3Fetcher:
         if self._owns_client:
             self._client.close()
 
-    def __enter__(self) -> S3Fetcher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"S3Fetcher(bucket={self.bucket!r}, prefix={self.prefix!r})"
