@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +24,14 @@ from typing import Any, BinaryIO, NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
+from fetchers.keys import is_sha256_hex
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 """File suffixes (matched case-insensitively) that `manifest_from_folder` treats as images."""
 
 _IMAGE_FIELDS = ("content_hash", "width", "height", "display_name", "group", "diff_threshold",
                  "tags")
 _MANIFEST_FIELDS = ("images", "diff_threshold", "selective", "all_image_file_names")
-_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class ManifestError(ValueError):
@@ -280,7 +280,7 @@ class _Validator:
     def content_hash(self, value: Any, at: str) -> str:
         if value is None:
             raise self.fail(at, "missing")
-        if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value):
+        if not is_sha256_hex(value):
             raise self.fail(at, f"expected 64 hex characters (sha256), got {value!r}")
         return value.lower()
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetchers import BlobFetcher, BlobNotFound, ClosableFetcher, FetchError
+from fetchers import BlobFetcher, BlobNotFound, ClosableFetcher
+from fetchers.local import read_blob
 
 from .manifest import Manifest, load_manifest, manifest_from_folder
 
@@ -25,12 +26,7 @@ class FolderFetcher(ClosableFetcher):
         path = self.paths.get(key)
         if path is None:
             raise BlobNotFound(key, "no image file in the input folders has this hash")
-        try:
-            return path.read_bytes()
-        except FileNotFoundError as exc:
-            raise BlobNotFound(key, f"{path} is gone") from exc
-        except OSError as exc:
-            raise FetchError(key, f"cannot read {path}: {exc.strerror}") from exc
+        return read_blob(key, path)
 
 
 class _Chain:

@@ -66,8 +66,9 @@ class GCSFetcher(ClosableFetcher):
         self.max_connections = max_connections
         self._prefix = normalize_prefix(prefix)
         self._timeout = (connect_timeout, read_timeout)
-        self._owns_client = client is None
-        self._client = client if client is not None else _create_client(project, max_connections)
+        if client is None:
+            client = self._owned = _create_client(project, max_connections)
+        self._client = client
         self._bucket = self._client.bucket(bucket)
 
     def fetch(self, key: str) -> bytes:
@@ -78,11 +79,6 @@ class GCSFetcher(ClosableFetcher):
             return blob.download_as_bytes(checksum=_CHECKSUM, timeout=self._timeout, retry=None)
         except Exception as exc:
             raise _fetch_error(key, exc) from exc
-
-    def close(self) -> None:
-        """Close the connections of the client this fetcher created (a client given is left open)."""
-        if self._owns_client:
-            self._client.close()
 
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from .errors import FetchError
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def is_sha256_hex(key: str) -> bool:
+    """True when ``key`` is a sha256 digest in hex (either case), as content-addressed keys are."""
+    return isinstance(key, str) and _SHA256_HEX.fullmatch(key) is not None
 
 
 def check_key(key: str) -> str:

@@ -32,18 +32,26 @@ class LocalFetcher(ClosableFetcher):
     def fetch(self, key: str) -> bytes:
         """Return the bytes of the file ``<root>/<key>``."""
         check_key(key)
-        path = (self.root / key).resolve()
+        try:
+            path = (self.root / key).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop raises RuntimeError before 3.13
+            raise FetchError(key, "key cannot be resolved (symlink loop?)") from exc
         if not path.is_relative_to(self.root):
             raise FetchError(key, "key resolves outside the store root")
-        try:
-            with open(path, "rb") as file:
-                return file.read()
-        except FileNotFoundError as exc:
-            raise BlobNotFound(key) from exc
-        except IsADirectoryError as exc:
-            raise FetchError(key, "key names a folder, not a blob") from exc
-        except PermissionError as exc:
-            raise FetchError(key, "permission denied") from exc
-        except OSError as exc:
-            transient = exc.errno in (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
-            raise FetchError(key, f"read failed: {exc.strerror}", retryable=transient) from exc
+        return read_blob(key, path)
+
+
+def read_blob(key: str, path: Path) -> bytes:
+    """Read the file ``path`` that holds blob ``key``, mapping OS errors to fetch errors."""
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError as exc:
+        raise BlobNotFound(key) from exc
+    except IsADirectoryError as exc:
+        raise FetchError(key, "key names a folder, not a blob") from exc
+    except PermissionError as exc:
+        raise FetchError(key, "permission denied") from exc
+    except OSError as exc:
+        transient = exc.errno in (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
+        raise FetchError(key, f"read failed: {exc.strerror}", retryable=transient) from exc

@@ -37,7 +37,6 @@ class ObjectstoreFetcher(ClosableFetcher):
     ) -> None:
         self._session = session
         self._prefix = normalize_prefix(prefix)
-        self._pool: urllib3.HTTPConnectionPool | None = None
         self.max_connections = max_connections
         """Size of the session's connection pool, None when the session came from elsewhere."""
 
@@ -84,7 +83,7 @@ class ObjectstoreFetcher(ClosableFetcher):
             max_connections=max_connections,
         )
         # The client has no close() of its own; the urllib3 pool is what it holds open.
-        fetcher._pool = client._pool
+        fetcher._owned = client._pool
         return fetcher
 
     def fetch(self, key: str) -> bytes:
@@ -110,12 +109,6 @@ class ObjectstoreFetcher(ClosableFetcher):
                 retryable=True,
             ) from exc
         return _decode(key, body, result.metadata.compression)
-
-    def close(self) -> None:
-        """Close the pooled connections of a fetcher built by `connect` (else does nothing)."""
-        if self._pool is not None:
-            self._pool.close()
-
 
 
 def _read_all(payload: IO[bytes]) -> bytes:

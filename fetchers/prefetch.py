@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -13,10 +12,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .errors import FetchError, IntegrityError
+from .keys import is_sha256_hex
 from .protocol import BlobFetcher
 from .retry import RetryBudget, RetryPolicy
 
-_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _END = object()
 
 
@@ -51,13 +50,18 @@ class BatchResult:
 
 
 class _Flight:
-    """One fetch of one key, shared by every caller that asks for the key while it runs."""
+    """One fetch of one key, shared by every caller that asks for the key while it runs.
 
-    __slots__ = ("future", "holders")
+    ``stop`` is set when nobody wants the result any more (its last holder left, or the
+    prefetcher closed): the fetch then makes no further attempt and cuts its retry wait short.
+    """
 
-    def __init__(self, future: Future) -> None:
+    __slots__ = ("future", "holders", "stop")
+
+    def __init__(self, future: Future, stop: threading.Event) -> None:
         self.future = future
         self.holders = 1
+        self.stop = stop
 
 
 class BatchPrefetcher:
@@ -119,10 +123,16 @@ class BatchPrefetcher:
         self.close()
 
     def close(self) -> None:
-        """Cancel pending fetches, interrupt retry waits and join the workers. Idempotent."""
+        """Cancel pending fetches, interrupt retry waits and join the workers. Idempotent.
+
+        A request already on the wire cannot be interrupted: close waits for it to end, which
+        the fetcher's own timeouts bound, so that no worker or open response outlives it.
+        """
         self._closed.set()
         with self._lock:
             executor, self._executor = self._executor, None
+            for flight in self._flights.values():
+                flight.stop.set()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
@@ -204,14 +214,15 @@ class BatchPrefetcher:
                 flight.holders += 1
                 stats.shared += 1
                 return flight
+            stop = threading.Event()
             if self._closed.is_set():
-                flight = _Flight(Future())
+                flight = _Flight(Future(), stop)
                 flight.future.cancel()
                 flight.future.set_running_or_notify_cancel()
                 return flight
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="snapcompare-fetch")
-            flight = _Flight(self._executor.submit(self._fetch_with_retries, key, stats))
+            flight = _Flight(self._executor.submit(self._fetch_with_retries, key, stats, stop), stop)
             self._flights[key] = flight
             return flight
 
@@ -225,14 +236,15 @@ class BatchPrefetcher:
             if flight.holders == 0:
                 del self._flights[key]
                 if cancel:
+                    flight.stop.set()
                     future.cancel()
 
-    def _fetch_with_retries(self, key: str, stats: BatchStats) -> bytes:
+    def _fetch_with_retries(self, key: str, stats: BatchStats, stop: threading.Event) -> bytes:
         self.budget.record_request()
         retry_number = 0
         while True:
-            if self._closed.is_set():
-                raise FetchError(key, "cancelled: the prefetcher was closed")
+            if stop.is_set() or self._closed.is_set():
+                raise FetchError(key, "cancelled before the fetch started")
             try:
                 data = self._attempt(key, stats)
                 if self.verify:
@@ -248,13 +260,12 @@ class BatchPrefetcher:
             if delay is None:
                 raise error
             if not self.budget.try_spend():
-                raise FetchError(
-                    key, f"retry budget exhausted after: {error.message}", retryable=True
-                ) from error
+                error.message = f"{error.message} (not retried: retry budget exhausted)"
+                raise error
             with self._lock:
                 stats.retries += 1
-            if self._closed.wait(delay):
-                raise FetchError(key, "cancelled: the prefetcher was closed") from error
+            if stop.wait(delay) or self._closed.is_set():
+                raise FetchError(key, f"cancelled while waiting to retry after: {error.message}") from error
 
     def _attempt(self, key: str, stats: BatchStats) -> bytes:
         with self._lock:
@@ -285,7 +296,7 @@ def _held_bytes(held: dict[str, _Flight]) -> int:
 
 
 def _check_digest(key: str, data: bytes) -> None:
-    if not _SHA256_HEX.fullmatch(key):
+    if not is_sha256_hex(key):
         raise FetchError(key, "verify=True needs keys that are sha256 hex digests")
     if hashlib.sha256(data).hexdigest() != key.lower():
         raise IntegrityError(key, f"content of {len(data)} bytes does not match its sha256 key")

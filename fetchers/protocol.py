@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 
 @runtime_checkable
@@ -32,12 +32,18 @@ class BlobFetcher(Protocol):
 class ClosableFetcher:
     """Base of the fetchers snapcompare ships: ``with fetcher:`` releases its connections.
 
-    Subclasses that own a connection pool override `close`; it must be idempotent and leave a
-    client the caller passed in open.
+    A subclass that creates its own client or pool stores it as ``_owned`` (anything with a
+    ``close()``); `close` closes that and nothing else, so a client the caller passed in stays
+    open. Idempotent.
     """
 
+    _owned: Any = None
+
     def close(self) -> None:
-        """Release the connections this fetcher opened (nothing to release by default)."""
+        """Release the connections this fetcher opened itself."""
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            owned.close()
 
     def __enter__(self) -> Self:
         return self

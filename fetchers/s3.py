@@ -64,7 +64,6 @@ class S3Fetcher(ClosableFetcher):
             raise ValueError("max_connections must be at least 1")
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
-        self._owns_client = client is None
         if client is None:
             config = Config(
                 max_pool_connections=max_connections,
@@ -76,6 +75,7 @@ class S3Fetcher(ClosableFetcher):
             client = boto3.session.Session().client(
                 "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
             )
+            self._owned = client
         self._client = client
         self.max_connections: int = client.meta.config.max_pool_connections
 
@@ -97,11 +97,6 @@ class S3Fetcher(ClosableFetcher):
                 key, f"truncated body: {len(data)} of {expected} bytes", retryable=True
             )
         return data
-
-    def close(self) -> None:
-        """Close the pool of the client this fetcher created; a given client is left open."""
-        if self._owns_client:
-            self._client.close()
 
 
     def __repr__(self) -> str:

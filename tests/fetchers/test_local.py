@@ -46,6 +46,13 @@ def test_symlink_pointing_outside_the_root_is_refused(store):
         LocalFetcher(store).fetch("link")
 
 
+def test_symlink_loop_is_a_fetch_error(store):
+    os.symlink(store / "loop-a", store / "loop-b")
+    os.symlink(store / "loop-b", store / "loop-a")
+    with pytest.raises(FetchError):
+        LocalFetcher(store).fetch("loop-a")
+
+
 def test_symlink_inside_the_root_is_followed(store):
     os.symlink(store / "a", store / "alias")
     assert LocalFetcher(store).fetch("alias") == b"alpha"

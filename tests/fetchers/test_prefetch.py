@@ -74,6 +74,13 @@ class ScriptedFetcher:
                 self.completed += 1
 
 
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+
+
 def no_fetch_threads() -> bool:
     return not [t for t in threading.enumerate() if t.name.startswith("snapcompare-fetch")]
 
@@ -163,35 +170,42 @@ def test_concurrent_callers_share_one_fetch_of_the_same_key():
 
     fetcher = Gated()
     results: dict[str, object] = {}
+    second_stats = BatchStats()
     with BatchPrefetcher(fetcher, max_workers=4) as prefetcher:
         first = threading.Thread(target=lambda: results.update(a=prefetcher.fetch_all(["shared", "x"])))
         first.start()
         assert entered.wait(5)
-        second = threading.Thread(target=lambda: results.update(b=prefetcher.fetch_all(["shared", "y"])))
+        second = threading.Thread(
+            target=lambda: results.update(b=dict(prefetcher.iter_fetch(["shared", "y"], stats=second_stats)))
+        )
         second.start()
-        time.sleep(0.3)  # let the second caller join the flight already under way
+        wait_until(lambda: second_stats.shared == 1)  # the second caller joined the running fetch
         release.set()
         first.join(5)
         second.join(5)
     assert fetcher.calls["shared"] == 1
-    assert results["a"].blobs["shared"] == results["b"].blobs["shared"] == blob_for("shared")
-    assert results["b"].stats.shared == 1
-    assert results["b"].stats.fetches_issued == 1  # only "y"
+    assert results["a"].blobs["shared"] == results["b"]["shared"] == blob_for("shared")
+    assert second_stats.fetches_issued == 1  # only "y"
 
 
 def test_iter_fetch_yields_as_fetches_complete():
-    fetcher = ScriptedFetcher({"slow": ["ok"]})
+    release = threading.Event()
 
     class SlowOne(ScriptedFetcher):
         def fetch(self, key):
             if key == "slow":
-                time.sleep(0.3)
+                assert release.wait(5)
             return super().fetch(key)
 
-    with BatchPrefetcher(SlowOne(), max_workers=4) as prefetcher:
-        order = [key for key, _ in prefetcher.iter_fetch(["slow", "a", "b", "c"])]
+    fetcher = SlowOne()
+    order = []
+    with BatchPrefetcher(fetcher, max_workers=4) as prefetcher:
+        for key, _ in prefetcher.iter_fetch(["slow", "a", "b", "c"]):
+            order.append(key)
+            if len(order) == 3:
+                release.set()  # the others arrived while "slow" was still in flight
     assert order[-1] == "slow" and sorted(order) == ["a", "b", "c", "slow"]
-    assert fetcher.calls == Counter()
+    assert fetcher.calls == Counter({"slow": 1, "a": 1, "b": 1, "c": 1})
 
 
 def test_iter_fetch_stays_bounded_with_a_slow_consumer():
@@ -226,15 +240,37 @@ def test_stats_are_filled_for_iter_fetch():
     assert stats.wall_time > 0
 
 
-def test_consumer_exception_cancels_pending_fetches_and_leaks_nothing():
+def test_consumer_exception_cancels_pending_fetches():
     fetcher = ScriptedFetcher(delay=0.05)
-    prefetcher = BatchPrefetcher(fetcher, max_workers=2, max_pending=4)
-    with pytest.raises(KeyboardInterrupt):
-        for index, _ in enumerate(prefetcher.iter_fetch([f"k{i}" for i in range(200)])):
-            if index == 2:
-                raise KeyboardInterrupt
-    prefetcher.close()
-    assert sum(fetcher.calls.values()) <= 3 + 4
+    with BatchPrefetcher(fetcher, max_workers=2, max_pending=50) as prefetcher:
+        with pytest.raises(KeyboardInterrupt):
+            for index, _ in enumerate(prefetcher.iter_fetch([f"k{i}" for i in range(200)])):
+                if index == 2:
+                    raise KeyboardInterrupt
+        calls_at_exit = sum(fetcher.calls.values())
+        time.sleep(0.3)  # pending fetches would have run by now had they not been cancelled
+        assert sum(fetcher.calls.values()) <= calls_at_exit + 2  # at most the running ones finish
+    assert calls_at_exit < 50
+    assert no_fetch_threads()
+
+
+def test_abandoned_fetch_stops_retrying():
+    release = threading.Event()
+
+    class Throttled(ScriptedFetcher):
+        def fetch(self, key):
+            if key == "slow":
+                assert release.wait(5)
+            return super().fetch(key)
+
+    fetcher = Throttled({"slow": ["retry"]}, retry_after=0.2)
+    with BatchPrefetcher(fetcher, max_workers=2, retry=RetryPolicy(max_attempts=10)) as prefetcher:
+        stream = prefetcher.iter_fetch(["slow", "fast"])
+        assert next(stream)[0] == "fast"
+        stream.close()  # nobody wants "slow" any more; its first attempt is on the wire
+        release.set()
+        time.sleep(0.6)  # three more attempts would fit in here were it still retrying
+    assert fetcher.calls["slow"] == 1
     assert no_fetch_threads()
 
 
@@ -244,12 +280,11 @@ def test_close_interrupts_retry_waits_promptly():
     outcome: dict[str, object] = {}
     worker = threading.Thread(target=lambda: outcome.update(r=prefetcher.fetch_all(["k"])))
     worker.start()
-    while fetcher.calls["k"] == 0:
-        time.sleep(0.01)
+    wait_until(lambda: fetcher.calls["k"] == 1)
     started = time.monotonic()
     prefetcher.close()
-    worker.join(5)
-    assert time.monotonic() - started < 2
+    worker.join(10)
+    assert time.monotonic() - started < 10  # far below the 20 s the store asked to wait
     error = outcome["r"].errors["k"]
     assert "cancelled" in error.message
     assert no_fetch_threads()
@@ -288,6 +323,16 @@ def test_retry_budget_limits_retries_across_keys():
     assert sum(fetcher.calls.values()) == len(keys) + 2
     assert set(result.errors) == set(keys)
     assert all("budget" in error.message and error.retryable for error in result.errors.values())
+
+
+def test_budget_exhaustion_keeps_the_error_class():
+    good = b"content"
+    key = hashlib.sha256(good).hexdigest()
+    fetcher = ScriptedFetcher({key: ["corrupt"]})
+    budget = RetryBudget(ratio=0.0, initial=0.0, capacity=1.0)
+    with BatchPrefetcher(fetcher, verify=True, retry=FAST_RETRY, budget=budget) as prefetcher:
+        error = prefetcher.fetch_all([key]).errors[key]
+    assert isinstance(error, IntegrityError) and "budget" in error.message
 
 
 def test_verify_retries_a_corrupt_body_once_then_reports_it():
