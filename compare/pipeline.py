@@ -12,9 +12,11 @@ import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from urllib.parse import quote
 
 from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetcher_from_url
 
@@ -77,8 +79,8 @@ def diff_chunk(store_url: str, options: CompareOptions, chunk: Sequence[PairTask
     A pure function of picklable arguments, so chunks can run in other processes or on other
     machines; each outcome is self-contained (figures, mask PNG, previews).
     """
-    fetcher = fetcher_from_url(store_url, max_connections=options.fetch_workers)
-    return list(stream_pairs(fetcher, options, chunk))
+    with closing(fetcher_from_url(store_url, max_connections=options.fetch_workers)) as fetcher:
+        return list(stream_pairs(fetcher, options, chunk))
 
 
 def stream_pairs(
@@ -93,63 +95,103 @@ def stream_pairs(
 
     ``on_blob`` is called as each blob arrives; ``stats`` is filled with the fetch figures.
     """
-    users: dict[str, list[int]] = defaultdict(list)
-    for index, task in enumerate(tasks):
-        users[task.base_hash].append(index)
-        users[task.head_hash].append(index)
-    keys = list(dict.fromkeys(key for task in tasks for key in (task.base_hash, task.head_hash)))
-    pending_users = {key: len(indices) for key, indices in users.items()}
-    missing = [2] * len(tasks)
-    blobs: dict[str, bytes | FetchError] = {}
-    fetch_budget = options.max_memory // 4
-    diff_budget = options.max_memory - fetch_budget
-    running: dict[Future, tuple[int, int]] = {}
+    return _PairStream(fetcher, options, tasks).run(on_blob, stats)
 
-    def release(index: int) -> None:
-        task = tasks[index]
-        for key in (task.base_hash, task.head_hash):
-            pending_users[key] -= 1
-            if pending_users[key] == 0:
-                del blobs[key]
 
-    def collect(block: bool) -> Iterator[PairOutcome]:
-        done, _ = wait(running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+class _PairStream:
+    """The state of one `stream_pairs` run: blobs held, pairs waiting, diffs running.
+
+    Memory: the prefetcher keeps at most a quarter of ``max_memory`` fetched ahead; blobs held
+    for their pairs plus the estimated footprint of running diffs stay within the rest, except
+    that one diff always runs, and a blob waiting for its partner is never dropped (it would
+    have to be fetched again). Pairs are fetched grouped by base hash, so a base shared by many
+    pairs is held only while those pairs run.
+    """
+
+    def __init__(self, fetcher: BlobFetcher, options: CompareOptions, tasks: Sequence[PairTask]) -> None:
+        self.fetcher = fetcher
+        self.options = options
+        self.tasks = tasks
+        self.users: dict[str, list[int]] = defaultdict(list)
+        for index, task in enumerate(tasks):
+            self.users[task.base_hash].append(index)
+            self.users[task.head_hash].append(index)
+        self.pending_users = {key: len(indices) for key, indices in self.users.items()}
+        self.missing = [2] * len(tasks)
+        self.blobs: dict[str, bytes | FetchError] = {}
+        self.held_bytes = 0
+        self.running: dict[Future, tuple[int, int]] = {}
+        self.running_cost = 0
+        self.fetch_budget = options.max_memory // 4
+        self.budget = options.max_memory - self.fetch_budget
+
+    def keys(self) -> list[str]:
+        """Every blob once, pair by pair, pairs that share a base next to each other."""
+        group = {key: position for position, key in enumerate(dict.fromkeys(t.base_hash for t in self.tasks))}
+        order = sorted(range(len(self.tasks)), key=lambda index: group[self.tasks[index].base_hash])
+        return list(dict.fromkeys(key for i in order for key in (self.tasks[i].base_hash, self.tasks[i].head_hash)))
+
+    def run(self, on_blob: Callable[[], None] | None, stats: BatchStats | None) -> Iterator[PairOutcome]:
+        prefetcher = BatchPrefetcher(
+            self.fetcher,
+            max_workers=self.options.fetch_workers,
+            verify=self.options.verify,
+            max_pending_bytes=self.fetch_budget,
+        )
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="snapcompare-diff")
+        try:
+            for key, value in prefetcher.iter_fetch(self.keys(), stats=stats):
+                self.blobs[key] = value
+                self.held_bytes += 0 if isinstance(value, FetchError) else len(value)
+                if on_blob is not None:
+                    on_blob()
+                for index in self.users[key]:
+                    self.missing[index] -= 1
+                    if not self.missing[index]:
+                        yield from self.start(index, pool)
+                yield from self.collect(block=False)
+                while self.running and self.held_bytes + self.running_cost > self.budget:
+                    yield from self.collect(block=True)
+            while self.running:
+                yield from self.collect(block=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            prefetcher.close()
+
+    def start(self, index: int, pool: ThreadPoolExecutor) -> Iterator[PairOutcome]:
+        """Submit the diff of a pair whose blobs are in, once its memory fits the budget."""
+        task = self.tasks[index]
+        before, after = self.blobs[task.base_hash], self.blobs[task.head_hash]
+        failed = [blob for blob in (before, after) if isinstance(blob, FetchError)]
+        if failed:
+            self.release(index)
+            yield _fetch_failed(task, failed)
+            return
+        cost = (task.canvas_pixels or _DEFAULT_CANVAS) * _BYTES_PER_PIXEL
+        while self.running and self.held_bytes + self.running_cost + cost > self.budget:
+            yield from self.collect(block=True)
+        self.running[pool.submit(diff_pair, task, before, after, self.options)] = (index, cost)
+        self.running_cost += cost
+
+    def collect(self, block: bool) -> Iterator[PairOutcome]:
+        """Yield the outcomes of finished diffs (waiting for one when ``block``)."""
+        if not self.running:
+            return
+        done, _ = wait(self.running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            index, _cost = running.pop(future)
-            release(index)
+            index, cost = self.running.pop(future)
+            self.running_cost -= cost
+            self.release(index)
             yield future.result()
 
-    prefetcher = BatchPrefetcher(
-        fetcher, max_workers=options.fetch_workers, verify=options.verify, max_pending_bytes=fetch_budget
-    )
-    pool = ThreadPoolExecutor(options.workers, thread_name_prefix="snapcompare-diff")
-    try:
-        for key, value in prefetcher.iter_fetch(keys, stats=stats):
-            blobs[key] = value
-            if on_blob is not None:
-                on_blob()
-            for index in users[key]:
-                missing[index] -= 1
-                if missing[index]:
-                    continue
-                task = tasks[index]
-                before, after = blobs[task.base_hash], blobs[task.head_hash]
-                failed = [blob for blob in (before, after) if isinstance(blob, FetchError)]
-                if failed:
-                    release(index)
-                    yield _fetch_failed(task, failed)
-                    continue
-                cost = (task.canvas_pixels or _DEFAULT_CANVAS) * _BYTES_PER_PIXEL
-                while running and sum(c for _, c in running.values()) + cost > diff_budget:
-                    yield from collect(block=True)
-                running[pool.submit(diff_pair, task, before, after, options)] = (index, cost)
-            if running:
-                yield from collect(block=False)
-        while running:
-            yield from collect(block=True)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        prefetcher.close()
+    def release(self, index: int) -> None:
+        """A pair is done with its blobs: drop each blob whose last pair this was."""
+        task = self.tasks[index]
+        for key in (task.base_hash, task.head_hash):
+            self.pending_users[key] -= 1
+            if self.pending_users[key] == 0:
+                blob = self.blobs.pop(key)
+                self.held_bytes -= 0 if isinstance(blob, FetchError) else len(blob)
 
 
 def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptions) -> PairOutcome:
@@ -159,7 +201,11 @@ def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptio
         first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name)
         before_rgba, after_rgba = first.rgba(), second.rgba()
         result = diff_images(
-            before_rgba, after_rgba, threshold=options.threshold, antialiasing=options.antialiasing
+            before_rgba,
+            after_rgba,
+            threshold=options.threshold,
+            antialiasing=options.antialiasing,
+            max_pixels=options.max_pixels,
         )
     except ImageTooLarge as exc:
         return PairOutcome(**ids, reason=Reason.EXCEEDS_PIXEL_LIMIT, detail=str(exc))
@@ -314,7 +360,7 @@ class _ArtifactWriter:
         self.out_dir = out_dir
 
     def mask(self, name: str, png: bytes) -> str:
-        return self._write(f"diff/{safe_relative_name(name)}.png", png)
+        return self._write(f"diff/{safe_file_name(name)}.png", png)
 
     def previews(self, outcome: PairOutcome) -> dict[str, str] | None:
         if not outcome.previews:
@@ -335,21 +381,17 @@ def _named(previews: dict[str, bytes]) -> Iterator[tuple[str, tuple[str, bytes]]
         yield kind, (f"{kind}.{extension}", data)
 
 
-def safe_relative_name(name: str) -> str:
-    """A relative path for ``name`` that stays inside its folder and is unique per name.
+def safe_file_name(name: str) -> str:
+    """A single file name for image ``name``, distinct for every distinct name.
 
-    Names made of plain path segments keep their shape (``icons/home.png``); any other name
-    (``..``, absolute, control characters, over-long segments) maps to a hash of itself.
+    Every character but ASCII letters, digits and ``._-~`` is percent-encoded, ``/`` included
+    (``icons/home.png`` -> ``icons%2Fhome.png``), and ``.`` and ``..`` are spelled ``%2E``, so
+    names can neither leave the folder nor collide as a file and a folder. A name too long for a file system maps to ``%%`` and its
+    sha256, a form percent-encoding never produces.
     """
-    parts = PurePosixPath(name).parts
-    plain = (
-        parts
-        and not name.startswith("/")
-        and all(part not in ("", ".", "..") and len(part.encode()) <= 200 for part in parts)
-        and "\\" not in name
-        and not any(ord(c) < 32 for c in name)
-        and len(parts) == name.count("/") + 1
-    )
-    if plain:
-        return name
-    return "_/" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    encoded = quote(name, safe="", errors="surrogatepass")
+    if encoded in (".", ".."):
+        return encoded.replace(".", "%2E")  # quote never writes %2E, so this stays distinct
+    if len(encoded) > 200:
+        return "%%" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return encoded

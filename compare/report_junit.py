@@ -1,14 +1,13 @@
 """``junit.xml``: one test case per image, for CI dashboards.
 
-The root is ``<testsuite name="snapcompare">`` with ``tests``, ``failures``, ``errors`` and
-``skipped`` counts. Each image is a ``<testcase classname="snapcompare.<status>"
+The root is ``<testsuite name="snapcompare">`` with ``tests``, ``failures``, ``errors`` (always
+0) and ``skipped`` counts. Each image is a ``<testcase classname="snapcompare.<status>"
 name="<file name>">``, in name order:
 
 - ``changed``: a ``<failure>`` whose message gives the diff ratio, the changed pixels and the
   threshold it exceeded;
-- ``errored``: an ``<error>`` (the image could not be judged, which JUnit calls an error rather
-  than a failed assertion) with the reason as its type and message and the detail as its text.
-  Jenkins, GitLab and the common GitHub test-report actions show errors as red, like failures;
+- ``errored``: a ``<failure>`` too (an image that could not be judged must fail the build as
+  surely as a changed one), with the reason as its type and message and the detail as its text;
 - ``skipped``: ``<skipped/>``;
 - ``unchanged``, ``added``, ``removed``, ``renamed``: passing cases; what happened is in
   ``<system-out>``.
@@ -44,11 +43,11 @@ def render_junit(comparison: Comparison) -> bytes:
             counts["failures"] += 1
             ET.SubElement(case, "failure", type="changed", message=_changed_message(result))
         elif result.status is Status.ERRORED:
-            counts["errors"] += 1
+            counts["failures"] += 1
             reason = _reason(result)
             message = f"{reason}: {result.detail}" if result.detail else reason
-            error = ET.SubElement(case, "error", type=reason, message=_xml(message))
-            error.text = _xml(result.detail or reason)
+            failure = ET.SubElement(case, "failure", type=reason, message=_xml(message))
+            failure.text = _xml(result.detail or reason)
         elif result.status is Status.SKIPPED:
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", message="not uploaded by the head build")

@@ -370,6 +370,23 @@ def test_bad_input_is_one_line_naming_it(inputs, capsys, monkeypatch, args, env,
     assert not (inputs / "out").exists()
 
 
+def test_a_store_whose_sdk_refuses_its_configuration_is_bad_input(inputs, capsys, monkeypatch):
+    for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(inputs / "no-gcloud-config"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never look for a metadata server
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.chdir(inputs)
+
+    code, _, stderr = run(capsys, "compare", "--base", "folder", "--head", "head.json",
+                          "--store", "gs://bucket/prefix", "--out", "out")
+
+    assert code == EXIT_BAD_INPUT
+    assert stderr.startswith("snapcompare: error: --store: cannot open the store: DefaultCredentialsError")
+    assert "Traceback" not in stderr
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["compare", "--base", "a", "--head", "b"], "the following arguments are required: --out"),
     (["compare", "--base", "a", "--head", "b", "--out", "o", "--threshold", "2"], "argument --threshold"),

@@ -18,7 +18,7 @@ from PIL import Image
 
 from compare.categorize import Reason, Status
 from compare.manifest import parse_manifest
-from compare.pipeline import PairTask, diff_chunk, run_comparison, safe_relative_name
+from compare.pipeline import PairTask, diff_chunk, run_comparison, safe_file_name
 from compare.results import CompareOptions
 from fetchers import LocalFetcher
 
@@ -185,16 +185,26 @@ def test_masks_of_names_that_differ_only_by_extension_do_not_collide(tmp_path, s
     assert not np.array_equal(masks[0], masks[1])
 
 
-@pytest.mark.parametrize(
-    "name", ["../../etc/passwd", "/abs.png", "a//b.png", "a/./b.png", "x\x01.png", "a\\b.png", "n" * 300]
-)
-def test_unsafe_names_map_inside_the_output_folder(name):
-    relative = safe_relative_name(name)
-    assert relative.startswith("_/") and ".." not in relative and len(relative) < 100
+NAMES = ["../../etc/passwd", "/abs.png", "a//b.png", "a/./b.png", "x\x01.png", "a\\b.png", "..", ".",
+         "a.png", "a.png.png/x", "A.png", "a%2Fb.png", "a/b.png", "n" * 300, "n" * 301, "é.png"]
 
 
-def test_plain_names_keep_their_shape():
-    assert safe_relative_name("icons/home.png") == "icons/home.png"
+def test_file_names_are_single_safe_components_and_distinct():
+    files = [safe_file_name(name) for name in NAMES]
+    assert len(set(files)) == len(NAMES)
+    for file in files:
+        assert "/" not in file and "\\" not in file and file not in ("", ".", "..")
+        assert len(file) <= 200 and file.isascii() and file.isprintable()
+    assert safe_file_name("icons/home.png") == "icons%2Fhome.png"
+
+
+def test_a_name_that_extends_another_into_a_folder_still_gets_its_mask(tmp_path, store):
+    before = png(20, 20)
+    base = store.manifest({"a.png": before, "a.png.png/x": before}, "base.json")
+    head = store.manifest({"a.png": png(20, 20, mark=(1, 1)), "a.png.png/x": png(20, 20, mark=(9, 9))}, "head.json")
+    comparison = run_comparison(base, head, LocalFetcher(store.root), OPTIONS, out_dir=tmp_path / "out")
+    keys = [comparison.images[name].diff_mask_key for name in ("a.png", "a.png.png/x")]
+    assert len(set(keys)) == 2 and all((tmp_path / "out" / key).is_file() for key in keys)
 
 
 IMAGES = [png(16, 12, mark=(i, i % 8)) for i in range(4)] + [b"corrupt bytes"]

@@ -443,7 +443,7 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
     assert suite.tag == "testsuite"
     assert suite.attrib["name"] == "snapcompare"
     assert {k: suite.attrib[k] for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "12", "failures": "4", "errors": "2", "skipped": "1"
+        "tests": "12", "failures": "6", "errors": "0", "skipped": "1"
     }
     cases = suite.findall("testcase")
     expected = {
@@ -453,20 +453,20 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
     assert [case.attrib["name"] for case in cases] == sorted(expected)
     assert {case.attrib["name"]: case.attrib["classname"] for case in cases} == expected
     by_name = {case.attrib["name"]: case for case in cases}
-    assert len(suite.findall("testcase/failure")) == 4
-    assert len(suite.findall("testcase/error")) == 2
+    assert len(suite.findall("testcase/failure")) == 6  # changed and errored both fail
+    assert not suite.findall("testcase/error")
     assert len(suite.findall("testcase/skipped")) == 1
 
     failure = by_name["home/feed.png"].find("failure")
     assert failure.attrib["message"] == (
         "25% of pixels changed (60 of 240), above the threshold of 1%"
     )
-    error = by_name["huge.png"].find("error")
+    error = by_name["huge.png"].find("failure")
     assert error.attrib["type"] == "exceeds_pixel_limit"
     assert error.attrib["message"].startswith("exceeds_pixel_limit: canvas 9000x9000")
     assert error.text == "canvas 9000x9000 is over 40,000,000 pixels <b>really</b>"
     assert by_name[XSS_IMG].find("failure") is not None
-    assert by_name[XSS_ATTR].find("error").attrib["type"] == "image_fetch_failed"
+    assert by_name[XSS_ATTR].find("failure").attrib["type"] == "image_fetch_failed"
     assert by_name["tablet/home.png"].find("skipped") is not None
     assert by_name["login/new.png"].find("system-out").text == "renamed from login/<old>.png"
     assert by_name["almost.png"].find("system-out").text == (
@@ -491,8 +491,8 @@ def test_junit_strips_characters_xml_cannot_hold() -> None:
     assert sorted(case.attrib["name"] for case in cases) == sorted(
         ["abcd.png", "keep\ttab\nline.png", "caf.png", "odd.png"]
     )
-    assert all("\x02" not in case.find("error").text for case in cases)
-    assert suite.attrib["errors"] == "4"
+    assert all("\x02" not in case.find("failure").text for case in cases)
+    assert suite.attrib["failures"] == "4"
 
 
 def test_junit_of_an_empty_comparison() -> None:
