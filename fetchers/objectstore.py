@@ -37,8 +37,10 @@ class ObjectstoreFetcher(ClosableFetcher):
     ) -> None:
         self._session = session
         self._prefix = normalize_prefix(prefix)
+        if max_connections is None:
+            max_connections = _pool_size(session)
         self.max_connections = max_connections
-        """Size of the session's connection pool, None when the session came from elsewhere."""
+        """Size of the session's connection pool (None when it cannot be told)."""
 
     @classmethod
     def connect(
@@ -109,6 +111,13 @@ class ObjectstoreFetcher(ClosableFetcher):
                 retryable=True,
             ) from exc
         return _decode(key, body, result.metadata.compression)
+
+
+def _pool_size(session: Session) -> int | None:
+    """How many connections the session's urllib3 pool keeps (the client exposes no accessor)."""
+    queue = getattr(getattr(session, "_pool", None), "pool", None)
+    size = getattr(queue, "maxsize", None)
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def _read_all(payload: IO[bytes]) -> bytes:

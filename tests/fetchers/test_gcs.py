@@ -172,7 +172,7 @@ def test_stalled_response_times_out_as_retryable(
         started = time.monotonic()
         with pytest.raises(FetchError) as caught:
             fetcher.fetch(blob)
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 4.0  # the 0.3 s read timeout, not the 5 s stall
         assert caught.value.retryable
         assert fetcher.fetch(blob) == BLOB
 

@@ -16,7 +16,7 @@ import urllib3
 import zstandard
 from objectstore_client import Client, Usecase
 
-from fetchers import BlobFetcher, BlobNotFound, FetchError
+from fetchers import BatchPrefetcher, BlobFetcher, BlobNotFound, FetchError
 from fetchers.objectstore import ObjectstoreFetcher
 from tests.servers.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore
 
@@ -171,13 +171,13 @@ def test_stall_times_out_as_retryable(objectstore_server, connect):
     data = blob(2_000, seed=6)
     key = store(objectstore_server, data)
     fetcher = connect(read_timeout=0.3)
-    objectstore_server.faults.inject("stall", key=f"{PREFIX}/{key}", delay=3.0)
+    objectstore_server.faults.inject("stall", key=f"{PREFIX}/{key}", delay=6.0)
 
     started = time.monotonic()
     with pytest.raises(FetchError) as caught:
         fetcher.fetch(key)
 
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0  # the 0.3 s read timeout, not the 6 s stall
     assert caught.value.retryable
     assert "timed out" in str(caught.value)
     assert fetcher.fetch(key) == data
@@ -317,7 +317,9 @@ def test_wraps_a_caller_session_without_owning_it(objectstore_server):
     session = client.session(Usecase(DEFAULT_USECASE), **DEFAULT_SCOPES)
     fetcher = ObjectstoreFetcher(session, prefix=PREFIX)
 
-    assert fetcher.max_connections is None
+    assert fetcher.max_connections == 1  # the client's default pool: one connection
+    with pytest.raises(ValueError, match="max_connections=1"):
+        BatchPrefetcher(fetcher, max_workers=8)  # refused: concurrent fetches would overflow it
     assert fetcher.fetch(key) == data
     fetcher.close()
     assert session.get(f"{PREFIX}/{key}").payload.read() == data  # the caller's pool still works

@@ -162,7 +162,7 @@ def test_stall_ends_in_a_retryable_timeout_within_read_timeout(
     elapsed = time.monotonic() - started
     assert info.value.retryable
     assert isinstance(info.value.__cause__, ReadTimeoutError)
-    assert 0.4 < elapsed < 2.5
+    assert 0.4 < elapsed < 4.0  # ended by the 0.5 s read timeout, not the 5 s stall
     assert s3_server.requests("GET", s3_bucket, "k") == 1
 
 
