@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from .local import LocalFetcher
 from .protocol import BlobFetcher
@@ -72,7 +72,7 @@ def _bucket_store(scheme: str, bucket: str, path: str, query: str, options: dict
     return GCSFetcher(bucket, prefix=prefix, **options)
 
 
-def _objectstore(scheme: str, parts, options: dict[str, Any]) -> BlobFetcher:
+def _objectstore(scheme: str, parts: SplitResult, options: dict[str, Any]) -> BlobFetcher:
     if not parts.hostname:
         raise ValueError(f"{scheme} store URL needs a host: {scheme}://host:port/<usecase>")
     try:

@@ -7,6 +7,8 @@ is chained as ``__cause__``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FetchError(Exception):
     """A blob could not be fetched.
@@ -34,11 +36,13 @@ class FetchError(Exception):
     def __str__(self) -> str:
         return f"{self.key!r}: {self.message}" if self.message else repr(self.key)
 
-    def __reduce__(self):  # keep keyword-only state across pickling (process pools)
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword-only state across pickling
         return (_rebuild, (type(self), self.key, self.message, self.retryable, self.retry_after))
 
 
-def _rebuild(cls, key, message, retryable, retry_after):
+def _rebuild(
+    cls: type[FetchError], key: str, message: str, retryable: bool, retry_after: float | None
+) -> FetchError:
     error = cls.__new__(cls)
     FetchError.__init__(error, key, message, retryable=retryable, retry_after=retry_after)
     return error
