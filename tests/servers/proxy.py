@@ -116,7 +116,7 @@ class _DelayLine:
         """Deliver what is due and set a timer for the rest."""
         if self.dest is not None:
             now = self._loop.time()
-            while self._items and self._items[0][0] <= now and not self.closed:
+            while self._items and self._items[0][0] <= now + _TIMER_SLACK and not self.closed:
                 _, item = self._items.popleft()
                 if isinstance(item, bytes):
                     self.queued -= len(item)
@@ -127,7 +127,7 @@ class _DelayLine:
                     self.dest.close()
                     self.discard()
             if self._items and self._timer is None and not self.closed:
-                self._timer = self._loop.call_at(self._items[0][0], self._on_timer)
+                self._timer = self._loop.call_at(self._items[0][0] - _TIMER_SLACK, self._on_timer)
         self.update_flow()
 
     def _on_timer(self) -> None:
