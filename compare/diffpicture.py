@@ -12,12 +12,12 @@ AA_COLOUR = (255, 255, 0)
 # The original shows through at pixelmatch's default opacity of 0.1, so its grey levels span only
 # 229..255: the picture fits a small palette, one byte per pixel, which encodes several times faster
 # than RGB.
-_LIGHTEST_FADED = 229
-_GREYS = 255 - _LIGHTEST_FADED + 1
+_DARKEST_FADED = 229
+_GREYS = 255 - _DARKEST_FADED + 1
 _CHANGED_INDEX = _GREYS
 _AA_INDEX = _GREYS + 1
 _PALETTE = (
-    [level for grey in range(_LIGHTEST_FADED, 256) for level in (grey, grey, grey)]
+    [level for grey in range(_DARKEST_FADED, 256) for level in (grey, grey, grey)]
     + list(CHANGED_COLOUR)
     + list(AA_COLOUR)
 )
@@ -59,9 +59,10 @@ def render_diff_picture(
 def _faded_index(rgba: np.ndarray) -> np.ndarray:
     """Palette index of each pixel's faded grey: 255 - ceil((255 - luma) * 0.1 * alpha / 255).
 
-    Integer luma in thousandths (weights 299/587/114) keeps this exact-enough and float-free.
+    Luma in integer thousandths (weights 299/587/114) stays within a grey level of pixelmatch's
+    float weights and avoids float temporaries the size of the picture.
     """
     r, g, b, a = (rgba[..., c].astype(np.uint32) for c in range(4))
     darkness = (255_000 - (r * 299 + g * 587 + b * 114)) * a
     drop = (darkness + 2_549_999) // 2_550_000
-    return (255 - _LIGHTEST_FADED - drop).astype(np.uint8)
+    return (255 - _DARKEST_FADED - drop).astype(np.uint8)

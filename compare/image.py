@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import ctypes
 import io
 
 import numpy as np
 from PIL import Image
+
+try:
+    from imagecodecs import spng_decode as _spng_decode
+except ImportError:  # an optional accelerator: Pillow decodes everything without it
+    _spng_decode = None
+
+FAST_PNG_DECODER: str | None = "libspng (imagecodecs)" if _spng_decode is not None else None
+"""The decoder used for 8-bit RGB/RGBA PNGs instead of Pillow, or None when it is not installed."""
 
 ImageInput = bytes | bytearray | memoryview | Image.Image | np.ndarray
 """Encoded image bytes (PNG, JPEG, WebP...), a PIL image of any mode, or an HxWx4 uint8 array."""
@@ -39,7 +46,7 @@ class ImageTooLarge(ImageError):
 class OpenedImage:
     """One input whose size is known (from the header, for bytes); pixels decode on demand."""
 
-    __slots__ = ("label", "size", "_source", "_detail", "_owned")
+    __slots__ = ("label", "size", "_source", "_detail", "_owned", "_png")
 
     def __init__(
         self,
@@ -48,12 +55,14 @@ class OpenedImage:
         source: Image.Image | np.ndarray,
         detail: str,
         owned: bool,
+        png: bytes | bytearray | memoryview | None = None,
     ) -> None:
         self.label = label
         self.size = size
         self._source = source
         self._detail = detail
         self._owned = owned
+        self._png = png
 
     def rgba(self) -> np.ndarray:
         """Decode (if needed) and return the pixels as a C-contiguous HxWx4 uint8 array.
@@ -64,6 +73,9 @@ class OpenedImage:
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source)
         try:
+            fast = _decode_png_fast(self._png, self.size) if self._png is not None else None
+            if fast is not None:
+                return fast
             try:
                 source.load()
             except Image.DecompressionBombError as exc:
@@ -74,10 +86,14 @@ class OpenedImage:
                 raise ImageDecodeError(
                     f"{self.label}: cannot decode {self._detail}: {exc}"
                 ) from exc
-            return _pil_to_rgba(source, self.label, private=self._owned)
+            return _pil_to_rgba(source, self.label)
         finally:
-            if self._owned:
-                source.close()
+            self.close()
+
+    def close(self) -> None:
+        """Release an image opened from bytes (decoding closes it too); a no-op for others."""
+        if self._owned and isinstance(self._source, Image.Image):
+            self._source.close()
 
 
 def open_image(image: ImageInput, label: str = "image") -> OpenedImage:
@@ -125,7 +141,37 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str) -> OpenedImage
         raise ImageDecodeError(f"{label}: cannot decode {read}: {exc}") from exc
     width, height = opened.size
     detail = f"{read} (header: {opened.format} {opened.mode} {width}x{height})"
-    return OpenedImage(label, opened.size, opened, detail, owned=True)
+    # libspng decodes 8-bit RGB and RGBA PNGs (IHDR bit depth at byte 24, colour type at 25) to
+    # exactly Pillow's pixels; a tRNS colour key, palettes, grey and 16 bits stay with Pillow.
+    spng_ok = (
+        _spng_decode is not None
+        and opened.format == "PNG"
+        and data[24] == 8
+        and data[25] in (2, 6)
+        and "transparency" not in opened.info
+    )
+    return OpenedImage(
+        label, opened.size, opened, detail, owned=True, png=data if spng_ok else None
+    )
+
+
+def _decode_png_fast(
+    data: bytes | bytearray | memoryview, size: tuple[int, int]
+) -> np.ndarray | None:
+    """RGBA pixels of an 8-bit RGB/RGBA PNG from libspng, or None to leave the PNG to Pillow."""
+    try:
+        pixels = _spng_decode(data)
+    except Exception:  # noqa: BLE001 - Pillow then decodes it or reports why it cannot
+        return None
+    width, height = size
+    if pixels.dtype != np.uint8 or pixels.shape not in ((height, width, 3), (height, width, 4)):
+        return None
+    if pixels.shape[2] == 4:
+        return np.ascontiguousarray(pixels)
+    rgba = np.empty((height, width, 4), dtype=np.uint8)
+    rgba[..., :3] = pixels
+    rgba[..., 3] = 255
+    return rgba
 
 
 def _bomb(label: str, exc: Image.DecompressionBombError) -> ImageTooLarge:
@@ -137,9 +183,8 @@ def _bomb(label: str, exc: Image.DecompressionBombError) -> ImageTooLarge:
     )
 
 
-def _pil_to_rgba(image: Image.Image, label: str, *, private: bool) -> np.ndarray:
-    """Pixels of ``image`` as an RGBA array; ``private`` says no one else holds the image, so the
-    array may share its memory (a caller's own image is copied, never aliased)."""
+def _pil_to_rgba(image: Image.Image, label: str) -> np.ndarray:
+    """Pixels of ``image`` as an RGBA array (a copy: a caller's image is never aliased)."""
     if image.mode in _SIXTEEN_BIT_GREY:
         grey = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
         grey8 = ((grey + 128) // 257).astype(np.uint8)
@@ -152,98 +197,8 @@ def _pil_to_rgba(image: Image.Image, label: str, *, private: bool) -> np.ndarray
     except ValueError as exc:
         raise ImageError(f"{label}: cannot convert mode {image.mode} to RGBA: {exc}") from exc
     width, height = converted.size
-    shared = _ArrowPixels.export(converted) if private or converted is not image else None
-    if shared is not None:
-        return np.asarray(shared)
     # frombuffer wraps the bytes without a second copy; the diff never writes to its inputs.
     return np.frombuffer(converted.tobytes(), dtype=np.uint8).reshape(height, width, 4)
-
-
-class _ArrowSchema(ctypes.Structure):
-    pass
-
-
-_ArrowSchema._fields_ = [
-    ("format", ctypes.c_char_p),
-    ("name", ctypes.c_char_p),
-    ("metadata", ctypes.c_char_p),
-    ("flags", ctypes.c_int64),
-    ("n_children", ctypes.c_int64),
-    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowSchema))),
-    ("dictionary", ctypes.c_void_p),
-    ("release", ctypes.c_void_p),
-    ("private_data", ctypes.c_void_p),
-]
-
-
-class _ArrowArray(ctypes.Structure):
-    pass
-
-
-_ArrowArray._fields_ = [
-    ("length", ctypes.c_int64),
-    ("null_count", ctypes.c_int64),
-    ("offset", ctypes.c_int64),
-    ("n_buffers", ctypes.c_int64),
-    ("n_children", ctypes.c_int64),
-    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
-    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
-    ("dictionary", ctypes.c_void_p),
-    ("release", ctypes.c_void_p),
-    ("private_data", ctypes.c_void_p),
-]
-
-_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_capsule_pointer.restype = ctypes.c_void_p
-_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-
-
-class _ArrowPixels:
-    """An RGBA image's pixel memory shared through Pillow's Arrow export (Arrow C data interface).
-
-    Copying the pixels out (``tobytes``) costs a fifth of a phone screenshot's decode; Pillow
-    documents RGBA exports as width*height fixed-size lists of 4 uint8, so numpy can view the
-    memory instead. Holding the exported array capsule keeps that memory alive; when numpy drops
-    this object the capsule releases it. Images Pillow keeps in several blocks (over 16 MB by
-    default) cannot be exported and are copied.
-    """
-
-    def __init__(self, capsule: object, address: int, shape: tuple[int, int, int]) -> None:
-        self._capsule = capsule
-        self.__array_interface__ = {
-            "version": 3,
-            "shape": shape,
-            "typestr": "|u1",
-            "data": (address, True),
-        }
-
-    @classmethod
-    def export(cls, image: Image.Image) -> _ArrowPixels | None:
-        try:
-            schema_capsule, array_capsule = image.__arrow_c_array__()
-        except (AttributeError, ValueError):
-            return None
-        schema = _ArrowSchema.from_address(_capsule_pointer(schema_capsule, b"arrow_schema"))
-        array = _ArrowArray.from_address(_capsule_pointer(array_capsule, b"arrow_array"))
-        width, height = image.size
-        if (
-            schema.format != b"+w:4"
-            or schema.n_children != 1
-            or schema.children[0].contents.format != b"C"
-            or array.offset != 0
-            or array.length != width * height
-            or array.n_children != 1
-        ):
-            return None
-        values = array.children[0].contents
-        if values.offset != 0 or values.length != 4 * width * height or values.n_buffers != 2:
-            return None
-        return cls(array_capsule, values.buffers[1], (height, width, 4))
-
-
-def image_size(image: ImageInput) -> tuple[int, int]:
-    """Return (width, height) of an input, reading only the header of encoded bytes."""
-    return open_image(image).size
 
 
 def decode_rgba(image: ImageInput, label: str = "image") -> np.ndarray:

@@ -24,7 +24,6 @@ _BAND_PIXELS = 1 << 19
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 
 PictureMode = Literal["full", "bbox"]
-Channels = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 # Per direction ("x-", "x+", "y-", "y+"): whether the neighbour that way lies within the canvas.
 Inside = dict[str, np.ndarray]
 
@@ -143,6 +142,8 @@ def open_pair(
     width = max(first.size[0], second.size[0])
     height = max(first.size[1], second.size[1])
     if width * height > max_pixels:
+        first.close()
+        second.close()
         raise ImageTooLarge(
             f"comparison canvas{suffix} {width}x{height} = {width * height} pixels exceeds "
             f"max_pixels={max_pixels} (before {first.size[0]}x{first.size[1]}, "
@@ -162,11 +163,9 @@ def _on_canvas(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
     return canvas
 
 
-def _split(values: np.ndarray) -> Channels:
-    """Split packed uint32 RGBA pixels (as stored in memory) into int32 r, g, b, a arrays."""
-    channels = values.view(np.uint8).reshape(-1, 4)
-    r, g, b, a = (channels[:, c].astype(np.int32) for c in range(4))
-    return r, g, b, a
+def _rgba(values: np.ndarray) -> np.ndarray:
+    """Packed uint32 pixels (as stored in memory) as an n x 4 uint8 array of r, g, b, a."""
+    return values.view(np.uint8).reshape(-1, 4)
 
 
 def _checkerboard(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,18 +181,19 @@ def _checkerboard(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rgb_deltas(
-    p: Channels, q: Channels, board: Callable[[], tuple[np.ndarray, np.ndarray]]
+    p: np.ndarray, q: np.ndarray, board: Callable[[], tuple[np.ndarray, np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-channel differences of two pixel sets after blending both over the checkerboard.
+    """Per-channel differences of two n x 4 RGBA pixel sets, both blended over the checkerboard.
 
     ``board`` gives the checkerboard's green and blue behind the pixels. For opaque pixels the
     blend reduces exactly to r1 - r2 (pixelmatch skips it), so all-opaque sets skip it too; the
     formula below equals that bit for bit on opaque pixels, so mixed sets need no split.
     """
-    r1, g1, b1, a1 = p
-    r2, g2, b2, a2 = q
-    if a1.min(initial=255) == 255 and a2.min(initial=255) == 255:
-        return r1 - r2, g1 - g2, b1 - b2
+    if p[:, 3].min(initial=255) == 255 and q[:, 3].min(initial=255) == 255:
+        dr, dg, db, _ = np.subtract(p.T, q.T, dtype=np.float64)
+        return dr, dg, db
+    r1, g1, b1, a1 = np.ascontiguousarray(p.T, dtype=np.int32)
+    r2, g2, b2, a2 = np.ascontiguousarray(q.T, dtype=np.int32)
     green, blue = board()
     da = a1 - a2
     dr = (r1 * a1 - r2 * a2 - 48 * da) / 255
@@ -272,8 +272,8 @@ class _Scan:
         self._mark_outside_overlap()
 
     def _over_threshold(self, idx: np.ndarray) -> np.ndarray:
-        p = _split(self.a32[idx])
-        q = _split(self.b32[idx])
+        p = _rgba(self.a32[idx])
+        q = _rgba(self.b32[idx])
         delta = _yiq_delta(*_rgb_deltas(p, q, lambda: _checkerboard(idx)))
         return idx[delta > self.max_delta]
 
@@ -330,7 +330,7 @@ class _Scan:
         x = idx % self.width
         y = idx // self.width
         inside = self._inside(x, y)
-        centre = _split(img[idx])
+        centre = _rgba(img[idx])
         board = functools.cache(lambda: _checkerboard(idx))
         zeroes = self._on_edge(inside).astype(np.int8)
         darkest = np.zeros(idx.size)
@@ -341,7 +341,7 @@ class _Scan:
             nb, ok = self._neighbour(idx, inside, dx, dy)
             # A missing neighbour reads the centre itself: delta 0, so it never becomes darkest or
             # brightest, and ``ok`` keeps it out of the equal-sibling count.
-            delta = _brightness(*_rgb_deltas(centre, _split(img[nb]), board))
+            delta = _brightness(*_rgb_deltas(centre, _rgba(img[nb]), board))
             zeroes += ok & (delta == 0)
             darker = delta < darkest
             darkest = np.where(darker, delta, darkest)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from compare import ImageDecodeError, ImageError, ImageTooLarge, diff_images
+from compare.image import FAST_PNG_DECODER, decode_rgba, open_image
 from tests.compare.pixel_samples import encode, png_header_only, screen, with_block
 
 BLOCK = 25  # a 5x5 square changed to red
@@ -175,6 +176,19 @@ def test_canvas_over_max_pixels_raises_before_decoding() -> None:
         diff_images(claims_49m, claims_49m, max_pixels=50_000_000)
 
 
+def size_of(image) -> tuple[int, int]:
+    opened = open_image(image)
+    opened.close()
+    return opened.size
+
+
+def test_open_image_reads_only_the_header(rgba: np.ndarray) -> None:
+    assert size_of(png_header_only(7000, 5000)) == (7000, 5000)  # its pixel data is missing
+    assert size_of(encode(rgba, "WEBP")) == (120, 90)
+    assert size_of(Image.fromarray(rgba)) == (120, 90)
+    assert size_of(rgba) == (120, 90)
+
+
 def test_decompression_bomb_header_raises_too_large_and_guard_stays_on() -> None:
     bomb = png_header_only(50_000, 50_000)
 
@@ -198,3 +212,14 @@ def test_max_pixels_is_inclusive() -> None:
     assert diff_images(pixels, pixels, max_pixels=10_000).total_pixels == 10_000
     with pytest.raises(ImageTooLarge):
         diff_images(pixels, pixels, max_pixels=9_999)
+
+
+@pytest.mark.parametrize("channels", [3, 4], ids=["rgb", "rgba"])
+def test_fast_png_decoder_gives_pillows_pixels(rgba: np.ndarray, channels: int) -> None:
+    pytest.importorskip("imagecodecs", reason="the optional libspng PNG decoder is not installed")
+    assert FAST_PNG_DECODER is not None
+    png = encode(rgba[..., :channels])
+
+    decoded = decode_rgba(png)
+
+    assert np.array_equal(decoded, np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")))
