@@ -224,7 +224,11 @@ def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptio
         before_size=result.before_size,
         after_size=result.after_size,
         mask_png=result.mask_png() if changed else None,
-        previews=make_previews(before_rgba, after_rgba, result.mask) if changed and options.previews else None,
+        previews=(
+            make_previews(before_rgba, after_rgba, result.mask, result.bbox)
+            if changed and options.previews
+            else None
+        ),
     )
 
 

@@ -100,8 +100,8 @@ def diff_images(
     first, second = open_pair(before, after, max_pixels=max_pixels, name=name)
     width = max(first.size[0], second.size[0])
     height = max(first.size[1], second.size[1])
-    a = _on_canvas(first.rgba(), width, height)
-    b = _on_canvas(second.rgba(), width, height)
+    a = pad_to_canvas(first.rgba(), width, height)
+    b = pad_to_canvas(second.rgba(), width, height)
     overlap = (min(first.size[0], second.size[0]), min(first.size[1], second.size[1]))
 
     scan = _Scan(a, b, overlap, threshold, antialiasing, want_aa_mask=picture is not None)
@@ -154,7 +154,7 @@ def open_pair(
     return first, second
 
 
-def _on_canvas(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
+def pad_to_canvas(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
     """Pad an image top-left with transparent black to the canvas (no copy when it fits already)."""
     if rgba.shape[:2] == (height, width):
         return rgba
