@@ -65,7 +65,8 @@ from PIL import Image  # noqa: E402
 from benchmarks.bench_diff import HEIGHT, WIDTH, draw_screen, png  # noqa: E402
 from compare.categorize import categorize  # noqa: E402
 from compare.manifest import Manifest, load_manifest, parse_manifest, write_manifest  # noqa: E402
-from compare.pipeline import PairTask, Progress, diff_pair, run_comparison  # noqa: E402
+from compare.pairs import PairTask, diff_pair  # noqa: E402
+from compare.pipeline import Progress, run_comparison  # noqa: E402
 from compare.pixeldiff import diff_images  # noqa: E402
 from compare.results import CompareOptions  # noqa: E402
 

@@ -27,7 +27,7 @@ class CompareOptions:
     diff_threshold: float = 0.0
     max_pixels: int = 40_000_000
     workers: int = field(default_factory=lambda: os.cpu_count() or 2)
-    fetch_workers: int = 16
+    fetch_workers: int = 32
     max_memory: int = 1024 * 1024 * 1024
     verify: bool = True
     previews: bool = True

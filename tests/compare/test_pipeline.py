@@ -18,7 +18,9 @@ from PIL import Image
 
 from compare.categorize import Reason, Status
 from compare.manifest import parse_manifest
-from compare.pipeline import PairTask, diff_chunk, run_comparison, safe_file_name
+from compare.artifacts import safe_file_name
+from compare.pairs import PairTask, diff_chunk
+from compare.pipeline import run_comparison
 from compare.results import CompareOptions
 from fetchers import LocalFetcher
 

@@ -15,7 +15,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
-    ConnectionClosedError,
     EndpointConnectionError,
     NoCredentialsError,
     ParamValidationError,

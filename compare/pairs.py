@@ -1,0 +1,219 @@
+"""The unit of work of a comparison: fetch the blobs of unique pixel-diff pairs and diff them.
+
+Fetching and diffing overlap: blobs arrive through `BatchPrefetcher.iter_fetch`, a pair goes to
+the diff pool as soon as both its blobs are in, and a blob is dropped once its last pair is done.
+`diff_chunk` is the same work as a pure function of picklable arguments.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
+from dataclasses import dataclass
+
+from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetcher_from_url
+
+from .categorize import Reason
+from .image import ImageError, ImageTooLarge
+from .pixeldiff import diff_images, open_pair
+from .previews import make_previews
+from .results import CompareOptions
+
+# Bytes per canvas pixel that one diff holds at its peak: two decoded RGBA images padded to
+# the canvas, the mask and the scan's temporaries.
+_BYTES_PER_PIXEL = 24
+_DEFAULT_CANVAS = 1170 * 2532
+
+
+@dataclass(frozen=True)
+class PairTask:
+    """One unique pixel diff: the blobs by hash, a name to label errors, the canvas if known."""
+
+    base_hash: str
+    head_hash: str
+    name: str
+    canvas_pixels: int | None = None
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """What a pixel diff found for one `PairTask`, or why it could not run."""
+
+    base_hash: str
+    head_hash: str
+    changed_pixels: int | None = None
+    total_pixels: int | None = None
+    aa_pixels: int | None = None
+    bbox: tuple[int, int, int, int] | None = None
+    before_size: tuple[int, int] | None = None
+    after_size: tuple[int, int] | None = None
+    reason: Reason | None = None
+    detail: str | None = None
+    mask_png: bytes | None = None
+    previews: dict[str, bytes] | None = None
+
+
+def diff_chunk(store_url: str, options: CompareOptions, chunk: Sequence[PairTask]) -> list[PairOutcome]:
+    """Fetch and diff one chunk of pairs from the store at ``store_url``.
+
+    A pure function of picklable arguments, so chunks can run in other processes or on other
+    machines; each outcome is self-contained (figures, mask PNG, previews).
+    """
+    with closing(fetcher_from_url(store_url, max_connections=options.fetch_workers)) as fetcher:
+        return list(stream_pairs(fetcher, options, chunk))
+
+
+def stream_pairs(
+    fetcher: BlobFetcher,
+    options: CompareOptions,
+    tasks: Sequence[PairTask],
+    *,
+    on_blob: Callable[[], None] | None = None,
+    stats: BatchStats | None = None,
+) -> Iterator[PairOutcome]:
+    """Yield one `PairOutcome` per task, in completion order, fetching each blob once.
+
+    ``on_blob`` is called as each blob arrives; ``stats`` is filled with the fetch figures.
+    """
+    return _PairStream(fetcher, options, tasks).run(on_blob, stats)
+
+
+class _PairStream:
+    """The state of one `stream_pairs` run: blobs held, pairs waiting, diffs running.
+
+    Memory: the prefetcher keeps at most a quarter of ``max_memory`` fetched ahead; blobs held
+    for their pairs plus the estimated footprint of running diffs stay within the rest, except
+    that one diff always runs, and a blob waiting for its partner is never dropped (it would
+    have to be fetched again). Pairs are fetched grouped by base hash, so a base shared by many
+    pairs is held only while those pairs run.
+    """
+
+    def __init__(self, fetcher: BlobFetcher, options: CompareOptions, tasks: Sequence[PairTask]) -> None:
+        self.fetcher = fetcher
+        self.options = options
+        self.tasks = tasks
+        self.users: dict[str, list[int]] = defaultdict(list)
+        for index, task in enumerate(tasks):
+            self.users[task.base_hash].append(index)
+            self.users[task.head_hash].append(index)
+        self.pending_users = {key: len(indices) for key, indices in self.users.items()}
+        self.missing = [2] * len(tasks)
+        self.blobs: dict[str, bytes | FetchError] = {}
+        self.held_bytes = 0
+        self.running: dict[Future, tuple[int, int]] = {}
+        self.running_cost = 0
+        self.fetch_budget = options.max_memory // 4
+        self.budget = options.max_memory - self.fetch_budget
+
+    def keys(self) -> list[str]:
+        """Every blob once, pair by pair, pairs that share a base next to each other."""
+        group = {key: position for position, key in enumerate(dict.fromkeys(t.base_hash for t in self.tasks))}
+        order = sorted(range(len(self.tasks)), key=lambda index: group[self.tasks[index].base_hash])
+        return list(dict.fromkeys(key for i in order for key in (self.tasks[i].base_hash, self.tasks[i].head_hash)))
+
+    def run(self, on_blob: Callable[[], None] | None, stats: BatchStats | None) -> Iterator[PairOutcome]:
+        prefetcher = BatchPrefetcher(
+            self.fetcher,
+            max_workers=self.options.fetch_workers,
+            verify=self.options.verify,
+            max_pending_bytes=self.fetch_budget,
+        )
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="snapcompare-diff")
+        try:
+            for key, value in prefetcher.iter_fetch(self.keys(), stats=stats):
+                self.blobs[key] = value
+                self.held_bytes += 0 if isinstance(value, FetchError) else len(value)
+                if on_blob is not None:
+                    on_blob()
+                for index in self.users[key]:
+                    self.missing[index] -= 1
+                    if not self.missing[index]:
+                        yield from self.start(index, pool)
+                yield from self.collect(block=False)
+                while self.running and self.held_bytes + self.running_cost > self.budget:
+                    yield from self.collect(block=True)
+            while self.running:
+                yield from self.collect(block=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            prefetcher.close()
+
+    def start(self, index: int, pool: ThreadPoolExecutor) -> Iterator[PairOutcome]:
+        """Submit the diff of a pair whose blobs are in, once its memory fits the budget."""
+        task = self.tasks[index]
+        before, after = self.blobs[task.base_hash], self.blobs[task.head_hash]
+        failed = [blob for blob in (before, after) if isinstance(blob, FetchError)]
+        if failed:
+            self.release(index)
+            yield _fetch_failed(task, failed)
+            return
+        cost = (task.canvas_pixels or _DEFAULT_CANVAS) * _BYTES_PER_PIXEL
+        while self.running and self.held_bytes + self.running_cost + cost > self.budget:
+            yield from self.collect(block=True)
+        self.running[pool.submit(diff_pair, task, before, after, self.options)] = (index, cost)
+        self.running_cost += cost
+
+    def collect(self, block: bool) -> Iterator[PairOutcome]:
+        """Yield the outcomes of finished diffs (waiting for one when ``block``)."""
+        if not self.running:
+            return
+        done, _ = wait(self.running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            index, cost = self.running.pop(future)
+            self.running_cost -= cost
+            self.release(index)
+            yield future.result()
+
+    def release(self, index: int) -> None:
+        """A pair is done with its blobs: drop each blob whose last pair this was."""
+        task = self.tasks[index]
+        for key in (task.base_hash, task.head_hash):
+            self.pending_users[key] -= 1
+            if self.pending_users[key] == 0:
+                blob = self.blobs.pop(key)
+                self.held_bytes -= 0 if isinstance(blob, FetchError) else len(blob)
+
+
+def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptions) -> PairOutcome:
+    """Decode and diff one pair; any failure becomes an errored outcome, never an exception."""
+    ids = {"base_hash": task.base_hash, "head_hash": task.head_hash}
+    try:
+        first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name)
+        before_rgba, after_rgba = first.rgba(), second.rgba()
+        result = diff_images(
+            before_rgba,
+            after_rgba,
+            threshold=options.threshold,
+            antialiasing=options.antialiasing,
+            max_pixels=options.max_pixels,
+        )
+    except ImageTooLarge as exc:
+        return PairOutcome(**ids, reason=Reason.EXCEEDS_PIXEL_LIMIT, detail=str(exc))
+    except ImageError as exc:
+        return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken pair errors itself, not the comparison
+        detail = f"{task.name!r}: {type(exc).__name__}: {exc}"
+        return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
+    changed = result.changed_pixels > 0
+    return PairOutcome(
+        **ids,
+        changed_pixels=result.changed_pixels,
+        total_pixels=result.total_pixels,
+        aa_pixels=result.aa_pixels,
+        bbox=result.bbox,
+        before_size=result.before_size,
+        after_size=result.after_size,
+        mask_png=result.mask_png() if changed else None,
+        previews=(
+            make_previews(before_rgba, after_rgba, result.mask, result.bbox)
+            if changed and options.previews
+            else None
+        ),
+    )
+
+
+def _fetch_failed(task: PairTask, errors: list[FetchError]) -> PairOutcome:
+    detail = "; ".join(f"{'before' if e.key == task.base_hash else 'after'} blob {e}" for e in errors)
+    return PairOutcome(task.base_hash, task.head_hash, reason=Reason.IMAGE_FETCH_FAILED, detail=detail)
