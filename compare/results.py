@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .categorize import Reason, Status
+from .categorize import ImageOutcome, Status
 
 ALGORITHM_VERSION = "snapcompare-pixelmatch7-yiq/1"
 
@@ -46,25 +46,16 @@ class CompareOptions:
 
 
 @dataclass(frozen=True)
-class ImageResult:
+class ImageResult(ImageOutcome):
     """The final status of one image, with the figures of its pixel diff when it had one.
 
-    ``reason`` is set for ``errored`` images and ``detail`` says what went wrong in words.
-    ``diff_mask_key`` and ``previews`` are paths relative to the output folder
-    (``previews`` maps ``before``, ``after`` and ``diff`` to small pictures for people).
+    It extends the manifests' `ImageOutcome` (names, hashes, sizes, reason): ``detail`` says in
+    words what went wrong for an ``errored`` image; ``diff_mask_key`` and ``previews`` are paths
+    relative to the output folder (``previews`` maps ``before``, ``after`` and ``diff`` to small
+    pictures for people).
     """
 
-    name: str
-    status: Status
-    base_hash: str | None = None
-    head_hash: str | None = None
-    previous_image_file_name: str | None = None
-    reason: Reason | None = None
     detail: str | None = None
-    before_width: int | None = None
-    before_height: int | None = None
-    after_width: int | None = None
-    after_height: int | None = None
     changed_pixels: int | None = None
     total_pixels: int | None = None
     diff_ratio: float | None = None
