@@ -20,23 +20,32 @@ def write_reports(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
     """Write ``comparison.json``, ``report.html`` and ``junit.xml`` into ``out_dir``.
 
     The previews the comparison refers to are read from ``out_dir`` and embedded in the HTML.
-    Returns each file's path by kind (``json``, ``html``, ``junit``). A reader never sees a
-    half-written report: each is written to a temporary file first and renamed over the old.
+    Returns each file's path by kind (``json``, ``html``, ``junit``). The three are replaced
+    together: all are rendered to temporary files first and renamed over the old ones only when
+    every one was written, so a failure leaves the previous set untouched and consistent.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
-    write_atomic(paths["json"], [render_json(comparison)])
-    write_atomic(paths["junit"], [render_junit(comparison)])
-    write_atomic(paths["html"], (chunk.encode("utf-8") for chunk in iter_html(comparison, out_dir)))
+    renders = {
+        "json": lambda: [render_json(comparison)],
+        "junit": lambda: [render_junit(comparison)],
+        "html": lambda: (chunk.encode("utf-8") for chunk in iter_html(comparison, out_dir)),
+    }
+    staged: dict[str, Path] = {}
+    try:
+        for kind, render in renders.items():
+            staged[kind] = _stage(paths[kind], render())
+        for kind, temp in staged.items():
+            os.replace(temp, paths[kind])
+    finally:
+        for temp in staged.values():
+            temp.unlink(missing_ok=True)
     return paths
 
 
-def write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to ``path`` through a temporary file in the same folder, then rename.
-
-    On any failure the temporary file is removed and ``path`` is left as it was.
-    """
+def _stage(path: Path, chunks: Iterable[bytes]) -> Path:
+    """Write ``chunks`` to a new temporary file beside ``path`` (flushed to disk); return it."""
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
@@ -46,8 +55,7 @@ def write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
             os.fsync(file.fileno())
         # mkstemp makes the file private to its owner; a report is meant to be shared.
         os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-
+    return Path(temp_name)

@@ -17,7 +17,8 @@ from compare.categorize import Reason, Status
 from compare.report_html import format_percent, iter_html
 from compare.report_json import comparison_dict, render_json
 from compare.report_junit import render_junit
-from compare.reports import write_atomic, write_reports
+from compare import reports
+from compare.reports import write_reports
 from compare.results import ALGORITHM_VERSION, CompareOptions, Comparison, ImageResult
 
 XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">.png'
@@ -301,20 +302,21 @@ def test_a_failing_report_leaves_the_previous_one_in_place(
     assert not [p for p in out_dir.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_write_atomic_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
-    target = tmp_path / "report.txt"
-    write_atomic(target, [b"old"])
+def test_reports_are_replaced_as_a_set(
+    written: dict[str, Path], comparison: Comparison, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previous = {kind: path.read_bytes() for kind, path in written.items()}
+    comparison.images.clear()  # the next set would differ in every file
 
-    def failing():
-        yield b"partial"
+    def failing_html(*_args):
+        yield "<!doctype html>"
         raise OSError("disk full")
 
+    monkeypatch.setattr(reports, "iter_html", failing_html)
     with pytest.raises(OSError, match="disk full"):
-        write_atomic(target, failing())
-    assert target.read_bytes() == b"old"
-    write_atomic(target, [b"new ", b"content"])
-    assert target.read_bytes() == b"new content"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]
+        write_reports(comparison, out_dir)  # JSON and JUnit rendered fine before the HTML failed
+    assert {kind: path.read_bytes() for kind, path in written.items()} == previous
+    assert not [p for p in out_dir.iterdir() if p.name.endswith(".tmp")]
 
 
 # report.html
