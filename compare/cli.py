@@ -279,8 +279,6 @@ def _open_store(url: str, setting: str, options: CompareOptions) -> BlobFetcher:
         ) from None
     except ValueError as exc:
         raise BadInput(f"{setting}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - an SDK refusing its configuration (credentials, ...)
-        raise BadInput(f"{setting}: cannot open the store: {type(exc).__name__}: {exc}") from None
 
 
 def exit_code(comparison: Comparison) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetcher_from_url
 
 from .categorize import Reason
-from .image import ImageError, ImageTooLarge
+from .image import ImageError, ImageTooLarge, open_image
 from .pixeldiff import diff_images, open_pair
 from .previews import make_previews
 from .results import CompareOptions
@@ -149,7 +149,7 @@ class _PairStream:
             self.release(index)
             yield _fetch_failed(task, failed)
             return
-        cost = (task.canvas_pixels or _DEFAULT_CANVAS) * _BYTES_PER_PIXEL
+        cost = _canvas_pixels(task, before, after) * _BYTES_PER_PIXEL
         while self.running and self.held_bytes + self.running_cost + cost > self.budget:
             yield from self.collect(block=True)
         self.running[pool.submit(diff_pair, task, before, after, self.options)] = (index, cost)
@@ -174,6 +174,21 @@ class _PairStream:
             if self.pending_users[key] == 0:
                 blob = self.blobs.pop(key)
                 self.held_bytes -= 0 if isinstance(blob, FetchError) else len(blob)
+
+
+def _canvas_pixels(task: PairTask, before: bytes, after: bytes) -> int:
+    """The pair's canvas in pixels: from the manifests, else from the images' headers."""
+    if task.canvas_pixels is not None:
+        return task.canvas_pixels
+    sizes = []
+    for blob in (before, after):
+        try:
+            opened = open_image(blob)
+        except Exception:  # noqa: BLE001 - an estimate; diff_pair reports the real problem
+            return _DEFAULT_CANVAS
+        opened.close()
+        sizes.append(opened.size)
+    return max(w for w, _ in sizes) * max(h for _, h in sizes)
 
 
 def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptions) -> PairOutcome:

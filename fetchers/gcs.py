@@ -83,7 +83,10 @@ class GCSFetcher(ClosableFetcher):
 
 
 def _create_client(project: str | None, max_connections: int) -> storage.Client:
-    client = storage.Client(project=project)
+    try:
+        client = storage.Client(project=project)
+    except auth_exceptions.DefaultCredentialsError as exc:
+        raise ValueError(f"GCS credentials: {exc}") from exc
     # The SDK fetches bucket metadata in background threads on a bucket's first use and
     # after every 404 (googleapis/google-cloud-python#17650): extra GETs, and threads
     # nobody joins. Without the cache, a fetch is one GET and nothing else.

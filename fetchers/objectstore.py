@@ -79,11 +79,16 @@ class ObjectstoreFetcher(ClosableFetcher):
                 "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             },
         )
-        fetcher = cls(
-            client.session(Usecase(usecase), **scopes),
-            prefix=prefix,
-            max_connections=max_connections,
-        )
+        try:
+            session = client.session(Usecase(usecase), **scopes)
+        except ValueError:
+            client._pool.close()
+            # The client's message quotes the offending value, which may be a secret pasted
+            # into the URL; name only what was configured.
+            raise ValueError(
+                f"objectstore usecase or scope names/values are invalid (scopes: {', '.join(scopes)})"
+            ) from None
+        fetcher = cls(session, prefix=prefix, max_connections=max_connections)
         # The client has no close() of its own; the urllib3 pool is what it holds open.
         fetcher._owned = client._pool
         return fetcher
@@ -102,6 +107,8 @@ class ObjectstoreFetcher(ClosableFetcher):
                 f"objectstore answered HTTP {exc.status}",
                 retryable=is_retryable_status(exc.status),
             ) from exc
+        except urllib3.exceptions.ClosedPoolError as exc:
+            raise FetchError(key, "the fetcher was closed") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = exc
             if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:

@@ -182,7 +182,7 @@ class BatchPrefetcher:
         try:
             while True:
                 while (max_pending is None or len(held) < max_pending) and (
-                    max_bytes is None or _held_bytes(held) < max_bytes
+                    max_bytes is None or self._bytes_allow_more(held, max_bytes)
                 ):
                     key = next(todo, _END)
                     if key is _END:
@@ -205,6 +205,22 @@ class BatchPrefetcher:
             for key, flight in held.items():
                 self._release(key, flight.future, cancel=True)
             stats.wall_time = time.monotonic() - started
+
+    def _bytes_allow_more(self, held: dict[str, _Flight], max_bytes: int) -> bool:
+        """Whether one more fetch fits ``max_bytes`` ahead of the consumer.
+
+        Finished fetches count at their size, unfinished ones at the mean size of the finished;
+        until a size is known, no more fetches are started than the workers can run at once.
+        """
+        sizes = [
+            len(flight.future.result())
+            for flight in held.values()
+            if flight.future.done() and not flight.future.cancelled() and flight.future.exception() is None
+        ]
+        unfinished = sum(not flight.future.done() for flight in held.values())
+        if not sizes:
+            return unfinished < self.max_workers
+        return sum(sizes) + unfinished * sum(sizes) // len(sizes) < max_bytes
 
     def _join(self, key: str, stats: BatchStats) -> _Flight:
         """Return the flight fetching ``key``, starting one unless one is under way."""
@@ -259,6 +275,8 @@ class BatchPrefetcher:
             delay = self.retry.delay(error, retry_number, self._rng)
             if delay is None:
                 raise error
+            if stop.is_set() or self._closed.is_set():  # nobody wants it: spend no budget on it
+                raise FetchError(key, f"cancelled instead of retrying after: {error.message}") from error
             if not self.budget.try_spend():
                 error.message = f"{error.message} (not retried: retry budget exhausted)"
                 raise error
@@ -280,19 +298,6 @@ class BatchPrefetcher:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise FetchError(key, f"fetcher returned {type(data).__name__}, not bytes")
         return bytes(data)
-
-
-def _held_bytes(held: dict[str, _Flight]) -> int:
-    """Bytes the consumer has yet to take: finished fetches, plus unfinished ones counted at the
-    mean size of the finished ones (so queued fetches cannot overshoot the bound unseen)."""
-    sizes = [
-        len(flight.future.result())
-        for flight in held.values()
-        if flight.future.done() and not flight.future.cancelled() and flight.future.exception() is None
-    ]
-    if not sizes:
-        return 0
-    return sum(sizes) + (len(held) - len(sizes)) * sum(sizes) // len(sizes)
 
 
 def _check_digest(key: str, data: bytes) -> None:

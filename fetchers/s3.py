@@ -72,9 +72,12 @@ class S3Fetcher(ClosableFetcher):
                 retries={"mode": "standard", "total_max_attempts": 1},
             )
             # Sessions are not thread-safe, clients are: build one client, share only it.
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
-            )
+            try:
+                client = boto3.session.Session().client(
+                    "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
+                )
+            except BotoCoreError as exc:  # e.g. an invalid region; resolves no credentials
+                raise ValueError(f"S3 client configuration: {type(exc).__name__}: {exc}") from exc
             self._owned = client
         self._client = client
         self.max_connections: int = client.meta.config.max_pool_connections

@@ -370,6 +370,15 @@ def test_bad_input_is_one_line_naming_it(inputs, capsys, monkeypatch, args, env,
     assert not (inputs / "out").exists()
 
 
+def test_a_secret_in_an_objectstore_scope_is_not_echoed(inputs, capsys, monkeypatch):
+    monkeypatch.chdir(inputs)
+    url = "objectstore+http://127.0.0.1:9/preprod?org=1&sig=s3cr3t/x=y"
+    code, _, stderr = run(capsys, "compare", "--base", "folder", "--head", "head.json",
+                          "--store", url, "--out", "out")
+    assert code == EXIT_BAD_INPUT
+    assert "scopes: org, sig" in stderr and "s3cr3t" not in stderr
+
+
 def test_a_store_whose_sdk_refuses_its_configuration_is_bad_input(inputs, capsys, monkeypatch):
     for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"):
         monkeypatch.delenv(name, raising=False)
@@ -383,7 +392,7 @@ def test_a_store_whose_sdk_refuses_its_configuration_is_bad_input(inputs, capsys
                           "--store", "gs://bucket/prefix", "--out", "out")
 
     assert code == EXIT_BAD_INPUT
-    assert stderr.startswith("snapcompare: error: --store: cannot open the store: DefaultCredentialsError")
+    assert stderr.startswith("snapcompare: error: --store: GCS credentials: ")
     assert "Traceback" not in stderr
 
 

@@ -49,17 +49,27 @@ def _pair(case: str) -> tuple[bytes, bytes]:
 
 
 @pytest.fixture(params=["fast-png", "pillow"])
-def decoder(request, monkeypatch) -> str:
-    """Run each case through the optional libspng PNG decoder (when installed) and Pillow alone."""
+def decoder(request, monkeypatch) -> list[int]:
+    """Run each case through the optional libspng PNG decoder (when installed) and Pillow alone;
+    the list returned counts the PNGs libspng decoded."""
+    calls: list[int] = []
     if request.param == "pillow":
         monkeypatch.setattr(image_module, "_spng_decode", None)
     elif image_module.FAST_PNG_DECODER is None:
         pytest.skip("the optional libspng PNG decoder (imagecodecs) is not installed")
-    return request.param
+    else:
+        real = image_module._spng_decode
+        monkeypatch.setattr(image_module, "_spng_decode", lambda data: calls.append(1) or real(data))
+    return calls
+
+
+def _libspng_decodes(png: bytes) -> bool:
+    """8-bit RGB or RGBA without a tRNS colour key: the PNGs the fast path takes."""
+    return png[24] == 8 and png[25] in (2, 6) and b"tRNS" not in png[: png.find(b"IDAT")]
 
 
 @pytest.mark.parametrize(("case", "expected", "index"), _cases())
-def test_matches_reference(case: str | None, expected: dict | str, index: int, decoder: str) -> None:
+def test_matches_reference(case: str | None, expected: dict | str, index: int, decoder: list[int]) -> None:
     if case is None:
         pytest.fail(expected)
     result = expected["results"][index]
@@ -72,6 +82,8 @@ def test_matches_reference(case: str | None, expected: dict | str, index: int, d
         antialiasing=result["options"]["antialiasing"],
     )
 
+    if image_module._spng_decode is not None:
+        assert len(decoder) == sum(map(_libspng_decodes, (before, after)))
     assert diff.changed_pixels == result["changed_pixels"]
     assert diff.bbox == (tuple(result["bbox"]) if result["bbox"] is not None else None)
     if result["aa_pixels_in_overlap"] is not None:

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from compare import ImageDecodeError, ImageError, ImageTooLarge, diff_images
+from compare import image as image_module
 from compare.image import FAST_PNG_DECODER, decode_rgba, open_image
 from tests.compare.pixel_samples import encode, png_header_only, screen, with_block
 
@@ -215,11 +216,15 @@ def test_max_pixels_is_inclusive() -> None:
 
 
 @pytest.mark.parametrize("channels", [3, 4], ids=["rgb", "rgba"])
-def test_fast_png_decoder_gives_pillows_pixels(rgba: np.ndarray, channels: int) -> None:
+def test_fast_png_decoder_gives_pillows_pixels(rgba: np.ndarray, channels: int, monkeypatch) -> None:
     pytest.importorskip("imagecodecs", reason="the optional libspng PNG decoder is not installed")
     assert FAST_PNG_DECODER is not None
     png = encode(rgba[..., :channels])
+    calls = []
+    real = image_module._spng_decode
+    monkeypatch.setattr(image_module, "_spng_decode", lambda data: calls.append(1) or real(data))
 
     decoded = decode_rgba(png)
 
+    assert calls == [1]  # the fast path decoded it, not the Pillow fallback
     assert np.array_equal(decoded, np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")))

@@ -7,6 +7,8 @@ import io
 import multiprocessing
 import pickle
 import threading
+import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from PIL import Image
 from compare.categorize import Reason, Status
 from compare.manifest import parse_manifest
 from compare.artifacts import safe_file_name
-from compare.pairs import PairTask, diff_chunk
+from compare import pairs
+from compare.pairs import PairOutcome, PairTask, diff_chunk, stream_pairs
 from compare.pipeline import run_comparison
 from compare.results import CompareOptions
 from fetchers import LocalFetcher
@@ -252,3 +255,39 @@ def test_diff_chunk_is_picklable_and_runs_in_another_process(tmp_path, store):
         [outcome] = pool.apply(diff_chunk, payload)
     assert outcome.changed_pixels == 9 and outcome.reason is None
     assert Image.open(io.BytesIO(outcome.mask_png)).size == (30, 20)
+
+
+def header_only_png(width: int, height: int, salt: bytes) -> bytes:
+    """A PNG signature and IHDR claiming ``width`` x ``height``, then a unique text chunk."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"tEXt", b"k\x00" + salt) + chunk(b"IDAT", b"")
+
+
+@pytest.mark.parametrize(("canvas_from_manifest", "expected_peak"), [(None, 1), (100, 4)])
+def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas_from_manifest, expected_peak):
+    # 2000x4000 canvases cost ~183 MiB each by the estimate, against 192 MiB for diffs: one at a time,
+    # sizes read from the headers when the manifests have none.
+    tasks = [
+        PairTask(store.add(header_only_png(2000, 4000, b"b%d" % i)),
+                 store.add(header_only_png(2000, 4000, b"h%d" % i)), f"n{i}.png", canvas_from_manifest)
+        for i in range(6)
+    ]
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def slow_diff(task, before, after, options):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return PairOutcome(task.base_hash, task.head_hash, changed_pixels=0, total_pixels=1)
+
+    monkeypatch.setattr(pairs, "diff_pair", slow_diff)
+    options = CompareOptions(workers=4, fetch_workers=4, max_memory=256 * 1024 * 1024, previews=False)
+    outcomes = list(stream_pairs(LocalFetcher(store.root), options, tasks))
+    assert len(outcomes) == 6
+    assert peak[0] == expected_peak

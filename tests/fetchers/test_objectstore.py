@@ -415,3 +415,11 @@ def test_server_fault_can_target_one_key(objectstore_server, connect):
             fetcher.fetch(hit)
     assert objectstore_server.faults.pending == 0
     assert fetcher.fetch(hit) == blob(1_000, seed=16)
+
+
+def test_a_closed_fetcher_fails_without_inviting_retries(objectstore_server):
+    fetcher = ObjectstoreFetcher.connect(objectstore_server.url, DEFAULT_USECASE, scopes=DEFAULT_SCOPES)
+    fetcher.close()
+    with pytest.raises(FetchError, match="closed") as caught:
+        fetcher.fetch("anything")
+    assert not caught.value.retryable

@@ -231,6 +231,18 @@ def test_iter_fetch_bounds_bytes_held_ahead_of_the_consumer():
     assert len(ahead) == 60
 
 
+def test_iter_fetch_bounds_bytes_before_any_size_is_known():
+    fetcher = ScriptedFetcher(delay=0.05)
+    size = len(blob_for("k00"))
+    with BatchPrefetcher(fetcher, max_workers=4, max_pending=100, max_pending_bytes=2 * size) as prefetcher:
+        stream = prefetcher.iter_fetch([f"k{i:02}" for i in range(60)])
+        next(stream)
+        time.sleep(0.4)  # a slow consumer: nothing beyond what was admitted may be fetched
+        fetched_while_waiting = sum(fetcher.calls.values())
+        stream.close()
+    assert fetched_while_waiting <= 4
+
+
 def test_stats_are_filled_for_iter_fetch():
     stats = BatchStats()
     with BatchPrefetcher(ScriptedFetcher(), max_workers=2) as prefetcher:
@@ -264,13 +276,15 @@ def test_abandoned_fetch_stops_retrying():
             return super().fetch(key)
 
     fetcher = Throttled({"slow": ["retry"]}, retry_after=0.2)
-    with BatchPrefetcher(fetcher, max_workers=2, retry=RetryPolicy(max_attempts=10)) as prefetcher:
+    budget = RetryBudget(ratio=0.0, initial=1.0, capacity=1.0)
+    with BatchPrefetcher(fetcher, max_workers=2, retry=RetryPolicy(max_attempts=10), budget=budget) as prefetcher:
         stream = prefetcher.iter_fetch(["slow", "fast"])
         assert next(stream)[0] == "fast"
         stream.close()  # nobody wants "slow" any more; its first attempt is on the wire
         release.set()
         time.sleep(0.6)  # three more attempts would fit in here were it still retrying
     assert fetcher.calls["slow"] == 1
+    assert budget.tokens == 1.0  # an abandoned fetch spends no retry budget
     assert no_fetch_threads()
 
 
