@@ -104,6 +104,14 @@ class DiffCandidate:
     diff_threshold: float
 
     @property
+    def canvas_pixels(self) -> int | None:
+        """The diff canvas (larger width x larger height) from the manifests, None if a size is unknown."""
+        sizes = (self.base.width, self.base.height, self.head.width, self.head.height)
+        if None in sizes:
+            return None
+        return max(self.base.width, self.head.width) * max(self.base.height, self.head.height)
+
+    @property
     def pair(self) -> tuple[str, str]:
         """``(base hash, head hash)``: the diff this name needs."""
         return self.base.content_hash, self.head.content_hash

@@ -124,7 +124,7 @@ class _PairStream:
         try:
             for key, value in prefetcher.iter_fetch(self.keys(), stats=stats):
                 self.blobs[key] = value
-                self.held_bytes += 0 if isinstance(value, FetchError) else len(value)
+                self.held_bytes += _blob_bytes(value)
                 if on_blob is not None:
                     on_blob()
                 for index in self.users[key]:
@@ -172,8 +172,11 @@ class _PairStream:
         for key in (task.base_hash, task.head_hash):
             self.pending_users[key] -= 1
             if self.pending_users[key] == 0:
-                blob = self.blobs.pop(key)
-                self.held_bytes -= 0 if isinstance(blob, FetchError) else len(blob)
+                self.held_bytes -= _blob_bytes(self.blobs.pop(key))
+
+
+def _blob_bytes(blob: bytes | FetchError) -> int:
+    return 0 if isinstance(blob, FetchError) else len(blob)
 
 
 def _canvas_pixels(task: PairTask, before: bytes, after: bytes) -> int:

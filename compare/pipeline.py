@@ -100,39 +100,27 @@ def _decided(outcome: ImageOutcome, options: CompareOptions) -> ImageResult:
 
 
 def _tasks(plan: Plan) -> list[PairTask]:
-    tasks = []
-    for (base_hash, head_hash), names in plan.pairs.items():
-        candidate = plan.candidates[names[0]]
-        sizes = (candidate.base.width, candidate.base.height, candidate.head.width, candidate.head.height)
-        canvas = None
-        if None not in sizes:
-            canvas = max(sizes[0], sizes[2]) * max(sizes[1], sizes[3])
-        tasks.append(PairTask(base_hash, head_hash, names[0], canvas))
-    return tasks
+    return [
+        PairTask(base_hash, head_hash, names[0], plan.candidates[names[0]].canvas_pixels)
+        for (base_hash, head_hash), names in plan.pairs.items()
+    ]
 
 
 def _judge(plan: Plan, name: str, outcome: PairOutcome, previews: dict[str, str] | None) -> ImageResult:
     """The status of candidate ``name`` from its pair's outcome."""
     candidate = plan.candidates[name]
-    sizes = {
-        "before_width": candidate.base.width,
-        "before_height": candidate.base.height,
-        "after_width": candidate.head.width,
-        "after_height": candidate.head.height,
-    }
-    if outcome.before_size is not None:
-        sizes = {
-            "before_width": outcome.before_size[0],
-            "before_height": outcome.before_size[1],
-            "after_width": outcome.after_size[0],
-            "after_height": outcome.after_size[1],
-        }
+    # Sizes read from the images' headers win over what the manifests declared.
+    before = outcome.before_size or (candidate.base.width, candidate.base.height)
+    after = outcome.after_size or (candidate.head.width, candidate.head.height)
     common = {
         "name": name,
         "base_hash": outcome.base_hash,
         "head_hash": outcome.head_hash,
         "diff_threshold": candidate.diff_threshold,
-        **sizes,
+        "before_width": before[0],
+        "before_height": before[1],
+        "after_width": after[0],
+        "after_height": after[1],
     }
     if outcome.reason is not None:
         return ImageResult(status=Status.ERRORED, reason=outcome.reason, detail=outcome.detail, **common)
