@@ -7,12 +7,10 @@ import io
 import numpy as np
 from PIL import Image
 
-try:
-    from imagecodecs import spng_decode as _spng_decode
-except ImportError:  # an optional accelerator: Pillow decodes everything without it
-    _spng_decode = None
+from .png import AVAILABLE as _FAST_PNG_AVAILABLE
+from .png import decode_png
 
-FAST_PNG_DECODER: str | None = "libspng (imagecodecs)" if _spng_decode is not None else None
+FAST_PNG_DECODER: str | None = "libdeflate and libspng (imagecodecs)" if _FAST_PNG_AVAILABLE else None
 """The decoder used for 8-bit RGB/RGBA PNGs instead of Pillow, or None when it is not installed."""
 
 ImageInput = bytes | bytearray | memoryview | Image.Image | np.ndarray
@@ -73,7 +71,7 @@ class OpenedImage:
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source)
         try:
-            fast = _decode_png_fast(self._png, self.size) if self._png is not None else None
+            fast = decode_png(self._png) if self._png is not None else None
             if fast is not None:
                 return fast
             try:
@@ -141,37 +139,10 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str) -> OpenedImage
         raise ImageDecodeError(f"{label}: cannot decode {read}: {exc}") from exc
     width, height = opened.size
     detail = f"{read} (header: {opened.format} {opened.mode} {width}x{height})"
-    # libspng decodes 8-bit RGB and RGBA PNGs (IHDR bit depth at byte 24, colour type at 25) to
-    # exactly Pillow's pixels; a tRNS colour key, palettes, grey and 16 bits stay with Pillow.
-    spng_ok = (
-        _spng_decode is not None
-        and opened.format == "PNG"
-        and data[24] == 8
-        and data[25] in (2, 6)
-        and "transparency" not in opened.info
-    )
-    return OpenedImage(
-        label, opened.size, opened, detail, owned=True, png=data if spng_ok else None
-    )
-
-
-def _decode_png_fast(
-    data: bytes | bytearray | memoryview, size: tuple[int, int]
-) -> np.ndarray | None:
-    """RGBA pixels of an 8-bit RGB/RGBA PNG from libspng, or None to leave the PNG to Pillow."""
-    try:
-        pixels = _spng_decode(data)
-    except Exception:  # noqa: BLE001 - Pillow then decodes it or reports why it cannot
-        return None
-    width, height = size
-    if pixels.dtype != np.uint8 or pixels.shape not in ((height, width, 3), (height, width, 4)):
-        return None
-    if pixels.shape[2] == 4:
-        return np.ascontiguousarray(pixels)
-    rgba = np.empty((height, width, 4), dtype=np.uint8)
-    rgba[..., :3] = pixels
-    rgba[..., 3] = 255
-    return rgba
+    # The fast decoder takes the 8-bit RGB and RGBA PNGs (and gives exactly Pillow's pixels);
+    # it hands anything else back, to Pillow.
+    fast = FAST_PNG_DECODER is not None and opened.format == "PNG"
+    return OpenedImage(label, opened.size, opened, detail, owned=True, png=data if fast else None)
 
 
 def _bomb(label: str, exc: Image.DecompressionBombError) -> ImageTooLarge:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import io
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
 from compare.diffpicture import render_diff_picture
 from compare.image import ImageInput, ImageTooLarge, OpenedImage, open_image
+from compare.png import encode_mask
 
 # Largest possible YIQ delta between two colours; pixelmatch scales threshold**2 by it.
 _MAX_YIQ_DELTA = 35215
@@ -59,9 +58,7 @@ class DiffResult:
 
     def mask_png(self) -> bytes:
         """The mask as a canvas-sized 1-bit PNG; decoded to grey, changed pixels are 255."""
-        out = io.BytesIO()
-        Image.fromarray(self.mask).save(out, format="PNG", compress_level=1)
-        return out.getvalue()
+        return encode_mask(self.mask)
 
 
 def diff_images(

@@ -50,20 +50,27 @@ def _pair(case: str) -> tuple[bytes, bytes]:
 
 @pytest.fixture(params=["fast-png", "pillow"])
 def decoder(request, monkeypatch) -> list[int]:
-    """Run each case through the optional libspng PNG decoder (when installed) and Pillow alone;
-    the list returned counts the PNGs libspng decoded."""
+    """Run each case through the optional fast PNG decoder (when installed) and Pillow alone;
+    the list returned counts the PNGs the fast decoder decoded."""
     calls: list[int] = []
     if request.param == "pillow":
-        monkeypatch.setattr(image_module, "_spng_decode", None)
+        monkeypatch.setattr(image_module, "FAST_PNG_DECODER", None)
     elif image_module.FAST_PNG_DECODER is None:
-        pytest.skip("the optional libspng PNG decoder (imagecodecs) is not installed")
+        pytest.skip("the optional fast PNG decoder (imagecodecs) is not installed")
     else:
-        real = image_module._spng_decode
-        monkeypatch.setattr(image_module, "_spng_decode", lambda data: calls.append(1) or real(data))
+        real = image_module.decode_png
+
+        def counted(data):
+            pixels = real(data)
+            if pixels is not None:
+                calls.append(1)
+            return pixels
+
+        monkeypatch.setattr(image_module, "decode_png", counted)
     return calls
 
 
-def _libspng_decodes(png: bytes) -> bool:
+def _fast_decodes(png: bytes) -> bool:
     """8-bit RGB or RGBA without a tRNS colour key: the PNGs the fast path takes."""
     return png[24] == 8 and png[25] in (2, 6) and b"tRNS" not in png[: png.find(b"IDAT")]
 
@@ -82,8 +89,8 @@ def test_matches_reference(case: str | None, expected: dict | str, index: int, d
         antialiasing=result["options"]["antialiasing"],
     )
 
-    if image_module._spng_decode is not None:
-        assert len(decoder) == sum(map(_libspng_decodes, (before, after)))
+    if image_module.FAST_PNG_DECODER is not None:
+        assert len(decoder) == sum(map(_fast_decodes, (before, after)))
     assert diff.changed_pixels == result["changed_pixels"]
     assert diff.bbox == (tuple(result["bbox"]) if result["bbox"] is not None else None)
     if result["aa_pixels_in_overlap"] is not None:
