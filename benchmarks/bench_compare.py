@@ -20,8 +20,9 @@ Each run executes in a fresh interpreter, so its peak RSS (VmHWM) is its own:
     ``diff_images`` from the bytes (and the mask PNG made), then the next batch;
 (b) fetch only: every unique blob of the plan through `BatchPrefetcher.iter_fetch` with the
     pipeline's workers, verification and read-ahead bound; nothing else;
-(c) diff only: every unique pair through the pipeline's ``diff_pair`` (decode, diff, mask,
-    previews) on a pool of ``--workers`` threads, from bytes already in memory;
+(c) diff only: every unique pair through the pipeline's ``stream_pairs`` (decode, diff, mask,
+    previews on ``--workers`` threads, each shared base decoded once) from a fetcher serving
+    the bytes from memory;
 (d) ``run_comparison`` over the two manifests with an `S3Fetcher` through the proxy, masks and
     previews written to a temporary folder.
 
@@ -65,7 +66,7 @@ from PIL import Image  # noqa: E402
 from benchmarks.bench_diff import HEIGHT, WIDTH, draw_screen, png  # noqa: E402
 from compare.categorize import categorize  # noqa: E402
 from compare.manifest import Manifest, load_manifest, parse_manifest, write_manifest  # noqa: E402
-from compare.pairs import PairTask, diff_pair  # noqa: E402
+from compare.pairs import PairTask, stream_pairs  # noqa: E402
 from compare.pipeline import Progress, run_comparison  # noqa: E402
 from compare.pixeldiff import diff_images  # noqa: E402
 from compare.results import CompareOptions  # noqa: E402
@@ -83,7 +84,7 @@ REGION = "us-east-1"
 MODES = {
     "a": "(a) per batch of 50: 8 fetch threads, then diffs one by one",
     "b": "(b) fetch only: BatchPrefetcher",
-    "c": "(c) diff only: diff_pair on the pool, from memory",
+    "c": "(c) diff only: stream_pairs from memory",
     "d": "(d) pipeline: run_comparison",
     "c0": "(c) diff only, previews off",
     "d0": "(d) pipeline, previews off",
@@ -350,17 +351,22 @@ def run_fetch_only(setup: Setup) -> dict:
     return {**watch.figures(), "blobs": len(keys), "bytes": stats.bytes_fetched}
 
 
+class MemoryFetcher:
+    """Blobs already in memory behind the fetcher protocol: the pipeline's work without a store."""
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+
+    def fetch(self, key: str) -> bytes:
+        return self.blobs[key]
+
+
 def run_diff_only(setup: Setup) -> dict:
     tasks = setup.unique_pairs()
     files = json.loads((setup.folder / "blobs.json").read_text())
     blobs = {key: Path(files[key]).read_bytes() for task in tasks for key in (task.base_hash, task.head_hash)}
-    options = setup.options
-
-    def diff(task: PairTask):
-        return diff_pair(task, blobs[task.base_hash], blobs[task.head_hash], options)
-
-    with Stopwatch() as watch, ThreadPoolExecutor(options.workers, thread_name_prefix="diff") as pool:
-        outcomes = list(pool.map(diff, tasks))
+    with Stopwatch() as watch:
+        outcomes = list(stream_pairs(MemoryFetcher(blobs), setup.options, tasks))
     errors = [outcome.detail for outcome in outcomes if outcome.reason is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} pairs failed, e.g. {errors[0]}")

@@ -18,8 +18,9 @@ from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetch
 from .categorize import Reason
 from .image import ImageError, ImageTooLarge, open_image
 from .pixeldiff import diff_images, open_pair
-from .previews import make_previews
+from .previews import make_previews, preview_factor
 from .results import CompareOptions
+from .shared_images import SharedImages
 
 # Bytes per canvas pixel that one diff holds at its peak: two decoded RGBA images padded to
 # the canvas, the mask and the scan's temporaries.
@@ -84,10 +85,11 @@ class _PairStream:
     """The state of one `stream_pairs` run: blobs held, pairs waiting, diffs running.
 
     Memory: the prefetcher keeps at most a quarter of ``max_memory`` fetched ahead; blobs held
-    for their pairs plus the estimated footprint of running diffs stay within the rest, except
-    that one diff always runs, and a blob waiting for its partner is never dropped (it would
-    have to be fetched again). Pairs are fetched grouped by base hash, so a base shared by many
-    pairs is held only while those pairs run.
+    for their pairs, the decoded pixels of blobs several pairs use, and the estimated footprint
+    of running diffs stay within the rest, except that one diff always runs, and a blob waiting
+    for its partner is never dropped (it would have to be fetched again). Pairs are fetched
+    grouped by base hash, so a base shared by many pairs is held, and decoded once, only while
+    those pairs run.
     """
 
     def __init__(self, fetcher: BlobFetcher, options: CompareOptions, tasks: Sequence[PairTask]) -> None:
@@ -101,6 +103,8 @@ class _PairStream:
         self.pending_users = {key: len(indices) for key, indices in self.users.items()}
         self.missing = [2] * len(tasks)
         self.blobs: dict[str, bytes | FetchError] = {}
+        self.images = SharedImages()
+        self.decoded_bytes: dict[str, int] = {}
         self.held_bytes = 0
         self.running: dict[Future, tuple[int, int]] = {}
         self.running_cost = 0
@@ -152,7 +156,13 @@ class _PairStream:
         cost = _canvas_pixels(task, before, after) * _BYTES_PER_PIXEL
         while self.running and self.held_bytes + self.running_cost + cost > self.budget:
             yield from self.collect(block=True)
-        self.running[pool.submit(diff_pair, task, before, after, self.options)] = (index, cost)
+        for key, blob in ((task.base_hash, before), (task.head_hash, after)):
+            if len(self.users[key]) > 1 and key not in self.decoded_bytes:
+                self.decoded_bytes[key] = _decoded_bytes(blob)
+                self.held_bytes += self.decoded_bytes[key]
+                self.images.keep(key)
+        future = pool.submit(diff_pair, task, before, after, self.options, self.images)
+        self.running[future] = (index, cost)
         self.running_cost += cost
 
     def collect(self, block: bool) -> Iterator[PairOutcome]:
@@ -172,7 +182,8 @@ class _PairStream:
         for key in (task.base_hash, task.head_hash):
             self.pending_users[key] -= 1
             if self.pending_users[key] == 0:
-                self.held_bytes -= _blob_bytes(self.blobs.pop(key))
+                self.held_bytes -= _blob_bytes(self.blobs.pop(key)) + self.decoded_bytes.pop(key, 0)
+                self.images.drop(key)
 
 
 def _blob_bytes(blob: bytes | FetchError) -> int:
@@ -183,23 +194,50 @@ def _canvas_pixels(task: PairTask, before: bytes, after: bytes) -> int:
     """The pair's canvas in pixels: from the manifests, else from the images' headers."""
     if task.canvas_pixels is not None:
         return task.canvas_pixels
-    sizes = []
-    for blob in (before, after):
-        try:
-            opened = open_image(blob)
-        except Exception:  # noqa: BLE001 - an estimate; diff_pair reports the real problem
-            return _DEFAULT_CANVAS
-        opened.close()
-        sizes.append(opened.size)
+    sizes = [_header_size(blob) for blob in (before, after)]
+    if None in sizes:
+        return _DEFAULT_CANVAS
     return max(w for w, _ in sizes) * max(h for _, h in sizes)
 
 
-def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptions) -> PairOutcome:
-    """Decode and diff one pair; any failure becomes an errored outcome, never an exception."""
+def _decoded_bytes(blob: bytes) -> int:
+    """The size of a blob's decoded RGBA pixels, from its header."""
+    size = _header_size(blob)
+    return 4 * (size[0] * size[1] if size is not None else _DEFAULT_CANVAS)
+
+
+def _header_size(blob: bytes) -> tuple[int, int] | None:
+    try:
+        opened = open_image(blob)
+    except Exception:  # noqa: BLE001 - an estimate; diff_pair reports the real problem
+        return None
+    opened.close()
+    return opened.size
+
+
+def diff_pair(
+    task: PairTask,
+    before: bytes,
+    after: bytes,
+    options: CompareOptions,
+    images: SharedImages | None = None,
+) -> PairOutcome:
+    """Decode and diff one pair; any failure becomes an errored outcome, never an exception.
+
+    ``images`` shares the pixels and thumbnails of blobs that other pairs use too.
+    """
+    images = images if images is not None else SharedImages()
     ids = {"base_hash": task.base_hash, "head_hash": task.head_hash}
     try:
         first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name)
-        before_rgba, after_rgba = first.rgba(), second.rgba()
+        try:
+            # The head first: the base is the blob other pairs share, and another worker may be
+            # decoding it right now.
+            after_rgba = images.pixels(task.head_hash, second)
+            before_rgba = images.pixels(task.base_hash, first)
+        finally:
+            first.close()
+            second.close()
         result = diff_images(
             before_rgba,
             after_rgba,
@@ -215,6 +253,15 @@ def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptio
         detail = f"{task.name!r}: {type(exc).__name__}: {exc}"
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
     changed = result.changed_pixels > 0
+    previews = None
+    if changed and options.previews:
+        factor = preview_factor(result.mask.shape[1])
+        previews = make_previews(
+            images.thumbnail(task.base_hash, before_rgba, factor),
+            images.thumbnail(task.head_hash, after_rgba, factor),
+            result.mask,
+            result.bbox,
+        )
     return PairOutcome(
         **ids,
         changed_pixels=result.changed_pixels,
@@ -224,11 +271,7 @@ def diff_pair(task: PairTask, before: bytes, after: bytes, options: CompareOptio
         before_size=result.before_size,
         after_size=result.after_size,
         mask_png=result.mask_png() if changed else None,
-        previews=(
-            make_previews(before_rgba, after_rgba, result.mask, result.bbox)
-            if changed and options.previews
-            else None
-        ),
+        previews=previews,
     )
 
 

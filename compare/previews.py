@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -13,27 +14,46 @@ from .pixeldiff import pad_to_canvas
 PREVIEW_WIDTH = 400
 
 
+@dataclass(frozen=True)
+class Thumbnail:
+    """An image shrunk for the report: its RGBA pixels and a JPEG of them."""
+
+    pixels: np.ndarray
+    jpeg: bytes
+
+
+def preview_factor(canvas_width: int) -> int:
+    """The whole factor that shrinks a canvas ``canvas_width`` wide to at most `PREVIEW_WIDTH`."""
+    return max(1, -(-canvas_width // PREVIEW_WIDTH))
+
+
+def make_thumbnail(rgba: np.ndarray, factor: int) -> Thumbnail:
+    """Shrink an HxWx4 RGBA image by averaging ``factor`` x ``factor`` blocks."""
+    small = _shrink(rgba, factor)
+    return Thumbnail(small, _jpeg(small))
+
+
 def make_previews(
-    before: np.ndarray,
-    after: np.ndarray,
+    before: Thumbnail,
+    after: Thumbnail,
     mask: np.ndarray,
     bbox: tuple[int, int, int, int] | None,
 ) -> dict[str, bytes]:
-    """JPEG thumbnails of ``before`` and ``after`` and a PNG diff picture, all on one scale.
+    """The before and after JPEGs and a PNG diff picture, all on one scale.
 
-    The scale shrinks the canvas (``mask``'s shape) to at most `PREVIEW_WIDTH` pixels wide by a
-    whole factor, so a changed pixel always leaves a mark: a thumbnail pixel is red when any
-    pixel it covers changed. ``bbox`` bounds the changed pixels (None when there are none).
+    The thumbnails are made with `preview_factor` of the canvas (``mask``'s width), so a changed
+    pixel always leaves a mark: a diff picture pixel is red when any pixel it covers changed.
+    ``bbox`` bounds the changed pixels (None when there are none).
     """
     height, width = mask.shape
-    factor = max(1, -(-width // PREVIEW_WIDTH))
-    small_after = _shrink(after, factor)
+    factor = preview_factor(width)
     small_height, small_width = -(-height // factor), -(-width // factor)
     return {
-        "before": _jpeg(_shrink(before, factor)),
-        "after": _jpeg(small_after),
+        "before": before.jpeg,
+        "after": after.jpeg,
         "diff": render_diff_picture(
-            pad_to_canvas(small_after, small_width, small_height), _any_in_block(mask, factor, bbox)
+            pad_to_canvas(after.pixels, small_width, small_height),
+            _any_in_block(mask, factor, bbox),
         ),
     }
 

@@ -277,7 +277,7 @@ def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas
     ]
     lock, running, peak = threading.Lock(), [0], [0]
 
-    def slow_diff(task, before, after, options):
+    def slow_diff(task, before, after, options, images=None):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
@@ -291,3 +291,38 @@ def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas
     outcomes = list(stream_pairs(LocalFetcher(store.root), options, tasks))
     assert len(outcomes) == 6
     assert peak[0] == expected_peak
+
+
+def test_a_base_shared_by_several_pairs_is_decoded_once(store, monkeypatch):
+    from compare import diff_images
+    from compare import image as image_module
+
+    base = png(40, 30)
+    heads = [png(40, 30, mark=(3 * i, 20)) for i in range(6)]
+    broken = store.add(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    tasks = [PairTask(store.add(base), store.add(head), f"n{i}.png") for i, head in enumerate(heads)]
+    tasks += [PairTask(broken, store.add(head), f"broken-{i}.png") for i, head in enumerate(heads[:3])]
+    decoded: Counter[str] = Counter()
+    real_decode = image_module.decode_png
+
+    def counted(data):  # every PNG decoded from bytes passes here first (Pillow gets it on None)
+        decoded[hashlib.sha256(data).hexdigest()] += 1
+        return real_decode(data)
+
+    monkeypatch.setattr(image_module, "FAST_PNG_DECODER", "counted")
+    monkeypatch.setattr(image_module, "decode_png", counted)
+    options = CompareOptions(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
+    outcomes = list(stream_pairs(LocalFetcher(store.root), options, tasks))
+
+    assert decoded[tasks[0].base_hash] == 1
+    assert all(decoded[store.add(head)] == 1 for head in heads)
+    assert len(outcomes) == 9
+    by_pair = {(o.base_hash, o.head_hash): o for o in outcomes}
+    for task, head in zip(tasks, heads):
+        outcome = by_pair[(task.base_hash, task.head_hash)]
+        assert outcome.changed_pixels == diff_images(base, head).changed_pixels == 9
+        assert outcome.previews["before"] == by_pair[(tasks[0].base_hash, tasks[0].head_hash)].previews["before"]
+    for task in tasks[6:]:
+        outcome = by_pair[(task.base_hash, task.head_hash)]
+        assert outcome.reason == Reason.IMAGE_PROCESSING_FAILED
+        assert task.name in outcome.detail

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compare.previews import PREVIEW_WIDTH, make_previews
+from compare.previews import PREVIEW_WIDTH, make_previews, make_thumbnail, preview_factor
+
+
+def previews(before, after, mask, bbox) -> dict[str, bytes]:
+    factor = preview_factor(mask.shape[1])
+    return make_previews(make_thumbnail(before, factor), make_thumbnail(after, factor), mask, bbox)
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -23,7 +28,7 @@ def test_previews_share_a_scale_and_mark_a_single_changed_pixel(alpha):
     mask = np.zeros((900, 1000), dtype=bool)
     mask[601, 777] = True
 
-    pictures = make_previews(before, after, mask, (777, 601, 778, 602))
+    pictures = previews(before, after, mask, (777, 601, 778, 602))
 
     factor = -(-1000 // PREVIEW_WIDTH)  # 3
     sizes = {kind: Image.open(io.BytesIO(data)).size for kind, data in pictures.items()}
@@ -36,5 +41,5 @@ def test_previews_share_a_scale_and_mark_a_single_changed_pixel(alpha):
 
 def test_previews_of_a_pair_without_changes_show_no_red():
     image = np.full((50, 80, 4), 200, dtype=np.uint8)
-    diff = decode(make_previews(image, image, np.zeros((50, 80), dtype=bool), None)["diff"])
+    diff = decode(previews(image, image, np.zeros((50, 80), dtype=bool), None)["diff"])
     assert not ((diff[..., 0] > 200) & (diff[..., 1] < 60)).any()
