@@ -230,14 +230,7 @@ def diff_pair(
     ids = {"base_hash": task.base_hash, "head_hash": task.head_hash}
     try:
         first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name)
-        try:
-            # The head first: the base is the blob other pairs share, and another worker may be
-            # decoding it right now.
-            after_rgba = images.pixels(task.head_hash, second)
-            before_rgba = images.pixels(task.base_hash, first)
-        finally:
-            first.close()
-            second.close()
+        before_rgba, after_rgba = images.pixels([(task.base_hash, first), (task.head_hash, second)])
         result = diff_images(
             before_rgba,
             after_rgba,

@@ -73,9 +73,14 @@ def _shrink(rgba: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _jpeg(rgba: np.ndarray) -> bytes:
-    image = Image.fromarray(rgba, "RGBA")
-    flat = Image.new("RGB", image.size, (255, 255, 255))
-    flat.paste(image, mask=image.getchannel("A"))
+    """JPEG of an RGBA image flattened over white (an opaque one is encoded as it is)."""
+    height, width = rgba.shape[:2]
+    if rgba[..., 3].min() == 255:
+        flat = Image.frombuffer("RGBX", (width, height), rgba, "raw", "RGBX", 0, 1)
+    else:
+        image = Image.fromarray(rgba, "RGBA")
+        flat = Image.new("RGB", image.size, (255, 255, 255))
+        flat.paste(image, mask=image.getchannel("A"))
     out = io.BytesIO()
     flat.save(out, format="JPEG", quality=80)
     return out.getvalue()

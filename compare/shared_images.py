@@ -40,23 +40,47 @@ class SharedImages:
         with self._lock:
             self._entries.pop(key, None)
 
-    def pixels(self, key: str, image: OpenedImage) -> np.ndarray:
-        """The RGBA pixels of ``image`` (blob ``key``): decoded now, or by an earlier pair.
+    def pixels(self, sides: list[tuple[str, OpenedImage]]) -> list[np.ndarray]:
+        """The RGBA pixels of each (blob key, opened image), decoded now or by an earlier pair.
 
-        ``image`` is closed either way. A failed decode is not kept: the next pair tries again,
-        and reports the error under its own name.
+        Every image is closed. Kept blobs that no other pair is decoding go first, then blobs
+        that are not kept, then kept blobs another pair is decoding (waiting for it), so a worker
+        rarely sits idle while another decodes what both need. A failed decode is not kept: the
+        next pair tries again and reports the error under its own name.
         """
-        entry = self._entry(key)
-        if entry is None:
-            return image.rgba()
-        with entry.lock:
-            if entry.pixels is None:
-                pixels = image.rgba().view()
-                pixels.flags.writeable = False
-                entry.pixels = pixels
-            else:
+        out: list[np.ndarray | None] = [None] * len(sides)
+        unkept: list[int] = []
+        waiting: list[tuple[int, _Entry]] = []
+        try:
+            for index, (key, image) in enumerate(sides):
+                entry = self._entry(key)
+                if entry is None:
+                    unkept.append(index)
+                elif entry.lock.acquire(blocking=False):
+                    try:
+                        out[index] = self._decoded(entry, image)
+                    finally:
+                        entry.lock.release()
+                else:
+                    waiting.append((index, entry))
+            for index in unkept:
+                out[index] = sides[index][1].rgba()
+            for index, entry in waiting:
+                with entry.lock:
+                    out[index] = self._decoded(entry, sides[index][1])
+        finally:
+            for _, image in sides:
                 image.close()
-            return entry.pixels
+        return out
+
+    @staticmethod
+    def _decoded(entry: _Entry, image: OpenedImage) -> np.ndarray:
+        """Entry's pixels, decoding ``image`` if no pair has yet; call with ``entry.lock`` held."""
+        if entry.pixels is None:
+            pixels = image.rgba().view()
+            pixels.flags.writeable = False
+            entry.pixels = pixels
+        return entry.pixels
 
     def thumbnail(self, key: str, pixels: np.ndarray, factor: int) -> Thumbnail:
         """The thumbnail of blob ``key``'s ``pixels`` shrunk by ``factor``, made once if kept."""
