@@ -1,8 +1,8 @@
 """Test-wide fixtures: each store's real server is started on demand by its plugin module."""
 
 pytest_plugins = [
-    "tests.servers.s3",
-    "tests.servers.gcs",
-    "tests.servers.objectstore",
-    "tests.servers.proxy",
+    "testing.s3",
+    "testing.gcs",
+    "testing.objectstore",
+    "testing.proxy",
 ]

@@ -64,12 +64,13 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks.bench_diff import HEIGHT, WIDTH, draw_screen, png  # noqa: E402
-from compare.categorize import categorize  # noqa: E402
-from compare.manifest import Manifest, load_manifest, parse_manifest, write_manifest  # noqa: E402
-from compare.pairs import PairTask, stream_pairs  # noqa: E402
-from compare.pipeline import Progress, run_comparison  # noqa: E402
-from compare.pixeldiff import diff_images  # noqa: E402
-from compare.results import CompareOptions  # noqa: E402
+from compare.plan import categorize  # noqa: E402
+from compare.inputs.manifest import Manifest, load_manifest, parse_manifest, write_manifest  # noqa: E402
+from compare.engine.pairs import PairTask, stream_pairs  # noqa: E402
+from compare.engine.run import Progress, run_comparison  # noqa: E402
+from compare.output.artifacts import ArtifactWriter  # noqa: E402
+from compare.imaging.pixeldiff import diff_images  # noqa: E402
+from compare.model import CompareOptions  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "bench_compare"
 PNG_LEVEL = 1
@@ -384,7 +385,7 @@ def run_pipeline(setup: Setup) -> dict:
     with setup.fetcher(setup.options.fetch_workers) as fetcher, tempfile.TemporaryDirectory() as out:
         with Stopwatch() as watch:
             comparison = run_comparison(
-                base, head, fetcher, setup.options, out_dir=Path(out), progress=progress
+                base, head, fetcher, setup.options, artifacts=ArtifactWriter(Path(out)), progress=progress
             )
     summary = comparison.summary
     return {
@@ -465,8 +466,8 @@ def wait_for_quiet(limit: float, *, idle_cores: float = 0.25, window: float = 1.
 @contextmanager
 def s3_behind_proxy(dataset: Dataset, rtt: float) -> Iterator[tuple[str, str]]:
     """Serve the data set's blobs from moto S3 behind a latency proxy; yield (bucket, proxy URL)."""
-    from tests.servers.proxy import LatencyProxy
-    from tests.servers.s3 import S3TestServer
+    from testing.proxy import LatencyProxy
+    from testing.s3 import S3TestServer
 
     server = S3TestServer()
     try:
@@ -482,7 +483,7 @@ def s3_behind_proxy(dataset: Dataset, rtt: float) -> Iterator[tuple[str, str]]:
 
 def child_environment() -> dict[str, str]:
     """This environment with moto's fake credentials and none of the machine's AWS settings."""
-    from tests.servers.s3 import CREDENTIALS
+    from testing.s3 import CREDENTIALS
 
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     env.update(

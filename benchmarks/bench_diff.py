@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from compare import diff_images
-from compare.image import FAST_PNG_DECODER, decode_rgba
+from compare.imaging.decode import FAST_PNG_DECODER, decode_rgba
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 ODIFF_PACKAGE = "odiff-bin@4.5"
@@ -306,7 +306,7 @@ def main() -> None:
     print(
         f"# {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at start), "
         f"Python {platform.python_version()}, numpy {np.__version__}, Pillow {Image.__version__}, "
-        f"8-bit RGB(A) PNGs decoded by {FAST_PNG_DECODER or 'Pillow'}"
+        f"8-bit RGB(A) PNGs decoded by {'libdeflate and libspng (imagecodecs)' if FAST_PNG_DECODER else 'Pillow'}"
     )
     pairs = make_pairs()
     work = Path(tempfile.mkdtemp(prefix="bench_diff_"))

@@ -55,9 +55,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from fetchers import BatchPrefetcher, BlobFetcher  # noqa: E402
-from fetchers.objectstore import ObjectstoreFetcher  # noqa: E402
-from fetchers.s3 import S3Fetcher  # noqa: E402
-from tests.servers.proxy import LatencyProxy  # noqa: E402
+from fetchers.backends.objectstore import ObjectstoreFetcher  # noqa: E402
+from fetchers.backends.s3 import S3Fetcher  # noqa: E402
+from testing.proxy import LatencyProxy  # noqa: E402
 
 MIN_SIZE, MAX_SIZE = 50_000, 1_000_000
 BATCH_PAIRS = 50
@@ -139,7 +139,7 @@ def loaded_store(
     keys = list(dataset.blobs)
     with ExitStack() as stack:
         if backend == "objectstore":
-            from tests.servers.objectstore import serve_objectstore
+            from testing.objectstore import serve_objectstore
 
             objectstore = stack.enter_context(serve_objectstore())
             for key, data in dataset.blobs.items():
@@ -149,7 +149,7 @@ def loaded_store(
             def gets() -> int:
                 return objectstore.counters.total_gets
         else:
-            from tests.servers.s3 import S3TestServer
+            from testing.s3 import S3TestServer
 
             s3 = S3TestServer()
             stack.callback(s3.stop)

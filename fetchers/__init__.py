@@ -1,31 +1,27 @@
-"""snapcompare's fetch layer: one `BlobFetcher` per store and a `BatchPrefetcher` over any."""
+"""snapcompare's fetch layer: one `BlobFetcher` per store and a `BatchPrefetcher` over any.
 
-from .config import fetcher_from_url
+Layout: `protocol` (the seam), `errors`, `retry` (policy and budget), `prefetch` (the batch
+fetcher), `registry` (every backend named once, store URLs) and `backends/` (one module per
+store, each importing its own SDK). It knows nothing of `compare`.
+"""
+
 from .errors import BlobNotFound, FetchError, IntegrityError
-from .local import LocalFetcher
 from .prefetch import BatchPrefetcher, BatchResult, BatchStats
 from .protocol import BlobFetcher, ClosableFetcher
+from .registry import BACKENDS, backend_by_class, fetcher_from_url
 from .retry import RetryBudget, RetryPolicy
 
 
-def __getattr__(name: str):
-    # The store backends import their SDKs, which are optional extras: load them on first use.
-    if name == "S3Fetcher":
-        from .s3 import S3Fetcher
-
-        return S3Fetcher
-    if name == "GCSFetcher":
-        from .gcs import GCSFetcher
-
-        return GCSFetcher
-    if name == "ObjectstoreFetcher":
-        from .objectstore import ObjectstoreFetcher
-
-        return ObjectstoreFetcher
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str) -> type:
+    # Backends import their SDKs, optional extras: each class is loaded on first use.
+    backend = backend_by_class(name)
+    if backend is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return backend.load()
 
 
 __all__ = [
+    "BACKENDS",
     "BatchPrefetcher",
     "BatchResult",
     "BatchStats",

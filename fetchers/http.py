@@ -3,10 +3,13 @@ what a ``Retry-After`` header asks for."""
 
 from __future__ import annotations
 
-import email.utils
-import time
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+# urllib3's parser is a method of its policy; a policy with no retries of its own lends it.
+_PARSER = Retry(0)
 
 
 def is_retryable_status(status: int | None) -> bool:
@@ -14,27 +17,16 @@ def is_retryable_status(status: int | None) -> bool:
     return status is not None and (status in RETRYABLE_STATUSES or 500 <= status <= 599)
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date.
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, by urllib3's parser: delta-seconds (whole
+    seconds, as RFC 9110 has them) or an HTTP date; never negative.
 
-    Returns None for a missing or unparseable value; never a negative number.
-    ``parse_retry_after("3")`` -> 3.0; a date 2 s in the future -> about 2.0.
+    Returns None for a missing or unparseable value. ``parse_retry_after("3")`` -> 3.0; a date
+    2 s in the future -> about 2.0.
     """
     if value is None:
         return None
-    value = value.strip()
-    if not value:
-        return None
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
+        return float(_PARSER.parse_retry_after(value))
+    except InvalidHeader:
         return None
-    return max(0.0, seconds)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .errors import FetchError, IntegrityError
 from .keys import is_sha256_hex
-from .protocol import BlobFetcher
+from .protocol import BlobFetcher, connection_limit
 from .retry import RetryBudget, RetryPolicy
 
 _END = object()
@@ -96,7 +96,7 @@ class BatchPrefetcher:
             raise TypeError(f"{fetcher!r} has no fetch(key) method")
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        pool = getattr(fetcher, "max_connections", None)
+        pool = connection_limit(fetcher)
         if pool is not None and pool < max_workers:
             raise ValueError(
                 f"max_workers={max_workers} exceeds the fetcher's connection pool "
@@ -135,11 +135,6 @@ class BatchPrefetcher:
                 flight.stop.set()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-
-    @property
-    def closed(self) -> bool:
-        """True once `close` was called."""
-        return self._closed.is_set()
 
     def fetch_all(self, keys: Iterable[str]) -> BatchResult:
         """Fetch every unique key; return blobs and errors. Never raises a fetch error."""

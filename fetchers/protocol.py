@@ -20,13 +20,19 @@ class BlobFetcher(Protocol):
     - clean: every response is read to the end or closed, in a ``try/finally``, so its
       connection goes back to the pool, whether the call succeeds or raises.
 
-    A fetcher may expose ``max_connections`` (its connection pool size); `BatchPrefetcher`
-    refuses to run more workers than that, so no request waits for or discards a connection.
+    Optional attribute ``max_connections: int | None``: the fetcher's connection pool size
+    (None or absent: unbounded or unknown). `BatchPrefetcher` refuses to run more workers than
+    that, so no request waits for or discards a connection. Read it with `connection_limit`.
     """
 
     def fetch(self, key: str) -> bytes:
         """Return the bytes stored under ``key``."""
         ...
+
+
+def connection_limit(fetcher: BlobFetcher) -> int | None:
+    """A fetcher's optional ``max_connections`` (see `BlobFetcher`), None when it has none."""
+    return getattr(fetcher, "max_connections", None)
 
 
 class ClosableFetcher:
@@ -38,6 +44,7 @@ class ClosableFetcher:
     """
 
     _owned: Any = None
+    max_connections: int | None = None
 
     def close(self) -> None:
         """Release the connections this fetcher opened itself."""

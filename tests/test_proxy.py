@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.servers.proxy import LatencyProxy
+from testing.proxy import LatencyProxy
 
 TIMEOUT = 10.0
 

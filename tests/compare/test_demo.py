@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compare.categorize import Status, categorize
+from compare.model import Status
+from compare.plan import categorize
 from compare.cli import EXIT_ERRORED, main
 from compare.demo import HEIGHT, TALL_HEIGHT, WIDTH, generate_demo
-from compare.manifest import load_manifest
+from compare.inputs.manifest import load_manifest
 
 SCRIPT = Path(sys.executable).with_name("snapcompare")
 

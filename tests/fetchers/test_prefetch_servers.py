@@ -9,9 +9,9 @@ import os
 import pytest
 
 from fetchers import BatchPrefetcher, BlobNotFound, FetchError, IntegrityError, RetryBudget, RetryPolicy
-from fetchers.gcs import GCSFetcher
-from fetchers.objectstore import ObjectstoreFetcher
-from tests.servers.gcs import STORAGE_EMULATOR_HOST
+from fetchers.backends.gcs import GCSFetcher
+from fetchers.backends.objectstore import ObjectstoreFetcher
+from testing.gcs import STORAGE_EMULATOR_HOST
 
 QUICK_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.01, max_backoff=0.05, max_retry_after=2)
 MISSING = hashlib.sha256(b"never uploaded").hexdigest()

@@ -1,0 +1,25 @@
+"""The ``snapcompare`` command (`main`) and its progress display."""
+
+from .main import (
+    EXIT_BAD_INPUT,
+    EXIT_DIFFERENCES,
+    EXIT_ERRORED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_SAME,
+    build_parser,
+    exit_code,
+    main,
+)
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_DIFFERENCES",
+    "EXIT_ERRORED",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_SAME",
+    "build_parser",
+    "exit_code",
+    "main",
+]

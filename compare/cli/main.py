@@ -1,0 +1,379 @@
+"""The ``snapcompare`` command: ``compare``, ``manifest`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from fetchers import BACKENDS
+
+from ..demo import generate_demo
+from ..inputs.manifest import dump_manifest, manifest_from_folder, write_manifest
+from ..model import CompareOptions, Comparison, ImageResult, InputError, Status, check_fraction
+from ..output.reports import write_reports
+from ..run import compare_builds, describe_os_error
+from .progress import ProgressDisplay
+
+EXIT_SAME = 0
+EXIT_DIFFERENCES = 1
+EXIT_ERRORED = 2
+EXIT_BAD_INPUT = 3
+EXIT_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+STORE_ENV = "SNAPCOMPARE_STORE"
+DEMO_OUT = "snapcompare-demo"
+
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_SAME}    no differences
+  {EXIT_DIFFERENCES}    differences found: changed, added, removed or renamed images
+  {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
+       wins over {EXIT_DIFFERENCES}
+  {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL
+  {EXIT_FAILED}    the comparison itself failed
+  {EXIT_INTERRUPTED}  interrupted
+"""
+
+_LISTED = 10
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``snapcompare`` with ``argv`` (default: the process arguments); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        return args.run(args)
+    except InputError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        _error(f"the comparison failed: {describe_os_error(exc)}")
+        return EXIT_FAILED
+    except Exception:  # noqa: BLE001 - whatever broke, CI must not read it as "differences"
+        traceback.print_exc()
+        _error("the comparison failed (see the traceback above)")
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``snapcompare`` and its subcommands."""
+    parser = _Parser(
+        prog="snapcompare",
+        description="Visual regression at scale: compare two builds' screenshots and report.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare a head build against a base build",
+        description="Compare the head build's images against the base build's and write\n"
+        "report.html, comparison.json, junit.xml and diff masks into --out.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("--base", required=True, metavar="B",
+                         help="base build: a manifest JSON file or a folder of images")
+    compare.add_argument("--head", required=True, metavar="H",
+                         help="head build: a manifest JSON file or a folder of images")
+    compare.add_argument("--store", metavar="URL",
+                         help=f"blob store of the manifests' images (default: ${STORE_ENV}): "
+                         + ", ".join(dict.fromkeys(b.url_form for b in BACKENDS.values())))
+    compare.add_argument("--out", required=True, type=Path, metavar="DIR",
+                         help="folder for the reports and diff masks (created if needed)")
+    _add_options(compare)
+    compare.set_defaults(run=_run_compare)
+
+    manifest = commands.add_parser(
+        "manifest",
+        help="build a manifest from a folder of images",
+        description="Hash every image under DIR and write its manifest (Sentry's format).",
+    )
+    manifest.add_argument("folder", metavar="DIR", help="folder of images")
+    manifest.add_argument("-o", "--output", metavar="FILE",
+                          help="where to write the manifest (default: standard output)")
+    manifest.set_defaults(run=_run_manifest)
+
+    demo = commands.add_parser(
+        "demo",
+        help="generate two demo builds in a local store and compare them",
+        description="Draw a base and a head build of phone screenshots, store them by content\n"
+        "hash in a local folder store with their manifests, compare them and write the report.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--out", type=Path, default=Path(DEMO_OUT), metavar="DIR",
+                      help=f"folder for the demo builds and the report (default: ./{DEMO_OUT})")
+    demo.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
+    demo.set_defaults(run=_run_demo)
+    return parser
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    defaults = CompareOptions()
+    parser.add_argument("--threshold", type=_fraction, default=defaults.threshold, metavar="T",
+                        help="per-pixel colour difference, 0 to 1, above which a pixel has "
+                        "changed (default: %(default)s)")
+    parser.add_argument("--diff-threshold", type=_fraction, default=defaults.diff_threshold, metavar="R",
+                        help="share of changed pixels, 0 to 1, above which an image is changed, "
+                        "unless its manifest sets one (default: %(default)s)")
+    parser.add_argument("--no-antialiasing", dest="antialiasing", action="store_false",
+                        help="count anti-aliased pixels as changed (by default they are ignored)")
+    parser.add_argument("--max-pixels", type=_positive, default=defaults.max_pixels, metavar="N",
+                        help="largest diff canvas, in pixels, to compare (default: %(default)s)")
+    parser.add_argument("--workers", type=_positive, default=defaults.workers, metavar="N",
+                        help="threads decoding and diffing (default: the number of cores, %(default)s)")
+    parser.add_argument("--fetch-workers", type=_positive, default=defaults.fetch_workers, metavar="N",
+                        help="concurrent blob fetches (default: %(default)s)")
+    parser.add_argument("--max-memory", type=_size, default=defaults.max_memory, metavar="SIZE",
+                        help="memory budget for blobs and decoded images, e.g. 512M, 2G "
+                        f"(default: {defaults.max_memory / 1024**3:g}G)")
+    parser.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
+
+
+def _fraction(text: str) -> float:
+    try:
+        return check_fraction("value", float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    """Bytes from ``1073741824``, ``512M``, ``1G``, ``1.5GiB`` (K, M, G, T are powers of 1024)."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a size such as 512M or 2G, got {text!r}")
+    return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    try:
+        options = CompareOptions(
+            threshold=args.threshold,
+            antialiasing=args.antialiasing,
+            diff_threshold=args.diff_threshold,
+            max_pixels=args.max_pixels,
+            workers=args.workers,
+            fetch_workers=args.fetch_workers,
+            max_memory=args.max_memory,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    store_url, setting = (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
+    code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
+                             store_setting=setting, quiet=args.quiet)
+    return code
+
+
+def run_and_report(
+    base: str,
+    head: str,
+    store_url: str | None,
+    out_dir: Path,
+    options: CompareOptions,
+    *,
+    store_setting: str = "--store",
+    quiet: bool = False,
+) -> tuple[int, dict[str, Path]]:
+    """Compare ``head`` against ``base``, write the reports and print the outcome.
+
+    Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
+    came from, for messages. Raises `InputError` when an input or the store cannot be opened.
+    """
+    started = time.monotonic()
+    display = None if quiet else ProgressDisplay(sys.stderr)
+    try:
+        comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
+                                    progress=display, store_setting=store_setting)
+    finally:
+        if display is not None:
+            display.close()
+    reports = write_reports(comparison, out_dir)
+    elapsed = time.monotonic() - started
+    if quiet:
+        for result in _errored(comparison)[:_LISTED]:
+            _error(f"{_shown(result.name)}: {result.reason}: {_one_line(result.detail)}")
+    else:
+        print_summary(comparison, reports, elapsed, sys.stdout)
+    code = exit_code(comparison)
+    print(outcome_line(comparison, reports, code), flush=True)
+    return code, reports
+
+
+def exit_code(comparison: Comparison) -> int:
+    """`EXIT_ERRORED` if any image errored, else `EXIT_DIFFERENCES` if any differs, else `EXIT_SAME`."""
+    if comparison.has_errors:
+        return EXIT_ERRORED
+    if comparison.has_differences:
+        return EXIT_DIFFERENCES
+    return EXIT_SAME
+
+
+def outcome_line(comparison: Comparison, reports: dict[str, Path], code: int) -> str:
+    """The run's outcome in one line, with the counts that matter and the report's path."""
+    summary = comparison.summary
+    differing = [f"{summary[s]} {s}" for s in (Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED)
+                 if summary[s]]
+    parts = []
+    if code == EXIT_SAME:
+        parts.append(f"no differences in {summary['total']} images")
+    if differing:
+        parts.append("differences found: " + ", ".join(differing))
+    if summary[Status.ERRORED]:
+        parts.append(f"{summary[Status.ERRORED]} errored")
+    report = _main_report(reports)
+    where = f"; report: {report}" if report else ""
+    return f"snapcompare: {'; '.join(parts)}{where} (exit {code})"
+
+
+def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: float, out: TextIO) -> None:
+    """One screen: counts per status, the most changed images, renames, errors, report paths."""
+    summary = comparison.summary
+    lines = [
+        f"Compared {summary['total']} images in {elapsed:.1f}s"
+        f"  (base: {_shown(comparison.base_source)}, head: {_shown(comparison.head_source)})",
+        "  " + "  ".join(f"{status.value} {summary[status]}" for status in Status)
+        + f"  total {summary['total']}",
+    ]
+    changed = sorted(
+        (r for r in comparison.images.values() if r.status is Status.CHANGED),
+        key=lambda r: (-(r.diff_ratio or 0.0), r.name),
+    )
+    if changed:
+        lines += ["", "Most changed:"]
+        lines += [
+            f"  {100 * (r.diff_ratio or 0.0):7.2f}%  {_shown(r.name)}  "
+            f"({r.changed_pixels:,} of {r.total_pixels:,} pixels)"
+            for r in changed[:_LISTED]
+        ]
+        lines += _more(len(changed))
+    renamed = [r for r in comparison.images.values() if r.status is Status.RENAMED]
+    if renamed:
+        lines += ["", "Renamed:"]
+        lines += [f"  {_shown(r.previous_image_file_name or '')} -> {_shown(r.name)}" for r in renamed[:_LISTED]]
+        lines += _more(len(renamed))
+    errored = _errored(comparison)
+    if errored:
+        lines += ["", "Errored:"]
+        lines += [f"  {_shown(r.name)}: {r.reason}: {_one_line(r.detail)}" for r in errored[:_LISTED]]
+        lines += _more(len(errored))
+    if reports:
+        lines += ["", "Reports:"]
+        lines += [f"  {path}" for path in reports.values()]
+    out.write("\n".join([*lines, ""]) + "\n")
+
+
+def _errored(comparison: Comparison) -> list[ImageResult]:
+    return [r for r in comparison.images.values() if r.status is Status.ERRORED]
+
+
+def _more(count: int) -> list[str]:
+    return [f"  ... and {count - _LISTED} more in the report"] if count > _LISTED else []
+
+
+def _main_report(reports: dict[str, Path]) -> Path | None:
+    html = [path for path in reports.values() if path.suffix == ".html"]
+    return (html or list(reports.values()) or [None])[0]
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters are escaped, not sent."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _one_line(text: str | None, limit: int = 160) -> str:
+    line = _shown(" ".join((text or "").split()))
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    try:
+        manifest, _ = manifest_from_folder(args.folder)
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
+    if args.output is None:
+        sys.stdout.write(json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n")
+        return EXIT_SAME
+    try:
+        write_manifest(manifest, args.output)
+    except OSError as exc:
+        raise InputError(f"-o: {describe_os_error(exc)}") from None
+    unsized = sum(1 for entry in manifest.images.values() if entry.width is None)
+    note = f" ({unsized} not readable as images)" if unsized else ""
+    _error(f"wrote {len(manifest.images)} images{note} to {args.output}", prefix="snapcompare: ")
+    return EXIT_SAME
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    try:
+        builds = generate_demo(out)
+    except OSError as exc:
+        raise InputError(f"--out: {describe_os_error(exc)}") from None
+    if not args.quiet:
+        print(f"Demo builds written to {out}: base.json, head.json and their images, by sha256, "
+              f"in the local store {builds.store}.\nWhat the head build changes:")
+        print("\n".join(f"  {name}: {note}" for name, note in builds.notes.items()) + "\n")
+    # A plain absolute path, not a file:// URL: it needs no percent-encoding whatever the folder.
+    code, reports = run_and_report(
+        str(builds.base_manifest), str(builds.head_manifest), str(builds.store.resolve()),
+        out / "report", CompareOptions(), store_setting="the demo store", quiet=args.quiet,
+    )
+    report = _main_report(reports)
+    if report is not None and not args.quiet:
+        print(f"Open {report.resolve().as_uri()} in a browser.")
+    return code
+
+
+def _error(message: str, *, prefix: str = "snapcompare: error: ") -> None:
+    sys.stderr.write(prefix + message + "\n")
+    sys.stderr.flush()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("snapcompare")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

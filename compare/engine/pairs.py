@@ -1,0 +1,297 @@
+"""The unit of work of a comparison: fetch the blobs of unique pixel-diff pairs and diff them.
+
+A blob's life, in `stream_pairs`:
+
+1. fetched: `BatchPrefetcher.iter_fetch` brings it in (each unique hash once, bounded ahead);
+2. held: its bytes are acquired from the `MemoryBudget` until its last pair is done;
+3. decoded: a pair's diff decodes it on a worker thread when both of the pair's blobs are in
+   and the pair's estimated footprint fits the budget;
+4. shared: a blob that several pairs use keeps its pixels (and report thumbnail), decoded once,
+   counted in the budget;
+5. released: after its last pair, its bytes and pixels are dropped and their bytes released.
+
+`diff_chunk` is the same work as a pure function of picklable arguments.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
+from dataclasses import dataclass
+
+from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetcher_from_url
+
+from ..imaging.decode import ImageError, ImageTooLarge, open_image
+from ..imaging.pixeldiff import diff_images, open_pair
+from ..imaging.previews import make_previews, preview_factor
+from ..model import CompareOptions, Reason, canvas_size
+from .budget import MemoryBudget
+from .shared import SharedImages
+
+# Bytes per canvas pixel that one diff holds at its peak: two decoded RGBA images padded to
+# the canvas, the mask and the scan's temporaries.
+_BYTES_PER_PIXEL = 24
+_DEFAULT_CANVAS = 1170 * 2532
+
+
+@dataclass(frozen=True)
+class PairTask:
+    """One unique pixel diff: the blobs by hash, a name to label errors, the canvas if known."""
+
+    base_hash: str
+    head_hash: str
+    name: str
+    canvas_pixels: int | None = None
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """What a pixel diff found for one `PairTask`, or why it could not run."""
+
+    base_hash: str
+    head_hash: str
+    changed_pixels: int | None = None
+    total_pixels: int | None = None
+    aa_pixels: int | None = None
+    bbox: tuple[int, int, int, int] | None = None
+    before_size: tuple[int, int] | None = None
+    after_size: tuple[int, int] | None = None
+    reason: Reason | None = None
+    detail: str | None = None
+    mask_png: bytes | None = None
+    previews: dict[str, bytes] | None = None
+
+
+def diff_chunk(store_url: str, options: CompareOptions, chunk: Sequence[PairTask]) -> list[PairOutcome]:
+    """Fetch and diff one chunk of pairs from the store at ``store_url``.
+
+    A pure function of picklable arguments, so chunks can run in other processes or on other
+    machines; each outcome is self-contained (figures, mask PNG, previews).
+    """
+    with closing(fetcher_from_url(store_url, max_connections=options.fetch_workers)) as fetcher:
+        return list(stream_pairs(fetcher, options, chunk))
+
+
+def stream_pairs(
+    fetcher: BlobFetcher,
+    options: CompareOptions,
+    tasks: Sequence[PairTask],
+    *,
+    on_blob: Callable[[], None] | None = None,
+    stats: BatchStats | None = None,
+) -> Iterator[PairOutcome]:
+    """Yield one `PairOutcome` per task, in completion order, fetching each blob once.
+
+    ``on_blob`` is called as each blob arrives; ``stats`` is filled with the fetch figures.
+    """
+    return _PairStream(fetcher, options, tasks).run(on_blob, stats)
+
+
+class _PairStream:
+    """The state of one `stream_pairs` run: blobs held, pairs ready, diffs running.
+
+    Memory: the prefetcher keeps at most a quarter of ``max_memory`` fetched ahead; everything
+    held after that (each blob's bytes, the decoded pixels of blobs several pairs use, the
+    estimated footprint of each running diff) is acquired from one `MemoryBudget` over the rest,
+    except that one diff always runs, and a blob waiting for its partner is never dropped (it
+    would have to be fetched again). Pairs are fetched grouped by base hash, so a base shared by
+    many pairs is held, and decoded once, only while those pairs run.
+    """
+
+    def __init__(self, fetcher: BlobFetcher, options: CompareOptions, tasks: Sequence[PairTask]) -> None:
+        self.fetcher = fetcher
+        self.options = options
+        self.tasks = tasks
+        self.users: dict[str, list[int]] = defaultdict(list)
+        for index, task in enumerate(tasks):
+            self.users[task.base_hash].append(index)
+            self.users[task.head_hash].append(index)
+        self.pending_users = {key: len(indices) for key, indices in self.users.items()}
+        self.missing = [2] * len(tasks)
+        self.blobs: dict[str, bytes | FetchError] = {}
+        self.images = SharedImages()
+        self.ready: deque[int] = deque()
+        self.running: dict[Future, int] = {}
+        self.fetch_budget = options.max_memory // 4
+        self.budget = MemoryBudget(options.max_memory - self.fetch_budget)
+
+    def keys(self) -> list[str]:
+        """Every blob once, pair by pair, pairs that share a base next to each other."""
+        group = {key: position for position, key in enumerate(dict.fromkeys(t.base_hash for t in self.tasks))}
+        order = sorted(range(len(self.tasks)), key=lambda index: group[self.tasks[index].base_hash])
+        return list(dict.fromkeys(key for i in order for key in (self.tasks[i].base_hash, self.tasks[i].head_hash)))
+
+    def run(self, on_blob: Callable[[], None] | None, stats: BatchStats | None) -> Iterator[PairOutcome]:
+        prefetcher = BatchPrefetcher(
+            self.fetcher,
+            max_workers=self.options.fetch_workers,
+            verify=self.options.verify,
+            max_pending_bytes=self.fetch_budget,
+        )
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="snapcompare-diff")
+        try:
+            for key, value in prefetcher.iter_fetch(self.keys(), stats=stats):
+                self.blobs[key] = value
+                self.budget.acquire(("blob", key), _blob_bytes(value))
+                if on_blob is not None:
+                    on_blob()
+                for index in self.users[key]:
+                    self.missing[index] -= 1
+                    if not self.missing[index]:
+                        self.ready.append(index)
+                yield from self.advance(pool)
+                while self.running and self.budget.over:
+                    yield from self.collect(block=True)
+            while self.ready or self.running:
+                yield from self.advance(pool)
+                yield from self.collect(block=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            prefetcher.close()
+
+    def advance(self, pool: ThreadPoolExecutor) -> Iterator[PairOutcome]:
+        """Yield finished work and start every ready pair whose memory fits, in order.
+
+        Waits for a running diff to finish while the next ready pair does not fit.
+        """
+        yield from self.collect(block=False)
+        while self.ready:
+            index = self.ready[0]
+            task = self.tasks[index]
+            before, after = self.blobs[task.base_hash], self.blobs[task.head_hash]
+            failed = [blob for blob in (before, after) if isinstance(blob, FetchError)]
+            if failed:
+                self.ready.popleft()
+                self.release(index)
+                yield _fetch_failed(task, failed)
+                continue
+            cost = _canvas_pixels(task, before, after) * _BYTES_PER_PIXEL
+            if self.running and not self.budget.fits(cost):
+                yield from self.collect(block=True)
+                continue
+            self.ready.popleft()
+            self.start(index, cost, pool)
+
+    def start(self, index: int, cost: int, pool: ThreadPoolExecutor) -> None:
+        """Submit the diff of a pair whose blobs are in; shared blobs are decoded once."""
+        task = self.tasks[index]
+        before, after = self.blobs[task.base_hash], self.blobs[task.head_hash]
+        for key, blob in ((task.base_hash, before), (task.head_hash, after)):
+            if len(self.users[key]) > 1 and not self.budget.holds(("decoded", key)):
+                self.budget.acquire(("decoded", key), _decoded_bytes(blob))
+                self.images.keep(key)
+        future = pool.submit(diff_pair, task, before, after, self.options, self.images)
+        self.running[future] = index
+        self.budget.acquire(("diff", index), cost)
+
+    def collect(self, block: bool) -> Iterator[PairOutcome]:
+        """Yield the outcomes of finished diffs (waiting for one when ``block``)."""
+        if not self.running:
+            return
+        done, _ = wait(self.running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            index = self.running.pop(future)
+            self.budget.release(("diff", index))
+            self.release(index)
+            yield future.result()
+
+    def release(self, index: int) -> None:
+        """A pair is done with its blobs: drop each blob whose last pair this was."""
+        task = self.tasks[index]
+        for key in (task.base_hash, task.head_hash):
+            self.pending_users[key] -= 1
+            if self.pending_users[key] == 0:
+                del self.blobs[key]
+                self.budget.release(("blob", key))
+                self.budget.release(("decoded", key))
+                self.images.drop(key)
+
+
+def _blob_bytes(blob: bytes | FetchError) -> int:
+    return 0 if isinstance(blob, FetchError) else len(blob)
+
+
+def _canvas_pixels(task: PairTask, before: bytes, after: bytes) -> int:
+    """The pair's canvas in pixels: from the manifests, else from the images' headers."""
+    if task.canvas_pixels is not None:
+        return task.canvas_pixels
+    sizes = [_header_size(blob) for blob in (before, after)]
+    if None in sizes:
+        return _DEFAULT_CANVAS
+    width, height = canvas_size(*sizes)
+    return width * height
+
+
+def _decoded_bytes(blob: bytes) -> int:
+    """The size of a blob's decoded RGBA pixels, from its header."""
+    size = _header_size(blob)
+    return 4 * (size[0] * size[1] if size is not None else _DEFAULT_CANVAS)
+
+
+def _header_size(blob: bytes) -> tuple[int, int] | None:
+    try:
+        opened = open_image(blob)
+    except Exception:  # noqa: BLE001 - an estimate; diff_pair reports the real problem
+        return None
+    opened.close()
+    return opened.size
+
+
+def diff_pair(
+    task: PairTask,
+    before: bytes,
+    after: bytes,
+    options: CompareOptions,
+    images: SharedImages | None = None,
+) -> PairOutcome:
+    """Decode and diff one pair; any failure becomes an errored outcome, never an exception.
+
+    ``images`` shares the pixels and thumbnails of blobs that other pairs use too.
+    """
+    images = images if images is not None else SharedImages()
+    ids = {"base_hash": task.base_hash, "head_hash": task.head_hash}
+    try:
+        first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name)
+        before_rgba, after_rgba = images.pixels([(task.base_hash, first), (task.head_hash, second)])
+        result = diff_images(
+            before_rgba,
+            after_rgba,
+            threshold=options.threshold,
+            antialiasing=options.antialiasing,
+            max_pixels=options.max_pixels,
+        )
+    except ImageTooLarge as exc:
+        return PairOutcome(**ids, reason=Reason.EXCEEDS_PIXEL_LIMIT, detail=str(exc))
+    except ImageError as exc:
+        return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken pair errors itself, not the comparison
+        detail = f"{task.name!r}: {type(exc).__name__}: {exc}"
+        return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
+    changed = result.changed_pixels > 0
+    previews = None
+    if changed and options.previews:
+        factor = preview_factor(result.mask.shape[1])
+        previews = make_previews(
+            images.thumbnail(task.base_hash, before_rgba, factor),
+            images.thumbnail(task.head_hash, after_rgba, factor),
+            result.mask,
+            result.bbox,
+        )
+    return PairOutcome(
+        **ids,
+        changed_pixels=result.changed_pixels,
+        total_pixels=result.total_pixels,
+        aa_pixels=result.aa_pixels,
+        bbox=result.bbox,
+        before_size=result.before_size,
+        after_size=result.after_size,
+        mask_png=result.mask_png() if changed else None,
+        previews=previews,
+    )
+
+
+def _fetch_failed(task: PairTask, errors: list[FetchError]) -> PairOutcome:
+    detail = "; ".join(f"{'before' if e.key == task.base_hash else 'after'} blob {e}" for e in errors)
+    return PairOutcome(task.base_hash, task.head_hash, reason=Reason.IMAGE_FETCH_FAILED, detail=detail)

@@ -1,0 +1,169 @@
+"""The vocabulary every layer of a comparison shares: statuses, reasons, options, results, limits.
+
+This module sits below everything else in `compare`: inputs, planning, imaging, the engine,
+the outputs and the CLI all speak in these terms, and it imports none of them.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+DEFAULT_MAX_PIXELS = 40_000_000
+"""Largest diff canvas (width x height) compared by default."""
+
+DEFAULT_THRESHOLD = 0.1
+"""pixelmatch's default per-pixel colour sensitivity."""
+
+MIN_MAX_MEMORY = 64 * 1024 * 1024
+"""The smallest memory budget a comparison accepts."""
+
+ALGORITHM_VERSION = "snapcompare-pixelmatch7-yiq/1"
+
+
+class InputError(ValueError):
+    """An input or setting a comparison cannot start with; the message names it."""
+
+
+def check_fraction(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a real number from 0 to 1, else raise ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def check_max_pixels(value: object) -> int:
+    """Return ``value`` if it is a positive integer, else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"max_pixels must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def canvas_size(*sizes: tuple[int, int]) -> tuple[int, int]:
+    """The diff canvas of images of these (width, height) sizes: the largest width and height.
+
+    Images are placed top-left on it; every pixel outside their overlap counts as changed.
+    """
+    return max(width for width, _ in sizes), max(height for _, height in sizes)
+
+
+class Status(StrEnum):
+    """An image's final status. Iteration order is the order of the report's summary."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    ADDED = "added"
+    REMOVED = "removed"
+    ERRORED = "errored"
+    RENAMED = "renamed"
+    SKIPPED = "skipped"
+
+
+DIFFERENCES = frozenset({Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED})
+"""The statuses that make a comparison report differences."""
+
+
+class Reason(StrEnum):
+    """Why an image is ``errored``."""
+
+    IMAGE_FETCH_FAILED = "image_fetch_failed"
+    IMAGE_PROCESSING_FAILED = "image_processing_failed"
+    EXCEEDS_PIXEL_LIMIT = "exceeds_pixel_limit"
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Knobs of one comparison.
+
+    ``threshold`` and ``antialiasing`` are the pixel diff's (per-pixel YIQ sensitivity,
+    anti-aliased pixels not counted); ``diff_threshold`` is the share of changed pixels above
+    which an image is ``changed`` unless its manifest says otherwise. ``max_memory`` bounds
+    the bytes held for blobs and decoded images at once.
+    """
+
+    threshold: float = DEFAULT_THRESHOLD
+    antialiasing: bool = True
+    diff_threshold: float = 0.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    fetch_workers: int = 32
+    max_memory: int = 1024 * 1024 * 1024
+    verify: bool = True
+    previews: bool = True
+
+    def __post_init__(self) -> None:
+        check_fraction("threshold", self.threshold)
+        check_fraction("diff_threshold", self.diff_threshold)
+        check_max_pixels(self.max_pixels)
+        if self.workers < 1 or self.fetch_workers < 1:
+            raise ValueError("workers and fetch_workers must be at least 1")
+        if self.max_memory < MIN_MAX_MEMORY:
+            raise ValueError(f"max_memory must be at least 64 MiB, got {self.max_memory} bytes")
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The status of one image, reported under ``name``, with the figures that decided it.
+
+    Fields after ``name`` are in the order ``comparison.json`` lists them. Hashes and sizes are
+    those of the sides the image has (``base_*``/``before_*`` from the base, ``head_*``/
+    ``after_*`` from the head; a renamed image has both, with the same hash); sizes read from
+    the images' headers win over the manifests'. ``reason`` and ``detail`` (in words) are set
+    only for ``errored``, ``previous_image_file_name`` only for ``renamed``. The pixel figures
+    are set for images that were diffed; ``diff_mask_key`` and ``previews`` are paths relative
+    to the output folder (``previews`` maps ``before``, ``after`` and ``diff`` to small
+    pictures for people).
+    """
+
+    name: str
+    status: Status
+    head_hash: str | None = None
+    base_hash: str | None = None
+    changed_pixels: int | None = None
+    total_pixels: int | None = None
+    diff_mask_key: str | None = None
+    before_width: int | None = None
+    before_height: int | None = None
+    after_width: int | None = None
+    after_height: int | None = None
+    reason: Reason | None = None
+    previous_image_file_name: str | None = None
+    diff_ratio: float | None = None
+    aa_pixels: int | None = None
+    bbox: tuple[int, int, int, int] | None = None
+    diff_threshold: float | None = None
+    detail: str | None = None
+    previews: Mapping[str, str] | None = None
+
+
+@dataclass
+class Comparison:
+    """Every image's result (keyed by file name) and how the comparison ran."""
+
+    images: dict[str, ImageResult]
+    options: CompareOptions
+    base_source: str = ""
+    head_source: str = ""
+    stats: dict[str, float | int] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Count per status plus ``total``; the statuses add up to the total."""
+        counts = Counter(result.status for result in self.images.values())
+        summary = {"total": len(self.images)}
+        summary.update({status.value: counts.get(status, 0) for status in Status})
+        return summary
+
+    @property
+    def has_differences(self) -> bool:
+        """True when any image is changed, added, removed or renamed."""
+        return any(result.status in DIFFERENCES for result in self.images.values())
+
+    @property
+    def has_errors(self) -> bool:
+        """True when any image errored."""
+        return any(result.status is Status.ERRORED for result in self.images.values())

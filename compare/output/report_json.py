@@ -1,0 +1,73 @@
+"""``comparison.json``: the machine-readable report, compatible with Sentry's comparison manifest.
+
+Sentry's fields: ``summary`` (``total`` and a count per status) and ``images`` keyed by file
+name with ``status, head_hash, base_hash, changed_pixels, total_pixels, diff_mask_key,
+before_width, before_height, after_width, after_height, reason, previous_image_file_name``.
+snapcompare adds per image ``diff_ratio, aa_pixels, bbox`` (``[x0, y0, x1, y1]``, exclusive
+ends), ``diff_threshold`` (the share of changed pixels the image was judged against),
+``detail`` (what went wrong, in words) and ``previews``; and at the top level ``options``,
+``algorithm_version``, ``base_source``, ``head_source`` and ``stats``. Every image has every
+field, ``null`` when it does not apply. Images are in name order, so equal comparisons give
+equal bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import fields
+from enum import Enum
+from typing import Any
+
+from ..model import ALGORITHM_VERSION, Comparison, ImageResult
+
+
+def comparison_dict(comparison: Comparison) -> dict[str, Any]:
+    """Return the report as JSON-ready data (what `render_json` writes)."""
+    options = comparison.options
+    return {
+        "summary": comparison.summary,
+        "images": {
+            name: image_dict(comparison.images[name]) for name in sorted(comparison.images)
+        },
+        "options": {
+            "threshold": options.threshold,
+            "antialiasing": options.antialiasing,
+            "diff_threshold": options.diff_threshold,
+            "max_pixels": options.max_pixels,
+        },
+        "algorithm_version": ALGORITHM_VERSION,
+        "base_source": comparison.base_source,
+        "head_source": comparison.head_source,
+        "stats": dict(sorted(comparison.stats.items())),
+    }
+
+
+def image_dict(result: ImageResult) -> dict[str, Any]:
+    """Return one image's entry of ``images``: every `ImageResult` field but the name, in order."""
+    return {field.name: _json_value(getattr(result, field.name)) for field in _IMAGE_FIELDS}
+
+
+_IMAGE_FIELDS = [field for field in fields(ImageResult) if field.name != "name"]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(sorted(value.items())) or None
+    return value
+
+
+def render_json(comparison: Comparison) -> bytes:
+    """Return ``comparison.json``'s bytes: indented UTF-8 JSON ending in a newline.
+
+    Raises ValueError if a figure is NaN or infinite, which JSON cannot hold.
+    """
+    text = json.dumps(comparison_dict(comparison), indent=2, ensure_ascii=False, allow_nan=False)
+    # A name read from a file system may hold lone surrogates (undecodable bytes), which UTF-8
+    # cannot encode; they only occur inside JSON strings, where backslashreplace spells them as
+    # the JSON escape \udcXX, so the file stays valid and reads back to the same name.
+    return (text + "\n").encode("utf-8", errors="backslashreplace")

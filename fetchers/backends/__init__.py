@@ -1,0 +1,1 @@
+"""One module per store, each the only importer of its SDK; `fetchers.registry` names them."""

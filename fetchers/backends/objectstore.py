@@ -1,0 +1,187 @@
+"""`BlobFetcher` over Sentry's objectstore, through its Python client (`objectstore_client`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import IO
+from typing import Any
+from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+import urllib3
+import zstandard
+from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
+
+from ..errors import BlobNotFound, FetchError
+from ..http import is_retryable_status
+from ..keys import join_key, normalize_prefix
+from ..protocol import ClosableFetcher
+
+
+class ObjectstoreFetcher(ClosableFetcher):
+    """Reads blobs from one objectstore usecase and scope with one GET per `fetch`.
+
+    ``fetch(key)`` reads the object ``{prefix}/{key}`` of ``session``. Sentry's layout is usecase
+    ``preprod``, scopes ``org`` and ``project``, keys ``{org}/{project}/{sha256}``, so a fetcher
+    with ``prefix="1/2"`` reads a blob by its hash alone. Thread-safe: the session's urllib3
+    pool serves every thread; build it with `connect` to size that pool and turn its retries off.
+
+    The payload is asked for as stored and decompressed here: the client's own zstd reader
+    returns a short blob, without error, when the stream ends inside a frame, which this
+    reports as a retryable `FetchError`.
+
+    The client's `RequestError` keeps an error's status and body but not its headers, so a
+    ``Retry-After`` is out of reach: ``retry_after`` stays None and the caller's backoff decides.
+    """
+
+    def __init__(
+        self, session: Session, *, prefix: str = "", max_connections: int | None = None
+    ) -> None:
+        self._session = session
+        self._prefix = normalize_prefix(prefix)
+        if max_connections is None:
+            max_connections = _pool_size(session)
+        self.max_connections = max_connections
+        """Size of the session's connection pool (None when it cannot be told)."""
+
+    @classmethod
+    def from_url(cls, parts: SplitResult, **options: Any) -> ObjectstoreFetcher:
+        """The fetcher of ``objectstore+http(s)://host:port/<usecase>?org=1&project=2&prefix=1/2``:
+        every query parameter but ``prefix`` is a scope, in order."""
+        scheme = parts.scheme
+        if not parts.hostname:
+            raise ValueError(f"{scheme} store URL needs a host: {scheme}://host:port/<usecase>")
+        try:
+            parts.port  # noqa: B018 - validates the port
+        except ValueError as exc:
+            raise ValueError(f"{scheme} store URL has an invalid port") from exc
+        base_path, _, usecase = parts.path.rstrip("/").rpartition("/")
+        if not usecase:
+            raise ValueError(f"{scheme} store URL needs a usecase as its path: {scheme}://host:port/<usecase>")
+        prefix = ""
+        scopes: dict[str, str] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+            if name == "prefix":
+                prefix = value
+            elif name in scopes:
+                raise ValueError(f"{scheme} store URL repeats scope {name!r}")
+            else:
+                scopes[name] = value
+        base_url = f"{scheme.removeprefix('objectstore+')}://{parts.netloc}{base_path}"
+        return cls.connect(base_url, usecase, scopes=scopes, prefix=prefix, **options)
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str,
+        usecase: str,
+        *,
+        scopes: Mapping[str, str | int],
+        prefix: str = "",
+        token: str | SecretKey | None = None,
+        max_connections: int = 32,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> ObjectstoreFetcher:
+        """Build the client and session for ``base_url`` (e.g. ``http://objectstore:8888``).
+
+        ``scopes`` in order, e.g. ``{"org": 1, "project": 2}``. ``token`` authenticates every
+        request (header ``x-os-auth``): a static pre-signed JWT string, or an
+        `objectstore_client.SecretKey` that signs a short-lived JWT per request for this usecase
+        and scope. It never appears in a URL, an error or a log; a URL carrying credentials is
+        refused. The pool holds ``max_connections`` connections, so that many threads fetch at
+        once without opening or discarding any; the client's retries are off (`BatchPrefetcher`
+        is the one retry layer); ``read_timeout`` bounds each wait for data.
+        """
+        url = urlsplit(base_url)
+        if url.username is not None or url.password is not None:
+            raise ValueError("the objectstore URL must not carry credentials; pass token=")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        client = Client(
+            base_url,
+            token=token,
+            connection_kwargs={
+                "maxsize": max_connections,
+                "retries": urllib3.Retry(0),
+                "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            },
+        )
+        try:
+            session = client.session(Usecase(usecase), **scopes)
+        except ValueError:
+            client._pool.close()
+            # The client's message quotes the offending value, which may be a secret pasted
+            # into the URL; name only what was configured.
+            raise ValueError(
+                f"objectstore usecase or scope names/values are invalid (scopes: {', '.join(scopes)})"
+            ) from None
+        fetcher = cls(session, prefix=prefix, max_connections=max_connections)
+        # The client has no close() of its own; the urllib3 pool is what it holds open.
+        fetcher._owned = client._pool
+        return fetcher
+
+    def fetch(self, key: str) -> bytes:
+        """Return the blob stored under ``key``, decompressed."""
+        path = join_key(self._prefix, key)
+        try:
+            result = self._session.get(path, decompress=False)
+            if result is None:
+                raise BlobNotFound(key)
+            body = _read_all(result.payload)
+        except RequestError as exc:
+            raise FetchError(
+                key,
+                f"objectstore answered HTTP {exc.status}",
+                retryable=is_retryable_status(exc.status),
+            ) from exc
+        except urllib3.exceptions.ClosedPoolError as exc:
+            raise FetchError(key, "the fetcher was closed") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            reason = exc
+            if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+                reason = exc.reason  # with retries off, this wraps the one failure
+            raise FetchError(
+                key, f"objectstore request failed: {type(reason).__name__}: {reason}",
+                retryable=True,
+            ) from exc
+        return _decode(key, body, result.metadata.compression)
+
+
+def _pool_size(session: Session) -> int | None:
+    """How many connections the session's urllib3 pool keeps (the client exposes no accessor)."""
+    queue = getattr(getattr(session, "_pool", None), "pool", None)
+    size = getattr(queue, "maxsize", None)
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def _read_all(payload: IO[bytes]) -> bytes:
+    # Reading to the end hands the connection back to the pool; a failed read has already
+    # closed it. close() then frees the response in every case.
+    try:
+        return payload.read()
+    finally:
+        payload.close()
+
+
+def _decode(key: str, body: bytes, compression: str | None) -> bytes:
+    if compression is None:
+        return body
+    if compression != "zstd":
+        raise FetchError(key, f"unsupported content-encoding {compression!r}")
+    try:
+        return _unzstd(body)
+    except zstandard.ZstdError as exc:
+        raise FetchError(key, f"bad zstd payload: {exc}", retryable=True) from exc
+
+
+def _unzstd(data: bytes) -> bytes:
+    """Decompress every zstd frame of ``data``; raise `zstandard.ZstdError` if one is cut off."""
+    out = []
+    while True:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        out.append(frame.decompress(data))
+        if not frame.eof:
+            raise zstandard.ZstdError("stream ends inside a frame (truncated)")
+        data = frame.unused_data
+        if not data:
+            return b"".join(out)

@@ -1,0 +1,110 @@
+"""Every store backend, named once: `BACKENDS`, and `fetcher_from_url` that reads it.
+
+A row says which URL scheme selects the backend, where its class lives (imported only when used,
+since each backend's SDK is an optional extra), which extra installs that SDK, and how its URL
+and configuration look. URL parsing, the lazy imports of ``fetchers`` and the CLI's help all read
+this table; adding a store is one row here and one module under ``fetchers/backends/`` whose
+class has a ``from_url(parts, **options)`` constructor.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+from .protocol import BlobFetcher
+
+NETWORK_OPTIONS = ("max_connections", "connect_timeout", "read_timeout")
+"""Options every network backend takes; a local folder accepts and ignores them."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One store backend: where its class is, what installs it, how it is configured."""
+
+    module: str
+    class_name: str
+    extra: str | None
+    url_form: str
+    configuration: str
+
+    def load(self) -> type:
+        """Import the backend's class; ImportError names the extra that provides its SDK."""
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError as exc:
+            extra = f'snapcompare[{self.extra}]' if self.extra else "snapcompare"
+            raise ImportError(
+                f"{self.class_name} needs {exc.name or 'an optional dependency'}: install {extra}",
+                name=exc.name,
+            ) from exc
+        return getattr(module, self.class_name)
+
+
+BACKENDS: dict[str, Backend] = {
+    "file": Backend("fetchers.backends.local", "LocalFetcher", None,
+                    "file:///abs/dir or a plain path", "none"),
+    "s3": Backend("fetchers.backends.s3", "S3Fetcher", "s3",
+                  "s3://bucket/prefix", "AWS_ENDPOINT_URL, the AWS credential chain"),
+    "gs": Backend("fetchers.backends.gcs", "GCSFetcher", "gcs",
+                  "gs://bucket/prefix", "STORAGE_EMULATOR_HOST, Application Default Credentials"),
+    "objectstore+http": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
+                                "objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2",
+                                "token passed as an option, never in the URL"),
+    "objectstore+https": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
+                                 "objectstore+https://host/<usecase>?org=1&project=2&prefix=1/2",
+                                 "token passed as an option, never in the URL"),
+}
+"""Backends by URL scheme. A URL without a scheme is a local path."""
+
+SCHEMES = tuple(BACKENDS)
+
+
+def backend_by_class(class_name: str) -> Backend | None:
+    """The backend whose class is called ``class_name``, if any."""
+    return next((b for b in BACKENDS.values() if b.class_name == class_name), None)
+
+
+def fetcher_from_url(url: str, **options: Any) -> BlobFetcher:
+    """Build the fetcher a store URL names (see `BACKENDS` for the forms).
+
+    - ``file:///abs/dir`` or a plain path: `LocalFetcher`;
+    - ``s3://bucket/prefix``: `S3Fetcher` (endpoint from ``AWS_ENDPOINT_URL``, credentials
+      from the AWS chain);
+    - ``gs://bucket/prefix``: `GCSFetcher` (``STORAGE_EMULATOR_HOST`` for an emulator,
+      credentials from Application Default Credentials);
+    - ``objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2`` (or ``+https``):
+      `ObjectstoreFetcher`; every query parameter but ``prefix`` is a scope, in order.
+
+    ``options`` go to the backend: ``max_connections``, ``connect_timeout`` and
+    ``read_timeout`` for the network stores (a local folder ignores them), and each backend's
+    own keywords (e.g. ``token`` for objectstore). Raises ``ValueError`` naming the scheme or
+    the part of the URL that is wrong; credentials in the URL are refused and never echoed.
+    Raises ImportError naming the extra to install when the backend's SDK is missing.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("store URL is empty")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "":
+        return BACKENDS["file"].load().from_path(Path(url), **options)
+    backend = BACKENDS.get(scheme)
+    if backend is None:
+        raise ValueError(f"unknown store scheme {parts.scheme!r}: expected one of {', '.join(SCHEMES)}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{scheme} store URL must not carry credentials: configure them the SDK's own way"
+        )
+    return backend.load().from_url(parts._replace(scheme=scheme), **options)
+
+
+def bucket_and_prefix(parts: SplitResult) -> tuple[str, str]:
+    """``(bucket, prefix)`` of a ``scheme://bucket/prefix`` URL, checked; for bucket stores."""
+    if not parts.netloc:
+        raise ValueError(f"{parts.scheme} store URL needs a bucket: {parts.scheme}://bucket/prefix")
+    if parts.query:
+        raise ValueError(f"{parts.scheme} store URL takes no query parameters")
+    return parts.netloc, parts.path.strip("/")

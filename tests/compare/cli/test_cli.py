@@ -1,0 +1,519 @@
+"""The ``snapcompare`` command end to end: S3 (moto over real sockets), folders, exit codes, output."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from compare.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_DIFFERENCES,
+    EXIT_ERRORED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_SAME,
+    main,
+)
+from compare.inputs.manifest import load_manifest, manifest_from_folder
+from compare.engine.run import Progress
+from compare.cli.progress import BAR_INTERVAL, LINE_INTERVAL, ProgressDisplay
+from testing.s3 import REGION
+
+SCRIPT = Path(sys.executable).with_name("snapcompare")
+PROGRESS_LINE = re.compile(r"^\[\s*[\d.]+s\]\s+(\d+)% fetched (\d+)/(\d+) blobs, diffed (\d+)/(\d+) pairs")
+STATUSES = ("changed", "unchanged", "added", "removed", "errored", "renamed", "skipped")
+
+
+def png(seed: int, size: tuple[int, int] = (100, 100), *, compress_level: int = 6) -> bytes:
+    """A PNG of coloured rectangles drawn from ``seed``: equal seeds give equal pixels."""
+    rng = random.Random(seed)
+    image = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = rng.randrange(size[0] - 10), rng.randrange(size[1] - 10)
+        x1, y1 = rng.randrange(x0 + 5, size[0]), rng.randrange(y0 + 5, size[1])
+        draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=compress_level)
+    return out.getvalue()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Build:
+    """A build's images (name -> bytes) and per-image manifest overrides."""
+
+    images: dict[str, bytes]
+    sizes: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def manifest(self) -> dict:
+        entries = {}
+        for name, data in self.images.items():
+            entry = {"content_hash": sha(data)}
+            if name in self.sizes:
+                size = self.sizes[name]
+            else:
+                with Image.open(io.BytesIO(data)) as image:
+                    size = image.size
+            if size is not None:
+                entry["width"], entry["height"] = size
+            entries[name] = entry
+        return {"images": entries, **self.extra}
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.manifest()))
+        return path
+
+
+def run(capsys, *args: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def read_comparison(out_dir: Path) -> dict:
+    return json.loads((out_dir / "comparison.json").read_text())
+
+
+def statuses(comparison: dict) -> dict[str, str]:
+    return {name: image["status"] for name, image in comparison["images"].items()}
+
+
+def summary_counts(stdout: str) -> dict[str, int]:
+    """The per-status counts of the printed summary."""
+    return {key: int(value) for key, value in re.findall(rf"\b({'|'.join(STATUSES)}|total) (\d+)\b", stdout)}
+
+
+@pytest.fixture
+def s3_store(s3_server, s3_bucket, s3_env, monkeypatch):
+    """Points the AWS SDK at the moto server; returns a function uploading blobs under a prefix."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+    def upload(*blobs: bytes, prefix: str = "builds/blobs") -> str:
+        for data in blobs:
+            s3_server.put_object(s3_bucket, f"{prefix}/{sha(data)}", data)
+        return f"s3://{s3_bucket}/{prefix}"
+
+    return upload
+
+
+@pytest.fixture(autouse=True)
+def no_store_from_environment(monkeypatch):
+    monkeypatch.delenv("SNAPCOMPARE_STORE", raising=False)
+
+
+def every_status_builds() -> tuple[Build, Build, bytes]:
+    """Base and head builds with every status and every error reason; also the blob never uploaded."""
+    login, recompressed_base = png(1), png(2, compress_level=1)
+    corrupt = png(31)
+    never_uploaded = png(40)
+    base = Build({
+        "same.png": png(0),
+        "recompressed.png": recompressed_base,
+        "button.png": png(3),
+        "old.png": png(4),
+        "kept.png": png(5),
+        "login.png": login,
+        "corrupt.png": png(30),
+        "missing.png": png(41),
+        "huge.png": png(50),
+        "tall.png": png(60, (200, 300)),
+    }, sizes={"huge.png": (10_000, 10_000), "tall.png": None})
+    head = Build({
+        "same.png": png(0),
+        "recompressed.png": png(2, compress_level=9),
+        "button.png": png(33),
+        "new.png": png(6),
+        "sign_in.png": login,
+        "corrupt.png": corrupt[: len(corrupt) // 2],
+        "missing.png": never_uploaded,
+        "huge.png": png(51),
+        "tall.png": png(61, (200, 300)),
+    }, sizes={"huge.png": (10_000, 10_000), "tall.png": None})
+    head.extra = {"selective": True, "all_image_file_names": [*head.images, "kept.png"]}
+    assert recompressed_base != head.images["recompressed.png"]
+    return base, head, never_uploaded
+
+
+EVERY_STATUS = {
+    "same.png": ("unchanged", None),
+    "recompressed.png": ("unchanged", None),
+    "button.png": ("changed", None),
+    "new.png": ("added", None),
+    "old.png": ("removed", None),
+    "kept.png": ("skipped", None),
+    "sign_in.png": ("renamed", None),
+    "corrupt.png": ("errored", "image_processing_failed"),
+    "missing.png": ("errored", "image_fetch_failed"),
+    "huge.png": ("errored", "exceeds_pixel_limit"),
+    "tall.png": ("errored", "exceeds_pixel_limit"),
+}
+
+
+def test_every_status_and_reason_from_s3(s3_store, tmp_path, capsys):
+    base, head, never_uploaded = every_status_builds()
+    blobs = {*base.images.values(), *head.images.values()} - {never_uploaded}
+    store = s3_store(*blobs)
+    out = tmp_path / "out"
+
+    # 40,000 pixels: the 100x100 pairs fit, tall.png's 200x300 (sizes only in its headers) does not.
+    code, stdout, stderr = run(
+        capsys, "compare", "--base", base.write(tmp_path / "base.json"), "--head",
+        head.write(tmp_path / "head.json"), "--store", store, "--out", out, "--max-pixels", "40000",
+    )
+
+    assert code == EXIT_ERRORED
+    comparison = read_comparison(out)
+    found = {name: (image["status"], image["reason"]) for name, image in comparison["images"].items()}
+    assert found == EVERY_STATUS
+    assert comparison["images"]["sign_in.png"]["previous_image_file_name"] == "login.png"
+    assert comparison["images"]["recompressed.png"]["changed_pixels"] == 0
+    assert comparison["images"]["button.png"]["changed_pixels"] > 0
+    assert "(from the manifests)" in comparison["images"]["huge.png"]["detail"]
+    assert "(from the manifests)" not in comparison["images"]["tall.png"]["detail"]
+    assert (out / comparison["images"]["button.png"]["diff_mask_key"]).is_file()
+
+    summary = comparison["summary"]
+    assert summary["total"] == len(comparison["images"]) == len(EVERY_STATUS)
+    assert sum(summary[s] for s in STATUSES) == summary["total"]
+    assert summary_counts(stdout) == summary
+    for report in ("report.html", "comparison.json", "junit.xml"):
+        assert str(out / report) in stdout
+        assert (out / report).is_file()
+    for name in ("corrupt.png", "missing.png", "huge.png", "tall.png"):
+        assert re.search(rf"^  {re.escape(name)}: {EVERY_STATUS[name][1]}: ", stdout, re.MULTILINE)
+    assert "login.png -> sign_in.png" in stdout
+    assert re.search(r"^\s+[\d.]+%  button\.png  \(", stdout, re.MULTILINE)
+    assert stdout.rstrip().splitlines()[-1] == (
+        f"snapcompare: differences found: 1 changed, 1 added, 1 removed, 1 renamed; 4 errored; "
+        f"report: {out / 'report.html'} (exit {EXIT_ERRORED})"
+    )
+
+    # Not a terminal: plain progress lines, the last one complete (5 pairs, 10 blobs).
+    progress = [PROGRESS_LINE.match(line) for line in stderr.splitlines()]
+    assert progress and all(progress), stderr
+    assert progress[-1].groups() == ("100", "10", "10", "5", "5")
+    assert len(progress) <= 12
+    assert "Traceback" not in stderr
+
+
+def test_exit_1_for_differences_only_with_store_from_environment(s3_store, tmp_path, capsys, monkeypatch):
+    base = Build({"a.png": png(1), "b.png": png(2), "gone.png": png(3)})
+    head = Build({"a.png": png(1), "b.png": png(22), "new.png": png(4)})
+    monkeypatch.setenv("SNAPCOMPARE_STORE", s3_store(*base.images.values(), *head.images.values()))
+    out = tmp_path / "out"
+
+    code, stdout, _ = run(capsys, "compare", "--base", base.write(tmp_path / "b.json"),
+                          "--head", head.write(tmp_path / "h.json"), "--out", out)
+
+    assert code == EXIT_DIFFERENCES
+    assert statuses(read_comparison(out)) == {
+        "a.png": "unchanged", "b.png": "changed", "gone.png": "removed", "new.png": "added",
+    }
+    assert "differences found: 1 changed, 1 added, 1 removed;" in stdout
+
+
+def test_a_changed_pair_under_its_diff_threshold_is_unchanged(s3_store, tmp_path, capsys):
+    before, after = Image.new("RGB", (100, 100), "white"), Image.new("RGB", (100, 100), "white")
+    after.paste((0, 0, 0), (50, 50, 53, 53))
+    encoded = []
+    for image in (before, after):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    store = s3_store(*encoded)
+    base, head = Build({"dot.png": encoded[0]}), Build({"dot.png": encoded[1]})
+    out = tmp_path / "out"
+
+    assert run(capsys, "compare", "--base", base.write(tmp_path / "b.json"), "--head",
+               head.write(tmp_path / "h.json"), "--store", store, "--out", out, "--quiet",
+               "--diff-threshold", "0.001")[0] == EXIT_SAME
+    assert 0 < read_comparison(out)["images"]["dot.png"]["changed_pixels"] <= 9
+    assert run(capsys, "compare", "--base", tmp_path / "b.json", "--head", tmp_path / "h.json",
+               "--store", store, "--out", out, "--quiet")[0] == EXIT_DIFFERENCES
+
+
+def write_folder(root: Path, images: dict[str, bytes]) -> Path:
+    for name, data in images.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_folders_need_no_store(tmp_path, capsys):
+    base = write_folder(tmp_path / "base", {"home.png": png(1), "nested/list.png": png(2)})
+    head = write_folder(tmp_path / "head", {"home.png": png(1), "nested/list.png": png(22),
+                                            "nested/new.png": png(3)})
+    same = write_folder(tmp_path / "same", {"home.png": png(1), "nested/list.png": png(2)})
+
+    code, stdout, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "o1", "--quiet")
+    assert code == EXIT_DIFFERENCES
+    assert statuses(read_comparison(tmp_path / "o1")) == {
+        "home.png": "unchanged", "nested/list.png": "changed", "nested/new.png": "added",
+    }
+    assert len(stdout.splitlines()) == 1
+
+    code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", same, "--out", tmp_path / "o2", "--quiet")
+    assert code == EXIT_SAME
+    assert stdout.startswith("snapcompare: no differences in 2 images; report: ")
+    assert stderr == ""
+
+
+def test_a_failure_while_writing_exits_with_the_failure_code(tmp_path, capsys):
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+    head = write_folder(tmp_path / "head", {"a.png": png(2)})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "diff").write_text("a file where the masks' folder goes")
+
+    code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
+
+    assert code == EXIT_FAILED
+    assert stdout == ""
+    assert stderr.startswith("snapcompare: error: the comparison failed: ")
+    assert str(out / "diff") in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_manifest_side_reads_a_local_store_and_the_folder_side_its_files(tmp_path, capsys):
+    store = write_folder(tmp_path / "store", {sha(png(1)): png(1), sha(png(2)): png(2)})
+    base = Build({"a.png": png(1), "b.png": png(2)}).write(tmp_path / "base.json")
+    head = write_folder(tmp_path / "head", {"a.png": png(1), "b.png": png(5)})
+
+    code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--store", store.as_uri(),
+                     "--out", tmp_path / "out", "--quiet")
+
+    assert code == EXIT_DIFFERENCES
+    assert statuses(read_comparison(tmp_path / "out")) == {"a.png": "unchanged", "b.png": "changed"}
+
+
+def test_manifest_subcommand(tmp_path, capsys):
+    folder = write_folder(tmp_path / "shots", {"a.png": png(1), "deep/b.png": png(2, (120, 80))})
+
+    code, stdout, stderr = run(capsys, "manifest", folder, "-o", tmp_path / "m.json")
+    assert code == EXIT_SAME
+    assert stdout == ""
+    assert stderr == f"snapcompare: wrote 2 images to {tmp_path / 'm.json'}\n"
+    manifest = load_manifest(tmp_path / "m.json")
+    assert manifest == manifest_from_folder(folder).manifest
+    assert manifest.images["deep/b.png"].content_hash == sha(png(2, (120, 80)))
+    assert (manifest.images["deep/b.png"].width, manifest.images["deep/b.png"].height) == (120, 80)
+
+    code, stdout, _ = run(capsys, "manifest", folder)
+    assert code == EXIT_SAME
+    assert set(json.loads(stdout)["images"]) == {"a.png", "deep/b.png"}
+
+
+def test_help_documents_the_exit_codes(capsys):
+    code, stdout, _ = run(capsys, "compare", "--help")
+    assert code == EXIT_SAME
+    for line in ("0    no differences", "1    differences found", "2    some images errored",
+                 "3    bad input", "130  interrupted"):
+        assert line in stdout
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """A valid head manifest, a folder and manifests broken in two ways."""
+    Build({"a.png": png(1)}).write(tmp_path / "head.json")
+    write_folder(tmp_path / "folder", {"a.png": png(1)})
+    (tmp_path / "broken.json").write_text('{"images": {"a.png": {"content_hash": ')
+    (tmp_path / "badhash.json").write_text('{"images": {"a.png": {"content_hash": "xyz"}}}')
+    return tmp_path
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (["--base", "broken.json", "--head", "head.json", "--store", "STORE"], {},
+     "broken.json: line 1, column 39: invalid JSON: Expecting value"),
+    (["--base", "badhash.json", "--head", "head.json", "--store", "STORE"], {},
+     'badhash.json: images["a.png"].content_hash: expected 64 hex characters'),
+    (["--base", "nowhere", "--head", "head.json", "--store", "STORE"], {},
+     "--base 'nowhere': no such manifest file or image folder"),
+    (["--base", "folder", "--head", "head.json"], {}, "manifest 'head.json' needs a blob store"),
+    (["--base", "folder", "--head", "head.json", "--store", "ftp://host/x"], {},
+     "--store: unknown store scheme 'ftp'"),
+    (["--base", "folder", "--head", "head.json"], {"SNAPCOMPARE_STORE": "s3:///no-bucket"},
+     "SNAPCOMPARE_STORE: s3 store URL needs a bucket"),
+    (["--base", "folder", "--head", "head.json", "--store", "STORE", "--max-memory", "10M"], {},
+     "max_memory must be at least 64 MiB"),
+])
+def test_bad_input_is_one_line_naming_it(inputs, capsys, monkeypatch, args, env, expected):
+    monkeypatch.chdir(inputs)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = [inputs.as_uri() if a == "STORE" else a for a in args]
+
+    code, stdout, stderr = run(capsys, "compare", *args, "--out", "out")
+
+    assert code == EXIT_BAD_INPUT
+    assert stdout == ""
+    assert stderr.count("\n") == 1 and stderr.startswith("snapcompare: error: "), stderr
+    assert expected in stderr
+    assert not (inputs / "out").exists()
+
+
+def test_a_secret_in_an_objectstore_scope_is_not_echoed(inputs, capsys, monkeypatch):
+    monkeypatch.chdir(inputs)
+    url = "objectstore+http://127.0.0.1:9/preprod?org=1&sig=s3cr3t/x=y"
+    code, _, stderr = run(capsys, "compare", "--base", "folder", "--head", "head.json",
+                          "--store", url, "--out", "out")
+    assert code == EXIT_BAD_INPUT
+    assert "scopes: org, sig" in stderr and "s3cr3t" not in stderr
+
+
+def test_a_store_whose_sdk_refuses_its_configuration_is_bad_input(inputs, capsys, monkeypatch):
+    for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(inputs / "no-gcloud-config"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never look for a metadata server
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.chdir(inputs)
+
+    code, _, stderr = run(capsys, "compare", "--base", "folder", "--head", "head.json",
+                          "--store", "gs://bucket/prefix", "--out", "out")
+
+    assert code == EXIT_BAD_INPUT
+    assert stderr.startswith("snapcompare: error: --store: GCS credentials: ")
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["compare", "--base", "a", "--head", "b"], "the following arguments are required: --out"),
+    (["compare", "--base", "a", "--head", "b", "--out", "o", "--threshold", "2"], "argument --threshold"),
+    (["compare", "--base", "a", "--head", "b", "--out", "o", "--max-memory", "lots"], "argument --max-memory"),
+    (["compare", "--base", "a", "--head", "b", "--out", "o", "--workers", "0"], "argument --workers"),
+    ([], "the following arguments are required: COMMAND"),
+    (["manifest", "no-such-folder"], "no-such-folder: not a folder"),
+])
+def test_usage_errors_exit_with_the_bad_input_code_and_no_traceback(capsys, args, expected):
+    code, _, stderr = run(capsys, *args)
+    assert code == EXIT_BAD_INPUT
+    assert expected in stderr
+    assert "Traceback" not in stderr
+
+
+def test_installed_script_against_s3(s3_server, s3_store, tmp_path):
+    base = Build({"a.png": png(1), "b.png": png(2)})
+    head = Build({"a.png": png(1), "b.png": png(3)})
+    store = s3_store(*base.images.values(), *head.images.values())
+
+    result = subprocess.run(
+        [SCRIPT, "compare", "--base", base.write(tmp_path / "b.json"), "--head",
+         head.write(tmp_path / "h.json"), "--store", store, "--out", tmp_path / "out"],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )
+
+    assert result.returncode == EXIT_DIFFERENCES, result.stderr
+    assert PROGRESS_LINE.match(result.stderr.splitlines()[-1])
+    assert "differences found: 1 changed;" in result.stdout
+    assert statuses(read_comparison(tmp_path / "out")) == {"a.png": "unchanged", "b.png": "changed"}
+
+
+def test_interrupt_exits_130_promptly(s3_server, s3_bucket, s3_store, tmp_path):
+    base, head = Build({"a.png": png(1)}), Build({"a.png": png(2)})
+    store = s3_store(*base.images.values(), *head.images.values())
+    stalled = sha(png(2))
+    s3_server.faults.set("stall", match=stalled, seconds=2.0)
+
+    process = subprocess.Popen(
+        [SCRIPT, "compare", "--base", base.write(tmp_path / "b.json"), "--head",
+         head.write(tmp_path / "h.json"), "--store", store, "--out", tmp_path / "out"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while s3_server.requests("GET", s3_bucket, f"builds/blobs/{stalled}") == 0:
+            assert process.poll() is None and time.monotonic() < deadline, "the fetch never started"
+            time.sleep(0.02)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert time.monotonic() - interrupted < 10
+    assert stderr.rstrip().endswith("snapcompare: error: interrupted")
+    assert "Traceback" not in stderr
+    assert stdout == ""
+
+
+def progress(blobs: int, pairs: int, *, of: tuple[int, int] = (10, 10), phase: str = "comparing") -> Progress:
+    return Progress(images_total=20, blobs_total=of[0], blobs_fetched=blobs, pairs_total=of[1],
+                    pairs_done=pairs, phase=phase)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line_throttled():
+    clock, stream = FakeClock(), Terminal()
+    display = ProgressDisplay(stream, clock=clock)
+    assert display.mode == "bar"
+
+    updates = [(b, 0) for b in range(11)] + [(10, p) for p in range(1, 11)]
+    for blobs, pairs in updates:
+        display(progress(blobs, pairs))
+        clock.now += BAR_INTERVAL / 4
+    display.close()
+
+    text = stream.getvalue()
+    draws = text.split("\r")[1:]
+    assert 2 <= len(draws) <= len(updates) // 4 + 2
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert "fetched 0/10 blobs, diffed 0/10 pairs" in draws[0]
+    assert "100% fetched 10/10 blobs, diffed 10/10 pairs" in draws[-1]
+    assert all(draw.startswith("[") and "\x1b[K" in draw for draw in draws)
+
+
+def test_progress_lines_when_not_a_terminal_every_tenth_or_every_few_seconds():
+    clock, stream = FakeClock(), io.StringIO()
+    display = ProgressDisplay(stream, clock=clock)
+    assert display.mode == "lines"
+
+    for done in range(0, 1001):
+        display(progress(done // 2, done - done // 2, of=(500, 500)))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 11
+    assert [int(PROGRESS_LINE.match(line)[1]) for line in lines] == list(range(0, 101, 10))
+
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, clock=clock)
+    display(progress(0, 0, of=(1000, 1000)))
+    clock.now += LINE_INTERVAL
+    display(progress(1, 0, of=(1000, 1000)))
+    display(progress(2, 0, of=(1000, 1000)))
+    display.close()
+    lines = stream.getvalue().splitlines()
+    assert [PROGRESS_LINE.match(line)[2] for line in lines] == ["0", "1", "2"]

@@ -1,0 +1,233 @@
+"""The fast PNG decoder: exactly Pillow's pixels for every row filter, None for what it leaves."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from compare import ImageDecodeError, diff_images
+from compare.imaging.png import AVAILABLE, decode_png, encode_mask
+
+needs_fast_decoder = pytest.mark.skipif(
+    not AVAILABLE, reason="the optional fast PNG decoder (imagecodecs) is not installed"
+)
+
+NONE, SUB, UP, AVERAGE, PAETH = range(5)
+
+
+def _filter_row(kind: int, row: np.ndarray, above: np.ndarray, channels: int) -> np.ndarray:
+    """Filter one row of bytes the way a PNG encoder does (``above`` is zeros for the first row)."""
+    x, b = row.astype(np.int16), above.astype(np.int16)
+    a = np.concatenate([np.zeros(channels, np.int16), x[:-channels]])
+    c = np.concatenate([np.zeros(channels, np.int16), b[:-channels]])
+    if kind == NONE:
+        predicted = np.zeros_like(x)
+    elif kind == SUB:
+        predicted = a
+    elif kind == UP:
+        predicted = b
+    elif kind == AVERAGE:
+        predicted = (a + b) // 2
+    else:
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        predicted = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    return ((x - predicted) % 256).astype(np.uint8)
+
+
+def _chunk(kind: bytes, body: bytes, *, crc_flip: int = 0) -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(kind)) ^ crc_flip
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def encode_png(
+    pixels: np.ndarray,
+    filters: list[int],
+    *,
+    idat_parts: int = 1,
+    extra_chunks: tuple[tuple[bytes, bytes], ...] = (),
+    interlace: int = 0,
+    stream_tail: bytes = b"",
+) -> bytes:
+    """An 8-bit RGB (HxWx3) or RGBA (HxWx4) PNG whose row ``y`` uses filter ``filters[y]``."""
+    height, width, channels = pixels.shape
+    rows = pixels.reshape(height, width * channels)
+    above = np.zeros(width * channels, np.uint8)
+    body = bytearray()
+    for y in range(height):
+        body.append(filters[y])
+        body += _filter_row(filters[y], rows[y], above, channels).tobytes()
+        above = rows[y]
+    stream = zlib.compress(bytes(body) + stream_tail, 6)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6 if channels == 4 else 2, 0, 0, interlace)
+    cut = -(-len(stream) // idat_parts)
+    idats = [_chunk(b"IDAT", stream[i : i + cut]) for i in range(0, len(stream), cut)]
+    extras = [_chunk(kind, body) for kind, body in extra_chunks]
+    return b"".join(
+        [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header), *extras, *idats, _chunk(b"IEND", b"")]
+    )
+
+
+def pillow_rgba(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def _screen_like(rng: np.random.Generator, height: int, width: int, channels: int) -> np.ndarray:
+    """Flat bands with noisy patches: rows where every filter choice matters."""
+    pixels = np.repeat(rng.integers(0, 256, (height, 1, channels), dtype=np.uint8), width, axis=1)
+    patch = rng.integers(0, 256, (height // 2, width // 2, channels), dtype=np.uint8)
+    pixels[: height // 2, : width // 2] = patch
+    return pixels
+
+
+@needs_fast_decoder
+@settings(max_examples=150, deadline=None)
+@given(
+    width=st.integers(1, 24),
+    channels=st.sampled_from([3, 4]),
+    filters=st.lists(st.integers(0, 4), min_size=1, max_size=24),
+    idat_parts=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_filter_sequence_decodes_to_pillows_pixels(
+    width: int, channels: int, filters: list[int], idat_parts: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (len(filters), width, channels), dtype=np.uint8)
+    png = encode_png(pixels, filters, idat_parts=idat_parts)
+
+    decoded = decode_png(png)
+
+    assert decoded is not None
+    assert decoded.shape == (len(filters), width, 4) and decoded.flags.c_contiguous
+    assert np.array_equal(decoded, pillow_rgba(png))
+
+
+@needs_fast_decoder
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        [UP, PAETH, PAETH, UP, UP, AVERAGE, SUB, PAETH, UP, NONE, UP, PAETH],
+        [PAETH, UP] * 150,  # runs that depend on one another through Up rows, level after level
+        [AVERAGE] * 300,
+    ],
+    ids=["mixed", "chained-runs", "all-average"],
+)
+@pytest.mark.parametrize("channels", [3, 4], ids=["rgb", "rgba"])
+def test_dependent_rows_decode_to_pillows_pixels(pattern: list[int], channels: int) -> None:
+    rng = np.random.default_rng(len(pattern) + channels)
+    filters = (pattern * (300 // len(pattern) + 1))[:300]
+    pixels = _screen_like(rng, 300, 97, channels)
+    png = encode_png(pixels, filters)
+
+    assert np.array_equal(decode_png(png), pillow_rgba(png))
+
+
+@needs_fast_decoder
+def test_diff_through_the_fast_decoder_equals_diff_through_pillow() -> None:
+    rng = np.random.default_rng(3)
+    before = _screen_like(rng, 120, 80, 4)
+    after = before.copy()
+    after[40:50, 10:30] = (255, 0, 0, 255)
+    filters = list(rng.integers(0, 5, 120))
+
+    fast = diff_images(encode_png(before, filters), encode_png(after, filters[::-1]))
+    reference = diff_images(Image.fromarray(before), Image.fromarray(after))
+
+    assert fast.changed_pixels == reference.changed_pixels == 200
+    assert np.array_equal(fast.mask, reference.mask)
+
+
+def _rgb_pixels() -> np.ndarray:
+    return np.random.default_rng(5).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+
+
+def _flip_byte(data: bytes, index: int) -> bytes:
+    return data[:index] + bytes([data[index] ^ 0xFF]) + data[index + 1 :]
+
+
+def _with_bad_adler(pixels: np.ndarray) -> bytes:
+    png = _plain(pixels)
+    idat = png.index(b"IDAT")
+    length = int.from_bytes(png[idat - 4 : idat], "big")
+    stream = _flip_byte(png[idat + 4 : idat + 4 + length], length - 1)
+    return png[: idat - 4] + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
+
+
+@needs_fast_decoder
+def _plain(pixels: np.ndarray, **options) -> bytes:
+    return encode_png(pixels, [NONE] * pixels.shape[0], **options)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda p: _plain(p, extra_chunks=((b"tRNS", bytes(6)),)), id="trns-colour-key"
+        ),
+        pytest.param(lambda p: _plain(p, interlace=1), id="interlaced"),
+        pytest.param(lambda p: _plain(p)[:-12], id="no-iend"),
+        pytest.param(lambda p: _flip_byte(_plain(p), 29), id="ihdr-crc"),
+        pytest.param(_with_bad_adler, id="zlib-checksum"),
+        pytest.param(lambda p: _plain(p, stream_tail=b"extra"), id="extra-data"),
+        pytest.param(
+            lambda p: _plain(p, extra_chunks=((b"ABCD", b""),)), id="unknown-critical-chunk"
+        ),
+        pytest.param(lambda p: b"GIF89a" + bytes(40), id="not-png"),
+    ],
+)
+def test_pngs_it_does_not_take_are_handed_back(make) -> None:
+    assert decode_png(make(_rgb_pixels())) is None
+
+
+@needs_fast_decoder
+def test_a_bad_filter_type_is_handed_back_and_reported_by_the_general_decoder() -> None:
+    pixels = _rgb_pixels()
+    png = encode_png(pixels, [NONE, SUB, 5, UP, NONE, NONE])
+
+    assert decode_png(png) is None
+    with pytest.raises(ImageDecodeError, match="cannot decode"):
+        diff_images(png, png)
+
+
+@needs_fast_decoder
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "I;16"])
+def test_other_colour_types_are_handed_back(mode: str) -> None:
+    out = io.BytesIO()
+    Image.new(mode, (4, 3)).save(out, format="PNG")
+
+    assert decode_png(out.getvalue()) is None
+
+
+@needs_fast_decoder
+def test_ancillary_chunks_are_skipped() -> None:
+    pixels = _rgb_pixels()
+    extras = ((b"gAMA", struct.pack(">I", 45455)), (b"tEXt", b"k\0v"))
+    png = encode_png(pixels, [PAETH] * 6, extra_chunks=extras)
+
+    assert np.array_equal(decode_png(png), pillow_rgba(png))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    density=st.floats(0, 1),
+)
+def test_mask_round_trips_through_pillow(
+    height: int, width: int, seed: int, density: float
+) -> None:
+    mask = np.random.default_rng(seed).random((height, width)) < density
+
+    decoded = Image.open(io.BytesIO(encode_mask(mask)))
+
+    assert (decoded.mode, decoded.size) == ("1", (width, height))
+    assert np.array_equal(np.asarray(decoded.convert("L")) == 255, mask)

@@ -1,0 +1,399 @@
+"""Manifests: parsing and validation, JSON round trips, and manifests built from folders."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from compare.inputs.manifest import (
+    IMAGE_EXTENSIONS,
+    ImageEntry,
+    Manifest,
+    ManifestError,
+    dump_manifest,
+    load_manifest,
+    manifest_from_folder,
+    parse_manifest,
+    write_manifest,
+)
+
+HASH_A = hashlib.sha256(b"a").hexdigest()
+HASH_B = hashlib.sha256(b"b").hexdigest()
+
+FULL = {
+    "images": {
+        "home/feed.png": {
+            "content_hash": HASH_A,
+            "width": 1170,
+            "height": 2532,
+            "display_name": "Feed",
+            "group": "Home",
+            "diff_threshold": 0.02,
+            "tags": {"theme": "dark"},
+        },
+        "settings.png": {"content_hash": HASH_B},
+    },
+    "diff_threshold": 0.5,
+    "selective": True,
+    "all_image_file_names": ["home/feed.png", "settings.png", "help.png"],
+}
+
+
+def test_every_field_is_read():
+    manifest = parse_manifest(json.dumps(FULL), "head.json")
+
+    assert manifest.source == "head.json"
+    assert manifest.diff_threshold == 0.5
+    assert manifest.selective is True
+    assert manifest.all_image_file_names == frozenset({"home/feed.png", "settings.png", "help.png"})
+    assert list(manifest.images) == ["home/feed.png", "settings.png"]
+    assert manifest.images["home/feed.png"] == ImageEntry(
+        name="home/feed.png",
+        content_hash=HASH_A,
+        width=1170,
+        height=2532,
+        display_name="Feed",
+        group="Home",
+        diff_threshold=0.02,
+        tags={"theme": "dark"},
+    )
+
+
+def test_optional_fields_may_be_absent_or_null():
+    minimal = parse_manifest({"images": {"a.png": {"content_hash": HASH_A}}}, "m.json")
+    nulls = parse_manifest(
+        {
+            "images": {"a.png": {"content_hash": HASH_A, "width": None, "height": None,
+                                 "display_name": None, "group": None, "diff_threshold": None,
+                                 "tags": None}},
+            "diff_threshold": None,
+            "selective": None,
+            "all_image_file_names": None,
+        },
+        "m.json",
+    )
+
+    expected = Manifest(images={"a.png": ImageEntry(name="a.png", content_hash=HASH_A)})
+    assert minimal == expected
+    assert nulls == expected
+    assert minimal.selective is False and minimal.all_image_file_names is None
+
+
+def test_empty_images_is_a_valid_manifest():
+    assert parse_manifest('{"images": {}}', "m.json").images == {}
+
+
+def test_unknown_fields_are_kept_and_written_back():
+    data = {"images": {"a.png": {"content_hash": HASH_A, "image_file_name": "a.png",
+                                 "meta": {"x": [1, 2]}}},
+            "version": 3}
+
+    manifest = parse_manifest(data, "m.json")
+
+    assert manifest.images["a.png"].extra == {"image_file_name": "a.png", "meta": {"x": [1, 2]}}
+    assert manifest.extra == {"version": 3}
+    assert dump_manifest(manifest) == {**data, "selective": False}
+
+
+def test_hashes_are_normalised_to_lowercase():
+    manifest = parse_manifest({"images": {"a.png": {"content_hash": HASH_A.upper()}}}, "m.json")
+    assert manifest.images["a.png"].content_hash == HASH_A
+
+
+def test_integral_thresholds_are_floats():
+    manifest = parse_manifest({"images": {"a.png": {"content_hash": HASH_A, "diff_threshold": 1}},
+                               "diff_threshold": 0}, "m.json")
+    assert manifest.diff_threshold == 0.0 and isinstance(manifest.diff_threshold, float)
+    assert isinstance(manifest.images["a.png"].diff_threshold, float)
+
+
+def _with(path: tuple, value) -> dict:
+    """FULL with the field at ``path`` replaced by ``value`` (or removed, for ``...``)."""
+    data = copy.deepcopy(FULL)
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    if value is ...:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return data
+
+
+FEED = ("images", "home/feed.png")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1], "head.json: expected a JSON object, got an array"),
+        (_with(("images",), ...), "head.json: images: missing"),
+        (_with(("images",), ["a.png"]), "head.json: images: expected a JSON object, got an array"),
+        (_with(FEED, "abc"),
+         'head.json: images["home/feed.png"]: expected a JSON object, got a string'),
+        (_with((*FEED, "content_hash"), ...),
+         'head.json: images["home/feed.png"].content_hash: missing'),
+        (_with((*FEED, "content_hash"), "xyz"),
+         'head.json: images["home/feed.png"].content_hash: expected 64 hex characters (sha256), '
+         "got 'xyz'"),
+        (_with((*FEED, "content_hash"), "g" * 64),
+         'images["home/feed.png"].content_hash: expected 64 hex characters'),
+        (_with((*FEED, "content_hash"), HASH_A + "0"),
+         'images["home/feed.png"].content_hash: expected 64 hex characters'),
+        (_with((*FEED, "content_hash"), 12),
+         'images["home/feed.png"].content_hash: expected 64 hex characters'),
+        (_with((*FEED, "width"), 0),
+         'head.json: images["home/feed.png"].width: expected a positive integer, got 0'),
+        (_with((*FEED, "height"), -3),
+         'head.json: images["home/feed.png"].height: expected a positive integer, got -3'),
+        (_with((*FEED, "height"), 10.5),
+         'images["home/feed.png"].height: expected a positive integer, got 10.5'),
+        (_with((*FEED, "width"), "1170"),
+         "images[\"home/feed.png\"].width: expected a positive integer, got '1170'"),
+        (_with((*FEED, "width"), True),
+         'images["home/feed.png"].width: expected a positive integer, got True'),
+        (_with((*FEED, "diff_threshold"), 1.5),
+         'head.json: images["home/feed.png"].diff_threshold: expected a number from 0 to 1, '
+         "got 1.5"),
+        (_with((*FEED, "diff_threshold"), -0.1),
+         'images["home/feed.png"].diff_threshold: expected a number from 0 to 1'),
+        (_with((*FEED, "diff_threshold"), "0.1"),
+         'images["home/feed.png"].diff_threshold: expected a number from 0 to 1'),
+        (_with((*FEED, "diff_threshold"), float("nan")),
+         'images["home/feed.png"].diff_threshold: expected a number from 0 to 1'),
+        (_with((*FEED, "display_name"), 5),
+         'head.json: images["home/feed.png"].display_name: expected a string, got a number'),
+        (_with((*FEED, "group"), ["a"]),
+         'head.json: images["home/feed.png"].group: expected a string, got an array'),
+        (_with((*FEED, "tags"), "dark"),
+         'head.json: images["home/feed.png"].tags: expected a JSON object or array, got a string'),
+        (_with(("diff_threshold",), 2),
+         "head.json: diff_threshold: expected a number from 0 to 1, got 2"),
+        (_with(("selective",), "yes"), "head.json: selective: expected true or false, got 'yes'"),
+        (_with(("all_image_file_names",), "a.png"),
+         "head.json: all_image_file_names: expected a JSON array, got a string"),
+        (_with(("all_image_file_names",), ["a.png", ""]),
+         "head.json: all_image_file_names[1]: image names must be non-empty strings, got ''"),
+        (_with(("all_image_file_names",), ["a.png", 3]),
+         "head.json: all_image_file_names[1]: image names must be non-empty strings, got 3"),
+        (_with(("images", ""), {"content_hash": HASH_A}),
+         "head.json: images: image names must be non-empty strings, got ''"),
+    ],
+)
+def test_each_invalid_field_is_named_with_the_file(data, message):
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(json.dumps(data), "head.json")
+    assert message in str(caught.value)
+    assert caught.value.source == "head.json"
+
+
+def test_json_syntax_error_names_line_and_column():
+    text = '{\n  "images": {\n    "a.png": {"content_hash": "%s",}\n  }\n}' % HASH_A
+
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, "base.json")
+
+    column = text.splitlines()[2].index(",}") + 2
+    assert caught.value.location == f"line 3, column {column}"
+    assert str(caught.value).startswith(f"base.json: line 3, column {column}: invalid JSON: ")
+
+
+def test_undecodable_bytes_are_a_manifest_error():
+    with pytest.raises(ManifestError, match=r"^m\.json: byte \d+: not valid utf-8"):
+        parse_manifest(b'{"images": {"\xff": {}}}', "m.json")
+
+
+def test_repeated_image_names_are_rejected_not_silently_merged():
+    text = '{"images": {"a.png": {"content_hash": "%s"}, "a.png": {"content_hash": "%s"}}}' % (
+        HASH_A, HASH_B)
+    with pytest.raises(ManifestError, match='^m.json: duplicate key "a.png"$'):
+        parse_manifest(text, "m.json")
+
+
+def test_manifest_error_survives_pickling():
+    error = ManifestError("head.json", "images", "missing")
+    copy_ = pickle.loads(pickle.dumps(error))
+    assert (copy_.source, copy_.location, copy_.message) == ("head.json", "images", "missing")
+    assert str(copy_) == "head.json: images: missing"
+    assert isinstance(copy_, ValueError)
+
+
+def test_load_manifest_names_the_file_in_errors(tmp_path):
+    path = tmp_path / "head.json"
+    path.write_text('{"images": {"a.png": {"content_hash": "nope"}}}')
+
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+
+    assert str(caught.value).startswith(f'{path}: images["a.png"].content_hash: ')
+
+
+def test_load_manifest_of_a_missing_file_raises_oserror(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_manifest(tmp_path / "absent.json")
+
+
+def test_dump_and_parse_round_trip():
+    manifest = parse_manifest(FULL, "head.json")
+    dumped = dump_manifest(manifest)
+
+    assert dumped == {**FULL, "all_image_file_names": sorted(FULL["all_image_file_names"])}
+    assert parse_manifest(json.dumps(dumped), "copy.json") == manifest
+
+
+def test_write_and_load_round_trip(tmp_path):
+    manifest = parse_manifest(
+        {"images": {"ünïcode/ß.png": {"content_hash": HASH_A, "width": 2}}}, "head.json")
+    path = tmp_path / "out.json"
+
+    write_manifest(manifest, path)
+
+    loaded = load_manifest(path)
+    assert loaded == manifest
+    assert loaded.source == str(path)
+    assert "ünïcode/ß.png" in path.read_text(encoding="utf-8")
+
+
+_names = st.text(min_size=1, max_size=12)
+_json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+_entries = st.fixed_dictionaries(
+    {"content_hash": st.sampled_from([HASH_A, HASH_B, HASH_A.upper()])},
+    optional={
+        "width": st.integers(1, 10_000),
+        "height": st.integers(1, 10_000),
+        "display_name": st.text(max_size=8),
+        "group": st.text(max_size=8),
+        "diff_threshold": st.floats(0, 1),
+        "tags": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2)
+        | st.lists(st.text(max_size=4), max_size=2),
+        "x-extra": _json_scalars,
+    },
+)
+_manifests = st.fixed_dictionaries(
+    {"images": st.dictionaries(_names, _entries, max_size=5)},
+    optional={
+        "diff_threshold": st.floats(0, 1),
+        "selective": st.booleans(),
+        "all_image_file_names": st.lists(_names, max_size=5),
+        "build": _json_scalars,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_manifests)
+def test_any_valid_manifest_round_trips_through_json(data):
+    manifest = parse_manifest(json.dumps(data), "m.json")
+    again = parse_manifest(json.dumps(dump_manifest(manifest)), "again.json")
+    assert again == manifest
+    assert dump_manifest(again) == dump_manifest(manifest)
+
+
+# Folder manifests ------------------------------------------------------------------------
+
+
+def _png(path: Path, size: tuple[int, int], color=(200, 30, 30)) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path.read_bytes()
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG claiming ``width`` x ``height`` whose pixel data is cut off after a few bytes."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+            + _chunk(b"IDAT", zlib.compress(bytes(100))[:20]))
+
+
+def test_folder_manifest_covers_nested_images_with_hashes_and_sizes(tmp_path):
+    root = tmp_path / "build"
+    contents = {
+        "home.png": _png(root / "home.png", (4, 3)),
+        "screens/settings/dark.PNG": _png(root / "screens/settings/dark.PNG", (2, 5)),
+        "screens/feed.jpeg": b"",
+    }
+    Image.new("RGB", (6, 7)).save(root / "screens/feed.jpeg", format="JPEG")
+    contents["screens/feed.jpeg"] = (root / "screens/feed.jpeg").read_bytes()
+    (root / "notes.txt").write_text("not an image")
+    _png(root / ".hidden.png", (1, 1))
+    _png(root / ".cache/inner.png", (1, 1))
+
+    folder = manifest_from_folder(root)
+
+    assert list(folder.manifest.images) == ["home.png", "screens/feed.jpeg",
+                                            "screens/settings/dark.PNG"]
+    assert folder.paths == {name: root / name for name in folder.manifest.images}
+    for name, data in contents.items():
+        assert folder.manifest.images[name].content_hash == hashlib.sha256(data).hexdigest()
+    sizes = {n: (e.width, e.height) for n, e in folder.manifest.images.items()}
+    assert sizes == {"home.png": (4, 3), "screens/feed.jpeg": (6, 7),
+                     "screens/settings/dark.PNG": (2, 5)}
+    assert folder.manifest.source == str(root)
+    assert folder.manifest.selective is False and folder.manifest.all_image_file_names is None
+
+
+def test_folder_manifest_accepts_each_documented_extension(tmp_path):
+    for i, ext in enumerate(sorted(IMAGE_EXTENSIONS)):
+        _png(tmp_path / f"img{i}{ext.upper() if i % 2 else ext}", (1, 1))
+    (tmp_path / "img.tiff").write_bytes(b"")
+
+    names = manifest_from_folder(tmp_path).manifest.images
+
+    assert [Path(n).suffix.lower() for n in names] == sorted(IMAGE_EXTENSIONS)
+
+
+def test_folder_manifest_reads_sizes_from_the_header_only(tmp_path):
+    data = _png_header_only(8000, 6000)
+    (tmp_path / "huge.png").write_bytes(data)
+    with Image.open(tmp_path / "huge.png") as image, pytest.raises(OSError, match="truncated"):
+        image.load()
+
+    entry = manifest_from_folder(tmp_path).manifest.images["huge.png"]
+
+    assert (entry.width, entry.height) == (8000, 6000)
+    assert entry.content_hash == hashlib.sha256(data).hexdigest()
+
+
+def test_unidentifiable_image_file_still_gets_an_entry(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"definitely not a png")
+    (tmp_path / "empty.webp").write_bytes(b"")
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(20_000, 20_000))
+
+    images = manifest_from_folder(tmp_path).manifest.images
+
+    assert images["broken.png"] == ImageEntry(
+        name="broken.png", content_hash=hashlib.sha256(b"definitely not a png").hexdigest())
+    assert images["empty.webp"].content_hash == hashlib.sha256(b"").hexdigest()
+    assert (images["empty.webp"].width, images["empty.webp"].height) == (None, None)
+    assert (images["bomb.png"].width, images["bomb.png"].height) == (None, None)
+
+
+def test_folder_manifest_of_a_non_folder_raises(tmp_path):
+    with pytest.raises(NotADirectoryError):
+        manifest_from_folder(tmp_path / "absent")
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        manifest_from_folder(tmp_path / "file.png")
+
+
+def test_folder_manifest_written_and_loaded_back(tmp_path):
+    _png(tmp_path / "build/a/b.png", (3, 3))
+    folder = manifest_from_folder(tmp_path / "build")
+
+    write_manifest(folder.manifest, tmp_path / "manifest.json")
+
+    assert load_manifest(tmp_path / "manifest.json") == folder.manifest

@@ -1,0 +1,218 @@
+"""report.html in a real headless browser (Debian's chromium): injected names run nothing.
+
+Hostile names set ``document.title = 'pwned'`` if they ever run. The page's own script marks
+``<body data-ready="true">`` once it has initialised; ``--dump-dom`` shows the DOM after scripts.
+The browser's console is logged to stderr: a script error or a blocked fetch would show there.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from compare.output.reports import write_reports
+from tests.compare.output.test_reports import XSS_ATTR, XSS_IMG, XSS_SCRIPT, Page, sample_comparison
+
+
+def _find_chromium() -> str | None:
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
+CHROMIUM = _find_chromium()
+BROWSER_TIMEOUT = 60
+
+# CI installs chromium (.ci/run), so there a missing browser is a failure, not a skip.
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="needs Debian's chromium (apt-get install chromium) to check report.html in a browser",
+)
+
+
+def dump_dom(url: str, profile: Path) -> tuple[Page, str]:
+    """Load ``url`` headless and return the DOM after its scripts ran, and the browser's log."""
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", url,
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=BROWSER_TIMEOUT)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    finally:
+        # Chromium's helper processes share its session; none may outlive the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    log = stderr.decode(errors="replace")
+    assert process.returncode == 0, log
+    return Page(stdout.decode("utf-8")), log
+
+
+def console_messages(log: str) -> list[str]:
+    return re.findall(r":CONSOLE[^\]]*\] (.*)", log)
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    return write_reports(sample_comparison(out_dir), out_dir)["html"]
+
+
+def items_shown(page: Page) -> dict[str, bool]:
+    """Each item's name (new name for renames) -> whether it is visible."""
+    names = iter(page.names)
+    shown = {}
+    for tag, attributes in page.tags:
+        if tag == "li" and "data-item" in attributes:
+            name = next(names)
+            if attributes["data-status"] == "renamed":
+                name = next(names)
+            shown[name] = "hidden" not in attributes
+    return shown
+
+
+def test_hostile_names_execute_nothing_and_show_as_text(report: Path, tmp_path: Path) -> None:
+    page, log = dump_dom(report.as_uri(), tmp_path / "profile")
+
+    assert "pwned" not in page.title
+    assert page.title.startswith("snapcompare: 4 changed, 2 errored")
+    [body] = page.find("body")
+    assert body.get("data-ready") == "true", log
+    for name in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png"):
+        assert name in page.names
+    assert [a for a in page.find("img") if a.get("src") == "x"] == []
+    assert page.find("svg") == []
+    assert console_messages(log) == []
+
+
+def test_script_filters_and_searches_from_the_url(report: Path, tmp_path: Path) -> None:
+    page, log = dump_dom(report.as_uri() + "#status=changed&q=PWNED", tmp_path / "profile")
+
+    [body] = page.find("body")
+    assert body.get("data-ready") == "true", log
+    shown = items_shown(page)
+    assert len(shown) == 12
+    assert {name for name, visible in shown.items() if visible} == {XSS_IMG, XSS_SCRIPT}
+    sections = {a["data-status"]: "hidden" not in a for a in page.find("section")}
+    assert sections == {
+        "changed": True, "errored": False, "renamed": False, "added": False, "removed": False,
+        "skipped": False, "unchanged": False,
+    }
+    buttons = page.find("button")
+    pressed = {a["data-filter"]: a["aria-pressed"] for a in buttons if "data-filter" in a}
+    assert pressed["changed"] == "true"
+    assert {value for status, value in pressed.items() if status != "changed"} == {"false"}
+    [toolbar] = [a for a in page.find("div") if a.get("id") == "toolbar"]
+    assert "hidden" not in toolbar
+    assert "Showing 2 of 12 images" in "".join(page.texts)
+    assert console_messages(log) == []
+
+
+def test_search_matches_previous_names_and_opens_collapsed_sections(
+    report: Path, tmp_path: Path
+) -> None:
+    page, log = dump_dom(report.as_uri() + "#q=%3Cold%3E", tmp_path / "profile")
+
+    shown = items_shown(page)
+    assert {name for name, visible in shown.items() if visible} == {"login/new.png"}
+    page, log = dump_dom(report.as_uri() + "#q=almost", tmp_path / "profile")
+    assert {name for name, visible in items_shown(page).items() if visible} == {"almost.png"}
+    [details] = page.find("details")
+    assert "open" in details
+    assert console_messages(log) == []
+
+
+def test_viewers_start_in_their_best_mode(report: Path, tmp_path: Path) -> None:
+    page, log = dump_dom(report.as_uri(), tmp_path / "profile")
+
+    viewers = [a for a in page.find("div") if "viewer" in (a.get("class") or "").split()]
+    # Changed cards by ratio: XSS_IMG and home/feed.png have before and after, the third only
+    # a diff picture (its other previews are missing), XSS_SCRIPT has no previews.
+    assert [v["data-mode"] for v in viewers] == ["slider", "slider", "side"]
+    modes = [a for a in page.find("div") if "modes" in (a.get("class") or "").split()]
+    assert all("hidden" not in m for m in modes)
+    sliders = [a for a in page.find("input") if a.get("type") == "range"]
+    assert len(sliders) == 2 and all("hidden" not in s for s in sliders)
+    assert console_messages(log) == []
+
+
+# Clicks and types like a person would, after the page's own script, and records what it saw.
+DRIVER = """
+(function () {
+  var log = [];
+  function pressed() {
+    return Array.prototype.filter.call(document.querySelectorAll("button[data-filter]"),
+      function (b) { return b.getAttribute("aria-pressed") === "true"; })
+      .map(function (b) { return b.getAttribute("data-filter"); }).join(",");
+  }
+  function visible() {
+    return Array.prototype.filter.call(document.querySelectorAll("[data-item]"),
+      function (el) { return !el.hidden; }).length;
+  }
+  function type(input, value) {
+    input.value = value;
+    input.dispatchEvent(new Event("input", {bubbles: true}));
+  }
+  document.querySelector('button[data-filter="errored"]').click();
+  log.push("solo " + pressed() + " " + visible());
+  document.querySelector('button[data-filter="renamed"]').click();
+  log.push("add " + pressed() + " " + visible());
+  document.querySelector('button[data-filter="errored"]').click();
+  document.querySelector('button[data-filter="renamed"]').click();
+  log.push("none " + pressed() + " " + visible());
+  var viewer = document.querySelector(".viewer");
+  viewer.querySelector('button[data-mode="diff"]').click();
+  log.push("mode " + viewer.getAttribute("data-mode") + " " + viewer.querySelector(".slider").hidden);
+  viewer.querySelector('button[data-mode="slider"]').click();
+  type(viewer.querySelector(".slider"), "20");
+  log.push("pos " + viewer.style.getPropertyValue("--pos"));
+  type(document.getElementById("search"), "Feed");
+  setTimeout(function () {
+    log.push("search " + visible() + " " + location.hash);
+    document.getElementById("show-all").click();
+    log.push("all " + visible() + " [" + location.hash + "]");
+    document.body.setAttribute("data-driver", log.join("|"));
+  }, 500);
+})();
+"""
+
+
+def test_clicks_and_typing_drive_the_filter_and_viewer(report: Path, tmp_path: Path) -> None:
+    digest = base64.b64encode(hashlib.sha256(DRIVER.encode()).digest()).decode()
+    text = report.read_text(encoding="utf-8")
+    text = text.replace("script-src '", f"script-src 'sha256-{digest}' '", 1)
+    text = text.replace("</body>", f"<script>{DRIVER}</script>\n</body>", 1)
+    driven = report.with_name("driven.html")
+    driven.write_text(text, encoding="utf-8")
+
+    page, log = dump_dom(driven.as_uri(), tmp_path / "profile")
+
+    [body] = page.find("body")
+    assert body.get("data-driver", "").split("|") == [
+        "solo errored 2",
+        "add errored,renamed 3",
+        "none changed,errored,renamed,added,removed,skipped,unchanged 12",
+        "mode diff true",
+        "pos 20%",
+        "search 1 #q=Feed",
+        "all 12 []",
+    ], log
+    assert console_messages(log) == []

@@ -1,0 +1,504 @@
+"""The reports: comparison.json, report.html and junit.xml, from hand-made comparisons."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from compare.model import Reason, Status
+from compare.output.report_html import format_percent, iter_html
+from compare.output.report_json import comparison_dict, render_json
+from compare.output.report_junit import render_junit
+from compare.output import reports
+from compare.output.reports import write_reports
+from compare.model import ALGORITHM_VERSION, CompareOptions, Comparison, ImageResult
+
+XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">.png'
+XSS_SCRIPT = "</script><script>document.title='pwned'</script>.png"
+XSS_ATTR = "\"><svg onload=\"document.title='pwned'\">.png"
+CONTROL_NAME = "tab\there\x00nul\x1bescape.png"
+
+SENTRY_FIELDS = {
+    "status", "head_hash", "base_hash", "changed_pixels", "total_pixels", "diff_mask_key",
+    "before_width", "before_height", "after_width", "after_height", "reason",
+    "previous_image_file_name",
+}
+OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews"}
+
+
+def _hash(char: str) -> str:
+    return char * 64
+
+
+def write_previews(out_dir: Path, stem: str, colour: tuple[int, int, int]) -> dict[str, str]:
+    """Write small before / after / diff PNGs under out_dir/previews; return their keys."""
+    keys = {}
+    for role, shade in (("before", 0), ("after", 60), ("diff", 120)):
+        key = f"previews/{stem}.{role}.png"
+        path = out_dir / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (12, 20), tuple(min(255, c + shade) for c in colour)).save(path)
+        keys[role] = key
+    return keys
+
+
+def changed(name: str, ratio: float, previews: dict[str, str] | None = None) -> ImageResult:
+    total = 240
+    return ImageResult(
+        name=name, status=Status.CHANGED, base_hash=_hash("a"), head_hash=_hash("b"),
+        before_width=12, before_height=20, after_width=12, after_height=20,
+        changed_pixels=round(ratio * total), total_pixels=total, diff_ratio=ratio, aa_pixels=3,
+        bbox=(1, 2, 10, 18), diff_threshold=0.01, diff_mask_key=f"diff/{name}.png",
+        previews=previews,
+    )
+
+
+def sample_comparison(out_dir: Path) -> Comparison:
+    """Every status, hostile names, previews on disk (one missing, one outside out_dir)."""
+    feed = write_previews(out_dir, "feed", (200, 30, 30))
+    xss = write_previews(out_dir, "xss", (30, 30, 200))
+    broken = dict(write_previews(out_dir, "broken", (30, 200, 30)))
+    (out_dir / broken["after"]).unlink()
+    (out_dir.parent / "secret.png").write_bytes((out_dir / broken["before"]).read_bytes())
+    broken["before"] = "../secret.png"
+    images = [
+        changed("home/feed.png", 0.25, feed),
+        changed(XSS_IMG, 0.5, xss),
+        changed("settings/broken previews.png", 0.05, broken),
+        changed(XSS_SCRIPT, 0.125),
+        ImageResult(
+            name="huge.png", status=Status.ERRORED, base_hash=_hash("c"), head_hash=_hash("d"),
+            reason=Reason.EXCEEDS_PIXEL_LIMIT,
+            detail="canvas 9000x9000 is over 40,000,000 pixels <b>really</b>",
+        ),
+        ImageResult(
+            name=XSS_ATTR, status=Status.ERRORED, base_hash=_hash("e"),
+            reason=Reason.IMAGE_FETCH_FAILED,
+            detail="</pre><script>document.title='pwned'</script>",
+        ),
+        ImageResult(
+            name="login/new.png", status=Status.RENAMED, base_hash=_hash("f"), head_hash=_hash("f"),
+            previous_image_file_name="login/<old>.png",
+        ),
+        ImageResult(name="onboarding/step4.png", status=Status.ADDED, head_hash=_hash("1"),
+                    after_width=12, after_height=20),
+        ImageResult(name="legacy/banner.png", status=Status.REMOVED, base_hash=_hash("2")),
+        ImageResult(name="tablet/home.png", status=Status.SKIPPED, base_hash=_hash("3")),
+        ImageResult(name=CONTROL_NAME, status=Status.UNCHANGED, base_hash=_hash("4"),
+                    head_hash=_hash("4")),
+        ImageResult(
+            name="almost.png", status=Status.UNCHANGED, base_hash=_hash("5"), head_hash=_hash("6"),
+            changed_pixels=1, total_pixels=240, diff_ratio=1 / 240, diff_threshold=0.01,
+        ),
+    ]
+    return Comparison(
+        images={result.name: result for result in images},
+        options=CompareOptions(threshold=0.2, antialiasing=False, diff_threshold=0.01),
+        base_source="builds/<base>",
+        head_source="builds/head & co",
+        stats={"elapsed_seconds": 1.5, "blobs_fetched": 9},
+    )
+
+
+class Page(HTMLParser):
+    """The tags, attributes and texts of an HTML page, as a browser's tokenizer sees them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.names: list[str] = []
+        self.title = ""
+        self.scripts: list[str] = []
+        self.texts: list[str] = []
+        self._capture: str | None = None
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        classes = (attributes.get("class") or "").split()
+        if tag == "span" and "name" in classes:
+            self._capture = "name"
+            self.names.append("")
+        elif tag == "title":
+            self._capture = "title"
+        elif tag == "script":
+            self._capture = "script"
+            self.scripts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("span", "title", "script"):
+            self._capture = None
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+        if self._capture == "name":
+            self.names[-1] += data
+        elif self._capture == "title":
+            self.title += data
+        elif self._capture == "script":
+            self.scripts[-1] += data
+
+    def find(self, tag: str) -> list[dict[str, str | None]]:
+        return [attributes for name, attributes in self.tags if name == tag]
+
+    def report_data(self) -> dict:
+        [block] = [
+            attributes for name, attributes in self.tags
+            if name == "script" and attributes.get("type") == "application/json"
+        ]
+        assert block["id"] == "report-data"
+        return json.loads(next(s for s in self.scripts if s.startswith("{")))
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "out"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def comparison(out_dir: Path) -> Comparison:
+    return sample_comparison(out_dir)
+
+
+@pytest.fixture
+def written(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
+    return write_reports(comparison, out_dir)
+
+
+def test_write_reports_writes_three_files_and_no_leftovers(
+    written: dict[str, Path], out_dir: Path
+) -> None:
+    assert written == {
+        "json": out_dir / "comparison.json",
+        "html": out_dir / "report.html",
+        "junit": out_dir / "junit.xml",
+    }
+    for path in written.values():
+        assert path.stat().st_size > 0
+        assert path.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "comparison.json", "junit.xml", "previews", "report.html"
+    ]
+
+
+def test_write_reports_creates_the_folder(tmp_path: Path) -> None:
+    out_dir = tmp_path / "new" / "out"
+    paths = write_reports(Comparison(images={}, options=CompareOptions()), out_dir)
+    assert all(path.is_file() for path in paths.values())
+
+
+# comparison.json
+
+
+def test_json_summary_adds_up_and_matches_statuses(written: dict[str, Path]) -> None:
+    report = json.loads(written["json"].read_text(encoding="utf-8"))
+    summary = report["summary"]
+    assert list(summary) == [
+        "total", "changed", "unchanged", "added", "removed", "errored", "renamed", "skipped"
+    ]
+    assert summary == {
+        "total": 12, "changed": 4, "unchanged": 2, "added": 1, "removed": 1, "errored": 2,
+        "renamed": 1, "skipped": 1,
+    }
+    assert sum(count for key, count in summary.items() if key != "total") == summary["total"]
+    assert summary["total"] == len(report["images"])
+    for status in Status:
+        listed = [name for name, image in report["images"].items() if image["status"] == status]
+        assert len(listed) == summary[status.value]
+
+
+def test_json_images_have_every_field_in_name_order(
+    written: dict[str, Path], comparison: Comparison
+) -> None:
+    report = json.loads(written["json"].read_text(encoding="utf-8"))
+    assert list(report["images"]) == sorted(comparison.images)
+    for image in report["images"].values():
+        assert set(image) == SENTRY_FIELDS | OUR_FIELDS
+
+    feed = report["images"]["home/feed.png"]
+    assert feed == {
+        "status": "changed", "head_hash": _hash("b"), "base_hash": _hash("a"),
+        "changed_pixels": 60, "total_pixels": 240, "diff_mask_key": "diff/home/feed.png.png",
+        "before_width": 12, "before_height": 20, "after_width": 12, "after_height": 20,
+        "reason": None, "previous_image_file_name": None, "diff_ratio": 0.25, "aa_pixels": 3,
+        "bbox": [1, 2, 10, 18], "diff_threshold": 0.01, "detail": None,
+        "previews": {
+            "after": "previews/feed.after.png", "before": "previews/feed.before.png",
+            "diff": "previews/feed.diff.png",
+        },
+    }
+    assert report["images"]["huge.png"]["reason"] == "exceeds_pixel_limit"
+    assert report["images"]["huge.png"]["detail"].startswith("canvas 9000x9000")
+    assert report["images"]["login/new.png"]["previous_image_file_name"] == "login/<old>.png"
+    assert report["images"]["legacy/banner.png"]["head_hash"] is None
+    assert report["images"][XSS_IMG]["status"] == "changed"
+    assert report["images"][CONTROL_NAME]["status"] == "unchanged"
+
+
+def test_json_top_level_options_sources_and_stats(written: dict[str, Path]) -> None:
+    report = json.loads(written["json"].read_text(encoding="utf-8"))
+    assert report["options"] == {
+        "threshold": 0.2, "antialiasing": False, "diff_threshold": 0.01, "max_pixels": 40_000_000
+    }
+    assert report["algorithm_version"] == ALGORITHM_VERSION
+    assert report["base_source"] == "builds/<base>"
+    assert report["head_source"] == "builds/head & co"
+    assert report["stats"] == {"blobs_fetched": 9, "elapsed_seconds": 1.5}
+
+
+def test_json_is_deterministic_and_matches_the_dict(
+    written: dict[str, Path], comparison: Comparison
+) -> None:
+    reordered = Comparison(
+        images=dict(reversed(list(comparison.images.items()))),
+        options=comparison.options,
+        base_source=comparison.base_source,
+        head_source=comparison.head_source,
+        stats=dict(reversed(list(comparison.stats.items()))),
+    )
+    data = written["json"].read_bytes()
+    assert render_json(reordered) == data
+    assert data.endswith(b"\n")
+    assert json.loads(data) == comparison_dict(comparison)
+    # Names are written as UTF-8 text, not \u escapes, so the file reads well.
+    unicode_name = Comparison(
+        images={"ü/日本.png": ImageResult("ü/日本.png", Status.ADDED, head_hash=_hash("1"))},
+        options=CompareOptions(),
+    )
+    assert "ü/日本.png".encode() in render_json(unicode_name)
+
+
+def test_json_keeps_names_with_undecodable_bytes() -> None:
+    name = os.fsdecode(b"caf\xe9.png")
+    comparison = Comparison(
+        images={name: ImageResult(name, Status.ADDED, head_hash=_hash("1"))},
+        options=CompareOptions(),
+    )
+    data = render_json(comparison)
+    data.decode("utf-8")
+    assert list(json.loads(data)["images"]) == [name]
+
+
+def test_a_failing_report_leaves_the_previous_one_in_place(
+    written: dict[str, Path], comparison: Comparison, out_dir: Path
+) -> None:
+    before = written["json"].read_bytes()
+    comparison.stats["elapsed_seconds"] = float("nan")
+    with pytest.raises(ValueError):
+        write_reports(comparison, out_dir)
+    assert written["json"].read_bytes() == before
+    assert not [p for p in out_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_reports_are_replaced_as_a_set(
+    written: dict[str, Path], comparison: Comparison, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previous = {kind: path.read_bytes() for kind, path in written.items()}
+    comparison.images.clear()  # the next set would differ in every file
+
+    def failing_html(*_args):
+        yield "<!doctype html>"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(reports, "iter_html", failing_html)
+    with pytest.raises(OSError, match="disk full"):
+        write_reports(comparison, out_dir)  # JSON and JUnit rendered fine before the HTML failed
+    assert {kind: path.read_bytes() for kind, path in written.items()} == previous
+    assert not [p for p in out_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+# report.html
+
+
+def test_html_is_self_contained(written: dict[str, Path]) -> None:
+    text = written["html"].read_text(encoding="utf-8")
+    page = Page(text)
+    assert not page.find("link")
+    assert not page.find("iframe")
+    for tag, attributes in page.tags:
+        assert "src" not in attributes or attributes["src"].startswith("data:image/"), tag
+        if "href" in attributes:
+            href = attributes["href"] or ""
+            assert "://" not in href and not href.startswith("//"), href
+    assert all("src" not in attributes for attributes in page.find("script"))
+    assert "http://" not in text and "https://" not in text
+    [csp] = [a for a in page.find("meta") if a.get("http-equiv") == "Content-Security-Policy"]
+    assert "default-src 'none'" in csp["content"]
+    assert "img-src data:;" in csp["content"]
+
+
+def test_html_embeds_the_preview_files(written: dict[str, Path], out_dir: Path) -> None:
+    page = Page(written["html"].read_text(encoding="utf-8"))
+    sources = {a["alt"]: a["src"] for a in page.find("img")}
+    for role in ("before", "after", "diff"):
+        expected = (out_dir / f"previews/feed.{role}.png").read_bytes()
+        src = sources[f"home/feed.png: {role}"]
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]) == expected
+    # The missing file and the one outside out_dir are not embedded; the diff still is.
+    assert "settings/broken previews.png: diff" in sources
+    assert "settings/broken previews.png: before" not in sources
+    assert "settings/broken previews.png: after" not in sources
+    text = written["html"].read_text(encoding="utf-8")
+    assert "before picture unavailable" in text and "after picture unavailable" in text
+    assert len(page.find("img")) == 7
+
+
+def test_html_escapes_every_name_and_text(written: dict[str, Path]) -> None:
+    text = written["html"].read_text(encoding="utf-8")
+    for raw in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png", "builds/<base>", "<b>really</b>",
+                "</pre><script>"):
+        assert raw not in text
+    for shown in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png"):
+        assert html.escape(shown) in text
+    page = Page(text)
+    assert [a for a in page.find("img") if a.get("src") == "x"] == []
+    assert page.find("svg") == []
+    assert len(page.find("script")) == 2
+    for name in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png"):
+        assert name in page.names
+    assert "pwned" not in page.title
+
+
+def test_html_data_block_is_escaped_json(written: dict[str, Path], comparison: Comparison) -> None:
+    page = Page(written["html"].read_text(encoding="utf-8"))
+    block = next(s for s in page.scripts if s.startswith("{"))
+    assert not set("<>&") & set(block)
+    data = page.report_data()
+    names = {item["name"] for item in data["items"]}
+    assert names == set(comparison.images)
+    renamed = next(item for item in data["items"] if item["name"] == "login/new.png")
+    assert renamed == {"name": "login/new.png", "previous": "login/<old>.png", "status": "renamed"}
+    assert data["statuses"] == [
+        "changed", "errored", "renamed", "added", "removed", "skipped", "unchanged"
+    ]
+
+
+def _positions(text: str, names: list[str]) -> list[int]:
+    return [text.index(f'<span class="name">{html.escape(name)}</span>') for name in names]
+
+
+def test_html_orders_sections_and_changed_by_ratio(written: dict[str, Path]) -> None:
+    text = written["html"].read_text(encoding="utf-8")
+    ordered = [XSS_IMG, "home/feed.png", XSS_SCRIPT, "settings/broken previews.png"]
+    assert _positions(text, ordered) == sorted(_positions(text, ordered))
+    sections = [text.index(f'<section data-status="{s}">') for s in (
+        "changed", "errored", "renamed", "added", "removed", "skipped", "unchanged")]
+    assert sections == sorted(sections)
+    page = Page(text)
+    items = [a for a in page.find("li") if "data-item" in a]
+    assert [int(a["data-item"]) for a in items] == list(range(12))
+
+
+def test_html_shows_figures_reasons_and_renames(written: dict[str, Path]) -> None:
+    text = written["html"].read_text(encoding="utf-8")
+    assert "<strong>25%</strong> of pixels changed (60 of 240)" in text
+    assert "threshold 1%" in text
+    assert "exceeds pixel limit" in text and "image fetch failed" in text
+    assert html.escape("canvas 9000x9000 is over 40,000,000 pixels <b>really</b>") in text
+    renamed = text[text.index('data-status="renamed">') :]
+    renamed = renamed[: renamed.index("</li>")]
+    assert renamed.index(html.escape("login/<old>.png")) < renamed.index("→")
+    assert renamed.index("→") < renamed.index("login/new.png")
+    unchanged = text[text.index('<section data-status="unchanged">') :]
+    assert unchanged.startswith('<section data-status="unchanged">\n<details>\n<summary>')
+    assert "4 changed, 2 errored" in Page(text).title
+
+
+def test_html_of_an_empty_comparison(tmp_path: Path) -> None:
+    comparison = Comparison(images={}, options=CompareOptions())
+    text = "".join(iter_html(comparison, tmp_path))
+    page = Page(text)
+    assert page.title == "snapcompare: no differences"
+    assert "No differences" in text
+    assert page.report_data() == {"items": [], "statuses": []}
+
+
+@pytest.mark.parametrize(
+    ("ratio", "text"),
+    [(0.0, "0%"), (1.0, "100%"), (0.25, "25%"), (0.12345, "12.35%"), (0.001, "0.1%"),
+     (0.0000341, "0.0034%"), (1 / 2_962_440, "0.000034%")],
+)
+def test_format_percent(ratio: float, text: str) -> None:
+    assert format_percent(ratio) == text
+
+
+# junit.xml
+
+
+def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison) -> None:
+    data = written["junit"].read_bytes()
+    assert data.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+    suite = ET.fromstring(data)
+    assert suite.tag == "testsuite"
+    assert suite.attrib["name"] == "snapcompare"
+    assert {k: suite.attrib[k] for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "12", "failures": "6", "errors": "0", "skipped": "1"
+    }
+    cases = suite.findall("testcase")
+    expected = {
+        name.replace("\x00", "").replace("\x1b", ""): f"snapcompare.{result.status.value}"
+        for name, result in comparison.images.items()
+    }
+    assert [case.attrib["name"] for case in cases] == sorted(expected)
+    assert {case.attrib["name"]: case.attrib["classname"] for case in cases} == expected
+    by_name = {case.attrib["name"]: case for case in cases}
+    assert len(suite.findall("testcase/failure")) == 6  # changed and errored both fail
+    assert not suite.findall("testcase/error")
+    assert len(suite.findall("testcase/skipped")) == 1
+
+    failure = by_name["home/feed.png"].find("failure")
+    assert failure.attrib["message"] == (
+        "25% of pixels changed (60 of 240), above the threshold of 1%"
+    )
+    error = by_name["huge.png"].find("failure")
+    assert error.attrib["type"] == "exceeds_pixel_limit"
+    assert error.attrib["message"].startswith("exceeds_pixel_limit: canvas 9000x9000")
+    assert error.text == "canvas 9000x9000 is over 40,000,000 pixels <b>really</b>"
+    assert by_name[XSS_IMG].find("failure") is not None
+    assert by_name[XSS_ATTR].find("failure").attrib["type"] == "image_fetch_failed"
+    assert by_name["tablet/home.png"].find("skipped") is not None
+    assert by_name["login/new.png"].find("system-out").text == "renamed from login/<old>.png"
+    assert by_name["almost.png"].find("system-out").text == (
+        "unchanged: 0.42% of pixels changed (1 of 240), within the threshold of 1%"
+    )
+    assert by_name["onboarding/step4.png"].find("system-out").text == "added"
+
+
+def test_junit_strips_characters_xml_cannot_hold() -> None:
+    names = ["a\x00b\x08c\x0b\x0c\x1fd.png", "keep\ttab\nline.png", os.fsdecode(b"caf\xe9.png"),
+             "odd\ufffe\uffff.png"]
+    comparison = Comparison(
+        images={
+            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
+                              detail=f"bad byte \x02 in {name}")
+            for name in names
+        },
+        options=CompareOptions(),
+    )
+    suite = ET.fromstring(render_junit(comparison))
+    cases = suite.findall("testcase")
+    assert sorted(case.attrib["name"] for case in cases) == sorted(
+        ["abcd.png", "keep\ttab\nline.png", "caf.png", "odd.png"]
+    )
+    assert all("\x02" not in case.find("failure").text for case in cases)
+    assert suite.attrib["failures"] == "4"
+
+
+def test_junit_of_an_empty_comparison() -> None:
+    suite = ET.fromstring(render_junit(Comparison(images={}, options=CompareOptions())))
+    assert suite.attrib == {
+        "name": "snapcompare", "tests": "0", "failures": "0", "errors": "0", "skipped": "0"
+    }

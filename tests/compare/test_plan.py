@@ -1,0 +1,389 @@
+"""Categorisation: statuses from manifests alone, renames, skips, pixel limit, pairs and blobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compare.inputs.manifest import ImageEntry, Manifest
+from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
+from compare.plan import DiffCandidate, Plan, categorize
+
+
+def h(label: str) -> str:
+    return hashlib.sha256(label.encode()).hexdigest()
+
+
+def image(name: str, label: str, width=None, height=None, diff_threshold=None) -> ImageEntry:
+    return ImageEntry(name=name, content_hash=h(label), width=width, height=height,
+                      diff_threshold=diff_threshold)
+
+
+def manifest(*entries: ImageEntry, **options) -> Manifest:
+    return Manifest(images={e.name: e for e in entries}, **options)
+
+
+def statuses(plan: Plan) -> dict[str, Status]:
+    return {name: outcome.status for name, outcome in plan.outcomes.items()}
+
+
+def test_each_status_decided_from_the_manifests():
+    base = manifest(image("same.png", "s", 10, 20), image("edit.png", "e1", 10, 20),
+                    image("gone.png", "g", 3, 4))
+    head = manifest(image("same.png", "s", 10, 20), image("edit.png", "e2", 10, 30),
+                    image("new.png", "n", 5, 6))
+
+    plan = categorize(base, head)
+
+    assert plan.outcomes == {
+        "gone.png": ImageResult("gone.png", Status.REMOVED, base_hash=h("g"),
+                                 before_width=3, before_height=4),
+        "new.png": ImageResult("new.png", Status.ADDED, head_hash=h("n"),
+                                after_width=5, after_height=6),
+        "same.png": ImageResult("same.png", Status.UNCHANGED, base_hash=h("s"), head_hash=h("s"),
+                                 before_width=10, before_height=20,
+                                 after_width=10, after_height=20),
+    }
+    assert plan.candidates == {
+        "edit.png": DiffCandidate("edit.png", base.images["edit.png"], head.images["edit.png"],
+                                  0.0)
+    }
+    assert plan.candidates["edit.png"].pair == (h("e1"), h("e2"))
+    assert plan.pairs == {(h("e1"), h("e2")): ("edit.png",)}
+    assert plan.blobs == {h("e1"), h("e2")}
+    assert plan.total == 4
+    assert plan.counts() == {Status.CHANGED: 0, Status.UNCHANGED: 1, Status.ADDED: 1,
+                             Status.REMOVED: 1, Status.ERRORED: 0, Status.RENAMED: 0,
+                             Status.SKIPPED: 0}
+
+
+def test_statuses_and_reasons_are_their_report_strings():
+    assert [s.value for s in Status] == ["changed", "unchanged", "added", "removed", "errored",
+                                        "renamed", "skipped"]
+    assert {r.value for r in Reason} == {"image_fetch_failed", "image_processing_failed",
+                                        "exceeds_pixel_limit"}
+    assert json.dumps({Status.RENAMED: Reason.EXCEEDS_PIXEL_LIMIT}) == \
+        '{"renamed": "exceeds_pixel_limit"}'
+    assert Status("skipped") is Status.SKIPPED
+
+
+def test_empty_manifests_give_an_empty_plan():
+    plan = categorize(manifest(), manifest())
+    assert (plan.outcomes, plan.candidates, plan.pairs, plan.blobs, plan.total) == (
+        {}, {}, {}, frozenset(), 0)
+
+
+def test_rename_one_to_one_is_keyed_by_the_head_name():
+    base = manifest(image("old.png", "x", 4, 4), image("gone.png", "g"))
+    head = manifest(image("new.png", "x", 4, 4), image("fresh.png", "f"))
+
+    plan = categorize(base, head)
+
+    assert plan.outcomes["new.png"] == ImageResult(
+        "new.png", Status.RENAMED, base_hash=h("x"), head_hash=h("x"),
+        previous_image_file_name="old.png", before_width=4, before_height=4, after_width=4,
+        after_height=4)
+    assert "old.png" not in plan.outcomes
+    assert statuses(plan) == {"new.png": Status.RENAMED, "gone.png": Status.REMOVED,
+                              "fresh.png": Status.ADDED}
+    assert plan.blobs == frozenset()
+    assert plan.total == 3
+
+
+def test_rename_with_several_candidates_pairs_most_similar_names():
+    base = manifest(image("login_dark.png", "x"), image("login_light.png", "x"),
+                    image("profile_light.png", "x"))
+    head = manifest(image("auth/login_light.png", "x"), image("auth/login_dark.png", "x"),
+                    image("auth/profile_light.png", "x"), image("auth/zzz.png", "x"))
+
+    plan = categorize(base, head)
+
+    renamed = {n: o.previous_image_file_name for n, o in plan.outcomes.items()
+               if o.status is Status.RENAMED}
+    assert renamed == {"auth/login_dark.png": "login_dark.png",
+                       "auth/login_light.png": "login_light.png",
+                       "auth/profile_light.png": "profile_light.png"}
+    assert plan.outcomes["auth/zzz.png"].status is Status.ADDED
+
+
+def test_rename_leftover_base_names_stay_removed():
+    base = manifest(image("tab_home.png", "x"), image("tab_feed.png", "x"),
+                    image("unrelated.png", "x"))
+    head = manifest(image("tabs/home.png", "x"))
+
+    plan = categorize(base, head)
+
+    assert plan.outcomes["tabs/home.png"].previous_image_file_name == "tab_home.png"
+    assert statuses(plan) == {"tabs/home.png": Status.RENAMED, "tab_feed.png": Status.REMOVED,
+                              "unrelated.png": Status.REMOVED}
+
+
+def test_rename_ties_are_broken_by_name_whatever_the_manifest_order():
+    # Every old/new pair below has the same similarity ratio.
+    olds = [image("a.png", "x"), image("b.png", "x")]
+    news = [image("c.png", "x"), image("d.png", "x")]
+
+    plans = [categorize(manifest(*o), manifest(*n))
+             for o in (olds, olds[::-1]) for n in (news, news[::-1])]
+
+    for plan in plans:
+        assert plan == plans[0]
+        assert {n: o.previous_image_file_name for n, o in plan.outcomes.items()} == {
+            "c.png": "a.png", "d.png": "b.png"}
+
+
+def test_renames_only_pair_equal_hashes():
+    base = manifest(image("old_a.png", "a"), image("old_b.png", "b"))
+    head = manifest(image("new_a.png", "b"), image("new_b.png", "a"))
+
+    plan = categorize(base, head)
+
+    assert {n: o.previous_image_file_name for n, o in plan.outcomes.items()} == {
+        "new_a.png": "old_b.png", "new_b.png": "old_a.png"}
+
+
+def test_selective_head_skips_base_images_it_did_not_upload():
+    base = manifest(image("kept.png", "k"), image("edit.png", "e1"), image("moved.png", "m"))
+    head = manifest(image("edit.png", "e2"), image("moved_v2.png", "m"), selective=True)
+
+    plan = categorize(base, head)
+
+    assert statuses(plan) == {"kept.png": Status.SKIPPED, "moved_v2.png": Status.RENAMED}
+    assert plan.outcomes["kept.png"] == ImageResult("kept.png", Status.SKIPPED,
+                                                     base_hash=h("k"))
+    assert plan.outcomes["moved_v2.png"].previous_image_file_name == "moved.png"
+    assert list(plan.candidates) == ["edit.png"]
+    assert plan.blobs == {h("e1"), h("e2")}
+
+
+@pytest.mark.parametrize("selective", [True, False])
+def test_all_image_file_names_separates_skipped_from_removed(selective):
+    base = manifest(image("listed.png", "l"), image("unlisted.png", "u"),
+                    image("renamed_old.png", "r"), image("same.png", "s"))
+    head = manifest(image("same.png", "s"), image("renamed_new.png", "r"),
+                    image("new.png", "n"), selective=selective,
+                    all_image_file_names=frozenset({"listed.png", "same.png", "renamed_new.png",
+                                                    "never_built.png"}))
+
+    plan = categorize(base, head)
+
+    # new.png is uploaded but missing from the list: uploaded images count as present.
+    assert statuses(plan) == {"listed.png": Status.SKIPPED, "unlisted.png": Status.REMOVED,
+                              "renamed_new.png": Status.RENAMED, "same.png": Status.UNCHANGED,
+                              "new.png": Status.ADDED}
+    assert plan.outcomes["renamed_new.png"].previous_image_file_name == "renamed_old.png"
+
+
+def test_a_name_listed_as_present_is_not_a_rename_source():
+    base = manifest(image("icon.png", "x"))
+    head = manifest(image("icon_copy.png", "x"), selective=True,
+                    all_image_file_names=frozenset({"icon.png", "icon_copy.png"}))
+
+    plan = categorize(base, head)
+
+    assert statuses(plan) == {"icon.png": Status.SKIPPED, "icon_copy.png": Status.ADDED}
+
+
+def test_an_empty_list_means_every_base_only_image_is_gone():
+    base = manifest(image("a.png", "a"))
+    head = manifest(selective=True, all_image_file_names=frozenset())
+    assert statuses(categorize(base, head)) == {"a.png": Status.REMOVED}
+
+
+def test_the_base_manifests_own_selectivity_is_ignored():
+    base = manifest(image("a.png", "a"), selective=True, all_image_file_names=frozenset({"a.png"}))
+    assert statuses(categorize(base, manifest())) == {"a.png": Status.REMOVED}
+
+
+def test_pixel_limit_uses_the_widest_and_tallest_manifest_sizes():
+    base = manifest(image("wide.png", "w1", 8000, 1000), image("ok.png", "o1", 5000, 8000),
+                    image("tall.png", "t1", 100, 100))
+    head = manifest(image("wide.png", "w2", 1000, 8000), image("ok.png", "o2", 5000, 8000),
+                    image("tall.png", "t2", 100, 400_001))
+
+    plan = categorize(base, head)
+
+    assert plan.outcomes["wide.png"] == ImageResult(
+        "wide.png", Status.ERRORED, base_hash=h("w1"), head_hash=h("w2"),
+        reason=Reason.EXCEEDS_PIXEL_LIMIT, before_width=8000, before_height=1000,
+        after_width=1000, after_height=8000,
+        detail="'wide.png': comparison canvas 8000x8000 = 64000000 pixels (from the manifests) "
+               "exceeds max_pixels=40000000")
+    assert plan.outcomes["tall.png"].reason is Reason.EXCEEDS_PIXEL_LIMIT
+    assert list(plan.candidates) == ["ok.png"]  # exactly 40,000,000 is within the limit
+    assert plan.blobs == {h("o1"), h("o2")}
+    assert DEFAULT_MAX_PIXELS == 40_000_000
+
+
+def test_pixel_limit_is_configurable():
+    base = manifest(image("a.png", "a1", 10, 10))
+    head = manifest(image("a.png", "a2", 10, 11))
+    assert categorize(base, head, max_pixels=110).candidates.keys() == {"a.png"}
+    assert categorize(base, head, max_pixels=109).outcomes["a.png"].status is Status.ERRORED
+
+
+def test_unknown_sizes_stay_candidates_unless_the_known_ones_already_exceed():
+    base = manifest(image("unknown.png", "u1"), image("half.png", "h1", 10_000, 5_000),
+                    image("width_only.png", "w1", 9_000, None))
+    head = manifest(image("unknown.png", "u2"), image("half.png", "h2"),
+                    image("width_only.png", "w2", None, 5_000))
+
+    plan = categorize(base, head)
+
+    assert list(plan.candidates) == ["unknown.png"]
+    assert {n: o.reason for n, o in plan.outcomes.items()} == {
+        "half.png": Reason.EXCEEDS_PIXEL_LIMIT, "width_only.png": Reason.EXCEEDS_PIXEL_LIMIT}
+
+
+def test_threshold_resolution_order():
+    base = manifest(image("own.png", "a1", diff_threshold=0.9), image("zero.png", "b1"),
+                    image("inherit.png", "c1", diff_threshold=0.7))
+    head = manifest(image("own.png", "a2", diff_threshold=0.2),
+                    image("zero.png", "b2", diff_threshold=0.0), image("inherit.png", "c2"),
+                    diff_threshold=0.3)
+
+    plan = categorize(base, head, default_diff_threshold=0.05)
+
+    # The head image's own threshold wins, even 0.0; the base image's is never used.
+    assert {n: c.diff_threshold for n, c in plan.candidates.items()} == {
+        "own.png": 0.2, "zero.png": 0.0, "inherit.png": 0.3}
+    no_manifest_threshold = categorize(base, manifest(*head.images.values()),
+                                       default_diff_threshold=0.05)
+    assert no_manifest_threshold.candidates["inherit.png"].diff_threshold == 0.05
+    assert categorize(base, manifest(image("inherit.png", "c2"))).candidates[
+        "inherit.png"].diff_threshold == 0.0
+
+
+def test_identical_pairs_are_diffed_once_and_fanned_out():
+    base = manifest(image("a.png", "old"), image("b.png", "old"), image("c.png", "old"),
+                    image("d.png", "d1"), image("same.png", "shared"), image("gone.png", "g"))
+    head = manifest(image("b.png", "new"), image("a.png", "new"), image("c.png", "other"),
+                    image("d.png", "new"), image("same.png", "shared"), image("add.png", "ad"))
+
+    plan = categorize(base, head)
+
+    assert plan.pairs == {
+        (h("old"), h("new")): ("a.png", "b.png"),
+        (h("old"), h("other")): ("c.png",),
+        (h("d1"), h("new")): ("d.png",),
+    }
+    assert list(plan.pairs) == [(h("old"), h("new")), (h("old"), h("other")), (h("d1"), h("new"))]
+    assert plan.blobs == {h("old"), h("new"), h("other"), h("d1")}
+    assert list(plan.candidates) == ["a.png", "b.png", "c.png", "d.png"]
+
+
+def test_unchanged_hashes_are_fetched_only_when_a_candidate_needs_them():
+    base = manifest(image("same.png", "s"), image("edit.png", "s"))
+    head = manifest(image("same.png", "s"), image("edit.png", "e"))
+    assert categorize(base, head).blobs == {h("s"), h("e")}
+    assert categorize(base, manifest(image("same.png", "s"))).blobs == frozenset()
+
+
+@pytest.mark.parametrize("kwargs", [{"max_pixels": 0}, {"default_diff_threshold": 1.5},
+                                    {"default_diff_threshold": -0.1},
+                                    {"default_diff_threshold": float("nan")}])
+def test_invalid_options_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        categorize(manifest(), manifest(), **kwargs)
+
+
+# Properties over random manifests ---------------------------------------------------------
+
+NAMES = ["a.png", "b.png", "a_dark.png", "dir/a.png", "dir/b.png", "c.jpg", "c_v2.jpg", "z.png"]
+LABELS = ["p", "q", "r", "s"]
+SIZES = [None, 10, 100]
+MAX_PIXELS = 5_000
+
+
+def _entries(draw, names):
+    return [image(name, draw(st.sampled_from(LABELS)), draw(st.sampled_from(SIZES)),
+                  draw(st.sampled_from(SIZES)), draw(st.sampled_from([None, 0.0, 0.4])))
+            for name in names]
+
+
+@st.composite
+def manifest_pairs(draw):
+    base = manifest(*_entries(draw, draw(st.lists(st.sampled_from(NAMES), unique=True))))
+    head_entries = _entries(draw, draw(st.lists(st.sampled_from(NAMES), unique=True)))
+    listed = draw(st.none() | st.frozensets(st.sampled_from(NAMES)))
+    head = manifest(*head_entries, selective=draw(st.booleans()), all_image_file_names=listed,
+                    diff_threshold=draw(st.sampled_from([None, 0.1])))
+    return base, head
+
+
+def _reversed(m: Manifest) -> Manifest:
+    return dataclasses.replace(m, images=dict(reversed(m.images.items())))
+
+
+def _without(m: Manifest, names: set[str]) -> Manifest:
+    return dataclasses.replace(m, images={n: e for n, e in m.images.items() if n not in names})
+
+
+@settings(max_examples=400, deadline=None)
+@given(manifest_pairs())
+def test_plan_invariants(pair):
+    base, head = pair
+    plan = categorize(base, head, max_pixels=MAX_PIXELS, default_diff_threshold=0.2)
+    by_status = {s: {n for n, o in plan.outcomes.items() if o.status is s} for s in Status}
+    renamed_from = {plan.outcomes[n].previous_image_file_name: n for n in by_status[Status.RENAMED]}
+
+    # Every name of base and head is accounted for exactly once.
+    accounted = Counter([*plan.outcomes, *plan.candidates, *renamed_from])
+    assert set(accounted) == base.images.keys() | head.images.keys()
+    assert set(accounted.values()) <= {1}
+    assert plan.total == len(base.images.keys() | head.images.keys()) - len(renamed_from)
+    assert sum(plan.counts().values()) + len(plan.candidates) == plan.total
+    assert plan.counts()[Status.CHANGED] == 0
+
+    # Blobs are exactly the hashes of the candidate pairs, and pairs cover every candidate once.
+    assert plan.blobs == {x for c in plan.candidates.values() for x in c.pair}
+    assert sorted(n for names in plan.pairs.values() for n in names) == sorted(plan.candidates)
+    for key, names in plan.pairs.items():
+        assert all(plan.candidates[n].pair == key for n in names)
+    # Unchanged names contribute nothing: without them the fetch work is the same.
+    unchanged = by_status[Status.UNCHANGED]
+    assert all(base.images[n].content_hash == head.images[n].content_hash for n in unchanged)
+    pruned = categorize(_without(base, unchanged), _without(head, unchanged),
+                        max_pixels=MAX_PIXELS, default_diff_threshold=0.2)
+    assert (pruned.candidates, pruned.pairs, pruned.blobs) == (
+        plan.candidates, plan.pairs, plan.blobs)
+
+    # Each status agrees with the manifests.
+    for name, c in plan.candidates.items():
+        assert c.base is base.images[name] and c.head is head.images[name]
+        assert c.base.content_hash != c.head.content_hash
+        assert c.diff_threshold == next(t for t in (c.head.diff_threshold, head.diff_threshold,
+                                                    0.2) if t is not None)
+    for name in by_status[Status.ERRORED]:
+        assert plan.outcomes[name].reason is Reason.EXCEEDS_PIXEL_LIMIT
+        assert name in base.images and name in head.images
+    for old, new in renamed_from.items():
+        assert base.images[old].content_hash == head.images[new].content_hash
+        assert old not in head.images and new not in base.images
+    assert by_status[Status.ADDED] <= head.images.keys() - base.images.keys()
+    gone = by_status[Status.REMOVED] | by_status[Status.SKIPPED] | renamed_from.keys()
+    assert gone == base.images.keys() - head.images.keys()
+    listed = head.all_image_file_names
+    if listed is not None:
+        assert by_status[Status.SKIPPED] == (base.images.keys() - head.images.keys()) & listed
+        assert not renamed_from.keys() & listed
+    elif head.selective:
+        assert not by_status[Status.REMOVED]
+    else:
+        assert not by_status[Status.SKIPPED]
+
+    # Renaming is maximal: no leftover old and new name share a hash.
+    may_rename = by_status[Status.REMOVED] if listed is not None or not head.selective \
+        else by_status[Status.SKIPPED]
+    assert not ({base.images[n].content_hash for n in may_rename}
+                & {head.images[n].content_hash for n in by_status[Status.ADDED]})
+
+    # The plan does not depend on the manifests' order.
+    assert categorize(_reversed(base), _reversed(head), max_pixels=MAX_PIXELS,
+                      default_diff_threshold=0.2) == plan
