@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -19,11 +20,17 @@ from compare.output.report_junit import render_junit
 from compare.output import reports
 from compare.output.reports import write_reports
 from compare.model import ALGORITHM_VERSION, CompareOptions, Comparison, ImageResult
+from compare.run import compare_builds
+from urllib.parse import unquote
 
 XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">.png'
 XSS_SCRIPT = "</script><script>document.title='pwned'</script>.png"
 XSS_ATTR = "\"><svg onload=\"document.title='pwned'\">.png"
 CONTROL_NAME = "tab\there\x00nul\x1bescape.png"
+BIDI_NAME = "invoice\u202egnp.exe"  # shows as "invoiceexe.png" when the override is obeyed
+
+BACKGROUND = (200, 200, 200)
+CHANGED_COLOUR = (255, 0, 255)
 
 SENTRY_FIELDS = {
     "status", "head_hash", "base_hash", "changed_pixels", "total_pixels", "diff_mask_key",
@@ -105,6 +112,25 @@ def sample_comparison(out_dir: Path) -> Comparison:
         head_source="builds/head & co",
         stats={"elapsed_seconds": 1.5, "blobs_fetched": 9},
     )
+
+
+def one_pixel_change(tmp_path: Path, size: tuple[int, int], at: tuple[int, int]) -> Path:
+    """Compare two folders whose one image differs in the pixel ``at``; return report.html."""
+    base, head, out_dir = tmp_path / "base", tmp_path / "head", tmp_path / "out"
+    base.mkdir()
+    head.mkdir()
+    image = Image.new("RGB", size, BACKGROUND)
+    image.save(base / "screen.png")
+    image.putpixel(at, CHANGED_COLOUR)
+    image.save(head / "screen.png")
+    options = CompareOptions(workers=1, fetch_workers=1)
+    comparison = compare_builds(base, head, out_dir=out_dir, options=options)
+    return write_reports(comparison, out_dir)["html"]
+
+
+def decode_data_uri(src: str) -> Image.Image:
+    assert src.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
 
 
 class Page(HTMLParser):
@@ -501,3 +527,74 @@ def test_junit_of_an_empty_comparison() -> None:
     assert suite.attrib == {
         "name": "snapcompare", "tests": "0", "failures": "0", "errors": "0", "skipped": "0"
     }
+
+
+# What a changed image opens on
+
+
+def test_a_changed_image_opens_on_its_changed_area_at_full_resolution(tmp_path: Path) -> None:
+    report = one_pixel_change(tmp_path, size=(1200, 900), at=(777, 601))
+    page = Page(report.read_text(encoding="utf-8"))
+
+    crops = {a["alt"]: a for a in page.find("img") if (a.get("alt") or "").endswith("changed area")}
+    assert set(crops) == {"screen.png: before, changed area", "screen.png: after, changed area"}
+    after = crops["screen.png: after, changed area"]
+    picture = decode_data_uri(after["src"])
+    zoom = int(after["width"]) // picture.width
+    assert zoom >= 1 and int(after["width"]) == zoom * picture.width
+    assert int(after["height"]) == zoom * picture.height
+    # The crop is the changed pixel with a margin, drawn pixel for pixel.
+    assert picture.size == (49, 49)
+    assert picture.convert("RGB").getpixel((24, 24)) == CHANGED_COLOUR
+    assert "x 753–802, y 577–626" in "".join(page.texts)
+    overlay = next(a for a in page.find("img") if "overlay" in (a.get("class") or ""))
+    marked = decode_data_uri(overlay["src"]).convert("RGBA")
+    assert marked.getpixel((24, 24)) == (255, 0, 0, 255) and marked.getpixel((0, 0))[3] == 0
+    [toggle] = [a for a in page.find("input") if a.get("type") == "checkbox"]
+    assert "checked" in toggle
+
+    # Full-size files are one click away, next to the report.
+    links = {a["href"] for a in page.find("a") if not a["href"].startswith("#")}
+    assert any(href.startswith("diff/") for href in links)
+    for href in links:
+        assert (report.parent / unquote(href)).is_file(), href
+    assert len(links) == 3
+
+
+def test_small_images_are_shown_at_most_at_twice_their_size(written: dict[str, Path]) -> None:
+    page = Page(written["html"].read_text(encoding="utf-8"))
+    viewers = [a for a in page.find("div") if "viewer" in (a.get("class") or "").split()]
+    # The sample's previews are 12 pixels wide.
+    assert viewers and all("--natural: 24px" in v["style"] for v in viewers)
+
+
+def test_names_show_control_and_bidi_characters_escaped_and_isolated(tmp_path: Path) -> None:
+    names = [BIDI_NAME, "a\u2066b\u200fc\u061cd.png", "zero\u200bwidth.png", "line\u2028break.png",
+             os.fsdecode(b"caf\xe9.png"), "family\U0001f468\u200d\U0001f469.png", "שלום.png"]
+    comparison = Comparison(
+        images={
+            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
+                              detail=f"cannot decode {name}\nsecond line")
+            for name in names
+        },
+        options=CompareOptions(),
+        base_source="base\u202e",
+    )
+    text = "".join(iter_html(comparison, tmp_path))
+    page = Page(text)
+    visible = text[: text.index('<script type="application/json"')]
+    for char in "\u202e\u2066\u200f\u061c\u200b\u2028":
+        assert char not in visible
+    assert set(page.names) == {
+        "invoice\\u202egnp.exe", "a\\u2066b\\u200fc\\u061cd.png", "zero\\u200bwidth.png",
+        "line\\u2028break.png", "caf\\udce9.png", "family\U0001f468\u200d\U0001f469.png", "שלום.png",
+    }
+    # Details keep their line breaks and tabs; the rest is escaped as in names.
+    assert "cannot decode invoice\\u202egnp.exe\nsecond line" in "".join(page.texts)
+    assert len(page.find("kbd")) == 2 * 7 + 1  # each escape in names and details, and the source
+    spans = [a for name, a in page.tags if name == "span" and "name" in (a.get("class") or "")]
+    assert all(a.get("dir") == "auto" for a in spans)
+    style = text[text.index("<style>") : text.index("</style>")]
+    assert ".name { overflow-wrap: anywhere; unicode-bidi: isolate; }" in style
+    # The search data keeps the names themselves.
+    assert {item["name"] for item in page.report_data()["items"]} >= {BIDI_NAME, "שלום.png"}
