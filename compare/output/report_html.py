@@ -431,7 +431,7 @@ def _inside(out_dir: Path, key: str) -> Path | None:
 
 def _href(out_dir: Path, key: str) -> str | None:
     """A relative link from the report to file ``key`` of ``out_dir``, if that file exists."""
-    if _inside(out_dir, key) is None or key.startswith("/"):
+    if _inside(out_dir, key) is None:
         return None
     return quote(key, safe="/")
 

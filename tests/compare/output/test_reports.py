@@ -133,6 +133,18 @@ def decode_data_uri(src: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
 
 
+def errored(names: list[str], detail: str) -> Comparison:
+    """A comparison of images that all errored, each with ``detail`` formatted with its name."""
+    return Comparison(
+        images={
+            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
+                              detail=detail.format(name))
+            for name in names
+        },
+        options=CompareOptions(),
+    )
+
+
 class Page(HTMLParser):
     """The tags, attributes and texts of an HTML page, as a browser's tokenizer sees them."""
 
@@ -504,14 +516,7 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
 def test_junit_strips_characters_xml_cannot_hold() -> None:
     names = ["a\x00b\x08c\x0b\x0c\x1fd.png", "keep\ttab\nline.png", os.fsdecode(b"caf\xe9.png"),
              "odd\ufffe\uffff.png"]
-    comparison = Comparison(
-        images={
-            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
-                              detail=f"bad byte \x02 in {name}")
-            for name in names
-        },
-        options=CompareOptions(),
-    )
+    comparison = errored(names, "bad byte \x02 in {}")
     suite = ET.fromstring(render_junit(comparison))
     cases = suite.findall("testcase")
     assert sorted(case.attrib["name"] for case in cases) == sorted(
@@ -571,15 +576,8 @@ def test_small_images_are_shown_at_most_at_twice_their_size(written: dict[str, P
 def test_names_show_control_and_bidi_characters_escaped_and_isolated(tmp_path: Path) -> None:
     names = [BIDI_NAME, "a\u2066b\u200fc\u061cd.png", "zero\u200bwidth.png", "line\u2028break.png",
              os.fsdecode(b"caf\xe9.png"), "family\U0001f468\u200d\U0001f469.png", "שלום.png"]
-    comparison = Comparison(
-        images={
-            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
-                              detail=f"cannot decode {name}\nsecond line")
-            for name in names
-        },
-        options=CompareOptions(),
-        base_source="base\u202e",
-    )
+    comparison = errored(names, "cannot decode {}\nsecond line")
+    comparison.base_source = "base\u202e"
     text = "".join(iter_html(comparison, tmp_path))
     page = Page(text)
     visible = text[: text.index('<script type="application/json"')]
