@@ -24,6 +24,8 @@ CROP_MARGIN = 24
 """Unchanged pixels shown around the changed area, on each side, when the crop has room."""
 CROP_ORIGIN_KEY = "snapcompare-crop-origin"
 """PNG text chunk of each crop holding where it sits on the canvas, as ``x,y``."""
+# A capped crop is placed by counting changed pixels per square block of this side, which
+# bounds the search's memory and time by the blocks, not the pixels.
 _DENSITY_BLOCK = 8
 
 CHANGED_COLOUR = (255, 0, 0)
@@ -174,10 +176,10 @@ def crop_region(mask: np.ndarray, bbox: tuple[int, int, int, int] | None) -> Cro
         return None
     height, width = mask.shape
     x0, y0, x1, y1 = bbox
-    size_x = min(width, x1 - x0 + 2 * CROP_MARGIN, CROP_MAX_WIDTH)
-    size_y = min(height, y1 - y0 + 2 * CROP_MARGIN, CROP_MAX_HEIGHT)
-    fits_x = x1 - x0 + 2 * CROP_MARGIN <= CROP_MAX_WIDTH
-    fits_y = y1 - y0 + 2 * CROP_MARGIN <= CROP_MAX_HEIGHT
+    wanted_x, wanted_y = x1 - x0 + 2 * CROP_MARGIN, y1 - y0 + 2 * CROP_MARGIN
+    fits_x, fits_y = wanted_x <= CROP_MAX_WIDTH, wanted_y <= CROP_MAX_HEIGHT
+    size_x = min(width, wanted_x, CROP_MAX_WIDTH)
+    size_y = min(height, wanted_y, CROP_MAX_HEIGHT)
     start_x = (x0 + x1 - size_x) // 2
     start_y = (y0 + y1 - size_y) // 2
     if not (fits_x and fits_y):
@@ -196,8 +198,8 @@ def _densest_block(part: np.ndarray, size_x: int | None, size_y: int | None) -> 
     """The block (column, row) of `_DENSITY_BLOCK` pixels where a window of ``size_x`` by
     ``size_y`` pixels over bool ``part`` holds the most True pixels; None spans a whole axis.
 
-    Counts are summed per block first, so the search holds one int32 per block row and column
-    of ``part`` at most, never a copy of it.
+    Counts are summed down each column of a block row first (an int32 per column and block
+    row: half a byte per pixel of ``part``), then per block; ``part`` itself is not copied.
     """
     rows = np.add.reduceat(part, np.arange(0, part.shape[0], _DENSITY_BLOCK), axis=0, dtype=np.int32)
     blocks = np.add.reduceat(rows, np.arange(0, part.shape[1], _DENSITY_BLOCK), axis=1, dtype=np.int32)

@@ -5,8 +5,8 @@ The root is ``<testsuite name="snapcompare">`` with ``tests``, ``failures``, ``e
 name="<file name>">``, in name order:
 
 - ``changed``: a ``<failure>`` whose message gives the diff ratio, the changed pixels and the
-  share of changed pixels allowed (``--diff-threshold``; the README's "Tuning the diff
-  threshold" explains it);
+  share of changed pixels allowed (``--diff-threshold``, explained in the README's "Tuning
+  diff threshold");
 - ``errored``: an ``<error>`` (the image could not be judged, which fails a CI run as surely as
   a change but is a different problem), with the reason as its type and message and the detail
   as its text;
