@@ -280,3 +280,25 @@ def test_a_one_pixel_change_is_drawn_at_full_size_or_larger_in_the_first_view(tm
     shot = screenshot(unticked.as_uri(), tmp_path / "profile", tmp_path / "plain.png")
     assert _solid_square(shot, CHANGED_COLOUR, tolerance=0) == zoom
     assert not (np.abs(shot - np.array(highlighted)) <= 3).all(axis=-1).any()
+
+
+SIZES = """
+window.addEventListener("load", function () {
+  var sizes = [];
+  document.querySelectorAll(".layer img").forEach(function (img) {
+    var width = img.getBoundingClientRect().width;
+    if (width) { sizes.push(img.naturalWidth + ":" + width); }
+  });
+  document.body.setAttribute("data-sizes", sizes.join(" "));
+});
+"""
+
+
+def test_small_images_are_drawn_at_most_twice_their_size(report: Path, tmp_path: Path) -> None:
+    page, log = dump_dom(with_driver(report, SIZES).as_uri(), tmp_path / "profile")
+
+    [body] = page.find("body")
+    sizes = [tuple(map(float, pair.split(":"))) for pair in body.get("data-sizes", "").split()]
+    # The sample's previews are 12 pixels wide; the page is 1240 CSS pixels wide or more.
+    assert sizes and all(natural == 12 and 12 <= drawn <= 24 for natural, drawn in sizes), sizes
+    assert console_messages(log) == []
