@@ -37,6 +37,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote
 
@@ -133,7 +134,7 @@ def shown_text(text: str, *, keep: str = "") -> Shown:
         if plain:
             parts.append(("".join(plain), False))
             plain = []
-        parts.append((_escape(char), True))
+        parts.append((_escape_sequence(char), True))
     if plain:
         parts.append(("".join(plain), False))
     return Shown(tuple(parts))
@@ -146,7 +147,7 @@ def _invisible(char: str) -> bool:
     return category in ("Cc", "Cs", "Zl", "Zp")
 
 
-def _escape(char: str) -> str:
+def _escape_sequence(char: str) -> str:
     if char in _SHORT_ESCAPES:
         return _SHORT_ESCAPES[char]
     code = ord(char)
@@ -246,7 +247,7 @@ def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
         csp=assets.csp,
         style=assets.style,
         script=assets.script,
-        data=Markup(json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_JSON_IN_HTML)),
+        data=_script_json(data),
         title=_title(summary),
         verdict=_verdict(comparison),
         base_source=shown_text(comparison.base_source or "?"),
@@ -268,7 +269,7 @@ class _Assets:
 @functools.cache
 def _environment() -> Environment:
     return Environment(
-        loader=PackageLoader("compare.output", "templates"),
+        loader=PackageLoader(__package__, "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -279,16 +280,25 @@ def _environment() -> Environment:
 
 @functools.cache
 def _assets() -> _Assets:
-    """The page's style and script (package files, trusted) and the policy naming the script."""
-    loader = _environment().loader
-    assert loader is not None
-    style, script = (loader.get_source(_environment(), name)[0] for name in ("report.css", "report.js"))
+    """The page's style and script (package files, trusted) and the policy naming the script.
+
+    All three are Markup: they are ours and go into the page as written (the policy's quotes
+    included, inside a double-quoted attribute).
+    """
+    templates = files(__package__) / "templates"
+    style, script = ((templates / name).read_text(encoding="utf-8") for name in ("report.css", "report.js"))
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     csp = (
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
         f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
     )
     return _Assets(Markup(style), Markup(script), Markup(csp))
+
+
+def _script_json(data: object) -> Markup:
+    """``data`` as JSON that can sit inside ``<script>``: ``<``, ``>`` and ``&`` are ``\\u``
+    escapes, so no ``</script>`` or comment can be formed; JSON.parse reads them back."""
+    return Markup(json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_JSON_IN_HTML))
 
 
 def _ordered(comparison: Comparison, status: Status) -> list[ImageResult]:
