@@ -25,7 +25,7 @@ from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetch
 
 from ..imaging.decode import ImageError, ImageTooLarge, open_image
 from ..imaging.pixeldiff import diff_images, open_pair
-from ..imaging.previews import make_previews, preview_factor
+from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
 from ..model import CompareOptions, Reason, canvas_size
 from .budget import MemoryBudget
 from .shared import SharedImages
@@ -279,6 +279,9 @@ def diff_pair(
             result.mask,
             result.bbox,
         )
+        region = crop_region(result.mask, result.bbox)
+        if region is not None:
+            previews.update(make_crops(before_rgba, after_rgba, result.mask, region))
     return PairOutcome(
         **ids,
         changed_pixels=result.changed_pixels,

@@ -1,4 +1,9 @@
-"""Small pictures of a changed pair for the HTML report: before, after and the diff."""
+"""Pictures of a changed pair for the HTML report.
+
+Two kinds, each before, after and diff: whole-image previews shrunk to at most `PREVIEW_WIDTH`,
+and crops of the changed area at full resolution (`crop_region` picks the area, `make_crops`
+cuts it), so a change of a single pixel is seen at its real size.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from .pixeldiff import pad_to_canvas
 
 PREVIEW_WIDTH = 400
+
+CROP_MAX_WIDTH, CROP_MAX_HEIGHT = 800, 600
+"""The largest crop of the changed area, in canvas pixels."""
+CROP_MARGIN = 24
+"""Unchanged pixels shown around the changed area, on each side, when the crop has room."""
+CROP_ORIGIN_KEY = "snapcompare-crop-origin"
+"""PNG text chunk of each crop holding where it sits on the canvas, as ``x,y``."""
+# A capped crop is placed by counting changed pixels per square block of this side, which
+# bounds the search's memory and time by the blocks, not the pixels.
+_DENSITY_BLOCK = 8
 
 CHANGED_COLOUR = (255, 0, 0)
 # The diff picture shows the original faded at pixelmatch's default opacity of 0.1, so its grey
@@ -136,3 +152,101 @@ def _faded_index(rgba: np.ndarray) -> np.ndarray:
     darkness = (255_000 - (r * 299 + g * 587 + b * 114)) * a
     drop = (darkness + 2_549_999) // 2_550_000
     return np.ascontiguousarray(255 - _DARKEST_FADED - drop, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class CropRegion:
+    """A rectangle of the diff canvas: top-left corner and size, in pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def crop_region(mask: np.ndarray, bbox: tuple[int, int, int, int] | None) -> CropRegion | None:
+    """The part of the canvas a report shows at full resolution; None when nothing changed.
+
+    The changed area ``bbox`` (x0, y0, x1, y1, exclusive ends) of the HxW bool ``mask`` with
+    `CROP_MARGIN` around it, shifted inside the canvas. Along an axis where that is longer than
+    `CROP_MAX_WIDTH` or `CROP_MAX_HEIGHT`, the crop takes the maximum length and is placed where
+    the most changed pixels are (the first such place).
+    """
+    if bbox is None:
+        return None
+    height, width = mask.shape
+    x0, y0, x1, y1 = bbox
+    wanted_x, wanted_y = x1 - x0 + 2 * CROP_MARGIN, y1 - y0 + 2 * CROP_MARGIN
+    fits_x, fits_y = wanted_x <= CROP_MAX_WIDTH, wanted_y <= CROP_MAX_HEIGHT
+    size_x = min(width, wanted_x, CROP_MAX_WIDTH)
+    size_y = min(height, wanted_y, CROP_MAX_HEIGHT)
+    start_x = (x0 + x1 - size_x) // 2
+    start_y = (y0 + y1 - size_y) // 2
+    if not (fits_x and fits_y):
+        block_x, block_y = _densest_block(mask[y0:y1, x0:x1], None if fits_x else size_x,
+                                          None if fits_y else size_y)
+        if not fits_x:
+            start_x = x0 + block_x * _DENSITY_BLOCK - (size_x % _DENSITY_BLOCK) // 2
+        if not fits_y:
+            start_y = y0 + block_y * _DENSITY_BLOCK - (size_y % _DENSITY_BLOCK) // 2
+    return CropRegion(
+        min(max(start_x, 0), width - size_x), min(max(start_y, 0), height - size_y), size_x, size_y
+    )
+
+
+def _densest_block(part: np.ndarray, size_x: int | None, size_y: int | None) -> tuple[int, int]:
+    """The block (column, row) of `_DENSITY_BLOCK` pixels where a window of ``size_x`` by
+    ``size_y`` pixels over bool ``part`` holds the most True pixels; None spans a whole axis.
+
+    Counts are summed down each column of a block row first (an int32 per column and block
+    row: half a byte per pixel of ``part``), then per block; ``part`` itself is not copied.
+    """
+    rows = np.add.reduceat(part, np.arange(0, part.shape[0], _DENSITY_BLOCK), axis=0, dtype=np.int32)
+    blocks = np.add.reduceat(rows, np.arange(0, part.shape[1], _DENSITY_BLOCK), axis=1, dtype=np.int32)
+    del rows
+    span_y = blocks.shape[0] if size_y is None else max(1, min(blocks.shape[0], size_y // _DENSITY_BLOCK))
+    span_x = blocks.shape[1] if size_x is None else max(1, min(blocks.shape[1], size_x // _DENSITY_BLOCK))
+    sums = np.zeros((blocks.shape[0] + 1, blocks.shape[1] + 1), dtype=np.int64)
+    sums[1:, 1:] = blocks.cumsum(axis=0).cumsum(axis=1)
+    windows = sums[span_y:, span_x:] - sums[:-span_y, span_x:] - sums[span_y:, :-span_x] + sums[:-span_y, :-span_x]
+    block_y, block_x = np.unravel_index(int(np.argmax(windows)), windows.shape)
+    return int(block_x), int(block_y)
+
+
+def make_crops(
+    before: np.ndarray, after: np.ndarray, mask: np.ndarray, region: CropRegion
+) -> dict[str, bytes]:
+    """PNGs of ``region`` at full resolution: ``crop-before``, ``crop-after`` and ``crop-diff``.
+
+    ``before`` and ``after`` are HxWx4 RGBA images placed top-left on ``mask``'s canvas (parts
+    of the region outside an image are transparent). ``crop-diff`` is transparent with the
+    changed pixels red, to lay over the others. Each PNG records the region's corner in the
+    `CROP_ORIGIN_KEY` text chunk.
+    """
+    info = PngInfo()
+    info.add_text(CROP_ORIGIN_KEY, f"{region.x},{region.y}")
+    ys = slice(region.y, region.y + region.height)
+    xs = slice(region.x, region.x + region.width)
+    crops = {
+        f"crop-{side}": _png(_image(pad_to_canvas(pixels[ys, xs], region.width, region.height)), info)
+        for side, pixels in (("before", before), ("after", after))
+    }
+    overlay = Image.frombuffer(
+        "P", (region.width, region.height), np.ascontiguousarray(mask[ys, xs], dtype=np.uint8), "raw", "P", 0, 1
+    )
+    overlay.putpalette([0, 0, 0, *CHANGED_COLOUR])
+    crops["crop-diff"] = _png(overlay, info, transparency=0)
+    return crops
+
+
+def _image(rgba: np.ndarray) -> Image.Image:
+    """An RGBA array as an image; an opaque one as RGB, which makes a smaller PNG."""
+    if rgba[..., 3].min() == 255:
+        return Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB")
+    return Image.fromarray(np.ascontiguousarray(rgba), "RGBA")
+
+
+def _png(image: Image.Image, info: PngInfo, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3, pnginfo=info, **options)
+    return buffer.getvalue()

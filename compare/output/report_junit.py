@@ -1,13 +1,15 @@
 """``junit.xml``: one test case per image, for CI dashboards.
 
-The root is ``<testsuite name="snapcompare">`` with ``tests``, ``failures``, ``errors`` (always
-0) and ``skipped`` counts. Each image is a ``<testcase classname="snapcompare.<status>"
+The root is ``<testsuite name="snapcompare">`` with ``tests``, ``failures``, ``errors`` and
+``skipped`` counts. Each image is a ``<testcase classname="snapcompare.<status>"
 name="<file name>">``, in name order:
 
 - ``changed``: a ``<failure>`` whose message gives the diff ratio, the changed pixels and the
-  threshold it exceeded;
-- ``errored``: a ``<failure>`` too (an image that could not be judged must fail the build as
-  surely as a changed one), with the reason as its type and message and the detail as its text;
+  share of changed pixels allowed (``--diff-threshold``, explained in the README's "Tuning
+  diff threshold");
+- ``errored``: an ``<error>`` (the image could not be judged, which fails a CI run as surely as
+  a change but is a different problem), with the reason as its type and message and the detail
+  as its text;
 - ``skipped``: ``<skipped/>``;
 - ``unchanged``, ``added``, ``removed``, ``renamed``: passing cases; what happened is in
   ``<system-out>``.
@@ -22,7 +24,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from ..model import Comparison, ImageResult, Status
-from .report_html import format_count, format_percent
+from .report_html import TUNING_ANCHOR, format_count, format_percent
 
 SUITE_NAME = "snapcompare"
 
@@ -42,11 +44,11 @@ def render_junit(comparison: Comparison) -> bytes:
             counts["failures"] += 1
             ET.SubElement(case, "failure", type="changed", message=_changed_message(result))
         elif result.status is Status.ERRORED:
-            counts["failures"] += 1
+            counts["errors"] += 1
             reason = _reason(result)
             message = f"{reason}: {result.detail}" if result.detail else reason
-            failure = ET.SubElement(case, "failure", type=reason, message=_xml(message))
-            failure.text = _xml(result.detail or reason)
+            error = ET.SubElement(case, "error", type=reason, message=_xml(message))
+            error.text = _xml(result.detail or reason)
         elif result.status is Status.SKIPPED:
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", message="not uploaded by the head build")
@@ -64,7 +66,7 @@ def _xml(text: str) -> str:
 
 
 def _changed_message(result: ImageResult) -> str:
-    return f"{_diff_figures(result)}, above the threshold of {_threshold(result)}"
+    return f"{_diff_figures(result)}, more than allowed; {_allowed(result)}"
 
 
 def _reason(result: ImageResult) -> str:
@@ -75,7 +77,7 @@ def _passed_text(result: ImageResult) -> str:
     if result.status is Status.RENAMED:
         return f"renamed from {result.previous_image_file_name}"
     if result.status is Status.UNCHANGED and result.changed_pixels:
-        return f"unchanged: {_diff_figures(result)}, within the threshold of {_threshold(result)}"
+        return f"unchanged: {_diff_figures(result)}, within what is allowed; {_allowed(result)}"
     return result.status.value
 
 
@@ -86,5 +88,6 @@ def _diff_figures(result: ImageResult) -> str:
     )
 
 
-def _threshold(result: ImageResult) -> str:
-    return format_percent(result.diff_threshold or 0.0)
+def _allowed(result: ImageResult) -> str:
+    allowed = format_percent(result.diff_threshold or 0.0)
+    return f"changed pixels allowed: {allowed} (--diff-threshold, see README #{TUNING_ANCHOR})"

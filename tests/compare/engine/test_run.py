@@ -135,7 +135,7 @@ def test_every_status_and_reason_end_to_end(tmp_path, store):
     assert changed.bbox == (10, 10, 13, 13)
     mask = Image.open(tmp_path / "out" / changed.diff_mask_key)
     assert mask.size == (40, 30) and np.count_nonzero(np.asarray(mask.convert("L"))) == 9
-    assert set(changed.previews) == {"before", "after", "diff"}
+    assert set(changed.previews) == {"before", "after", "diff", "crop-before", "crop-after", "crop-diff"}
     assert all((tmp_path / "out" / path).is_file() for path in changed.previews.values())
     summary = comparison.summary
     assert summary["total"] == 8 == sum(v for k, v in summary.items() if k != "total")

@@ -17,10 +17,21 @@ import signal
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from compare.output.reports import write_reports
-from tests.compare.output.test_reports import XSS_ATTR, XSS_IMG, XSS_SCRIPT, Page, sample_comparison
+from tests.compare.output.test_reports import (
+    CHANGED_COLOUR,
+    XSS_ATTR,
+    XSS_IMG,
+    XSS_SCRIPT,
+    Page,
+    decode_data_uri,
+    one_pixel_change,
+    sample_comparison,
+)
 
 
 def _find_chromium() -> str | None:
@@ -41,11 +52,28 @@ pytestmark = pytest.mark.skipif(
 
 def dump_dom(url: str, profile: Path) -> tuple[Page, str]:
     """Load ``url`` headless and return the DOM after its scripts ran, and the browser's log."""
+    stdout, log = run_chromium(["--dump-dom", url], profile)
+    return Page(stdout.decode("utf-8")), log
+
+
+def screenshot(url: str, profile: Path, path: Path, size: tuple[int, int] = (1280, 1100)) -> np.ndarray:
+    """Load ``url`` headless in a window of ``size`` CSS pixels (one device pixel each) and
+    return the top of the page as drawn, as an HxWx3 int array."""
+    run_chromium(
+        ["--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={size[0]},{size[1]}",
+         f"--screenshot={path}", url],
+        profile,
+    )
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def run_chromium(arguments: list[str], profile: Path) -> tuple[bytes, str]:
+    """Run headless chromium with ``arguments``; return its output and its log."""
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
         "--no-first-run", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", url,
+        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", *arguments,
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
@@ -62,7 +90,7 @@ def dump_dom(url: str, profile: Path) -> tuple[Page, str]:
             os.killpg(process.pid, signal.SIGKILL)
     log = stderr.decode(errors="replace")
     assert process.returncode == 0, log
-    return Page(stdout.decode("utf-8")), log
+    return stdout, log
 
 
 def console_messages(log: str) -> list[str]:
@@ -195,13 +223,19 @@ DRIVER = """
 """
 
 
-def test_clicks_and_typing_drive_the_filter_and_viewer(report: Path, tmp_path: Path) -> None:
-    digest = base64.b64encode(hashlib.sha256(DRIVER.encode()).digest()).decode()
+def with_driver(report: Path, driver: str) -> Path:
+    """A copy of ``report`` that runs ``driver`` after the page's own script."""
+    digest = base64.b64encode(hashlib.sha256(driver.encode()).digest()).decode()
     text = report.read_text(encoding="utf-8")
     text = text.replace("script-src '", f"script-src 'sha256-{digest}' '", 1)
-    text = text.replace("</body>", f"<script>{DRIVER}</script>\n</body>", 1)
+    text = text.replace("</body>", f"<script>{driver}</script>\n</body>", 1)
     driven = report.with_name("driven.html")
     driven.write_text(text, encoding="utf-8")
+    return driven
+
+
+def test_clicks_and_typing_drive_the_filter_and_viewer(report: Path, tmp_path: Path) -> None:
+    driven = with_driver(report, DRIVER)
 
     page, log = dump_dom(driven.as_uri(), tmp_path / "profile")
 
@@ -215,4 +249,56 @@ def test_clicks_and_typing_drive_the_filter_and_viewer(report: Path, tmp_path: P
         "search 1 #q=Feed",
         "all 12 []",
     ], log
+    assert console_messages(log) == []
+
+
+def _solid_square(shot: np.ndarray, colour: tuple[int, ...], tolerance: int = 3) -> int:
+    """The side of the one filled square drawn in ``colour``; fails unless there is exactly one."""
+    found = np.argwhere((np.abs(shot - np.array(colour)) <= tolerance).all(axis=-1))
+    assert len(found), f"nothing drawn in {colour}"
+    (top, left), (bottom, right) = found.min(axis=0), found.max(axis=0) + 1
+    assert bottom - top == right - left and len(found) == (bottom - top) * (right - left), found
+    return int(bottom - top)
+
+
+def test_a_one_pixel_change_is_drawn_at_full_size_or_larger_in_the_first_view(tmp_path: Path) -> None:
+    # 1200 pixels wide: the whole-image previews shrink it three times, blurring the pixel away.
+    report = one_pixel_change(tmp_path, size=(1200, 900), at=(777, 601))
+    page = Page(report.read_text(encoding="utf-8"))
+    crop = next(a for a in page.find("img") if a.get("alt") == "screen.png: after, changed area")
+    zoom = int(crop["width"]) // decode_data_uri(crop["src"]).width
+
+    shot = screenshot(report.as_uri(), tmp_path / "profile", tmp_path / "first.png")
+
+    # Highlighted: the changed pixel under the half-transparent red overlay, one square of
+    # zoom x zoom screen pixels, in the window as the page opens.
+    highlighted = (255, 0, CHANGED_COLOUR[2] // 2)
+    assert zoom >= 1
+    assert _solid_square(shot, highlighted) == zoom
+
+    unticked = with_driver(report, 'document.querySelector("input.highlight").click();')
+    shot = screenshot(unticked.as_uri(), tmp_path / "profile", tmp_path / "plain.png")
+    assert _solid_square(shot, CHANGED_COLOUR, tolerance=0) == zoom
+    assert not (np.abs(shot - np.array(highlighted)) <= 3).all(axis=-1).any()
+
+
+SIZES = """
+window.addEventListener("load", function () {
+  var sizes = [];
+  document.querySelectorAll(".layer img").forEach(function (img) {
+    var width = img.getBoundingClientRect().width;
+    if (width) { sizes.push(img.naturalWidth + ":" + width); }
+  });
+  document.body.setAttribute("data-sizes", sizes.join(" "));
+});
+"""
+
+
+def test_small_images_are_drawn_at_most_twice_their_size(report: Path, tmp_path: Path) -> None:
+    page, log = dump_dom(with_driver(report, SIZES).as_uri(), tmp_path / "profile")
+
+    [body] = page.find("body")
+    sizes = [tuple(map(float, pair.split(":"))) for pair in body.get("data-sizes", "").split()]
+    # The sample's previews are 12 pixels wide; the page is 1240 CSS pixels wide or more.
+    assert sizes and all(natural == 12 and 12 <= drawn <= 24 for natural, drawn in sizes), sizes
     assert console_messages(log) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import html
+import io
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -20,11 +20,17 @@ from compare.output.report_junit import render_junit
 from compare.output import reports
 from compare.output.reports import write_reports
 from compare.model import ALGORITHM_VERSION, CompareOptions, Comparison, ImageResult
+from compare.run import compare_builds
+from urllib.parse import unquote
 
 XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">.png'
 XSS_SCRIPT = "</script><script>document.title='pwned'</script>.png"
 XSS_ATTR = "\"><svg onload=\"document.title='pwned'\">.png"
 CONTROL_NAME = "tab\there\x00nul\x1bescape.png"
+BIDI_NAME = "invoice\u202egnp.exe"  # shows as "invoiceexe.png" when the override is obeyed
+
+BACKGROUND = (200, 200, 200)
+CHANGED_COLOUR = (255, 0, 255)
 
 SENTRY_FIELDS = {
     "status", "head_hash", "base_hash", "changed_pixels", "total_pixels", "diff_mask_key",
@@ -105,6 +111,37 @@ def sample_comparison(out_dir: Path) -> Comparison:
         base_source="builds/<base>",
         head_source="builds/head & co",
         stats={"elapsed_seconds": 1.5, "blobs_fetched": 9},
+    )
+
+
+def one_pixel_change(tmp_path: Path, size: tuple[int, int], at: tuple[int, int]) -> Path:
+    """Compare two folders whose one image differs in the pixel ``at``; return report.html."""
+    base, head, out_dir = tmp_path / "base", tmp_path / "head", tmp_path / "out"
+    base.mkdir()
+    head.mkdir()
+    image = Image.new("RGB", size, BACKGROUND)
+    image.save(base / "screen.png")
+    image.putpixel(at, CHANGED_COLOUR)
+    image.save(head / "screen.png")
+    options = CompareOptions(workers=1, fetch_workers=1)
+    comparison = compare_builds(base, head, out_dir=out_dir, options=options)
+    return write_reports(comparison, out_dir)["html"]
+
+
+def decode_data_uri(src: str) -> Image.Image:
+    assert src.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+
+
+def errored(names: list[str], detail: str) -> Comparison:
+    """A comparison of images that all errored, each with ``detail`` formatted with its name."""
+    return Comparison(
+        images={
+            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
+                              detail=detail.format(name))
+            for name in names
+        },
+        options=CompareOptions(),
     )
 
 
@@ -361,8 +398,6 @@ def test_html_escapes_every_name_and_text(written: dict[str, Path]) -> None:
     for raw in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png", "builds/<base>", "<b>really</b>",
                 "</pre><script>"):
         assert raw not in text
-    for shown in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png"):
-        assert html.escape(shown) in text
     page = Page(text)
     assert [a for a in page.find("img") if a.get("src") == "x"] == []
     assert page.find("svg") == []
@@ -386,14 +421,10 @@ def test_html_data_block_is_escaped_json(written: dict[str, Path], comparison: C
     ]
 
 
-def _positions(text: str, names: list[str]) -> list[int]:
-    return [text.index(f'<span class="name">{html.escape(name)}</span>') for name in names]
-
-
 def test_html_orders_sections_and_changed_by_ratio(written: dict[str, Path]) -> None:
     text = written["html"].read_text(encoding="utf-8")
     ordered = [XSS_IMG, "home/feed.png", XSS_SCRIPT, "settings/broken previews.png"]
-    assert _positions(text, ordered) == sorted(_positions(text, ordered))
+    assert Page(text).names[:4] == ordered
     sections = [text.index(f'<section data-status="{s}">') for s in (
         "changed", "errored", "renamed", "added", "removed", "skipped", "unchanged")]
     assert sections == sorted(sections)
@@ -405,13 +436,15 @@ def test_html_orders_sections_and_changed_by_ratio(written: dict[str, Path]) -> 
 def test_html_shows_figures_reasons_and_renames(written: dict[str, Path]) -> None:
     text = written["html"].read_text(encoding="utf-8")
     assert "<strong>25%</strong> of pixels changed (60 of 240)" in text
-    assert "threshold 1%" in text
+    assert '<a href="#tuning-diff-threshold">changed pixels allowed</a>: 1%' in text
+    assert 'id="tuning-diff-threshold"' in text and "--diff-threshold" in text
+    assert "threshold 1%" not in text
     assert "exceeds pixel limit" in text and "image fetch failed" in text
-    assert html.escape("canvas 9000x9000 is over 40,000,000 pixels <b>really</b>") in text
-    renamed = text[text.index('data-status="renamed">') :]
-    renamed = renamed[: renamed.index("</li>")]
-    assert renamed.index(html.escape("login/<old>.png")) < renamed.index("→")
-    assert renamed.index("→") < renamed.index("login/new.png")
+    page = Page(text)
+    assert "canvas 9000x9000 is over 40,000,000 pixels <b>really</b>" in page.texts
+    renamed = Page(text[text.index('<section data-status="renamed">') :])
+    assert renamed.names[:2] == ["login/<old>.png", "login/new.png"]
+    assert "".join(renamed.texts).index("login/<old>.png") < "".join(renamed.texts).index("→")
     unchanged = text[text.index('<section data-status="unchanged">') :]
     assert unchanged.startswith('<section data-status="unchanged">\n<details>\n<summary>')
     assert "4 changed, 2 errored" in Page(text).title
@@ -445,7 +478,7 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
     assert suite.tag == "testsuite"
     assert suite.attrib["name"] == "snapcompare"
     assert {k: suite.attrib[k] for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "12", "failures": "6", "errors": "0", "skipped": "1"
+        "tests": "12", "failures": "4", "errors": "2", "skipped": "1"
     }
     cases = suite.findall("testcase")
     expected = {
@@ -455,24 +488,27 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
     assert [case.attrib["name"] for case in cases] == sorted(expected)
     assert {case.attrib["name"]: case.attrib["classname"] for case in cases} == expected
     by_name = {case.attrib["name"]: case for case in cases}
-    assert len(suite.findall("testcase/failure")) == 6  # changed and errored both fail
-    assert not suite.findall("testcase/error")
+    assert len(suite.findall("testcase/failure")) == 4  # the changed images
+    assert len(suite.findall("testcase/error")) == 2  # the errored ones
     assert len(suite.findall("testcase/skipped")) == 1
 
     failure = by_name["home/feed.png"].find("failure")
     assert failure.attrib["message"] == (
-        "25% of pixels changed (60 of 240), above the threshold of 1%"
+        "25% of pixels changed (60 of 240), more than allowed; changed pixels allowed: 1%"
+        " (--diff-threshold, see README #tuning-diff-threshold)"
     )
-    error = by_name["huge.png"].find("failure")
+    assert by_name["huge.png"].find("failure") is None
+    error = by_name["huge.png"].find("error")
     assert error.attrib["type"] == "exceeds_pixel_limit"
     assert error.attrib["message"].startswith("exceeds_pixel_limit: canvas 9000x9000")
     assert error.text == "canvas 9000x9000 is over 40,000,000 pixels <b>really</b>"
     assert by_name[XSS_IMG].find("failure") is not None
-    assert by_name[XSS_ATTR].find("failure").attrib["type"] == "image_fetch_failed"
+    assert by_name[XSS_ATTR].find("error").attrib["type"] == "image_fetch_failed"
     assert by_name["tablet/home.png"].find("skipped") is not None
     assert by_name["login/new.png"].find("system-out").text == "renamed from login/<old>.png"
     assert by_name["almost.png"].find("system-out").text == (
-        "unchanged: 0.42% of pixels changed (1 of 240), within the threshold of 1%"
+        "unchanged: 0.42% of pixels changed (1 of 240), within what is allowed;"
+        " changed pixels allowed: 1% (--diff-threshold, see README #tuning-diff-threshold)"
     )
     assert by_name["onboarding/step4.png"].find("system-out").text == "added"
 
@@ -480,21 +516,15 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
 def test_junit_strips_characters_xml_cannot_hold() -> None:
     names = ["a\x00b\x08c\x0b\x0c\x1fd.png", "keep\ttab\nline.png", os.fsdecode(b"caf\xe9.png"),
              "odd\ufffe\uffff.png"]
-    comparison = Comparison(
-        images={
-            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
-                              detail=f"bad byte \x02 in {name}")
-            for name in names
-        },
-        options=CompareOptions(),
-    )
+    comparison = errored(names, "bad byte \x02 in {}")
     suite = ET.fromstring(render_junit(comparison))
     cases = suite.findall("testcase")
     assert sorted(case.attrib["name"] for case in cases) == sorted(
         ["abcd.png", "keep\ttab\nline.png", "caf.png", "odd.png"]
     )
-    assert all("\x02" not in case.find("failure").text for case in cases)
-    assert suite.attrib["failures"] == "4"
+    assert all("\x02" not in case.find("error").text for case in cases)
+    assert suite.attrib["errors"] == "4"
+    assert suite.attrib["failures"] == "0"
 
 
 def test_junit_of_an_empty_comparison() -> None:
@@ -502,3 +532,67 @@ def test_junit_of_an_empty_comparison() -> None:
     assert suite.attrib == {
         "name": "snapcompare", "tests": "0", "failures": "0", "errors": "0", "skipped": "0"
     }
+
+
+# What a changed image opens on
+
+
+def test_a_changed_image_opens_on_its_changed_area_at_full_resolution(tmp_path: Path) -> None:
+    report = one_pixel_change(tmp_path, size=(1200, 900), at=(777, 601))
+    page = Page(report.read_text(encoding="utf-8"))
+
+    crops = {a["alt"]: a for a in page.find("img") if (a.get("alt") or "").endswith("changed area")}
+    assert set(crops) == {"screen.png: before, changed area", "screen.png: after, changed area"}
+    after = crops["screen.png: after, changed area"]
+    picture = decode_data_uri(after["src"])
+    zoom = int(after["width"]) // picture.width
+    assert zoom >= 1 and int(after["width"]) == zoom * picture.width
+    assert int(after["height"]) == zoom * picture.height
+    # The crop is the changed pixel with a margin, drawn pixel for pixel.
+    assert picture.size == (49, 49)
+    assert picture.convert("RGB").getpixel((24, 24)) == CHANGED_COLOUR
+    assert "x 753–802, y 577–626" in "".join(page.texts)
+    overlay = next(a for a in page.find("img") if "overlay" in (a.get("class") or ""))
+    marked = decode_data_uri(overlay["src"]).convert("RGBA")
+    assert marked.getpixel((24, 24)) == (255, 0, 0, 255) and marked.getpixel((0, 0))[3] == 0
+    [toggle] = [a for a in page.find("input") if a.get("type") == "checkbox"]
+    assert "checked" in toggle
+
+    # Full-size files are one click away, next to the report.
+    links = {a["href"] for a in page.find("a") if not a["href"].startswith("#")}
+    assert any(href.startswith("diff/") for href in links)
+    for href in links:
+        assert (report.parent / unquote(href)).is_file(), href
+    assert len(links) == 3
+
+
+def test_small_images_are_shown_at_most_at_twice_their_size(written: dict[str, Path]) -> None:
+    page = Page(written["html"].read_text(encoding="utf-8"))
+    viewers = [a for a in page.find("div") if "viewer" in (a.get("class") or "").split()]
+    # The sample's previews are 12 pixels wide.
+    assert viewers and all("--natural: 24px" in v["style"] for v in viewers)
+
+
+def test_names_show_control_and_bidi_characters_escaped_and_isolated(tmp_path: Path) -> None:
+    names = [BIDI_NAME, "a\u2066b\u200fc\u061cd.png", "zero\u200bwidth.png", "line\u2028break.png",
+             os.fsdecode(b"caf\xe9.png"), "family\U0001f468\u200d\U0001f469.png", "שלום.png"]
+    comparison = errored(names, "cannot decode {}\nsecond line")
+    comparison.base_source = "base\u202e"
+    text = "".join(iter_html(comparison, tmp_path))
+    page = Page(text)
+    visible = text[: text.index('<script type="application/json"')]
+    for char in "\u202e\u2066\u200f\u061c\u200b\u2028":
+        assert char not in visible
+    assert set(page.names) == {
+        "invoice\\u202egnp.exe", "a\\u2066b\\u200fc\\u061cd.png", "zero\\u200bwidth.png",
+        "line\\u2028break.png", "caf\\udce9.png", "family\U0001f468\u200d\U0001f469.png", "שלום.png",
+    }
+    # Details keep their line breaks and tabs; the rest is escaped as in names.
+    assert "cannot decode invoice\\u202egnp.exe\nsecond line" in "".join(page.texts)
+    assert len(page.find("kbd")) == 2 * 7 + 1  # each escape in names and details, and the source
+    spans = [a for name, a in page.tags if name == "span" and "name" in (a.get("class") or "")]
+    assert all(a.get("dir") == "auto" for a in spans)
+    style = text[text.index("<style>") : text.index("</style>")]
+    assert ".name { overflow-wrap: anywhere; unicode-bidi: isolate; }" in style
+    # The search data keeps the names themselves.
+    assert {item["name"] for item in page.report_data()["items"]} >= {BIDI_NAME, "שלום.png"}
