@@ -132,7 +132,7 @@ def test_unsupported_types_raise_type_error(value: object) -> None:
         diff_images(np.zeros((2, 2, 4), np.uint8), value)
 
 
-def test_garbage_bytes_raise_decode_error_naming_the_input() -> None:
+def test_garbage_bytes_raise_decode_error_naming_the_input_not_quoting_it() -> None:
     garbage = b"<html>502 Bad Gateway</html>"
 
     with pytest.raises(ImageDecodeError) as caught:
@@ -141,7 +141,8 @@ def test_garbage_bytes_raise_decode_error_naming_the_input() -> None:
     message = str(caught.value)
     assert "after image 'home.png'" in message
     assert f"{len(garbage)} bytes" in message
-    assert "<html>502 Ba" in message
+    assert "not a supported image format" in message
+    assert "html" not in message and "502" not in message
     assert isinstance(caught.value, ImageError) and isinstance(caught.value, ValueError)
 
 
