@@ -6,7 +6,7 @@ import io
 import re
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .png import AVAILABLE as _FAST_PNG_AVAILABLE
 from .png import decode_png
@@ -32,6 +32,16 @@ reaches a decoder: Pillow identifies many more formats, some by starting externa
 
 _ORIENTED = frozenset({"JPEG", "WEBP", "TIFF"})
 """Formats whose EXIF orientation is applied: those that browsers and viewers rotate by it."""
+
+_TURNED_BY_PILLOW = frozenset({"TIFF"})
+"""Formats Pillow itself turns upright as their orientation tag says, header size included."""
+
+_T = Image.Transpose
+_UPRIGHT = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM, 5: _T.TRANSPOSE,
+            6: _T.ROTATE_270, 7: _T.TRANSVERSE, 8: _T.ROTATE_90}
+"""What turns an image with each EXIF orientation upright (as ``ImageOps.exif_transpose``)."""
+_AS_STORED = {**_UPRIGHT, 6: _T.ROTATE_90, 8: _T.ROTATE_270}
+"""The inverse of each of `_UPRIGHT`: what turns an upright image back as it was stored."""
 
 # Pillow clips these to 0..255 when converting to 8 bits; they hold 16-bit grey, so scale instead.
 _SIXTEEN_BIT_GREY = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -61,7 +71,7 @@ class ImageTooLarge(ImageError):
 class OpenedImage:
     """One input whose size is known (from the header, for bytes); pixels decode on demand."""
 
-    __slots__ = ("label", "size", "_source", "_detail", "_owned", "_png", "_orient")
+    __slots__ = ("label", "size", "_source", "_detail", "_owned", "_png", "_transpose")
 
     def __init__(
         self,
@@ -71,7 +81,7 @@ class OpenedImage:
         detail: str,
         owned: bool,
         png: bytes | bytearray | memoryview | None = None,
-        orient: bool = False,
+        transpose: Image.Transpose | None = None,
     ) -> None:
         self.label = label
         self.size = size
@@ -79,7 +89,7 @@ class OpenedImage:
         self._detail = detail
         self._owned = owned
         self._png = png
-        self._orient = orient
+        self._transpose = transpose
 
     def rgba(self) -> np.ndarray:
         """Decode (if needed) and return the pixels as a C-contiguous HxWx4 uint8 array.
@@ -95,8 +105,8 @@ class OpenedImage:
                 return fast
             try:
                 source.load()
-                if self._orient:
-                    source = ImageOps.exif_transpose(source)
+                if self._transpose is not None:
+                    source = source.transpose(self._transpose)
             except Image.DecompressionBombError as exc:
                 raise _bomb(self.label, exc) from exc
             except MemoryError:
@@ -170,14 +180,16 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
         raise
     except Exception as exc:
         raise ImageDecodeError(f"{label}: cannot decode {read}: {describe_error(exc)}") from exc
-    sideways = _turns_sideways(opened) if exif_orientation and kind in _ORIENTED else None
-    orient = sideways is not None
+    transpose = _transpose(opened, kind, exif_orientation)
+    sideways = transpose in (_T.TRANSPOSE, _T.TRANSVERSE, _T.ROTATE_90, _T.ROTATE_270)
     width, height = opened.size[::-1] if sideways else opened.size
     detail = f"{read} (header: {opened.format} {opened.mode} {opened.size[0]}x{opened.size[1]})"
     # The fast decoder takes the 8-bit RGB and RGBA PNGs (and gives exactly Pillow's pixels);
     # it hands anything else back, to Pillow.
     fast = FAST_PNG_DECODER and kind == "PNG"
-    return OpenedImage(label, (width, height), opened, detail, owned=True, png=data if fast else None, orient=orient)
+    return OpenedImage(
+        label, (width, height), opened, detail, owned=True, png=data if fast else None, transpose=transpose
+    )
 
 
 SUPPORTED_FORMATS = (*FORMATS, "WEBP")
@@ -192,15 +204,19 @@ def sniff_format(data: bytes | bytearray | memoryview) -> str | None:
     return next((kind for kind, magics in FORMATS.items() if head.startswith(magics)), None)
 
 
-def _turns_sideways(image: Image.Image) -> bool | None:
-    """None if ``image`` needs no EXIF transpose, else whether it swaps width and height."""
+def _transpose(image: Image.Image, kind: str, upright: bool) -> Image.Transpose | None:
+    """What to apply to ``image``'s decoded pixels: upright or as stored, as ``upright`` says."""
+    if kind not in _ORIENTED:
+        return None
     try:
         orientation = image.getexif().get(ExifTags.Base.Orientation)
-    except Exception:  # noqa: BLE001 - unreadable EXIF is no orientation, as exif_transpose reads it
+    except Exception:  # noqa: BLE001 - unreadable EXIF is no orientation, as for exif_transpose
         return None
-    if orientation not in range(2, 9):
+    if orientation not in _UPRIGHT:
         return None
-    return orientation >= 5
+    if kind in _TURNED_BY_PILLOW:
+        return None if upright else _AS_STORED[orientation]
+    return _UPRIGHT[orientation] if upright else None
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{8,}")
