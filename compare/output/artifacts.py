@@ -24,7 +24,7 @@ import signal
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -58,7 +58,7 @@ class ArtifactWriter:
         self.out_dir = Path(out_dir)
         self._fds: dict[str, int] = {}  # "" is out_dir itself, then the FOLDERS
         self._lock: int | None = None
-        self._added: set[str] = set()
+        self._added: set[str] = set()  # keys of files, and names of FOLDERS, this run created
         self._committed = False
         self._guard = threading.Lock()
         weakref.finalize(self, _close_all, self._fds)
@@ -139,9 +139,13 @@ class ArtifactWriter:
 
     def abort(self) -> None:
         """Delete the masks and previews this run added (files the previous reports use stay)."""
-        for key in sorted(self._added):
-            folder, file = key.split("/", 1)
-            _unlink(self._fds[folder], file)
+        for key in sorted(self._added, reverse=True):  # a folder's files sort after it
+            folder, _, file = key.partition("/")
+            if file:
+                _unlink(self._fds[folder], file)
+            else:
+                with suppress(OSError):  # only if empty
+                    os.rmdir(folder, dir_fd=self._fds[""])
         self._added.clear()
 
     def close(self) -> None:
@@ -175,6 +179,7 @@ class ArtifactWriter:
             root, path = self._folder(""), self.out_dir / name
             try:
                 os.mkdir(name, dir_fd=root)
+                self._added.add(name)
             except FileExistsError:
                 pass
             except OSError as exc:
