@@ -43,12 +43,12 @@ exit codes:
   {EXIT_DIFFERENCES}    differences found: changed, added, removed or renamed images
   {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
        wins over {EXIT_DIFFERENCES}
-  {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL
+  {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL,
+       --out not writable or in use by another run
   {EXIT_FAILED}    the comparison itself failed
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGINT)
   {EXIT_TERMINATED}  terminated (SIGTERM)
-  after {EXIT_INTERRUPTED} or {EXIT_TERMINATED}, and after {EXIT_BAD_INPUT} or {EXIT_FAILED} from writing the output, --out
-  holds the previous reports and their files as they were
+on {EXIT_BAD_INPUT}, {EXIT_FAILED}, {EXIT_INTERRUPTED} and {EXIT_TERMINATED}, --out keeps the previous reports and their files as they were
 """
 
 _LISTED = 10

@@ -17,8 +17,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SAME, main
-from compare.cli.main import EXIT_TERMINATED
+from compare.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_DIFFERENCES,
+    EXIT_ERRORED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_SAME,
+    EXIT_TERMINATED,
+)
 from compare.output.artifacts import LOCK_FILE, ArtifactWriter
 from tests.compare.cli.test_cli import png, read_comparison, run, statuses, write_folder
 from tests.compare.output.test_outputs_safety import snapshot
