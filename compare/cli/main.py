@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"the comparison failed: {describe_os_error(exc)}")
         return EXIT_FAILED
     except Exception:  # noqa: BLE001 - whatever broke, CI must not read it as "differences"
-        traceback.print_exc()
+        sys.stderr.write("".join(_shown(line) + "\n" for line in traceback.format_exc().splitlines()))
         _error("the comparison failed (see the traceback above)")
         return EXIT_FAILED
     finally:

@@ -127,7 +127,7 @@ class ArtifactWriter:
         staged: dict[str, str] = {}
         try:
             for file, render in reports.items():
-                staged[file] = self._write(root, self.out_dir, file, render(), keep=None)
+                staged[file] = self._write(root, self.out_dir, file, render(), keep=None, durable=True)
             with _signals_held():
                 for file, temp in staged.items():
                     _named(lambda: os.rename(temp, file, src_dir_fd=root, dst_dir_fd=root), self.out_dir / file)
@@ -195,25 +195,30 @@ class ArtifactWriter:
             return None
         return self._folder(name)
 
-    def _write(self, dir_fd: int, where: Path, file: str, chunks: Iterable[bytes], *, keep: bool | None) -> str:
-        """Write ``chunks`` to a new temporary file in ``dir_fd``, flushed to disk.
+    def _write(
+        self, dir_fd: int, where: Path, file: str, chunks: Iterable[bytes], *, keep: bool | None, durable: bool = False
+    ) -> str:
+        """Write ``chunks`` to a new temporary file in ``dir_fd`` (flushed to disk if ``durable``).
 
         ``keep``: True renames it to ``file``, False deletes it, None leaves it and returns its
         name. Errors name ``where / file``; the temporary file never outlives a failure.
         """
         path = where / file
         temp = f".{file}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
-        fd = _named(lambda: os.open(temp, _NEW_FILE, 0o644, dir_fd=dir_fd), path)
+        fd: int | None = None
         try:
-            try:
-                for chunk in chunks:  # an error making the chunks is the caller's, unnamed
-                    _named(lambda: _write_all(fd, chunk), path)
+            fd = _named(lambda: os.open(temp, _NEW_FILE, 0o644, dir_fd=dir_fd), path)
+            for chunk in chunks:  # an error making the chunks is the caller's, unnamed
+                _named(lambda: _write_all(fd, chunk), path)
+            if durable:
                 _named(lambda: os.fsync(fd), path)
-            finally:
-                os.close(fd)
+            done, fd = fd, None
+            _named(lambda: os.close(done), path)  # some file systems report a full disk only here
             if keep:
                 _named(lambda: os.rename(temp, file, src_dir_fd=dir_fd, dst_dir_fd=dir_fd), path)
         except BaseException:
+            if fd is not None:
+                os.close(fd)
             _unlink(dir_fd, temp)
             raise
         if keep is False:

@@ -283,3 +283,15 @@ def test_errors_naming_inputs_keep_control_characters_off_the_terminal(tmp_path,
     assert "\x1b" not in stderr and "\\x1b[2J" in stderr
     code, _, stderr = run(capsys, "manifest", missing)
     assert code == EXIT_BAD_INPUT and "\x1b" not in stderr and "\\x1b[2J" in stderr
+
+
+def test_an_unexpected_failure_prints_its_traceback_with_control_characters_escaped(tmp_path, capsys, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("name \x1b[2J in a message")
+
+    monkeypatch.setattr(sys.modules["compare.cli.main"], "compare_builds", broken)
+    base, head = builds(tmp_path)
+    code, _, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out")
+    assert code == EXIT_FAILED
+    assert "Traceback" in stderr and "RuntimeError: name \\x1b[2J in a message" in stderr
+    assert "\x1b" not in stderr
