@@ -178,6 +178,7 @@ def test_a_full_disk_leaves_the_previous_output_exactly_and_names_the_file(tmp_p
         st.tuples(
             st.dictionaries(st.sampled_from(["a.png", "b/c.png", "d.png", ".e"]), st.integers(0, 5), max_size=4),
             st.one_of(st.none(), st.integers(0, 12)),  # the write that fails, if any
+            st.sampled_from(["full disk", "interrupt"]),
         ),
         min_size=1, max_size=5,
     )
@@ -188,18 +189,18 @@ def test_after_any_runs_the_folder_holds_exactly_the_last_complete_report(runs, 
     with tempfile.TemporaryDirectory() as temp:
         out = Path(temp) / "out"
         last: tuple[Comparison, dict] | None = None
-        for masks, failing in runs:
+        for masks, failing, how in runs:
             count = iter(range(10**6))
 
-            def write(fd: int, data, failing=failing, count=count) -> int:
+            def write(fd: int, data, failing=failing, how=how, count=count) -> int:
                 if failing is not None and next(count) == failing:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if how == "full disk" else KeyboardInterrupt
                 return real_write(fd, data)
 
             monkeypatch.setattr(os, "write", write)
             try:
                 comparison = one_run(out, masks)
-            except OSError:
+            except (OSError, KeyboardInterrupt):
                 if last is not None:
                     assert snapshot(out) == last[1]
                 continue
