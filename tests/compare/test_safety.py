@@ -17,15 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from compare.cli import (
-    EXIT_BAD_INPUT,
-    EXIT_DIFFERENCES,
-    EXIT_ERRORED,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_SAME,
-    EXIT_TERMINATED,
-)
+from compare import cli
 from compare.output.artifacts import LOCK_FILE, ArtifactWriter
 from tests.compare.cli.test_cli import png, read_comparison, run, statuses, write_folder
 from tests.compare.output.test_outputs_safety import snapshot
@@ -59,7 +51,7 @@ def test_the_same_comparison_twice_gives_the_same_report(tmp_path, capsys, monke
     reports = []
     for out in (tmp_path / "out", tmp_path / "out", tmp_path / "other"):
         code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
-        assert code == EXIT_ERRORED
+        assert code == cli.EXIT_ERRORED
         reports.append(without_timings(read_comparison(out)))
 
     assert reports[0] == reports[1] == reports[2]
@@ -94,14 +86,14 @@ def test_a_photo_stored_rotated_that_displays_the_same_is_unchanged(tmp_path, ca
     head = write_folder(tmp_path / "head", {"photo.jpg": rotated})
 
     code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out", "--quiet")
-    assert code == EXIT_SAME
+    assert code == cli.EXIT_SAME
     image = read_comparison(tmp_path / "out")["images"]["photo.jpg"]
     assert image["status"] == "unchanged"
     assert (image["after_width"], image["after_height"]) == (48, 32)
 
     code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "raw", "--quiet",
                      "--no-exif-orientation")
-    assert code == EXIT_DIFFERENCES
+    assert code == cli.EXIT_DIFFERENCES
     image = read_comparison(tmp_path / "raw")["images"]["photo.jpg"]
     assert (image["status"], image["after_width"], image["after_height"]) == ("changed", 32, 48)
 
@@ -137,8 +129,8 @@ def run_signalled(where: tuple[str, str, str], sig: int, *args: str | Path, only
 
 
 @pytest.mark.parametrize(("sig", "code", "word"), [
-    (signal.SIGINT, EXIT_INTERRUPTED, "interrupted"),
-    (signal.SIGTERM, EXIT_TERMINATED, "terminated"),
+    (signal.SIGINT, cli.EXIT_INTERRUPTED, "interrupted"),
+    (signal.SIGTERM, cli.EXIT_TERMINATED, "terminated"),
 ])
 @pytest.mark.parametrize("where", [
     ("compare.output.artifacts", "ArtifactWriter.mask", "after"),  # a new mask is on disk
@@ -147,7 +139,7 @@ def run_signalled(where: tuple[str, str, str], sig: int, *args: str | Path, only
 def test_a_signal_mid_run_leaves_the_previous_output_exactly(tmp_path, capsys, sig, code, word, where):
     base, head = builds(tmp_path)
     out = tmp_path / "out"
-    assert run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")[0] == EXIT_ERRORED
+    assert run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")[0] == cli.EXIT_ERRORED
     before = snapshot(out)
     _, other_head = builds(tmp_path, head_seed=7)
 
@@ -171,7 +163,7 @@ def test_a_signal_while_the_reports_are_swapped_in_waits_for_the_last_one(tmp_pa
                            "compare", "--base", base, "--head", other_head, "--out", out, "--quiet",
                            only="comparison.json")
 
-    assert result.returncode == EXIT_TERMINATED, result.stderr
+    assert result.returncode == cli.EXIT_TERMINATED, result.stderr
     fresh = tmp_path / "fresh"
     run(capsys, "compare", "--base", base, "--head", other_head, "--out", fresh, "--quiet")
     assert without_timings(read_comparison(out)) == without_timings(read_comparison(fresh))
@@ -194,7 +186,7 @@ def test_a_second_run_on_the_same_folder_fails_at_once(tmp_path, capsys):
         held = snapshot(out)
         code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
         assert snapshot(out) == held
-    assert code == EXIT_BAD_INPUT
+    assert code == cli.EXIT_BAD_INPUT
     assert stderr == f"snapcompare: error: --out: {out}: in use by another snapcompare run\n"
     assert stdout == ""
     assert snapshot(out) == before and LOCK_FILE not in before
@@ -227,7 +219,7 @@ def test_a_read_only_out_fails_at_once_naming_it(tmp_path, capsys, read_only_fol
 
     code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", read_only_folder)
 
-    assert code == EXIT_BAD_INPUT
+    assert code == cli.EXIT_BAD_INPUT
     assert stderr.startswith(f"snapcompare: error: --out: {read_only_folder}")
     assert any(words in stderr for words in ("Read-only file system", "Permission denied"))
     assert started == [] and stdout == ""
@@ -251,7 +243,7 @@ def test_a_full_disk_fails_naming_the_file_and_keeps_the_previous_output(tmp_pat
     code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", other_head, "--out", out, "--quiet")
     monkeypatch.setattr(os, "write", real_write)
 
-    assert code == EXIT_FAILED
+    assert code == cli.EXIT_FAILED
     assert stderr.startswith(f"snapcompare: error: the comparison failed: {out}/diff/a.png.")
     assert stderr.rstrip().endswith(": No space left on device")
     assert snapshot(out) == before
@@ -266,23 +258,23 @@ def test_manifest_output_keeps_control_characters_off_the_terminal(tmp_path, cap
 
     code, stdout, stderr = run(capsys, "manifest", folder)
 
-    assert code == EXIT_SAME and stderr == ""
+    assert code == cli.EXIT_SAME and stderr == ""
     assert all(c.isprintable() or c == "\n" for c in stdout)
     assert set(json.loads(stdout)["images"]) == {*HOSTILE, os.fsdecode(b"\xff.png")}
 
     target = tmp_path / "out\x1b]0;title\x07.json"
     code, _, stderr = run(capsys, "manifest", write_folder(tmp_path / "plain", {"a.png": png(1)}), "-o", target)
-    assert code == EXIT_SAME
+    assert code == cli.EXIT_SAME
     assert "\x1b" not in stderr and "\x07" not in stderr and "\\x1b]0;title\\x07" in stderr
 
 
 def test_errors_naming_inputs_keep_control_characters_off_the_terminal(tmp_path, capsys):
     missing = tmp_path / "no\x1b[2Jsuch"
     code, stdout, stderr = run(capsys, "compare", "--base", missing, "--head", missing, "--out", tmp_path / "o")
-    assert code == EXIT_BAD_INPUT
+    assert code == cli.EXIT_BAD_INPUT
     assert "\x1b" not in stderr and "\\x1b[2J" in stderr
     code, _, stderr = run(capsys, "manifest", missing)
-    assert code == EXIT_BAD_INPUT and "\x1b" not in stderr and "\\x1b[2J" in stderr
+    assert code == cli.EXIT_BAD_INPUT and "\x1b" not in stderr and "\\x1b[2J" in stderr
 
 
 def test_an_unexpected_failure_prints_its_traceback_with_control_characters_escaped(tmp_path, capsys, monkeypatch):
@@ -292,6 +284,6 @@ def test_an_unexpected_failure_prints_its_traceback_with_control_characters_esca
     monkeypatch.setattr(sys.modules["compare.cli.main"], "compare_builds", broken)
     base, head = builds(tmp_path)
     code, _, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out")
-    assert code == EXIT_FAILED
+    assert code == cli.EXIT_FAILED
     assert "Traceback" in stderr and "RuntimeError: name \\x1b[2J in a message" in stderr
     assert "\x1b" not in stderr
