@@ -82,7 +82,8 @@ class CompareOptions:
     ``threshold`` and ``antialiasing`` are the pixel diff's (per-pixel YIQ sensitivity,
     anti-aliased pixels not counted); ``diff_threshold`` is the share of changed pixels above
     which an image is ``changed`` unless its manifest says otherwise. ``max_memory`` bounds
-    the bytes held for blobs and decoded images at once.
+    the bytes held for blobs and decoded images at once. ``exif_orientation`` turns JPEG, WebP
+    and TIFF images upright as their EXIF orientation says before comparing them.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -94,6 +95,7 @@ class CompareOptions:
     max_memory: int = 1024 * 1024 * 1024
     verify: bool = True
     previews: bool = True
+    exif_orientation: bool = True
 
     def __post_init__(self) -> None:
         check_fraction("threshold", self.threshold)

@@ -24,6 +24,7 @@ def compare_builds(
     options: CompareOptions | None = None,
     progress: Callable[[Progress], None] | None = None,
     store_setting: str = "store",
+    artifacts: ArtifactWriter | None = None,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
@@ -31,9 +32,12 @@ def compare_builds(
     `fetchers.fetcher_from_url`, or a fetcher) serves the blobs of manifest files; folders
     serve their own files. Diff masks and report previews are written under ``out_dir``
     (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
-    the store came from in messages.
+    the store came from in messages. ``artifacts``, a writer for ``out_dir``, lets the caller
+    hold the folder's lock until `write_reports` is given the same writer; without it the lock
+    is held for this call only.
 
-    Raises `InputError` naming the input when a build, the store or ``out_dir`` cannot be used.
+    Raises `InputError` naming the input when a build, the store or ``out_dir`` cannot be used
+    (``out_dir`` not writable, or in use by another run).
     """
     options = options if options is not None else CompareOptions()
     out = Path(out_dir)
@@ -52,8 +56,9 @@ def compare_builds(
             fetcher = combine_fetchers(base_side, head_side, store_fetcher)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        writer = artifacts if artifacts is not None else stack.enter_context(ArtifactWriter(out))
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            writer.open()
         except OSError as exc:
             raise InputError(f"--out: {describe_os_error(exc)}") from None
         return run_comparison(
@@ -61,7 +66,7 @@ def compare_builds(
             head_side.manifest,
             fetcher,
             options,
-            artifacts=ArtifactWriter(out),
+            artifacts=writer,
             progress=progress,
         )
 

@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from fetchers import BACKENDS
 from ..demo import generate_demo
 from ..inputs.manifest import dump_manifest, manifest_from_folder, write_manifest
 from ..model import CompareOptions, Comparison, ImageResult, InputError, Status, check_fraction
+from ..output.artifacts import ArtifactWriter
 from ..output.reports import write_reports
 from ..run import compare_builds, describe_os_error
 from .progress import ProgressDisplay
@@ -29,6 +32,7 @@ EXIT_ERRORED = 2
 EXIT_BAD_INPUT = 3
 EXIT_FAILED = 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 STORE_ENV = "SNAPCOMPARE_STORE"
 DEMO_OUT = "snapcompare-demo"
@@ -39,14 +43,25 @@ exit codes:
   {EXIT_DIFFERENCES}    differences found: changed, added, removed or renamed images
   {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
        wins over {EXIT_DIFFERENCES}
-  {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL
+  {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL,
+       --out not writable or in use by another run
   {EXIT_FAILED}    the comparison itself failed
-  {EXIT_INTERRUPTED}  interrupted
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGINT)
+  {EXIT_TERMINATED}  terminated (SIGTERM)
+on {EXIT_BAD_INPUT}, {EXIT_FAILED}, {EXIT_INTERRUPTED} and {EXIT_TERMINATED}, --out keeps the previous reports and their files as they were
 """
 
 _LISTED = 10
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the run stops as on Ctrl-C, then exits with `EXIT_TERMINATED`."""
+
+
+def _terminate(_signal: int, _frame: object) -> None:
+    raise Terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,11 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         return args.run(args)
     except InputError as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
+    except Terminated:
+        _error("terminated")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
@@ -74,9 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"the comparison failed: {describe_os_error(exc)}")
         return EXIT_FAILED
     except Exception:  # noqa: BLE001 - whatever broke, CI must not read it as "differences"
-        traceback.print_exc()
+        sys.stderr.write("".join(_shown(line) + "\n" for line in traceback.format_exc().splitlines()))
         _error("the comparison failed (see the traceback above)")
         return EXIT_FAILED
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +168,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         "unless its manifest sets one (default: %(default)s)")
     parser.add_argument("--no-antialiasing", dest="antialiasing", action="store_false",
                         help="count anti-aliased pixels as changed (by default they are ignored)")
+    parser.add_argument("--no-exif-orientation", dest="exif_orientation", action="store_false",
+                        help="compare JPEG, WebP and TIFF pixels as stored, not turned upright "
+                        "as their EXIF orientation says")
     parser.add_argument("--max-pixels", type=_positive, default=defaults.max_pixels, metavar="N",
                         help="largest diff canvas, in pixels, to compare (default: %(default)s)")
     parser.add_argument("--workers", type=_positive, default=defaults.workers, metavar="N",
@@ -192,6 +218,7 @@ def _run_compare(args: argparse.Namespace) -> int:
             workers=args.workers,
             fetch_workers=args.fetch_workers,
             max_memory=args.max_memory,
+            exif_orientation=args.exif_orientation,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -218,13 +245,15 @@ def run_and_report(
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)
-    try:
-        comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
-                                    progress=display, store_setting=store_setting)
-    finally:
-        if display is not None:
-            display.close()
-    reports = write_reports(comparison, out_dir)
+    # One writer holds --out's lock from the first mask to the last report.
+    with ArtifactWriter(out_dir) as artifacts:
+        try:
+            comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
+                                        progress=display, store_setting=store_setting, artifacts=artifacts)
+        finally:
+            if display is not None:
+                display.close()
+        reports = write_reports(comparison, artifacts)
     elapsed = time.monotonic() - started
     if quiet:
         for result in _errored(comparison)[:_LISTED]:
@@ -258,7 +287,7 @@ def outcome_line(comparison: Comparison, reports: dict[str, Path], code: int) ->
     if summary[Status.ERRORED]:
         parts.append(f"{summary[Status.ERRORED]} errored")
     report = _main_report(reports)
-    where = f"; report: {report}" if report else ""
+    where = f"; report: {_shown(str(report))}" if report else ""
     return f"snapcompare: {'; '.join(parts)}{where} (exit {code})"
 
 
@@ -295,7 +324,7 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         lines += _more(len(errored))
     if reports:
         lines += ["", "Reports:"]
-        lines += [f"  {path}" for path in reports.values()]
+        lines += [f"  {_shown(str(path))}" for path in reports.values()]
     out.write("\n".join([*lines, ""]) + "\n")
 
 
@@ -330,7 +359,8 @@ def _run_manifest(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
     if args.output is None:
-        sys.stdout.write(json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False)
+        sys.stdout.write(_printable_json(text) + "\n")
         return EXIT_SAME
     try:
         write_manifest(manifest, args.output)
@@ -342,6 +372,23 @@ def _run_manifest(args: argparse.Namespace) -> int:
     return EXIT_SAME
 
 
+def _printable_json(text: str) -> str:
+    """JSON ``text`` with every unprintable character but its line breaks spelled ``\\uXXXX``.
+
+    Only strings can hold such characters, where the escape means the same: names with
+    terminal control sequences (C1 controls, bidi overrides) or undecodable bytes (lone
+    surrogates) print as text, and the output stays the same JSON.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
+
+
+def _json_escape(char: str) -> str:
+    units = char.encode("utf-16-be", "surrogatepass")
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     out: Path = args.out
     try:
@@ -349,7 +396,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"--out: {describe_os_error(exc)}") from None
     if not args.quiet:
-        print(f"Demo builds written to {out}: base.json, head.json and their images, by sha256, "
+        print(f"Demo builds written to {_shown(str(out))}: base.json, head.json and their images, by sha256, "
               f"in the local store {builds.store}.\nWhat the head build changes:")
         print("\n".join(f"  {name}: {note}" for name, note in builds.notes.items()) + "\n")
     # A plain absolute path, not a file:// URL: it needs no percent-encoding whatever the folder.
@@ -359,12 +406,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     report = _main_report(reports)
     if report is not None and not args.quiet:
-        print(f"Open {report.resolve().as_uri()} in a browser.")
+        print(f"Open {_shown(report.resolve().as_uri())} in a browser.")
     return code
 
 
 def _error(message: str, *, prefix: str = "snapcompare: error: ") -> None:
-    sys.stderr.write(prefix + message + "\n")
+    # Messages name inputs (paths, image names, URLs' parts): their control characters are escaped.
+    sys.stderr.write(prefix + _shown(message) + "\n")
     sys.stderr.flush()
 
 

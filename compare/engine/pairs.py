@@ -253,7 +253,8 @@ def diff_pair(
     images = images if images is not None else SharedImages()
     ids = {"base_hash": task.base_hash, "head_hash": task.head_hash}
     try:
-        first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name)
+        first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name,
+                                  exif_orientation=options.exif_orientation)
         before_rgba, after_rgba = images.pixels([(task.base_hash, first), (task.head_hash, second)])
         result = diff_images(
             before_rgba,

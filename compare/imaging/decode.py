@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .png import AVAILABLE as _FAST_PNG_AVAILABLE
 from .png import decode_png
@@ -16,6 +17,31 @@ from the optional imagecodecs) instead of Pillow."""
 
 ImageInput = bytes | bytearray | memoryview | Image.Image | np.ndarray
 """Encoded image bytes (PNG, JPEG, WebP...), a PIL image of any mode, or an HxWx4 uint8 array."""
+
+FORMATS: dict[str, tuple[bytes, ...]] = {
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "BMP": (b"BM",),
+    "TIFF": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
+"""The formats encoded bytes may be in, by Pillow's name, with the magic bytes they start with
+(WebP, a RIFF container, is recognised by `sniff_format` from bytes 0-3 and 8-11). Nothing else
+reaches a decoder: Pillow identifies many more formats, some by starting external programs
+(EPS runs Ghostscript)."""
+
+_ORIENTED = frozenset({"JPEG", "WEBP", "TIFF"})
+"""Formats whose EXIF orientation is applied: those that browsers and viewers rotate by it."""
+
+_TURNED_BY_PILLOW = frozenset({"TIFF"})
+"""Formats Pillow itself turns upright as their orientation tag says, header size included."""
+
+_T = Image.Transpose
+_UPRIGHT = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM, 5: _T.TRANSPOSE,
+            6: _T.ROTATE_270, 7: _T.TRANSVERSE, 8: _T.ROTATE_90}
+"""What turns an image with each EXIF orientation upright (as ``ImageOps.exif_transpose``)."""
+_AS_STORED = {**_UPRIGHT, 6: _T.ROTATE_90, 8: _T.ROTATE_270}
+"""The inverse of each of `_UPRIGHT`: what turns an upright image back as it was stored."""
 
 # Pillow clips these to 0..255 when converting to 8 bits; they hold 16-bit grey, so scale instead.
 _SIXTEEN_BIT_GREY = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -45,7 +71,7 @@ class ImageTooLarge(ImageError):
 class OpenedImage:
     """One input whose size is known (from the header, for bytes); pixels decode on demand."""
 
-    __slots__ = ("label", "size", "_source", "_detail", "_owned", "_png")
+    __slots__ = ("label", "size", "_source", "_detail", "_owned", "_png", "_transpose")
 
     def __init__(
         self,
@@ -55,6 +81,7 @@ class OpenedImage:
         detail: str,
         owned: bool,
         png: bytes | bytearray | memoryview | None = None,
+        transpose: Image.Transpose | None = None,
     ) -> None:
         self.label = label
         self.size = size
@@ -62,6 +89,7 @@ class OpenedImage:
         self._detail = detail
         self._owned = owned
         self._png = png
+        self._transpose = transpose
 
     def rgba(self) -> np.ndarray:
         """Decode (if needed) and return the pixels as a C-contiguous HxWx4 uint8 array.
@@ -77,13 +105,15 @@ class OpenedImage:
                 return fast
             try:
                 source.load()
+                if self._transpose is not None:
+                    source = source.transpose(self._transpose)
             except Image.DecompressionBombError as exc:
                 raise _bomb(self.label, exc) from exc
             except MemoryError:
                 raise
             except Exception as exc:
                 raise ImageDecodeError(
-                    f"{self.label}: cannot decode {self._detail}: {exc}"
+                    f"{self.label}: cannot decode {self._detail}: {describe_error(exc)}"
                 ) from exc
             return _pil_to_rgba(source, self.label)
         finally:
@@ -95,15 +125,19 @@ class OpenedImage:
             self._source.close()
 
 
-def open_image(image: ImageInput, label: str = "image") -> OpenedImage:
+def open_image(image: ImageInput, label: str = "image", *, exif_orientation: bool = True) -> OpenedImage:
     """Identify an input and read its size without decoding pixels; ``label`` names it in errors.
+
+    Bytes must be in one of `FORMATS` or WebP. Only the first frame of an animated image is
+    used. With ``exif_orientation``, a JPEG, WebP or TIFF is turned upright as its EXIF
+    orientation says (as ``ImageOps.exif_transpose``), and its size is the upright size.
 
     Raises TypeError for unsupported input types, ImageDecodeError for bytes that are not an image,
     ImageTooLarge when Pillow's decompression-bomb guard refuses the header, and ImageError for
     arrays that are not non-empty HxWx4 uint8.
     """
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return _open_bytes(image, label)
+        return _open_bytes(image, label, exif_orientation)
     if isinstance(image, Image.Image):
         width, height = image.size
         return OpenedImage(
@@ -125,25 +159,79 @@ def open_image(image: ImageInput, label: str = "image") -> OpenedImage:
     )
 
 
-def _open_bytes(data: bytes | bytearray | memoryview, label: str) -> OpenedImage:
-    read = f"{len(data)} bytes starting {bytes(data[:12])!r}"
+def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientation: bool) -> OpenedImage:
+    # Error messages give the size and format only: never bytes of an untrusted input.
     if len(data) == 0:
         raise ImageDecodeError(f"{label}: cannot decode 0 bytes (empty input)")
+    kind = sniff_format(data)
+    if kind is None:
+        raise ImageDecodeError(
+            f"{label}: cannot decode {len(data)} bytes: not a supported image format "
+            f"({', '.join(SUPPORTED_FORMATS)})"
+        )
+    read = f"{len(data)} bytes of {kind}"
     try:
-        # Image.open parses the header only; pixel data is decoded later, by load().
-        opened = Image.open(io.BytesIO(data))
+        # Image.open parses the header only; pixel data is decoded later, by load(). Only the
+        # plugin of the format the magic bytes name may look at the data.
+        opened = Image.open(io.BytesIO(data), formats=[kind])
     except Image.DecompressionBombError as exc:
         raise _bomb(label, exc) from exc
     except MemoryError:
         raise
     except Exception as exc:
-        raise ImageDecodeError(f"{label}: cannot decode {read}: {exc}") from exc
-    width, height = opened.size
-    detail = f"{read} (header: {opened.format} {opened.mode} {width}x{height})"
+        raise ImageDecodeError(f"{label}: cannot decode {read}: {describe_error(exc)}") from exc
+    transpose = _transpose(opened, kind, exif_orientation)
+    sideways = transpose in (_T.TRANSPOSE, _T.TRANSVERSE, _T.ROTATE_90, _T.ROTATE_270)
+    width, height = opened.size[::-1] if sideways else opened.size
+    detail = f"{read} (header: {opened.format} {opened.mode} {opened.size[0]}x{opened.size[1]})"
     # The fast decoder takes the 8-bit RGB and RGBA PNGs (and gives exactly Pillow's pixels);
     # it hands anything else back, to Pillow.
-    fast = FAST_PNG_DECODER and opened.format == "PNG"
-    return OpenedImage(label, opened.size, opened, detail, owned=True, png=data if fast else None)
+    fast = FAST_PNG_DECODER and kind == "PNG"
+    return OpenedImage(
+        label, (width, height), opened, detail, owned=True, png=data if fast else None, transpose=transpose
+    )
+
+
+SUPPORTED_FORMATS = (*FORMATS, "WEBP")
+"""Every format `open_image` decodes from bytes, by Pillow's name."""
+
+
+def sniff_format(data: bytes | bytearray | memoryview) -> str | None:
+    """The format in `SUPPORTED_FORMATS` that ``data``'s magic bytes name, or None."""
+    head = bytes(data[:12])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for kind, magics in FORMATS.items() if head.startswith(magics)), None)
+
+
+def _transpose(image: Image.Image, kind: str, upright: bool) -> Image.Transpose | None:
+    """What to apply to ``image``'s decoded pixels: upright or as stored, as ``upright`` says."""
+    if kind not in _ORIENTED:
+        return None
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+    except Exception:  # noqa: BLE001 - unreadable EXIF is no orientation, as for exif_transpose
+        return None
+    if orientation not in _UPRIGHT:
+        return None
+    if kind in _TURNED_BY_PILLOW:
+        return None if upright else _AS_STORED[orientation]
+    return _UPRIGHT[orientation] if upright else None
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{8,}")
+_BYTES_REPR = re.compile(r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"')
+
+
+def describe_error(exc: BaseException) -> str:
+    """A decoder's exception in words that are the same on every run and quote no input bytes.
+
+    Memory addresses (``<_io.BytesIO object at 0x7f...>``) and bytes literals are dropped.
+    """
+    if isinstance(exc, UnidentifiedImageError):
+        return "unreadable header"
+    text = _BYTES_REPR.sub("b'...'", _ADDRESS.sub("", str(exc)))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _bomb(label: str, exc: Image.DecompressionBombError) -> ImageTooLarge:
@@ -173,6 +261,6 @@ def _pil_to_rgba(image: Image.Image, label: str) -> np.ndarray:
     return np.frombuffer(converted.tobytes(), dtype=np.uint8).reshape(height, width, 4)
 
 
-def decode_rgba(image: ImageInput, label: str = "image") -> np.ndarray:
+def decode_rgba(image: ImageInput, label: str = "image", *, exif_orientation: bool = True) -> np.ndarray:
     """Decode any supported input to an HxWx4 uint8 RGBA array (as Pillow's ``convert("RGBA")``)."""
-    return open_image(image, label).rgba()
+    return open_image(image, label, exif_orientation=exif_orientation).rgba()

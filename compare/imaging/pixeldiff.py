@@ -101,18 +101,24 @@ def diff_images(
 
 
 def open_pair(
-    before: ImageInput, after: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
+    before: ImageInput,
+    after: ImageInput,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+    exif_orientation: bool = True,
 ) -> tuple[OpenedImage, OpenedImage]:
     """Open both inputs reading only their headers; check the union canvas against ``max_pixels``.
 
     Returns the two opened images (decode each with ``.rgba()``). Raises ImageTooLarge when the
     canvas (larger width x larger height) has more than ``max_pixels`` pixels, and otherwise as
-    `compare.imaging.decode.open_image`. ``name`` labels the pair in error messages.
+    `compare.imaging.decode.open_image` (which ``exif_orientation`` is passed to). ``name`` labels
+    the pair in error messages.
     """
     check_max_pixels(max_pixels)
     suffix = f" {name!r}" if name else ""
-    first = open_image(before, f"before image{suffix}")
-    second = open_image(after, f"after image{suffix}")
+    first = open_image(before, f"before image{suffix}", exif_orientation=exif_orientation)
+    second = open_image(after, f"after image{suffix}", exif_orientation=exif_orientation)
     width, height = canvas_size(first.size, second.size)
     if width * height > max_pixels:
         first.close()

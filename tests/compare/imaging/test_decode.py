@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from compare import ImageDecodeError, ImageError, ImageTooLarge, diff_images
 from compare.imaging import decode as image_module
@@ -132,7 +133,7 @@ def test_unsupported_types_raise_type_error(value: object) -> None:
         diff_images(np.zeros((2, 2, 4), np.uint8), value)
 
 
-def test_garbage_bytes_raise_decode_error_naming_the_input() -> None:
+def test_garbage_bytes_raise_decode_error_naming_the_input_not_quoting_it() -> None:
     garbage = b"<html>502 Bad Gateway</html>"
 
     with pytest.raises(ImageDecodeError) as caught:
@@ -141,7 +142,8 @@ def test_garbage_bytes_raise_decode_error_naming_the_input() -> None:
     message = str(caught.value)
     assert "after image 'home.png'" in message
     assert f"{len(garbage)} bytes" in message
-    assert "<html>502 Ba" in message
+    assert "not a supported image format" in message
+    assert "html" not in message and "502" not in message
     assert isinstance(caught.value, ImageError) and isinstance(caught.value, ValueError)
 
 
@@ -234,3 +236,171 @@ def test_fast_png_decoder_gives_pillows_pixels(rgba: np.ndarray, channels: int, 
 
     assert calls == [True]  # the fast path decoded it, not the Pillow fallback
     assert np.array_equal(decoded, np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")))
+
+
+# A PostScript program that never ends: Pillow's EPS plugin would hand it to Ghostscript.
+EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\nshowpage\n%%EOF\n"
+
+
+@pytest.fixture
+def no_programs(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records (and refuses) any attempt to start a program or to open an EPS."""
+    import subprocess
+
+    from PIL import EpsImagePlugin
+
+    attempts: list[object] = []
+
+    def refuse(*args, **_kwargs):
+        attempts.append(args)
+        raise AssertionError("an external program was started")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", refuse)
+    return attempts
+
+
+def _other_formats(rgba: np.ndarray) -> dict[str, bytes]:
+    rgb = Image.fromarray(rgba).convert("RGB")
+    return {
+        "EPS": EPS_LOOP,
+        "EPS written by Pillow": encode(rgb, "EPS"),
+        "PPM": encode(rgb, "PPM"),
+        "ICO": encode(rgb, "ICO"),
+        "PCX": encode(rgb, "PCX"),
+        "TGA": encode(rgb, "TGA"),
+        "PDF": encode(rgb, "PDF"),
+        "EPS behind a PNG signature": b"\x89PNG\r\n\x1a\n" + EPS_LOOP,
+    }
+
+
+def test_only_allowed_formats_reach_a_decoder(rgba: np.ndarray, no_programs: list[object]) -> None:
+    for kind, data in _other_formats(rgba).items():
+        with pytest.raises(ImageDecodeError) as caught:
+            diff_images(data, rgba, name="shot.png")
+        message = str(caught.value)
+        assert message.startswith("before image 'shot.png': cannot decode"), kind
+        assert f"{len(data)} bytes" in message, kind
+    assert no_programs == []
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+def test_allowed_formats_decode_like_pillow(rgba: np.ndarray, fmt: str, no_programs) -> None:
+    image = Image.fromarray(rgba).convert("RGB")
+    data = encode(image, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    with Image.open(io.BytesIO(data)) as reference:
+        expected = np.array(reference.convert("RGBA"))
+    assert np.array_equal(decode_rgba(data), expected)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "TIFF"])
+def test_animated_images_compare_their_first_frame(fmt: str) -> None:
+    frames = [Image.new("RGB", (16, 8), colour) for colour in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
+    params = {"lossless": True} if fmt == "WEBP" else {}
+    data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], **params)
+    with Image.open(io.BytesIO(data)) as opened:
+        assert opened.n_frames == 3
+    first = np.array(frames[0].convert("RGBA"))
+    assert np.array_equal(decode_rgba(data), first)
+
+
+def _oriented(stored: Image.Image, orientation: int | None, fmt: str) -> bytes:
+    params = {"lossless": True} if fmt == "WEBP" else {"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}
+    if orientation is None:
+        return encode(stored, fmt, **params)
+    if fmt == "TIFF":  # a TIFF holds the orientation among its own tags
+        return encode(stored, fmt, tiffinfo={0x0112: orientation})
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, fmt, exif=exif.tobytes(), **params)
+
+
+T = Image.Transpose
+UPRIGHT = {1: None, 2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE,
+           6: T.ROTATE_270, 7: T.TRANSVERSE, 8: T.ROTATE_90}
+"""The EXIF orientation values' meaning: what turns the stored image upright."""
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_exif_transpose(rgba: np.ndarray, fmt: str, orientation: int) -> None:
+    stored = Image.fromarray(rgba).convert("RGB")
+    data = _oriented(stored, orientation, fmt)
+    with Image.open(io.BytesIO(_oriented(stored, None, fmt))) as untagged:
+        raw = untagged.convert("RGBA")
+    upright = raw.transpose(UPRIGHT[orientation]) if UPRIGHT[orientation] is not None else raw
+
+    assert size_of(data) == upright.size  # from the header, before any pixel is decoded
+    assert np.array_equal(decode_rgba(data), np.array(upright))
+    if fmt != "TIFF":  # Pillow turns TIFFs upright itself
+        with Image.open(io.BytesIO(data)) as opened:
+            assert np.array_equal(decode_rgba(data), np.array(ImageOps.exif_transpose(opened).convert("RGBA")))
+    unturned = open_image(data, exif_orientation=False)
+    assert unturned.size == stored.size
+    assert np.array_equal(unturned.rgba(), np.array(raw))
+
+
+def test_png_orientation_is_left_alone(rgba: np.ndarray) -> None:
+    stored = Image.fromarray(rgba)
+    data = _oriented(stored, 6, "PNG")
+    assert size_of(data) == stored.size
+    assert np.array_equal(decode_rgba(data), rgba)
+
+
+def test_a_rotated_photo_compares_equal_to_its_upright_self() -> None:
+    upright = np.zeros((32, 48, 3), np.uint8)  # colour blocks on JPEG's 16-pixel grid survive
+    upright[:16, :16] = (250, 10, 10)
+    upright[16:, 32:] = (10, 10, 250)
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # tag 6 turns it back
+    before = encode(Image.fromarray(upright), "JPEG", quality=100, subsampling=0)
+    after = _oriented(stored, 6, "JPEG")
+
+    result = diff_images(before, after)
+    assert result.before_size == result.after_size == (48, 32)
+    assert result.changed_pixels == 0
+    assert open_pair_sizes(before, after, exif_orientation=False) == ((48, 32), (32, 48))
+
+
+def open_pair_sizes(*images: bytes, exif_orientation: bool) -> tuple[tuple[int, int], ...]:
+    opened = [open_image(image, exif_orientation=exif_orientation) for image in images]
+    for image in opened:
+        image.close()
+    return tuple(image.size for image in opened)
+
+
+def _corrupt_pngs(rgba: np.ndarray) -> dict[str, bytes]:
+    good = encode(rgba)
+    ihdr_end = 8 + 8 + 13 + 4
+    return {
+        "bad chunk after the header": good[:ihdr_end] + b"\x00\x00\x00\x04\x01\x02\x03\x04" + good[ihdr_end:],
+        "bad header CRC": good[:29] + b"\xde\xad\xbe\xef" + good[33:],
+        "truncated header": good[:20],
+        "truncated data": good[: len(good) // 2],
+        "garbage data": good[:ihdr_end] + bytes(range(256)) * 4,
+    }
+
+
+def test_decode_errors_quote_no_bytes_and_repeat_exactly(rgba: np.ndarray) -> None:
+    for kind, data in _corrupt_pngs(rgba).items():
+        messages = []
+        for _ in range(2):
+            with pytest.raises(ImageDecodeError) as caught:
+                decode_rgba(data, "shot")
+            messages.append(str(caught.value))
+        assert messages[0] == messages[1], kind
+        assert messages[0].startswith(f"shot: cannot decode {len(data)} bytes of PNG"), kind
+        assert not re.search(r"\bb['\"]|0x[0-9a-fA-F]{6}", messages[0]), (kind, messages[0])
+
+
+def test_exception_text_loses_addresses_and_bytes() -> None:
+    from PIL import UnidentifiedImageError
+
+    from compare.imaging.decode import describe_error
+
+    where = io.BytesIO(b"")
+    assert describe_error(UnidentifiedImageError(f"cannot identify image file {where!r}")) == "unreadable header"
+    assert describe_error(SyntaxError("broken PNG file (chunk b'\\x00it\\'s')")) == (
+        "SyntaxError: broken PNG file (chunk b'...')"
+    )
+    assert describe_error(ValueError(f"bad {object()!r} here")) == "ValueError: bad <object object> here"
+    assert describe_error(OSError()) == "OSError"

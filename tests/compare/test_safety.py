@@ -1,0 +1,289 @@
+"""``snapcompare`` against hostile inputs and a hostile world, end to end: formats that would
+start programs, repeatable error text, EXIF orientation, signals, a second run, a read-only or
+full output folder, and names with terminal control characters."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from compare import cli
+from compare.output.artifacts import LOCK_FILE, ArtifactWriter
+from tests.compare.cli.test_cli import png, read_comparison, run, statuses, write_folder
+from tests.compare.output.test_outputs_safety import snapshot
+
+EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\nshowpage\n%%EOF\n"
+
+
+def builds(tmp_path: Path, head_seed: int = 2) -> tuple[Path, Path]:
+    """A base and a head folder: one changed, one unchanged and three undecodable images."""
+    def broken(side: int) -> dict[str, bytes]:  # each side's own bytes, so that they are decoded
+        good = png(side)
+        return {"eps.png": EPS_LOOP + b"%" + bytes([side]), "html.png": b"<html>502 Bad Gateway</html>" * side,
+                "cut.png": good[: len(good) // 2]}
+
+    base = write_folder(tmp_path / "base", {"a.png": png(1), "b.png": png(3), **broken(1)})
+    head = write_folder(tmp_path / f"head{head_seed}", {"a.png": png(head_seed), "b.png": png(3), **broken(2)})
+    return base, head
+
+
+def without_timings(report: dict) -> dict:
+    """The report without the figures of how the run went in time (durations, peak concurrency)."""
+    report = dict(report)
+    report["stats"] = {k: v for k, v in report["stats"].items() if not any(w in k for w in ("time", "peak"))}
+    return report
+
+
+def test_the_same_comparison_twice_gives_the_same_report(tmp_path, capsys, monkeypatch):
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: started.append(args))
+    base, head = builds(tmp_path)
+    reports = []
+    for out in (tmp_path / "out", tmp_path / "out", tmp_path / "other"):
+        code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
+        assert code == cli.EXIT_ERRORED
+        reports.append(without_timings(read_comparison(out)))
+
+    assert reports[0] == reports[1] == reports[2]
+    assert started == []  # Ghostscript never ran on the EPS
+    images = reports[0]["images"]
+    assert statuses(reports[0])["a.png"] == "changed"
+    for name in ("eps.png", "html.png", "cut.png"):
+        assert images[name]["reason"] == "image_processing_failed"
+        assert name in images[name]["detail"]
+    assert "not a supported image format" in images["eps.png"]["detail"]
+    assert "PS-Adobe" not in json.dumps(reports[0]) and "Bad Gateway" not in json.dumps(reports[0])
+
+
+def upright_and_rotated() -> tuple[bytes, bytes]:
+    upright = Image.new("RGB", (48, 32), (250, 250, 250))  # blocks on JPEG's 16-pixel grid survive
+    upright.paste((250, 10, 10), (0, 0, 16, 16))
+    upright.paste((10, 10, 250), (32, 16, 48, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    encoded = []
+    for image, extra in ((upright, {}), (stored, {"exif": exif.tobytes()})):
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=100, subsampling=0, **extra)
+        encoded.append(out.getvalue())
+    return encoded[0], encoded[1]
+
+
+def test_a_photo_stored_rotated_that_displays_the_same_is_unchanged(tmp_path, capsys):
+    upright, rotated = upright_and_rotated()
+    base = write_folder(tmp_path / "base", {"photo.jpg": upright})
+    head = write_folder(tmp_path / "head", {"photo.jpg": rotated})
+
+    code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out", "--quiet")
+    assert code == cli.EXIT_SAME
+    image = read_comparison(tmp_path / "out")["images"]["photo.jpg"]
+    assert image["status"] == "unchanged"
+    assert (image["after_width"], image["after_height"]) == (48, 32)
+
+    code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "raw", "--quiet",
+                     "--no-exif-orientation")
+    assert code == cli.EXIT_DIFFERENCES
+    image = read_comparison(tmp_path / "raw")["images"]["photo.jpg"]
+    assert (image["status"], image["after_width"], image["after_height"]) == ("changed", 32, 48)
+
+
+# Runs snapcompare with one function wrapped so that it sends the process a signal.
+SIGNALLING = textwrap.dedent("""
+    import importlib, os, signal, sys
+    module, name, when, number, only = sys.argv[1:6]
+    owner = importlib.import_module(module)
+    path = name.split(".")
+    if len(path) == 2:
+        owner = getattr(owner, path[0])
+    real = getattr(owner, path[-1])
+    def wrapped(*args, **kwargs):
+        hit = not only or only in map(str, args)  # all calls, or those with this argument
+        if when == "before" and hit:
+            os.kill(os.getpid(), int(number))
+        result = real(*args, **kwargs)
+        if when == "after" and hit:
+            os.kill(os.getpid(), int(number))
+        return result
+    setattr(owner, path[-1], wrapped)
+    from compare.cli import main
+    sys.exit(main(sys.argv[6:]))
+""")
+
+
+def run_signalled(where: tuple[str, str, str], sig: int, *args: str | Path, only: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", SIGNALLING, *where, str(int(sig)), only, *map(str, args)],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
+    )
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [
+    (signal.SIGINT, cli.EXIT_INTERRUPTED, "interrupted"),
+    (signal.SIGTERM, cli.EXIT_TERMINATED, "terminated"),
+])
+@pytest.mark.parametrize("where", [
+    ("compare.output.artifacts", "ArtifactWriter.mask", "after"),  # a new mask is on disk
+    ("compare.output.reports", "iter_html", "before"),  # while the reports are staged
+])
+def test_a_signal_mid_run_leaves_the_previous_output_exactly(tmp_path, capsys, sig, code, word, where):
+    base, head = builds(tmp_path)
+    out = tmp_path / "out"
+    assert run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")[0] == cli.EXIT_ERRORED
+    before = snapshot(out)
+    _, other_head = builds(tmp_path, head_seed=7)
+
+    result = run_signalled(where, sig, "compare", "--base", base, "--head", other_head, "--out", out, "--quiet")
+
+    assert result.returncode == code, result.stderr
+    assert result.stderr.rstrip().endswith(f"snapcompare: error: {word}")
+    assert "Traceback" not in result.stderr
+    assert snapshot(out) == before
+
+
+def test_a_signal_while_the_reports_are_swapped_in_waits_for_the_last_one(tmp_path, capsys):
+    base, head = builds(tmp_path)
+    out = tmp_path / "out"
+    run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
+    before = snapshot(out)
+    _, other_head = builds(tmp_path, head_seed=7)
+
+    # renamed into place first of the three, once all are staged
+    result = run_signalled(("os", "rename", "after"), signal.SIGTERM,
+                           "compare", "--base", base, "--head", other_head, "--out", out, "--quiet",
+                           only="comparison.json")
+
+    assert result.returncode == cli.EXIT_TERMINATED, result.stderr
+    fresh = tmp_path / "fresh"
+    run(capsys, "compare", "--base", base, "--head", other_head, "--out", fresh, "--quiet")
+    assert without_timings(read_comparison(out)) == without_timings(read_comparison(fresh))
+    after = snapshot(out)
+    assert all(after[report][2] != before[report][2] for report in ("report.html", "junit.xml"))
+    assert str(other_head) in (out / "report.html").read_text()
+    for image in read_comparison(out)["images"].values():
+        for key in [image["diff_mask_key"], *(image["previews"] or {}).values()]:
+            assert key is None or (out / key).is_file()
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_a_second_run_on_the_same_folder_fails_at_once(tmp_path, capsys):
+    base, head = builds(tmp_path)
+    out = tmp_path / "out"
+    run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
+    before = snapshot(out)
+    with ArtifactWriter(out) as holder:
+        holder.open()
+        held = snapshot(out)
+        code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
+        assert snapshot(out) == held
+    assert code == cli.EXIT_BAD_INPUT
+    assert stderr == f"snapcompare: error: --out: {out}: in use by another snapcompare run\n"
+    assert stdout == ""
+    assert snapshot(out) == before and LOCK_FILE not in before
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An empty folder nobody can write to, root included (a read-only mount when run as root)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only folder: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_out_fails_at_once_naming_it(tmp_path, capsys, read_only_folder, monkeypatch):
+    base, head = builds(tmp_path)
+    started = []
+    monkeypatch.setattr("compare.run.run_comparison", lambda *args, **kwargs: started.append(args))
+
+    code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", read_only_folder)
+
+    assert code == cli.EXIT_BAD_INPUT
+    assert stderr.startswith(f"snapcompare: error: --out: {read_only_folder}")
+    assert any(words in stderr for words in ("Read-only file system", "Permission denied"))
+    assert started == [] and stdout == ""
+    assert list(read_only_folder.iterdir()) == []
+
+
+def test_a_full_disk_fails_naming_the_file_and_keeps_the_previous_output(tmp_path, capsys, monkeypatch):
+    base, head = builds(tmp_path)
+    out = tmp_path / "out"
+    run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
+    before = snapshot(out)
+    _, other_head = builds(tmp_path, head_seed=7)
+    real_write = os.write
+
+    def write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{out}/diff/"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", other_head, "--out", out, "--quiet")
+    monkeypatch.setattr(os, "write", real_write)
+
+    assert code == cli.EXIT_FAILED
+    assert stderr.startswith(f"snapcompare: error: the comparison failed: {out}/diff/a.png.")
+    assert stderr.rstrip().endswith(": No space left on device")
+    assert snapshot(out) == before
+
+
+HOSTILE = ["\x1b[31mred.png", "\u202eevil.png", "\x9b2J.png", "tab\there.png"]
+
+
+def test_manifest_output_keeps_control_characters_off_the_terminal(tmp_path, capsys):
+    folder = write_folder(tmp_path / "shots", {name: png(1) for name in HOSTILE})
+    (folder / os.fsdecode(b"\xff.png")).write_bytes(png(2))  # a name that is not UTF-8
+
+    code, stdout, stderr = run(capsys, "manifest", folder)
+
+    assert code == cli.EXIT_SAME and stderr == ""
+    assert all(c.isprintable() or c == "\n" for c in stdout)
+    assert set(json.loads(stdout)["images"]) == {*HOSTILE, os.fsdecode(b"\xff.png")}
+
+    target = tmp_path / "out\x1b]0;title\x07.json"
+    code, _, stderr = run(capsys, "manifest", write_folder(tmp_path / "plain", {"a.png": png(1)}), "-o", target)
+    assert code == cli.EXIT_SAME
+    assert "\x1b" not in stderr and "\x07" not in stderr and "\\x1b]0;title\\x07" in stderr
+
+
+def test_errors_naming_inputs_keep_control_characters_off_the_terminal(tmp_path, capsys):
+    missing = tmp_path / "no\x1b[2Jsuch"
+    code, stdout, stderr = run(capsys, "compare", "--base", missing, "--head", missing, "--out", tmp_path / "o")
+    assert code == cli.EXIT_BAD_INPUT
+    assert "\x1b" not in stderr and "\\x1b[2J" in stderr
+    code, _, stderr = run(capsys, "manifest", missing)
+    assert code == cli.EXIT_BAD_INPUT and "\x1b" not in stderr and "\\x1b[2J" in stderr
+
+
+def test_an_unexpected_failure_prints_its_traceback_with_control_characters_escaped(tmp_path, capsys, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("name \x1b[2J in a message")
+
+    monkeypatch.setattr(sys.modules["compare.cli.main"], "compare_builds", broken)
+    base, head = builds(tmp_path)
+    code, _, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out")
+    assert code == cli.EXIT_FAILED
+    assert "Traceback" in stderr and "RuntimeError: name \\x1b[2J in a message" in stderr
+    assert "\x1b" not in stderr
