@@ -1,4 +1,6 @@
-"""diff_images against the pixelmatch 7.2.0 reference results in shared/diff-conformance."""
+"""diff_images against the reference results in shared/diff-conformance, for every engine
+(pixelmatch 7.2.0: expected.json; pixelmatch c6fee35 OKLab: expected.oklab.json; odiff 4.5.0:
+expected.odiff.json), every case and option set, through every decoder path."""
 
 from __future__ import annotations
 
@@ -19,24 +21,31 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFORMANCE_DIR = Path(
     os.environ.get("SNAPCOMPARE_CONFORMANCE_DIR", REPO_ROOT.parent / "shared" / "diff-conformance")
 )
+# engine -> (expected file, mask of its first option set)
+REFERENCES = {
+    "pixelmatch": ("expected.json", "mask.png"),
+    "oklab": ("expected.oklab.json", "mask.oklab.png"),
+    "odiff": ("expected.odiff.json", "mask.odiff.png"),
+}
 
 
 def _cases() -> list:
+    missing = f"conformance data not found at {CONFORMANCE_DIR} " \
+              "(put shared/diff-conformance beside the repository or set SNAPCOMPARE_CONFORMANCE_DIR)"
     if not CONFORMANCE_DIR.is_dir():
-        reason = (
-            f"conformance data not found at {CONFORMANCE_DIR} "
-            "(put shared/diff-conformance beside the repository or set SNAPCOMPARE_CONFORMANCE_DIR)"
-        )
-        return [pytest.param(None, reason, 0, id="no-conformance-data")]
+        return [pytest.param(None, None, missing, 0, id="no-conformance-data")]
     params = []
-    for case in sorted(p for p in CONFORMANCE_DIR.iterdir() if (p / "expected.json").is_file()):
-        expected = json.loads((case / "expected.json").read_text())
-        for index, result in enumerate(expected["results"]):
-            options = result["options"]
-            label = (
-                f"{case.name}-t{options['threshold']}-{'aa' if options['antialiasing'] else 'noaa'}"
-            )
-            params.append(pytest.param(case.name, expected, index, id=label))
+    for engine, (expected_file, _) in REFERENCES.items():
+        found = 0
+        for case in sorted(p for p in CONFORMANCE_DIR.iterdir() if (p / expected_file).is_file()):
+            expected = json.loads((case / expected_file).read_text())
+            for index, result in enumerate(expected["results"]):
+                label = "-".join([engine, case.name] + [f"{k}={v}" for k, v in result["options"].items()])
+                params.append(pytest.param(engine, case.name, expected, index, id=label))
+                found += 1
+        if not found:
+            params.append(pytest.param(None, None, f"no {expected_file} under {CONFORMANCE_DIR}", 0,
+                                       id=f"no-{engine}-data"))
     return params
 
 
@@ -54,7 +63,7 @@ def decoder(request, monkeypatch) -> list[int]:
     if request.param == "pillow":
         monkeypatch.setattr(image_module, "FAST_PNG_DECODER", False)
     elif not image_module.FAST_PNG_DECODER:
-        pytest.skip("the optional fast PNG decoder (imagecodecs) is not installed")
+        pytest.fail("the fast PNG decoder is not installed: run the README's test command")
     else:
         real = image_module.decode_png
 
@@ -73,33 +82,31 @@ def _fast_decodes(png: bytes) -> bool:
     return png[24] == 8 and png[25] in (2, 6) and b"tRNS" not in png[: png.find(b"IDAT")]
 
 
-@pytest.mark.parametrize(("case", "expected", "index"), _cases())
-def test_matches_reference(case: str | None, expected: dict | str, index: int, decoder: list[int]) -> None:
-    if case is None:
+@pytest.mark.parametrize(("engine", "case", "expected", "index"), _cases())
+def test_matches_reference(engine, case, expected, index: int, decoder: list[int]) -> None:
+    if engine is None:
         pytest.fail(expected)
     result = expected["results"][index]
+    options = dict(result["options"])
     before, after = _pair(case)
 
-    diff = diff_images(
-        before,
-        after,
-        threshold=result["options"]["threshold"],
-        antialiasing=result["options"]["antialiasing"],
-    )
+    diff = diff_images(before, after, engine=engine, **options)
 
     if image_module.FAST_PNG_DECODER:
         assert len(decoder) == sum(map(_fast_decodes, (before, after)))
     assert diff.changed_pixels == result["changed_pixels"]
     assert diff.bbox == (tuple(result["bbox"]) if result["bbox"] is not None else None)
-    if result["aa_pixels_in_overlap"] is not None:
+    if result.get("aa_pixels_in_overlap") is not None:
         assert diff.aa_pixels == result["aa_pixels_in_overlap"]
+    assert diff.window_max == result.get("window_max")
     assert diff.total_pixels == expected["total_pixels"]
     assert diff.canvas_size == tuple(expected["canvas"])
     assert diff.before_size == tuple(expected["before_size"])
     assert diff.after_size == tuple(expected["after_size"])
     assert int(diff.mask.sum()) == result["changed_pixels"]
     if index == 0:
-        reference = np.asarray(Image.open(CONFORMANCE_DIR / case / "mask.png").convert("L")) == 255
+        mask_file = CONFORMANCE_DIR / case / REFERENCES[engine][1]
+        reference = np.asarray(Image.open(mask_file).convert("L")) == 255
         assert np.array_equal(diff.mask, reference)
         round_trip = np.asarray(Image.open(io.BytesIO(diff.mask_png())).convert("L")) == 255
         assert np.array_equal(round_trip, reference)

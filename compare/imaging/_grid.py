@@ -1,0 +1,336 @@
+"""Shared pieces of the vectorised engines: differing pixels in row bands, 3x3 neighbourhoods."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+# Rows are scanned in bands of about this many pixels so temporaries stay small on tall pages.
+BAND_PIXELS = 1 << 19
+
+
+def check_inputs(a: np.ndarray, b: np.ndarray, ignore: np.ndarray | None) -> tuple[int, int]:
+    """Validate two canvases (and an ignore mask); return (height, width)."""
+    if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 4:
+        raise ValueError(f"expected two HxWx4 arrays of one shape, got {a.shape} and {b.shape}")
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError("expected uint8 arrays")
+    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+        raise ValueError("expected C-contiguous arrays")
+    if ignore is not None and (ignore.shape != a.shape[:2] or ignore.dtype != np.bool_):
+        raise ValueError(f"ignore must be a {a.shape[:2]} bool array")
+    return a.shape[0], a.shape[1]
+
+
+def differing(
+    a2d: np.ndarray, b2d: np.ndarray, width: int, height: int, ignore: np.ndarray | None
+) -> Iterator[np.ndarray]:
+    """Flat canvas indices (ascending, one array per row band) of the pixels in the top-left
+    ``width`` x ``height`` region whose packed RGBA values differ and that are not ignored."""
+    canvas_width = a2d.shape[1]
+    if width <= 0 or height <= 0:
+        return
+    band = max(1, BAND_PIXELS // width)
+    for r0 in range(0, height, band):
+        r1 = min(height, r0 + band)
+        differs = a2d[r0:r1, :width] != b2d[r0:r1, :width]
+        if ignore is not None:
+            differs &= ~ignore[r0:r1, :width]
+        local = np.flatnonzero(differs)
+        if local.size == 0:
+            continue
+        if width == canvas_width:
+            yield local + r0 * canvas_width
+        else:
+            yield (local // width + r0) * canvas_width + local % width
+
+
+class Neighbourhood:
+    """The 3x3 neighbourhoods of a set of pixels (flat indices) on a width x height canvas."""
+
+    def __init__(self, idx: np.ndarray, width: int, height: int) -> None:
+        self.idx = idx
+        self.width = width
+        x = idx % width
+        y = idx // width
+        self._inside = {
+            (-1, 0): x > 0,
+            (1, 0): x < width - 1,
+            (0, -1): y > 0,
+            (0, 1): y < height - 1,
+        }
+
+    def on_edge(self) -> np.ndarray:
+        """1 for pixels on the canvas border (both references count that as one equal sibling)."""
+        i = self._inside
+        return (~(i[-1, 0] & i[1, 0] & i[0, -1] & i[0, 1])).astype(np.int8)
+
+    def at(self, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat index of the (dx, dy) neighbour and whether it exists; a missing one maps to the
+        pixel itself."""
+        ok = None
+        if dx:
+            ok = self._inside[dx, 0]
+        if dy:
+            flag = self._inside[0, dy]
+            ok = flag if ok is None else ok & flag
+        return np.where(ok, self.idx + dy * self.width + dx, self.idx), ok
+
+
+# The 8 neighbours, x outer and y inner (pixelmatch's loops) ...
+X_MAJOR = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+# ... and y outer and x inner (odiff's loops).
+Y_MAJOR = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
+
+
+def many_siblings(img: np.ndarray, idx: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Whether each pixel has 3+ neighbours with the identical packed value in ``img`` (a flat
+    uint32 canvas); a pixel on the border starts with one."""
+    around = Neighbourhood(idx, width, height)
+    value = np.take(img, idx)
+    count = around.on_edge()
+    for dx, dy in X_MAJOR:
+        nb, ok = around.at(dx, dy)
+        count += ok & (np.take(img, nb) == value)
+    return count >= 3
+
+
+class Bounds:
+    """Running bounding box of flat indices (or rectangles) added to it."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.x0 = self.y0 = None
+        self.x1 = self.y1 = -1
+
+    def add_sorted(self, idx: np.ndarray) -> None:
+        """Add ascending flat indices."""
+        if idx.size == 0:
+            return
+        cols = idx % self.width
+        self.add_rect(int(cols.min()), int(idx[0] // self.width), int(cols.max()) + 1,
+                      int(idx[-1] // self.width) + 1)
+
+    def add_rect(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Add the rectangle [x0, x1) x [y0, y1)."""
+        if x0 >= x1 or y0 >= y1:
+            return
+        self.x0 = x0 if self.x0 is None else min(self.x0, x0)
+        self.y0 = y0 if self.y0 is None else min(self.y0, y0)
+        self.x1 = max(self.x1, x1)
+        self.y1 = max(self.y1, y1)
+
+    def add_mask(self, mask: np.ndarray, x_off: int, y_off: int) -> None:
+        """Add the True pixels of a 2-D mask placed at (x_off, y_off)."""
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return
+        cols = np.flatnonzero(mask.any(axis=0))
+        self.add_rect(x_off + int(cols[0]), y_off + int(rows[0]),
+                      x_off + int(cols[-1]) + 1, y_off + int(rows[-1]) + 1)
+
+    def get(self) -> tuple[int, int, int, int] | None:
+        if self.x0 is None:
+            return None
+        return self.x0, self.y0, self.x1, self.y1
+
+
+def mark_outside_overlap(
+    mask: np.ndarray, ow: int, oh: int, ignore: np.ndarray | None, bounds: Bounds
+) -> int:
+    """Set every pixel outside the overlap (bar ignored ones); return how many were set."""
+    height, width = mask.shape
+    total = 0
+    for rows, cols, x_off, y_off in (
+        (slice(None), slice(ow, None), ow, 0),
+        (slice(oh, None), slice(None, ow), 0, oh),
+    ):
+        part = mask[rows, cols]
+        if part.size == 0:
+            continue
+        if ignore is None:
+            part[...] = True
+            total += part.size
+            bounds.add_rect(x_off, y_off, x_off + part.shape[1], y_off + part.shape[0])
+        else:
+            np.logical_not(ignore[rows, cols], out=part)
+            total += int(part.sum())
+            bounds.add_mask(part, x_off, y_off)
+    return total
+
+
+def window_max(
+    mask: np.ndarray, window_size: int, bounds: tuple[int, int, int, int] | None
+) -> int:
+    """Largest number of True pixels in any n x n window lying wholly on the canvas, n being
+    ``window_size`` clamped to 1..min(width, height) as pixelmatch clamps it."""
+    height, width = mask.shape
+    n = max(1, min(int(window_size), width, height))
+    if bounds is None:
+        return 0
+    x0, y0, x1, y1 = bounds
+    # Windows touching the changed pixels: top-left corners in these ranges.
+    wx0, wx1 = max(0, x0 - n + 1), min(width - n, x1 - 1) + 1
+    wy0, wy1 = max(0, y0 - n + 1), min(height - n, y1 - 1) + 1
+    cols = mask[:, wx0 : wx1 + n - 1]
+    span = cols.shape[1]
+    chunk = max(1, BAND_PIXELS // max(span, 1))
+    best = 0
+    for c0 in range(wy0, wy1, chunk):
+        c1 = min(wy1, c0 + chunk)
+        rows = np.zeros((c1 - c0 + n, span), dtype=np.int32)
+        np.cumsum(cols[c0 : c1 + n - 1], axis=0, dtype=np.int32, out=rows[1:])
+        column_sums = rows[n:] - rows[:-n]
+        across = np.zeros((column_sums.shape[0], span + 1), dtype=np.int32)
+        np.cumsum(column_sums, axis=1, out=across[:, 1:])
+        best = max(best, int((across[:, n:] - across[:, :-n]).max()))
+    return best
+
+
+@dataclass
+class Found:
+    """What `find_changes` found: the mask so far, its bounds, and the counts of changed and
+    anti-aliased pixels (the latter two also restricted to the overlap of the originals)."""
+
+    mask: np.ndarray
+    bounds: Bounds
+    changed: int = 0
+    changed_in_overlap: int = 0
+    aa_in_overlap: int = 0
+
+
+Threshold = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(flat indices, packed canvas a, packed canvas b) -> whether each pixel is over the threshold."""
+Antialiased = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(packed canvas tested, the other canvas, flat indices) -> whether each pixel is anti-aliasing."""
+
+
+def find_changes(
+    a: np.ndarray,
+    b: np.ndarray,
+    overlap: tuple[int, int],
+    ignore: np.ndarray | None,
+    *,
+    region: tuple[int, int] | None,
+    over_threshold: Threshold,
+    antialiased: Antialiased | None,
+) -> Found:
+    """The scan every engine shares: over the top-left ``region`` (default: the overlap), take
+    the pixels whose packed values differ and are not ignored, keep those over the threshold,
+    drop those that look anti-aliased in either image (tested in ``a`` first, then in ``b``
+    for the rest), and mark the rest in a canvas-sized mask."""
+    height, width = check_inputs(a, b, ignore)
+    ow, oh = overlap
+    region = region or overlap
+    partial = region != overlap
+    a2d = a.view(np.uint32).reshape(height, width)
+    b2d = b.view(np.uint32).reshape(height, width)
+    a32, b32 = a2d.reshape(-1), b2d.reshape(-1)
+    found = Found(np.zeros((height, width), dtype=bool), Bounds(width))
+    flat = found.mask.reshape(-1)
+    for idx in differing(a2d, b2d, *region, ignore):
+        changed = idx[over_threshold(idx, a32, b32)]
+        if antialiased is not None and changed.size:
+            aa = antialiased(a32, b32, changed)
+            undecided = np.flatnonzero(~aa)
+            if undecided.size:
+                aa[undecided] = antialiased(b32, a32, changed[undecided])
+            excluded = changed[aa]
+            found.aa_in_overlap += int(np.count_nonzero(_in_overlap(excluded, width, ow, oh))) if partial else excluded.size
+            changed = changed[~aa]
+        if changed.size:
+            flat[changed] = True
+            found.bounds.add_sorted(changed)
+            found.changed += changed.size
+            found.changed_in_overlap += int(np.count_nonzero(_in_overlap(changed, width, ow, oh))) if partial else changed.size
+    return found
+
+
+def _in_overlap(idx: np.ndarray, width: int, ow: int, oh: int) -> np.ndarray:
+    return (idx % width < ow) & (idx // width < oh)
+
+
+@dataclass
+class Slope:
+    """The neighbours of pixels under the anti-aliasing test: how many equal each pixel, and
+    the darkest and brightest (most negative and most positive brightness delta) and where."""
+
+    zeroes: np.ndarray
+    darkest: np.ndarray
+    darkest_at: np.ndarray
+    brightest: np.ndarray
+    brightest_at: np.ndarray
+
+    def candidates(self) -> np.ndarray:
+        """Positions of the pixels on a slope: at most two equal neighbours, some darker and
+        some brighter ones (the first half of the detector of Vysniauskas, 2009)."""
+        return np.flatnonzero((self.zeroes <= 2) & (self.darkest < 0) & (self.brightest > 0))
+
+
+def slope(
+    idx: np.ndarray,
+    width: int,
+    height: int,
+    order: tuple[tuple[int, int], ...],
+    delta: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> Slope:
+    """Walk the 8 neighbours of each pixel in ``order``; ``delta(neighbour indices)`` gives the
+    brightness delta to each neighbour and whether it counts as equal. On ties the first
+    neighbour in ``order`` wins. A missing neighbour reads the pixel itself (delta 0): never
+    darkest or brightest, and kept out of the equal count; a border pixel starts that count at 1.
+    """
+    around = Neighbourhood(idx, width, height)
+    zeroes = around.on_edge()
+    darkest = np.zeros(idx.size)
+    brightest = np.zeros(idx.size)
+    darkest_at = idx.copy()
+    brightest_at = idx.copy()
+    for dx, dy in order:
+        nb, ok = around.at(dx, dy)
+        d, equal = delta(nb)
+        zeroes += ok & equal
+        darker = d < darkest
+        darkest = np.where(darker, d, darkest)
+        darkest_at = np.where(darker, nb, darkest_at)
+        brighter = d > brightest
+        brightest = np.where(brighter, d, brightest)
+        brightest_at = np.where(brighter, nb, brightest_at)
+    return Slope(zeroes, darkest, darkest_at, brightest, brightest_at)
+
+
+def antialiased_pixelmatch(
+    img: np.ndarray,
+    other: np.ndarray,
+    idx: np.ndarray,
+    width: int,
+    height: int,
+    delta: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """pixelmatch's antialiased() (7.2.0 and main alike, but for the brightness ``delta`` of
+    each centre to the neighbours given): on a slope (see `Slope.candidates`) and with 3+ equal
+    siblings in both images around the darkest neighbour, or else around the brightest."""
+    found = slope(idx, width, height, X_MAJOR, lambda nb: ((d := delta(nb)), d == 0))
+    result = np.zeros(idx.size, dtype=bool)
+    candidates = found.candidates()
+    if candidates.size:
+        result[candidates] = _siblings_in_both(img, other, found, candidates, width, height)
+    return result
+
+
+def _siblings_in_both(
+    img: np.ndarray, other: np.ndarray, found: Slope, candidates: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    # Each test runs only where it can still change the outcome.
+    hit = _in_both(img, other, found.darkest_at[candidates], width, height)
+    rest = np.flatnonzero(~hit)
+    if rest.size:
+        hit[rest] = _in_both(img, other, found.brightest_at[candidates[rest]], width, height)
+    return hit
+
+
+def _in_both(img: np.ndarray, other: np.ndarray, at: np.ndarray, width: int, height: int) -> np.ndarray:
+    hit = many_siblings(img, at, width, height)
+    hit[hit] = many_siblings(other, at[hit], width, height)
+    return hit

@@ -1,0 +1,157 @@
+"""YIQ pixel diff as odiff computes it, vectorised over the differing pixels only.
+
+Reference: github.com/dmtrKovalenko/odiff release 4.5.0 (tag v4.5.0), files ``src/diff.zig``
+(``compareSameLayouts``, ``processPixelDifference``), ``src/color_delta.zig``
+(``calculatePixelColorDeltaSimd``, ``calculatePixelBrightnessDelta``) and
+``src/antialiasing.zig``; threshold parsing in ``src/cli.zig``. Results match the ``odiff-bin``
+4.5.0 CLI (``odiff base.png head.png out.png --diff-mask -t T [--aa]``) exactly.
+
+Colour delta: each pixel is composited over white (fully transparent pixels are white) and taken
+to YIQ in odiff's fixed-point integer arithmetic (12 fractional bits, coefficients truncated,
+arithmetic shifts); a pixel is over the threshold when the weighted squared YIQ distance exceeds
+``35215 * t**2`` in the same fixed point, ``t`` being the threshold rounded to float32 as the CLI
+parses it. With ``antialiasing`` on, a pixel is not counted when odiff's slope test (float64
+luma over white, neighbours read row by row, equal siblings by identical RGBA) finds it
+anti-aliased in either image.
+
+Canvas rule: the images are already padded top-left with transparent black to the union canvas
+and odiff compares that canvas as it is; nothing outside the overlap is counted specially
+(padding is white to odiff, so it differs only from content that is not white). Ignored pixels
+never count.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ._grid import Y_MAJOR, find_changes, many_siblings, slope
+from .scan import Scan
+
+_SHIFT = 12
+_ONE = 1 << _SHIFT
+_WHITE = 255 << _SHIFT
+_MAX_YIQ_DELTA = 35215.0
+
+_Y = (0.29889531, 0.58662247, 0.11448223)
+_I = (0.59597799, -0.27417610, -0.32180189)
+_Q = (0.21147017, -0.52261711, 0.31114694)
+# Fixed-point coefficients, truncated toward zero.
+_Y_FIXED, _I_FIXED, _Q_FIXED = (tuple(int(c * _ONE) for c in row) for row in (_Y, _I, _Q))
+_WEIGHTS_FIXED = tuple(int(w * _ONE) for w in (0.5053, 0.299, 0.1957))
+
+
+def max_delta(threshold: float) -> int:
+    """odiff's fixed-point limit for a CLI threshold (parsed as float32, widened to float64)."""
+    t = float(np.float32(threshold))
+    return int(_MAX_YIQ_DELTA * (t * t) * float(_ONE))
+
+
+def _yiq_fixed(px: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fixed-point Y, I, Q of n x 4 RGBA pixels composited over white."""
+    c = px.T.astype(np.int64)
+    alpha = c[3]
+    if (alpha == 255).all():
+        r, g, b = c[0] << _SHIFT, c[1] << _SHIFT, c[2] << _SHIFT
+    else:
+        # 255 + (c - 255) * a / 255 with the quotient truncated toward zero (c - 255 <= 0).
+        r, g, b = (_WHITE - ((255 - c[k]) * alpha * _ONE) // 255 for k in range(3))
+    return tuple(
+        (r * cr + g * cg + b * cb) >> _SHIFT for cr, cg, cb in (_Y_FIXED, _I_FIXED, _Q_FIXED)
+    )
+
+
+def _over_threshold(p: np.ndarray, q: np.ndarray, limit: int) -> np.ndarray:
+    y1, i1, q1 = _yiq_fixed(p)
+    y2, i2, q2 = _yiq_fixed(q)
+    dy = y1 - y2
+    di = i1 - i2
+    dq = q1 - q2
+    wy, wi, wq = _WEIGHTS_FIXED
+    delta = (dy * dy * wy + di * di * wi + dq * dq * wq) >> (2 * _SHIFT)
+    return delta > limit
+
+
+def _luma_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel, coefficient * (channel composited over white) for index alpha * 256 + value:
+    255 + (c - 255) * (a / 255) in float64, which is exactly c for opaque pixels and 255 for
+    fully transparent ones, as odiff's special cases have it."""
+    alpha = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    channel = np.arange(256, dtype=np.float64)[None, :]
+    blended = (255.0 + (channel - 255.0) * alpha).reshape(-1)
+    return tuple(blended * coef for coef in _Y)
+
+
+_LUMA_R, _LUMA_G, _LUMA_B = _luma_tables()
+
+
+def _luma(values: np.ndarray) -> np.ndarray:
+    """float64 luma of packed RGBA pixels composited over white (odiff's brightness for the
+    anti-aliasing test), summed in odiff's order."""
+    high = (values >> 16) & 0xFF00  # alpha * 256
+    return (
+        np.take(_LUMA_R, high | (values & 0xFF)) + np.take(_LUMA_G, high | ((values >> 8) & 0xFF))
+    ) + np.take(_LUMA_B, high | ((values >> 16) & 0xFF))
+
+
+def _antialiased(
+    img: np.ndarray, other: np.ndarray, idx: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """odiff's detect(): slope test of the pixels ``idx`` in ``img``, siblings in both images."""
+    centre = np.take(img, idx)
+    centre_luma = _luma(centre)
+
+    def delta(nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = np.take(img, nb)
+        # odiff counts identical neighbours as equal, not those of equal brightness.
+        return centre_luma - _luma(values), values == centre
+
+    found = slope(idx, width, height, Y_MAJOR, delta)
+    result = np.zeros(idx.size, dtype=bool)
+    candidates = found.candidates()
+    if candidates.size:
+        # (3+ equal siblings around the darkest or the brightest in img) and (the same in
+        # other); each test runs only where it can still change the outcome.
+        dark, bright = found.darkest_at[candidates], found.brightest_at[candidates]
+        hit = _siblings_around_either(img, dark, bright, width, height)
+        sel = np.flatnonzero(hit)
+        if sel.size:
+            hit[sel] = _siblings_around_either(other, dark[sel], bright[sel], width, height)
+        result[candidates] = hit
+    return result
+
+
+def _siblings_around_either(
+    img: np.ndarray, dark: np.ndarray, bright: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    hit = many_siblings(img, dark, width, height)
+    rest = np.flatnonzero(~hit)
+    if rest.size:
+        hit[rest] = many_siblings(img, bright[rest], width, height)
+    return hit
+
+
+def scan(
+    a: np.ndarray,
+    b: np.ndarray,
+    overlap: tuple[int, int],
+    *,
+    threshold: float,
+    antialiasing: bool,
+    ignore: np.ndarray | None = None,
+) -> Scan:
+    """Compare two padded canvases as the odiff 4.5.0 CLI does; see the module docstring."""
+    height, width = a.shape[:2]
+    limit = max_delta(threshold)
+
+    def over_threshold(idx: np.ndarray, a32: np.ndarray, b32: np.ndarray) -> np.ndarray:
+        p = np.take(a32, idx).view(np.uint8).reshape(-1, 4)
+        q = np.take(b32, idx).view(np.uint8).reshape(-1, 4)
+        return _over_threshold(p, q, limit)
+
+    found = find_changes(
+        a, b, overlap, ignore, region=(width, height), over_threshold=over_threshold,
+        antialiased=functools.partial(_antialiased, width=width, height=height) if antialiasing else None,
+    )
+    return Scan(found.mask, found.changed, found.aa_in_overlap, found.bounds.get())

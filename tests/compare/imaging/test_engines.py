@@ -1,0 +1,187 @@
+"""Invariants every engine keeps (the reference results are in test_conformance.py), and the
+details that make the OKLab and odiff engines exact."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compare import ImageError, diff_images
+from compare.imaging import odiff, oklab, pixelmatch
+from compare.imaging.engines import ENGINES
+from compare.imaging.pixeldiff import pad_to_canvas
+from compare.regions import IgnoreRegion, parse_ignore_regions
+
+# Invariants on small random images. A few colours and alphas make equal siblings, anti-aliasing
+# slopes and semi-transparent pixels common.
+_COLOURS = [
+    (0, 0, 0, 255), (255, 255, 255, 255), (128, 128, 128, 255), (0, 122, 255, 255),
+    (255, 59, 48, 128), (10, 10, 10, 0), (250, 250, 250, 254), (60, 200, 90, 1),
+]
+
+
+@st.composite
+def _pairs(draw):
+    w1, h1, w2, h2 = (draw(st.integers(1, 9)) for _ in range(4))
+    index = st.integers(0, len(_COLOURS) - 1)
+    palette = np.array(_COLOURS, dtype=np.uint8)
+    first = palette[np.array(draw(st.lists(index, min_size=w1 * h1, max_size=w1 * h1)))]
+    second = palette[np.array(draw(st.lists(index, min_size=w2 * h2, max_size=w2 * h2)))]
+    width, height = max(w1, w2), max(h1, h2)
+    a = pad_to_canvas(first.reshape(h1, w1, 4), width, height)
+    b = pad_to_canvas(second.reshape(h2, w2, 4), width, height)
+    ignore = np.array(draw(st.lists(st.booleans(), min_size=width * height,
+                                    max_size=width * height))).reshape(height, width)
+    return a, b, (min(w1, w2), min(h1, h2)), ignore
+
+
+_SCANS = {
+    "oklab": lambda a, b, overlap, **kw: oklab.scan(a, b, overlap, **kw),
+    "oklab-white-window": lambda a, b, overlap, **kw: oklab.scan(
+        a, b, overlap, checkerboard=False, window_size=3, **kw
+    ),
+    "odiff": lambda a, b, overlap, **kw: odiff.scan(a, b, overlap, **kw),
+    "pixelmatch": lambda a, b, overlap, **kw: pixelmatch.scan(a, b, overlap, **kw),
+}
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+@pytest.mark.parametrize("engine", list(_SCANS))
+@settings(max_examples=60, deadline=None)
+@given(pair=_pairs(), threshold=st.sampled_from([0.0, 0.01, 0.1, 0.5]), aa=st.booleans())
+def test_invariants(engine: str, pair, threshold: float, aa: bool) -> None:
+    a, b, overlap, ignore = pair
+    run = _SCANS[engine]
+
+    scan = run(a, b, overlap, threshold=threshold, antialiasing=aa)
+    assert scan.changed_pixels == int(scan.mask.sum())
+    assert scan.bbox == _bbox(scan.mask)
+
+    ignored = run(a, b, overlap, threshold=threshold, antialiasing=aa, ignore=ignore)
+    assert not (ignored.mask & ignore).any()
+    assert ignored.changed_pixels == int(ignored.mask.sum())
+    assert ignored.bbox == _bbox(ignored.mask)
+    # Ignoring pixels only removes them (anti-aliasing reads neighbours' pixels, not results).
+    assert np.array_equal(ignored.mask, scan.mask & ~ignore)
+
+    same = run(a, a.copy(), (a.shape[1], a.shape[0]), threshold=threshold, antialiasing=aa)
+    assert same.changed_pixels == 0 and same.bbox is None and same.aa_pixels == 0
+    assert not same.mask.any()
+    if scan.window_max is not None:
+        assert same.window_max == 0
+        assert scan.window_max <= min(scan.changed_pixels, 9)
+
+
+def test_oklab_tables_are_v8s() -> None:
+    """pixelmatch's sRGB-to-linear and cube-root tables as V8 computes them (Math.pow, Math.cbrt);
+    C libraries' pow and cbrt differ from V8's in the last bit for some entries."""
+
+    def digest(table: np.ndarray) -> str:
+        return hashlib.sha256(table.astype("<f8").tobytes()).hexdigest()
+
+    assert oklab._LIN.shape == (257,) and oklab._CBRT.shape == (4098,)
+    assert digest(oklab._LIN) == "9185249704083b80beb49bc264bfab8a8faff51bef6ebb2372400d342f71b52f"
+    assert digest(oklab._CBRT) == "6aa02c3a147678b1030bdc23a05a1a7891469c85ad2815efbaecfdedd3600294"
+
+
+@pytest.mark.parametrize("checkerboard", [True, False])
+@pytest.mark.parametrize("colours", [3, 500, 100_000])
+@pytest.mark.parametrize("opaque", [True, False])
+def test_oklab_colour_cache_is_exact(checkerboard: bool, colours: int, opaque: bool) -> None:
+    rng = np.random.default_rng(colours)
+    palette = rng.integers(0, 256, (colours, 4), dtype=np.uint8)
+    palette[:, 3] = 255 if opaque else rng.choice([255, 255, 0, 1, 128, 254], colours)
+    px = palette[rng.integers(0, colours, 50_000)]
+    idx = rng.integers(0, 40_000_000, len(px))
+    code = np.zeros(len(px), dtype=np.int64)
+    if checkerboard:
+        code = np.where(px[:, 3] == 255, 0, oklab._background_code(idx))
+
+    cached = oklab._oklab(px, idx, checkerboard)
+
+    assert np.array_equal(cached, oklab._oklab_direct(px, code, checkerboard))
+
+
+def test_odiff_threshold_is_parsed_as_float32() -> None:
+    # odiff's CLI parses -t as f32; 0.3 becomes 0.30000001192..., which moves the fixed-point
+    # limit 35215 * t**2 * 4096 (truncated) up by one.
+    assert odiff.max_delta(0.3) == 12981658
+    assert odiff.max_delta(0.1) == 1442406
+    assert odiff.max_delta(0.0) == 0
+
+
+def _white(width: int, height: int) -> np.ndarray:
+    return np.full((height, width, 4), 255, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_ignore_regions_hide_changes_inside_them_only(engine: str) -> None:
+    before = _white(40, 30)
+    after = before.copy()
+    after[5:10, 5:10, :3] = 0  # 25 px inside the region
+    after[20:22, 30:33, :3] = 0  # 6 px outside it
+
+    plain = diff_images(before, after, engine=engine, antialiasing=False)
+    ignored = diff_images(before, after, engine=engine, antialiasing=False,
+                          ignore_regions=parse_ignore_regions("4:4-12:12"))
+
+    assert plain.changed_pixels == 31
+    assert ignored.changed_pixels == 6
+    assert ignored.bbox == (30, 20, 33, 22)
+    assert not ignored.mask[4:13, 4:13].any()
+
+
+def test_ignore_regions_also_cover_the_area_outside_the_overlap() -> None:
+    before, after = _white(10, 10), _white(12, 10)
+    result = diff_images(before, after, ignore_regions=[IgnoreRegion(11, 0, 11, 9)])
+    assert result.changed_pixels == 10 and result.bbox == (10, 0, 11, 10)
+
+
+def test_an_ignore_region_outside_the_canvas_names_the_image() -> None:
+    with pytest.raises(ImageError, match="'home.png'.*5:5-20:5.*10x10 canvas"):
+        diff_images(_white(10, 10), _white(10, 10), name="home.png",
+                    ignore_regions=parse_ignore_regions("5:5-20:5"))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("1:2-3", "not x1:y1-x2:y2"), ("a:b-c:d", "not x1:y1-x2:y2"), ("5:5-1:9", "inverted"),
+    ("-1:0-2:2", "not x1:y1-x2:y2"), ("", "not x1:y1-x2:y2"),
+])
+def test_bad_ignore_regions_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_ignore_regions(text)
+
+
+def test_engines_and_their_options_are_checked() -> None:
+    pixels = _white(4, 4)
+    with pytest.raises(ValueError, match="unknown engine 'yiq'"):
+        diff_images(pixels, pixels, engine="yiq")
+    with pytest.raises(ValueError, match="engine 'odiff' has no option checkerboard"):
+        diff_images(pixels, pixels, engine="odiff", checkerboard=False)
+    with pytest.raises(ValueError, match="window_size"):
+        diff_images(pixels, pixels, window_size=0)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_window_max_tells_a_block_from_scattered_noise(engine: str) -> None:
+    before = _white(64, 64)
+    block, noise = before.copy(), before.copy()
+    block[10:14, 10:14, :3] = 0  # 16 changed pixels together
+    noise[::16, ::4, :3] = 0  # 64 changed pixels, one per 16x4 cell
+
+    together = diff_images(before, block, engine=engine, antialiasing=False, window_size=8)
+    scattered = diff_images(before, noise, engine=engine, antialiasing=False, window_size=8)
+
+    assert together.window_max == 16
+    assert scattered.changed_pixels == 64 and scattered.window_max == 2
+    assert diff_images(before, block, engine=engine).window_max is None
