@@ -29,7 +29,7 @@ CONTROL_NAME = "tab\there\x00nul\x1bescape.png"
 SENTRY_FIELDS = {
     "status", "head_hash", "base_hash", "changed_pixels", "total_pixels", "diff_mask_key",
     "before_width", "before_height", "after_width", "after_height", "reason",
-    "previous_image_file_name",
+    "previous_image_file_name", "diff_mask_image_id", "aligned_height",
 }
 OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews"}
 
