@@ -35,7 +35,7 @@ DEMO_OUT = "snapcompare-demo"
 
 EXIT_CODES_HELP = f"""\
 exit codes:
-  {EXIT_SAME}    no differences
+  {EXIT_SAME}    no differences, or the changes of the --approved comparison
   {EXIT_DIFFERENCES}    differences found: changed, added, removed or renamed images
   {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
        wins over {EXIT_DIFFERENCES}

@@ -238,6 +238,7 @@ def test_json_images_have_every_field_in_name_order(
             "after": "previews/feed.after.png", "before": "previews/feed.before.png",
             "diff": "previews/feed.diff.png",
         },
+        "diff_mask_image_id": None, "aligned_height": None,
     }
     assert report["images"]["huge.png"]["reason"] == "exceeds_pixel_limit"
     assert report["images"]["huge.png"]["detail"].startswith("canvas 9000x9000")
