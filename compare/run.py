@@ -33,7 +33,8 @@ def compare_builds(
     images. ``store`` (a store URL, see `fetchers.fetcher_from_url`, or a fetcher) serves the
     blobs of manifests; folders serve their own files. ``approved`` (a file or ``store:KEY``)
     is a previously approved ``comparison.json``: when its changes are this comparison's,
-    `Comparison.approval` says so (see `compare.inputs.approved`). Diff masks and report previews are written under ``out_dir``
+    `Comparison.approval` says so (see `compare.inputs.approved`). Diff masks (named as
+    `compare.output.sentry_keys` says) and report previews are written under ``out_dir``
     (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
     the store came from in messages.
 
@@ -50,10 +51,10 @@ def compare_builds(
                                      require_sizes=options.require_sizes,
                                      follow_symlinks=options.follow_symlinks)
                      for role, spec in (("base", base), ("head", head))}
-            approved_set = None
+            approval_input = None
             if approved is not None:
                 data, approved_source = read_input(approved, store_fetcher, "--approved")
-                approved_set = approved_fingerprints(data, approved_source)
+                approval_input = (approved_fingerprints(data, approved_source), approved_source)
             fetcher = combine_fetchers(sides["base"], sides["head"], store_fetcher)
         except ValueError as exc:  # ManifestError included
             raise InputError(str(exc)) from None
@@ -67,8 +68,8 @@ def compare_builds(
         masks = MaskFiles(out, (name for m in manifests for name in m.images))
         comparison = run_comparison(*manifests, fetcher, options, artifacts=masks, progress=progress)
         comparison = fill_sentry_fields(comparison, masks)
-        if approved_set is not None:
-            comparison.approval = carry_over(comparison.images, approved_set, approved_source)
+        if approval_input is not None:
+            comparison.approval = carry_over(comparison.images, *approval_input)
         return comparison
 
 

@@ -33,6 +33,10 @@ from tests.sentry_models import ComparisonManifest, SnapshotManifestWithRegex
 RED = (200, 30, 30, 255)
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def png(size: tuple[int, int] = (10, 10), colour=RED, *, dots=(), text: str = "") -> bytes:
     """A PNG filled with ``colour``, with ``dots`` ((x, y), rgba) drawn; ``text`` changes only the bytes."""
     image = Image.new("RGBA", size, colour)
@@ -316,6 +320,31 @@ def test_e2_a_canvas_over_the_limit_from_the_manifests_is_errored_unfetched(tmp_
     assert (image["status"], image["reason"]) == ("errored", "exceeds_pixel_limit")
 
 
+def _header_only_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height``, with no pixel data worth the name."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return png()[:8] + _chunk(b"IHDR", header) + _chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("head_blob", "store_it", "reason"), [
+    (_header_only_png(8000, 5001), True, "exceeds_pixel_limit"),   # E3: real header re-checked
+    (ONE_DOT, False, "image_fetch_failed"),                        # E4: blob not in the store
+    (b"not an image", True, "image_processing_failed"),            # E5
+], ids=["E3", "E4", "E5"])
+def test_pair_errors(tmp_path, store, head_blob, store_it, reason):
+    base = store.manifest({"a.png": png()})
+    head = {"images": {"a.png": {"content_hash": hashlib.sha256(head_blob).hexdigest(),
+                                 "width": 10, "height": 10}}}
+    if store_it:
+        store.put(head_blob)
+
+    code, report = compare(tmp_path, store, base, head)
+
+    image = report["images"]["a.png"]
+    assert code == EXIT_ERRORED
+    assert (image["status"], image["reason"]) == ("errored", reason)
+
+
 def test_e1_a_canvas_of_exactly_40m_pixels_is_diffed():
     base = Manifest({"a.png": ImageEntry("a.png", "1" * 64, 8000, 5000)})
     head = Manifest({"a.png": ImageEntry("a.png", "2" * 64, 8000, 5000)})
@@ -346,6 +375,18 @@ def test_invalid_head_manifest_exits_3_naming_it(tmp_path, store, capsys, entry,
     err = capsys.readouterr().err
     assert f"{tmp_path / 'head.json'}: {message}" in err
     assert "Traceback" not in err
+
+
+def test_f4_hashes_must_be_sha256_hex_unlike_sentrys_model(tmp_path, store, capsys):
+    # Deliberate: blobs are content-addressed by sha256; Sentry's uploads are sha256 too.
+    base = store.manifest({"a.png": "h1"})
+    head = {"images": {"a.png": {"content_hash": "abc", "width": 1, "height": 1}}}
+
+    code, _ = compare(tmp_path, store, base, head)
+
+    assert code == EXIT_BAD_INPUT
+    assert 'images["a.png"].content_hash: expected 64 hex characters (sha256), got "abc"' in (
+        capsys.readouterr().err)
 
 
 def test_unsized_manifests_are_accepted_when_asked(tmp_path, store):
@@ -618,8 +659,7 @@ SECRET = b"SECRET-BYTES-" * 8
 
 
 def _with_chunk(data: bytes, kind: bytes, body: bytes) -> bytes:
-    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return data[:33] + chunk + data[33:]  # right after the signature and IHDR
+    return data[:33] + _chunk(kind, body) + data[33:]  # right after the signature and IHDR
 
 
 def _huge_icc_png() -> bytes:
