@@ -69,7 +69,7 @@ from .model import (
 EXACT_PAIRS = 20_000
 """Most new x old names of one hash whose every similarity ratio is computed."""
 
-NEIGHBOURS = 2
+NEIGHBOURS = 1
 """Old names scored per new name and direction in each sort order, beyond `EXACT_PAIRS`."""
 
 NEIGHBOUR_ROUNDS = 4
@@ -280,16 +280,13 @@ def _greedy(candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
     a bound comes out before an exact ratio, so no pair is taken while one that might tie or
     beat it is unknown; pairs whose names are already taken are dropped unscored.
     """
-    matcher = SequenceMatcher(None)
     heap: list[tuple[float, int, str, str]] = []
-    by_old: dict[str, list[str]] = defaultdict(list)
+    matchers: dict[str, SequenceMatcher] = {}
     for new, old in candidates:
-        by_old[old].append(new)
-    for old, news in by_old.items():
-        matcher.set_seq2(old)  # the matcher caches what it learns about its second sequence
-        for new in news:
-            matcher.set_seq1(new)
-            heap.append((-matcher.quick_ratio(), _BOUND, new, old))
+        # A matcher indexes its second sequence once: keep one per old name.
+        matcher = matchers.get(old) or matchers.setdefault(old, SequenceMatcher(None, b=old))
+        matcher.set_seq1(new)
+        heap.append((-matcher.quick_ratio(), _BOUND, new, old))
     heapify(heap)
     pairs: dict[str, str] = {}
     used_old: set[str] = set()
@@ -298,7 +295,9 @@ def _greedy(candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
         if new in pairs or old in used_old:
             continue
         if kind == _BOUND:
-            heappush(heap, (-SequenceMatcher(None, new, old).ratio(), _EXACT, new, old))
+            matcher = matchers[old]
+            matcher.set_seq1(new)
+            heappush(heap, (-matcher.ratio(), _EXACT, new, old))
         else:
             pairs[new] = old
             used_old.add(old)
