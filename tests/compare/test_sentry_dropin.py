@@ -27,6 +27,7 @@ from compare.inputs.approved import approved_fingerprints, comparison_fingerprin
 from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import ImageResult, Status
 from compare.output.sentry_keys import mask_image_id, path_stem
+from compare import plan
 from compare.plan import EXACT_PAIRS, categorize, pair_by_similarity
 from tests.sentry_models import ComparisonManifest, SnapshotManifestWithRegex
 
@@ -501,6 +502,18 @@ def test_many_names_sharing_a_hash_pair_like_sentry_beyond_the_exact_limit(renam
     assert len(news) * len(olds) > EXACT_PAIRS
 
     assert pair_by_similarity(news, olds) == news
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_name, min_size=1, max_size=12, unique=True),
+       st.lists(_name, min_size=1, max_size=12, unique=True))
+def test_bounded_pairing_pairs_as_many_names_as_sentry_does(new, old):
+    old = [name + "~" for name in old]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plan, "EXACT_PAIRS", 3)  # force the neighbour rounds on small inputs
+        pairs = pair_by_similarity(new, old)
+    assert len(pairs) == len(set(pairs.values())) == min(len(new), len(old))
+    assert set(pairs) <= set(new) and set(pairs.values()) <= set(old)
 
 
 def test_every_name_pairs_even_when_neighbours_run_out():
