@@ -84,6 +84,12 @@ class CompareOptions:
     which an image is ``changed`` unless its manifest says otherwise. ``max_memory`` bounds
     the bytes held for blobs and decoded images at once. ``exif_orientation`` turns JPEG, WebP
     and TIFF images upright as their EXIF orientation says before comparing them.
+    the bytes held for blobs and decoded images at once.
+
+    ``head_artifact_id`` and ``base_artifact_id`` are the Sentry artifact ids written into
+    ``comparison.json`` and its ``diff_mask_image_id``s (0 when not known);
+    ``require_sizes`` makes manifest images need ``width`` and ``height``, as Sentry's do;
+    ``follow_symlinks`` lets a folder's symlinks lead outside it.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -96,8 +102,14 @@ class CompareOptions:
     verify: bool = True
     previews: bool = True
     exif_orientation: bool = True
+    head_artifact_id: int = 0
+    base_artifact_id: int = 0
+    require_sizes: bool = True
+    follow_symlinks: bool = False
 
     def __post_init__(self) -> None:
+        if min(self.head_artifact_id, self.base_artifact_id) < 0:
+            raise ValueError("artifact ids must be integers >= 0")
         check_fraction("threshold", self.threshold)
         check_fraction("diff_threshold", self.diff_threshold)
         check_max_pixels(self.max_pixels)
@@ -118,7 +130,9 @@ class ImageResult:
     only for ``errored``, ``previous_image_file_name`` only for ``renamed``. The pixel figures
     are set for images that were diffed; ``diff_mask_key`` and ``previews`` are paths relative
     to the output folder (``previews`` maps ``before``, ``after`` and ``diff`` to small
-    pictures for people).
+    pictures for people). ``diff_mask_image_id`` (``{head_artifact_id}/{base_artifact_id}/
+    diff/{stem}.png``) and ``aligned_height`` (the diff canvas's height) are Sentry's, set for
+    diffed images as Sentry sets them.
     """
 
     name: str
@@ -140,6 +154,16 @@ class ImageResult:
     diff_threshold: float | None = None
     detail: str | None = None
     previews: Mapping[str, str] | None = None
+    diff_mask_image_id: str | None = None
+    aligned_height: int | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A previous approval that carries over: the comparison it came from and the shared fingerprint."""
+
+    carried_over_from: str
+    fingerprint: str
 
 
 @dataclass
@@ -151,6 +175,8 @@ class Comparison:
     base_source: str = ""
     head_source: str = ""
     stats: dict[str, float | int] = field(default_factory=dict)
+    approval: Approval | None = None
+    """Set when an approved comparison's fingerprints equal this one's (``--approved``)."""
 
     @property
     def summary(self) -> dict[str, int]:

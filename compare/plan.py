@@ -4,7 +4,10 @@
 diff candidates, with the pairs to diff and the blobs to fetch. Its decided images are final
 `ImageResult`s; the candidates are judged later, by the engine.
 
-Rules, for a base name B and a head name H:
+The rules are Sentry's (``categorize.py`` and ``comparison.py`` of its preprod snapshots), for a
+base name B and a head name H; only the head manifest's ``selective`` and declared names
+(``all_image_file_names`` or ``all_image_file_names_as_regex``) matter, the base is taken as
+complete:
 
 - B == H, same hash: ``unchanged``; never fetched.
 - B == H, different hash: a diff candidate, unless the manifests' sizes already show that the
@@ -12,35 +15,45 @@ Rules, for a base name B and a head name H:
   ``errored`` with ``exceeds_pixel_limit``. An unknown size counts as 1, so only pairs known
   to be too large are errored here; the rest are checked again from the real image headers.
 - H only in the head: ``added``, unless renamed.
-- B only in the base: ``removed``, ``skipped`` or renamed, as the head manifest says:
+- B only in the base: with declared names, B declared is ``skipped`` (present, not uploaded)
+  and B not declared is ``removed``; ``selective`` without declared names: ``skipped``;
+  otherwise ``removed``; in every case unless renamed.
+- ``renamed``, in two passes. Pass 1 pairs added names with removed names of the same hash;
+  pass 2 (only when something is skipped) pairs the added names left with skipped names of
+  the same hash, so a new name can take over a declared-but-not-uploaded old name. One old and
+  one new name of a hash pair directly; when more share it, pairs are chosen greedily by
+  ``difflib.SequenceMatcher(None, new, old).ratio()``, highest first, with no minimum, so
+  ``min(old, new)`` pairs are always made and the leftovers keep their status. Ties go to the
+  smaller new name, then the smaller old name (Sentry's order on ties depends on set
+  iteration, so it is not reproducible there). A renamed image is reported under its head
+  name with ``previous_image_file_name``; its base name gets no status of its own.
+- An image a folder manifest could not read (`Manifest.unreadable`) is ``errored`` with
+  ``image_processing_failed`` and the reason in ``detail``, whichever side it is on.
 
-  - with ``all_image_file_names`` (whatever ``selective`` says): B in the list is present but
-    not uploaded, so ``skipped``; B not in the list is gone: renamed or ``removed``;
-  - ``selective`` without a list: renamed or ``skipped``;
-  - otherwise: renamed or ``removed``.
-
-  Head images count as present whether listed or not. The base manifest is taken as complete:
-  its own ``selective`` and list are ignored.
-- ``renamed``: a head-only name and a base-only name that may be gone (not listed as present)
-  with the same hash, paired before the leftovers become removed or skipped. A name the head
-  lists as present is never a rename source: that image still exists, so an identical new name
-  is an addition. One old and one new name of a hash pair directly; when more share it, pairs
-  are chosen greedily by name similarity (`difflib.SequenceMatcher` ratio of old and new name,
-  highest first; ties by new name, then old name) and the leftovers stay unpaired. That costs
-  old x new ratios per hash, about 2 s for 300 old and 300 new names sharing one hash. A
-  renamed image is reported under its head name with ``previous_image_file_name``; its base
-  name gets no status of its own.
+Similarity pairing is bounded: while new x old names of one hash are at most `EXACT_PAIRS`,
+every ratio is computed and the greedy pairing is Sentry's exactly. Beyond that, each new name
+is scored only against its `NEIGHBOURS` nearest old names on each side in two sort orders
+(by name, and by the name written backwards), which is n log n sorting plus at most
+4 x `NEIGHBOURS` ratios per name; the greedy walk over those scores is repeated on the names
+left (the exact pass once they fit), and after `NEIGHBOUR_ROUNDS` rounds what is left is
+paired in name order. The result equals Sentry's wherever each name's most similar
+counterpart shares its longest prefix or suffix with it among the candidates, i.e. names that
+differ only in a folder (same suffix) or only in an ending (same prefix), which is what
+renames look like; it may differ when the most similar name is neither a prefix nor a suffix
+neighbour, and the last-resort pairing in name order ignores similarity.
 
 The threshold a candidate is judged against later is the head image's ``diff_threshold``, else
-the head manifest's, else ``default_diff_threshold``.
+the head manifest's, else ``default_diff_threshold``; the base's are never read.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from heapq import heapify, heappop, heappush
 
 from .inputs.manifest import ImageEntry, Manifest
 from .model import (
@@ -52,6 +65,16 @@ from .model import (
     check_fraction,
     check_max_pixels,
 )
+
+EXACT_PAIRS = 20_000
+"""Most new x old names of one hash whose every similarity ratio is computed."""
+
+NEIGHBOURS = 1
+"""Old names scored per new name and direction in each sort order, beyond `EXACT_PAIRS`."""
+
+NEIGHBOUR_ROUNDS = 4
+"""Neighbour rounds before the names left are paired in name order."""
+
 
 @dataclass(frozen=True)
 class DiffCandidate:
@@ -123,35 +146,48 @@ def categorize(
     check_max_pixels(max_pixels)
     check_fraction("default_diff_threshold", default_diff_threshold)
 
-    listed = head.all_image_file_names
-    head_only = [name for name in head.images if name not in base.images]
-    base_only = [name for name in base.images if name not in head.images]
-    still_present = set(base_only) & listed if listed is not None else set()
-    rename_sources = [name for name in base_only if name not in still_present]
-    renames = _pair_renames(
-        {name: base.images[name].content_hash for name in rename_sources},
-        {name: head.images[name].content_hash for name in head_only},
-    )
-    renamed_from = set(renames.values())
-    leftover_status = Status.SKIPPED if head.selective and listed is None else Status.REMOVED
+    outcomes: dict[str, ImageResult] = {}
+    unreadable = {**base.unreadable, **head.unreadable}
+    for name in unreadable:
+        side = "head" if name in head.unreadable else "base"
+        outcomes[name] = _decided(name, Status.ERRORED, base=base.images.get(name),
+                                  head=head.images.get(name), reason=Reason.IMAGE_PROCESSING_FAILED,
+                                  detail=f"{side} image file: {unreadable[name]}")
+    head_images = {n: e for n, e in head.images.items() if n not in unreadable}
+    base_images = {n: e for n, e in base.images.items() if n not in unreadable}
 
-    outcomes: dict[str, ImageOutcome] = {}
+    added = [name for name in head_images if name not in base_images]
+    base_only = [name for name in base_images if name not in head_images]
+    declared = head.declared_names()
+    if declared is not None:
+        skipped = [name for name in base_only if declared(name)]
+    else:
+        skipped = base_only if head.selective else []
+    skipped_set = set(skipped)
+    removed = [name for name in base_only if name not in skipped_set]
+
+    head_hashes = {name: head_images[name].content_hash for name in added}
+    renames = pair_renames(head_hashes, {n: base_images[n].content_hash for n in removed})
+    if skipped:
+        left = {name: h for name, h in head_hashes.items() if name not in renames}
+        renames |= pair_renames(left, {n: base_images[n].content_hash for n in skipped})
+    renamed_from = set(renames.values())
+
     candidates: dict[str, DiffCandidate] = {}
     for name in base_only:
-        if name in renamed_from:
-            continue
-        status = Status.SKIPPED if name in still_present else leftover_status
-        outcomes[name] = _decided(name, status, base=base.images[name])
-    for name in head_only:
-        entry = head.images[name]
+        if name not in renamed_from:
+            status = Status.SKIPPED if name in skipped_set else Status.REMOVED
+            outcomes[name] = _decided(name, status, base=base_images[name])
+    for name in added:
+        entry = head_images[name]
         if name in renames:
-            previous = base.images[renames[name]]
+            previous = base_images[renames[name]]
             outcomes[name] = _decided(name, Status.RENAMED, base=previous, head=entry,
                                       previous_image_file_name=previous.name)
         else:
             outcomes[name] = _decided(name, Status.ADDED, head=entry)
-    for name, entry in head.images.items():
-        before = base.images.get(name)
+    for name, entry in head_images.items():
+        before = base_images.get(name)
         if before is None:
             continue
         if before.content_hash == entry.content_hash:
@@ -181,40 +217,94 @@ def categorize(
     )
 
 
-def _pair_renames(sources: Mapping[str, str], targets: Mapping[str, str]) -> dict[str, str]:
-    """Pair base names (``sources``) with head names (``targets``) of equal hash: new -> old."""
-    sources_by_hash: dict[str, list[str]] = defaultdict(list)
-    for name, content_hash in sources.items():
-        sources_by_hash[content_hash].append(name)
-    targets_by_hash: dict[str, list[str]] = defaultdict(list)
-    for name, content_hash in targets.items():
-        targets_by_hash[content_hash].append(name)
+def pair_renames(new: Mapping[str, str], old: Mapping[str, str]) -> dict[str, str]:
+    """Pair new names with old names of equal hash (both given as name -> hash): new -> old.
+
+    Within a hash, names pair by similarity (see the module doc); the rest stay unpaired.
+    """
+    old_by_hash: dict[str, list[str]] = defaultdict(list)
+    for name, content_hash in old.items():
+        old_by_hash[content_hash].append(name)
+    new_by_hash: dict[str, list[str]] = defaultdict(list)
+    for name, content_hash in new.items():
+        new_by_hash[content_hash].append(name)
 
     renames: dict[str, str] = {}
-    for content_hash, new_names in targets_by_hash.items():
-        old_names = sources_by_hash.get(content_hash)
+    for content_hash, new_names in new_by_hash.items():
+        old_names = old_by_hash.get(content_hash)
         if old_names:
-            renames.update(_pair_by_similarity(old_names, new_names))
+            renames.update(pair_by_similarity(new_names, old_names))
     return renames
 
 
-def _pair_by_similarity(old_names: list[str], new_names: list[str]) -> Iterator[tuple[str, str]]:
-    """Greedily pair the most similar names first; yields (new, old)."""
-    if len(old_names) == 1 and len(new_names) == 1:
-        yield new_names[0], old_names[0]
-        return
-    scored = sorted(
-        (-SequenceMatcher(None, old, new).ratio(), new, old)
-        for old in old_names
-        for new in new_names
-    )
+def pair_by_similarity(new_names: Iterable[str], old_names: Iterable[str]) -> dict[str, str]:
+    """Greedily pair the most similar new and old names first: new -> old, ``min`` of both many."""
+    new, old = sorted(new_names), sorted(old_names)
+    if len(new) == 1 and len(old) == 1:
+        return {new[0]: old[0]}
+    pairs: dict[str, str] = {}
+    for _ in range(NEIGHBOUR_ROUNDS + 1):
+        if not new or not old:
+            return pairs
+        exact = len(new) * len(old) <= EXACT_PAIRS
+        candidates = ((n, o) for n in new for o in old) if exact else _neighbours(new, old)
+        pairs.update(_greedy(candidates))
+        if exact:
+            return pairs
+        paired_old = set(pairs.values())
+        new = [name for name in new if name not in pairs]
+        old = [name for name in old if name not in paired_old]
+    pairs.update(zip(new, old))
+    return pairs
+
+
+def _neighbours(new: list[str], old: list[str]) -> set[tuple[str, str]]:
+    """(new, old) pairs of each new name with its nearest old names by name and by reversed name."""
+    found: set[tuple[str, str]] = set()
+    for key in (lambda name: name, lambda name: name[::-1]):
+        keyed = sorted((key(name), name) for name in old)
+        keys = [k for k, _ in keyed]
+        for name in new:
+            at = bisect_left(keys, key(name))
+            for _, match in keyed[max(0, at - NEIGHBOURS): at + NEIGHBOURS]:
+                found.add((name, match))
+    return found
+
+
+def _greedy(candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Pair (new, old) candidates from the highest ``SequenceMatcher(None, new, old).ratio()`` down.
+
+    Same result as sorting every pair by (-ratio, new, old) and walking the list, with fewer
+    ratios computed: each pair enters a heap under ``quick_ratio()``, an upper bound of its
+    ratio, and its ratio is computed only when that bound reaches the top. At an equal value
+    a bound comes out before an exact ratio, so no pair is taken while one that might tie or
+    beat it is unknown; pairs whose names are already taken are dropped unscored.
+    """
+    heap: list[tuple[float, int, str, str]] = []
+    matchers: dict[str, SequenceMatcher] = {}
+    for new, old in candidates:
+        # A matcher indexes its second sequence once: keep one per old name.
+        matcher = matchers.get(old) or matchers.setdefault(old, SequenceMatcher(None, b=old))
+        matcher.set_seq1(new)
+        heap.append((-matcher.quick_ratio(), _BOUND, new, old))
+    heapify(heap)
+    pairs: dict[str, str] = {}
     used_old: set[str] = set()
-    used_new: set[str] = set()
-    for _, new, old in scored:
-        if new not in used_new and old not in used_old:
-            used_new.add(new)
+    while heap:
+        value, kind, new, old = heappop(heap)
+        if new in pairs or old in used_old:
+            continue
+        if kind == _BOUND:
+            matcher = matchers[old]
+            matcher.set_seq1(new)
+            heappush(heap, (-matcher.ratio(), _EXACT, new, old))
+        else:
+            pairs[new] = old
             used_old.add(old)
-            yield new, old
+    return pairs
+
+
+_BOUND, _EXACT = 0, 1
 
 
 def _known_canvas(base: ImageEntry, head: ImageEntry) -> tuple[int, int]:

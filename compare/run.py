@@ -10,9 +10,11 @@ from pathlib import Path
 from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
 
 from .engine.run import Progress, run_comparison
-from .inputs.sources import combine_fetchers, open_side
+from .inputs.approved import approved_fingerprints, carry_over
+from .inputs.sources import combine_fetchers, open_side, read_input
 from .model import CompareOptions, Comparison, InputError
 from .output.artifacts import ArtifactWriter
+from .output.sentry_keys import fill_sentry_fields
 
 
 def compare_builds(
@@ -25,12 +27,16 @@ def compare_builds(
     progress: Callable[[Progress], None] | None = None,
     store_setting: str = "store",
     artifacts: ArtifactWriter | None = None,
+    approved: str | os.PathLike[str] | None = None,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
-    Each build is a manifest JSON file or a folder of images. ``store`` (a store URL, see
-    `fetchers.fetcher_from_url`, or a fetcher) serves the blobs of manifest files; folders
-    serve their own files. Diff masks and report previews are written under ``out_dir``
+    Each build is a manifest JSON file, ``store:KEY`` (a manifest in the store) or a folder of
+    images. ``store`` (a store URL, see `fetchers.fetcher_from_url`, or a fetcher) serves the
+    blobs of manifests; folders serve their own files. ``approved`` (a file or ``store:KEY``)
+    is a previously approved ``comparison.json``: when its changes are this comparison's,
+    `Comparison.approval` says so (see `compare.inputs.approved`). Diff masks and report
+    previews are written under ``out_dir``
     (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
     the store came from in messages. ``artifacts``, a writer for ``out_dir``, lets the caller
     hold the folder's lock until `write_reports` is given the same writer; without it the lock
@@ -42,33 +48,34 @@ def compare_builds(
     options = options if options is not None else CompareOptions()
     out = Path(out_dir)
     with ExitStack() as stack:
-        try:
-            base_side = open_side(base, role="base")
-            head_side = open_side(head, role="head")
-        except ValueError as exc:  # ManifestError included
-            raise InputError(str(exc)) from None
-        except OSError as exc:
-            raise InputError(describe_os_error(exc)) from None
         store_fetcher = store
         if isinstance(store, str):
             store_fetcher = stack.enter_context(_open_store(store, store_setting, options))
         try:
-            fetcher = combine_fetchers(base_side, head_side, store_fetcher)
-        except ValueError as exc:
+            sides = {role: open_side(spec, role=role, store=store_fetcher,
+                                     require_sizes=options.require_sizes,
+                                     follow_symlinks=options.follow_symlinks)
+                     for role, spec in (("base", base), ("head", head))}
+            approval_input = None
+            if approved is not None:
+                data, approved_source = read_input(approved, store_fetcher, "--approved")
+                approval_input = (approved_fingerprints(data, approved_source), approved_source)
+            fetcher = combine_fetchers(sides["base"], sides["head"], store_fetcher)
+        except ValueError as exc:  # ManifestError included
             raise InputError(str(exc)) from None
+        except OSError as exc:
+            raise InputError(describe_os_error(exc)) from None
         writer = artifacts if artifacts is not None else stack.enter_context(ArtifactWriter(out))
         try:
             writer.open()
         except OSError as exc:
             raise InputError(f"--out: {describe_os_error(exc)}") from None
-        return run_comparison(
-            base_side.manifest,
-            head_side.manifest,
-            fetcher,
-            options,
-            artifacts=writer,
-            progress=progress,
-        )
+        manifests = [sides[role].manifest for role in ("base", "head")]
+        comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, progress=progress)
+        comparison = fill_sentry_fields(comparison, writer)
+        if approval_input is not None:
+            comparison.approval = carry_over(comparison.images, *approval_input)
+        return comparison
 
 
 def _open_store(url: str, setting: str, options: CompareOptions) -> ClosableFetcher:

@@ -39,7 +39,7 @@ DEMO_OUT = "snapcompare-demo"
 
 EXIT_CODES_HELP = f"""\
 exit codes:
-  {EXIT_SAME}    no differences
+  {EXIT_SAME}    no differences, or the changes of the --approved comparison
   {EXIT_DIFFERENCES}    differences found: changed, added, removed or renamed images
   {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
        wins over {EXIT_DIFFERENCES}
@@ -122,15 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compare.add_argument("--base", required=True, metavar="B",
-                         help="base build: a manifest JSON file or a folder of images")
+                         help="base build: a manifest JSON file, store:KEY or a folder of images")
     compare.add_argument("--head", required=True, metavar="H",
-                         help="head build: a manifest JSON file or a folder of images")
+                         help="head build: a manifest JSON file, store:KEY or a folder of images")
     compare.add_argument("--store", metavar="URL",
                          help=f"blob store of the manifests' images (default: ${STORE_ENV}): "
                          + ", ".join(dict.fromkeys(b.url_form for b in BACKENDS.values())))
     compare.add_argument("--out", required=True, type=Path, metavar="DIR",
                          help="folder for the reports and diff masks (created if needed)")
     _add_options(compare)
+    _add_sentry_options(compare)
     compare.set_defaults(run=_run_compare)
 
     manifest = commands.add_parser(
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("folder", metavar="DIR", help="folder of images")
     manifest.add_argument("-o", "--output", metavar="FILE",
                           help="where to write the manifest (default: standard output)")
+    manifest.add_argument("--follow-symlinks", action="store_true",
+                          help="read symlinked files that lead outside DIR (by default they are "
+                          "left out)")
     manifest.set_defaults(run=_run_manifest)
 
     demo = commands.add_parser(
@@ -183,6 +187,35 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
 
 
+def _add_sentry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--head-artifact-id", type=_artifact_id, default=0, metavar="ID",
+                        help="Sentry artifact id of the head build, for comparison.json and the "
+                        "diff_mask_image_ids (default: 0)")
+    parser.add_argument("--base-artifact-id", type=_artifact_id, default=0, metavar="ID",
+                        help="Sentry artifact id of the base build (default: 0)")
+    parser.add_argument("--approved", metavar="FILE",
+                        help="a previously approved comparison.json (a file or store:KEY): when "
+                        "this run's changes are the same, the approval carries over and the "
+                        "exit code is 0")
+    parser.add_argument("--allow-unsized", action="store_true",
+                        help="accept manifest images without width and height (Sentry requires "
+                        "them); their sizes are read from the images")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="in image folders, read symlinked files that lead outside the folder "
+                        "(by default such an image is errored)")
+
+
+def _sentry_options(args: argparse.Namespace) -> dict[str, object]:
+    return {"head_artifact_id": args.head_artifact_id, "base_artifact_id": args.base_artifact_id,
+            "require_sizes": not args.allow_unsized, "follow_symlinks": args.follow_symlinks}
+
+
+def _artifact_id(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise argparse.ArgumentTypeError(f"expected an artifact id (an integer >= 0), got {text!r}")
+    return int(text)
+
+
 def _fraction(text: str) -> float:
     try:
         return check_fraction("value", float(text))
@@ -219,12 +252,13 @@ def _run_compare(args: argparse.Namespace) -> int:
             fetch_workers=args.fetch_workers,
             max_memory=args.max_memory,
             exif_orientation=args.exif_orientation,
+            **_sentry_options(args),
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
     store_url, setting = (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
     code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
-                             store_setting=setting, quiet=args.quiet)
+                             store_setting=setting, quiet=args.quiet, approved=args.approved)
     return code
 
 
@@ -237,11 +271,13 @@ def run_and_report(
     *,
     store_setting: str = "--store",
     quiet: bool = False,
+    approved: str | None = None,
 ) -> tuple[int, dict[str, Path]]:
     """Compare ``head`` against ``base``, write the reports and print the outcome.
 
     Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
-    came from, for messages. Raises `InputError` when an input or the store cannot be opened.
+    came from, for messages; ``approved`` is passed on to `compare_builds`. Raises
+    `InputError` when an input or the store cannot be opened.
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)
@@ -249,7 +285,8 @@ def run_and_report(
     with ArtifactWriter(out_dir) as artifacts:
         try:
             comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
-                                        progress=display, store_setting=store_setting, artifacts=artifacts)
+                                        progress=display, store_setting=store_setting,
+                                        artifacts=artifacts, approved=approved)
         finally:
             if display is not None:
                 display.close()
@@ -266,7 +303,10 @@ def run_and_report(
 
 
 def exit_code(comparison: Comparison) -> int:
-    """`EXIT_ERRORED` if any image errored, else `EXIT_DIFFERENCES` if any differs, else `EXIT_SAME`."""
+    """`EXIT_SAME` when an approval carries over; else `EXIT_ERRORED` if any image errored, else
+    `EXIT_DIFFERENCES` if any differs, else `EXIT_SAME`."""
+    if comparison.approval is not None:
+        return EXIT_SAME
     if comparison.has_errors:
         return EXIT_ERRORED
     if comparison.has_differences:
@@ -280,7 +320,9 @@ def outcome_line(comparison: Comparison, reports: dict[str, Path], code: int) ->
     differing = [f"{summary[s]} {s}" for s in (Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED)
                  if summary[s]]
     parts = []
-    if code == EXIT_SAME:
+    if comparison.approval is not None:
+        parts.append(f"approved changes carried over from {_shown(comparison.approval.carried_over_from)}")
+    elif code == EXIT_SAME:
         parts.append(f"no differences in {summary['total']} images")
     if differing:
         parts.append("differences found: " + ", ".join(differing))
@@ -355,9 +397,10 @@ def _one_line(text: str | None, limit: int = 160) -> str:
 
 def _run_manifest(args: argparse.Namespace) -> int:
     try:
-        manifest, _ = manifest_from_folder(args.folder)
+        manifest, _ = manifest_from_folder(args.folder, follow_symlinks=args.follow_symlinks)
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
+    _note_left_out(manifest.unreadable)
     if args.output is None:
         text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False)
         sys.stdout.write(_printable_json(text) + "\n")
@@ -387,6 +430,11 @@ def _printable_json(text: str) -> str:
 def _json_escape(char: str) -> str:
     units = char.encode("utf-16-be", "surrogatepass")
     return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+def _note_left_out(unreadable: dict[str, str]) -> None:
+    for name, reason in list(unreadable.items())[:_LISTED]:
+        _error(f"left out {_shown(name)}: {reason}", prefix="snapcompare: ")
+    if len(unreadable) > _LISTED:
+        _error(f"left out {len(unreadable) - _LISTED} more files", prefix="snapcompare: ")
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -7,8 +7,18 @@ The JSON format is the one Sentry's snapshot pipeline uses::
                                 "tags": {...}}},
      "diff_threshold": 0.0, "selective": false, "all_image_file_names": ["..."]}
 
-Only ``images`` and each image's ``content_hash`` are required. Optional fields may be absent or
-``null``; unknown fields are allowed and kept (in ``extra``) so a manifest round-trips.
+Validation follows Sentry's ``SnapshotManifest``/``ImageMetadata`` models: each image needs
+``content_hash``, ``width`` and ``height`` (integers >= 0; absent sizes are accepted unless
+`parse_manifest` is given ``require_sizes``, as the comparison's inputs are by default); ``diff_threshold`` is in ``[0, 1)``; ``tags`` is
+coerced the way Sentry coerces it (a list becomes ``{tag: tag}``, an object's keys and values
+become strings, anything else ``null``); ``canvas_theme`` other than ``"light"``/``"dark"``
+becomes ``null``; a repeated JSON key keeps its last value. ``all_image_file_names_as_regex``
+(RE2 patterns, matched against the whole name) is the pattern form of ``all_image_file_names``;
+the two are mutually exclusive. Where snapcompare is stricter than Sentry's models it refuses
+what Sentry's upload API refuses: every uploaded image must be declared by the list or the
+patterns when one is given. It also requires sha256 hex hashes (Sentry takes any string; its
+uploads are sha256) and strict JSON types (Sentry's models also take ``"3"`` for ``3``).
+Unknown fields are kept (in ``extra``) so a manifest round-trips.
 """
 
 from __future__ import annotations
@@ -17,11 +27,13 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+import re2
 from PIL import Image, UnidentifiedImageError
 
 from fetchers.keys import is_sha256_hex
@@ -30,8 +42,12 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 """File suffixes (matched case-insensitively) that `manifest_from_folder` treats as images."""
 
 _IMAGE_FIELDS = ("content_hash", "width", "height", "display_name", "group", "diff_threshold",
-                 "tags")
-_MANIFEST_FIELDS = ("images", "diff_threshold", "selective", "all_image_file_names")
+                 "tags", "canvas_theme")
+_MANIFEST_FIELDS = ("images", "diff_threshold", "selective", "all_image_file_names",
+                    "all_image_file_names_as_regex")
+_CANVAS_THEMES = ("light", "dark")
+_SHOWN_VALUE = 40
+"""Longest value (as written by repr) quoted in a message; longer ones are described."""
 
 
 class ManifestError(ValueError):
@@ -58,7 +74,8 @@ class ImageEntry:
 
     ``content_hash`` is lowercase sha256 hex; ``width`` and ``height`` are the sizes the build
     declared (``None`` when unknown); ``diff_threshold`` overrides the manifest's for this
-    image; ``tags`` is kept as given; ``extra`` holds unknown fields as-is.
+    image; ``tags`` is a str -> str map (coerced as Sentry coerces it) or None;
+    ``canvas_theme`` is ``"light"``, ``"dark"`` or None; ``extra`` holds unknown fields as-is.
     """
 
     name: str
@@ -70,6 +87,7 @@ class ImageEntry:
     diff_threshold: float | None = None
     tags: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    canvas_theme: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,9 +95,12 @@ class Manifest:
     """The images of one build, keyed by file name, with the build-wide options.
 
     ``selective`` says the build uploaded only some of its images; ``all_image_file_names``,
-    when given, lists every image the build has, uploaded or not. ``source`` names the file or
-    folder the manifest came from and is not part of equality; ``extra`` holds unknown
-    top-level fields as-is.
+    when given, lists every image the build has, uploaded or not; ``image_name_patterns``
+    (``all_image_file_names_as_regex``) says the same with RE2 patterns, see
+    `declared_names`. ``source`` names the file or folder the manifest came from and is not
+    part of equality; ``extra`` holds unknown top-level fields as-is. ``unreadable`` (folder
+    manifests only) maps the names of image files that could not be read to why; they have no
+    entry in ``images``.
     """
 
     images: Mapping[str, ImageEntry]
@@ -88,6 +109,21 @@ class Manifest:
     all_image_file_names: frozenset[str] | None = None
     source: str = field(default="", compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    image_name_patterns: tuple[str, ...] | None = None
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+    def declared_names(self) -> Callable[[str], bool] | None:
+        """Whether a name is among the build's declared images; None when none are declared.
+
+        The literal list is a set; each pattern must match the whole name (RE2 ``fullmatch``),
+        and a name is declared when any pattern matches it.
+        """
+        if self.all_image_file_names is not None:
+            return self.all_image_file_names.__contains__
+        if self.image_name_patterns is not None:
+            compiled = [_compile_pattern(pattern) for pattern in self.image_name_patterns]
+            return lambda name: any(regex.fullmatch(name) for regex in compiled)
+        return None
 
 
 class FolderManifest(NamedTuple):
@@ -97,23 +133,28 @@ class FolderManifest(NamedTuple):
     paths: dict[str, Path]
 
 
-def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read and validate the JSON manifest at ``path``.
+def load_manifest(path: str | os.PathLike[str], *, require_sizes: bool = False) -> Manifest:
+    """Read and validate the JSON manifest at ``path`` (see `parse_manifest`).
 
     Raises `ManifestError` when it is malformed, `OSError` when it cannot be read.
     """
-    return parse_manifest(Path(path).read_bytes(), os.fspath(path))
+    return parse_manifest(Path(path).read_bytes(), os.fspath(path), require_sizes=require_sizes)
 
 
-def parse_manifest(data: bytes | str | Mapping[str, Any], source: str) -> Manifest:
+def parse_manifest(
+    data: bytes | str | Mapping[str, Any], source: str, *, require_sizes: bool = False
+) -> Manifest:
     """Validate a manifest given as JSON text or as already-decoded JSON.
 
     ``source`` names where it came from, for error messages and `Manifest.source`. Hashes are
-    normalised to lowercase. Raises `ManifestError` naming the field or JSON position at fault.
+    normalised to lowercase. With ``require_sizes`` (as `compare_builds` and the CLI parse,
+    unless told otherwise) every image needs ``width`` and ``height``, as in Sentry; without
+    it they may be left out, and are then read from the images' headers. Raises `ManifestError` naming
+    the field or JSON position at fault; input is never echoed beyond short values.
     """
     if isinstance(data, (bytes, str)):
-        data = _decode_json(data, source)
-    return _Validator(source).manifest(data)
+        data = decode_json(data, source)
+    return _Validator(source, require_sizes).manifest(data)
 
 
 def dump_manifest(manifest: Manifest) -> dict[str, Any]:
@@ -127,6 +168,8 @@ def dump_manifest(manifest: Manifest) -> dict[str, Any]:
     out["selective"] = manifest.selective
     if manifest.all_image_file_names is not None:
         out["all_image_file_names"] = sorted(manifest.all_image_file_names)
+    if manifest.image_name_patterns is not None:
+        out["all_image_file_names_as_regex"] = list(manifest.image_name_patterns)
     return _with_extra(out, manifest.extra)
 
 
@@ -136,21 +179,27 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
-def manifest_from_folder(folder: str | os.PathLike[str]) -> FolderManifest:
+def manifest_from_folder(
+    folder: str | os.PathLike[str], *, follow_symlinks: bool = False
+) -> FolderManifest:
     """Build the manifest of a folder of images, and the path of each image's file.
 
     Every file under ``folder`` (recursively) whose suffix is in `IMAGE_EXTENSIONS` is an image,
     named by its POSIX path relative to ``folder``. Hidden files and folders (name starting
-    with ``.``) are left out; symlinked files are read, symlinked folders are not entered. The
-    hash is the sha256 of the file's bytes, read in a stream; the size comes from the image
-    header without decoding pixels. A file Pillow cannot identify (or refuses as a
-    decompression bomb) still gets an entry, with unknown size, so it is compared like any
-    other and ends errored if it must be decoded, rather than vanishing. Images are in name
-    order.
+    with ``.``) are left out; symlinked folders are not entered; a symlinked file is read when
+    it resolves inside ``folder``, or anywhere with ``follow_symlinks``. The hash is the sha256
+    of the file's bytes, read in a stream; the size comes from the image header without
+    decoding pixels. A file Pillow cannot identify (or refuses as a decompression bomb) still
+    gets an entry, with unknown size, so it is compared like any other and ends errored if it
+    must be decoded, rather than vanishing. A file that cannot be read, a symlink leading out
+    of the folder, or a header Pillow rejects for another reason (such as an oversized text or
+    ICC chunk) gets no entry: it is listed in `Manifest.unreadable` with the reason, and a
+    comparison reports it errored. Images are in name order.
     """
     root = Path(folder)
     if not root.is_dir():
         raise NotADirectoryError(f"{os.fspath(folder)}: not a folder")
+    real_root = root.resolve()
     paths: dict[str, Path] = {}
     for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -159,64 +208,107 @@ def manifest_from_folder(folder: str | os.PathLike[str]) -> FolderManifest:
                 continue
             path = Path(dirpath, filename)
             paths[path.relative_to(root).as_posix()] = path
-    paths = {name: paths[name] for name in sorted(paths)}
-    images = {name: _describe_file(name, path) for name, path in paths.items()}
-    return FolderManifest(Manifest(images=images, source=os.fspath(folder)), paths)
+    images: dict[str, ImageEntry] = {}
+    unreadable: dict[str, str] = {}
+    readable: dict[str, Path] = {}
+    for name in sorted(paths):
+        path = paths[name]
+        if not follow_symlinks and path.is_symlink() and not _inside(path, real_root):
+            unreadable[name] = ("a symlink leading outside the input folder; not read "
+                                "(pass --follow-symlinks to read it)")
+            continue
+        try:
+            images[name] = _describe_file(name, path)
+        except _Unreadable as exc:
+            unreadable[name] = exc.reason
+            continue
+        readable[name] = path
+    manifest = Manifest(images=images, source=os.fspath(folder), unreadable=unreadable)
+    return FolderManifest(manifest, readable)
 
 
 def _raise(error: OSError) -> None:
     raise error
 
 
+def _inside(path: Path, real_root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # a symlink loop resolves nowhere
+        return False
+
+
+class _Unreadable(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 def _describe_file(name: str, path: Path) -> ImageEntry:
-    with path.open("rb") as file:
-        content_hash = hashlib.file_digest(file, "sha256").hexdigest()
-        file.seek(0)
-        width, height = _header_size(file)
+    try:
+        with path.open("rb") as file:
+            content_hash = hashlib.file_digest(file, "sha256").hexdigest()
+            file.seek(0)
+            width, height = _header_size(file)
+    except OSError as exc:
+        raise _Unreadable(f"cannot read the file: {exc.strerror or type(exc).__name__}") from None
     return ImageEntry(name=name, content_hash=content_hash, width=width, height=height)
 
 
 def _header_size(file: BinaryIO) -> tuple[int | None, int | None]:
     # Image.open reads only the header; pixels are decoded on first access, which never
     # happens here. Images too large for Pillow's bomb check are left sized None as well: the
-    # comparison re-checks sizes from the real headers before decoding anything.
+    # comparison re-checks sizes from the real headers before decoding anything. Pillow's
+    # other refusals (ValueError for a text or ICC chunk over its limit, and the like) make
+    # the file unreadable; their messages may quote the file's bytes, so only the kind is kept.
     try:
         with Image.open(file) as image:
             return image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError):
         return None, None
+    except Exception as exc:  # noqa: BLE001 - any header Pillow refuses is this image's problem
+        raise _Unreadable(f"image header rejected by Pillow ({type(exc).__name__})") from None
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
+class _TooManyDigits:
+    """Stands in for a JSON integer too long for Python to convert."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of repeated keys; for image names that would silently drop images.
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-def _decode_json(data: bytes | str, source: str) -> Any:
+def _parse_int(text: str) -> int | _TooManyDigits:
     try:
-        return json.loads(data, object_pairs_hook=_reject_duplicates)
+        return int(text)
+    except ValueError:  # over sys.get_int_max_str_digits()
+        return _TooManyDigits(len(text.lstrip("-")))
+
+
+def decode_json(data: bytes | str, source: str) -> Any:
+    """Decode JSON read from ``source``, raising `ManifestError` with the position at fault.
+
+    Like Sentry's orjson, a repeated key keeps its last value. Integers too long for Python to
+    convert and nesting too deep to decode are errors, not crashes.
+    """
+    try:
+        return json.loads(data, parse_int=_parse_int)
     except json.JSONDecodeError as e:
         raise ManifestError(source, f"line {e.lineno}, column {e.colno}",
                             f"invalid JSON: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise ManifestError(source, f"byte {e.start}",
                             f"not valid {e.encoding}: {e.reason}") from None
-    except _DuplicateKey as e:
-        raise ManifestError(source, "", f"duplicate key {_quote(e.key)}") from None
+    except RecursionError:
+        raise ManifestError(source, "", "invalid JSON: nested too deeply") from None
 
 
 def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def _compile_pattern(pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
 
 
 def _dump_entry(entry: ImageEntry) -> dict[str, Any]:
@@ -233,8 +325,9 @@ def _with_extra(known: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, An
 class _Validator:
     """Checks decoded JSON field by field, raising `ManifestError` with the field's path."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, require_sizes: bool) -> None:
         self.source = source
+        self.require_sizes = require_sizes
 
     def fail(self, location: str, message: str) -> ManifestError:
         return ManifestError(self.source, location, message)
@@ -247,14 +340,34 @@ class _Validator:
         images = data["images"]
         if not isinstance(images, Mapping):
             raise self.fail("images", f"expected a JSON object, got {_kind(images)}")
-        return Manifest(
+        listed = self.name_list(data.get("all_image_file_names"), "all_image_file_names")
+        patterns = self.patterns(data.get("all_image_file_names_as_regex"))
+        if listed is not None and patterns is not None:
+            raise self.fail("", "all_image_file_names and all_image_file_names_as_regex are "
+                            "mutually exclusive")
+        manifest = Manifest(
             images={self.name(n, "images"): self.entry(n, v) for n, v in images.items()},
             diff_threshold=self.threshold(data.get("diff_threshold"), "diff_threshold"),
             selective=self.boolean(data.get("selective"), "selective"),
-            all_image_file_names=self.name_list(data.get("all_image_file_names")),
+            all_image_file_names=frozenset(listed) if listed is not None else None,
             source=self.source,
             extra={k: v for k, v in data.items() if k not in _MANIFEST_FIELDS},
+            image_name_patterns=patterns,
         )
+        self.uploads_declared(manifest)
+        return manifest
+
+    def uploads_declared(self, manifest: Manifest) -> None:
+        # Sentry's upload API refuses an image missing from all_image_file_names; its
+        # comparison would report such an image both matched and removed.
+        declared = manifest.declared_names()
+        if declared is None:
+            return
+        field_name = ("all_image_file_names" if manifest.all_image_file_names is not None
+                      else "all_image_file_names_as_regex")
+        for name in manifest.images:
+            if not declared(name):
+                raise self.fail(f"images[{_quote(name)}]", f"uploaded but not declared by {field_name}")
 
     def entry(self, name: str, data: Any) -> ImageEntry:
         at = f"images[{_quote(name)}]"
@@ -268,37 +381,42 @@ class _Validator:
             display_name=self.text(data.get("display_name"), f"{at}.display_name"),
             group=self.text(data.get("group"), f"{at}.group"),
             diff_threshold=self.threshold(data.get("diff_threshold"), f"{at}.diff_threshold"),
-            tags=self.tags(data.get("tags"), f"{at}.tags"),
+            tags=_coerce_tags(data.get("tags")),
             extra={k: v for k, v in data.items() if k not in _IMAGE_FIELDS},
+            canvas_theme=data.get("canvas_theme") if data.get("canvas_theme") in _CANVAS_THEMES else None,
         )
 
     def name(self, value: Any, at: str) -> str:
         if not isinstance(value, str) or not value:
-            raise self.fail(at, f"image names must be non-empty strings, got {value!r}")
+            raise self.fail(at, f"image names must be non-empty strings, got {_shown(value)}")
         return value
 
     def content_hash(self, value: Any, at: str) -> str:
         if value is None:
             raise self.fail(at, "missing")
         if not is_sha256_hex(value):
-            raise self.fail(at, f"expected 64 hex characters (sha256), got {value!r}")
+            raise self.fail(at, f"expected 64 hex characters (sha256), got {_shown(value)}")
         return value.lower()
 
     def size(self, value: Any, at: str) -> int | None:
-        if value is not None and (not _is_int(value) or value <= 0):
-            raise self.fail(at, f"expected a positive integer, got {value!r}")
+        if value is None:
+            if self.require_sizes:
+                raise self.fail(at, "missing")
+            return None
+        if not _is_int(value) or value < 0:
+            raise self.fail(at, f"expected an integer >= 0, got {_shown(value)}")
         return value
 
     def threshold(self, value: Any, at: str) -> float | None:
         if value is None:
             return None
-        if not _is_number(value) or not 0 <= value <= 1:
-            raise self.fail(at, f"expected a number from 0 to 1, got {value!r}")
+        if not _is_number(value) or not 0 <= value < 1:
+            raise self.fail(at, f"expected a number >= 0 and < 1, got {_shown(value)}")
         return float(value)
 
     def boolean(self, value: Any, at: str) -> bool:
         if value is not None and not isinstance(value, bool):
-            raise self.fail(at, f"expected true or false, got {value!r}")
+            raise self.fail(at, f"expected true or false, got {_shown(value)}")
         return bool(value)
 
     def text(self, value: Any, at: str) -> str | None:
@@ -306,17 +424,43 @@ class _Validator:
             raise self.fail(at, f"expected a string, got {_kind(value)}")
         return value
 
-    def tags(self, value: Any, at: str) -> Any:
-        if value is not None and not isinstance(value, (Mapping, list)):
-            raise self.fail(at, f"expected a JSON object or array, got {_kind(value)}")
-        return value
-
-    def name_list(self, value: Any) -> frozenset[str] | None:
+    def name_list(self, value: Any, at: str) -> list[str] | None:
         if value is None:
             return None
         if not isinstance(value, list):
-            raise self.fail("all_image_file_names", f"expected a JSON array, got {_kind(value)}")
-        return frozenset(self.name(n, f"all_image_file_names[{i}]") for i, n in enumerate(value))
+            raise self.fail(at, f"expected a JSON array, got {_kind(value)}")
+        return [self.name(n, f"{at}[{i}]") for i, n in enumerate(value)]
+
+    def patterns(self, value: Any) -> tuple[str, ...] | None:
+        at = "all_image_file_names_as_regex"
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise self.fail(at, f"expected a JSON array, got {_kind(value)}")
+        for i, pattern in enumerate(value):
+            if not isinstance(pattern, str):
+                raise self.fail(f"{at}[{i}]", f"expected a string, got {_kind(pattern)}")
+            try:
+                _compile_pattern(pattern)
+            except re2.error:
+                raise self.fail(f"{at}[{i}]", f"invalid RE2 pattern {_shown(pattern)}") from None
+        return tuple(value)
+
+
+def _coerce_tags(value: Any) -> dict[str, str] | None:
+    """Sentry's ``coerce_tags``: an object's keys and values as strings, a list as {t: t}, else None."""
+    if isinstance(value, Mapping):
+        return {_py_str(k): _py_str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {_py_str(tag): _py_str(tag) for tag in value}
+    return None
+
+
+def _py_str(value: Any) -> str:
+    # Sentry applies Python's str() to decoded JSON: true -> "True", null -> "None".
+    if isinstance(value, _TooManyDigits):
+        return f"<{value.digits}-digit number>"
+    return str(value)
 
 
 def _is_int(value: Any) -> bool:
@@ -327,13 +471,24 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
+def _shown(value: Any) -> str:
+    """A short value as written in JSON, else what kind of value it is: input is never quoted at length."""
+    if isinstance(value, _TooManyDigits):
+        return f"a number with {value.digits} digits"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        text = json.dumps(value, ensure_ascii=True)
+        if len(text) <= _SHOWN_VALUE:
+            return text
+    return _kind(value)
+
+
 def _kind(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, _TooManyDigits)):
         return "a number"
     if isinstance(value, str):
         return "a string"

@@ -1,4 +1,10 @@
-"""Where the two sides of a comparison come from: a manifest file or a folder of images."""
+"""Where the two sides of a comparison come from: a manifest file, a manifest in the store, or a
+folder of images.
+
+A spec starting with ``store:`` names a key in the blob store (``store:1/2/42/manifest.json``),
+read with the store's ``fetch``; any other spec is a local path (write ``./store:x`` for a
+local file of that name).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetchers import BlobFetcher, BlobNotFound, ClosableFetcher
+from fetchers import BlobFetcher, BlobNotFound, ClosableFetcher, FetchError
 from fetchers.protocol import connection_limit
 from fetchers.backends.local import read_blob
 
-from .manifest import Manifest, load_manifest, manifest_from_folder
+from .manifest import Manifest, manifest_from_folder, parse_manifest
+
+STORE_PREFIX = "store:"
 
 
 class FolderFetcher(ClosableFetcher):
@@ -51,19 +59,52 @@ class Side:
     source: str
 
 
-def open_side(spec: str | os.PathLike[str], *, role: str) -> Side:
-    """Open ``spec`` (a manifest JSON file or a folder of images) as the ``role`` side.
+def open_side(
+    spec: str | os.PathLike[str],
+    *,
+    role: str,
+    store: BlobFetcher | None = None,
+    require_sizes: bool = True,
+    follow_symlinks: bool = False,
+) -> Side:
+    """Open ``spec`` (a manifest JSON file, ``store:KEY`` or a folder of images) as the ``role`` side.
 
-    Raises ValueError naming the input when it is neither.
+    ``require_sizes`` and ``follow_symlinks`` are passed on to the manifest parser and the
+    folder reader. Raises ValueError naming the input when it is none of these or cannot be
+    read (`ManifestError` when it is malformed), OSError when a local file fails.
     """
+    text = os.fspath(spec)
     path = Path(spec)
-    if path.is_dir():
-        manifest, paths = manifest_from_folder(path)
+    if not text.startswith(STORE_PREFIX) and path.is_dir():
+        manifest, paths = manifest_from_folder(path, follow_symlinks=follow_symlinks)
         by_hash = {manifest.images[name].content_hash: file for name, file in paths.items()}
         return Side(manifest, FolderFetcher(by_hash), str(path))
-    if path.is_file():
-        return Side(load_manifest(path), None, str(path))
-    raise ValueError(f"--{role} {str(spec)!r}: no such manifest file or image folder")
+    data, source = read_input(spec, store, f"--{role}", what="manifest file or image folder")
+    return Side(parse_manifest(data, source, require_sizes=require_sizes), None, source)
+
+
+def read_input(
+    spec: str | os.PathLike[str], store: BlobFetcher | None, setting: str, *, what: str = "file"
+) -> tuple[bytes, str]:
+    """The bytes of ``spec``, a local file or ``store:KEY``, and the name to report them by.
+
+    ``setting`` (such as ``--head``) and ``what`` word the errors, which are ValueErrors
+    naming the key or path; OSError when a local file exists but cannot be read.
+    """
+    text = os.fspath(spec)
+    if text.startswith(STORE_PREFIX):
+        key = text[len(STORE_PREFIX):]
+        if store is None:
+            raise ValueError(f"{setting} {text!r}: a store key needs a blob store: "
+                             "pass --store URL or set SNAPCOMPARE_STORE")
+        try:
+            return store.fetch(key), text
+        except FetchError as exc:
+            raise ValueError(f"{setting} {text!r}: {exc.message or 'cannot be fetched'}") from None
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"{setting} {text!r}: no such {what}")
+    return path.read_bytes(), text
 
 
 def combine_fetchers(base: Side, head: Side, store: BlobFetcher | None) -> BlobFetcher:

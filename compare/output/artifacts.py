@@ -1,7 +1,7 @@
 """The output folder of a comparison: diff masks, report previews and the reports, kept consistent.
 
 A run never changes a file the previous report refers to. Masks and previews are named after
-their content (``diff/<name>.<sha256 prefix>.png``), so a new run adds files beside the old ones
+their content (``diff/<name>.<sha256 prefix>.png``, a ``.png`` ending of the name dropped), so a new run adds files beside the old ones
 and reuses identical ones; the reports are then swapped in together, and only after that are
 the files the new reports do not refer to deleted. Until then an interrupted, killed or failed
 run leaves the previous reports and their files as they were, and removes what it added.
@@ -102,7 +102,7 @@ class ArtifactWriter:
 
     def mask(self, name: str, png: bytes) -> str:
         """Store image ``name``'s diff mask; return its key (its path relative to ``out_dir``)."""
-        return self._put("diff", f"{safe_file_name(name)}.{_digest(png)}.png", png)
+        return self._put("diff", f"{safe_file_name(name.removesuffix('.png'))}.{_digest(png)}.png", png)
 
     def previews(self, outcome: PairOutcome) -> dict[str, str] | None:
         """Store a pair's report previews, if it has any; return their keys by role."""

@@ -1,12 +1,16 @@
 """``comparison.json``: the machine-readable report, compatible with Sentry's comparison manifest.
 
-Sentry's fields: ``summary`` (``total`` and a count per status) and ``images`` keyed by file
-name with ``status, head_hash, base_hash, changed_pixels, total_pixels, diff_mask_key,
-before_width, before_height, after_width, after_height, reason, previous_image_file_name``.
+It validates as Sentry's ``ComparisonManifest``. Sentry's fields: ``head_artifact_id`` and
+``base_artifact_id`` (from the options, 0 when not given), ``summary`` (``total`` and a count
+per status) and ``images`` keyed by file name with ``status, head_hash, base_hash,
+changed_pixels, total_pixels, diff_mask_key, diff_mask_image_id, before_width, before_height,
+after_width, after_height, aligned_height, reason, previous_image_file_name``.
 snapcompare adds per image ``diff_ratio, aa_pixels, bbox`` (``[x0, y0, x1, y1]``, exclusive
 ends), ``diff_threshold`` (the share of changed pixels the image was judged against),
 ``detail`` (what went wrong, in words) and ``previews``; and at the top level ``options``,
-``algorithm_version``, ``base_source``, ``head_source`` and ``stats``. Every image has every
+``algorithm_version``, ``base_source``, ``head_source``, ``stats`` and ``approval``
+(``{"carried_over_from", "fingerprint"}`` when an approved comparison carries over, else
+``null``). Every image has every
 field, ``null`` when it does not apply. Images are in name order, so equal comparisons give
 equal bytes.
 """
@@ -25,7 +29,10 @@ from ..model import ALGORITHM_VERSION, Comparison, ImageResult
 def comparison_dict(comparison: Comparison) -> dict[str, Any]:
     """Return the report as JSON-ready data (what `render_json` writes)."""
     options = comparison.options
+    approval = comparison.approval
     return {
+        "head_artifact_id": options.head_artifact_id,
+        "base_artifact_id": options.base_artifact_id,
         "summary": comparison.summary,
         "images": {
             name: image_dict(comparison.images[name]) for name in sorted(comparison.images)
@@ -40,6 +47,10 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
         "base_source": comparison.base_source,
         "head_source": comparison.head_source,
         "stats": dict(sorted(comparison.stats.items())),
+        "approval": None if approval is None else {
+            "carried_over_from": approval.carried_over_from,
+            "fingerprint": approval.fingerprint,
+        },
     }
 
 

@@ -244,7 +244,7 @@ def test_a_full_disk_fails_naming_the_file_and_keeps_the_previous_output(tmp_pat
     monkeypatch.setattr(os, "write", real_write)
 
     assert code == cli.EXIT_FAILED
-    assert stderr.startswith(f"snapcompare: error: the comparison failed: {out}/diff/a.png.")
+    assert stderr.startswith(f"snapcompare: error: the comparison failed: {out}/diff/a.")
     assert stderr.rstrip().endswith(": No space left on device")
     assert snapshot(out) == before
 

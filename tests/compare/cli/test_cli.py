@@ -178,6 +178,7 @@ def test_every_status_and_reason_from_s3(s3_store, tmp_path, capsys):
     code, stdout, stderr = run(
         capsys, "compare", "--base", base.write(tmp_path / "base.json"), "--head",
         head.write(tmp_path / "head.json"), "--store", store, "--out", out, "--max-pixels", "40000",
+        "--allow-unsized",
     )
 
     assert code == EXIT_ERRORED

@@ -111,7 +111,7 @@ def test_hashes_are_normalised_to_lowercase():
 
 
 def test_integral_thresholds_are_floats():
-    manifest = parse_manifest({"images": {"a.png": {"content_hash": HASH_A, "diff_threshold": 1}},
+    manifest = parse_manifest({"images": {"a.png": {"content_hash": HASH_A, "diff_threshold": 0}},
                                "diff_threshold": 0}, "m.json")
     assert manifest.diff_threshold == 0.0 and isinstance(manifest.diff_threshold, float)
     assert isinstance(manifest.images["a.png"].diff_threshold, float)
@@ -145,49 +145,64 @@ FEED = ("images", "home/feed.png")
          'head.json: images["home/feed.png"].content_hash: missing'),
         (_with((*FEED, "content_hash"), "xyz"),
          'head.json: images["home/feed.png"].content_hash: expected 64 hex characters (sha256), '
-         "got 'xyz'"),
+         'got "xyz"'),
         (_with((*FEED, "content_hash"), "g" * 64),
          'images["home/feed.png"].content_hash: expected 64 hex characters'),
         (_with((*FEED, "content_hash"), HASH_A + "0"),
          'images["home/feed.png"].content_hash: expected 64 hex characters'),
         (_with((*FEED, "content_hash"), 12),
          'images["home/feed.png"].content_hash: expected 64 hex characters'),
-        (_with((*FEED, "width"), 0),
-         'head.json: images["home/feed.png"].width: expected a positive integer, got 0'),
+        (_with((*FEED, "width"), -1),
+         'head.json: images["home/feed.png"].width: expected an integer >= 0, got -1'),
         (_with((*FEED, "height"), -3),
-         'head.json: images["home/feed.png"].height: expected a positive integer, got -3'),
+         'head.json: images["home/feed.png"].height: expected an integer >= 0, got -3'),
         (_with((*FEED, "height"), 10.5),
-         'images["home/feed.png"].height: expected a positive integer, got 10.5'),
+         'images["home/feed.png"].height: expected an integer >= 0, got 10.5'),
         (_with((*FEED, "width"), "1170"),
-         "images[\"home/feed.png\"].width: expected a positive integer, got '1170'"),
+         'images["home/feed.png"].width: expected an integer >= 0, got "1170"'),
         (_with((*FEED, "width"), True),
-         'images["home/feed.png"].width: expected a positive integer, got True'),
+         'images["home/feed.png"].width: expected an integer >= 0, got true'),
         (_with((*FEED, "diff_threshold"), 1.5),
-         'head.json: images["home/feed.png"].diff_threshold: expected a number from 0 to 1, '
+         'head.json: images["home/feed.png"].diff_threshold: expected a number >= 0 and < 1, '
          "got 1.5"),
+        (_with((*FEED, "diff_threshold"), 1.0),
+         'images["home/feed.png"].diff_threshold: expected a number >= 0 and < 1, got 1.0'),
         (_with((*FEED, "diff_threshold"), -0.1),
-         'images["home/feed.png"].diff_threshold: expected a number from 0 to 1'),
+         'images["home/feed.png"].diff_threshold: expected a number >= 0 and < 1'),
         (_with((*FEED, "diff_threshold"), "0.1"),
-         'images["home/feed.png"].diff_threshold: expected a number from 0 to 1'),
+         'images["home/feed.png"].diff_threshold: expected a number >= 0 and < 1'),
         (_with((*FEED, "diff_threshold"), float("nan")),
-         'images["home/feed.png"].diff_threshold: expected a number from 0 to 1'),
+         'images["home/feed.png"].diff_threshold: expected a number >= 0 and < 1'),
         (_with((*FEED, "display_name"), 5),
          'head.json: images["home/feed.png"].display_name: expected a string, got a number'),
         (_with((*FEED, "group"), ["a"]),
          'head.json: images["home/feed.png"].group: expected a string, got an array'),
-        (_with((*FEED, "tags"), "dark"),
-         'head.json: images["home/feed.png"].tags: expected a JSON object or array, got a string'),
-        (_with(("diff_threshold",), 2),
-         "head.json: diff_threshold: expected a number from 0 to 1, got 2"),
-        (_with(("selective",), "yes"), "head.json: selective: expected true or false, got 'yes'"),
+        (_with(("diff_threshold",), 1),
+         "head.json: diff_threshold: expected a number >= 0 and < 1, got 1"),
+        (_with(("selective",), "yes"), 'head.json: selective: expected true or false, got "yes"'),
         (_with(("all_image_file_names",), "a.png"),
          "head.json: all_image_file_names: expected a JSON array, got a string"),
         (_with(("all_image_file_names",), ["a.png", ""]),
-         "head.json: all_image_file_names[1]: image names must be non-empty strings, got ''"),
+         'head.json: all_image_file_names[1]: image names must be non-empty strings, got ""'),
         (_with(("all_image_file_names",), ["a.png", 3]),
          "head.json: all_image_file_names[1]: image names must be non-empty strings, got 3"),
         (_with(("images", ""), {"content_hash": HASH_A}),
-         "head.json: images: image names must be non-empty strings, got ''"),
+         'head.json: images: image names must be non-empty strings, got ""'),
+        (_with(("all_image_file_names",), ["home/feed.png", "help.png"]),
+         'head.json: images["settings.png"]: uploaded but not declared by all_image_file_names'),
+        ({**FULL, "all_image_file_names_as_regex": ["x"]},
+         "head.json: all_image_file_names and all_image_file_names_as_regex are mutually exclusive"),
+        ({**_with(("all_image_file_names",), ...), "all_image_file_names_as_regex": ["home/.*"]},
+         'head.json: images["settings.png"]: uploaded but not declared by '
+         "all_image_file_names_as_regex"),
+        ({**_with(("all_image_file_names",), ...), "all_image_file_names_as_regex": "x"},
+         "head.json: all_image_file_names_as_regex: expected a JSON array, got a string"),
+        ({**_with(("all_image_file_names",), ...), "all_image_file_names_as_regex": [".*", 1]},
+         "head.json: all_image_file_names_as_regex[1]: expected a string, got a number"),
+        ({**_with(("all_image_file_names",), ...), "all_image_file_names_as_regex": ["a(?=b)"]},
+         'head.json: all_image_file_names_as_regex[0]: invalid RE2 pattern "a(?=b)"'),
+        ({**_with(("all_image_file_names",), ...), "all_image_file_names_as_regex": [r"(a)\1"]},
+         'head.json: all_image_file_names_as_regex[0]: invalid RE2 pattern "(a)\\\\1"'),
     ],
 )
 def test_each_invalid_field_is_named_with_the_file(data, message):
@@ -213,11 +228,58 @@ def test_undecodable_bytes_are_a_manifest_error():
         parse_manifest(b'{"images": {"\xff": {}}}', "m.json")
 
 
-def test_repeated_image_names_are_rejected_not_silently_merged():
+def test_a_repeated_key_keeps_its_last_value_as_in_sentry():
     text = '{"images": {"a.png": {"content_hash": "%s"}, "a.png": {"content_hash": "%s"}}}' % (
         HASH_A, HASH_B)
-    with pytest.raises(ManifestError, match='^m.json: duplicate key "a.png"$'):
-        parse_manifest(text, "m.json")
+    assert parse_manifest(text, "m.json").images["a.png"].content_hash == HASH_B
+
+
+@pytest.mark.parametrize(("tags", "expected"), [
+    (["dark", 1], {"dark": "dark", "1": "1"}),
+    ({"k": True, "n": None, "x": 1.5}, {"k": "True", "n": "None", "x": "1.5"}),
+    (42, None), ("dark", None), (None, None),
+])
+def test_tags_are_coerced_as_sentry_coerces_them(tags, expected):
+    manifest = parse_manifest({"images": {"a.png": {"content_hash": HASH_A, "tags": tags}}}, "m")
+    assert manifest.images["a.png"].tags == expected
+
+
+@pytest.mark.parametrize(("theme", "expected"), [("light", "light"), ("dark", "dark"),
+                                                 ("sepia", None), (1, None)])
+def test_unknown_canvas_themes_become_none(theme, expected):
+    entry = {"content_hash": HASH_A, "canvas_theme": theme}
+    assert parse_manifest({"images": {"a.png": entry}}, "m").images["a.png"].canvas_theme == expected
+
+
+def test_sizes_are_required_when_asked_and_zero_is_a_size():
+    entry = {"content_hash": HASH_A, "width": 0}
+    with pytest.raises(ManifestError, match=r'^m: images\["a.png"\].height: missing$'):
+        parse_manifest({"images": {"a.png": entry}}, "m", require_sizes=True)
+    sized = parse_manifest({"images": {"a.png": {**entry, "height": 0}}}, "m", require_sizes=True)
+    assert (sized.images["a.png"].width, sized.images["a.png"].height) == (0, 0)
+
+
+def test_regex_declared_names_match_the_whole_name():
+    manifest = parse_manifest({"images": {}, "all_image_file_names_as_regex": [r"login\.png", "b.*"]},
+                              "m")
+    declared = manifest.declared_names()
+    assert [declared(n) for n in ("login.png", "screens/login.png", "bar.png", "abar")] == [
+        True, False, True, False]
+    assert dump_manifest(manifest)["all_image_file_names_as_regex"] == [r"login\.png", "b.*"]
+
+
+def test_a_deeply_nested_manifest_is_an_error_naming_the_file():
+    with pytest.raises(ManifestError, match="^deep.json: invalid JSON: nested too deeply$"):
+        parse_manifest('{"images": {}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "deep.json")
+
+
+def test_a_5000_digit_width_names_file_and_field_without_echoing_it():
+    text = '{"images": {"a.png": {"content_hash": "%s", "width": %s, "height": 1}}}' % (
+        HASH_A, "9" * 5000)
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, "big.json")
+    assert str(caught.value) == (
+        'big.json: images["a.png"].width: expected an integer >= 0, got a number with 5000 digits')
 
 
 def test_manifest_error_survives_pickling():
@@ -273,18 +335,16 @@ _entries = st.fixed_dictionaries(
         "height": st.integers(1, 10_000),
         "display_name": st.text(max_size=8),
         "group": st.text(max_size=8),
-        "diff_threshold": st.floats(0, 1),
-        "tags": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2)
-        | st.lists(st.text(max_size=4), max_size=2),
+        "diff_threshold": st.floats(0, 1, exclude_max=True),
+        "tags": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
         "x-extra": _json_scalars,
     },
 )
 _manifests = st.fixed_dictionaries(
     {"images": st.dictionaries(_names, _entries, max_size=5)},
     optional={
-        "diff_threshold": st.floats(0, 1),
+        "diff_threshold": st.floats(0, 1, exclude_max=True),
         "selective": st.booleans(),
-        "all_image_file_names": st.lists(_names, max_size=5),
         "build": _json_scalars,
     },
 )

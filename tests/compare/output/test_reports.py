@@ -35,7 +35,7 @@ CHANGED_COLOUR = (255, 0, 255)
 SENTRY_FIELDS = {
     "status", "head_hash", "base_hash", "changed_pixels", "total_pixels", "diff_mask_key",
     "before_width", "before_height", "after_width", "after_height", "reason",
-    "previous_image_file_name",
+    "previous_image_file_name", "diff_mask_image_id", "aligned_height",
 }
 OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews"}
 
@@ -275,6 +275,7 @@ def test_json_images_have_every_field_in_name_order(
             "after": "previews/feed.after.png", "before": "previews/feed.before.png",
             "diff": "previews/feed.diff.png",
         },
+        "diff_mask_image_id": None, "aligned_height": None,
     }
     assert report["images"]["huge.png"]["reason"] == "exceeds_pixel_limit"
     assert report["images"]["huge.png"]["detail"].startswith("canvas 9000x9000")

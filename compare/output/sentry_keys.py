@@ -1,0 +1,63 @@
+"""Sentry's names for a comparison's masks, and the per-image fields Sentry fills for diffed images.
+
+Sentry stores a diff mask at ``{org}/{project}/{head_artifact_id}/{base_artifact_id}/diff/
+{stem}.png`` and reports that key as ``diff_mask_key`` and the same key without
+``{org}/{project}/`` as ``diff_mask_image_id``. ``stem`` is the image name with ``\\``
+turned into ``/``, leading and trailing ``/`` stripped and everything after its last ``.``
+dropped, so ``a.png`` and ``a.jpg`` share a stem (and, in Sentry, a mask).
+
+A local run writes masks under the output folder instead (`compare.output.artifacts`), and
+its ``diff_mask_key`` is the mask's path relative to that folder (Sentry's model takes any
+string there). ``diff_mask_image_id`` is Sentry's form whatever the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..imaging.png import encode_mask
+from ..model import Comparison, ImageResult, Status
+from .artifacts import ArtifactWriter
+
+
+def path_stem(name: str) -> str:
+    """Sentry's ``_image_name_to_path_stem``: ``dir\\sub/x.y.png`` -> ``dir/sub/x.y``, ``v1.2/home`` -> ``v1``."""
+    stem = name.replace("\\", "/").strip("/")
+    return stem.rsplit(".", 1)[0] if "." in stem else stem
+
+
+def mask_image_id(head_artifact_id: int, base_artifact_id: int, name: str) -> str:
+    """Sentry's ``diff_mask_image_id`` of image ``name``."""
+    return f"{head_artifact_id}/{base_artifact_id}/diff/{path_stem(name)}.png"
+
+
+def fill_sentry_fields(comparison: Comparison, masks: ArtifactWriter) -> Comparison:
+    """Give every diffed image Sentry's ``diff_mask_key``, ``diff_mask_image_id`` and ``aligned_height``.
+
+    Sentry writes a mask for ``unchanged`` diffs too (all zero); the engine writes masks only
+    for changed pixels, so the empty ones are written here.
+    """
+    options = comparison.options
+    images = dict(comparison.images)
+    for name, result in images.items():
+        if result.status not in (Status.CHANGED, Status.UNCHANGED) or result.total_pixels is None:
+            continue
+        width, height = _canvas(result)
+        key = result.diff_mask_key
+        if key is None:
+            key = masks.mask(name, encode_mask(np.zeros((height, width), dtype=bool)))
+        images[name] = replace(
+            result,
+            diff_mask_key=key,
+            diff_mask_image_id=mask_image_id(options.head_artifact_id, options.base_artifact_id, name),
+            aligned_height=height,
+        )
+    return replace(comparison, images=images)
+
+
+def _canvas(result: ImageResult) -> tuple[int, int]:
+    width = max(result.before_width or 0, result.after_width or 0)
+    height = max(result.before_height or 0, result.after_height or 0)
+    return width, height
