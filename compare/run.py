@@ -7,10 +7,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
+from fetchers import BlobFetcher, ClosableFetcher
 
+from .engine.chunks import open_store, plan
 from .engine.run import Progress, run_comparison
-from .inputs.sources import combine_fetchers, open_side
+from .inputs.sources import Side, combine_fetchers, open_side
 from .model import CompareOptions, Comparison, InputError
 from .output.artifacts import ArtifactWriter
 
@@ -24,6 +25,7 @@ def compare_builds(
     options: CompareOptions | None = None,
     progress: Callable[[Progress], None] | None = None,
     store_setting: str = "store",
+    scheduler: str | None = None,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
@@ -31,7 +33,9 @@ def compare_builds(
     `fetchers.fetcher_from_url`, or a fetcher) serves the blobs of manifest files; folders
     serve their own files. Diff masks and report previews are written under ``out_dir``
     (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
-    the store came from in messages.
+    the store came from in messages. With ``scheduler`` (``tcp://host:8786`` or ``local:N``)
+    the pixel diffs run on that Dask cluster (the ``dask`` extra; both builds must be manifests
+    and ``store`` a URL the workers can reach).
 
     Raises `InputError` naming the input when a build, the store or ``out_dir`` cannot be used.
     """
@@ -56,6 +60,8 @@ def compare_builds(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"--out: {describe_os_error(exc)}") from None
+        if scheduler is not None:
+            return _compare_on_cluster(base_side, head_side, store, scheduler, out, options, progress)
         return run_comparison(
             base_side.manifest,
             head_side.manifest,
@@ -66,10 +72,29 @@ def compare_builds(
         )
 
 
+def _compare_on_cluster(
+    base: Side,
+    head: Side,
+    store: str | BlobFetcher | None,
+    scheduler: str,
+    out: Path,
+    options: CompareOptions,
+    progress: Callable[[Progress], None] | None,
+) -> Comparison:
+    if base.fetcher is not None or head.fetcher is not None or not isinstance(store, str):
+        raise InputError("--scheduler: both builds must be manifests and the store a URL the workers can reach")
+    try:
+        from .engine.distributed import run_on_cluster
+    except ImportError as exc:
+        raise InputError(f"--scheduler: {exc}") from None
+    comparison_plan = plan(base.manifest, head.manifest, options)
+    return run_on_cluster(comparison_plan, store, scheduler, artifacts=ArtifactWriter(out), progress=progress)
+
+
 def _open_store(url: str, setting: str, options: CompareOptions) -> ClosableFetcher:
     # The URL itself is never echoed: it may carry tokens in its query.
     try:
-        return fetcher_from_url(url, max_connections=options.fetch_workers)
+        return open_store(url, options)
     except ImportError as exc:
         raise InputError(f"{setting}: {exc}") from None
     except ValueError as exc:

@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", required=True, type=Path, metavar="DIR",
                          help="folder for the reports and diff masks (created if needed)")
     _add_options(compare)
+    _add_scheduler_options(compare)
     compare.set_defaults(run=_run_compare)
 
     manifest = commands.add_parser(
@@ -157,6 +158,14 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
 
 
+def _add_scheduler_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the pixel diffs on a Dask cluster (extra 'dask'): tcp://HOST:8786 "
+                        "for a running scheduler, or local:N for N local worker processes; the "
+                        "builds must be manifests and the workers read store credentials from "
+                        "their own environment")
+
+
 def _fraction(text: str) -> float:
     try:
         return check_fraction("value", float(text))
@@ -197,7 +206,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     store_url, setting = (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
     code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
-                             store_setting=setting, quiet=args.quiet)
+                             store_setting=setting, quiet=args.quiet, scheduler=args.scheduler)
     return code
 
 
@@ -210,17 +219,20 @@ def run_and_report(
     *,
     store_setting: str = "--store",
     quiet: bool = False,
+    scheduler: str | None = None,
 ) -> tuple[int, dict[str, Path]]:
     """Compare ``head`` against ``base``, write the reports and print the outcome.
 
     Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
-    came from, for messages. Raises `InputError` when an input or the store cannot be opened.
+    came from, for messages; ``scheduler`` names a Dask cluster to diff on (see
+    `compare.run.compare_builds`). Raises `InputError` when an input or the store cannot be
+    opened.
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)
     try:
         comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
-                                    progress=display, store_setting=store_setting)
+                                    progress=display, store_setting=store_setting, scheduler=scheduler)
     finally:
         if display is not None:
             display.close()
