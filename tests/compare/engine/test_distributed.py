@@ -6,6 +6,10 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from testing.s3 import REGION  # noqa: E402
 
 from .test_run import png  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[3]
 AWS_SECRET = f"aws-secret-{uuid.uuid4().hex}"
 OBJECTSTORE_TOKEN = f"objectstore-token-{uuid.uuid4().hex}"
 OPTIONS = CompareOptions(workers=1, fetch_workers=2, max_memory=128 * 1024 * 1024)
@@ -52,6 +57,7 @@ def cluster(s3_server, tmp_path_factory):
         env.setenv("AWS_EC2_METADATA_DISABLED", "true")
         env.setenv(OBJECTSTORE_TOKEN_ENV, OBJECTSTORE_TOKEN)
         children_before = {p.pid for p in psutil.Process().children(recursive=True)}
+        threads_before = set(threading.enumerate())
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as running:
             yield running
         # multiprocessing's resource tracker lives as long as this process, by design.
@@ -59,6 +65,9 @@ def cluster(s3_server, tmp_path_factory):
                     if p.pid not in children_before and p.status() != psutil.STATUS_ZOMBIE
                     and not any("resource_tracker" in part for part in p.cmdline())]
         assert not leftover, f"worker processes left running: {leftover}"
+        # Dask keeps one offload thread per process for good; nothing else may stay behind.
+        threads = [t for t in set(threading.enumerate()) - threads_before if not t.name.startswith("Dask-Offload")]
+        assert not threads, f"threads left running: {threads}"
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +278,31 @@ def test_no_secret_is_sent_to_the_scheduler(cluster, builds, s3_url, objectstore
     for secret in (AWS_SECRET, OBJECTSTORE_TOKEN):
         assert secret.encode() not in sent
         assert secret.encode("utf-16-le") not in sent
+
+
+def test_an_interrupt_cancels_the_run_and_stops_its_cluster(builds, objectstore, objectstore_url, tmp_path):
+    port = int(objectstore.url.rsplit(":", 1)[1])
+    with LatencyProxy("127.0.0.1", port, rtt=0.5) as proxy:
+        url = objectstore_url.replace(objectstore.url, proxy.url)
+        command = [sys.executable, "-c", "import sys; from compare.cli import main; sys.exit(main())",
+                   "compare", "--base", str(builds.base), "--head", str(builds.head), "--store", url,
+                   "--out", str(tmp_path / "out"), "--fetch-workers", "1", "--workers", "1",
+                   "--scheduler", "local:1"]
+        run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, OBJECTSTORE_TOKEN_ENV: OBJECTSTORE_TOKEN})
+        try:
+            for _ in range(600):  # until a worker fetches through the proxy (the client never does)
+                if proxy.requests_seen or run.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert proxy.requests_seen, run.communicate()
+            processes = psutil.Process(run.pid).children(recursive=True)
+            run.send_signal(signal.SIGINT)
+            _, stderr = run.communicate(timeout=120)
+        finally:
+            run.kill()
+    assert run.returncode == 130, stderr
+    assert b"interrupted" in stderr
+    assert not (tmp_path / "out" / "comparison.json").exists()
+    _, alive = psutil.wait_procs(processes, timeout=30)
+    assert not [p for p in alive if not any("resource_tracker" in part for part in p.cmdline())]
