@@ -2,7 +2,8 @@
 
 - `plan`: categorise the manifests (`compare.plan.categorize`) and cut the pixel diff
   candidates into `ChunkAssignment`s of at most ``MAX_CHUNK_PIXELS`` canvas pixels (an unknown
-  canvas counts as a phone screenshot), pairs that share a blob in the same chunk when they fit;
+  canvas counts as a phone screenshot) and ``MAX_CHUNK_PAIRS`` pairs, pairs that share a blob
+  in the same chunk when they fit;
 - `run_chunk`: fetch and diff one chunk's pairs (`stream_pairs`, with its own prefetcher and
   memory budget) and judge its images; masks and previews come back as bytes;
 - `finalize`: merge the decided images and every chunk's; a chunk that failed or whose result
@@ -35,6 +36,9 @@ MAX_CHUNK_PIXELS = 40_000_000
 
 OBJECTSTORE_TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
 """The environment variable an objectstore token is read from, where the fetching happens."""
+
+MAX_CHUNK_PAIRS = 100
+"""Unique pairs of one chunk, at most: small images still spread over many workers."""
 
 SCHEMA_VERSION = 1
 
@@ -156,6 +160,7 @@ def plan(
     options: CompareOptions,
     *,
     max_chunk_pixels: int = MAX_CHUNK_PIXELS,
+    max_chunk_pairs: int = MAX_CHUNK_PAIRS,
 ) -> ComparisonPlan:
     """Categorise ``base`` and ``head`` and cut the diff candidates into chunks (see module doc)."""
     decided = categorize(base, head, max_pixels=options.max_pixels,
@@ -164,13 +169,15 @@ def plan(
              for pair, names in decided.pairs.items()}
     chunks = tuple(
         ChunkAssignment(index, tuple(sorted((c for pair in group for c in pairs[pair]), key=lambda c: c.name)))
-        for index, group in enumerate(_cut(pairs, max_chunk_pixels))
+        for index, group in enumerate(_cut(pairs, max_chunk_pixels, max_chunk_pairs))
     )
     return ComparisonPlan(chunks, decided.outcomes, options, base.source, head.source)
 
 
-def _cut(pairs: Mapping[tuple[str, str], Sequence[ChunkCandidate]], limit: int) -> list[list[tuple[str, str]]]:
-    """Pairs packed in order into chunks of at most ``limit`` pixels.
+def _cut(
+    pairs: Mapping[tuple[str, str], Sequence[ChunkCandidate]], limit: int, max_pairs: int
+) -> list[list[tuple[str, str]]]:
+    """Pairs packed in order into chunks of at most ``limit`` pixels and ``max_pairs`` pairs.
 
     Pairs linked by shared blobs form a group that goes into one chunk whole when it fits
     (each shared blob is then fetched and decoded once); a larger group is split pair by
@@ -194,27 +201,23 @@ def _cut(pairs: Mapping[tuple[str, str], Sequence[ChunkCandidate]], limit: int) 
     current: list[tuple[str, str]] = []
     size = 0
 
-    def add(pair: tuple[str, str]) -> None:
+    def add(members: list[tuple[str, str]]) -> None:
+        """Put ``members`` in the current chunk, after closing it if they do not fit."""
         nonlocal current, size
-        cost = pairs[pair][0].pixel_count
-        if current and size + cost > limit:
+        cost = sum(pairs[pair][0].pixel_count for pair in members)
+        if current and (size + cost > limit or len(current) + len(members) > max_pairs):
             chunks.append(current)
             current, size = [], 0
-        current.append(pair)
+        current.extend(members)
         size += cost
 
     for group in groups.values():
-        cost = sum(pairs[pair][0].pixel_count for pair in group)
-        if current and size + cost > limit:
-            chunks.append(current)
-            current, size = [], 0
-        if cost <= limit:
-            current.extend(group)
-            size += cost
+        if sum(pairs[pair][0].pixel_count for pair in group) <= limit and len(group) <= max_pairs:
+            add(group)
             continue
         bases = {base_hash: position for position, (base_hash, _) in reversed(list(enumerate(group)))}
         for pair in sorted(group, key=lambda pair: bases[pair[0]]):
-            add(pair)
+            add([pair])
     if current:
         chunks.append(current)
     return chunks

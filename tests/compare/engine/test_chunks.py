@@ -133,14 +133,14 @@ def manifests(draw):
             size = draw(sizes)
             side[name] = {"content_hash": key, **({"width": size[0], "height": size[1]} if size else {})}
     return (parse_manifest({"images": base}, "base.json"), parse_manifest({"images": head}, "head.json"),
-            draw(st.integers(1, 12_000_000)))
+            draw(st.integers(1, 12_000_000)), draw(st.integers(1, 6)))
 
 
 @settings(max_examples=150, deadline=None)
 @given(manifests())
-def test_chunks_hold_every_candidate_once_within_the_pixel_limit(case):
-    base, head, limit = case
-    the_plan = plan(base, head, OPTIONS, max_chunk_pixels=limit)
+def test_chunks_hold_every_candidate_once_within_the_limits(case):
+    base, head, limit, max_pairs = case
+    the_plan = plan(base, head, OPTIONS, max_chunk_pixels=limit, max_chunk_pairs=max_pairs)
     names = [c.name for chunk in the_plan.chunks for c in chunk.candidates]
     assert len(names) == len(set(names))
     assert set(names) | set(the_plan.non_diff_images) == set(base.images) | set(head.images)
@@ -152,6 +152,7 @@ def test_chunks_hold_every_candidate_once_within_the_pixel_limit(case):
         assert pairs, "empty chunk"
         pixels = sum(names[0].pixel_count for names in pairs.values())
         assert pixels <= limit or len(pairs) == 1
+        assert len(pairs) <= max_pairs
         for pair in pairs:
             pair_chunks.setdefault(pair, set()).add(chunk.chunk_index)
             for key in pair:
@@ -161,7 +162,7 @@ def test_chunks_hold_every_candidate_once_within_the_pixel_limit(case):
     whole = plan(base, head, OPTIONS, max_chunk_pixels=10**12)
     if len(whole.chunks) == 1:
         total = sum(names[0].pixel_count for names in whole.chunks[0].pairs().values())
-        if total <= limit:
+        if total <= limit and len(whole.chunks[0].pairs()) <= max_pairs:
             assert len(the_plan.chunks) == 1
 
 
