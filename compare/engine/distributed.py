@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 try:
-    from distributed import Client, LocalCluster, as_completed, get_worker
+    from distributed import Client, Future, LocalCluster, as_completed, get_worker
     from distributed.diagnostics.plugin import WorkerPlugin
 except ImportError:  # pragma: no cover - depends on the installation
     raise ImportError("running on a Dask cluster needs the dask extra: pip install 'snapcompare[dask]'") from None
@@ -115,14 +115,7 @@ def run_on_cluster(
         try:
             for future in as_completed(futures):
                 chunk = futures[future]
-                if future.status == "finished":
-                    results[chunk.chunk_index] = store_files(chunk, future.result(), artifacts)
-                else:
-                    exc = future.exception()
-                    results[chunk.chunk_index] = ChunkFailure(
-                        f"chunk {chunk.chunk_index} failed after {retries + 1} attempts: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
+                results[chunk.chunk_index] = _collect(future, chunk, artifacts, retries)
                 future.release()
                 done["blobs"] += len(chunk.blobs)
                 done["pairs"] += len(chunk.pairs())
@@ -135,6 +128,20 @@ def run_on_cluster(
     stats = {"wall_time": time.monotonic() - started, "pairs_diffed": pairs_total,
              "blobs": len(plan.blobs), "chunks": len(plan.chunks), "chunks_failed": failed}
     return finalize(plan, results, stats=stats)
+
+
+def _collect(future: Future, chunk: ChunkAssignment, artifacts: ArtifactSink, retries: int) -> ChunkResult | ChunkFailure:
+    """A finished chunk's result with its files stored, or why it has none."""
+    index = chunk.chunk_index
+    if future.status != "finished":
+        exc = future.exception()
+        return ChunkFailure(f"chunk {index} failed after {retries + 1} attempts: {type(exc).__name__}: {exc}")
+    try:
+        result = future.result()
+    except Exception as exc:  # noqa: BLE001 - e.g. a worker whose code differs from this one's
+        return ChunkFailure(f"chunk {index}'s result could not be read: {type(exc).__name__}: {exc}",
+                            unreadable=True)
+    return store_files(chunk, result, artifacts)
 
 
 @contextmanager
