@@ -1,8 +1,8 @@
 """Scale benchmark: a comparison's chunks on 1, 2 and 4 single-threaded Dask workers.
 
-Run from the repository root (about 3 minutes; ``--quick`` about 1):
+Run from the repository root (about 4-5 minutes; ``--quick`` about 2):
 
-    .venv/bin/python -m benchmarks.bench_scale [--quick]
+    .venv/bin/python -m benchmarks.bench_scale [--quick] [--only latency|cpu|overhead ...]
 
 (1) latency-bound: ``--pairs`` changed pairs of small distinct PNGs in the objectstore test
     server (stored uncompressed), served through a `LatencyProxy` adding ``--rtt`` (20 ms); each
@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 from distributed import Client, LocalCluster, as_completed  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -99,14 +100,34 @@ def warm_up() -> None:
     import fetchers.backends.objectstore  # noqa: F401
 
 
+def children_cpu() -> float:
+    """CPU seconds spent so far by this process's live descendants (the cluster's processes)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def on_cluster(workers: int, label: str, run: Callable[[str], object]) -> float:
-    """Start a cluster of ``workers`` processes, then time ``run(scheduler address)`` on it."""
+    """Start a cluster of ``workers`` processes, then time ``run(scheduler address)`` on it.
+
+    Also prints the CPU seconds the worker processes spent meanwhile: on a busy machine the
+    wall time stretches, that figure much less.
+    """
     started = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             client.run(warm_up)
         print(f"# {label}: cluster of {workers} started in {time.perf_counter() - started:.1f} s", flush=True)
-        return timed(label, lambda: run(cluster.scheduler_address))
+        cpu_before, own_before = children_cpu(), time.process_time()
+        elapsed = timed(label, lambda: run(cluster.scheduler_address))
+        print(f"# {label}: worker processes used {children_cpu() - cpu_before:.2f} CPU s, this process "
+              f"(client, scheduler, store servers, proxy) {time.process_time() - own_before:.2f}", flush=True)
+        return elapsed
 
 
 def latency_bound(pairs: int, rtt: float, out: Path) -> dict[str, float]:
@@ -194,24 +215,25 @@ def main() -> None:
     parser.add_argument("--screens", type=int, default=12, help="CPU-bound pairs (default 12)")
     parser.add_argument("--tasks", type=int, default=400, help="tasks for the overhead figures (default 400)")
     parser.add_argument("--rtt", type=float, default=0.020, help="proxy round trip, seconds (default 0.020)")
+    parser.add_argument("--only", choices=("latency", "cpu", "overhead"), action="append",
+                        help="run only these parts (repeatable; default: all)")
     args = parser.parse_args()
     if args.quick:
         args.pairs, args.screens, args.tasks = 400, 4, 100
     print(f"# {os.cpu_count()} cores, python {sys.version.split()[0]}, {load()}")
+    parts = set(args.only or ("latency", "cpu", "overhead"))
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as folder:
         out = Path(folder)
-        latency = latency_bound(args.pairs, args.rtt, out)
-        cpu = cpu_bound(args.screens, out)
-        costs = overhead(args.tasks, out)
+        latency = latency_bound(args.pairs, args.rtt, out) if "latency" in parts else {}
+        cpu = cpu_bound(args.screens, out) if "cpu" in parts else {}
+        costs = overhead(args.tasks, out) if "overhead" in parts else {}
     print("\nresults")
-    one = latency["1 workers"]
-    for label, seconds in latency.items():
-        print(f"  latency-bound, {label:<22} {seconds:7.2f} s   speed-up vs 1 worker {one / seconds:4.2f}x")
-    for label, seconds in cpu.items():
-        print(f"  CPU-bound, {label:<26} {seconds:7.2f} s   speed-up vs 1 worker {cpu['1 workers'] / seconds:4.2f}x")
+    for case, figures in (("latency-bound", latency), ("CPU-bound", cpu)):
+        for label, seconds in figures.items():
+            print(f"  {case}, {label:<22} {seconds:7.2f} s   speed-up vs 1 worker "
+                  f"{figures['1 workers'] / seconds:4.2f}x")
     for label, seconds in costs.items():
         print(f"  per {label:<32} {seconds * 1000:7.2f} ms")
-
 
 if __name__ == "__main__":
     main()

@@ -70,6 +70,7 @@ class ChunkCandidate:
 
     @classmethod
     def of(cls, candidate: DiffCandidate) -> ChunkCandidate:
+        """The chunk candidate of a planned `DiffCandidate`."""
         base, head = candidate.base, candidate.head
         return cls(candidate.name, base.content_hash, head.content_hash, candidate.diff_threshold,
                    base.width, base.height, head.width, head.height)

@@ -306,3 +306,15 @@ def test_an_interrupt_cancels_the_run_and_stops_its_cluster(builds, objectstore,
     assert not (tmp_path / "out" / "comparison.json").exists()
     _, alive = psutil.wait_procs(processes, timeout=30)
     assert not [p for p in alive if not any("resource_tracker" in part for part in p.cmdline())]
+
+
+def test_each_worker_reuses_one_fetcher_per_store(cluster, builds, objectstore, objectstore_url, tmp_path):
+    url = objectstore_url.replace("127.0.0.1", "localhost")  # a store URL no worker has opened yet
+    the_plan = plan(load_manifest(builds.base), load_manifest(builds.head), OPTIONS, max_chunk_pixels=SMALL_CHUNKS)
+    assert len(the_plan.chunks) > 2 * OPTIONS.fetch_workers
+    before = objectstore.counters.connections
+    comparison = run_on_cluster(the_plan, url, cluster.scheduler_address, artifacts=ArtifactWriter(tmp_path))
+    opened = objectstore.counters.connections - before
+    assert comparison.summary["changed"] > 0
+    # A fetcher per chunk would open at least one connection per chunk.
+    assert 0 < opened <= 2 * OPTIONS.fetch_workers
