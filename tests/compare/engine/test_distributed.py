@@ -318,3 +318,21 @@ def test_each_worker_reuses_one_fetcher_per_store(cluster, builds, objectstore, 
     assert comparison.summary["changed"] > 0
     # A fetcher per chunk would open at least one connection per chunk.
     assert 0 < opened <= 2 * OPTIONS.fetch_workers
+
+
+@pytest.mark.parametrize("scheduler", ["local:0", "local:many", "http://host:8786"])
+def test_a_malformed_scheduler_is_bad_input(scheduler, builds, s3_url, tmp_path, capsys):
+    code = main(["compare", "--base", str(builds.base), "--head", str(builds.head), "--store", s3_url,
+                 "--out", str(tmp_path), "--quiet", "--scheduler", scheduler])
+    assert code == 3
+    assert f"--scheduler {scheduler!r}" in capsys.readouterr().err
+
+
+def test_image_folders_cannot_run_on_a_cluster(cluster, tmp_path, capsys):
+    for side in ("base", "head"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "a.png").write_bytes(png(10, 10, mark=(1, 1) if side == "head" else None))
+    code = main(["compare", "--base", str(tmp_path / "base"), "--head", str(tmp_path / "head"),
+                 "--out", str(tmp_path / "out"), "--quiet", "--scheduler", cluster.scheduler_address])
+    assert code == 3
+    assert "must be manifests" in capsys.readouterr().err
