@@ -73,6 +73,8 @@ class Reason(StrEnum):
     IMAGE_FETCH_FAILED = "image_fetch_failed"
     IMAGE_PROCESSING_FAILED = "image_processing_failed"
     EXCEEDS_PIXEL_LIMIT = "exceeds_pixel_limit"
+    CHUNK_FAILED = "chunk_failed"
+    CHUNK_RESULT_UNREADABLE = "chunk_result_unreadable"
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
+from fetchers import BlobFetcher, ClosableFetcher
 
+from .engine.chunks import open_store, plan
 from .engine.run import Progress, run_comparison
 from .inputs.approved import approved_fingerprints, carry_over
-from .inputs.sources import combine_fetchers, open_side, read_input
+from .inputs.sources import Side, combine_fetchers, open_side, read_input
 from .model import CompareOptions, Comparison, InputError
 from .output.artifacts import ArtifactWriter
 from .output.sentry_keys import fill_sentry_fields
@@ -28,6 +29,7 @@ def compare_builds(
     store_setting: str = "store",
     artifacts: ArtifactWriter | None = None,
     approved: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
@@ -40,7 +42,9 @@ def compare_builds(
     (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
     the store came from in messages. ``artifacts``, a writer for ``out_dir``, lets the caller
     hold the folder's lock until `write_reports` is given the same writer; without it the lock
-    is held for this call only.
+    is held for this call only. With ``scheduler`` (``tcp://host:8786`` or ``local:N``) the
+    pixel diffs run on that Dask cluster (the ``dask`` extra; both builds must be manifests and
+    ``store`` a URL the workers can reach).
 
     Raises `InputError` naming the input when a build, the store or ``out_dir`` cannot be used
     (``out_dir`` not writable, or in use by another run).
@@ -71,17 +75,40 @@ def compare_builds(
         except OSError as exc:
             raise InputError(f"--out: {describe_os_error(exc)}") from None
         manifests = [sides[role].manifest for role in ("base", "head")]
-        comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, progress=progress)
+        if scheduler is not None:
+            comparison = _compare_on_cluster(sides["base"], sides["head"], store, scheduler, writer,
+                                             options, progress)
+        else:
+            comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, progress=progress)
         comparison = fill_sentry_fields(comparison, writer)
         if approval_input is not None:
             comparison.approval = carry_over(comparison.images, *approval_input)
         return comparison
 
 
+def _compare_on_cluster(
+    base: Side,
+    head: Side,
+    store: str | BlobFetcher | None,
+    scheduler: str,
+    artifacts: ArtifactWriter,
+    options: CompareOptions,
+    progress: Callable[[Progress], None] | None,
+) -> Comparison:
+    if base.fetcher is not None or head.fetcher is not None or not isinstance(store, str):
+        raise InputError("--scheduler: both builds must be manifests and the store a URL the workers can reach")
+    try:
+        from .engine.distributed import run_on_cluster
+    except ImportError as exc:
+        raise InputError(f"--scheduler: {exc}") from None
+    comparison_plan = plan(base.manifest, head.manifest, options)
+    return run_on_cluster(comparison_plan, store, scheduler, artifacts=artifacts, progress=progress)
+
+
 def _open_store(url: str, setting: str, options: CompareOptions) -> ClosableFetcher:
     # The URL itself is never echoed: it may carry tokens in its query.
     try:
-        return fetcher_from_url(url, max_connections=options.fetch_workers)
+        return open_store(url, options)
     except ImportError as exc:
         raise InputError(f"{setting}: {exc}") from None
     except ValueError as exc:

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from fetchers import BACKENDS
 
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder for the reports and diff masks (created if needed)")
     _add_options(compare)
     _add_sentry_options(compare)
+    _add_scheduler_options(compare)
     compare.set_defaults(run=_run_compare)
 
     manifest = commands.add_parser(
@@ -216,6 +217,14 @@ def _artifact_id(text: str) -> int:
     return int(text)
 
 
+def _add_scheduler_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the pixel diffs on a Dask cluster (extra 'dask'): tcp://HOST:8786 "
+                        "for a running scheduler, or local:N for N local worker processes; the "
+                        "builds must be manifests and the workers read store credentials from "
+                        "their own environment")
+
+
 def _fraction(text: str) -> float:
     try:
         return check_fraction("value", float(text))
@@ -258,7 +267,8 @@ def _run_compare(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     store_url, setting = (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
     code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
-                             store_setting=setting, quiet=args.quiet, approved=args.approved)
+                             store_setting=setting, quiet=args.quiet, approved=args.approved,
+                             scheduler=args.scheduler)
     return code
 
 
@@ -271,13 +281,13 @@ def run_and_report(
     *,
     store_setting: str = "--store",
     quiet: bool = False,
-    approved: str | None = None,
+    **compare_settings: Any,
 ) -> tuple[int, dict[str, Path]]:
     """Compare ``head`` against ``base``, write the reports and print the outcome.
 
     Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
-    came from, for messages; ``approved`` is passed on to `compare_builds`. Raises
-    `InputError` when an input or the store cannot be opened.
+    came from, for messages; ``compare_settings`` (``approved``, ``scheduler``) go to
+    `compare_builds`. Raises `InputError` when an input or the store cannot be opened.
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)
@@ -286,7 +296,7 @@ def run_and_report(
         try:
             comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
                                         progress=display, store_setting=store_setting,
-                                        artifacts=artifacts, approved=approved)
+                                        artifacts=artifacts, **compare_settings)
         finally:
             if display is not None:
                 display.close()

@@ -1,20 +1,25 @@
-"""The comparison: plan from the manifests, stream the pairs' blobs into diffs, give every
-image its status and hand masks and previews to an `ArtifactSink` (`compare.engine.pairs` does
-the fetching and diffing)."""
+"""The comparison on this machine: plan, then stream every chunk's blobs into diffs, judge each
+pair as it finishes, hand masks and previews to an `ArtifactSink`, and finalize.
+
+It is `compare.engine.chunks`' plan / chunks / finalize with the chunks run as one stream
+(one prefetcher and one memory budget over all of them, so fetching never waits at a chunk's
+end); `compare.engine.distributed` runs the same chunks on a Dask cluster.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fetchers import BatchStats, BlobFetcher
 
 from ..inputs.manifest import Manifest
-from ..model import CompareOptions, Comparison, ImageResult, Status
-from ..plan import Plan, categorize
-from .pairs import PairOutcome, PairTask, stream_pairs
+from ..model import CompareOptions, Comparison, ImageResult
+from .chunks import ArtifactSink, ChunkResult, finalize, judge, plan, with_files
+from .pairs import stream_pairs
+
+__all__ = ["ArtifactSink", "Progress", "run_comparison"]
 
 
 @dataclass(frozen=True)
@@ -27,18 +32,6 @@ class Progress:
     pairs_total: int
     pairs_done: int
     phase: str
-
-
-class ArtifactSink(Protocol):
-    """Where a comparison puts the files it makes as it goes; each call returns their keys."""
-
-    def mask(self, name: str, png: bytes) -> str:
-        """Store image ``name``'s diff mask; return the key it is referred to by."""
-        ...
-
-    def previews(self, outcome: PairOutcome) -> Mapping[str, str] | None:
-        """Store a pair's report previews, if it has any; return their keys by role."""
-        ...
 
 
 def run_comparison(
@@ -56,16 +49,18 @@ def run_comparison(
     (see `compare.output.reports`).
     """
     started = time.monotonic()
-    plan = categorize(base, head, max_pixels=options.max_pixels, default_diff_threshold=options.diff_threshold)
-    results = dict(plan.outcomes)
-    tasks = _tasks(plan)
+    comparison_plan = plan(base, head, options)
+    chunks = comparison_plan.chunks
+    pairs = {pair: (chunk.chunk_index, names) for chunk in chunks for pair, names in chunk.pairs().items()}
+    tasks = [task for chunk in chunks for task in chunk.tasks()]
+    blobs_total = len(comparison_plan.blobs)
+    images: dict[int, dict[str, ImageResult]] = {chunk.chunk_index: {} for chunk in chunks}
     counters = {"blobs": 0, "pairs": 0}
 
     def report(phase: str) -> None:
         if progress is not None:
-            progress(
-                Progress(plan.total, len(plan.blobs), counters["blobs"], len(tasks), counters["pairs"], phase)
-            )
+            progress(Progress(comparison_plan.total, blobs_total, counters["blobs"], len(tasks),
+                              counters["pairs"], phase))
 
     def blob_arrived() -> None:
         counters["blobs"] += 1
@@ -74,60 +69,12 @@ def run_comparison(
     report("comparing")
     fetch_stats = BatchStats()
     for outcome in stream_pairs(fetcher, options, tasks, on_blob=blob_arrived, stats=fetch_stats):
-        names = plan.pairs[(outcome.base_hash, outcome.head_hash)]
-        previews = artifacts.previews(outcome)
-        for name in names:
-            result = _judge(plan, name, outcome, previews)
-            if outcome.mask_png is not None:
-                result = replace(result, diff_mask_key=artifacts.mask(name, outcome.mask_png))
-            results[name] = result
+        index, names = pairs[(outcome.base_hash, outcome.head_hash)]
+        images[index].update(with_files(judge(names, outcome), outcome, artifacts))
         counters["pairs"] += 1
         report("comparing")
     report("done")
-    stats = {"wall_time": time.monotonic() - started, "pairs_diffed": len(tasks), "blobs": len(plan.blobs)}
+    stats = {"wall_time": time.monotonic() - started, "pairs_diffed": len(tasks), "blobs": blobs_total}
     stats.update({f"fetch_{k}": v for k, v in vars(fetch_stats).items() if v})
-    return Comparison(
-        images=dict(sorted(results.items())),
-        options=options,
-        base_source=base.source,
-        head_source=head.source,
-        stats=stats,
-    )
-
-
-def _tasks(plan: Plan) -> list[PairTask]:
-    return [
-        PairTask(base_hash, head_hash, names[0], plan.candidates[names[0]].canvas_pixels)
-        for (base_hash, head_hash), names in plan.pairs.items()
-    ]
-
-
-def _judge(plan: Plan, name: str, outcome: PairOutcome, previews: Mapping[str, str] | None) -> ImageResult:
-    """The status of candidate ``name`` from its pair's outcome."""
-    candidate = plan.candidates[name]
-    # Sizes read from the images' headers win over what the manifests declared.
-    before = outcome.before_size or (candidate.base.width, candidate.base.height)
-    after = outcome.after_size or (candidate.head.width, candidate.head.height)
-    common = {
-        "name": name,
-        "base_hash": outcome.base_hash,
-        "head_hash": outcome.head_hash,
-        "diff_threshold": candidate.diff_threshold,
-        "before_width": before[0],
-        "before_height": before[1],
-        "after_width": after[0],
-        "after_height": after[1],
-    }
-    if outcome.reason is not None:
-        return ImageResult(status=Status.ERRORED, reason=outcome.reason, detail=outcome.detail, **common)
-    ratio = outcome.changed_pixels / outcome.total_pixels
-    return ImageResult(
-        status=Status.CHANGED if ratio > candidate.diff_threshold else Status.UNCHANGED,
-        changed_pixels=outcome.changed_pixels,
-        total_pixels=outcome.total_pixels,
-        diff_ratio=ratio,
-        aa_pixels=outcome.aa_pixels,
-        bbox=outcome.bbox,
-        previews=previews,
-        **common,
-    )
+    results = {index: ChunkResult(index, chunk_images) for index, chunk_images in images.items()}
+    return finalize(comparison_plan, results, stats=stats)

@@ -67,7 +67,8 @@ def test_statuses_and_reasons_are_their_report_strings():
     assert [s.value for s in Status] == ["changed", "unchanged", "added", "removed", "errored",
                                         "renamed", "skipped"]
     assert {r.value for r in Reason} == {"image_fetch_failed", "image_processing_failed",
-                                        "exceeds_pixel_limit"}
+                                        "exceeds_pixel_limit", "chunk_failed",
+                                        "chunk_result_unreadable"}
     assert json.dumps({Status.RENAMED: Reason.EXCEEDS_PIXEL_LIMIT}) == \
         '{"renamed": "exceeds_pixel_limit"}'
     assert Status("skipped") is Status.SKIPPED

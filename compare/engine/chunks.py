@@ -1,0 +1,436 @@
+"""A comparison as plan, chunks and finalize: the shape that runs on one machine or many.
+
+- `plan`: categorise the manifests (`compare.plan.categorize`) and cut the pixel diff
+  candidates into `ChunkAssignment`s of at most ``MAX_CHUNK_PIXELS`` canvas pixels (an unknown
+  canvas counts as a phone screenshot) and ``MAX_CHUNK_PAIRS`` pairs, pairs that share a blob
+  in the same chunk when they fit;
+- `run_chunk`: fetch and diff one chunk's pairs (`stream_pairs`, with its own prefetcher and
+  memory budget) and judge its images; masks and previews come back as bytes;
+- `finalize`: merge the decided images and every chunk's; a chunk that failed or whose result
+  cannot be read errors its own images (``chunk_failed``, ``chunk_result_unreadable``) and
+  nothing else.
+
+Every argument and result is picklable and small (a store URL and options, never a fetcher
+or a secret), and plan and chunk results read and write as JSON in the shapes of Sentry's
+``plan.json`` and ``chunks/{i}.json`` (mask and preview bytes are not part of the JSON).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
+
+from ..inputs.manifest import Manifest
+from ..model import CompareOptions, Comparison, ImageResult, Reason, Status, canvas_size
+from ..plan import DiffCandidate, categorize
+from .pairs import _DEFAULT_CANVAS, PairOutcome, PairTask, stream_pairs
+
+MAX_CHUNK_PIXELS = 40_000_000
+"""Canvas pixels of one chunk's diffs, at most (a single larger pair is a chunk of its own)."""
+
+OBJECTSTORE_TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
+"""The environment variable an objectstore token is read from, where the fetching happens."""
+
+MAX_CHUNK_PAIRS = 100
+"""Unique pairs of one chunk, at most: small images still spread over many workers."""
+
+SCHEMA_VERSION = 1
+
+
+class ArtifactSink(Protocol):
+    """Where a comparison puts the files it makes as it goes; each call returns their keys."""
+
+    def mask(self, name: str, png: bytes) -> str:
+        """Store image ``name``'s diff mask; return the key it is referred to by."""
+        ...
+
+    def previews(self, outcome: PairOutcome) -> Mapping[str, str] | None:
+        """Store a pair's report previews, if it has any; return their keys by role."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChunkCandidate:
+    """One name to judge by a pixel diff, with what judging it needs from the manifests."""
+
+    name: str
+    base_hash: str
+    head_hash: str
+    diff_threshold: float
+    before_width: int | None = None
+    before_height: int | None = None
+    after_width: int | None = None
+    after_height: int | None = None
+
+    @classmethod
+    def of(cls, candidate: DiffCandidate) -> ChunkCandidate:
+        """The chunk candidate of a planned `DiffCandidate`."""
+        base, head = candidate.base, candidate.head
+        return cls(candidate.name, base.content_hash, head.content_hash, candidate.diff_threshold,
+                   base.width, base.height, head.width, head.height)
+
+    @property
+    def canvas_pixels(self) -> int | None:
+        """The diff canvas from the manifests; None when a size is unknown."""
+        sizes = ((self.before_width, self.before_height), (self.after_width, self.after_height))
+        if any(None in size for size in sizes):
+            return None
+        width, height = canvas_size(*sizes)  # type: ignore[arg-type]
+        return width * height
+
+    @property
+    def pixel_count(self) -> int:
+        """The canvas a chunk is sized by: the manifests', else a phone screenshot's."""
+        known = self.canvas_pixels
+        return known if known is not None else _DEFAULT_CANVAS
+
+
+@dataclass(frozen=True)
+class ChunkAssignment:
+    """The candidates one chunk judges, in name order; names sharing a pair share its diff."""
+
+    chunk_index: int
+    candidates: tuple[ChunkCandidate, ...]
+
+    def pairs(self) -> dict[tuple[str, str], tuple[ChunkCandidate, ...]]:
+        """Each unique ``(base hash, head hash)`` with the candidates it decides."""
+        grouped: dict[tuple[str, str], list[ChunkCandidate]] = {}
+        for candidate in self.candidates:
+            grouped.setdefault((candidate.base_hash, candidate.head_hash), []).append(candidate)
+        return {pair: tuple(names) for pair, names in grouped.items()}
+
+    def tasks(self) -> list[PairTask]:
+        """One `PairTask` per unique pair, labelled by its first name."""
+        return [PairTask(base, head, names[0].name, names[0].canvas_pixels)
+                for (base, head), names in self.pairs().items()]
+
+    @property
+    def blobs(self) -> frozenset[str]:
+        """The hashes this chunk fetches."""
+        return frozenset(h for c in self.candidates for h in (c.base_hash, c.head_hash))
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """What the manifests decide (``non_diff_images``) and the chunks of diffs left to do."""
+
+    chunks: tuple[ChunkAssignment, ...]
+    non_diff_images: Mapping[str, ImageResult]
+    options: CompareOptions
+    base_source: str = ""
+    head_source: str = ""
+
+    @property
+    def total(self) -> int:
+        """The number of images the comparison reports."""
+        return len(self.non_diff_images) + sum(len(chunk.candidates) for chunk in self.chunks)
+
+    @property
+    def blobs(self) -> frozenset[str]:
+        """Every hash some chunk fetches."""
+        return frozenset().union(*(chunk.blobs for chunk in self.chunks))
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk's judged images; ``files`` holds the outcomes whose mask or previews are not
+    stored yet (`store_files` stores them and sets the images' keys)."""
+
+    chunk_index: int
+    images: Mapping[str, ImageResult]
+    files: tuple[PairOutcome, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class ChunkFailure:
+    """Why a chunk has no result: it failed, or (``unreadable``) its result cannot be used."""
+
+    detail: str
+    unreadable: bool = False
+
+
+def plan(
+    base: Manifest,
+    head: Manifest,
+    options: CompareOptions,
+    *,
+    max_chunk_pixels: int = MAX_CHUNK_PIXELS,
+    max_chunk_pairs: int = MAX_CHUNK_PAIRS,
+) -> ComparisonPlan:
+    """Categorise ``base`` and ``head`` and cut the diff candidates into chunks (see module doc)."""
+    decided = categorize(base, head, max_pixels=options.max_pixels,
+                         default_diff_threshold=options.diff_threshold)
+    pairs = {pair: [ChunkCandidate.of(decided.candidates[name]) for name in names]
+             for pair, names in decided.pairs.items()}
+    chunks = tuple(
+        ChunkAssignment(index, tuple(sorted((c for pair in group for c in pairs[pair]), key=lambda c: c.name)))
+        for index, group in enumerate(_cut(pairs, max_chunk_pixels, max_chunk_pairs))
+    )
+    return ComparisonPlan(chunks, decided.outcomes, options, base.source, head.source)
+
+
+def _cut(
+    pairs: Mapping[tuple[str, str], Sequence[ChunkCandidate]], limit: int, max_pairs: int
+) -> list[list[tuple[str, str]]]:
+    """Pairs packed in order into chunks of at most ``limit`` pixels and ``max_pairs`` pairs.
+
+    Pairs linked by shared blobs form a group that goes into one chunk whole when it fits
+    (each shared blob is then fetched and decoded once); a larger group is split pair by
+    pair, pairs with the same base next to each other.
+    """
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for base_hash, head_hash in pairs:
+        parent[root(base_hash)] = root(head_hash)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for pair in pairs:
+        groups.setdefault(root(pair[0]), []).append(pair)
+
+    chunks: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    size = 0
+
+    def add(members: list[tuple[str, str]]) -> None:
+        """Put ``members`` in the current chunk, after closing it if they do not fit."""
+        nonlocal current, size
+        cost = sum(pairs[pair][0].pixel_count for pair in members)
+        if current and (size + cost > limit or len(current) + len(members) > max_pairs):
+            chunks.append(current)
+            current, size = [], 0
+        current.extend(members)
+        size += cost
+
+    for group in groups.values():
+        if sum(pairs[pair][0].pixel_count for pair in group) <= limit and len(group) <= max_pairs:
+            add(group)
+            continue
+        bases = {base_hash: position for position, (base_hash, _) in reversed(list(enumerate(group)))}
+        for pair in sorted(group, key=lambda pair: bases[pair[0]]):
+            add([pair])
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def open_store(url: str, options: CompareOptions) -> ClosableFetcher:
+    """The fetcher of store ``url``, credentials from this process's environment.
+
+    An objectstore token is read from ``SNAPCOMPARE_OBJECTSTORE_TOKEN``; the other stores read
+    their SDK's own (e.g. the AWS chain). Raises what `fetchers.fetcher_from_url` raises.
+    """
+    extra: dict[str, Any] = {}
+    token = os.environ.get(OBJECTSTORE_TOKEN_ENV)
+    if token and urlsplit(url).scheme.lower().startswith("objectstore+"):
+        extra["token"] = token
+    return fetcher_from_url(url, max_connections=options.fetch_workers, **extra)
+
+
+def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: CompareOptions) -> ChunkResult:
+    """Fetch, diff and judge one chunk from ``store`` (a store URL, opened and closed here, or
+    a fetcher); the masks and previews come back as bytes in ``files``."""
+    if isinstance(store, str):
+        with closing(open_store(store, options)) as fetcher:
+            return run_chunk(chunk, fetcher, options)
+    pairs = chunk.pairs()
+    images: dict[str, ImageResult] = {}
+    files = []
+    for outcome in stream_pairs(store, options, chunk.tasks()):
+        images.update(judge(pairs[(outcome.base_hash, outcome.head_hash)], outcome))
+        if outcome.mask_png is not None or outcome.previews:
+            files.append(outcome)
+    return ChunkResult(chunk.chunk_index, dict(sorted(images.items())), tuple(files))
+
+
+def judge(candidates: Iterable[ChunkCandidate], outcome: PairOutcome) -> dict[str, ImageResult]:
+    """The results of the candidates a pair's outcome decides, without file keys."""
+    return {candidate.name: _judge(candidate, outcome) for candidate in candidates}
+
+
+def _judge(candidate: ChunkCandidate, outcome: PairOutcome) -> ImageResult:
+    common = _identity(candidate)
+    # Sizes read from the images' headers win over what the manifests declared.
+    if outcome.before_size is not None:
+        common["before_width"], common["before_height"] = outcome.before_size
+    if outcome.after_size is not None:
+        common["after_width"], common["after_height"] = outcome.after_size
+    if outcome.reason is not None:
+        return ImageResult(status=Status.ERRORED, reason=outcome.reason, detail=outcome.detail, **common)
+    ratio = outcome.changed_pixels / outcome.total_pixels
+    return ImageResult(
+        status=Status.CHANGED if ratio > candidate.diff_threshold else Status.UNCHANGED,
+        changed_pixels=outcome.changed_pixels,
+        total_pixels=outcome.total_pixels,
+        diff_ratio=ratio,
+        aa_pixels=outcome.aa_pixels,
+        bbox=outcome.bbox,
+        **common,
+    )
+
+
+def _identity(candidate: ChunkCandidate) -> dict[str, Any]:
+    return {
+        "name": candidate.name,
+        "base_hash": candidate.base_hash,
+        "head_hash": candidate.head_hash,
+        "diff_threshold": candidate.diff_threshold,
+        "before_width": candidate.before_width,
+        "before_height": candidate.before_height,
+        "after_width": candidate.after_width,
+        "after_height": candidate.after_height,
+    }
+
+
+def with_files(
+    images: Mapping[str, ImageResult], outcome: PairOutcome, sink: ArtifactSink
+) -> dict[str, ImageResult]:
+    """``images`` (those one outcome decided) after storing its mask and previews in ``sink``."""
+    previews = sink.previews(outcome)
+    return {
+        name: replace(
+            result,
+            diff_mask_key=sink.mask(name, outcome.mask_png) if outcome.mask_png is not None else None,
+            previews=previews,
+        )
+        for name, result in images.items()
+    }
+
+
+def store_files(chunk: ChunkAssignment, result: ChunkResult, sink: ArtifactSink) -> ChunkResult:
+    """``result`` with its masks and previews stored in ``sink`` and their keys set."""
+    pairs = chunk.pairs()
+    images = dict(result.images)
+    for outcome in result.files:
+        names = [c.name for c in pairs.get((outcome.base_hash, outcome.head_hash), ()) if c.name in images]
+        images.update(with_files({name: images[name] for name in names}, outcome, sink))
+    return replace(result, images=images, files=())
+
+
+def finalize(
+    plan: ComparisonPlan,
+    results: Mapping[int, ChunkResult | ChunkFailure],
+    *,
+    stats: Mapping[str, float | int] | None = None,
+) -> Comparison:
+    """The comparison from the plan and each chunk's result, by chunk index.
+
+    A chunk without a result, or with a `ChunkFailure`, errors its own candidates
+    (``chunk_failed``; ``chunk_result_unreadable`` for an unreadable one, or one whose images
+    are not exactly its candidates).
+    """
+    images = dict(plan.non_diff_images)
+    for chunk in plan.chunks:
+        outcome = results.get(chunk.chunk_index)
+        if outcome is None:
+            outcome = ChunkFailure(f"chunk {chunk.chunk_index} did not finish")
+        elif isinstance(outcome, ChunkResult) and set(outcome.images) != {c.name for c in chunk.candidates}:
+            outcome = ChunkFailure(f"chunk {chunk.chunk_index}'s result does not match its assignment",
+                                   unreadable=True)
+        if isinstance(outcome, ChunkResult):
+            images.update(outcome.images)
+            continue
+        reason = Reason.CHUNK_RESULT_UNREADABLE if outcome.unreadable else Reason.CHUNK_FAILED
+        for candidate in chunk.candidates:
+            images[candidate.name] = ImageResult(status=Status.ERRORED, reason=reason, detail=outcome.detail,
+                                                 **_identity(candidate))
+    return Comparison(
+        images=dict(sorted(images.items())),
+        options=plan.options,
+        base_source=plan.base_source,
+        head_source=plan.head_source,
+        stats=dict(stats or {}),
+    )
+
+
+# JSON: plan.json and chunks/{i}.json.
+
+
+def plan_to_json(plan: ComparisonPlan) -> dict[str, Any]:
+    """``plan.json``'s data: the chunk assignments, the decided images, the options."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "chunks": [
+            {
+                "chunk_index": chunk.chunk_index,
+                "candidates": [{**asdict(c), "pixel_count": c.pixel_count} for c in chunk.candidates],
+                "schema_version": SCHEMA_VERSION,
+            }
+            for chunk in plan.chunks
+        ],
+        "non_diff_images": _images_to_json(plan.non_diff_images),
+        "options": asdict(plan.options),
+        "base_source": plan.base_source,
+        "head_source": plan.head_source,
+    }
+
+
+def plan_from_json(data: Mapping[str, Any]) -> ComparisonPlan:
+    """The plan `plan_to_json` wrote. Raises ValueError when ``data`` is not one."""
+    try:
+        names = {f.name for f in fields(ChunkCandidate)}
+        chunks = tuple(
+            ChunkAssignment(
+                int(chunk["chunk_index"]),
+                tuple(ChunkCandidate(**{k: v for k, v in c.items() if k in names}) for c in chunk["candidates"]),
+            )
+            for chunk in data["chunks"]
+        )
+        return ComparisonPlan(
+            chunks,
+            _images_from_json(data["non_diff_images"]),
+            CompareOptions(**data["options"]),
+            str(data.get("base_source", "")),
+            str(data.get("head_source", "")),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a comparison plan: {type(exc).__name__}: {exc}") from None
+
+
+def chunk_result_to_json(result: ChunkResult) -> dict[str, Any]:
+    """``chunks/{i}.json``'s data: the chunk's images (mask and preview bytes left out)."""
+    return {"chunk_index": result.chunk_index, "images": _images_to_json(result.images)}
+
+
+def chunk_result_from_json(data: Mapping[str, Any]) -> ChunkResult | ChunkFailure:
+    """The chunk result `chunk_result_to_json` wrote, or an unreadable `ChunkFailure`."""
+    try:
+        return ChunkResult(int(data["chunk_index"]), _images_from_json(data["images"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return ChunkFailure(f"chunk result unreadable: {type(exc).__name__}: {exc}", unreadable=True)
+
+
+_IMAGE_FIELDS = [f.name for f in fields(ImageResult) if f.name != "name"]
+
+
+def _images_to_json(images: Mapping[str, ImageResult]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, result in images.items():
+        entry = {key: getattr(result, key) for key in _IMAGE_FIELDS}
+        entry["bbox"] = list(result.bbox) if result.bbox is not None else None
+        entry["previews"] = dict(result.previews) if result.previews is not None else None
+        out[name] = entry
+    return out
+
+
+def _images_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, ImageResult]:
+    images = {}
+    for name, entry in data.items():
+        values = {key: entry.get(key) for key in _IMAGE_FIELDS}
+        values["status"] = Status(values["status"])
+        if values["reason"] is not None:
+            values["reason"] = Reason(values["reason"])
+        if values["bbox"] is not None:
+            values["bbox"] = tuple(values["bbox"])
+        images[name] = ImageResult(name=name, **values)
+    return images

@@ -1,0 +1,165 @@
+"""A comparison's chunks on a Dask cluster (the ``dask`` extra; nothing else imports Dask).
+
+`run_on_cluster` submits one task per `ChunkAssignment` with the store URL and the options,
+nothing more: each worker reads its store credentials from its own environment. A worker
+process builds one fetcher per store and reuses it for every chunk it runs (`FetcherCache`, a
+worker plugin that closes them when the worker stops). Results stream back as chunks finish;
+their masks and previews are written through the caller's `ArtifactSink`, so the output folder
+holds the same files as a local run. Dask retries a failing chunk; one that still fails errors
+only its own images. An interrupt cancels every chunk before it propagates.
+
+A scheduler is named ``tcp://host:8786`` (an existing cluster) or ``local:N`` (a
+`LocalCluster` of N worker processes with one thread each, started and stopped here).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+try:
+    from distributed import Client, Future, LocalCluster, as_completed, get_worker
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # pragma: no cover - depends on the installation
+    raise ImportError("running on a Dask cluster needs the dask extra: pip install 'snapcompare[dask]'") from None
+
+from fetchers import ClosableFetcher
+
+from ..model import CompareOptions, Comparison, InputError
+from .chunks import (
+    ArtifactSink,
+    ChunkAssignment,
+    ChunkFailure,
+    ChunkResult,
+    ComparisonPlan,
+    finalize,
+    open_store,
+    run_chunk,
+    store_files,
+)
+from .run import Progress
+
+DEFAULT_RETRIES = 2
+"""Attempts after the first that Dask makes of a failing chunk."""
+
+_PLUGIN = "snapcompare-fetchers"
+
+
+class FetcherCache(WorkerPlugin):
+    """A worker process's fetchers, one per store URL and connection count, closed at teardown."""
+
+    name = _PLUGIN
+    idempotent = True  # a cluster that ran a comparison before keeps its fetchers
+
+    def setup(self, worker: object) -> None:
+        self._fetchers: dict[tuple[str, int], ClosableFetcher] = {}
+        self._lock = threading.Lock()
+
+    def teardown(self, worker: object) -> None:
+        with self._lock:
+            fetchers, self._fetchers = list(self._fetchers.values()), {}
+        for fetcher in fetchers:
+            fetcher.close()
+
+    def fetcher(self, store_url: str, options: CompareOptions) -> ClosableFetcher:
+        """This process's fetcher of ``store_url``, built on first use."""
+        key = (store_url, options.fetch_workers)
+        with self._lock:
+            if key not in self._fetchers:
+                self._fetchers[key] = open_store(store_url, options)
+            return self._fetchers[key]
+
+
+def chunk_task(chunk: ChunkAssignment, store_url: str, options: CompareOptions) -> ChunkResult:
+    """What a worker runs for one chunk: `run_chunk` with this process's fetcher of the store."""
+    cache = get_worker().plugins.get(_PLUGIN)
+    store = cache.fetcher(store_url, options) if isinstance(cache, FetcherCache) else store_url
+    return run_chunk(chunk, store, options)
+
+
+def run_on_cluster(
+    plan: ComparisonPlan,
+    store_url: str,
+    scheduler: str,
+    *,
+    artifacts: ArtifactSink,
+    progress: Callable[[Progress], None] | None = None,
+    retries: int = DEFAULT_RETRIES,
+) -> Comparison:
+    """Run ``plan``'s chunks on the cluster ``scheduler`` names and finalize the comparison.
+
+    Raises `InputError` when ``scheduler`` is malformed or cannot be reached.
+    """
+    started = time.monotonic()
+    blobs_total = sum(len(chunk.blobs) for chunk in plan.chunks)
+    pairs_total = sum(len(chunk.pairs()) for chunk in plan.chunks)
+    done = {"blobs": 0, "pairs": 0}
+    results: dict[int, ChunkResult | ChunkFailure] = {}
+
+    def report(phase: str) -> None:
+        if progress is not None:
+            progress(Progress(plan.total, blobs_total, done["blobs"], pairs_total, done["pairs"], phase))
+
+    report("comparing")
+    with _connect(scheduler) as client:
+        client.register_plugin(FetcherCache())
+        run_id = uuid.uuid4().hex[:12]
+        futures = {
+            client.submit(chunk_task, chunk, store_url, plan.options, retries=retries, pure=False,
+                          key=f"snapcompare-chunk-{run_id}-{chunk.chunk_index}"): chunk
+            for chunk in plan.chunks
+        }
+        try:
+            for future in as_completed(futures):
+                chunk = futures[future]
+                results[chunk.chunk_index] = _collect(future, chunk, artifacts, retries)
+                future.release()
+                done["blobs"] += len(chunk.blobs)
+                done["pairs"] += len(chunk.pairs())
+                report("comparing")
+        finally:
+            # Normally a no-op; after an interrupt, nothing keeps running on the cluster.
+            client.cancel(list(futures), force=True)
+    report("done")
+    failed = sum(1 for result in results.values() if isinstance(result, ChunkFailure))
+    stats = {"wall_time": time.monotonic() - started, "pairs_diffed": pairs_total,
+             "blobs": len(plan.blobs), "chunks": len(plan.chunks), "chunks_failed": failed}
+    return finalize(plan, results, stats=stats)
+
+
+def _collect(future: Future, chunk: ChunkAssignment, artifacts: ArtifactSink, retries: int) -> ChunkResult | ChunkFailure:
+    """A finished chunk's result with its files stored, or why it has none."""
+    index = chunk.chunk_index
+    if future.status != "finished":
+        exc = future.exception()
+        return ChunkFailure(f"chunk {index} failed after {retries + 1} attempts: {type(exc).__name__}: {exc}")
+    try:
+        result = future.result()
+    except Exception as exc:  # noqa: BLE001 - e.g. a worker whose code differs from this one's
+        return ChunkFailure(f"chunk {index}'s result could not be read: {type(exc).__name__}: {exc}",
+                            unreadable=True)
+    return store_files(chunk, result, artifacts)
+
+
+@contextmanager
+def _connect(scheduler: str) -> Iterator[Client]:
+    """A client of the cluster ``scheduler`` names; a local cluster lives as long as it."""
+    if scheduler.startswith("local:"):
+        count = scheduler.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise InputError(f"--scheduler {scheduler!r}: expected local:N with N a positive number of workers")
+        with LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+        return
+    if not scheduler.startswith(("tcp://", "tls://")):
+        raise InputError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT or local:N")
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise InputError(f"--scheduler {scheduler!r}: cannot connect: {exc}") from None
+    with client:
+        yield client
