@@ -276,7 +276,7 @@ def test_abandoned_fetch_stops_retrying():
             return super().fetch(key)
 
     fetcher = Throttled({"slow": ["retry"]}, retry_after=0.2)
-    budget = RetryBudget(ratio=0.0, initial=1.0, capacity=1.0)
+    budget = RetryBudget(retry_cost=1, success_refill=0, initial=1.0, capacity=1.0)
     with BatchPrefetcher(fetcher, max_workers=2, retry=RetryPolicy(max_attempts=10), budget=budget) as prefetcher:
         stream = prefetcher.iter_fetch(["slow", "fast"])
         assert next(stream)[0] == "fast"
@@ -330,7 +330,7 @@ def test_retry_after_longer_than_allowed_is_not_retried():
 def test_retry_budget_limits_retries_across_keys():
     keys = [f"k{i}" for i in range(6)]
     fetcher = ScriptedFetcher({key: ["retry"] for key in keys})
-    budget = RetryBudget(ratio=0.0, initial=2.0, capacity=2.0)
+    budget = RetryBudget(retry_cost=1, success_refill=0, initial=2.0, capacity=2.0)
     with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, budget=budget) as prefetcher:
         result = prefetcher.fetch_all(keys)
     assert result.stats.retries == 2
@@ -343,7 +343,7 @@ def test_budget_exhaustion_keeps_the_error_class():
     good = b"content"
     key = hashlib.sha256(good).hexdigest()
     fetcher = ScriptedFetcher({key: ["corrupt"]})
-    budget = RetryBudget(ratio=0.0, initial=0.0, capacity=1.0)
+    budget = RetryBudget(retry_cost=1, success_refill=0, initial=0.0, capacity=1.0)
     with BatchPrefetcher(fetcher, verify=True, retry=FAST_RETRY, budget=budget) as prefetcher:
         error = prefetcher.fetch_all([key]).errors[key]
     assert isinstance(error, IntegrityError) and "budget" in error.message
