@@ -24,6 +24,7 @@ def compare_builds(
     options: CompareOptions | None = None,
     progress: Callable[[Progress], None] | None = None,
     store_setting: str = "store",
+    store_token: str | None = None,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
@@ -31,7 +32,8 @@ def compare_builds(
     `fetchers.fetcher_from_url`, or a fetcher) serves the blobs of manifest files; folders
     serve their own files. Diff masks and report previews are written under ``out_dir``
     (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
-    the store came from in messages.
+    the store came from in messages; ``store_token`` authenticates to a store URL that takes
+    one (objectstore).
 
     Raises `InputError` naming the input when a build, the store or ``out_dir`` cannot be used.
     """
@@ -47,7 +49,9 @@ def compare_builds(
             raise InputError(describe_os_error(exc)) from None
         store_fetcher = store
         if isinstance(store, str):
-            store_fetcher = stack.enter_context(_open_store(store, store_setting, options))
+            store_fetcher = stack.enter_context(
+                open_store(store, store_setting, max_connections=options.fetch_workers, token=store_token)
+            )
         try:
             fetcher = combine_fetchers(base_side, head_side, store_fetcher)
         except ValueError as exc:
@@ -66,10 +70,11 @@ def compare_builds(
         )
 
 
-def _open_store(url: str, setting: str, options: CompareOptions) -> ClosableFetcher:
-    # The URL itself is never echoed: it may carry tokens in its query.
+def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None) -> ClosableFetcher:
+    """The store at ``url`` (read and written through); `InputError` naming ``setting`` if it
+    cannot be opened. The URL itself is never echoed: it may carry secrets in its query."""
     try:
-        return fetcher_from_url(url, max_connections=options.fetch_workers)
+        return fetcher_from_url(url, max_connections=max_connections, token=token)
     except ImportError as exc:
         raise InputError(f"{setting}: {exc}") from None
     except ValueError as exc:

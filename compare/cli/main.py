@@ -1,4 +1,4 @@
-"""The ``snapcompare`` command: ``compare``, ``manifest`` and ``demo``."""
+"""The ``snapcompare`` command: ``compare``, ``upload``, ``manifest`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from fetchers import BACKENDS
+from fetchers import BACKENDS, StoreUnavailable
 
 from ..demo import generate_demo
 from ..inputs.manifest import dump_manifest, manifest_from_folder, write_manifest
@@ -31,6 +31,7 @@ EXIT_FAILED = 4
 EXIT_INTERRUPTED = 130
 
 STORE_ENV = "SNAPCOMPARE_STORE"
+OBJECTSTORE_TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
 DEMO_OUT = "snapcompare-demo"
 
 EXIT_CODES_HELP = f"""\
@@ -39,7 +40,8 @@ exit codes:
   {EXIT_DIFFERENCES}    differences found: changed, added, removed or renamed images
   {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
        wins over {EXIT_DIFFERENCES}
-  {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL
+  {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL,
+       a store that cannot be used (no such bucket, denied credentials, unreachable)
   {EXIT_FAILED}    the comparison itself failed
   {EXIT_INTERRUPTED}  interrupted
 """
@@ -66,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except InputError as exc:
         _error(str(exc))
+        return EXIT_BAD_INPUT
+    except StoreUnavailable as exc:  # names the store and the cause, never a credential
+        _error(_one_line(str(exc), 400))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _error("interrupted")
@@ -107,8 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                          + ", ".join(dict.fromkeys(b.url_form for b in BACKENDS.values())))
     compare.add_argument("--out", required=True, type=Path, metavar="DIR",
                          help="folder for the reports and diff masks (created if needed)")
+    add_token_option(compare)
     _add_options(compare)
     compare.set_defaults(run=_run_compare)
+
+    from .upload import add_upload_command  # it builds on this module's helpers
+
+    add_upload_command(commands)
 
     manifest = commands.add_parser(
         "manifest",
@@ -133,6 +143,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
     demo.set_defaults(run=_run_demo)
     return parser
+
+
+def add_token_option(parser: argparse.ArgumentParser) -> None:
+    """``--objectstore-token-file``: where an objectstore store's token is read from."""
+    parser.add_argument("--objectstore-token-file", type=Path, metavar="FILE",
+                        help="file holding the objectstore token (default: "
+                        f"${OBJECTSTORE_TOKEN_ENV}); other stores use their SDK's credentials")
+
+
+def objectstore_token(args: argparse.Namespace) -> str | None:
+    """The objectstore token from ``--objectstore-token-file``, else ``$SNAPCOMPARE_OBJECTSTORE_TOKEN``.
+
+    Raises `InputError` naming the file (never its content) when it cannot be read or is empty.
+    """
+    path: Path | None = args.objectstore_token_file
+    if path is None:
+        return os.environ.get(OBJECTSTORE_TOKEN_ENV) or None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InputError(f"--objectstore-token-file: {reason}") from None
+    if not token:
+        raise InputError(f"--objectstore-token-file: {path} is empty")
+    return token
+
+
+def store_from(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The store URL from ``--store``, else ``$SNAPCOMPARE_STORE``, and the name of where it came from."""
+    return (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -195,9 +235,9 @@ def _run_compare(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    store_url, setting = (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
+    store_url, setting = store_from(args)
     code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
-                             store_setting=setting, quiet=args.quiet)
+                             store_setting=setting, quiet=args.quiet, store_token=objectstore_token(args))
     return code
 
 
@@ -210,17 +250,20 @@ def run_and_report(
     *,
     store_setting: str = "--store",
     quiet: bool = False,
+    store_token: str | None = None,
 ) -> tuple[int, dict[str, Path]]:
     """Compare ``head`` against ``base``, write the reports and print the outcome.
 
     Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
-    came from, for messages. Raises `InputError` when an input or the store cannot be opened.
+    came from, for messages; ``store_token`` authenticates to a store that takes one. Raises
+    `InputError` when an input or the store cannot be opened, `StoreUnavailable` when the
+    store cannot be used.
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)
     try:
         comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
-                                    progress=display, store_setting=store_setting)
+                                    progress=display, store_setting=store_setting, store_token=store_token)
     finally:
         if display is not None:
             display.close()

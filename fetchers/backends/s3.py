@@ -16,6 +16,8 @@ from botocore.exceptions import (
     FlexibleChecksumError,
     HTTPClientError,
     IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as SDKConnectionError
 from urllib3.exceptions import HTTPError as URLLib3Error
@@ -164,6 +166,8 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
             return kind(key, message, retryable=True, retry_after=retry_after)
         return kind(key, message)
     name = type(exc).__name__
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return kind(key, f"no usable AWS credentials ({name})", store_wide=True)
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
     if isinstance(exc, _TRANSIENT_SDK_ERRORS):
