@@ -28,8 +28,10 @@ class StoreError(Exception):
     and 5xx are; missing keys, denied access, invalid keys and bad configuration are not.
     ``retry_after`` is the server's requested delay in seconds, when it sent one.
     ``store_wide`` marks a failure every key of the store would meet (no such bucket, 401/403,
-    connection refused): the batch machinery stops early on those. ``store`` describes the
-    store (``s3://bucket/prefix``; never a credential) once a backend has named it.
+    connection refused): the batch machinery stops early on those. ``throttled`` marks the
+    store asking every client to slow down (429, 503, S3 ``SlowDown``): the batch machinery
+    then holds all its requests back, not just this key's. ``store`` describes the store
+    (``s3://bucket/prefix``; never a credential) once a backend has named it.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class StoreError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
         store_wide: bool = False,
+        throttled: bool = False,
         store: str | None = None,
     ) -> None:
         self.key = key
@@ -47,6 +50,7 @@ class StoreError(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.store_wide = store_wide
+        self.throttled = throttled
         self.store = store
         super().__init__(key, message)
 
@@ -55,7 +59,8 @@ class StoreError(Exception):
         return f"{self.store}: {text}" if self.store else text
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep keyword-only state across pickling
-        state = (self.key, self.message, self.retryable, self.retry_after, self.store_wide, self.store)
+        state = (self.key, self.message, self.retryable, self.retry_after, self.store_wide, self.throttled,
+                 self.store)
         return (_rebuild, (type(self), *state))
 
 
@@ -66,11 +71,13 @@ def _rebuild(
     retryable: bool,
     retry_after: float | None,
     store_wide: bool = False,
+    throttled: bool = False,
     store: str | None = None,
 ) -> StoreError:
     error = cls.__new__(cls)
     StoreError.__init__(
-        error, key, message, retryable=retryable, retry_after=retry_after, store_wide=store_wide, store=store
+        error, key, message, retryable=retryable, retry_after=retry_after, store_wide=store_wide,
+        throttled=throttled, store=store,
     )
     return error
 

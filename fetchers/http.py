@@ -20,6 +20,11 @@ def is_retryable_status(status: int | None) -> bool:
     return status is not None and (status in RETRYABLE_STATUSES or 500 <= status <= 599)
 
 
+def is_throttling_status(status: int | None) -> bool:
+    """True for 429 and 503: the server asks its clients to slow down."""
+    return status in (429, 503)
+
+
 def is_denied_status(status: int | None) -> bool:
     """True for 401 and 403: the credentials are missing, wrong or not allowed, for every key."""
     return status in (401, 403)

@@ -24,6 +24,7 @@ from .protocol import BlobFetcher, connection_limit, describe_store
 from .retry import RetryBudget, RetryPolicy
 
 _END = object()
+_WAKE = object()  # put in a call's queue of finished jobs to make it look at its bounds again
 _T = TypeVar("_T")
 
 
@@ -124,6 +125,9 @@ class BatchRunner:
       so consecutive batches reuse them and their connections.
     - Only retryable errors are retried, per ``retry`` (full-jitter backoff, ``Retry-After``
       honoured) and within ``budget``, which all calls share and successes refill.
+    - A throttled answer (429, 503, S3 ``SlowDown``) holds every request back, first attempts
+      included, until its retry is due: the store asked all its clients to slow down, so a
+      burst costs each key a retry or two rather than a retry per request that raced it.
     - Fail fast: until the store has answered once, a call runs at most ``fail_fast_after``
       keys at a time, and when that many keys in a row (or all of them, if fewer) fail for one
       store-wide reason (no such bucket, 401/403, connection refused after retries) the call
@@ -164,7 +168,9 @@ class BatchRunner:
         self._executor: ThreadPoolExecutor | None = None
         self._closed = threading.Event()
         self._answered = threading.Event()  # the store gave one answer that was not store-wide
+        self._waiting: set[queue.SimpleQueue] = set()  # the calls' queues, woken by that answer
         self._in_flight = 0
+        self._resume_at = 0.0  # monotonic time before which no request starts (throttled)
         self._rng = random.Random()
 
     def __enter__(self) -> BatchRunner:
@@ -212,8 +218,10 @@ class BatchRunner:
         stats.unique_keys = len(ordered)
         health = _StoreHealth(self.fail_fast_after, len(ordered))
         todo = iter(ordered)
-        done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
+        done: queue.SimpleQueue[tuple[str, Future] | object] = queue.SimpleQueue()
         held: dict[str, _Flight] = {}
+        with self._lock:
+            self._waiting.add(done)
         try:
             while True:
                 while (
@@ -228,7 +236,10 @@ class BatchRunner:
                     held[key].future.add_done_callback(lambda f, k=key: done.put((k, f)))
                 if not held:
                     break
-                key, future = done.get()
+                item = done.get()
+                if item is _WAKE:  # the store answered: more may start now
+                    continue
+                key, future = item
                 del held[key]
                 self._release(key, future)
                 value = _outcome(key, future)
@@ -240,6 +251,8 @@ class BatchRunner:
                 stats.wall_time = time.monotonic() - started
                 yield key, value
         finally:
+            with self._lock:
+                self._waiting.discard(done)
             for key, flight in held.items():
                 self._release(key, flight.future, cancel=True)
             stats.wall_time = time.monotonic() - started
@@ -308,7 +321,7 @@ class BatchRunner:
         """
         retry_number = 0
         while True:
-            if stop.is_set() or self._closed.is_set():
+            if stop.is_set() or self._closed.is_set() or self._held_back(stop):
                 raise error_type(key, "cancelled before the request started")
             try:
                 value = self._attempt(call, stats)
@@ -320,7 +333,7 @@ class BatchRunner:
                 error = error_type(key, f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
             if not error.store_wide:
-                self._answered.set()
+                self._mark_answered()
             retry_number += 1
             delay = self.retry.delay(error, retry_number, self._rng)
             if delay is None:
@@ -332,8 +345,20 @@ class BatchRunner:
                 raise error
             with self._lock:
                 stats.retries += 1
+                if error.throttled:
+                    self._resume_at = max(self._resume_at, time.monotonic() + delay)
             if stop.wait(delay) or self._closed.is_set():
                 raise error_type(key, f"cancelled while waiting to retry after: {error.message}") from error
+
+    def _held_back(self, stop: threading.Event) -> bool:
+        """Wait until the throttled store's pause, as it stands now, ends; True if stopped.
+
+        A pause extended while a request waits does not hold it again: requests released
+        together go together, and a key failing again alone cannot keep the others waiting.
+        """
+        with self._lock:
+            remaining = self._resume_at - time.monotonic()
+        return remaining > 0 and (stop.wait(remaining) or self._closed.is_set())
 
     def _attempt(self, call: Callable[[], _T], stats: CallStats) -> _T:
         with self._lock:
@@ -345,8 +370,18 @@ class BatchRunner:
         finally:
             with self._lock:
                 self._in_flight -= 1
-        self._answered.set()
+        self._mark_answered()
         return value
+
+    def _mark_answered(self) -> None:
+        """The store has answered: lift the fail-fast bound of the calls waiting on it."""
+        if self._answered.is_set():
+            return
+        with self._lock:
+            self._answered.set()
+            waiting = list(self._waiting)
+        for done in waiting:
+            done.put(_WAKE)
 
 
 class BatchPrefetcher(BatchRunner):

@@ -28,23 +28,28 @@ class RetryPolicy:
     server asking for more than ``max_retry_after`` seconds is not retried at all.
     An `IntegrityError` (a body that does not hash to its key) is retried at most
     ``integrity_retries`` times, since a store that keeps serving bad bytes will not improve.
+    A throttled key (the store asked to slow down: 429, 503) gets up to
+    ``max_throttled_attempts``: a burst of throttling costs time, and the `RetryBudget`, not
+    the key, bounds how long a store that stays throttled is tried.
     """
 
     max_attempts: int = 4
+    max_throttled_attempts: int = 10
     base_backoff: float = 0.1
     max_backoff: float = 5.0
     max_retry_after: float = 30.0
     integrity_retries: int = 1
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
+        if self.max_attempts < 1 or self.max_throttled_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.base_backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
             raise ValueError("backoff times must not be negative")
 
     def delay(self, error: StoreError, retry_number: int, rng: random.Random | None = None) -> float | None:
         """Seconds to wait before retry ``retry_number`` (1-based) after ``error``; None: give up."""
-        if not error.retryable or retry_number >= self.max_attempts:
+        limit = max(self.max_attempts, self.max_throttled_attempts) if error.throttled else self.max_attempts
+        if not error.retryable or retry_number >= limit:
             return None
         if isinstance(error, IntegrityError) and retry_number > self.integrity_retries:
             return None

@@ -15,7 +15,13 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption
 
 from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError
-from ..http import is_connect_failure, is_denied_status, is_retryable_status, parse_retry_after
+from ..http import (
+    is_connect_failure,
+    is_denied_status,
+    is_retryable_status,
+    is_throttling_status,
+    parse_retry_after,
+)
 from ..keys import join_key, normalize_prefix
 from ..protocol import ClosableFetcher, names_store
 from ..registry import bucket_and_prefix
@@ -175,6 +181,7 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
             retryable=is_retryable_status(status),
             retry_after=parse_retry_after(headers.get("Retry-After")),
             store_wide=is_denied_status(status),
+            throttled=is_throttling_status(status),
         )
     if isinstance(exc, DataCorruption):
         return IntegrityError(key, f"body does not match the object's {_CHECKSUM} checksum")

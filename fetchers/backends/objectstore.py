@@ -12,7 +12,7 @@ import zstandard
 from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
 
 from ..errors import BlobNotFound, FetchError, StoreError, WriteError
-from ..http import is_connect_failure, is_denied_status, is_retryable_status
+from ..http import is_connect_failure, is_denied_status, is_retryable_status, is_throttling_status
 from ..keys import join_key, normalize_prefix
 from ..protocol import ClosableFetcher, names_store
 
@@ -169,6 +169,7 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
             f"objectstore answered HTTP {exc.status}",
             retryable=is_retryable_status(exc.status),
             store_wide=is_denied_status(exc.status),
+            throttled=is_throttling_status(exc.status),
         )
     if isinstance(exc, urllib3.exceptions.ClosedPoolError):
         return kind(key, "the fetcher was closed")

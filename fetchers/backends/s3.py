@@ -23,7 +23,7 @@ from botocore.exceptions import ConnectionError as SDKConnectionError
 from urllib3.exceptions import HTTPError as URLLib3Error
 
 from ..errors import BlobNotFound, FetchError, StoreError, WriteError
-from ..http import is_denied_status, is_retryable_status, parse_retry_after
+from ..http import is_denied_status, is_retryable_status, is_throttling_status, parse_retry_after
 from ..keys import join_key, normalize_prefix
 from ..protocol import ClosableFetcher, names_store
 from ..registry import bucket_and_prefix
@@ -160,10 +160,10 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
             return kind(key, message, store_wide=True)
         if code == "NoSuchKey" or status == 404:
             return BlobNotFound(key)
-        throttled = code in _TRANSIENT_CODES or code.startswith("Throttling")
-        if throttled or is_retryable_status(status):
+        throttled = code == "SlowDown" or code.startswith("Throttling") or is_throttling_status(status)
+        if throttled or code in _TRANSIENT_CODES or is_retryable_status(status):
             retry_after = parse_retry_after(metadata.get("HTTPHeaders", {}).get("retry-after"))
-            return kind(key, message, retryable=True, retry_after=retry_after)
+            return kind(key, message, retryable=True, retry_after=retry_after, throttled=throttled)
         return kind(key, message)
     name = type(exc).__name__
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
