@@ -30,6 +30,8 @@ from ..registry import bucket_and_prefix
 # pure-Python crc32c is installed.
 _CHECKSUM = "crc32c" if google_crc32c.implementation == "c" else "md5"
 
+_NO_BUCKET = "GCS bucket does not exist (HTTP 404)"
+
 _RETRYABLE_TRANSPORT_ERRORS = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
@@ -108,11 +110,15 @@ class GCSFetcher(ClosableFetcher):
 
     @names_store
     def exists(self, key: str) -> bool:
-        """Whether ``prefix/key`` exists: one object metadata GET."""
+        """Whether ``prefix/key`` exists: one object metadata GET (and, after the first 404,
+        one bucket metadata GET until the bucket has been found)."""
         try:
-            return self._blob(key).exists(timeout=self._timeout, retry=None)
+            found = self._blob(key).exists(timeout=self._timeout, retry=None)
         except Exception as exc:
             raise self._store_error(key, exc, FetchError) from exc
+        if not found and self._bucket_missing():
+            raise FetchError(key, _NO_BUCKET, store_wide=True)
+        return found
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -130,7 +136,7 @@ class GCSFetcher(ClosableFetcher):
         """`_store_error`, with a 404 told apart: the key's, or the bucket's."""
         error = _store_error(key, exc, kind)
         if getattr(exc, "code", None) == 404 and self._bucket_missing():
-            return kind(key, "GCS bucket does not exist (HTTP 404)", store_wide=True)
+            return kind(key, _NO_BUCKET, store_wide=True)
         return error
 
     def _bucket_missing(self) -> bool:

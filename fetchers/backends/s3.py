@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -77,6 +78,8 @@ class S3Fetcher(ClosableFetcher):
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.store_url = f"s3://{bucket}/{self.prefix}"
+        self._bucket_found = False
+        self._bucket_lock = threading.Lock()
         if client is None:
             config = Config(
                 max_pool_connections=max_connections,
@@ -123,16 +126,35 @@ class S3Fetcher(ClosableFetcher):
 
     @names_store
     def exists(self, key: str) -> bool:
-        """Whether ``key`` exists (``HeadObject``); False on 404, `FetchError` otherwise."""
+        """Whether ``key`` exists (``HeadObject``); False on 404, `FetchError` otherwise.
+
+        A HEAD's 404 has no body to tell a missing key from a missing bucket, so after the
+        first one the bucket is checked once (``HeadBucket``) until it has been found.
+        """
         object_key = join_key(self.prefix, key)
         try:
             self._client.head_object(Bucket=self.bucket, Key=object_key)
         except _SDK_ERRORS as exc:
             error = _store_error(key, exc, FetchError)
-            if isinstance(error, BlobNotFound):  # a HEAD has no body: a missing bucket shows on put
-                return False
-            raise error from exc
+            if not isinstance(error, BlobNotFound):
+                raise error from exc
+            if self._bucket_missing():
+                raise FetchError(key, "S3 NoSuchBucket (HTTP 404)", store_wide=True) from exc
+            return False
         return True
+
+    def _bucket_missing(self) -> bool:
+        with self._bucket_lock:
+            if self._bucket_found:
+                return False
+            try:
+                self._client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+            except _SDK_ERRORS:  # cannot tell: the key's own 404 stands
+                return False
+            self._bucket_found = True
+            return False
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:

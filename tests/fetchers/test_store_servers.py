@@ -203,3 +203,24 @@ def test_objectstore_endpoint_down_is_store_unavailable():
     with objectstore(f"http://127.0.0.1:{closed_port()}") as fetcher:
         error = unavailable(fetcher)
     assert "ConnectionError" in str(error) or "refused" in str(error).lower()
+
+
+def test_s3_upload_to_a_missing_bucket_stops_after_a_few_requests(s3_server, s3_fetcher_factory):
+    bucket = f"missing-{uuid.uuid4().hex[:8]}"
+    before = s3_server.total_requests()
+    with BatchUploader(s3_fetcher_factory(bucket), max_workers=16, retry=QUICK_RETRY) as uploader:
+        with pytest.raises(StoreUnavailable) as info:
+            uploader.upload_all(blobs(100, size=10))
+    assert s3_server.total_requests() - before <= 12
+    assert str(info.value) == f"s3://{bucket}/: store unavailable: S3 NoSuchBucket (HTTP 404)"
+
+
+def test_gcs_upload_to_a_missing_bucket_stops_after_a_few_requests(gcs_server, latency_proxy, monkeypatch):
+    proxy = latency_proxy(gcs_server.host, gcs_server.port)
+    monkeypatch.setenv(STORAGE_EMULATOR_HOST, proxy.url)
+    with GCSFetcher("no-such-bucket", max_connections=16) as fetcher:
+        with BatchUploader(fetcher, max_workers=16, retry=QUICK_RETRY) as uploader:
+            with pytest.raises(StoreUnavailable) as info:
+                uploader.upload_all(blobs(100, size=10))
+    assert proxy.requests_seen <= 12 and proxy.requests_by_method("POST") == 0
+    assert "GCS bucket does not exist" in str(info.value)
