@@ -224,3 +224,16 @@ def test_gcs_upload_to_a_missing_bucket_stops_after_a_few_requests(gcs_server, l
                 uploader.upload_all(blobs(100, size=10))
     assert proxy.requests_seen <= 12 and proxy.requests_by_method("POST") == 0
     assert "GCS bucket does not exist" in str(info.value)
+
+
+def test_s3_store_that_stays_throttled_ends_the_batch_within_the_budget(s3_server, s3_bucket, s3_fetcher_factory):
+    data = blobs(50, size=100)
+    for key, body in data.items():
+        s3_server.put_object(s3_bucket, key, body)
+    s3_server.faults.set("slowdown", count=100_000, retry_after="0")
+    before = s3_server.total_requests()
+    with BatchPrefetcher(s3_fetcher_factory(s3_bucket), max_workers=8, retry=QUICK_RETRY) as prefetcher:
+        result = prefetcher.fetch_all(data)
+    s3_server.faults.clear()
+    assert set(result.errors) == set(data) and all(e.throttled for e in result.errors.values())
+    assert s3_server.total_requests() - before == len(data) + result.stats.retries <= len(data) + 500 // 5
