@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, runtime_checkable
 
@@ -84,6 +85,26 @@ def names_store(
             raise
 
     return wrapper
+
+
+class BucketCheck:
+    """Tells a missing bucket from a missing key after a 404, asking the store as little as
+    possible: ``bucket_exists()`` (one metadata request; True, False, or None when it cannot
+    tell) runs only until the bucket has been found once. Thread-safe."""
+
+    def __init__(self, bucket_exists: Callable[[], bool | None]) -> None:
+        self._bucket_exists = bucket_exists
+        self._found = False
+        self._lock = threading.Lock()
+
+    def bucket_missing(self) -> bool:
+        """True only when the store said the bucket does not exist."""
+        with self._lock:
+            if not self._found:
+                exists = self._bucket_exists()
+                self._found = exists is True
+                return exists is False
+            return False
 
 
 def connection_limit(fetcher: BlobFetcher) -> int | None:

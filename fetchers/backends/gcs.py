@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -23,7 +22,7 @@ from ..http import (
     parse_retry_after,
 )
 from ..keys import join_key, normalize_prefix
-from ..protocol import ClosableFetcher, names_store
+from ..protocol import BucketCheck, ClosableFetcher, names_store
 from ..registry import bucket_and_prefix
 
 # The SDK checks the body against the object's crc32c, or its md5 where only the slow
@@ -89,8 +88,7 @@ class GCSFetcher(ClosableFetcher):
             client = self._owned = _create_client(project, max_connections)
         self._client = client
         self._bucket = self._client.bucket(bucket)
-        self._bucket_found = False
-        self._bucket_lock = threading.Lock()
+        self._bucket_check = BucketCheck(self._bucket_exists)
         self.store_url = f"gs://{bucket}/{self._prefix}"
 
     @classmethod
@@ -116,7 +114,7 @@ class GCSFetcher(ClosableFetcher):
             found = self._blob(key).exists(timeout=self._timeout, retry=None)
         except Exception as exc:
             raise self._store_error(key, exc, FetchError) from exc
-        if not found and self._bucket_missing():
+        if not found and self._bucket_check.bucket_missing():
             raise FetchError(key, _NO_BUCKET, store_wide=True)
         return found
 
@@ -135,20 +133,16 @@ class GCSFetcher(ClosableFetcher):
     def _store_error(self, key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
         """`_store_error`, with a 404 told apart: the key's, or the bucket's."""
         error = _store_error(key, exc, kind)
-        if getattr(exc, "code", None) == 404 and self._bucket_missing():
+        if getattr(exc, "code", None) == 404 and self._bucket_check.bucket_missing():
             return kind(key, _NO_BUCKET, store_wide=True)
         return error
 
-    def _bucket_missing(self) -> bool:
-        """Whether the bucket is missing: one metadata GET, until the bucket has been found."""
-        with self._bucket_lock:
-            if self._bucket_found:
-                return False
-            try:
-                self._bucket_found = self._bucket.exists(timeout=self._timeout, retry=None)
-            except Exception:  # noqa: BLE001 - cannot tell: report the key's own 404
-                return False
-            return not self._bucket_found
+    def _bucket_exists(self) -> bool | None:
+        """One bucket metadata GET; None when it cannot tell."""
+        try:
+            return self._bucket.exists(timeout=self._timeout, retry=None)
+        except Exception:  # noqa: BLE001 - cannot tell: the key's own 404 stands
+            return None
 
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -26,7 +25,7 @@ from urllib3.exceptions import HTTPError as URLLib3Error
 from ..errors import BlobNotFound, FetchError, StoreError, WriteError
 from ..http import is_denied_status, is_retryable_status, is_throttling_status, parse_retry_after
 from ..keys import join_key, normalize_prefix
-from ..protocol import ClosableFetcher, names_store
+from ..protocol import BucketCheck, ClosableFetcher, names_store
 from ..registry import bucket_and_prefix
 
 # S3 sends these with statuses that say nothing of retrying (RequestTimeout is a 400).
@@ -78,8 +77,7 @@ class S3Fetcher(ClosableFetcher):
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.store_url = f"s3://{bucket}/{self.prefix}"
-        self._bucket_found = False
-        self._bucket_lock = threading.Lock()
+        self._bucket_check = BucketCheck(self._bucket_exists)
         if client is None:
             config = Config(
                 max_pool_connections=max_connections,
@@ -138,23 +136,20 @@ class S3Fetcher(ClosableFetcher):
             error = _store_error(key, exc, FetchError)
             if not isinstance(error, BlobNotFound):
                 raise error from exc
-            if self._bucket_missing():
+            if self._bucket_check.bucket_missing():
                 raise FetchError(key, "S3 NoSuchBucket (HTTP 404)", store_wide=True) from exc
             return False
         return True
 
-    def _bucket_missing(self) -> bool:
-        with self._bucket_lock:
-            if self._bucket_found:
-                return False
-            try:
-                self._client.head_bucket(Bucket=self.bucket)
-            except ClientError as exc:
-                return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
-            except _SDK_ERRORS:  # cannot tell: the key's own 404 stands
-                return False
-            self._bucket_found = True
-            return False
+    def _bucket_exists(self) -> bool | None:
+        """One ``HeadBucket``; None when it cannot tell."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            return False if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 else None
+        except _SDK_ERRORS:
+            return None
+        return True
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
