@@ -7,9 +7,9 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from fetchers import BlobFetcher, ClosableFetcher
+from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
 
-from .engine.chunks import open_store, plan
+from .engine.chunks import plan
 from .engine.run import Progress, run_comparison
 from .inputs.approved import approved_fingerprints, carry_over
 from .inputs.sources import Side, combine_fetchers, open_side, read_input
@@ -30,6 +30,7 @@ def compare_builds(
     artifacts: ArtifactWriter | None = None,
     approved: str | os.PathLike[str] | None = None,
     scheduler: str | None = None,
+    store_token: str | None = None,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
@@ -40,11 +41,12 @@ def compare_builds(
     `Comparison.approval` says so (see `compare.inputs.approved`). Diff masks and report
     previews are written under ``out_dir``
     (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
-    the store came from in messages. ``artifacts``, a writer for ``out_dir``, lets the caller
-    hold the folder's lock until `write_reports` is given the same writer; without it the lock
-    is held for this call only. With ``scheduler`` (``tcp://host:8786`` or ``local:N``) the
-    pixel diffs run on that Dask cluster (the ``dask`` extra; both builds must be manifests and
-    ``store`` a URL the workers can reach).
+    the store came from in messages; ``store_token`` authenticates to a store URL that takes
+    one (objectstore). ``artifacts``, a writer for ``out_dir``, lets the caller hold the
+    folder's lock until `write_reports` is given the same writer; without it the lock is held
+    for this call only. With ``scheduler`` (``tcp://host:8786`` or ``local:N``) the pixel diffs
+    run on that Dask cluster (the ``dask`` extra; both builds must be manifests and ``store`` a
+    URL the workers can reach; workers read credentials from their own environment).
 
     Raises `InputError` naming the input when a build, the store or ``out_dir`` cannot be used
     (``out_dir`` not writable, or in use by another run).
@@ -54,7 +56,9 @@ def compare_builds(
     with ExitStack() as stack:
         store_fetcher = store
         if isinstance(store, str):
-            store_fetcher = stack.enter_context(_open_store(store, store_setting, options))
+            store_fetcher = stack.enter_context(
+                open_store(store, store_setting, max_connections=options.fetch_workers, token=store_token)
+            )
         try:
             sides = {role: open_side(spec, role=role, store=store_fetcher,
                                      require_sizes=options.require_sizes,
@@ -105,10 +109,11 @@ def _compare_on_cluster(
     return run_on_cluster(comparison_plan, store, scheduler, artifacts=artifacts, progress=progress)
 
 
-def _open_store(url: str, setting: str, options: CompareOptions) -> ClosableFetcher:
-    # The URL itself is never echoed: it may carry tokens in its query.
+def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None) -> ClosableFetcher:
+    """The store at ``url`` (read and written through); `InputError` naming ``setting`` if it
+    cannot be opened. The URL itself is never echoed: it may carry secrets in its query."""
     try:
-        return open_store(url, options)
+        return fetcher_from_url(url, max_connections=max_connections, token=token)
     except ImportError as exc:
         raise InputError(f"{setting}: {exc}") from None
     except ValueError as exc:

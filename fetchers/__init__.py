@@ -1,15 +1,17 @@
-"""snapcompare's fetch layer: one `BlobFetcher` per store and a `BatchPrefetcher` over any.
+"""snapcompare's store layer: one backend per store, each a `BlobFetcher` and a `BlobWriter`,
+and `BatchPrefetcher` / `BatchUploader` over any.
 
-Layout: `protocol` (the seam), `errors`, `retry` (policy and budget), `prefetch` (the batch
-fetcher), `registry` (every backend named once, store URLs) and `backends/` (one module per
+Layout: `protocol` (the seams), `errors`, `retry` (policy and budget), `prefetch` (the batch
+machinery and the batch fetcher), `upload` (the batch uploader), `registry` (every backend named once, store URLs) and `backends/` (one module per
 store, each importing its own SDK). It knows nothing of `compare`.
 """
 
-from .errors import BlobNotFound, FetchError, IntegrityError
-from .prefetch import BatchPrefetcher, BatchResult, BatchStats
-from .protocol import BlobFetcher, ClosableFetcher
+from .errors import BlobNotFound, FetchError, IntegrityError, StoreError, StoreUnavailable, WriteError
+from .prefetch import BatchPrefetcher, BatchResult, BatchRunner, BatchStats, CallStats
+from .protocol import BlobFetcher, BlobWriter, ClosableFetcher
 from .registry import BACKENDS, backend_by_class, fetcher_from_url
 from .retry import RetryBudget, RetryPolicy
+from .upload import BatchUploader, BlobSource, UploadResult, UploadStats
 
 
 def __getattr__(name: str) -> type:
@@ -24,9 +26,14 @@ __all__ = [
     "BACKENDS",
     "BatchPrefetcher",
     "BatchResult",
+    "BatchRunner",
     "BatchStats",
+    "BatchUploader",
     "BlobFetcher",
     "BlobNotFound",
+    "BlobSource",
+    "BlobWriter",
+    "CallStats",
     "ClosableFetcher",
     "FetchError",
     "GCSFetcher",
@@ -36,5 +43,10 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "S3Fetcher",
+    "StoreError",
+    "StoreUnavailable",
+    "UploadResult",
+    "UploadStats",
+    "WriteError",
     "fetcher_from_url",
 ]

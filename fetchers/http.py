@@ -1,9 +1,12 @@
-"""HTTP facts shared by the backends that speak HTTP: which statuses are worth retrying and
-what a ``Retry-After`` header asks for."""
+"""HTTP facts shared by the backends that speak HTTP: which statuses are worth retrying, which
+concern the whole store, what a ``Retry-After`` header asks for, and whether a transport
+failure was a failure to connect at all."""
 
 from __future__ import annotations
 
-from urllib3.exceptions import InvalidHeader
+import socket
+
+from urllib3.exceptions import ConnectTimeoutError, InvalidHeader
 from urllib3.util.retry import Retry
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -15,6 +18,16 @@ _PARSER = Retry(0)
 def is_retryable_status(status: int | None) -> bool:
     """True for throttling, request timeouts and server errors (429, 408, 5xx)."""
     return status is not None and (status in RETRYABLE_STATUSES or 500 <= status <= 599)
+
+
+def is_throttling_status(status: int | None) -> bool:
+    """True for 429 and 503: the server asks its clients to slow down."""
+    return status in (429, 503)
+
+
+def is_denied_status(status: int | None) -> bool:
+    """True for 401 and 403: the credentials are missing, wrong or not allowed, for every key."""
+    return status in (401, 403)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -30,3 +43,20 @@ def parse_retry_after(value: str | None) -> float | None:
         return float(_PARSER.parse_retry_after(value))
     except InvalidHeader:
         return None
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """True when ``exc``, or an exception it wraps, is a failure to open a connection: refused,
+    unreachable, name not resolved or connect timeout (urllib3's `NewConnectionError` and
+    `ConnectTimeoutError`), which every request to the same host would meet."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        error = todo.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)):
+            return True
+        todo += [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
+    return False

@@ -1,4 +1,10 @@
-"""Concurrent, deduplicated, bounded, retrying retrieval over any thread-safe `BlobFetcher`."""
+"""Concurrent, deduplicated, bounded, retrying batches over a thread-safe store.
+
+`BatchRunner` is the machinery: long-lived workers, one flight per key, bounded look-ahead, one
+retry policy and budget, and an early stop when the store itself is unusable. `BatchPrefetcher`
+reads through it (`BlobFetcher.fetch`); `fetchers.upload.BatchUploader` writes through it
+(`BlobWriter.exists` and ``put``).
+"""
 
 from __future__ import annotations
 
@@ -7,37 +13,53 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from .errors import FetchError, IntegrityError
+from .errors import FetchError, IntegrityError, StoreError, StoreUnavailable
 from .keys import is_sha256_hex
-from .protocol import BlobFetcher, connection_limit
+from .protocol import BlobFetcher, connection_limit, describe_store
 from .retry import RetryBudget, RetryPolicy
 
 _END = object()
+_WAKE = object()  # put in a call's queue of finished jobs to make it look at its bounds again
+_T = TypeVar("_T")
 
 
 @dataclass
-class BatchStats:
-    """What one `fetch_all` or `iter_fetch` call did.
+class CallStats:
+    """What one batch call did, whichever way it went.
 
-    ``fetches_issued`` counts calls to the fetcher (first attempts and retries) made for this
-    call; a key that joined a fetch already in flight for another call (``shared``) issues
-    none. ``peak_in_flight`` is the most fetches this prefetcher had running at once while
-    the call's own fetches ran.
+    A key that joined a flight already under way for another call (``shared``) issues no
+    request. ``peak_in_flight`` is the most requests the runner had running at once while the
+    call's own requests ran.
     """
 
     keys_requested: int = 0
     unique_keys: int = 0
-    fetches_issued: int = 0
     retries: int = 0
     shared: int = 0
-    bytes_fetched: int = 0
     errors: int = 0
     wall_time: float = 0.0
     peak_in_flight: int = 0
+
+    def count_request(self) -> None:
+        """One request (a first attempt or a retry) was issued for this call."""
+        raise NotImplementedError
+
+
+@dataclass
+class BatchStats(CallStats):
+    """What one `fetch_all` or `iter_fetch` call did; ``fetches_issued`` counts every call to
+    the fetcher (first attempts and retries)."""
+
+    fetches_issued: int = 0
+    bytes_fetched: int = 0
+
+    def count_request(self) -> None:
+        self.fetches_issued += 1
 
 
 @dataclass
@@ -49,11 +71,15 @@ class BatchResult:
     stats: BatchStats = field(default_factory=BatchStats)
 
 
+# A job runs one key to its end on a worker: (key, call's stats, stop event) -> value.
+Job = Callable[[str, Any, threading.Event], Any]
+
+
 class _Flight:
-    """One fetch of one key, shared by every caller that asks for the key while it runs.
+    """One job for one key, shared by every caller that asks for the key while it runs.
 
     ``stop`` is set when nobody wants the result any more (its last holder left, or the
-    prefetcher closed): the fetch then makes no further attempt and cuts its retry wait short.
+    runner closed): the job then makes no further attempt and cuts its retry wait short.
     """
 
     __slots__ = ("future", "holders", "stop")
@@ -64,69 +90,100 @@ class _Flight:
         self.stop = stop
 
 
-class BatchPrefetcher:
-    """Fetches batches of keys through one fetcher with a fixed set of worker threads.
+class _StoreHealth:
+    """Decides, from one call's first outcomes, that the store itself is unusable.
 
-    - Each unique key is fetched once per call, however often it is given; callers in other
-      threads asking for the same key at the same time share that one fetch (single flight).
-    - At most ``max_workers`` fetches are in flight. The workers live as long as the
-      prefetcher, so consecutive batches reuse them and their connections.
+    Until the store has given one answer that is not a store-wide failure, the call keeps at
+    most ``threshold`` jobs in flight; once ``threshold`` keys (or all of the call's keys, if
+    fewer) in a row end in the same store-wide error, the store is declared unavailable.
+    """
+
+    def __init__(self, threshold: int, unique_keys: int) -> None:
+        self.needed = min(threshold, unique_keys)
+        self.streak = 0
+        self.last: tuple[type, str] | None = None
+
+    def verdict(self, value: object) -> StoreError | None:
+        """The error that shows the store is unusable, after this outcome; else None."""
+        if not (isinstance(value, StoreError) and value.store_wide):
+            self.needed = 0  # the store answered: from here on, every key speaks for itself
+            return None
+        if not self.needed:
+            return None
+        cause = (type(value), value.message)
+        self.streak = self.streak + 1 if cause == self.last else 1
+        self.last = cause
+        return value if self.streak >= self.needed else None
+
+
+class BatchRunner:
+    """Runs jobs on batches of keys against one store with a fixed set of worker threads.
+
+    - Each unique key runs once per call, however often it is given; callers in other threads
+      asking for the same key at the same time share that one run (single flight).
+    - At most ``max_workers`` requests are in flight. The workers live as long as the runner,
+      so consecutive batches reuse them and their connections.
     - Only retryable errors are retried, per ``retry`` (full-jitter backoff, ``Retry-After``
-      honoured) and within ``budget``, shared by all calls of this prefetcher.
-    - ``verify=True`` treats keys as the sha256 hex of their content and reports a body that
-      does not match as an `IntegrityError` (retried per the policy).
-    - `iter_fetch` keeps at most ``max_pending`` keys and about ``max_pending_bytes`` bytes
-      fetched or in flight ahead of its consumer.
-    - `close` (or leaving the ``with`` block) cancels pending fetches, wakes retry waits and
+      honoured) and within ``budget``, which all calls share and successes refill.
+    - A throttled answer (429, 503, S3 ``SlowDown``) holds every request back, first attempts
+      included, until its retry is due: the store asked all its clients to slow down, so a
+      burst costs each key a retry or two rather than a retry per request that raced it.
+    - Fail fast: until the store has answered once, a call runs at most ``fail_fast_after``
+      keys at a time, and when that many keys in a row (or all of them, if fewer) fail for one
+      store-wide reason (no such bucket, 401/403, connection refused after retries) the call
+      raises `StoreUnavailable` instead of reporting each key. A missing key is not that.
+      ``fail_fast_after=0`` turns this off.
+    - `close` (or leaving the ``with`` block) cancels pending jobs, wakes retry waits and
       joins every worker. A failure of one key never cancels or hides another's.
     """
 
     def __init__(
         self,
-        fetcher: BlobFetcher,
+        store: object,
         *,
         max_workers: int = 8,
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
-        verify: bool = False,
-        max_pending: int | None = None,
-        max_pending_bytes: int = 256 * 1024 * 1024,
+        fail_fast_after: int = 3,
+        thread_name: str = "snapcompare-store",
     ) -> None:
-        if not isinstance(fetcher, BlobFetcher):
-            raise TypeError(f"{fetcher!r} has no fetch(key) method")
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        pool = connection_limit(fetcher)
+        if fail_fast_after < 0:
+            raise ValueError(f"fail_fast_after must not be negative, got {fail_fast_after}")
+        pool = connection_limit(store)
         if pool is not None and pool < max_workers:
             raise ValueError(
-                f"max_workers={max_workers} exceeds the fetcher's connection pool "
+                f"max_workers={max_workers} exceeds the store's connection pool "
                 f"(max_connections={pool}): size the pool to at least the concurrency"
             )
-        self.fetcher = fetcher
         self.max_workers = max_workers
         self.retry = retry or RetryPolicy()
         self.budget = budget or RetryBudget()
-        self.verify = verify
-        self.max_pending = max_pending or 4 * max_workers
-        self.max_pending_bytes = max_pending_bytes
+        self.fail_fast_after = fail_fast_after
+        self.store_name = describe_store(store)
+        self._thread_name = thread_name
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._closed = threading.Event()
+        self._answered = threading.Event()  # the store gave one answer that was not store-wide
+        self._waiting: set[queue.SimpleQueue] = set()  # the calls' queues, woken by that answer
         self._in_flight = 0
+        self._resume_at = 0.0  # monotonic time before which no request starts (throttled)
         self._rng = random.Random()
 
-    def __enter__(self) -> BatchPrefetcher:
+    def __enter__(self) -> BatchRunner:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
-        """Cancel pending fetches, interrupt retry waits and join the workers. Idempotent.
+        """Cancel pending jobs, interrupt retry waits and join the workers. Idempotent.
 
         A request already on the wire cannot be interrupted: close waits for it to end, which
-        the fetcher's own timeouts bound, so that no worker or open response outlives it.
+        the store's own timeouts bound, so that no worker or open response outlives it.
         """
         self._closed.set()
         with self._lock:
@@ -136,67 +193,66 @@ class BatchPrefetcher:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
-    def fetch_all(self, keys: Iterable[str]) -> BatchResult:
-        """Fetch every unique key; return blobs and errors. Never raises a fetch error."""
-        result = BatchResult()
-        for key, value in self._stream(keys, result.stats, max_pending=None, max_bytes=None):
-            if isinstance(value, FetchError):
-                result.errors[key] = value
-            else:
-                result.blobs[key] = value
-        return result
+    def stream(
+        self,
+        keys: Iterable[str],
+        stats: CallStats,
+        job: Job,
+        *,
+        max_pending: int | None,
+        max_bytes: int | None = None,
+    ) -> Iterator[tuple[str, Any]]:
+        """Yield ``(key, job's value or StoreError)`` for each unique key as its job ends.
 
-    def iter_fetch(
-        self, keys: Iterable[str], *, stats: BatchStats | None = None
-    ) -> Iterator[tuple[str, bytes | FetchError]]:
-        """Yield ``(key, bytes or FetchError)`` for each unique key as its fetch completes.
-
-        Fetching runs ahead of the consumer by at most ``max_pending`` keys and about
-        ``max_pending_bytes`` bytes. Closing the iterator early (``break``, an exception in
-        the consumer) cancels this call's fetches that have not started. ``stats``, when
-        given, is filled in as the call runs.
+        At most ``max_pending`` keys (and, for byte values, about ``max_bytes`` bytes) are run
+        or held ahead of the consumer; None: no bound. Raises `StoreUnavailable` per the
+        fail-fast rule. Closing the iterator early cancels this call's jobs not yet started.
         """
-        return self._stream(
-            keys, stats or BatchStats(), max_pending=self.max_pending, max_bytes=self.max_pending_bytes
-        )
-
-    def _stream(
-        self, keys: Iterable[str], stats: BatchStats, *, max_pending: int | None, max_bytes: int | None
-    ) -> Iterator[tuple[str, bytes | FetchError]]:
         if self._closed.is_set():
-            raise RuntimeError("BatchPrefetcher is closed")
+            raise RuntimeError(f"{type(self).__name__} is closed")
         started = time.monotonic()
         ordered: dict[str, None] = {}
         for key in keys:
             stats.keys_requested += 1
             ordered.setdefault(key, None)
         stats.unique_keys = len(ordered)
+        health = _StoreHealth(self.fail_fast_after, len(ordered))
         todo = iter(ordered)
-        done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
+        done: queue.SimpleQueue[tuple[str, Future] | object] = queue.SimpleQueue()
         held: dict[str, _Flight] = {}
+        with self._lock:
+            self._waiting.add(done)
         try:
             while True:
-                while (max_pending is None or len(held) < max_pending) and (
-                    max_bytes is None or self._bytes_allow_more(held, max_bytes)
+                while (
+                    (max_pending is None or len(held) < max_pending)
+                    and (max_bytes is None or self._bytes_allow_more(held, max_bytes))
+                    and (self._answered.is_set() or not health.needed or len(held) < health.needed)
                 ):
                     key = next(todo, _END)
                     if key is _END:
                         break
-                    held[key] = self._join(key, stats)
+                    held[key] = self._join(key, stats, job)
                     held[key].future.add_done_callback(lambda f, k=key: done.put((k, f)))
                 if not held:
                     break
-                key, future = done.get()
+                item = done.get()
+                if item is _WAKE:  # the store answered: more may start now
+                    continue
+                key, future = item
                 del held[key]
                 self._release(key, future)
                 value = _outcome(key, future)
-                if isinstance(value, FetchError):
+                unusable = health.verdict(value)
+                if unusable is not None:
+                    raise StoreUnavailable(unusable.store or self.store_name, unusable)
+                if isinstance(value, StoreError):
                     stats.errors += 1
-                else:
-                    stats.bytes_fetched += len(value)
                 stats.wall_time = time.monotonic() - started
                 yield key, value
         finally:
+            with self._lock:
+                self._waiting.discard(done)
             for key, flight in held.items():
                 self._release(key, flight.future, cancel=True)
             stats.wall_time = time.monotonic() - started
@@ -217,8 +273,8 @@ class BatchPrefetcher:
             return unfinished < self.max_workers
         return sum(sizes) + unfinished * sum(sizes) // len(sizes) < max_bytes
 
-    def _join(self, key: str, stats: BatchStats) -> _Flight:
-        """Return the flight fetching ``key``, starting one unless one is under way."""
+    def _join(self, key: str, stats: CallStats, job: Job) -> _Flight:
+        """Return the flight running ``key``, starting one unless one is under way."""
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
@@ -232,8 +288,8 @@ class BatchPrefetcher:
                 flight.future.set_running_or_notify_cancel()
                 return flight
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="snapcompare-fetch")
-            flight = _Flight(self._executor.submit(self._fetch_with_retries, key, stats, stop), stop)
+                self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix=self._thread_name)
+            flight = _Flight(self._executor.submit(job, key, stats, stop), stop)
             self._flights[key] = flight
             return flight
 
@@ -250,66 +306,182 @@ class BatchPrefetcher:
                     flight.stop.set()
                     future.cancel()
 
-    def _fetch_with_retries(self, key: str, stats: BatchStats, stop: threading.Event) -> bytes:
-        self.budget.record_request()
+    def with_retries(
+        self,
+        key: str,
+        call: Callable[[], _T],
+        stats: CallStats,
+        stop: threading.Event,
+        *,
+        error_type: type[StoreError] = FetchError,
+    ) -> _T:
+        """Run ``call`` (one request about ``key``) until it succeeds or may not be retried.
+
+        Any exception that is not a `StoreError` is reported as an ``error_type``.
+        """
         retry_number = 0
         while True:
-            if stop.is_set() or self._closed.is_set():
-                raise FetchError(key, "cancelled before the fetch started")
+            if stop.is_set() or self._closed.is_set() or self._held_back(stop):
+                raise error_type(key, "cancelled before the request started")
             try:
-                data = self._attempt(key, stats)
-                if self.verify:
-                    _check_digest(key, data)
-                return data
-            except FetchError as exc:
+                value = self._attempt(call, stats)
+                self.budget.record_success(retried=retry_number > 0)
+                return value
+            except StoreError as exc:
                 error = exc
-            except Exception as exc:  # noqa: BLE001 - any fetcher failure is reported, never lost
-                error = FetchError(key, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any store failure is reported, never lost
+                error = error_type(key, f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
+            if not error.store_wide:
+                self._mark_answered()
             retry_number += 1
             delay = self.retry.delay(error, retry_number, self._rng)
             if delay is None:
                 raise error
             if stop.is_set() or self._closed.is_set():  # nobody wants it: spend no budget on it
-                raise FetchError(key, f"cancelled instead of retrying after: {error.message}") from error
+                raise error_type(key, f"cancelled instead of retrying after: {error.message}") from error
             if not self.budget.try_spend():
                 error.message = f"{error.message} (not retried: retry budget exhausted)"
                 raise error
             with self._lock:
                 stats.retries += 1
+                if error.throttled:
+                    self._resume_at = max(self._resume_at, time.monotonic() + delay)
             if stop.wait(delay) or self._closed.is_set():
-                raise FetchError(key, f"cancelled while waiting to retry after: {error.message}") from error
+                raise error_type(key, f"cancelled while waiting to retry after: {error.message}") from error
 
-    def _attempt(self, key: str, stats: BatchStats) -> bytes:
+    def _held_back(self, stop: threading.Event) -> bool:
+        """Wait until the throttled store's pause, as it stands now, ends; True if stopped.
+
+        A pause extended while a request waits does not hold it again: requests released
+        together go together, and a key failing again alone cannot keep the others waiting.
+        """
+        with self._lock:
+            remaining = self._resume_at - time.monotonic()
+        return remaining > 0 and (stop.wait(remaining) or self._closed.is_set())
+
+    def _attempt(self, call: Callable[[], _T], stats: CallStats) -> _T:
         with self._lock:
             self._in_flight += 1
-            stats.fetches_issued += 1
+            stats.count_request()
             stats.peak_in_flight = max(stats.peak_in_flight, self._in_flight)
         try:
-            data = self.fetcher.fetch(key)
+            value = call()
         finally:
             with self._lock:
                 self._in_flight -= 1
+        self._mark_answered()
+        return value
+
+    def _mark_answered(self) -> None:
+        """The store has answered: lift the fail-fast bound of the calls waiting on it."""
+        if self._answered.is_set():
+            return
+        with self._lock:
+            self._answered.set()
+            waiting = list(self._waiting)
+        for done in waiting:
+            done.put(_WAKE)
+
+
+class BatchPrefetcher(BatchRunner):
+    """Fetches batches of keys through one fetcher on a `BatchRunner`'s workers.
+
+    Everything `BatchRunner` says holds, with a key's job being one fetch (and its retries).
+    ``verify=True`` treats keys as the sha256 hex of their content and reports a body that
+    does not match as an `IntegrityError` (retried per the policy). `iter_fetch` keeps at
+    most ``max_pending`` keys and about ``max_pending_bytes`` bytes fetched or in flight
+    ahead of its consumer. Calls never raise a per-key fetch error, only `StoreUnavailable`.
+    """
+
+    def __init__(
+        self,
+        fetcher: BlobFetcher,
+        *,
+        max_workers: int = 8,
+        retry: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
+        verify: bool = False,
+        max_pending: int | None = None,
+        max_pending_bytes: int = 256 * 1024 * 1024,
+        fail_fast_after: int = 3,
+    ) -> None:
+        if not isinstance(fetcher, BlobFetcher):
+            raise TypeError(f"{fetcher!r} has no fetch(key) method")
+        super().__init__(
+            fetcher, max_workers=max_workers, retry=retry, budget=budget, fail_fast_after=fail_fast_after,
+            thread_name="snapcompare-fetch",
+        )
+        self.fetcher = fetcher
+        self.verify = verify
+        self.max_pending = max_pending or 4 * max_workers
+        self.max_pending_bytes = max_pending_bytes
+
+    def __enter__(self) -> BatchPrefetcher:
+        return self
+
+    def fetch_all(self, keys: Iterable[str]) -> BatchResult:
+        """Fetch every unique key; return blobs and errors. Raises only `StoreUnavailable`."""
+        result = BatchResult()
+        for key, value in self._fetching(keys, result.stats, max_pending=None, max_bytes=None):
+            if isinstance(value, StoreError):
+                result.errors[key] = value
+            else:
+                result.blobs[key] = value
+        return result
+
+    def iter_fetch(
+        self, keys: Iterable[str], *, stats: BatchStats | None = None
+    ) -> Iterator[tuple[str, bytes | FetchError]]:
+        """Yield ``(key, bytes or FetchError)`` for each unique key as its fetch completes.
+
+        Fetching runs ahead of the consumer by at most ``max_pending`` keys and about
+        ``max_pending_bytes`` bytes. Closing the iterator early (``break``, an exception in
+        the consumer) cancels this call's fetches that have not started. ``stats``, when
+        given, is filled in as the call runs. Raises `StoreUnavailable` (see `BatchRunner`).
+        """
+        return self._fetching(
+            keys, stats if stats is not None else BatchStats(),
+            max_pending=self.max_pending, max_bytes=self.max_pending_bytes,
+        )
+
+    def _fetching(
+        self, keys: Iterable[str], stats: BatchStats, *, max_pending: int | None, max_bytes: int | None
+    ) -> Iterator[tuple[str, bytes | FetchError]]:
+        for key, value in self.stream(keys, stats, self._fetch, max_pending=max_pending, max_bytes=max_bytes):
+            if not isinstance(value, StoreError):
+                stats.bytes_fetched += len(value)
+            yield key, value
+
+    def _fetch(self, key: str, stats: BatchStats, stop: threading.Event) -> bytes:
+        return self.with_retries(key, lambda: self._read(key), stats, stop)
+
+    def _read(self, key: str) -> bytes:
+        data = self.fetcher.fetch(key)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise FetchError(key, f"fetcher returned {type(data).__name__}, not bytes")
-        return bytes(data)
+        data = bytes(data)
+        if self.verify:
+            check_digest(key, data)
+        return data
 
 
-def _check_digest(key: str, data: bytes) -> None:
+def check_digest(key: str, data: bytes) -> None:
+    """Raise `IntegrityError` unless ``data`` hashes to ``key`` (a sha256 hex digest)."""
     if not is_sha256_hex(key):
         raise FetchError(key, "verify=True needs keys that are sha256 hex digests")
     if hashlib.sha256(data).hexdigest() != key.lower():
         raise IntegrityError(key, f"content of {len(data)} bytes does not match its sha256 key")
 
 
-def _outcome(key: str, future: Future) -> bytes | FetchError:
-    """The bytes of a finished fetch, or its error as a `FetchError`."""
+def _outcome(key: str, future: Future) -> Any:
+    """The value of a finished job, or its error as a `StoreError`."""
     if future.cancelled():
-        return FetchError(key, "cancelled: the prefetcher was closed")
+        return FetchError(key, "cancelled: the batch was closed")
     error = future.exception()
     if error is None:
         return future.result()
-    if isinstance(error, FetchError):
+    if isinstance(error, StoreError):
         return error
     wrapped = FetchError(key, f"{type(error).__name__}: {error}")
     wrapped.__cause__ = error

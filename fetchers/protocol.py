@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Self, runtime_checkable
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, runtime_checkable
+
+from .errors import StoreError
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -30,6 +38,75 @@ class BlobFetcher(Protocol):
         ...
 
 
+@runtime_checkable
+class BlobWriter(Protocol):
+    """Writes blobs to a store and tells whether one is there; the writing side of `BlobFetcher`.
+
+    The contract is the fetcher's:
+
+    - thread-safe: one instance serves many threads at once (`BatchUploader`'s workers);
+    - one request per call: ``put`` is a single upload (no multipart or resumable sessions,
+      no read-back), ``exists`` a single metadata request; no retries of their own
+      (`BatchUploader` is the one retry layer, with the prefetcher's policy and budget);
+    - precise in failure: ``put`` raises `WriteError`, ``exists`` raises `FetchError`, with
+      ``retryable`` and ``store_wide`` set as for reads and the SDK error chained;
+    - clean: every response is read to the end or closed.
+
+    ``put`` replaces whatever the key held, so writing the same bytes twice is harmless;
+    content-addressed callers skip the upload when ``exists`` says the blob is there.
+    """
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` under ``key`` with the given MIME type (where the store keeps one)."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether the store holds a blob under ``key``."""
+        ...
+
+
+def describe_store(store: object) -> str:
+    """The store's description for messages: its ``store_url`` (never a credential), else its type."""
+    return getattr(store, "store_url", None) or type(store).__name__
+
+
+def names_store(
+    method: Callable[Concatenate[Any, _P], _T],
+) -> Callable[Concatenate[Any, _P], _T]:
+    """Decorates a backend method so that the `StoreError`s it raises name the store."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError as error:
+            if error.store is None:
+                error.store = describe_store(self)
+            raise
+
+    return wrapper
+
+
+class BucketCheck:
+    """Tells a missing bucket from a missing key after a 404, asking the store as little as
+    possible: ``bucket_exists()`` (one metadata request; True, False, or None when it cannot
+    tell) runs only until the bucket has been found once. Thread-safe."""
+
+    def __init__(self, bucket_exists: Callable[[], bool | None]) -> None:
+        self._bucket_exists = bucket_exists
+        self._found = False
+        self._lock = threading.Lock()
+
+    def bucket_missing(self) -> bool:
+        """True only when the store said the bucket does not exist."""
+        with self._lock:
+            if not self._found:
+                exists = self._bucket_exists()
+                self._found = exists is True
+                return exists is False
+            return False
+
+
 def connection_limit(fetcher: BlobFetcher) -> int | None:
     """A fetcher's optional ``max_connections`` (see `BlobFetcher`), None when it has none."""
     return getattr(fetcher, "max_connections", None)
@@ -45,6 +122,8 @@ class ClosableFetcher:
 
     _owned: Any = None
     max_connections: int | None = None
+    store_url: str | None = None
+    """The store as a URL for messages (``s3://bucket/prefix``); never carries a credential."""
 
     def close(self) -> None:
         """Release the connections this fetcher opened itself."""

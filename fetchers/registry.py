@@ -30,6 +30,7 @@ class Backend:
     extra: str | None
     url_form: str
     configuration: str
+    takes_token: bool = False
 
     def load(self) -> type:
         """Import the backend's class; ImportError names the extra that provides its SDK."""
@@ -53,10 +54,10 @@ BACKENDS: dict[str, Backend] = {
                   "gs://bucket/prefix", "STORAGE_EMULATOR_HOST, Application Default Credentials"),
     "objectstore+http": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
                                 "objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2",
-                                "token passed as an option, never in the URL"),
+                                "token passed as an option, never in the URL", takes_token=True),
     "objectstore+https": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
                                  "objectstore+https://host/<usecase>?org=1&project=2&prefix=1/2",
-                                 "token passed as an option, never in the URL"),
+                                 "token passed as an option, never in the URL", takes_token=True),
 }
 """Backends by URL scheme. A URL without a scheme is a local path."""
 
@@ -68,7 +69,7 @@ def backend_by_class(class_name: str) -> Backend | None:
     return next((b for b in BACKENDS.values() if b.class_name == class_name), None)
 
 
-def fetcher_from_url(url: str, **options: Any) -> BlobFetcher:
+def fetcher_from_url(url: str, *, token: str | None = None, **options: Any) -> BlobFetcher:
     """Build the fetcher a store URL names (see `BACKENDS` for the forms).
 
     - ``file:///abs/dir`` or a plain path: `LocalFetcher`;
@@ -81,7 +82,9 @@ def fetcher_from_url(url: str, **options: Any) -> BlobFetcher:
 
     ``options`` go to the backend: ``max_connections``, ``connect_timeout`` and
     ``read_timeout`` for the network stores (a local folder ignores them), and each backend's
-    own keywords (e.g. ``token`` for objectstore). Raises ``ValueError`` naming the scheme or
+    own keywords. ``token`` goes to the stores that authenticate with one (objectstore's
+    ``x-os-auth``); the others take credentials their SDK's way and ignore it. Every backend
+    is also a `BlobWriter`. Raises ``ValueError`` naming the scheme or
     the part of the URL that is wrong; credentials in the URL are refused and never echoed.
     Raises ImportError naming the extra to install when the backend's SDK is missing.
     """
@@ -98,6 +101,8 @@ def fetcher_from_url(url: str, **options: Any) -> BlobFetcher:
         raise ValueError(
             f"{scheme} store URL must not carry credentials: configure them the SDK's own way"
         )
+    if token is not None and backend.takes_token:
+        options["token"] = token
     return backend.load().from_url(parts._replace(scheme=scheme), **options)
 
 

@@ -4,6 +4,7 @@ It speaks what `objectstore_client` sends: ``/v1/objects/{usecase}/{scopes}/{key
 matrix form (``org=1;project=2``, ``_`` for none), the key being the rest of the path with its
 slashes (the client leaves ``/`` unescaped; other reserved characters arrive percent-encoded).
 
+- Counters: requests per method and key, connections accepted and open.
 - GET: 200 with the body exactly as uploaded and the metadata headers (``content-encoding:
   zstd`` for a zstd upload, so the client decompresses), or 404 with an empty body.
 - HEAD: the same headers, no body. PUT: stores the body as received (chunked or not) and
@@ -64,16 +65,18 @@ class _Fault:
     key: str | None
     retry_after: str | None
     delay: float
+    method: str = "GET"
 
 
 class FaultSwitch:
-    """Thread-safe faults for the next GET requests (optionally only those for one key).
+    """Thread-safe faults for the next GET (or PUT) requests, optionally only for one key.
 
     Modes: an HTTP status (e.g. 503, 429, 500, 401), answered with a JSON error body and, for
     429 and 503, a ``retry-after`` header; ``"reset"`` closes the connection without a
     response; ``"truncate"`` announces the full content-length, sends half the body and closes;
     ``"stall"`` waits ``delay`` seconds (cut short when the server stops) and then answers
     normally; ``"corrupt"`` sends a body of the right length with every byte inverted.
+    PUT faults (``method="PUT"``) are statuses and ``"reset"``, after the body is read.
     """
 
     def __init__(self) -> None:
@@ -88,14 +91,17 @@ class FaultSwitch:
         key: str | None = None,
         retry_after: str | None = "1",
         delay: float = 2.0,
+        method: str = "GET",
     ) -> None:
-        """Arm ``mode`` for the next ``times`` GETs (of ``key`` only, when given)."""
+        """Arm ``mode`` for the next ``times`` ``method`` requests (of ``key`` only, when given)."""
         if not (isinstance(mode, int) and 400 <= mode <= 599) and mode not in _FAULT_MODES:
             raise ValueError(f"unknown fault mode {mode!r}")
+        if method not in ("GET", "PUT") or (method == "PUT" and mode not in ("reset",) and isinstance(mode, str)):
+            raise ValueError(f"faults on {method} requests are statuses and 'reset' only")
         if times < 1 or not 0 <= delay <= 30:
             raise ValueError("times must be >= 1 and delay within 0..30 s")
         with self._lock:
-            self._faults.append(_Fault(mode, times, key, retry_after, delay))
+            self._faults.append(_Fault(mode, times, key, retry_after, delay, method))
 
     def clear(self) -> None:
         """Disarm every pending fault."""
@@ -108,10 +114,10 @@ class FaultSwitch:
         with self._lock:
             return sum(fault.remaining for fault in self._faults)
 
-    def _take(self, key: str) -> _Fault | None:
+    def _take(self, method: str, key: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.key is None or fault.key == key:
+                if fault.method == method and (fault.key is None or fault.key == key):
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)
@@ -124,20 +130,28 @@ class Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._gets: Counter[str] = Counter()
+        self._requests: Counter[tuple[str, str]] = Counter()
         self._connections = 0
         self._open: set[socket.socket] = set()
 
+    def requests(self, method: str, key: str) -> int:
+        """``method`` requests received for ``key`` (the object key, prefix included)."""
+        with self._lock:
+            return self._requests[(method, key)]
+
+    def total(self, method: str) -> int:
+        """``method`` requests received for any key."""
+        with self._lock:
+            return sum(n for (m, _), n in self._requests.items() if m == method)
+
     def gets(self, key: str) -> int:
         """GET requests received for ``key`` (the object key, prefix included)."""
-        with self._lock:
-            return self._gets[key]
+        return self.requests("GET", key)
 
     @property
     def total_gets(self) -> int:
         """GET requests received for any key."""
-        with self._lock:
-            return sum(self._gets.values())
+        return self.total("GET")
 
     @property
     def connections(self) -> int:
@@ -151,9 +165,9 @@ class Counters:
         with self._lock:
             return len(self._open)
 
-    def _count_get(self, key: str) -> None:
+    def _count(self, method: str, key: str) -> None:
         with self._lock:
-            self._gets[key] += 1
+            self._requests[(method, key)] += 1
 
     def _opened(self, sock: socket.socket) -> None:
         with self._lock:
@@ -276,9 +290,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key = target[2]
         fault = None
+        self.server.counters._count(self.command, key)
         if send_body:
-            self.server.counters._count_get(key)
-            fault = self.server.faults._take(key)
+            fault = self.server.faults._take("GET", key)
         if fault is not None and self._fault_answered(fault):
             return
         with self.server.objects_lock:
@@ -318,6 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
         if target is None:
             return
         usecase, scopes, key = target
+        self.server.counters._count(self.command, key)
+        fault = self.server.faults._take(self.command, key)
+        if fault is not None and self._fault_answered(fault):
+            return
         if "upload_type=resumable" in self.path:
             self._error(501, "resumable uploads are not supported")
             return

@@ -9,6 +9,7 @@ usable as a context manager; its counters may be read from any thread::
         fetch_from(proxy.url)               # http://127.0.0.1:<proxy.port>
         proxy.connections_accepted          # TCP connections the proxy accepted
         proxy.requests_seen                 # requests (see below) it saw
+        proxy.requests_by_method("POST")    # of those, the ones starting with that method
 
 Latency: each direction delays every chunk by its one-way delay (``rtt / 2`` each way unless
 ``up_delay`` / ``down_delay`` say otherwise). Chunks are time-stamped on arrival and forwarded
@@ -248,6 +249,7 @@ class _Link:
             self.fault = self.connection_fault or self.proxy._take_fault("request")
             self.connection_fault = None
             self.proxy._requests_seen += 1
+            self.proxy._count_method(data)
             if self.fault is not None and self.fault.kind == "reset":
                 self.abort(reset=True)
                 return
@@ -339,6 +341,7 @@ class LatencyProxy:
         self.handshake = handshake
         self._connections_accepted = 0
         self._requests_seen = 0
+        self._methods: collections.Counter[str] = collections.Counter()
         self._links: set[_Link] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -372,6 +375,16 @@ class LatencyProxy:
     def requests_seen(self) -> int:
         """Requests seen so far, faulted ones included."""
         return self._requests_seen
+
+    def requests_by_method(self, method: str) -> int:
+        """Requests seen whose first bytes are ``method`` and a space (``GET``, ``PUT``, ...)."""
+        with self._lock:
+            return self._methods[method]
+
+    def _count_method(self, first_bytes: bytes) -> None:
+        method = first_bytes.split(b" ", 1)[0][:16].decode("ascii", "replace")
+        with self._lock:
+            self._methods[method] += 1
 
     @property
     def faults_pending(self) -> int:

@@ -11,7 +11,8 @@ middleware in front of moto counts requests and injects one fault at a time:
 - ``reset``: the connection is aborted (TCP RST) before any response;
 - ``stall``: the request is held ``seconds`` (bounded, cut short at shutdown), then answered.
 
-Faults apply to GET requests whose path contains ``match``, for the next ``count`` of them.
+Faults apply to requests of one method (GET unless told) whose path contains ``match``, for
+the next ``count`` of them.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class _Fault:
     match: str
     seconds: float
     retry_after: str
+    method: str = "GET"
 
 
 class Faults:
@@ -79,14 +81,15 @@ class Faults:
         match: str = "",
         seconds: float = 2.0,
         retry_after: str = "1",
+        method: str = "GET",
     ) -> None:
-        """Inject ``mode`` into the next ``count`` GETs whose path contains ``match``."""
+        """Inject ``mode`` into the next ``count`` ``method`` requests whose path contains ``match``."""
         if mode not in FAULT_MODES:
             raise ValueError(f"unknown fault mode {mode!r}; known: {sorted(FAULT_MODES)}")
         if not 0 <= seconds <= MAX_STALL_SECONDS:
             raise ValueError(f"stall seconds must be within [0, {MAX_STALL_SECONDS}]")
         with self._lock:
-            self._fault = _Fault(mode, count, match, seconds, retry_after)
+            self._fault = _Fault(mode, count, match, seconds, retry_after, method)
 
     def clear(self) -> None:
         """Stop injecting faults."""
@@ -97,7 +100,7 @@ class Faults:
         """The fault to inject into this request, if any; consumes one of its count."""
         with self._lock:
             fault = self._fault
-            if fault is None or method != "GET" or fault.match not in path:
+            if fault is None or method != fault.method or fault.match not in path:
                 return None
             fault.remaining -= 1
             if fault.remaining <= 0:
@@ -128,6 +131,10 @@ class _Stats:
     def total_requests(self) -> int:
         with self._lock:
             return sum(self._requests.values())
+
+    def by_method(self, method: str) -> int:
+        with self._lock:
+            return sum(n for (m, _), n in self._requests.items() if m == method)
 
     @property
     def connections(self) -> int:
@@ -273,6 +280,10 @@ class S3TestServer:
     def requests(self, method: str, bucket: str, key: str) -> int:
         """How many ``method`` requests the server received for ``bucket/key``."""
         return self._stats.requests(method, f"/{bucket}/{key}")
+
+    def requests_by_method(self, method: str) -> int:
+        """How many ``method`` requests the server received for any path."""
+        return self._stats.by_method(method)
 
     def total_requests(self) -> int:
         return self._stats.total_requests()

@@ -1,4 +1,4 @@
-"""The ``snapcompare`` command: ``compare``, ``manifest`` and ``demo``."""
+"""The ``snapcompare`` command: ``compare``, ``upload``, ``manifest`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from fetchers import BACKENDS
+from fetchers import BACKENDS, StoreUnavailable
 
 from ..demo import generate_demo
 from ..inputs.manifest import dump_manifest, manifest_from_folder, write_manifest
@@ -44,6 +44,7 @@ exit codes:
   {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
        wins over {EXIT_DIFFERENCES}
   {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL,
+       a store that cannot be used (no such bucket, denied credentials, unreachable),
        --out not writable or in use by another run
   {EXIT_FAILED}    the comparison itself failed
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGINT)
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except InputError as exc:
         _error(str(exc))
+        return EXIT_BAD_INPUT
+    except StoreUnavailable as exc:  # names the store and the cause, never a credential
+        _error(_one_line(str(exc), 400))
         return EXIT_BAD_INPUT
     except Terminated:
         _error("terminated")
@@ -130,10 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
                          + ", ".join(dict.fromkeys(b.url_form for b in BACKENDS.values())))
     compare.add_argument("--out", required=True, type=Path, metavar="DIR",
                          help="folder for the reports and diff masks (created if needed)")
+    add_token_option(compare)
     _add_options(compare)
     _add_sentry_options(compare)
     _add_scheduler_options(compare)
     compare.set_defaults(run=_run_compare)
+
+    from .upload import add_upload_command  # it builds on this module's helpers
+
+    add_upload_command(commands)
 
     manifest = commands.add_parser(
         "manifest",
@@ -161,6 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
     demo.set_defaults(run=_run_demo)
     return parser
+
+
+def add_token_option(parser: argparse.ArgumentParser) -> None:
+    """``--objectstore-token-file``: where an objectstore store's token is read from."""
+    parser.add_argument("--objectstore-token-file", type=Path, metavar="FILE",
+                        help="file holding the objectstore token (default: "
+                        "$SNAPCOMPARE_OBJECTSTORE_TOKEN); other stores use their SDK's credentials")
+
+
+def objectstore_token(args: argparse.Namespace) -> str | None:
+    """The objectstore token from ``--objectstore-token-file``, else None (the objectstore
+    backend then reads ``$SNAPCOMPARE_OBJECTSTORE_TOKEN``).
+
+    Raises `InputError` naming the file (never its content) when it cannot be read or is empty.
+    """
+    path: Path | None = args.objectstore_token_file
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InputError(f"--objectstore-token-file: {reason}") from None
+    if not token:
+        raise InputError(f"--objectstore-token-file: {path} is empty")
+    return token
+
+
+def store_from(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The store URL from ``--store``, else ``$SNAPCOMPARE_STORE``, and the name of where it came from."""
+    return (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -265,10 +305,10 @@ def _run_compare(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    store_url, setting = (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
+    store_url, setting = store_from(args)
     code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
                              store_setting=setting, quiet=args.quiet, approved=args.approved,
-                             scheduler=args.scheduler)
+                             scheduler=args.scheduler, store_token=objectstore_token(args))
     return code
 
 
@@ -286,8 +326,9 @@ def run_and_report(
     """Compare ``head`` against ``base``, write the reports and print the outcome.
 
     Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
-    came from, for messages; ``compare_settings`` (``approved``, ``scheduler``) go to
-    `compare_builds`. Raises `InputError` when an input or the store cannot be opened.
+    came from, for messages; ``compare_settings`` (``approved``, ``scheduler``,
+    ``store_token``) go to `compare_builds`. Raises `InputError` when an input or the store
+    cannot be opened, `StoreUnavailable` when the store cannot be used.
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)

@@ -17,12 +17,10 @@ or a secret), and plan and chunk results read and write as JSON in the shapes of
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
 
@@ -33,9 +31,6 @@ from .pairs import _DEFAULT_CANVAS, PairOutcome, PairTask, stream_pairs
 
 MAX_CHUNK_PIXELS = 40_000_000
 """Canvas pixels of one chunk's diffs, at most (a single larger pair is a chunk of its own)."""
-
-OBJECTSTORE_TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
-"""The environment variable an objectstore token is read from, where the fetching happens."""
 
 MAX_CHUNK_PAIRS = 100
 """Unique pairs of one chunk, at most: small images still spread over many workers."""
@@ -225,16 +220,10 @@ def _cut(
 
 
 def open_store(url: str, options: CompareOptions) -> ClosableFetcher:
-    """The fetcher of store ``url``, credentials from this process's environment.
-
-    An objectstore token is read from ``SNAPCOMPARE_OBJECTSTORE_TOKEN``; the other stores read
-    their SDK's own (e.g. the AWS chain). Raises what `fetchers.fetcher_from_url` raises.
-    """
-    extra: dict[str, Any] = {}
-    token = os.environ.get(OBJECTSTORE_TOKEN_ENV)
-    if token and urlsplit(url).scheme.lower().startswith("objectstore+"):
-        extra["token"] = token
-    return fetcher_from_url(url, max_connections=options.fetch_workers, **extra)
+    """The fetcher of store ``url``, credentials from this process's environment (each store's
+    own convention, see `fetchers.registry.BACKENDS`). Raises what `fetchers.fetcher_from_url`
+    raises."""
+    return fetcher_from_url(url, max_connections=options.fetch_workers)
 
 
 def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: CompareOptions) -> ChunkResult:

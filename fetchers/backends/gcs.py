@@ -13,15 +13,23 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption
 
-from ..errors import BlobNotFound, FetchError, IntegrityError
-from ..http import is_retryable_status, parse_retry_after
+from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError
+from ..http import (
+    is_connect_failure,
+    is_denied_status,
+    is_retryable_status,
+    is_throttling_status,
+    parse_retry_after,
+)
 from ..keys import join_key, normalize_prefix
-from ..protocol import ClosableFetcher
+from ..protocol import BucketCheck, ClosableFetcher, names_store
 from ..registry import bucket_and_prefix
 
 # The SDK checks the body against the object's crc32c, or its md5 where only the slow
 # pure-Python crc32c is installed.
 _CHECKSUM = "crc32c" if google_crc32c.implementation == "c" else "md5"
+
+_NO_BUCKET = "GCS bucket does not exist (HTTP 404)"
 
 _RETRYABLE_TRANSPORT_ERRORS = (
     requests.exceptions.ConnectionError,
@@ -45,9 +53,15 @@ class GCSFetcher(ClosableFetcher):
 
     Each fetch is ``download_as_bytes`` with the SDK's checksum validation, timeouts of
     ``(connect_timeout, read_timeout)`` seconds and the SDK's retries off. A missing object
-    (or bucket: GCS answers both with 404) raises `BlobNotFound`; a checksum mismatch an
-    `IntegrityError`; anything else a `FetchError`, retryable for throttling, 5xx, timeouts,
-    resets and truncated bodies, not for 401/403 and other client errors.
+    raises `BlobNotFound`; a checksum mismatch an `IntegrityError`; anything else a
+    `FetchError`, retryable for throttling, 5xx, timeouts, resets and truncated bodies, not
+    for 401/403 and other client errors. GCS answers a missing object and a missing bucket
+    alike (404), so after the first 404 the fetcher asks once for the bucket's metadata: a
+    missing bucket is then a store-wide `FetchError`, and a bucket found is not asked about
+    again.
+
+    `put` is one ``upload_from_string`` (a single multipart upload, unconditional: it replaces
+    what the key held) and `exists` one object metadata GET, both with the SDK's retries off.
     """
 
     def __init__(
@@ -74,6 +88,8 @@ class GCSFetcher(ClosableFetcher):
             client = self._owned = _create_client(project, max_connections)
         self._client = client
         self._bucket = self._client.bucket(bucket)
+        self._bucket_check = BucketCheck(self._bucket_exists)
+        self.store_url = f"gs://{bucket}/{self._prefix}"
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> GCSFetcher:
@@ -81,14 +97,52 @@ class GCSFetcher(ClosableFetcher):
         bucket, prefix = bucket_and_prefix(parts)
         return cls(bucket, prefix=prefix, **options)
 
+    @names_store
     def fetch(self, key: str) -> bytes:
         """Return the bytes of ``prefix/key``; raise `FetchError` (or a subclass) on failure."""
-        name = join_key(self._prefix, key)
-        blob = self._bucket.blob(name)  # no metadata GET: the media URL is built from the name
+        blob = self._blob(key)  # no metadata GET: the media URL is built from the name
         try:
             return blob.download_as_bytes(checksum=_CHECKSUM, timeout=self._timeout, retry=None)
         except Exception as exc:
-            raise _fetch_error(key, exc) from exc
+            raise self._store_error(key, exc, FetchError) from exc
+
+    @names_store
+    def exists(self, key: str) -> bool:
+        """Whether ``prefix/key`` exists: one object metadata GET (and, after the first 404,
+        one bucket metadata GET until the bucket has been found)."""
+        try:
+            found = self._blob(key).exists(timeout=self._timeout, retry=None)
+        except Exception as exc:
+            raise self._store_error(key, exc, FetchError) from exc
+        if not found and self._bucket_check.bucket_missing():
+            raise FetchError(key, _NO_BUCKET, store_wide=True)
+        return found
+
+    @names_store
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Write ``data`` to ``prefix/key`` with one upload; raise `WriteError` on failure."""
+        blob = self._blob(key)
+        try:
+            blob.upload_from_string(data, content_type=content_type, timeout=self._timeout, retry=None)
+        except Exception as exc:
+            raise self._store_error(key, exc, WriteError) from exc
+
+    def _blob(self, key: str) -> storage.Blob:
+        return self._bucket.blob(join_key(self._prefix, key))
+
+    def _store_error(self, key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
+        """`_store_error`, with a 404 told apart: the key's, or the bucket's."""
+        error = _store_error(key, exc, kind)
+        if getattr(exc, "code", None) == 404 and self._bucket_check.bucket_missing():
+            return kind(key, _NO_BUCKET, store_wide=True)
+        return error
+
+    def _bucket_exists(self) -> bool | None:
+        """One bucket metadata GET; None when it cannot tell."""
+        try:
+            return self._bucket.exists(timeout=self._timeout, retry=None)
+        except Exception:  # noqa: BLE001 - cannot tell: the key's own 404 stands
+            return None
 
 
 
@@ -111,31 +165,36 @@ def _create_client(project: str | None, max_connections: int) -> storage.Client:
     return client
 
 
-def _fetch_error(key: str, exc: Exception) -> FetchError:
-    """The `FetchError` an SDK exception means; messages name no URL, header or credential."""
-    kind = type(exc).__name__
+def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
+    """The ``kind`` of error (or `BlobNotFound`, `IntegrityError`) an SDK exception means;
+    messages name no URL, header or credential."""
+    name = type(exc).__name__
     if isinstance(exc, api_exceptions.GoogleAPICallError):
         status = exc.code
-        if status == 404:
+        if status == 404 and kind is FetchError:
             return BlobNotFound(key)
         response = exc.response
         headers = getattr(response, "headers", None) or {}
-        return FetchError(
+        return kind(
             key,
-            f"GCS answered HTTP {status} ({kind})",
+            f"GCS answered HTTP {status} ({name})",
             retryable=is_retryable_status(status),
             retry_after=parse_retry_after(headers.get("Retry-After")),
+            store_wide=is_denied_status(status),
+            throttled=is_throttling_status(status),
         )
     if isinstance(exc, DataCorruption):
         return IntegrityError(key, f"body does not match the object's {_CHECKSUM} checksum")
+    if is_connect_failure(exc):
+        return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
     if isinstance(exc, _RETRYABLE_TRANSPORT_ERRORS):
-        return FetchError(key, f"transfer failed ({kind})", retryable=True)
+        return kind(key, f"transfer failed ({name})", retryable=True)
     if isinstance(exc, requests.exceptions.RequestException):
-        return FetchError(key, f"request could not be made ({kind})")
+        return kind(key, f"request could not be made ({name})")
     if isinstance(exc, OSError):
         # The SDK raises the builtin ConnectionError for a body shorter than the object.
-        return FetchError(key, f"transfer failed ({kind})", retryable=True)
+        return kind(key, f"transfer failed ({name})", retryable=True)
     if isinstance(exc, auth_exceptions.GoogleAuthError):
         retryable = isinstance(exc, auth_exceptions.TransportError) or exc.retryable
-        return FetchError(key, f"credentials failed ({kind})", retryable=retryable)
-    return FetchError(key, f"unexpected error ({kind})")
+        return kind(key, f"credentials failed ({name})", retryable=retryable, store_wide=not retryable)
+    return kind(key, f"unexpected error ({name})")

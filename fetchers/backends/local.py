@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import errno
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
-from ..errors import BlobNotFound, FetchError
+from ..errors import BlobNotFound, FetchError, WriteError
 from ..keys import check_key
-from ..protocol import ClosableFetcher
+from ..protocol import ClosableFetcher, names_store
 from ..registry import NETWORK_OPTIONS
 
 
-class LocalFetcher(ClosableFetcher):
-    """Reads ``<root>/<key>``; a key that would leave the root is refused before any read.
+# Errors worth trying again: the same call may well succeed in a moment.
+_TRANSIENT_ERRNOS = (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
 
-    ``..`` segments, absolute keys and symlinks that resolve outside the root raise a
-    non-retryable `FetchError`. Thread-safe: it holds no state but the root.
+
+class LocalFetcher(ClosableFetcher):
+    """Reads and writes ``<root>/<key>``; a key that would leave the root is refused first.
+
+    Reads: ``..`` segments, absolute keys and symlinks that resolve outside the root raise a
+    non-retryable `FetchError`. Writes (`put`) never follow a symlink at all: every folder on
+    the way is opened with ``O_NOFOLLOW`` relative to the one before (created if missing),
+    and the blob is written to a temporary file in its folder and renamed over the key, so a
+    reader sees the old blob or the new one, never part of one. The content type is not kept.
+    Thread-safe: it holds no state but the root.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -26,6 +35,7 @@ class LocalFetcher(ClosableFetcher):
         if not path.is_dir():
             raise ValueError(f"local store {str(path)!r} is not a folder")
         self.root = path.resolve()
+        self.store_url = self.root.as_uri()
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> LocalFetcher:
@@ -45,8 +55,38 @@ class LocalFetcher(ClosableFetcher):
     def __repr__(self) -> str:
         return f"LocalFetcher({str(self.root)!r})"
 
+    @names_store
     def fetch(self, key: str) -> bytes:
         """Return the bytes of the file ``<root>/<key>``."""
+        return read_blob(key, self._resolve(key))
+
+    @names_store
+    def exists(self, key: str) -> bool:
+        """Whether ``<root>/<key>`` is a file (a symlink inside the root to one counts)."""
+        return self._resolve(key).is_file()
+
+    @names_store
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Write ``data`` to ``<root>/<key>`` atomically, creating folders on the way."""
+        *folders, name = check_key(key).split("/")
+        try:
+            fd: int | None = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for folder in folders:
+                    parent, fd = fd, None
+                    fd = _enter_folder(parent, folder)
+                _replace_file(fd, name, data)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                reason = "a folder on the key's path is a symlink or a file"
+            else:
+                reason = f"write failed: {exc.strerror or exc}"
+            raise WriteError(key, reason, retryable=exc.errno in _TRANSIENT_ERRNOS) from exc
+
+    def _resolve(self, key: str) -> Path:
         check_key(key)
         try:
             path = (self.root / key).resolve()
@@ -54,7 +94,36 @@ class LocalFetcher(ClosableFetcher):
             raise FetchError(key, "key cannot be resolved (symlink loop?)") from exc
         if not path.is_relative_to(self.root):
             raise FetchError(key, "key resolves outside the store root")
-        return read_blob(key, path)
+        return path
+
+
+def _enter_folder(parent: int, name: str) -> int:
+    """Open (creating if missing) folder ``name`` in the folder ``parent``, never through a
+    symlink; closes ``parent`` and returns the new descriptor."""
+    try:
+        try:
+            os.mkdir(name, dir_fd=parent)
+        except FileExistsError:
+            pass
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def _replace_file(folder: int, name: str, data: bytes) -> None:
+    """Write ``data`` to a new temporary file in ``folder`` and rename it to ``name``."""
+    temporary = f".{name}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=folder)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        try:
+            os.unlink(temporary, dir_fd=folder)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def read_blob(key: str, path: Path) -> bytes:
@@ -69,5 +138,5 @@ def read_blob(key: str, path: Path) -> bytes:
     except PermissionError as exc:
         raise FetchError(key, "permission denied") from exc
     except OSError as exc:
-        transient = exc.errno in (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
+        transient = exc.errno in _TRANSIENT_ERRNOS
         raise FetchError(key, f"read failed: {exc.strerror}", retryable=transient) from exc

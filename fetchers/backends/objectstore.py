@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import IO
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 import urllib3
 import zstandard
 from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
 
-from ..errors import BlobNotFound, FetchError
-from ..http import is_retryable_status
+from ..errors import BlobNotFound, FetchError, StoreError, WriteError
+from ..http import is_connect_failure, is_denied_status, is_retryable_status, is_throttling_status
 from ..keys import join_key, normalize_prefix
-from ..protocol import ClosableFetcher
+from ..protocol import ClosableFetcher, names_store
+
+
+TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
+"""The environment variable an objectstore token is read from when none is passed."""
 
 
 class ObjectstoreFetcher(ClosableFetcher):
@@ -31,6 +36,10 @@ class ObjectstoreFetcher(ClosableFetcher):
 
     The client's `RequestError` keeps an error's status and body but not its headers, so a
     ``Retry-After`` is out of reach: ``retry_after`` stays None and the caller's backoff decides.
+
+    `put` is one PUT of the bytes as they are (no compression: images are compressed
+    already; no resumable session, whatever the size) and `exists` one HEAD. A 401 or 403
+    (a missing, wrong or expired token) is a store-wide error.
     """
 
     def __init__(
@@ -42,11 +51,13 @@ class ObjectstoreFetcher(ClosableFetcher):
             max_connections = _pool_size(session)
         self.max_connections = max_connections
         """Size of the session's connection pool (None when it cannot be told)."""
+        self.store_url = _describe(session, self._prefix)
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> ObjectstoreFetcher:
         """The fetcher of ``objectstore+http(s)://host:port/<usecase>?org=1&project=2&prefix=1/2``:
-        every query parameter but ``prefix`` is a scope, in order."""
+        every query parameter but ``prefix`` is a scope, in order. Without a ``token`` option
+        the token is read from `TOKEN_ENV`, as the SDKs of the other stores read theirs."""
         scheme = parts.scheme
         if not parts.hostname:
             raise ValueError(f"{scheme} store URL needs a host: {scheme}://host:port/<usecase>")
@@ -67,6 +78,8 @@ class ObjectstoreFetcher(ClosableFetcher):
             else:
                 scopes[name] = value
         base_url = f"{scheme.removeprefix('objectstore+')}://{parts.netloc}{base_path}"
+        if options.get("token") is None:
+            options["token"] = os.environ.get(TOKEN_ENV) or None
         return cls.connect(base_url, usecase, scopes=scopes, prefix=prefix, **options)
 
     @classmethod
@@ -120,6 +133,7 @@ class ObjectstoreFetcher(ClosableFetcher):
         fetcher._owned = client._pool
         return fetcher
 
+    @names_store
     def fetch(self, key: str) -> bytes:
         """Return the blob stored under ``key``, decompressed."""
         path = join_key(self._prefix, key)
@@ -128,23 +142,66 @@ class ObjectstoreFetcher(ClosableFetcher):
             if result is None:
                 raise BlobNotFound(key)
             body = _read_all(result.payload)
-        except RequestError as exc:
-            raise FetchError(
-                key,
-                f"objectstore answered HTTP {exc.status}",
-                retryable=is_retryable_status(exc.status),
-            ) from exc
-        except urllib3.exceptions.ClosedPoolError as exc:
-            raise FetchError(key, "the fetcher was closed") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            reason = exc
-            if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-                reason = exc.reason  # with retries off, this wraps the one failure
-            raise FetchError(
-                key, f"objectstore request failed: {type(reason).__name__}: {reason}",
-                retryable=True,
-            ) from exc
+        except _CLIENT_ERRORS as exc:
+            raise _store_error(key, exc, FetchError) from exc
         return _decode(key, body, result.metadata.compression)
+
+    @names_store
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``: one HEAD."""
+        try:
+            return self._session.head(join_key(self._prefix, key)) is not None
+        except _CLIENT_ERRORS as exc:
+            raise _store_error(key, exc, FetchError) from exc
+
+    @names_store
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Store ``data`` under ``key`` with one PUT, as it is; raise `WriteError` on failure."""
+        path = join_key(self._prefix, key)
+        try:
+            self._session.put(
+                data, key=path, compress="none", content_type=content_type, resumable_threshold_bytes="none"
+            )
+        except _CLIENT_ERRORS as exc:
+            raise _store_error(key, exc, WriteError) from exc
+
+
+_CLIENT_ERRORS = (RequestError, urllib3.exceptions.HTTPError, OSError)
+
+
+def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
+    """The ``kind`` of error a client exception means; messages name statuses and types only."""
+    if isinstance(exc, RequestError):
+        return kind(
+            key,
+            f"objectstore answered HTTP {exc.status}",
+            retryable=is_retryable_status(exc.status),
+            store_wide=is_denied_status(exc.status),
+            throttled=is_throttling_status(exc.status),
+        )
+    if isinstance(exc, urllib3.exceptions.ClosedPoolError):
+        return kind(key, "the fetcher was closed")
+    reason: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        reason = exc.reason  # with retries off, this wraps the one failure
+    return kind(
+        key,
+        f"objectstore request failed: {type(reason).__name__}: {reason}",
+        retryable=True,
+        store_wide=is_connect_failure(exc),
+    )
+
+
+def _describe(session: Session, prefix: str) -> str:
+    """``objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2`` for messages."""
+    pool = getattr(session, "_pool", None)
+    usecase = getattr(getattr(session, "_usecase", None), "name", "?")
+    scope = getattr(session, "_scope", None)
+    scopes = list(scope.dict().items()) if scope is not None else []
+    query = urlencode([*scopes, *([("prefix", prefix)] if prefix else [])], safe="/")
+    base = getattr(session, "_base_path", "").rstrip("/")
+    where = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else "objectstore"
+    return f"objectstore+{where}{base}/{usecase}" + (f"?{query}" if query else "")
 
 
 def _pool_size(session: Session) -> int | None:

@@ -11,17 +11,21 @@ from botocore.exceptions import (
     BotoCoreError,
     ChecksumError,
     ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
     FlexibleChecksumError,
     HTTPClientError,
     IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as SDKConnectionError
 from urllib3.exceptions import HTTPError as URLLib3Error
 
-from ..errors import BlobNotFound, FetchError
-from ..http import is_retryable_status, parse_retry_after
+from ..errors import BlobNotFound, FetchError, StoreError, WriteError
+from ..http import is_denied_status, is_retryable_status, is_throttling_status, parse_retry_after
 from ..keys import join_key, normalize_prefix
-from ..protocol import ClosableFetcher
+from ..protocol import BucketCheck, ClosableFetcher, names_store
 from ..registry import bucket_and_prefix
 
 # S3 sends these with statuses that say nothing of retrying (RequestTimeout is a 400).
@@ -38,10 +42,16 @@ _TRANSIENT_SDK_ERRORS = (
     OSError,
 )
 _SDK_ERRORS = (ClientError, BotoCoreError, URLLib3Error, OSError)
+# Codes that every key of the bucket would get: the bucket or the credentials are wrong.
+_STORE_WIDE_CODES = frozenset({
+    "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "AllAccessDisabled", "InvalidToken", "ExpiredToken", "PermanentRedirect",
+})
 
 
 class S3Fetcher(ClosableFetcher):
-    """Reads ``<prefix>/<key>`` from ``bucket`` with one ``GetObject`` per fetch.
+    """Reads ``<prefix>/<key>`` from ``bucket`` with one ``GetObject`` per fetch, writes it
+    with one ``PutObject`` per `put` and tells whether it exists with one ``HeadObject``.
 
     One boto3 client serves every thread. Without ``client``, the fetcher creates it from a
     fresh session: endpoint from ``endpoint_url`` or ``AWS_ENDPOINT_URL``, credentials from
@@ -66,6 +76,8 @@ class S3Fetcher(ClosableFetcher):
             raise ValueError("max_connections must be at least 1")
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
+        self.store_url = f"s3://{bucket}/{self.prefix}"
+        self._bucket_check = BucketCheck(self._bucket_exists)
         if client is None:
             config = Config(
                 max_pool_connections=max_connections,
@@ -90,6 +102,7 @@ class S3Fetcher(ClosableFetcher):
         bucket, prefix = bucket_and_prefix(parts)
         return cls(bucket, prefix=prefix, **options)
 
+    @names_store
     def fetch(self, key: str) -> bytes:
         """Return the bytes of ``key``; raise `BlobNotFound` or another `FetchError`."""
         object_key = join_key(self.prefix, key)
@@ -101,7 +114,7 @@ class S3Fetcher(ClosableFetcher):
             finally:
                 body.close()
         except _SDK_ERRORS as exc:
-            raise _fetch_error(key, exc) from exc
+            raise _store_error(key, exc, FetchError) from exc
         expected = response.get("ContentLength")
         if expected is not None and len(data) != expected:
             raise FetchError(
@@ -109,29 +122,71 @@ class S3Fetcher(ClosableFetcher):
             )
         return data
 
+    @names_store
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists (``HeadObject``); False on 404, `FetchError` otherwise.
+
+        A HEAD's 404 has no body to tell a missing key from a missing bucket, so after the
+        first one the bucket is checked once (``HeadBucket``) until it has been found.
+        """
+        object_key = join_key(self.prefix, key)
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=object_key)
+        except _SDK_ERRORS as exc:
+            error = _store_error(key, exc, FetchError)
+            if not isinstance(error, BlobNotFound):
+                raise error from exc
+            if self._bucket_check.bucket_missing():
+                raise FetchError(key, "S3 NoSuchBucket (HTTP 404)", store_wide=True) from exc
+            return False
+        return True
+
+    def _bucket_exists(self) -> bool | None:
+        """One ``HeadBucket``; None when it cannot tell."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            return False if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 else None
+        except _SDK_ERRORS:
+            return None
+        return True
+
+    @names_store
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Write ``data`` under ``key`` with one ``PutObject``; raise `WriteError` on failure."""
+        object_key = join_key(self.prefix, key)
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=object_key, Body=data, ContentType=content_type)
+        except _SDK_ERRORS as exc:
+            raise _store_error(key, exc, WriteError) from exc
 
     def __repr__(self) -> str:
         return f"S3Fetcher(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
 
-def _fetch_error(key: str, exc: Exception) -> FetchError:
-    """Classify an SDK or transport exception; messages name error codes and types only."""
+def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
+    """Classify an SDK or transport exception as a ``kind`` (or `BlobNotFound`); messages
+    name error codes and types only."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         metadata = exc.response.get("ResponseMetadata", {})
         code = str(error.get("Code", ""))
         status = metadata.get("HTTPStatusCode")
         message = f"S3 {code or 'error'} (HTTP {status})"
-        if code == "NoSuchBucket":
-            return FetchError(key, message)
+        if code in _STORE_WIDE_CODES or is_denied_status(status):
+            return kind(key, message, store_wide=True)
         if code == "NoSuchKey" or status == 404:
             return BlobNotFound(key)
-        throttled = code in _TRANSIENT_CODES or code.startswith("Throttling")
-        if throttled or is_retryable_status(status):
+        throttled = code == "SlowDown" or code.startswith("Throttling") or is_throttling_status(status)
+        if throttled or code in _TRANSIENT_CODES or is_retryable_status(status):
             retry_after = parse_retry_after(metadata.get("HTTPHeaders", {}).get("retry-after"))
-            return FetchError(key, message, retryable=True, retry_after=retry_after)
-        return FetchError(key, message)
-    kind = type(exc).__name__
+            return kind(key, message, retryable=True, retry_after=retry_after, throttled=throttled)
+        return kind(key, message)
+    name = type(exc).__name__
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return kind(key, f"no usable AWS credentials ({name})", store_wide=True)
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
     if isinstance(exc, _TRANSIENT_SDK_ERRORS):
-        return FetchError(key, f"transport failure ({kind})", retryable=True)
-    return FetchError(key, f"S3 client error ({kind})")
+        return kind(key, f"transport failure ({name})", retryable=True)
+    return kind(key, f"S3 client error ({name})")

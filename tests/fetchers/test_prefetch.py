@@ -19,6 +19,7 @@ from fetchers import (
     IntegrityError,
     RetryBudget,
     RetryPolicy,
+    StoreUnavailable,
 )
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
@@ -276,7 +277,7 @@ def test_abandoned_fetch_stops_retrying():
             return super().fetch(key)
 
     fetcher = Throttled({"slow": ["retry"]}, retry_after=0.2)
-    budget = RetryBudget(ratio=0.0, initial=1.0, capacity=1.0)
+    budget = RetryBudget(retry_cost=1, success_refill=0, initial=1.0, capacity=1.0)
     with BatchPrefetcher(fetcher, max_workers=2, retry=RetryPolicy(max_attempts=10), budget=budget) as prefetcher:
         stream = prefetcher.iter_fetch(["slow", "fast"])
         assert next(stream)[0] == "fast"
@@ -330,7 +331,7 @@ def test_retry_after_longer_than_allowed_is_not_retried():
 def test_retry_budget_limits_retries_across_keys():
     keys = [f"k{i}" for i in range(6)]
     fetcher = ScriptedFetcher({key: ["retry"] for key in keys})
-    budget = RetryBudget(ratio=0.0, initial=2.0, capacity=2.0)
+    budget = RetryBudget(retry_cost=1, success_refill=0, initial=2.0, capacity=2.0)
     with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, budget=budget) as prefetcher:
         result = prefetcher.fetch_all(keys)
     assert result.stats.retries == 2
@@ -343,7 +344,7 @@ def test_budget_exhaustion_keeps_the_error_class():
     good = b"content"
     key = hashlib.sha256(good).hexdigest()
     fetcher = ScriptedFetcher({key: ["corrupt"]})
-    budget = RetryBudget(ratio=0.0, initial=0.0, capacity=1.0)
+    budget = RetryBudget(retry_cost=1, success_refill=0, initial=0.0, capacity=1.0)
     with BatchPrefetcher(fetcher, verify=True, retry=FAST_RETRY, budget=budget) as prefetcher:
         error = prefetcher.fetch_all([key]).errors[key]
     assert isinstance(error, IntegrityError) and "budget" in error.message
@@ -395,3 +396,53 @@ def test_refuses_more_workers_than_the_fetchers_connection_pool():
 def test_rejects_objects_without_fetch():
     with pytest.raises(TypeError):
         BatchPrefetcher(object())
+
+
+class UnusableStore(ScriptedFetcher):
+    """Every fetch fails with one store-wide error (after ``fine`` keys that work)."""
+
+    def __init__(self, error: FetchError, fine=()):
+        super().__init__(delay=0.002)
+        self.error = error
+        self.fine = set(fine)
+
+    def fetch(self, key: str) -> bytes:
+        data = super().fetch(key)
+        if key in self.fine:
+            return data
+        raise FetchError(key, self.error.message, retryable=self.error.retryable, store_wide=True)
+
+
+@pytest.mark.parametrize("retryable", [False, True])
+def test_a_store_wide_failure_raises_store_unavailable_after_a_few_requests(retryable):
+    fetcher = UnusableStore(FetchError("k", "S3 NoSuchBucket (HTTP 404)", retryable=retryable))
+    keys = [f"k{i}" for i in range(300)]
+    with BatchPrefetcher(fetcher, max_workers=32, retry=FAST_RETRY) as prefetcher:
+        with pytest.raises(StoreUnavailable) as info:
+            prefetcher.fetch_all(keys)
+        with pytest.raises(StoreUnavailable):
+            list(prefetcher.iter_fetch(keys))
+    assert sum(fetcher.calls.values()) <= 2 * 5 * FAST_RETRY.max_attempts
+    assert "NoSuchBucket" in str(info.value) and info.value.cause.store_wide
+
+
+def test_missing_blobs_are_not_a_store_failure():
+    fetcher = ScriptedFetcher({f"k{i}": ["missing"] for i in range(50)})
+    with BatchPrefetcher(fetcher, max_workers=8) as prefetcher:
+        result = prefetcher.fetch_all(f"k{i}" for i in range(50))
+    assert len(result.errors) == 50 and all(isinstance(e, BlobNotFound) for e in result.errors.values())
+
+
+def test_a_store_that_answered_reports_later_store_wide_errors_per_key():
+    keys = [f"k{i}" for i in range(20)]
+    fetcher = UnusableStore(FetchError("k", "HTTP 403"), fine=keys[:1])
+    with BatchPrefetcher(fetcher, max_workers=1, retry=FAST_RETRY) as prefetcher:
+        result = prefetcher.fetch_all(keys)
+    assert list(result.blobs) == keys[:1] and set(result.errors) == set(keys[1:])
+
+
+def test_fail_fast_can_be_turned_off():
+    fetcher = UnusableStore(FetchError("k", "HTTP 403"))
+    with BatchPrefetcher(fetcher, max_workers=4, fail_fast_after=0) as prefetcher:
+        result = prefetcher.fetch_all(f"k{i}" for i in range(10))
+    assert len(result.errors) == 10 and fetcher.peak <= 4

@@ -71,7 +71,7 @@ def test_s3_permanent_and_exhausted_errors_keep_their_class(s3_case):
         result = batch.fetch_all([throttled])
     server.faults.clear()
     assert result.errors[throttled].retryable
-    assert server.requests("GET", bucket, throttled) == 1 + QUICK_RETRY.max_attempts
+    assert server.requests("GET", bucket, throttled) == 1 + QUICK_RETRY.max_throttled_attempts
 
 
 # objectstore (the test server of its HTTP protocol, through the real client).

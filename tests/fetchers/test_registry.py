@@ -49,8 +49,16 @@ def test_credentials_in_a_url_are_refused_without_echo():
 
 
 def test_local_store_refuses_unknown_options(tmp_path):
-    with pytest.raises(ValueError, match="token"):
-        fetcher_from_url(str(tmp_path), token="x")
+    with pytest.raises(ValueError, match="region_name"):
+        fetcher_from_url(str(tmp_path), region_name="x")
+
+
+def test_a_token_goes_only_to_stores_that_take_one(tmp_path, s3_env):
+    assert fetcher_from_url(str(tmp_path), token="x").fetch  # ignored by a folder
+    with fetcher_from_url("s3://bucket/p", token="x", region_name="us-east-1") as s3:
+        assert s3.store_url == "s3://bucket/p"
+    with fetcher_from_url("objectstore+http://127.0.0.1:9/preprod?org=1", token="x") as objectstore:
+        assert objectstore.store_url == "objectstore+http://127.0.0.1:9/preprod?org=1"
 
 
 def test_missing_local_folder_is_named(tmp_path):

@@ -46,7 +46,7 @@ def test_integrity_errors_are_retried_once():
 
 
 def test_budget_is_shared_safely_between_threads():
-    budget = RetryBudget(ratio=0.0, initial=50, capacity=50)
+    budget = RetryBudget(retry_cost=1, success_refill=0, initial=50, capacity=50)
     spent = []
     threads = [threading.Thread(target=lambda: spent.extend(budget.try_spend() for _ in range(20))) for _ in range(8)]
     for thread in threads:
@@ -56,14 +56,23 @@ def test_budget_is_shared_safely_between_threads():
     assert spent.count(True) == 50
 
 
-def test_budget_refills_with_requests_up_to_capacity():
-    budget = RetryBudget(ratio=0.5, initial=0, capacity=1)
+def test_budget_refills_with_successes_up_to_capacity():
+    budget = RetryBudget(retry_cost=5, success_refill=1, initial=0, capacity=6)
     assert not budget.try_spend()
-    budget.record_request()
-    budget.record_request()
-    budget.record_request()
-    assert budget.tokens == 1
-    assert budget.try_spend() and not budget.try_spend()
+    for _ in range(4):
+        budget.record_success()
+    assert budget.tokens == 4 and not budget.try_spend()
+    budget.record_success(retried=True)  # a success on a retry gives its cost back
+    assert budget.tokens == 6  # capped
+    assert budget.try_spend() and budget.tokens == 1 and not budget.try_spend()
+
+
+def test_default_budget_retries_a_burst_of_a_hundred_and_earns_it_back():
+    budget = RetryBudget()
+    assert sum(budget.try_spend() for _ in range(120)) == 100
+    for _ in range(100):
+        budget.record_success(retried=True)
+    assert budget.tokens == 500
 
 
 def test_invalid_policies_are_refused():

@@ -23,7 +23,8 @@ from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 from distributed.protocol import pickle as dask_pickle  # noqa: E402
 
 from compare.cli.main import EXIT_ERRORED, exit_code, main  # noqa: E402
-from compare.engine.chunks import OBJECTSTORE_TOKEN_ENV, open_store, plan  # noqa: E402
+from compare.engine.chunks import open_store, plan  # noqa: E402
+from fetchers.backends.objectstore import TOKEN_ENV as OBJECTSTORE_TOKEN_ENV  # noqa: E402
 from compare.engine.distributed import run_on_cluster  # noqa: E402
 from compare.engine.run import run_comparison  # noqa: E402
 from compare.inputs.manifest import load_manifest  # noqa: E402

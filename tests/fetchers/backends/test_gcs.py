@@ -89,11 +89,13 @@ def test_missing_object_is_blob_not_found(gcs_emulator: GCSServer, gcs_bucket: s
     assert isinstance(caught.value.__cause__, api_exceptions.NotFound)
 
 
-def test_missing_bucket_is_blob_not_found(gcs_emulator: GCSServer) -> None:
-    with GCSFetcher("no-such-bucket") as fetcher:
-        with pytest.raises(BlobNotFound) as caught:
+def test_missing_bucket_is_a_store_wide_error_not_a_missing_blob(gcs_emulator: GCSServer) -> None:
+    with GCSFetcher("no-such-bucket", prefix="1/2") as fetcher:
+        with pytest.raises(FetchError) as caught:
             fetcher.fetch("k")
-    assert not caught.value.retryable
+    assert not isinstance(caught.value, BlobNotFound)
+    assert caught.value.store_wide and not caught.value.retryable
+    assert str(caught.value).startswith("gs://no-such-bucket/1/2: 'k': ")
 
 
 @pytest.mark.parametrize(
@@ -116,10 +118,12 @@ def test_each_fetch_is_one_request_and_nothing_else(
     with GCSFetcher(gcs_bucket) as fetcher:
         assert fetcher.fetch(blob) == BLOB
         with pytest.raises(BlobNotFound):
-            fetcher.fetch("absent")
+            fetcher.fetch("absent")  # and one bucket metadata GET: the bucket is there
+        with pytest.raises(BlobNotFound):
+            fetcher.fetch("absent-too")  # the bucket is known now
         assert fetcher.fetch(blob) == BLOB
         time.sleep(0.2)  # room for any background request the SDK might start
-    assert via_proxy.requests_seen == 3
+    assert via_proxy.requests_seen == 5
     assert via_proxy.connections_accepted == 1
 
 

@@ -1,0 +1,166 @@
+"""``snapcompare upload DIR --store URL``: put a folder's images in a store by content hash.
+
+Every image under DIR is hashed (`manifest_from_folder`); each unique blob is uploaded under
+``<prefix>/<sha256>`` (no extension) unless the store already holds it, concurrently through
+`fetchers.BatchUploader`, and the build's manifest (Sentry's format) is written to ``-o FILE``
+and/or to the store under ``--manifest-key KEY``. Exit codes: 0 uploaded, 2 some blob (or the
+manifest) could not be written, 3 bad input or a store that cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import sys
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+from fetchers import BatchUploader, BlobWriter, StoreError, UploadStats
+from fetchers.keys import check_key
+
+from ..engine.run import Progress
+from ..inputs.manifest import Manifest, dump_manifest, manifest_from_folder
+from ..model import CompareOptions, InputError
+from ..run import describe_os_error, open_store
+from .main import (
+    EXIT_BAD_INPUT,
+    EXIT_ERRORED,
+    EXIT_SAME,
+    STORE_ENV,
+    _error,
+    _one_line,
+    _positive,
+    add_token_option,
+    objectstore_token,
+    store_from,
+)
+from .progress import ProgressDisplay
+
+MANIFEST_CONTENT_TYPE = "application/json"
+_LISTED = 10
+
+UPLOAD_HELP = f"""\
+exit codes:
+  {EXIT_SAME}    every blob is in the store and the manifest was written
+  {EXIT_ERRORED}    some blobs (or the manifest) could not be written
+  {EXIT_BAD_INPUT}    bad input or configuration, or a store that cannot be used
+"""
+
+
+def add_upload_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``upload`` on the ``snapcompare`` subcommands."""
+    upload = commands.add_parser(
+        "upload",
+        help="upload a folder's images to a store by content hash, with their manifest",
+        description="Hash every image under DIR, upload each blob the store does not have yet\n"
+        "under <prefix>/<sha256> and write the build's manifest (Sentry's format).",
+        epilog=UPLOAD_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    upload.add_argument("folder", metavar="DIR", help="folder of images")
+    upload.add_argument("--store", metavar="URL", help=f"blob store to upload to (default: ${STORE_ENV})")
+    upload.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the manifest to FILE")
+    upload.add_argument("--manifest-key", metavar="KEY",
+                        help="also store the manifest in the store under KEY (application/json)")
+    add_token_option(upload)
+    upload.add_argument("--workers", type=_positive, default=CompareOptions().fetch_workers, metavar="N",
+                        help="concurrent uploads (default: %(default)s)")
+    upload.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
+    upload.set_defaults(run=run_upload)
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    """Upload the folder's blobs and write its manifest; return the exit code."""
+    store_url, setting = store_from(args)
+    if not store_url:
+        raise InputError(f"upload needs a blob store: pass --store URL or set {STORE_ENV}")
+    if args.manifest_key is not None:
+        try:
+            check_key(args.manifest_key)
+        except StoreError as exc:
+            raise InputError(f"--manifest-key: {exc.message}") from None
+    try:
+        manifest, paths = manifest_from_folder(args.folder)
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
+    manifest_json = (json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n").encode()
+    if args.output is not None:  # the manifest depends on the folder alone: written first
+        try:
+            args.output.write_bytes(manifest_json)
+        except OSError as exc:
+            raise InputError(f"-o: {describe_os_error(exc)}") from None
+    token = objectstore_token(args)
+    started = time.monotonic()
+    store = open_store(store_url, setting, max_connections=args.workers, token=token)
+    with closing(store), BatchUploader(_writer(store, setting), max_workers=args.workers) as uploader:
+        stats, failed = _upload_blobs(uploader, manifest, paths, quiet=args.quiet)
+        if args.manifest_key is not None and not failed:
+            result = uploader.upload_all(
+                {args.manifest_key: manifest_json}, content_type=MANIFEST_CONTENT_TYPE, skip_existing=False
+            )
+            failed.update(result.errors)
+    for error in list(failed.values())[:_LISTED]:
+        _error(_one_line(str(error), 400))
+    code = EXIT_ERRORED if failed else EXIT_SAME
+    print(_outcome_line(args, stats, failed, time.monotonic() - started, code), flush=True)
+    return code
+
+
+def _writer(store: object, setting: str) -> BlobWriter:
+    if not isinstance(store, BlobWriter):
+        raise InputError(f"{setting}: this store cannot be written to")
+    return store
+
+
+def _upload_blobs(
+    uploader: BatchUploader, manifest: Manifest, paths: dict[str, Path], *, quiet: bool
+) -> tuple[UploadStats, dict[str, StoreError]]:
+    """Upload each unique blob of ``manifest`` the store lacks, grouped by content type."""
+    groups: dict[str, dict[str, Callable[[], bytes]]] = {}
+    for name, entry in manifest.images.items():
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if not any(entry.content_hash in group for group in groups.values()):
+            groups.setdefault(content_type, {})[entry.content_hash] = paths[name].read_bytes
+    total = sum(map(len, groups.values()))
+    stats = UploadStats()
+    failed: dict[str, StoreError] = {}
+    display = None if quiet else ProgressDisplay(sys.stderr)
+    done = 0
+
+    def report(phase: str) -> None:
+        if display is not None:
+            display(Progress(len(manifest.images), total, done, 0, 0, phase))
+
+    try:
+        report("uploading")
+        for content_type, sources in groups.items():
+            for key, outcome in uploader.iter_upload(sources, content_type=content_type, verify=True, stats=stats):
+                if isinstance(outcome, StoreError):
+                    failed[key] = outcome
+                done += 1
+                report("uploading")
+        report("done")
+    finally:
+        if display is not None:
+            display.close()
+    return stats, failed
+
+
+def _outcome_line(
+    args: argparse.Namespace, stats: UploadStats, failed: dict[str, StoreError], elapsed: float, code: int
+) -> str:
+    parts = [
+        f"uploaded {stats.written} blobs ({stats.bytes_written:,} bytes)",
+        f"{stats.skipped} already in the store",
+    ]
+    if failed:
+        parts.append(f"{len(failed)} failed")
+    written_to = [str(args.output)] if args.output is not None else []
+    if args.manifest_key is not None and not failed:
+        written_to.append(f"store key {args.manifest_key}")
+    if written_to:
+        parts.append("manifest: " + ", ".join(written_to))
+    return f"snapcompare: {'; '.join(parts)} in {elapsed:.1f}s (exit {code})"

@@ -1,0 +1,185 @@
+"""``snapcompare upload`` end to end against each real store, and what compare makes of the
+uploaded builds; unusable stores exit 3 naming the store; tokens never show."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAME
+from compare.inputs.manifest import load_manifest, manifest_from_folder
+from fetchers import fetcher_from_url
+from testing.gcs import STORAGE_EMULATOR_HOST
+from testing.objectstore import serve_objectstore
+from testing.s3 import REGION
+
+from .test_cli import png, read_comparison, run, sha, write_folder
+
+TOKEN = "tok-3f1b2e-secret"
+
+
+@dataclass
+class Store:
+    """A store under test: its URL, its count of blob writes at the server, its token."""
+
+    url: str
+    writes: Callable[[], int]
+    token: str | None = None
+
+
+@pytest.fixture(autouse=True)
+def no_store_settings_from_environment(monkeypatch):
+    monkeypatch.delenv("SNAPCOMPARE_STORE", raising=False)
+    monkeypatch.delenv("SNAPCOMPARE_OBJECTSTORE_TOKEN", raising=False)
+
+
+@pytest.fixture
+def s3_store(s3_server, s3_bucket, s3_env, monkeypatch) -> Store:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    return Store(f"s3://{s3_bucket}/builds/blobs", lambda: s3_server.requests_by_method("PUT"))
+
+
+@pytest.fixture
+def gcs_store(gcs_server, gcs_bucket, latency_proxy, monkeypatch) -> Store:
+    proxy = latency_proxy(gcs_server.host, gcs_server.port)  # counts the uploads (POSTs)
+    monkeypatch.setenv(STORAGE_EMULATOR_HOST, proxy.url)
+    return Store(f"gs://{gcs_bucket}/builds", lambda: proxy.requests_by_method("POST"))
+
+
+@pytest.fixture
+def objectstore_with_token(monkeypatch) -> Iterator[Store]:
+    with serve_objectstore(token=TOKEN) as server:
+        monkeypatch.setenv("SNAPCOMPARE_OBJECTSTORE_TOKEN", TOKEN)
+        host = server.url.removeprefix("http://")
+        url = f"objectstore+http://{host}/preprod?org=1&project=2&prefix=1/2"
+        yield Store(url, lambda: server.counters.total("PUT"), TOKEN)
+
+
+@pytest.fixture(params=["s3", "gcs", "objectstore"])
+def store(request) -> Store:
+    return request.getfixturevalue({"s3": "s3_store", "gcs": "gcs_store",
+                                    "objectstore": "objectstore_with_token"}[request.param])
+
+
+def builds(tmp_path: Path) -> tuple[Path, Path]:
+    base = write_folder(tmp_path / "base", {
+        "home.png": png(1), "list.png": png(2), "gone.png": png(3), "copy.png": png(1),
+        "deep/settings.png": png(4, (120, 80)),
+    })
+    head = write_folder(tmp_path / "head", {
+        "home.png": png(1), "list.png": png(22), "new.png": png(5), "copy.png": png(1),
+        "deep/settings.png": png(44, (120, 80)),
+    })
+    return base, head
+
+
+def masks(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in (out / "diff").rglob("*") if p.is_file()}
+
+
+def test_uploaded_builds_compare_like_their_folders_and_a_second_upload_writes_nothing(
+    store, tmp_path, capsys
+):
+    base, head = builds(tmp_path)
+    writes = store.writes()
+    code, stdout, _ = run(capsys, "upload", base, "--store", store.url, "-o", tmp_path / "base.json",
+                          "--manifest-key", "manifests/base.json")
+    assert code == EXIT_SAME, stdout
+    assert stdout.startswith("snapcompare: uploaded 4 blobs (")  # copy.png is home.png's blob
+    assert store.writes() - writes == 4 + 1  # and the manifest
+    code, _, _ = run(capsys, "upload", head, "--store", store.url, "-o", tmp_path / "head.json", "--quiet")
+    assert code == EXIT_SAME
+
+    writes = store.writes()
+    code, stdout, _ = run(capsys, "upload", base, "--store", store.url, "-o", tmp_path / "again.json", "--quiet")
+    assert code == EXIT_SAME and store.writes() == writes
+    assert "uploaded 0 blobs (0 bytes); 4 already in the store" in stdout
+
+    assert load_manifest(tmp_path / "base.json") == manifest_from_folder(base).manifest
+    with fetcher_from_url(store.url, token=store.token) as fetcher:
+        stored = json.loads(fetcher.fetch("manifests/base.json"))
+        assert stored == json.loads((tmp_path / "base.json").read_text())
+        assert fetcher.fetch(sha(png(2))) == png(2)
+
+    via_store = run(capsys, "compare", "--base", tmp_path / "base.json", "--head", tmp_path / "head.json",
+                    "--store", store.url, "--out", tmp_path / "via-store", "--quiet")
+    direct = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "direct", "--quiet")
+    assert via_store[0] == direct[0] == EXIT_DIFFERENCES
+    ours, theirs = read_comparison(tmp_path / "via-store"), read_comparison(tmp_path / "direct")
+    fields = ("status", "reason", "changed_pixels", "diff_ratio")
+    assert {n: [i.get(f) for f in fields] for n, i in ours["images"].items()} == {
+        n: [i.get(f) for f in fields] for n, i in theirs["images"].items()
+    }
+    assert masks(tmp_path / "via-store") == masks(tmp_path / "direct") != {}
+
+
+def test_a_missing_bucket_exits_3_naming_the_store(s3_store, tmp_path, capsys):
+    base, head = builds(tmp_path)
+    missing = f"s3://missing-{uuid.uuid4().hex[:8]}/p"
+    code, stdout, stderr = run(capsys, "upload", base, "--store", missing, "--quiet")
+    assert code == EXIT_BAD_INPUT and stdout == ""
+    assert stderr == f"snapcompare: error: {missing}: store unavailable: S3 NoSuchBucket (HTTP 404)\n"
+
+    run(capsys, "manifest", base, "-o", tmp_path / "base.json")
+    run(capsys, "manifest", head, "-o", tmp_path / "head.json")
+    code, _, stderr = run(capsys, "compare", "--base", tmp_path / "base.json", "--head", tmp_path / "head.json",
+                          "--store", missing, "--out", tmp_path / "out", "--quiet")
+    assert code == EXIT_BAD_INPUT
+    assert stderr == f"snapcompare: error: {missing}: store unavailable: S3 NoSuchBucket (HTTP 404)\n"
+
+
+def test_objectstore_token_comes_from_a_file_or_the_environment_and_never_shows(
+    objectstore_with_token, tmp_path, capsys, monkeypatch
+):
+    store = objectstore_with_token
+    base, head = builds(tmp_path)
+    monkeypatch.delenv("SNAPCOMPARE_OBJECTSTORE_TOKEN")
+    code, stdout, stderr = run(capsys, "upload", base, "--store", store.url, "--quiet")
+    assert code == EXIT_BAD_INPUT and TOKEN not in stdout + stderr
+    assert "store unavailable: objectstore answered HTTP 401" in stderr
+    assert f"{store.url}: store unavailable" in stderr
+
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    code, stdout, stderr = run(capsys, "upload", base, "--store", store.url, "--objectstore-token-file",
+                               token_file, "-o", tmp_path / "base.json", "--quiet")
+    assert code == EXIT_SAME and TOKEN not in stdout + stderr
+    code, _, stderr = run(capsys, "compare", "--base", tmp_path / "base.json", "--head", base, "--store",
+                          store.url, "--objectstore-token-file", token_file, "--out", tmp_path / "o", "--quiet")
+    assert code == EXIT_SAME and stderr == ""
+
+    (tmp_path / "empty").write_text("\n")
+    for bad, reason in ((tmp_path / "empty", "is empty"), (tmp_path / "nowhere", "No such file")):
+        code, _, stderr = run(capsys, "upload", base, "--store", store.url, "--objectstore-token-file", bad)
+        assert code == EXIT_BAD_INPUT and reason in stderr and stderr.startswith(
+            "snapcompare: error: --objectstore-token-file: ")
+
+
+def test_a_blob_that_cannot_be_written_exits_2_and_keeps_the_manifest_out_of_the_store(tmp_path, capsys):
+    base, _ = builds(tmp_path)
+    with serve_objectstore() as server:
+        host = server.url.removeprefix("http://")
+        url = f"objectstore+http://{host}/preprod?org=1&project=2&prefix=1/2"
+        server.faults.inject(500, times=100, method="PUT", key=f"1/2/{sha(png(2))}")
+        code, stdout, stderr = run(capsys, "upload", base, "--store", url, "--manifest-key", "m.json",
+                                   "-o", tmp_path / "m.json", "--quiet")
+        assert server.counters.requests("PUT", "1/2/m.json") == 0
+    assert code == EXIT_ERRORED
+    assert f"{url}: '{sha(png(2))}': objectstore answered HTTP 500" in stderr
+    assert "3 already in the store" not in stdout and "1 failed" in stdout
+    assert (tmp_path / "m.json").is_file()  # the file depends on the folder alone
+
+
+def test_upload_needs_a_store_and_a_folder(tmp_path, capsys):
+    code, _, stderr = run(capsys, "upload", tmp_path)
+    assert code == EXIT_BAD_INPUT and "upload needs a blob store" in stderr
+    code, _, stderr = run(capsys, "upload", tmp_path / "nowhere", "--store", str(tmp_path))
+    assert code == EXIT_BAD_INPUT and "nowhere" in stderr
+    code, _, stderr = run(capsys, "upload", tmp_path, "--store", str(tmp_path), "--manifest-key", "../up")
+    assert code == EXIT_BAD_INPUT and "--manifest-key: invalid key" in stderr

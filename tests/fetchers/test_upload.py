@@ -1,0 +1,141 @@
+"""BatchUploader through its public API, over a scripted in-memory store."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fetchers import (
+    BatchUploader,
+    FetchError,
+    RetryPolicy,
+    StoreUnavailable,
+    WriteError,
+)
+
+FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class MemoryStore:
+    """A thread-safe store in memory; ``failures[key]`` lists errors its next puts raise."""
+
+    def __init__(self, failures=None, *, down: StoreUnavailable | None = None):
+        self.blobs: dict[str, tuple[bytes, str]] = {}
+        self.failures = {key: list(errors) for key, errors in (failures or {}).items()}
+        self.down = down
+        self.puts: Counter[str] = Counter()
+        self.checks: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def exists(self, key: str) -> bool:
+        with self.lock:
+            self.checks[key] += 1
+        if self.down is not None:
+            raise self.down
+        return key in self.blobs
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        with self.lock:
+            self.puts[key] += 1
+            failures = self.failures.get(key)
+            if failures:
+                raise failures.pop(0)
+            self.blobs[key] = (data, content_type)
+
+
+def blobs(count: int) -> dict[str, bytes]:
+    contents = [f"image {i}".encode() for i in range(count)]
+    return {sha(data): data for data in contents}
+
+
+@settings(max_examples=30, deadline=None)
+@given(count=st.integers(0, 30), present=st.integers(0, 30), workers=st.integers(1, 8))
+def test_every_blob_ends_in_the_store_and_a_second_upload_writes_nothing(count, present, workers):
+    data = blobs(count)
+    store = MemoryStore()
+    for key in list(data)[:present]:
+        store.blobs[key] = (data[key], "image/png")
+    with BatchUploader(store, max_workers=workers, retry=FAST_RETRY) as uploader:
+        first = uploader.upload_all(data, content_type="image/png", verify=True)
+        second = uploader.upload_all(data, content_type="image/png", verify=True)
+    assert {key: body for key, (body, _) in store.blobs.items()} == data
+    assert sorted(first.written + first.skipped) == sorted(data) and not first.errors
+    assert len(first.skipped) == min(present, count)
+    assert second.written == [] and sorted(second.skipped) == sorted(data)
+    assert all(n == 1 for n in store.puts.values())
+    assert first.stats.requests_issued == len(data) + len(first.written)
+
+
+def test_retryable_write_failures_are_retried_and_permanent_ones_reported():
+    data = blobs(3)
+    flaky, denied, fine = data
+    store = MemoryStore({
+        flaky: [WriteError(flaky, "503", retryable=True), WriteError(flaky, "503", retryable=True)],
+        denied: [WriteError(denied, "quota exceeded")],
+    })
+    with BatchUploader(store, max_workers=2, retry=FAST_RETRY) as uploader:
+        result = uploader.upload_all(data)
+    assert sorted(result.written) == sorted([flaky, fine])
+    assert set(result.errors) == {denied} and isinstance(result.errors[denied], WriteError)
+    assert store.puts == Counter({flaky: 3, denied: 1, fine: 1})
+    assert result.stats.retries == 2
+
+
+def test_sources_are_read_only_for_blobs_that_are_written():
+    data = blobs(2)
+    have, lack = data
+    store = MemoryStore()
+    store.blobs[have] = (data[have], "image/png")
+    read = []
+
+    def source(key):
+        return lambda: read.append(key) or data[key]
+
+    with BatchUploader(store) as uploader:
+        result = uploader.upload_all({key: source(key) for key in data})
+    assert read == [lack] and result.written == [lack] and result.skipped == [have]
+
+
+def test_verify_refuses_bytes_that_do_not_match_their_key():
+    key = sha(b"what was hashed")
+    store = MemoryStore()
+    with BatchUploader(store, retry=FAST_RETRY) as uploader:
+        result = uploader.upload_all({key: b"what is there now"}, verify=True)
+    assert isinstance(result.errors[key], WriteError) and not result.errors[key].retryable
+    assert store.puts[key] == 0
+
+
+def test_skip_existing_false_replaces_what_the_key_held():
+    store = MemoryStore()
+    store.blobs["builds/m.json"] = (b"old", "application/json")
+    with BatchUploader(store) as uploader:
+        result = uploader.upload_all({"builds/m.json": b"new"}, content_type="application/json",
+                                     skip_existing=False)
+    assert result.written == ["builds/m.json"] and store.checks["builds/m.json"] == 0
+    assert store.blobs["builds/m.json"] == (b"new", "application/json")
+
+
+def test_a_store_wide_failure_stops_the_upload_early():
+    data = blobs(200)
+    denied = FetchError("k", "HTTP 401", store_wide=True, store="objectstore+http://h:1/preprod")
+    store = MemoryStore(down=denied)
+    with BatchUploader(store, max_workers=16, retry=FAST_RETRY) as uploader:
+        with pytest.raises(StoreUnavailable) as info:
+            uploader.upload_all(data)
+    assert sum(store.checks.values()) <= 5 and not store.puts  # 3 in flight, 2 started as 2 failed
+    assert str(info.value) == "objectstore+http://h:1/preprod: store unavailable: HTTP 401"
+    assert isinstance(info.value, WriteError) and isinstance(info.value, FetchError)
+
+
+def test_writer_without_put_is_refused():
+    with pytest.raises(TypeError):
+        BatchUploader(object())
