@@ -59,7 +59,9 @@ def ensure_python(module: str) -> None:
             cwd=ROOT, env=env, check=True,
         )
         took = time.perf_counter() - start
-        (CACHE / "bench-env-install.txt").write_text(f"{took:.1f}\n")
+        with open(CACHE / "bench-env-install.txt", "a", encoding="utf-8") as log:
+            log.write(f"{time.strftime('%Y-%m-%d %H:%M')} uv sync --group bench: {took:.1f} s, "
+                      f"load average {os.getloadavg()[0]:.1f}\n")
         print(f"bench env: installed in {took:.1f} s", file=sys.stderr)
         stamp_file.write_text(stamp)
     python = VENV / "bin" / "python"
