@@ -578,7 +578,8 @@ def main() -> None:
             results["tall"] = tall
             sections.append(
                 f"## Tall page {tall['pair']} ({tall['size'][0]}x{tall['size'][1]}), "
-                f"median wall of {args.tall_repeats}, peak RSS (wait4 ru_maxrss)\n\n" + table(
+                f"median wall of {args.tall_repeats}, peak RSS (GNU time, largest run)\n\n"
+                + table(
                     ["command", "wall", "peak RSS", "runs"],
                     [[label, f"{r['wall']:.2f} s", f"{r['rss_mib']:.0f} MiB",
                       " / ".join(f"{w:.2f}" for w in r["walls"])]
