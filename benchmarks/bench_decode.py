@@ -7,7 +7,7 @@ Run from the repository root (builds the corpus and benchmarks/.cache/venv when 
 Decoders, each from the PNG bytes in memory to an HxWx4 uint8 RGBA array, checked pixel-equal to
 Pillow's `convert("RGBA")` on every file:
 
-- `compare.png.decode_png`: snapcompare's fast path (libdeflate inflate, numpy unfiltering,
+- `compare.imaging.png.decode_png`: snapcompare's fast path (libdeflate inflate, numpy unfiltering,
   Average/Paeth runs through libspng; RGBA output included);
 - imagecodecs `png_decode` (libpng) and `spng_decode` (libspng), which return RGB for RGB files:
   their RGBA expansion is timed too, as its own column;
@@ -53,7 +53,7 @@ def decoders() -> tuple[dict[str, Decoder], dict[str, bool]]:
     import imagecodecs
     from PIL import Image
 
-    from compare.png import decode_png
+    from compare.imaging.png import decode_png
 
     def pillow(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:

@@ -505,7 +505,7 @@ def machine() -> dict:
     import numpy
     import PIL
 
-    from compare.image import FAST_PNG_DECODER
+    from compare.imaging.decode import FAST_PNG_DECODER
 
     return {
         "python": platform.python_version(), "numpy": numpy.__version__,
