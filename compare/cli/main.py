@@ -266,10 +266,16 @@ def _add_scheduler_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _fraction(text: str) -> float:
+    """A share from 0 to 1; a percentage given by mistake is answered with the share it means."""
     try:
-        return check_fraction("value", float(text))
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    try:
+        return check_fraction("value", value)
+    except ValueError:
+        hint = f" (for {value:g}%, give {value / 100:g})" if 1 < value <= 100 else ""
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}{hint}") from None
 
 
 def _positive(text: str) -> int:

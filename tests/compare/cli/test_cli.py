@@ -400,6 +400,9 @@ def test_a_store_whose_sdk_refuses_its_configuration_is_bad_input(inputs, capsys
 @pytest.mark.parametrize(("args", "expected"), [
     (["compare", "--base", "a", "--head", "b"], "the following arguments are required: --out"),
     (["compare", "--base", "a", "--head", "b", "--out", "o", "--threshold", "2"], "argument --threshold"),
+    (["compare", "--base", "a", "--head", "b", "--out", "o", "--diff-threshold", "5"],
+     "got '5' (for 5%, give 0.05)"),
+    (["compare", "--base", "a", "--head", "b", "--out", "o", "--threshold", "nan"], "got 'nan'"),
     (["compare", "--base", "a", "--head", "b", "--out", "o", "--max-memory", "lots"], "argument --max-memory"),
     (["compare", "--base", "a", "--head", "b", "--out", "o", "--workers", "0"], "argument --workers"),
     ([], "the following arguments are required: COMMAND"),
