@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import psutil
 import pytest
 
@@ -30,6 +31,10 @@ from compare.engine.run import run_comparison  # noqa: E402
 from compare.inputs.manifest import load_manifest  # noqa: E402
 from compare.model import CompareOptions, Reason, Status  # noqa: E402
 from compare.output.artifacts import ArtifactWriter  # noqa: E402
+from compare.output.results_store import SentryLayout, finalize_from_store  # noqa: E402
+from compare.output.sentry_keys import path_stem  # noqa: E402
+from fetchers import fetcher_from_url  # noqa: E402
+from tests.sentry_models import ComparisonManifest  # noqa: E402
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore  # noqa: E402
 from testing.proxy import LatencyProxy  # noqa: E402
 from testing.s3 import REGION  # noqa: E402
@@ -337,3 +342,67 @@ def test_image_folders_cannot_run_on_a_cluster(cluster, tmp_path, capsys):
                  "--out", str(tmp_path / "out"), "--quiet", "--scheduler", cluster.scheduler_address])
     assert code == 3
     assert "must be manifests" in capsys.readouterr().err
+
+
+def stored_under(s3_server, bucket: str, prefix: str) -> dict[str, bytes]:
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name=REGION,
+                          aws_access_key_id="testing", aws_secret_access_key=AWS_SECRET)
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        return {item["Key"].removeprefix(prefix): client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                for item in listed}
+    finally:
+        client.close()
+
+
+def test_workers_write_results_under_sentrys_keys_and_finalize_runs_again_from_the_store(
+    cluster, s3_server, s3_url, builds, tmp_path
+):
+    results_url, comparison_dir = f"{s3_url}/1/2", "1/2/5/3/"
+    bucket = s3_url.removeprefix("s3://")
+    local_command = ["compare", "--allow-unsized", "--base", str(builds.base), "--head", str(builds.head),
+                     "--store", s3_url, "--quiet", "--workers", "1"]
+    command = [*local_command, "--scheduler", cluster.scheduler_address,
+               "--results-store", results_url, "--head-artifact-id", "5", "--base-artifact-id", "3"]
+    assert main([*command, "--out", str(tmp_path / "out")]) == EXIT_ERRORED
+    assert main([*local_command, "--out", str(tmp_path / "local")]) == EXIT_ERRORED
+    stored = stored_under(s3_server, bucket, comparison_dir)
+    chunks = len(json.loads(stored["plan.json"])["chunks"])
+    comparison = json.loads(stored["comparison.json"])
+    ComparisonManifest.model_validate(comparison)
+    local = json.loads((tmp_path / "local" / "comparison.json").read_text())
+    diffed = sorted(name for name, image in local["images"].items() if image["diff_mask_key"])
+    assert set(stored) == {"plan.json", "comparison.json", *(f"chunks/{i}.json" for i in range(chunks)),
+                           *(f"diff/{path_stem(name)}.png" for name in diffed)}
+    for name, image in comparison["images"].items():
+        assert image["status"] == local["images"][name]["status"]
+        if name in diffed:
+            assert image["diff_mask_key"] == f"{comparison_dir}diff/{path_stem(name)}.png"
+            local_mask = (tmp_path / "local" / local["images"][name]["diff_mask_key"]).read_bytes()
+            assert stored[f"diff/{path_stem(name)}.png"] == local_mask
+    # The masks stayed on the workers: --out has the previews and the reports only.
+    assert not (tmp_path / "out" / "diff").exists()
+    assert any((tmp_path / "out" / "previews").iterdir())
+
+    # Every chunk runs again: the same objects, byte for byte, but comparison.json's run figures.
+    assert main([*command, "--out", str(tmp_path / "again")]) == EXIT_ERRORED
+    again = stored_under(s3_server, bucket, comparison_dir)
+    assert {k: v for k, v in again.items() if k != "comparison.json"} == {
+        k: v for k, v in stored.items() if k != "comparison.json"}
+    assert json.loads(again["comparison.json"])["images"] == comparison["images"]
+
+    # finalize from the store alone; a chunk whose result is gone errors its own images.
+    lost = json.loads(stored[f"chunks/{chunks - 1}.json"])["images"]
+    with fetcher_from_url(results_url) as store:
+        store.put(f"5/3/chunks/{chunks - 1}.json", b"{not json", "application/json")
+        store.put("5/3/comparison.json", b"", "application/json")
+        rebuilt = finalize_from_store(store, SentryLayout.of(store, CompareOptions(head_artifact_id=5,
+                                                                                   base_artifact_id=3)))
+    written = json.loads(stored_under(s3_server, bucket, comparison_dir)["comparison.json"])
+    ComparisonManifest.model_validate(written)
+    assert written["summary"] == rebuilt.summary
+    for name, image in written["images"].items():
+        if name in lost:
+            assert (image["status"], image["reason"]) == ("errored", "chunk_result_unreadable")
+        else:
+            assert image == comparison["images"][name]
