@@ -103,8 +103,7 @@ def compare_builds(
         if results is not None:
             # On a cluster the workers stored the masks; here they are read back from out_dir.
             masks = {} if scheduler is not None else mask_uploads(
-                comparison.images, results.layout, lambda result: (writer.out_dir / result.diff_mask_key).read_bytes
-            )
+                comparison.images, results.layout, lambda image: (writer.out_dir / image.diff_mask_key).read_bytes)
             publish_comparison(comparison, results.uploader, results.layout, masks)
         return comparison
 

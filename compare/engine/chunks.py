@@ -302,7 +302,8 @@ def with_files(
         name: replace(
             result,
             # An outcome without mask bytes keeps the key its mask was stored under elsewhere.
-            diff_mask_key=sink.mask(name, outcome.mask_png) if outcome.mask_png is not None else result.diff_mask_key,
+            diff_mask_key=(sink.mask(name, outcome.mask_png) if outcome.mask_png is not None
+                           else result.diff_mask_key),
             previews=previews,
         )
         for name, result in images.items()

@@ -5,8 +5,10 @@ nothing more: each worker reads its store credentials from its own environment. 
 process builds one fetcher per store and reuses it for every chunk it runs (`FetcherCache`, a
 worker plugin that closes them when the worker stops). Results stream back as chunks finish;
 their masks and previews are written through the caller's `ArtifactSink`, so the output folder
-holds the same files as a local run. Dask retries a failing chunk; one that still fails errors
-only its own images. An interrupt cancels every chunk before it propagates.
+holds the same files as a local run. With a `ChunkPublisher` (a results store), each worker
+writes its chunk's masks and result JSON to that store itself and only previews come back.
+Dask retries a failing chunk; one that still fails errors only its own images. An interrupt
+cancels every chunk before it propagates.
 
 A scheduler is named ``tcp://host:8786`` (an existing cluster) or ``local:N`` (a
 `LocalCluster` of N worker processes with one thread each, started and stopped here).

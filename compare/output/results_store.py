@@ -24,8 +24,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from fetchers import (BatchPrefetcher, BatchUploader, BlobFetcher, BlobNotFound, BlobSource, BlobWriter, StoreError,
-                      StoreUnavailable)
+from fetchers import (
+    BatchPrefetcher,
+    BatchUploader,
+    BlobFetcher,
+    BlobNotFound,
+    BlobSource,
+    BlobWriter,
+    StoreError,
+    StoreUnavailable,
+)
 
 from ..engine.chunks import (
     ChunkAssignment,
@@ -154,12 +162,19 @@ def publish_comparison(
 
     Raises `ResultsNotWritten` naming every key that could not be written.
     """
-    errors = upload(uploader, masks, PNG_TYPE)
-    if not errors:
-        document = render_json(store_form(comparison, layout))
-        errors = upload(uploader, {layout.comparison_key: document}, JSON_TYPE)
+    errors = _masks_then_json(uploader, masks, layout.comparison_key,
+                              lambda: render_json(store_form(comparison, layout)))
     if errors:
         raise ResultsNotWritten(uploader.store_name, errors, comparison)
+
+
+def _masks_then_json(
+    uploader: BatchUploader, masks: Mapping[str, BlobSource], key: str, document: Callable[[], bytes]
+) -> dict[str, StoreError]:
+    """Write ``masks``, then, only if every one was written, ``document`` under ``key``; so a
+    JSON object in the store never names a mask that is not there. Returns the errors by key."""
+    errors = upload(uploader, masks, PNG_TYPE)
+    return errors or upload(uploader, {key: document()}, JSON_TYPE)
 
 
 def publish_plan(plan: ComparisonPlan, uploader: BatchUploader, layout: SentryLayout) -> None:
@@ -189,10 +204,8 @@ class ResultsPublisher:
         images = fill_images(masked.images, options, sink)
         stored = replace(result, images=images, files=_previews_only(result.files))
         with BatchUploader(store, max_workers=options.fetch_workers) as uploader:
-            errors = upload(uploader, sink.uploads(), PNG_TYPE)
-            if not errors:
-                document = json_bytes(chunk_result_to_json(stored))
-                errors = upload(uploader, {self.layout.chunk_key(chunk.chunk_index): document}, JSON_TYPE)
+            errors = _masks_then_json(uploader, sink.uploads(), self.layout.chunk_key(chunk.chunk_index),
+                                      lambda: json_bytes(chunk_result_to_json(stored)))
         if errors:
             raise ResultsNotWritten(uploader.store_name, errors)
         return stored

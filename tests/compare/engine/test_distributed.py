@@ -406,3 +406,29 @@ def test_workers_write_results_under_sentrys_keys_and_finalize_runs_again_from_t
             assert (image["status"], image["reason"]) == ("errored", "chunk_result_unreadable")
         else:
             assert image == comparison["images"][name]
+
+
+def test_a_chunk_whose_results_cannot_be_written_fails_alone(cluster, s3_server, s3_url, builds, tmp_path):
+    bucket = s3_url.removeprefix("s3://")
+    s3_server.faults.set("denied", count=1000, match="/1/2/6/3/diff/screen-0.png", method="PUT")
+    try:
+        code = main(["compare", "--allow-unsized", "--base", str(builds.base), "--head", str(builds.head),
+                     "--store", s3_url, "--quiet", "--workers", "1", "--scheduler", cluster.scheduler_address,
+                     "--results-store", f"{s3_url}/1/2", "--head-artifact-id", "6", "--base-artifact-id", "3",
+                     "--out", str(tmp_path / "out")])
+    finally:
+        s3_server.faults.clear()
+    assert code == EXIT_ERRORED
+    stored = stored_under(s3_server, bucket, "1/2/6/3/")
+    plan_data = json.loads(stored["plan.json"])
+    failed = next(chunk for chunk in plan_data["chunks"]
+                  if "screen-0.png" in {c["name"] for c in chunk["candidates"]})
+    assert f"chunks/{failed['chunk_index']}.json" not in stored
+    comparison = json.loads(stored["comparison.json"])
+    ComparisonManifest.model_validate(comparison)
+    for name, image in comparison["images"].items():
+        if name in {c["name"] for c in failed["candidates"]}:
+            assert (image["status"], image["reason"]) == ("errored", "chunk_failed")
+            assert "results not written" in image["detail"] and "screen-0.png" in image["detail"]
+        else:
+            assert image["reason"] != "chunk_failed"

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import boto3
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from compare.cli import EXIT_DIFFERENCES, EXIT_RESULTS_NOT_WRITTEN, main
+from compare.model import CompareOptions, Comparison, ImageResult, Status
+from compare.output.results_store import SentryLayout, mask_uploads, store_form
 from compare.output.sentry_keys import path_stem
 from fetchers import fetcher_from_url
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, ObjectstoreServer
@@ -51,13 +55,9 @@ def objectstore_target(objectstore_server: ObjectstoreServer) -> Iterator[Target
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD")) as response:
             return response.headers["content-type"]
 
-    def puts() -> dict[str, int]:
-        with server.counters._lock:  # the server keeps no public list of keys
-            return {key: n for (method, key), n in server.counters._requests.items() if method == "PUT"}
-
     server.faults.clear()
     yield Target(f"objectstore+http://{host}/{DEFAULT_USECASE}?org=1&project=2&prefix={PREFIX}",
-                 puts, content_type)
+                 lambda: server.counters.by_key("PUT"), content_type)
     server.faults.clear()
 
 
@@ -98,8 +98,8 @@ def builds(tmp_path: Path) -> tuple[Path, Path]:
 def upload_and_compare(target: Target, tmp_path: Path, head_id: int, base_id: int, *extra: str) -> int:
     """Upload both builds and their manifests to the store, then compare them from there."""
     for role, folder in zip(("base", "head"), builds(tmp_path)):
-        assert main(["upload", str(folder), "--store", target.url, "--manifest-key", f"manifests/{role}-{head_id}.json",
-                     "--quiet"]) == 0
+        assert main(["upload", str(folder), "--store", target.url,
+                     "--manifest-key", f"manifests/{role}-{head_id}.json", "--quiet"]) == 0
     return main(["compare", "--base", f"store:manifests/base-{head_id}.json",
                  "--head", f"store:manifests/head-{head_id}.json", "--store", target.url,
                  "--results-store", target.url, "--out", str(tmp_path / "out"), "--quiet",
@@ -189,3 +189,17 @@ def test_a_store_that_cannot_be_reached_is_reported(tmp_path, capsys):
     assert "snapcompare: error: --results-store: not written: " in captured.err
     assert "store unavailable" in captured.err
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+@given(st.lists(st.sampled_from(["a.png", "a.jpg", "a", "/a.png", "b\\a.png", "b/a.webp", "v1.2/x", "v1.png"]),
+                unique=True))
+def test_names_sharing_a_mask_key_leave_the_last_in_name_order(names):
+    layout = SentryLayout("1/2", 11, 7)
+    images = {name: ImageResult(name=name, status=Status.CHANGED, diff_mask_key=f"diff/{name}") for name in names}
+    uploads = mask_uploads(images, layout, lambda result: result.name.encode())
+    assert set(uploads) == {f"11/7/diff/{path_stem(name)}.png" for name in names}
+    for key, source in uploads.items():
+        assert source == max(name for name in names if layout.mask_key(name) == key).encode()
+    stored = store_form(Comparison(images, CompareOptions()), layout).images
+    assert stored.keys() == images.keys()
+    assert {result.diff_mask_key for result in stored.values()} == {layout.full_key(key) for key in uploads}
