@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
+from fetchers import BatchUploader, BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
 
 from .engine.chunks import plan
 from .engine.run import Progress, run_comparison
@@ -15,6 +16,7 @@ from .inputs.approved import approved_fingerprints, carry_over
 from .inputs.sources import Side, combine_fetchers, open_side, read_input
 from .model import CompareOptions, Comparison, InputError
 from .output.artifacts import ArtifactWriter
+from .output.results_store import ResultsPublisher, SentryLayout, mask_uploads, publish_comparison, publish_plan
 from .output.sentry_keys import fill_sentry_fields
 
 
@@ -31,6 +33,7 @@ def compare_builds(
     approved: str | os.PathLike[str] | None = None,
     scheduler: str | None = None,
     store_token: str | None = None,
+    results_store: str | None = None,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
@@ -48,8 +51,15 @@ def compare_builds(
     run on that Dask cluster (the ``dask`` extra; both builds must be manifests and ``store`` a
     URL the workers can reach; workers read credentials from their own environment).
 
-    Raises `InputError` naming the input when a build, the store or ``out_dir`` cannot be used
-    (``out_dir`` not writable, or in use by another run).
+    ``results_store`` (a store URL, authenticated as ``store`` is) also receives the masks and
+    ``comparison.json`` under Sentry's keys (`compare.output.results_store`); with
+    ``scheduler``, the workers write the masks and ``chunks/{i}.json`` there themselves, this
+    process ``plan.json`` and ``comparison.json``, and the masks are not copied into
+    ``out_dir`` (there ``diff_mask_key`` then names the mask's key in the store).
+
+    Raises `InputError` naming the input when a build, a store or ``out_dir`` cannot be used
+    (``out_dir`` not writable, or in use by another run), and `ResultsNotWritten` (carrying
+    the comparison when it ran) when results could not be written to ``results_store``.
     """
     options = options if options is not None else CompareOptions()
     out = Path(out_dir)
@@ -73,6 +83,9 @@ def compare_builds(
             raise InputError(str(exc)) from None
         except OSError as exc:
             raise InputError(describe_os_error(exc)) from None
+        results = None
+        if results_store is not None:
+            results = stack.enter_context(_ResultsTarget.open(results_store, options, store_token))
         writer = artifacts if artifacts is not None else stack.enter_context(ArtifactWriter(out))
         try:
             writer.open()
@@ -81,13 +94,37 @@ def compare_builds(
         manifests = [sides[role].manifest for role in ("base", "head")]
         if scheduler is not None:
             comparison = _compare_on_cluster(sides["base"], sides["head"], store, scheduler, writer,
-                                             options, progress)
+                                             options, progress, results)
         else:
             comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, progress=progress)
         comparison = fill_sentry_fields(comparison, writer)
         if approval_input is not None:
             comparison.approval = carry_over(comparison.images, *approval_input)
+        if results is not None:
+            # On a cluster the workers stored the masks; here they are read back from out_dir.
+            masks = {} if scheduler is not None else mask_uploads(
+                comparison.images, results.layout, lambda image: (writer.out_dir / image.diff_mask_key).read_bytes)
+            publish_comparison(comparison, results.uploader, results.layout, masks)
         return comparison
+
+
+@dataclass(frozen=True)
+class _ResultsTarget:
+    """The results store of one run: its URL, Sentry's keys in it and the uploader writing them
+    (one retry budget for the whole run)."""
+
+    url: str
+    layout: SentryLayout
+    uploader: BatchUploader
+
+    @classmethod
+    @contextmanager
+    def open(cls, url: str, options: CompareOptions, token: str | None) -> Iterator[_ResultsTarget]:
+        with open_store(url, "--results-store", max_connections=options.fetch_workers, token=token) as store:
+            if not isinstance(store, BlobWriter):
+                raise InputError("--results-store: this store cannot be written to")
+            with BatchUploader(store, max_workers=options.fetch_workers) as uploader:
+                yield cls(url, SentryLayout.of(store, options), uploader)
 
 
 def _compare_on_cluster(
@@ -98,6 +135,7 @@ def _compare_on_cluster(
     artifacts: ArtifactWriter,
     options: CompareOptions,
     progress: Callable[[Progress], None] | None,
+    results: _ResultsTarget | None,
 ) -> Comparison:
     if base.fetcher is not None or head.fetcher is not None or not isinstance(store, str):
         raise InputError("--scheduler: both builds must be manifests and the store a URL the workers can reach")
@@ -106,7 +144,12 @@ def _compare_on_cluster(
     except ImportError as exc:
         raise InputError(f"--scheduler: {exc}") from None
     comparison_plan = plan(base.manifest, head.manifest, options)
-    return run_on_cluster(comparison_plan, store, scheduler, artifacts=artifacts, progress=progress)
+    publisher = None
+    if results is not None:
+        publish_plan(comparison_plan, results.uploader, results.layout)
+        publisher = ResultsPublisher(results.url, results.layout)
+    return run_on_cluster(comparison_plan, store, scheduler, artifacts=artifacts, progress=progress,
+                          publisher=publisher)
 
 
 def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None) -> ClosableFetcher:

@@ -124,6 +124,9 @@ class ClosableFetcher:
     max_connections: int | None = None
     store_url: str | None = None
     """The store as a URL for messages (``s3://bucket/prefix``); never carries a credential."""
+    prefix: str = ""
+    """What every key is joined under (``1/2`` for ``s3://bucket/1/2``); "" for none, or for
+    a folder store, whose keys are relative to its folder."""
 
     def close(self) -> None:
         """Release the connections this fetcher opened itself."""

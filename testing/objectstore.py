@@ -144,6 +144,11 @@ class Counters:
         with self._lock:
             return sum(n for (m, _), n in self._requests.items() if m == method)
 
+    def by_key(self, method: str) -> dict[str, int]:
+        """``method`` requests received, by key (the object key, prefix included)."""
+        with self._lock:
+            return {key: n for (m, key), n in self._requests.items() if m == method}
+
     def gets(self, key: str) -> int:
         """GET requests received for ``key`` (the object key, prefix included)."""
         return self.requests("GET", key)

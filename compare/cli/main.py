@@ -23,6 +23,7 @@ from ..inputs.manifest import dump_manifest, manifest_from_folder, write_manifes
 from ..model import CompareOptions, Comparison, ImageResult, InputError, Status, check_fraction
 from ..output.artifacts import ArtifactWriter
 from ..output.reports import write_reports
+from ..output.results_store import ResultsNotWritten
 from ..run import compare_builds, describe_os_error
 from .progress import ProgressDisplay
 
@@ -31,6 +32,7 @@ EXIT_DIFFERENCES = 1
 EXIT_ERRORED = 2
 EXIT_BAD_INPUT = 3
 EXIT_FAILED = 4
+EXIT_RESULTS_NOT_WRITTEN = 5
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -47,6 +49,8 @@ exit codes:
        a store that cannot be used (no such bucket, denied credentials, unreachable),
        --out not writable or in use by another run
   {EXIT_FAILED}    the comparison itself failed
+  {EXIT_RESULTS_NOT_WRITTEN}    the comparison ran (and --out has its reports) but some of its results could
+       not be written to --results-store; wins over {EXIT_SAME}, {EXIT_DIFFERENCES} and {EXIT_ERRORED}
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGINT)
   {EXIT_TERMINATED}  terminated (SIGTERM)
 on {EXIT_BAD_INPUT}, {EXIT_FAILED}, {EXIT_INTERRUPTED} and {EXIT_TERMINATED}, --out keeps the previous reports and their files as they were
@@ -138,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(compare)
     _add_sentry_options(compare)
     _add_scheduler_options(compare)
+    _add_results_options(compare)
     compare.set_defaults(run=_run_compare)
 
     from .upload import add_upload_command  # it builds on this module's helpers
@@ -265,6 +270,18 @@ def _add_scheduler_options(parser: argparse.ArgumentParser) -> None:
                         "their own environment")
 
 
+def _add_results_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-store", metavar="URL",
+                        help="also write comparison.json and the diff masks to this store (same URL "
+                        "forms as --store; its prefix plays Sentry's {org}/{project}) under Sentry's "
+                        "keys: {prefix}/{head-artifact-id}/{base-artifact-id}/comparison.json and "
+                        ".../diff/{stem}.png, where diff_mask_key is the mask's full key. --out still "
+                        "gets the local reports. Images whose names share a stem (a.png, a.jpg) share "
+                        "a mask key, as in Sentry: the last name in name order wins. With --scheduler, "
+                        "workers write the masks and chunks/{i}.json there (plan.json and "
+                        "comparison.json come from here) and the masks are not copied into --out")
+
+
 def _fraction(text: str) -> float:
     """A share from 0 to 1; a percentage given by mistake is answered with the share it means."""
     try:
@@ -314,7 +331,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     store_url, setting = store_from(args)
     code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
                              store_setting=setting, quiet=args.quiet, approved=args.approved,
-                             scheduler=args.scheduler, store_token=objectstore_token(args))
+                             scheduler=args.scheduler, store_token=objectstore_token(args),
+                             results_store=args.results_store)
     return code
 
 
@@ -338,12 +356,18 @@ def run_and_report(
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)
+    not_written: ResultsNotWritten | None = None
     # One writer holds --out's lock from the first mask to the last report.
     with ArtifactWriter(out_dir) as artifacts:
         try:
             comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
                                         progress=display, store_setting=store_setting,
                                         artifacts=artifacts, **compare_settings)
+        except ResultsNotWritten as exc:
+            if exc.comparison is None:  # nothing ran: there is nothing to report
+                _report_not_written(exc)
+                return EXIT_RESULTS_NOT_WRITTEN, {}
+            comparison, not_written = exc.comparison, exc
         finally:
             if display is not None:
                 display.close()
@@ -355,8 +379,20 @@ def run_and_report(
     else:
         print_summary(comparison, reports, elapsed, sys.stdout)
     code = exit_code(comparison)
+    if not_written is not None:
+        _report_not_written(not_written)
+        code = EXIT_RESULTS_NOT_WRITTEN
     print(outcome_line(comparison, reports, code), flush=True)
     return code, reports
+
+
+def _report_not_written(exc: ResultsNotWritten) -> None:
+    """Name every result the results store did not take (the first few, then a count)."""
+    errors = list(exc.errors.values())
+    for error in errors[:_LISTED]:
+        _error(f"--results-store: not written: {_one_line(str(error), 400)}")
+    if len(errors) > _LISTED:
+        _error(f"--results-store: {len(errors) - _LISTED} more results not written")
 
 
 def exit_code(comparison: Comparison) -> int:
@@ -379,12 +415,14 @@ def outcome_line(comparison: Comparison, reports: dict[str, Path], code: int) ->
     parts = []
     if comparison.approval is not None:
         parts.append(f"approved changes carried over from {_shown(comparison.approval.carried_over_from)}")
-    elif code == EXIT_SAME:
+    elif exit_code(comparison) == EXIT_SAME:
         parts.append(f"no differences in {summary['total']} images")
     if differing:
         parts.append("differences found: " + ", ".join(differing))
     if summary[Status.ERRORED]:
         parts.append(f"{summary[Status.ERRORED]} errored")
+    if code == EXIT_RESULTS_NOT_WRITTEN:
+        parts.append("results not written to --results-store")
     report = _main_report(reports)
     where = f"; report: {_shown(str(report))}" if report else ""
     return f"snapcompare: {'; '.join(parts)}{where} (exit {code})"

@@ -22,7 +22,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Protocol
 
-from fetchers import BlobFetcher, ClosableFetcher, fetcher_from_url
+from fetchers import BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
 
 from ..inputs.manifest import Manifest
 from ..model import CompareOptions, Comparison, ImageResult, Reason, Status, canvas_size
@@ -47,6 +47,18 @@ class ArtifactSink(Protocol):
 
     def previews(self, outcome: PairOutcome) -> Mapping[str, str] | None:
         """Store a pair's report previews, if it has any; return their keys by role."""
+        ...
+
+
+class ChunkPublisher(Protocol):
+    """Stores a chunk's results where the worker that ran it is (see
+    `compare.output.results_store.ResultsPublisher`); picklable, naming its store by URL."""
+
+    store_url: str
+
+    def chunk(self, chunk: ChunkAssignment, result: ChunkResult, store: BlobWriter,
+              options: CompareOptions) -> ChunkResult:
+        """Store ``result``'s files and JSON in ``store``; return it with their keys set."""
         ...
 
 
@@ -289,7 +301,9 @@ def with_files(
     return {
         name: replace(
             result,
-            diff_mask_key=sink.mask(name, outcome.mask_png) if outcome.mask_png is not None else None,
+            # An outcome without mask bytes keeps the key its mask was stored under elsewhere.
+            diff_mask_key=(sink.mask(name, outcome.mask_png) if outcome.mask_png is not None
+                           else result.diff_mask_key),
             previews=previews,
         )
         for name, result in images.items()

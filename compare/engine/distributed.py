@@ -5,8 +5,10 @@ nothing more: each worker reads its store credentials from its own environment. 
 process builds one fetcher per store and reuses it for every chunk it runs (`FetcherCache`, a
 worker plugin that closes them when the worker stops). Results stream back as chunks finish;
 their masks and previews are written through the caller's `ArtifactSink`, so the output folder
-holds the same files as a local run. Dask retries a failing chunk; one that still fails errors
-only its own images. An interrupt cancels every chunk before it propagates.
+holds the same files as a local run. With a `ChunkPublisher` (a results store), each worker
+writes its chunk's masks and result JSON to that store itself and only previews come back.
+Dask retries a failing chunk; one that still fails errors only its own images. An interrupt
+cancels every chunk before it propagates.
 
 A scheduler is named ``tcp://host:8786`` (an existing cluster) or ``local:N`` (a
 `LocalCluster` of N worker processes with one thread each, started and stopped here).
@@ -26,13 +28,15 @@ try:
 except ImportError:  # pragma: no cover - depends on the installation
     raise ImportError("running on a Dask cluster needs the dask extra: pip install 'snapcompare[dask]'") from None
 
-from fetchers import ClosableFetcher
+from fetchers import BlobWriter, ClosableFetcher
+from fetchers.protocol import describe_store
 
 from ..model import CompareOptions, Comparison, InputError
 from .chunks import (
     ArtifactSink,
     ChunkAssignment,
     ChunkFailure,
+    ChunkPublisher,
     ChunkResult,
     ComparisonPlan,
     finalize,
@@ -73,11 +77,30 @@ class FetcherCache(WorkerPlugin):
             return self._fetchers[key]
 
 
-def chunk_task(chunk: ChunkAssignment, store_url: str, options: CompareOptions) -> ChunkResult:
-    """What a worker runs for one chunk: `run_chunk` with this process's fetcher of the store."""
+def chunk_task(
+    chunk: ChunkAssignment, store_url: str, options: CompareOptions, publisher: ChunkPublisher | None = None
+) -> ChunkResult:
+    """What a worker runs for one chunk: `run_chunk` with this process's fetcher of the store,
+    then, with a ``publisher``, storing the chunk's results in its store from here."""
     cache = get_worker().plugins.get(_PLUGIN)
-    store = cache.fetcher(store_url, options) if isinstance(cache, FetcherCache) else store_url
-    return run_chunk(chunk, store, options)
+    with _worker_store(cache, store_url, options) as store:
+        result = run_chunk(chunk, store, options)
+    if publisher is None:
+        return result
+    with _worker_store(cache, publisher.store_url, options) as results_store:
+        if not isinstance(results_store, BlobWriter):
+            raise TypeError(f"{describe_store(results_store)} cannot be written to")
+        return publisher.chunk(chunk, result, results_store, options)
+
+
+@contextmanager
+def _worker_store(cache: object, store_url: str, options: CompareOptions) -> Iterator[ClosableFetcher]:
+    """The worker's cached fetcher of ``store_url``; without the cache, one for this task."""
+    if isinstance(cache, FetcherCache):
+        yield cache.fetcher(store_url, options)
+        return
+    with open_store(store_url, options) as store:
+        yield store
 
 
 def run_on_cluster(
@@ -88,8 +111,12 @@ def run_on_cluster(
     artifacts: ArtifactSink,
     progress: Callable[[Progress], None] | None = None,
     retries: int = DEFAULT_RETRIES,
+    publisher: ChunkPublisher | None = None,
 ) -> Comparison:
     """Run ``plan``'s chunks on the cluster ``scheduler`` names and finalize the comparison.
+
+    With ``publisher``, each worker stores its chunk's masks and result in the publisher's
+    store itself; only previews come back to ``artifacts``.
 
     Raises `InputError` when ``scheduler`` is malformed or cannot be reached.
     """
@@ -108,7 +135,7 @@ def run_on_cluster(
         client.register_plugin(FetcherCache())
         run_id = uuid.uuid4().hex[:12]
         futures = {
-            client.submit(chunk_task, chunk, store_url, plan.options, retries=retries, pure=False,
+            client.submit(chunk_task, chunk, store_url, plan.options, publisher, retries=retries, pure=False,
                           key=f"snapcompare-chunk-{run_id}-{chunk.chunk_index}"): chunk
             for chunk in plan.chunks
         }

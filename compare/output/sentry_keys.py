@@ -13,13 +13,14 @@ string there). ``diff_mask_image_id`` is Sentry's form whatever the run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
 
+from ..engine.chunks import ArtifactSink
 from ..imaging.png import encode_mask
-from ..model import Comparison, ImageResult, Status
-from .artifacts import ArtifactWriter
+from ..model import CompareOptions, Comparison, ImageResult, Status
 
 
 def path_stem(name: str) -> str:
@@ -33,28 +34,34 @@ def mask_image_id(head_artifact_id: int, base_artifact_id: int, name: str) -> st
     return f"{head_artifact_id}/{base_artifact_id}/diff/{path_stem(name)}.png"
 
 
-def fill_sentry_fields(comparison: Comparison, masks: ArtifactWriter) -> Comparison:
+def fill_sentry_fields(comparison: Comparison, masks: ArtifactSink) -> Comparison:
     """Give every diffed image Sentry's ``diff_mask_key``, ``diff_mask_image_id`` and ``aligned_height``.
 
     Sentry writes a mask for ``unchanged`` diffs too (all zero); the engine writes masks only
-    for changed pixels, so the empty ones are written here.
+    for changed pixels, so the empty ones are written here, through ``masks``.
     """
-    options = comparison.options
-    images = dict(comparison.images)
-    for name, result in images.items():
+    return replace(comparison, images=fill_images(comparison.images, comparison.options, masks))
+
+
+def fill_images(
+    images: Mapping[str, ImageResult], options: CompareOptions, masks: ArtifactSink
+) -> dict[str, ImageResult]:
+    """`fill_sentry_fields` for some of a comparison's ``images``, run with ``options``."""
+    filled = dict(images)
+    for name, result in filled.items():
         if result.status not in (Status.CHANGED, Status.UNCHANGED) or result.total_pixels is None:
             continue
         width, height = _canvas(result)
         key = result.diff_mask_key
         if key is None:
             key = masks.mask(name, encode_mask(np.zeros((height, width), dtype=bool)))
-        images[name] = replace(
+        filled[name] = replace(
             result,
             diff_mask_key=key,
             diff_mask_image_id=mask_image_id(options.head_artifact_id, options.base_artifact_id, name),
             aligned_height=height,
         )
-    return replace(comparison, images=images)
+    return filled
 
 
 def _canvas(result: ImageResult) -> tuple[int, int]:

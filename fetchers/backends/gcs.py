@@ -82,14 +82,14 @@ class GCSFetcher(ClosableFetcher):
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("timeouts must be positive")
         self.max_connections = max_connections
-        self._prefix = normalize_prefix(prefix)
+        self.prefix = normalize_prefix(prefix)
         self._timeout = (connect_timeout, read_timeout)
         if client is None:
             client = self._owned = _create_client(project, max_connections)
         self._client = client
         self._bucket = self._client.bucket(bucket)
         self._bucket_check = BucketCheck(self._bucket_exists)
-        self.store_url = f"gs://{bucket}/{self._prefix}"
+        self.store_url = f"gs://{bucket}/{self.prefix}"
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> GCSFetcher:
@@ -128,7 +128,7 @@ class GCSFetcher(ClosableFetcher):
             raise self._store_error(key, exc, WriteError) from exc
 
     def _blob(self, key: str) -> storage.Blob:
-        return self._bucket.blob(join_key(self._prefix, key))
+        return self._bucket.blob(join_key(self.prefix, key))
 
     def _store_error(self, key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
         """`_store_error`, with a 404 told apart: the key's, or the bucket's."""

@@ -46,12 +46,12 @@ class ObjectstoreFetcher(ClosableFetcher):
         self, session: Session, *, prefix: str = "", max_connections: int | None = None
     ) -> None:
         self._session = session
-        self._prefix = normalize_prefix(prefix)
+        self.prefix = normalize_prefix(prefix)
         if max_connections is None:
             max_connections = _pool_size(session)
         self.max_connections = max_connections
         """Size of the session's connection pool (None when it cannot be told)."""
-        self.store_url = _describe(session, self._prefix)
+        self.store_url = _describe(session, self.prefix)
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> ObjectstoreFetcher:
@@ -136,7 +136,7 @@ class ObjectstoreFetcher(ClosableFetcher):
     @names_store
     def fetch(self, key: str) -> bytes:
         """Return the blob stored under ``key``, decompressed."""
-        path = join_key(self._prefix, key)
+        path = join_key(self.prefix, key)
         try:
             result = self._session.get(path, decompress=False)
             if result is None:
@@ -150,14 +150,14 @@ class ObjectstoreFetcher(ClosableFetcher):
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``: one HEAD."""
         try:
-            return self._session.head(join_key(self._prefix, key)) is not None
+            return self._session.head(join_key(self.prefix, key)) is not None
         except _CLIENT_ERRORS as exc:
             raise _store_error(key, exc, FetchError) from exc
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Store ``data`` under ``key`` with one PUT, as it is; raise `WriteError` on failure."""
-        path = join_key(self._prefix, key)
+        path = join_key(self.prefix, key)
         try:
             self._session.put(
                 data, key=path, compress="none", content_type=content_type, resumable_threshold_bytes="none"

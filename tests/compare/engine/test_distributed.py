@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import psutil
 import pytest
 
@@ -30,6 +31,10 @@ from compare.engine.run import run_comparison  # noqa: E402
 from compare.inputs.manifest import load_manifest  # noqa: E402
 from compare.model import CompareOptions, Reason, Status  # noqa: E402
 from compare.output.artifacts import ArtifactWriter  # noqa: E402
+from compare.output.results_store import SentryLayout, finalize_from_store  # noqa: E402
+from compare.output.sentry_keys import path_stem  # noqa: E402
+from fetchers import fetcher_from_url  # noqa: E402
+from tests.sentry_models import ComparisonManifest  # noqa: E402
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore  # noqa: E402
 from testing.proxy import LatencyProxy  # noqa: E402
 from testing.s3 import REGION  # noqa: E402
@@ -337,3 +342,93 @@ def test_image_folders_cannot_run_on_a_cluster(cluster, tmp_path, capsys):
                  "--out", str(tmp_path / "out"), "--quiet", "--scheduler", cluster.scheduler_address])
     assert code == 3
     assert "must be manifests" in capsys.readouterr().err
+
+
+def stored_under(s3_server, bucket: str, prefix: str) -> dict[str, bytes]:
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name=REGION,
+                          aws_access_key_id="testing", aws_secret_access_key=AWS_SECRET)
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        return {item["Key"].removeprefix(prefix): client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                for item in listed}
+    finally:
+        client.close()
+
+
+def test_workers_write_results_under_sentrys_keys_and_finalize_runs_again_from_the_store(
+    cluster, s3_server, s3_url, builds, tmp_path
+):
+    results_url, comparison_dir = f"{s3_url}/1/2", "1/2/5/3/"
+    bucket = s3_url.removeprefix("s3://")
+    local_command = ["compare", "--allow-unsized", "--base", str(builds.base), "--head", str(builds.head),
+                     "--store", s3_url, "--quiet", "--workers", "1"]
+    command = [*local_command, "--scheduler", cluster.scheduler_address,
+               "--results-store", results_url, "--head-artifact-id", "5", "--base-artifact-id", "3"]
+    assert main([*command, "--out", str(tmp_path / "out")]) == EXIT_ERRORED
+    assert main([*local_command, "--out", str(tmp_path / "local")]) == EXIT_ERRORED
+    stored = stored_under(s3_server, bucket, comparison_dir)
+    chunks = len(json.loads(stored["plan.json"])["chunks"])
+    comparison = json.loads(stored["comparison.json"])
+    ComparisonManifest.model_validate(comparison)
+    local = json.loads((tmp_path / "local" / "comparison.json").read_text())
+    diffed = sorted(name for name, image in local["images"].items() if image["diff_mask_key"])
+    assert set(stored) == {"plan.json", "comparison.json", *(f"chunks/{i}.json" for i in range(chunks)),
+                           *(f"diff/{path_stem(name)}.png" for name in diffed)}
+    for name, image in comparison["images"].items():
+        assert image["status"] == local["images"][name]["status"]
+        if name in diffed:
+            assert image["diff_mask_key"] == f"{comparison_dir}diff/{path_stem(name)}.png"
+            local_mask = (tmp_path / "local" / local["images"][name]["diff_mask_key"]).read_bytes()
+            assert stored[f"diff/{path_stem(name)}.png"] == local_mask
+    # The masks stayed on the workers: --out has the previews and the reports only.
+    assert not (tmp_path / "out" / "diff").exists()
+    assert any((tmp_path / "out" / "previews").iterdir())
+
+    # Every chunk runs again: the same objects, byte for byte, but comparison.json's run figures.
+    assert main([*command, "--out", str(tmp_path / "again")]) == EXIT_ERRORED
+    again = stored_under(s3_server, bucket, comparison_dir)
+    assert {k: v for k, v in again.items() if k != "comparison.json"} == {
+        k: v for k, v in stored.items() if k != "comparison.json"}
+    assert json.loads(again["comparison.json"])["images"] == comparison["images"]
+
+    # finalize from the store alone; a chunk whose result is gone errors its own images.
+    lost = json.loads(stored[f"chunks/{chunks - 1}.json"])["images"]
+    with fetcher_from_url(results_url) as store:
+        store.put(f"5/3/chunks/{chunks - 1}.json", b"{not json", "application/json")
+        store.put("5/3/comparison.json", b"", "application/json")
+        rebuilt = finalize_from_store(store, SentryLayout.of(store, CompareOptions(head_artifact_id=5,
+                                                                                   base_artifact_id=3)))
+    written = json.loads(stored_under(s3_server, bucket, comparison_dir)["comparison.json"])
+    ComparisonManifest.model_validate(written)
+    assert written["summary"] == rebuilt.summary
+    for name, image in written["images"].items():
+        if name in lost:
+            assert (image["status"], image["reason"]) == ("errored", "chunk_result_unreadable")
+        else:
+            assert image == comparison["images"][name]
+
+
+def test_a_chunk_whose_results_cannot_be_written_fails_alone(cluster, s3_server, s3_url, builds, tmp_path):
+    bucket = s3_url.removeprefix("s3://")
+    s3_server.faults.set("denied", count=1000, match="/1/2/6/3/diff/screen-0.png", method="PUT")
+    try:
+        code = main(["compare", "--allow-unsized", "--base", str(builds.base), "--head", str(builds.head),
+                     "--store", s3_url, "--quiet", "--workers", "1", "--scheduler", cluster.scheduler_address,
+                     "--results-store", f"{s3_url}/1/2", "--head-artifact-id", "6", "--base-artifact-id", "3",
+                     "--out", str(tmp_path / "out")])
+    finally:
+        s3_server.faults.clear()
+    assert code == EXIT_ERRORED
+    stored = stored_under(s3_server, bucket, "1/2/6/3/")
+    plan_data = json.loads(stored["plan.json"])
+    failed = next(chunk for chunk in plan_data["chunks"]
+                  if "screen-0.png" in {c["name"] for c in chunk["candidates"]})
+    assert f"chunks/{failed['chunk_index']}.json" not in stored
+    comparison = json.loads(stored["comparison.json"])
+    ComparisonManifest.model_validate(comparison)
+    for name, image in comparison["images"].items():
+        if name in {c["name"] for c in failed["candidates"]}:
+            assert (image["status"], image["reason"]) == ("errored", "chunk_failed")
+            assert "results not written" in image["detail"] and "screen-0.png" in image["detail"]
+        else:
+            assert image["reason"] != "chunk_failed"

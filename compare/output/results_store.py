@@ -1,0 +1,274 @@
+"""A comparison's results in a blob store, under the keys Sentry's snapshot pipeline uses.
+
+The store's own prefix (``s3://bucket/1/2``, objectstore ``...&prefix=1/2``) plays Sentry's
+``{org}/{project}``; below it, `SentryLayout` names, for artifacts ``{head}`` and ``{base}``:
+
+- ``{head}/{base}/comparison.json`` (``application/json``), what `render_json` writes, with
+  ``diff_mask_key`` the mask's full key in the store and no ``previews`` (local files);
+- ``{head}/{base}/diff/{stem}.png`` (``image/png``), one mask per diffed image, ``unchanged``
+  ones included (all zero), as Sentry writes them. Names sharing a stem (``a.png`` and
+  ``a.jpg``) share a key, as in Sentry: the last name in name order wins, and every such
+  image's ``diff_mask_key`` names that one mask;
+- ``{head}/{base}/plan.json`` and ``{head}/{base}/chunks/{i}.json`` when chunks run on a
+  cluster (`ResultsPublisher`), from which `finalize_from_store` rebuilds ``comparison.json``.
+
+Every write goes through one `fetchers.BatchUploader` per publication: retryable failures
+are retried within one retry budget, the rest end in `ResultsNotWritten`, which names each
+key that failed. Writes replace what a key holds, so writing the same results again is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from fetchers import (
+    BatchPrefetcher,
+    BatchUploader,
+    BlobFetcher,
+    BlobNotFound,
+    BlobSource,
+    BlobWriter,
+    StoreError,
+    StoreUnavailable,
+)
+
+from ..engine.chunks import (
+    ChunkAssignment,
+    ChunkFailure,
+    ChunkResult,
+    ComparisonPlan,
+    chunk_result_from_json,
+    chunk_result_to_json,
+    finalize,
+    plan_from_json,
+    plan_to_json,
+    store_files,
+)
+from ..engine.pairs import PairOutcome
+from ..model import CompareOptions, Comparison, ImageResult
+from .report_json import render_json
+from .sentry_keys import fill_images, mask_image_id
+
+JSON_TYPE = "application/json"
+PNG_TYPE = "image/png"
+
+
+class ResultsStore(BlobFetcher, BlobWriter, Protocol):
+    """A store results are written to and, to finalize again, read back from."""
+
+
+class ResultsNotWritten(Exception):
+    """Some results could not be written to the results store; ``errors`` says why, by key.
+
+    ``comparison``, when set, is the comparison whose results these were (it ran; only
+    storing its results failed).
+    """
+
+    def __init__(self, store: str, errors: Mapping[str, StoreError], comparison: Comparison | None = None) -> None:
+        self.store = store
+        self.errors = dict(errors)
+        self.comparison = comparison
+        first = next(iter(self.errors.values()), None)
+        super().__init__(f"{store}: {len(self.errors)} results not written"
+                         + (f", first: {first}" if first is not None else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised on cluster workers, read on the client
+        return (type(self), (self.store, self.errors, self.comparison))
+
+
+@dataclass(frozen=True)
+class SentryLayout:
+    """Sentry's keys of one comparison's results in a store whose prefix is ``{org}/{project}``."""
+
+    prefix: str
+    head_artifact_id: int
+    base_artifact_id: int
+
+    @classmethod
+    def of(cls, store: object, options: CompareOptions) -> SentryLayout:
+        """The layout of a comparison run with ``options`` in ``store`` (its ``prefix``, if any)."""
+        return cls(getattr(store, "prefix", ""), options.head_artifact_id, options.base_artifact_id)
+
+    @property
+    def comparison_key(self) -> str:
+        """``{head}/{base}/comparison.json``, relative to the store's prefix."""
+        return self._key("comparison.json")
+
+    @property
+    def plan_key(self) -> str:
+        """``{head}/{base}/plan.json``, relative to the store's prefix."""
+        return self._key("plan.json")
+
+    def chunk_key(self, index: int) -> str:
+        """``{head}/{base}/chunks/{index}.json``, relative to the store's prefix."""
+        return self._key(f"chunks/{index}.json")
+
+    def mask_key(self, name: str) -> str:
+        """Image ``name``'s mask, relative to the store's prefix (Sentry's ``diff_mask_image_id``)."""
+        return mask_image_id(self.head_artifact_id, self.base_artifact_id, name)
+
+    def full_key(self, key: str) -> str:
+        """``key`` with the store's prefix: the key Sentry reports as ``diff_mask_key``."""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _key(self, file: str) -> str:
+        return f"{self.head_artifact_id}/{self.base_artifact_id}/{file}"
+
+
+def store_form(comparison: Comparison, layout: SentryLayout) -> Comparison:
+    """``comparison`` as the store holds it: mask keys in ``layout``, no local previews."""
+    images = {
+        name: replace(result, previews=None,
+                      diff_mask_key=None if result.diff_mask_key is None
+                      else layout.full_key(layout.mask_key(name)))
+        for name, result in comparison.images.items()
+    }
+    return replace(comparison, images=images)
+
+
+def mask_uploads(images: Mapping[str, ImageResult], layout: SentryLayout,
+                 source: Callable[[ImageResult], BlobSource]) -> dict[str, BlobSource]:
+    """The mask of each image that has one, by its key in ``layout``; the last name wins a key."""
+    return {layout.mask_key(name): source(images[name])
+            for name in sorted(images) if images[name].diff_mask_key is not None}
+
+
+def upload(uploader: BatchUploader, blobs: Mapping[str, BlobSource], content_type: str) -> dict[str, StoreError]:
+    """Write ``blobs``, replacing what their keys hold; return the errors by key (a store
+    that cannot be used at all is one error, under the key that showed it)."""
+    if not blobs:
+        return {}
+    try:
+        return uploader.upload_all(blobs, content_type=content_type, skip_existing=False).errors
+    except StoreUnavailable as exc:
+        return {exc.key: exc}
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as the JSON bytes of a plan or chunk object."""
+    return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def publish_comparison(
+    comparison: Comparison,
+    uploader: BatchUploader,
+    layout: SentryLayout,
+    masks: Mapping[str, BlobSource],
+) -> None:
+    """Write ``masks`` (see `mask_uploads`), then, if all were written, ``comparison.json``.
+
+    Raises `ResultsNotWritten` naming every key that could not be written.
+    """
+    errors = _masks_then_json(uploader, masks, layout.comparison_key,
+                              lambda: render_json(store_form(comparison, layout)))
+    if errors:
+        raise ResultsNotWritten(uploader.store_name, errors, comparison)
+
+
+def _masks_then_json(
+    uploader: BatchUploader, masks: Mapping[str, BlobSource], key: str, document: Callable[[], bytes]
+) -> dict[str, StoreError]:
+    """Write ``masks``, then, only if every one was written, ``document`` under ``key``; so a
+    JSON object in the store never names a mask that is not there. Returns the errors by key."""
+    errors = upload(uploader, masks, PNG_TYPE)
+    return errors or upload(uploader, {key: document()}, JSON_TYPE)
+
+
+def publish_plan(plan: ComparisonPlan, uploader: BatchUploader, layout: SentryLayout) -> None:
+    """Write ``plan.json``. Raises `ResultsNotWritten`."""
+    errors = upload(uploader, {layout.plan_key: json_bytes(plan_to_json(plan))}, JSON_TYPE)
+    if errors:
+        raise ResultsNotWritten(uploader.store_name, errors)
+
+
+@dataclass(frozen=True)
+class ResultsPublisher:
+    """What a cluster worker needs to store its chunk's results itself (picklable, no secret).
+
+    `chunk` writes the chunk's masks under Sentry's keys, then ``chunks/{i}.json``, and
+    returns the result with the masks' full keys set and their bytes dropped (the previews
+    still travel back for the local report).
+    """
+
+    store_url: str
+    layout: SentryLayout
+
+    def chunk(self, chunk: ChunkAssignment, result: ChunkResult, store: BlobWriter,
+              options: CompareOptions) -> ChunkResult:
+        """Store ``result``'s masks and ``chunks/{i}.json`` in ``store``. Raises `ResultsNotWritten`."""
+        sink = _MaskCollector(self.layout)
+        masked = store_files(chunk, replace(result, files=tuple(o for o in result.files if o.mask_png)), sink)
+        images = fill_images(masked.images, options, sink)
+        stored = replace(result, images=images, files=_previews_only(result.files))
+        with BatchUploader(store, max_workers=options.fetch_workers) as uploader:
+            errors = _masks_then_json(uploader, sink.uploads(), self.layout.chunk_key(chunk.chunk_index),
+                                      lambda: json_bytes(chunk_result_to_json(stored)))
+        if errors:
+            raise ResultsNotWritten(uploader.store_name, errors)
+        return stored
+
+
+class _MaskCollector:
+    """An `ArtifactSink` that keeps masks by image name for upload, and no previews."""
+
+    def __init__(self, layout: SentryLayout) -> None:
+        self.layout = layout
+        self._masks: dict[str, bytes] = {}
+
+    def mask(self, name: str, png: bytes) -> str:
+        self._masks[name] = png
+        return self.layout.full_key(self.layout.mask_key(name))
+
+    def previews(self, outcome: PairOutcome) -> None:
+        return None
+
+    def uploads(self) -> dict[str, bytes]:
+        return {self.layout.mask_key(name): self._masks[name] for name in sorted(self._masks)}
+
+
+def _previews_only(outcomes: Iterable[PairOutcome]) -> tuple[PairOutcome, ...]:
+    return tuple(replace(o, mask_png=None) for o in outcomes if o.previews)
+
+
+def finalize_from_store(store: ResultsStore, layout: SentryLayout, *, max_workers: int = 8) -> Comparison:
+    """Rebuild ``comparison.json`` from ``plan.json`` and ``chunks/*.json`` in ``store``, write it
+    and return the comparison.
+
+    A chunk whose result is missing errors its candidates ``chunk_failed``, one whose result
+    cannot be read ``chunk_result_unreadable`` (see `compare.engine.chunks.finalize`).
+    Raises `ResultsNotWritten` when ``plan.json`` cannot be read (``ValueError`` when it is
+    not a plan) or ``comparison.json`` cannot be written.
+    """
+    with BatchPrefetcher(store, max_workers=max_workers) as reader:
+        fetched = reader.fetch_all([layout.plan_key])
+        if layout.plan_key in fetched.errors:
+            raise ResultsNotWritten(reader.store_name, fetched.errors)
+        plan = plan_from_json(_json(fetched.blobs[layout.plan_key], layout.plan_key))
+        keys = {chunk.chunk_index: layout.chunk_key(chunk.chunk_index) for chunk in plan.chunks}
+        fetched = reader.fetch_all(keys.values())
+    results: dict[int, ChunkResult | ChunkFailure] = {}
+    for index, key in keys.items():
+        error = fetched.errors.get(key)
+        if isinstance(error, BlobNotFound):
+            continue  # never written: the chunk did not finish
+        if error is not None:
+            results[index] = ChunkFailure(f"{key}: {error.message}", unreadable=True)
+            continue
+        try:
+            results[index] = chunk_result_from_json(_json(fetched.blobs[key], key))
+        except ValueError as exc:
+            results[index] = ChunkFailure(str(exc), unreadable=True)
+    comparison = finalize(plan, results)
+    with BatchUploader(store, max_workers=max_workers) as uploader:
+        publish_comparison(comparison, uploader, layout, {})
+    return comparison
+
+
+def _json(data: bytes, key: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ValueError(f"{key}: not JSON: {exc}") from None
