@@ -24,8 +24,6 @@ DEFAULT_THRESHOLD = 0.1
 MIN_MAX_MEMORY = 64 * 1024 * 1024
 """The smallest memory budget a comparison accepts."""
 
-ALGORITHM_VERSION = "snapcompare-pixelmatch7-yiq/1"
-
 
 class InputError(ValueError):
     """An input or setting a comparison cannot start with; the message names it."""
