@@ -38,7 +38,8 @@ SENTRY_FIELDS = {
     "before_width", "before_height", "after_width", "after_height", "reason",
     "previous_image_file_name", "diff_mask_image_id", "aligned_height",
 }
-OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews"}
+OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews",
+              "window_max", "ignore_regions"}
 
 
 def _hash(char: str) -> str:
@@ -276,7 +277,8 @@ def test_json_images_have_every_field_in_name_order(
             "after": "previews/feed.after.png", "before": "previews/feed.before.png",
             "diff": "previews/feed.diff.png",
         },
-        "diff_mask_image_id": None, "aligned_height": None,
+        "diff_mask_image_id": None, "aligned_height": None, "window_max": None,
+        "ignore_regions": None,
     }
     assert report["images"]["huge.png"]["reason"] == "exceeds_pixel_limit"
     assert report["images"]["huge.png"]["detail"].startswith("canvas 9000x9000")
