@@ -20,7 +20,7 @@ from compare import CompareOptions, ImageError, InputError, compare_builds, diff
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAME, main
 from compare.demo import generate_demo
 from compare.engine.chunks import plan, plan_from_json, plan_to_json
-from compare.imaging.engines import ENGINES
+from compare.imaging.engines import DEFAULT_ENGINE, ENGINES
 from compare.inputs.manifest import load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -132,6 +132,8 @@ def test_the_default_engine_is_pixelmatch(tmp_path):
     base, head = folders(tmp_path, {"a.png": (canvas(), with_blocks(BLOCK_A))})
     assert compare(base, head, tmp_path / "out") == EXIT_DIFFERENCES
     assert report(tmp_path / "out")["options"]["engine"] == "pixelmatch"
+    # The options' default is written where engines cannot be seen: it must be the registry's.
+    assert CompareOptions().engine == DEFAULT_ENGINE == "pixelmatch"
 
 
 def test_no_checkerboard_reaches_the_oklab_engine(tmp_path):
