@@ -19,7 +19,15 @@ from PIL import Image
 from compare import CompareOptions, ImageError, InputError, compare_builds, diff_images
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAME, main
 from compare.demo import generate_demo
-from compare.engine.chunks import plan, plan_from_json, plan_to_json
+from compare.engine.chunks import (
+    ChunkResult,
+    chunk_result_from_json,
+    chunk_result_to_json,
+    plan,
+    plan_from_json,
+    plan_to_json,
+    run_chunk,
+)
 from compare.imaging.engines import DEFAULT_ENGINE, ENGINES
 from compare.inputs.manifest import load_manifest
 
@@ -412,14 +420,21 @@ def test_library_options_are_checked_before_anything_is_fetched(tmp_path):
         CompareOptions(ignore_regions=((5, 5, 1, 1),))
 
 
-def test_plans_with_regions_and_engine_options_read_back_from_json(tmp_path):
+def test_plans_and_chunk_results_with_regions_and_engine_options_read_back_from_json(tmp_path):
     pairs = {"a.png": (canvas(), with_blocks(BLOCK_A)), "b.png": (canvas(), with_blocks(BLOCK_A))}
-    base, head, _ = manifests(tmp_path, pairs, {"a.png": {"ignore_regions": [{"x1": 1, "y1": 2, "x2": 3, "y2": 4}]}})
+    base, head, store = manifests(tmp_path, pairs,
+                                  {"a.png": {"ignore_regions": [{"x1": 1, "y1": 2, "x2": 3, "y2": 4}]}})
     options = CompareOptions(engine="oklab", checkerboard=False, window_size=4, window_min=2,
                              ignore_regions=((0, 0, 1, 1),))
     the_plan = plan(load_manifest(base), load_manifest(head), options)
     assert len(the_plan.chunks[0].pairs()) == 2
     assert plan_from_json(json.loads(json.dumps(plan_to_json(the_plan)))) == the_plan
+
+    result = run_chunk(the_plan.chunks[0], str(store), options)
+    assert result.images["a.png"].ignore_regions == ((0, 0, 1, 1), (1, 2, 3, 4))
+    assert result.images["a.png"].window_max is not None
+    again = chunk_result_from_json(json.loads(json.dumps(chunk_result_to_json(result))))
+    assert isinstance(again, ChunkResult) and again.images == result.images
 
 
 # The report.
