@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .regions import IgnoreRegion
+
 DEFAULT_MAX_PIXELS = 40_000_000
 """Largest diff canvas (width x height) compared by default."""
 
@@ -21,8 +23,6 @@ DEFAULT_THRESHOLD = 0.1
 
 MIN_MAX_MEMORY = 64 * 1024 * 1024
 """The smallest memory budget a comparison accepts."""
-
-ALGORITHM_VERSION = "snapcompare-pixelmatch7-yiq/1"
 
 
 class InputError(ValueError):
@@ -86,12 +86,25 @@ class CompareOptions:
     which an image is ``changed`` unless its manifest says otherwise. ``max_memory`` bounds
     the bytes held for blobs and decoded images at once. ``exif_orientation`` turns JPEG, WebP
     and TIFF images upright as their EXIF orientation says before comparing them.
-    the bytes held for blobs and decoded images at once.
 
     ``head_artifact_id`` and ``base_artifact_id`` are the Sentry artifact ids written into
     ``comparison.json`` and its ``diff_mask_image_id``s (0 when not known);
     ``require_sizes`` makes manifest images need ``width`` and ``height``, as Sentry's do;
     ``follow_symlinks`` lets a folder's symlinks lead outside it.
+
+    ``engine`` names the pixel-diff engine (a key of `compare.imaging.engines.ENGINES`; this
+    layer cannot see them, so the name and the engine's options are checked when the
+    comparison is planned, before anything is fetched). ``checkerboard`` is ``oklab``'s own
+    option (blend semi-transparent pixels over its checkerboard); turning it off with another
+    engine is an error. ``ignore_regions`` (canvas coordinates, corners included) apply to every
+    image, on top of the regions a head image's manifest entry gives; a region outside an
+    image's canvas errors that image.
+
+    ``window_size`` N and ``window_min`` K add a second rule for ``changed``: an image is
+    ``changed`` only if its share of changed pixels is over its ``diff_threshold`` *and* some
+    NxN window holds more than K changed pixels (``window_max > window_min``), so scattered
+    noise stays ``unchanged`` while a compact change does not. ``window_size`` alone only
+    reports ``window_max``; ``window_min`` needs ``window_size``.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -108,6 +121,11 @@ class CompareOptions:
     base_artifact_id: int = 0
     require_sizes: bool = True
     follow_symlinks: bool = False
+    engine: str = "pixelmatch"
+    checkerboard: bool = True
+    window_size: int | None = None
+    window_min: int | None = None
+    ignore_regions: tuple[IgnoreRegion, ...] = ()
 
     def __post_init__(self) -> None:
         if min(self.head_artifact_id, self.base_artifact_id) < 0:
@@ -119,6 +137,50 @@ class CompareOptions:
             raise ValueError("workers and fetch_workers must be at least 1")
         if self.max_memory < MIN_MAX_MEMORY:
             raise ValueError(f"max_memory must be at least 64 MiB, got {self.max_memory} bytes")
+        if not isinstance(self.engine, str) or not self.engine:
+            raise ValueError(f"engine must be an engine's name, got {self.engine!r}")
+        if self.window_size is not None and not _positive_int(self.window_size):
+            raise ValueError(f"window_size must be a positive integer, got {self.window_size!r}")
+        if self.window_min is not None:
+            if isinstance(self.window_min, bool) or not isinstance(self.window_min, int) or self.window_min < 0:
+                raise ValueError(f"window_min must be an integer >= 0, got {self.window_min!r}")
+            if self.window_size is None:
+                raise ValueError("window_min needs window_size")
+        # Plans read back from JSON give regions as lists; they are stored as IgnoreRegions.
+        object.__setattr__(self, "ignore_regions", as_regions(self.ignore_regions, "ignore_regions"))
+
+    def engine_options(self) -> dict[str, object]:
+        """The engine's own options that differ from their defaults, as the engine takes them."""
+        return {} if self.checkerboard else {"checkerboard": False}
+
+    def is_changed(self, ratio: float, diff_threshold: float, window_max: int | None) -> bool:
+        """The rule for ``changed``: over ``diff_threshold``, and over ``window_min`` when set."""
+        if ratio <= diff_threshold:
+            return False
+        return self.window_min is None or (window_max is not None and window_max > self.window_min)
+
+
+def _positive_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
+def as_regions(value: object, where: str) -> tuple[IgnoreRegion, ...]:
+    """``value`` (IgnoreRegions or 4-number sequences) as a tuple of `IgnoreRegion`; ValueError
+    naming ``where`` otherwise."""
+    try:
+        regions = tuple(IgnoreRegion(*map(_whole, region)) for region in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a sequence of (x1, y1, x2, y2) regions, got {value!r}") from None
+    for region in regions:
+        if min(region) < 0 or region.x2 < region.x1 or region.y2 < region.y1:
+            raise ValueError(f"{where}: region {region} is negative or inverted")
+    return regions
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(value)
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -134,7 +196,9 @@ class ImageResult:
     to the output folder (``previews`` maps ``before``, ``after`` and ``diff`` to small
     pictures for people). ``diff_mask_image_id`` (``{head_artifact_id}/{base_artifact_id}/
     diff/{stem}.png``) and ``aligned_height`` (the diff canvas's height) are Sentry's, set for
-    diffed images as Sentry sets them.
+    diffed images as Sentry sets them. ``window_max`` (the most changed pixels in any NxN
+    window) is set when the comparison has a ``window_size``; ``ignore_regions`` lists the
+    regions a diffed image was compared with (its own and the comparison's), None when none.
     """
 
     name: str
@@ -158,6 +222,8 @@ class ImageResult:
     previews: Mapping[str, str] | None = None
     diff_mask_image_id: str | None = None
     aligned_height: int | None = None
+    window_max: int | None = None
+    ignore_regions: tuple[IgnoreRegion, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,16 @@ renames look like; it may differ when the most similar name is neither a prefix 
 neighbour, and the last-resort pairing in name order ignores similarity.
 
 The threshold a candidate is judged against later is the head image's ``diff_threshold``, else
-the head manifest's, else ``default_diff_threshold``; the base's are never read.
+the head manifest's, else ``default_diff_threshold``; the base's are never read. Likewise a
+candidate's ignore regions are the head image's ``ignore_regions`` (a list of ``{"x1", "y1",
+"x2", "y2"}`` objects, corners included; see `compare.regions`); a malformed one in any head
+image is an `InputError` naming the manifest, the image and the field. Names share a diff
+only when their hashes and their regions are the same.
 """
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -55,16 +60,21 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from heapq import heapify, heappop, heappush
 
-from .inputs.manifest import ImageEntry, Manifest
+from .inputs.manifest import ImageEntry, Manifest, ManifestError
 from .model import (
     DEFAULT_MAX_PIXELS,
     ImageResult,
+    InputError,
     Reason,
     Status,
     canvas_size,
     check_fraction,
     check_max_pixels,
 )
+from .regions import IgnoreRegion, ignore_regions_from_json
+
+PairKey = tuple[str, str, tuple[IgnoreRegion, ...]]
+"""What makes two names share one diff: base hash, head hash and ignore regions."""
 
 EXACT_PAIRS = 20_000
 """Most new x old names of one hash whose every similarity ratio is computed."""
@@ -80,13 +90,15 @@ NEIGHBOUR_ROUNDS = 4
 class DiffCandidate:
     """A name whose base and head hashes differ, to be judged by a pixel diff.
 
-    ``diff_threshold`` is the resolved fraction of changed pixels above which it is ``changed``.
+    ``diff_threshold`` is the resolved fraction of changed pixels above which it is ``changed``;
+    ``ignore_regions`` are the head image's.
     """
 
     name: str
     base: ImageEntry
     head: ImageEntry
     diff_threshold: float
+    ignore_regions: tuple[IgnoreRegion, ...] = ()
 
     @property
     def canvas_pixels(self) -> int | None:
@@ -102,6 +114,11 @@ class DiffCandidate:
         """``(base hash, head hash)``: the diff this name needs."""
         return self.base.content_hash, self.head.content_hash
 
+    @property
+    def key(self) -> PairKey:
+        """The diff this name shares with others: its pair and its ignore regions."""
+        return (*self.pair, self.ignore_regions)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -111,8 +128,8 @@ class Plan:
       errored), by reported name, in name order.
     - ``candidates``: names that need a pixel diff, in name order; each ends as changed,
       unchanged or errored.
-    - ``pairs``: each unique ``(base hash, head hash)`` to diff once, with the candidate names
-      that share its result, in order of first name.
+    - ``pairs``: each unique `PairKey` (base hash, head hash, ignore regions) to diff once,
+      with the candidate names that share its result, in order of first name.
     - ``blobs``: every hash that must be fetched, i.e. both sides of every pair and nothing else.
 
     Every name of base and head is accounted for exactly once: as a key of ``outcomes`` or
@@ -121,7 +138,7 @@ class Plan:
 
     outcomes: Mapping[str, ImageResult]
     candidates: Mapping[str, DiffCandidate]
-    pairs: Mapping[tuple[str, str], tuple[str, ...]]
+    pairs: Mapping[PairKey, tuple[str, ...]]
     blobs: frozenset[str]
 
     @property
@@ -154,6 +171,8 @@ def categorize(
                                   head=head.images.get(name), reason=Reason.IMAGE_PROCESSING_FAILED,
                                   detail=f"{side} image file: {unreadable[name]}")
     head_images = {n: e for n, e in head.images.items() if n not in unreadable}
+    regions = {name: _ignore_regions(head, entry) for name, entry in head_images.items()
+               if "ignore_regions" in entry.extra}
     base_images = {n: e for n, e in base.images.items() if n not in unreadable}
 
     added = [name for name in head_images if name not in base_images]
@@ -203,18 +222,27 @@ def categorize(
         else:
             threshold = _first_set(entry.diff_threshold, head.diff_threshold,
                                    default_diff_threshold)
-            candidates[name] = DiffCandidate(name, before, entry, threshold)
+            candidates[name] = DiffCandidate(name, before, entry, threshold, regions.get(name, ()))
 
     candidates = dict(sorted(candidates.items()))
-    pairs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    pairs: dict[PairKey, list[str]] = defaultdict(list)
     for name, candidate in candidates.items():
-        pairs[candidate.pair].append(name)
+        pairs[candidate.key].append(name)
     return Plan(
         outcomes=dict(sorted(outcomes.items())),
         candidates=candidates,
-        pairs={pair: tuple(names) for pair, names in pairs.items()},
-        blobs=frozenset(h for pair in pairs for h in pair),
+        pairs={key: tuple(names) for key, names in pairs.items()},
+        blobs=frozenset(h for key in pairs for h in key[:2]),
     )
+
+
+def _ignore_regions(head: Manifest, entry: ImageEntry) -> tuple[IgnoreRegion, ...]:
+    """A head image's ``ignore_regions``; `InputError` naming the manifest, image and field."""
+    where = f"images[{json.dumps(entry.name, ensure_ascii=False)}].ignore_regions"
+    try:
+        return ignore_regions_from_json(entry.extra["ignore_regions"], where)
+    except ValueError as exc:
+        raise InputError(str(ManifestError(head.source, "", str(exc)))) from None
 
 
 def pair_renames(new: Mapping[str, str], old: Mapping[str, str]) -> dict[str, str]:

@@ -19,11 +19,13 @@ from typing import Any, NoReturn, TextIO
 from fetchers import BACKENDS, StoreUnavailable
 
 from ..demo import generate_demo
+from ..imaging.engines import DEFAULT_ENGINE, ENGINES
 from ..inputs.manifest import dump_manifest, manifest_from_folder, write_manifest
 from ..model import CompareOptions, Comparison, ImageResult, InputError, Status, check_fraction
 from ..output.artifacts import ArtifactWriter
 from ..output.reports import write_reports
 from ..output.results_store import ResultsNotWritten
+from ..regions import IgnoreRegion, parse_ignore_regions
 from ..run import compare_builds, describe_os_error
 from .progress import ProgressDisplay
 
@@ -140,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder for the reports and diff masks (created if needed)")
     add_token_option(compare)
     _add_options(compare)
+    _add_engine_options(compare)
     _add_sentry_options(compare)
     _add_scheduler_options(compare)
     _add_results_options(compare)
@@ -210,13 +213,14 @@ def store_from(args: argparse.Namespace) -> tuple[str | None, str]:
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
     defaults = CompareOptions()
-    parser.add_argument("--threshold", type=_fraction, default=defaults.threshold, metavar="T",
+    # None: not given, so a --profile may set it (see _engine_settings).
+    parser.add_argument("--threshold", type=_fraction, default=None, metavar="T",
                         help="per-pixel colour difference, 0 to 1, above which a pixel has "
-                        "changed (default: %(default)s)")
+                        f"changed (default: {defaults.threshold}, or the --profile's)")
     parser.add_argument("--diff-threshold", type=_fraction, default=defaults.diff_threshold, metavar="R",
                         help="share of changed pixels, 0 to 1, above which an image is changed, "
                         "unless its manifest sets one (default: %(default)s)")
-    parser.add_argument("--no-antialiasing", dest="antialiasing", action="store_false",
+    parser.add_argument("--no-antialiasing", dest="antialiasing", action="store_false", default=None,
                         help="count anti-aliased pixels as changed (by default they are ignored)")
     parser.add_argument("--no-exif-orientation", dest="exif_orientation", action="store_false",
                         help="compare JPEG, WebP and TIFF pixels as stored, not turned upright "
@@ -231,6 +235,67 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="memory budget for blobs and decoded images, e.g. 512M, 2G "
                         f"(default: {defaults.max_memory / 1024**3:g}G)")
     parser.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
+
+
+PROFILES: dict[str, dict[str, object]] = {
+    "sentry": {"engine": "odiff", "threshold": 0.01, "antialiasing": True},
+}
+"""Named settings for --profile: ``sentry`` compares as Sentry runs odiff 4.5 (threshold 0.01,
+anti-aliasing detection on, images padded top-left to a common canvas)."""
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=list(ENGINES), default=None,
+                        help=f"pixel-diff engine (default: {DEFAULT_ENGINE}): "
+                        + "; ".join(f"{e.name}, {e.reference}" for e in ENGINES.values()))
+    parser.add_argument("--profile", choices=list(PROFILES), default=None,
+                        help="compare as a known system does: 'sentry' is --engine odiff "
+                        "--threshold 0.01 with anti-aliasing ignored, as Sentry runs odiff 4.5; "
+                        "--engine, --threshold and --no-antialiasing given explicitly win over it, "
+                        "wherever they are on the command line")
+    parser.add_argument("--no-checkerboard", dest="checkerboard", action="store_false",
+                        help="engine oklab only: compare semi-transparent pixels as they are, "
+                        "not blended over a checkerboard")
+    parser.add_argument("--window-size", type=_positive, metavar="N",
+                        help="also find the most changed pixels in any NxN window (window_max)")
+    parser.add_argument("--window-min", type=_count, metavar="K",
+                        help="with --window-size: an image is changed only if, besides being over "
+                        "its diff threshold, some NxN window has more than K changed pixels")
+    parser.add_argument("--ignore", type=_regions, metavar="x1:y1-x2:y2,...",
+                        help="regions whose pixels never count, in every image (corners included, "
+                        "odiff's syntax); a manifest image's ignore_regions add to them; a region "
+                        "outside an image's canvas errors that image")
+
+
+def _engine_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The engine options of ``args``: explicit options, else the --profile's, else the defaults."""
+    given = {"engine": args.engine, "threshold": args.threshold, "antialiasing": args.antialiasing}
+    settings = {**PROFILES.get(args.profile, {}), **{k: v for k, v in given.items() if v is not None}}
+    engine = str(settings.get("engine", DEFAULT_ENGINE))
+    if not args.checkerboard and "checkerboard" not in ENGINES[engine].options:
+        raise InputError(f"--no-checkerboard: engine {engine} has no checkerboard (only "
+                         + ", ".join(e.name for e in ENGINES.values() if "checkerboard" in e.options) + ")")
+    if args.window_min is not None and args.window_size is None:
+        raise InputError("--window-min needs --window-size")
+    return {**settings, "checkerboard": args.checkerboard, "window_size": args.window_size,
+            "window_min": args.window_min, "ignore_regions": args.ignore or ()}
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _regions(text: str) -> tuple[IgnoreRegion, ...]:
+    try:
+        return parse_ignore_regions(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_sentry_options(parser: argparse.ArgumentParser) -> None:
@@ -316,14 +381,13 @@ def _size(text: str) -> int:
 def _run_compare(args: argparse.Namespace) -> int:
     try:
         options = CompareOptions(
-            threshold=args.threshold,
-            antialiasing=args.antialiasing,
             diff_threshold=args.diff_threshold,
             max_pixels=args.max_pixels,
             workers=args.workers,
             fetch_workers=args.fetch_workers,
             max_memory=args.max_memory,
             exif_orientation=args.exif_orientation,
+            **_engine_settings(args),
             **_sentry_options(args),
         )
     except ValueError as exc:

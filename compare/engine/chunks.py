@@ -25,9 +25,10 @@ from typing import Any, Protocol
 from fetchers import BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
 
 from ..inputs.manifest import Manifest
-from ..model import CompareOptions, Comparison, ImageResult, Reason, Status, canvas_size
-from ..plan import DiffCandidate, categorize
-from .pairs import _DEFAULT_CANVAS, PairOutcome, PairTask, stream_pairs
+from ..model import CompareOptions, Comparison, ImageResult, Reason, Status, as_regions, canvas_size
+from ..plan import DiffCandidate, PairKey, categorize
+from ..regions import IgnoreRegion, merged
+from .pairs import _DEFAULT_CANVAS, PairOutcome, PairTask, check_engine, stream_pairs
 
 MAX_CHUNK_PIXELS = 40_000_000
 """Canvas pixels of one chunk's diffs, at most (a single larger pair is a chunk of its own)."""
@@ -64,7 +65,8 @@ class ChunkPublisher(Protocol):
 
 @dataclass(frozen=True)
 class ChunkCandidate:
-    """One name to judge by a pixel diff, with what judging it needs from the manifests."""
+    """One name to judge by a pixel diff, with what judging it needs from the manifests and
+    every region ignored in it (the comparison's, then the image's own)."""
 
     name: str
     base_hash: str
@@ -74,13 +76,24 @@ class ChunkCandidate:
     before_height: int | None = None
     after_width: int | None = None
     after_height: int | None = None
+    ignore_regions: tuple[IgnoreRegion, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read back from JSON, regions are lists.
+        object.__setattr__(self, "ignore_regions", as_regions(self.ignore_regions, "ignore_regions"))
 
     @classmethod
-    def of(cls, candidate: DiffCandidate) -> ChunkCandidate:
-        """The chunk candidate of a planned `DiffCandidate`."""
+    def of(cls, candidate: DiffCandidate, ignore_regions: tuple[IgnoreRegion, ...] = ()) -> ChunkCandidate:
+        """The chunk candidate of a planned `DiffCandidate`, with the comparison's ``ignore_regions``."""
         base, head = candidate.base, candidate.head
         return cls(candidate.name, base.content_hash, head.content_hash, candidate.diff_threshold,
-                   base.width, base.height, head.width, head.height)
+                   base.width, base.height, head.width, head.height,
+                   merged(ignore_regions, candidate.ignore_regions))
+
+    @property
+    def key(self) -> PairKey:
+        """The diff this name shares with others: base hash, head hash, ignore regions."""
+        return self.base_hash, self.head_hash, self.ignore_regions
 
     @property
     def canvas_pixels(self) -> int | None:
@@ -105,17 +118,17 @@ class ChunkAssignment:
     chunk_index: int
     candidates: tuple[ChunkCandidate, ...]
 
-    def pairs(self) -> dict[tuple[str, str], tuple[ChunkCandidate, ...]]:
-        """Each unique ``(base hash, head hash)`` with the candidates it decides."""
-        grouped: dict[tuple[str, str], list[ChunkCandidate]] = {}
+    def pairs(self) -> dict[PairKey, tuple[ChunkCandidate, ...]]:
+        """Each unique diff (`PairKey`) with the candidates it decides."""
+        grouped: dict[PairKey, list[ChunkCandidate]] = {}
         for candidate in self.candidates:
-            grouped.setdefault((candidate.base_hash, candidate.head_hash), []).append(candidate)
-        return {pair: tuple(names) for pair, names in grouped.items()}
+            grouped.setdefault(candidate.key, []).append(candidate)
+        return {key: tuple(names) for key, names in grouped.items()}
 
     def tasks(self) -> list[PairTask]:
-        """One `PairTask` per unique pair, labelled by its first name."""
-        return [PairTask(base, head, names[0].name, names[0].canvas_pixels)
-                for (base, head), names in self.pairs().items()]
+        """One `PairTask` per unique diff, labelled by its first name."""
+        return [PairTask(base, head, names[0].name, names[0].canvas_pixels, regions)
+                for (base, head, regions), names in self.pairs().items()]
 
     @property
     def blobs(self) -> frozenset[str]:
@@ -170,11 +183,16 @@ def plan(
     max_chunk_pixels: int = MAX_CHUNK_PIXELS,
     max_chunk_pairs: int = MAX_CHUNK_PAIRS,
 ) -> ComparisonPlan:
-    """Categorise ``base`` and ``head`` and cut the diff candidates into chunks (see module doc)."""
+    """Categorise ``base`` and ``head`` and cut the diff candidates into chunks (see module doc).
+
+    Raises `InputError` when the options name no engine or options it does not take, or a
+    head image's ``ignore_regions`` is malformed.
+    """
+    check_engine(options)
     decided = categorize(base, head, max_pixels=options.max_pixels,
                          default_diff_threshold=options.diff_threshold)
-    pairs = {pair: [ChunkCandidate.of(decided.candidates[name]) for name in names]
-             for pair, names in decided.pairs.items()}
+    pairs = {key: [ChunkCandidate.of(decided.candidates[name], options.ignore_regions) for name in names]
+             for key, names in decided.pairs.items()}
     chunks = tuple(
         ChunkAssignment(index, tuple(sorted((c for pair in group for c in pairs[pair]), key=lambda c: c.name)))
         for index, group in enumerate(_cut(pairs, max_chunk_pixels, max_chunk_pairs))
@@ -183,8 +201,8 @@ def plan(
 
 
 def _cut(
-    pairs: Mapping[tuple[str, str], Sequence[ChunkCandidate]], limit: int, max_pairs: int
-) -> list[list[tuple[str, str]]]:
+    pairs: Mapping[PairKey, Sequence[ChunkCandidate]], limit: int, max_pairs: int
+) -> list[list[PairKey]]:
     """Pairs packed in order into chunks of at most ``limit`` pixels and ``max_pairs`` pairs.
 
     Pairs linked by shared blobs form a group that goes into one chunk whole when it fits
@@ -199,17 +217,17 @@ def _cut(
             key = parent[key]
         return key
 
-    for base_hash, head_hash in pairs:
+    for base_hash, head_hash, _ in pairs:
         parent[root(base_hash)] = root(head_hash)
-    groups: dict[str, list[tuple[str, str]]] = {}
+    groups: dict[str, list[PairKey]] = {}
     for pair in pairs:
         groups.setdefault(root(pair[0]), []).append(pair)
 
-    chunks: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
+    chunks: list[list[PairKey]] = []
+    current: list[PairKey] = []
     size = 0
 
-    def add(members: list[tuple[str, str]]) -> None:
+    def add(members: list[PairKey]) -> None:
         """Put ``members`` in the current chunk, after closing it if they do not fit."""
         nonlocal current, size
         cost = sum(pairs[pair][0].pixel_count for pair in members)
@@ -223,7 +241,7 @@ def _cut(
         if sum(pairs[pair][0].pixel_count for pair in group) <= limit and len(group) <= max_pairs:
             add(group)
             continue
-        bases = {base_hash: position for position, (base_hash, _) in reversed(list(enumerate(group)))}
+        bases = {pair[0]: position for position, pair in reversed(list(enumerate(group)))}
         for pair in sorted(group, key=lambda pair: bases[pair[0]]):
             add([pair])
     if current:
@@ -248,18 +266,21 @@ def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: Compare
     images: dict[str, ImageResult] = {}
     files = []
     for outcome in stream_pairs(store, options, chunk.tasks()):
-        images.update(judge(pairs[(outcome.base_hash, outcome.head_hash)], outcome))
+        images.update(judge(pairs[outcome.key], outcome, options))
         if outcome.mask_png is not None or outcome.previews:
             files.append(outcome)
     return ChunkResult(chunk.chunk_index, dict(sorted(images.items())), tuple(files))
 
 
-def judge(candidates: Iterable[ChunkCandidate], outcome: PairOutcome) -> dict[str, ImageResult]:
-    """The results of the candidates a pair's outcome decides, without file keys."""
-    return {candidate.name: _judge(candidate, outcome) for candidate in candidates}
+def judge(
+    candidates: Iterable[ChunkCandidate], outcome: PairOutcome, options: CompareOptions
+) -> dict[str, ImageResult]:
+    """The results of the candidates a pair's outcome decides, without file keys; ``changed``
+    as `CompareOptions.is_changed` says."""
+    return {candidate.name: _judge(candidate, outcome, options) for candidate in candidates}
 
 
-def _judge(candidate: ChunkCandidate, outcome: PairOutcome) -> ImageResult:
+def _judge(candidate: ChunkCandidate, outcome: PairOutcome, options: CompareOptions) -> ImageResult:
     common = _identity(candidate)
     # Sizes read from the images' headers win over what the manifests declared.
     if outcome.before_size is not None:
@@ -270,12 +291,14 @@ def _judge(candidate: ChunkCandidate, outcome: PairOutcome) -> ImageResult:
         return ImageResult(status=Status.ERRORED, reason=outcome.reason, detail=outcome.detail, **common)
     ratio = outcome.changed_pixels / outcome.total_pixels
     return ImageResult(
-        status=Status.CHANGED if ratio > candidate.diff_threshold else Status.UNCHANGED,
+        status=Status.CHANGED if options.is_changed(ratio, candidate.diff_threshold, outcome.window_max)
+        else Status.UNCHANGED,
         changed_pixels=outcome.changed_pixels,
         total_pixels=outcome.total_pixels,
         diff_ratio=ratio,
         aa_pixels=outcome.aa_pixels,
         bbox=outcome.bbox,
+        window_max=outcome.window_max,
         **common,
     )
 
@@ -290,6 +313,7 @@ def _identity(candidate: ChunkCandidate) -> dict[str, Any]:
         "before_height": candidate.before_height,
         "after_width": candidate.after_width,
         "after_height": candidate.after_height,
+        "ignore_regions": candidate.ignore_regions or None,
     }
 
 
@@ -315,7 +339,7 @@ def store_files(chunk: ChunkAssignment, result: ChunkResult, sink: ArtifactSink)
     pairs = chunk.pairs()
     images = dict(result.images)
     for outcome in result.files:
-        names = [c.name for c in pairs.get((outcome.base_hash, outcome.head_hash), ()) if c.name in images]
+        names = [c.name for c in pairs.get(outcome.key, ()) if c.name in images]
         images.update(with_files({name: images[name] for name in names}, outcome, sink))
     return replace(result, images=images, files=())
 
@@ -435,5 +459,7 @@ def _images_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, ImageR
             values["reason"] = Reason(values["reason"])
         if values["bbox"] is not None:
             values["bbox"] = tuple(values["bbox"])
+        if values["ignore_regions"] is not None:
+            values["ignore_regions"] = as_regions(values["ignore_regions"], f"{name}: ignore_regions")
         images[name] = ImageResult(name=name, **values)
     return images

@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetcher_from_url
 
 from ..imaging.decode import ImageError, ImageTooLarge, open_image
+from ..imaging.engines import Engine, get_engine
 from ..imaging.pixeldiff import diff_images, open_pair
 from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
-from ..model import CompareOptions, Reason, canvas_size
+from ..model import CompareOptions, InputError, Reason, canvas_size
+from ..plan import PairKey
+from ..regions import IgnoreRegion
 from .budget import MemoryBudget
 from .shared import SharedImages
 
@@ -38,12 +41,19 @@ _DEFAULT_CANVAS = 1170 * 2532
 
 @dataclass(frozen=True)
 class PairTask:
-    """One unique pixel diff: the blobs by hash, a name to label errors, the canvas if known."""
+    """One unique pixel diff: the blobs by hash, a name to label errors, the canvas if known,
+    and the regions whose pixels never count."""
 
     base_hash: str
     head_hash: str
     name: str
     canvas_pixels: int | None = None
+    ignore_regions: tuple[IgnoreRegion, ...] = ()
+
+    @property
+    def key(self) -> PairKey:
+        """Which diff this is: base hash, head hash, ignore regions."""
+        return self.base_hash, self.head_hash, self.ignore_regions
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,28 @@ class PairOutcome:
     detail: str | None = None
     mask_png: bytes | None = None
     previews: dict[str, bytes] | None = None
+    window_max: int | None = None
+    ignore_regions: tuple[IgnoreRegion, ...] = ()
+
+    @property
+    def key(self) -> PairKey:
+        """The `PairTask.key` of the task this outcome is for."""
+        return self.base_hash, self.head_hash, self.ignore_regions
+
+
+def check_engine(options: CompareOptions) -> Engine:
+    """The engine ``options`` name, after checking it exists and takes their engine options.
+
+    Raises `InputError` naming the setting otherwise.
+    """
+    try:
+        engine = get_engine(options.engine)
+    except ValueError as exc:
+        raise InputError(f"engine: {exc}") from None
+    unknown = sorted(set(options.engine_options()) - engine.options)
+    if unknown:
+        raise InputError(f"engine {engine.name!r} has no option {', '.join(unknown)}")
+    return engine
 
 
 def diff_chunk(store_url: str, options: CompareOptions, chunk: Sequence[PairTask]) -> list[PairOutcome]:
@@ -251,7 +283,7 @@ def diff_pair(
     ``images`` shares the pixels and thumbnails of blobs that other pairs use too.
     """
     images = images if images is not None else SharedImages()
-    ids = {"base_hash": task.base_hash, "head_hash": task.head_hash}
+    ids = {"base_hash": task.base_hash, "head_hash": task.head_hash, "ignore_regions": task.ignore_regions}
     try:
         first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name,
                                   exif_orientation=options.exif_orientation)
@@ -262,6 +294,11 @@ def diff_pair(
             threshold=options.threshold,
             antialiasing=options.antialiasing,
             max_pixels=options.max_pixels,
+            name=task.name,
+            engine=options.engine,
+            ignore_regions=task.ignore_regions,
+            window_size=options.window_size,
+            **options.engine_options(),
         )
     except ImageTooLarge as exc:
         return PairOutcome(**ids, reason=Reason.EXCEEDS_PIXEL_LIMIT, detail=str(exc))
@@ -293,9 +330,11 @@ def diff_pair(
         after_size=result.after_size,
         mask_png=result.mask_png() if changed else None,
         previews=previews,
+        window_max=result.window_max,
     )
 
 
 def _fetch_failed(task: PairTask, errors: list[FetchError]) -> PairOutcome:
     detail = "; ".join(f"{'before' if e.key == task.base_hash else 'after'} blob {e}" for e in errors)
-    return PairOutcome(task.base_hash, task.head_hash, reason=Reason.IMAGE_FETCH_FAILED, detail=detail)
+    return PairOutcome(task.base_hash, task.head_hash, reason=Reason.IMAGE_FETCH_FAILED, detail=detail,
+                       ignore_regions=task.ignore_regions)

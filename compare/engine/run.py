@@ -69,8 +69,8 @@ def run_comparison(
     report("comparing")
     fetch_stats = BatchStats()
     for outcome in stream_pairs(fetcher, options, tasks, on_blob=blob_arrived, stats=fetch_stats):
-        index, names = pairs[(outcome.base_hash, outcome.head_hash)]
-        images[index].update(with_files(judge(names, outcome), outcome, artifacts))
+        index, names = pairs[outcome.key]
+        images[index].update(with_files(judge(names, outcome, options), outcome, artifacts))
         counters["pairs"] += 1
         report("comparing")
     report("done")

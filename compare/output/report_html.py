@@ -10,6 +10,9 @@ beside it (the crops at full resolution and the diff mask) work while it stays i
 Each changed image opens on the changed area: crops of before and after at full resolution
 (zoomed for small areas) with the changed pixels highlighted, beside the whole-image views
 (slider, side by side, diff), which show a small image at its natural size, at most doubled.
+The image's ignore regions are drawn hatched over both, as boxes placed in the image's
+coordinates (pixels on the crops, percentages of each picture's full size on the whole views).
+The header and the footer name the engine that compared the pixels and its version.
 
 Names are shown with control, bidirectional and other invisible characters written as escapes
 (``\\u202e``) and in isolated runs, so no name can reorder the text around it.
@@ -45,8 +48,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from PIL import Image, UnidentifiedImageError
 
+from ..imaging.engines import get_engine
 from ..imaging.previews import CROP_ORIGIN_KEY
-from ..model import ALGORITHM_VERSION, Comparison, ImageResult, Status
+from ..model import Comparison, ImageResult, Status
+from ..regions import IgnoreRegion
 
 SECTION_ORDER = (
     Status.CHANGED,
@@ -172,10 +177,22 @@ class _Fact:
 
 
 @dataclass(frozen=True)
+class _Box:
+    """An ignore region on a picture: CSS left, top, width and height, each with its unit."""
+
+    region: str
+    left: str
+    top: str
+    width: str
+    height: str
+
+
+@dataclass(frozen=True)
 class _Figure:
     role: str
     picture: _Picture | None
     share: float = 100.0
+    ignored: tuple[_Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,7 @@ class _Focus:
     zoom: int
     area: tuple[int, int, int, int] | None
     links: list[tuple[str, str]]
+    ignored: tuple[_Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,7 +252,7 @@ def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
             note=_SECTION_NOTES[status],
             kind="card" if status is Status.CHANGED else "row",
             collapsed=status is Status.UNCHANGED,
-            items=_items(results, len(index), out_dir),
+            items=_items(results, len(index), out_dir, comparison.options.window_size),
         ))
         index.extend(
             {"name": _clean(r.name), "previous": _clean(r.previous_image_file_name or ""),
@@ -243,7 +261,9 @@ def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
         )
     data = {"items": index, "statuses": [s.value for s in SECTION_ORDER if summary[s.value]]}
     assets = _assets()
+    engine = get_engine(comparison.options.engine)
     yield from _environment().get_template("report.html.j2").generate(
+        engine={"name": engine.name, "version": engine.version, "reference": engine.reference},
         csp=assets.csp,
         style=assets.style,
         script=assets.script,
@@ -310,9 +330,11 @@ def _ordered(comparison: Comparison, status: Status) -> list[ImageResult]:
     return results
 
 
-def _items(results: list[ImageResult], first: int, out_dir: Path) -> Iterator[_Item]:
+def _items(
+    results: list[ImageResult], first: int, out_dir: Path, window_size: int | None
+) -> Iterator[_Item]:
     for offset, result in enumerate(results):
-        yield _item(result, first + offset, out_dir)
+        yield _item(result, first + offset, out_dir, window_size)
 
 
 def _clean(text: str) -> str:
@@ -333,7 +355,7 @@ def _verdict(comparison: Comparison) -> dict[str, str]:
     return {"text": "No differences", "tone": "good"}
 
 
-def _item(result: ImageResult, index: int, out_dir: Path) -> _Item:
+def _item(result: ImageResult, index: int, out_dir: Path, window_size: int | None) -> _Item:
     previous = None
     if result.status is Status.RENAMED:
         previous = shown_text(result.previous_image_file_name or "?")
@@ -341,14 +363,14 @@ def _item(result: ImageResult, index: int, out_dir: Path) -> _Item:
         index=index,
         name=shown_text(result.name),
         previous=previous,
-        facts=_facts(result),
+        facts=_facts(result, window_size),
         detail=shown_text(result.detail, keep="\n\t") if result.detail else None,
         focus=_focus(result, out_dir),
         viewer=_viewer(result, out_dir),
     )
 
 
-def _facts(result: ImageResult) -> list[_Fact]:
+def _facts(result: ImageResult, window_size: int | None) -> list[_Fact]:
     """What to say about one image, most important first."""
     facts: list[_Fact] = []
     if result.reason is not None:
@@ -362,6 +384,10 @@ def _facts(result: ImageResult) -> list[_Fact]:
     if result.bbox is not None:
         x0, y0, x1, y1 = result.bbox
         facts.append(_Fact("text", f"changed area x {x0}–{x1}, y {y0}–{y1}"))
+    if result.window_max is not None and window_size is not None:
+        facts.append(_Fact("window", format_count(result.window_max), f"{window_size}×{window_size}"))
+    if result.ignore_regions:
+        facts.append(_Fact("ignored", ", ".join(map(str, result.ignore_regions))))
     facts.extend(_sizes(result))
     if result.status is Status.SKIPPED:
         facts.append(_Fact("text", "not uploaded"))
@@ -399,8 +425,10 @@ def _viewer(result: ImageResult, out_dir: Path) -> _Viewer | None:
     modes.append(("side", "Side by side"))
     if pictures.get("diff"):
         modes.append(("diff", "Diff"))
+    sizes = _full_sizes(result)
     figures = [
-        _Figure(role, picture, 100 * picture.width / widest if picture else 100.0)
+        _Figure(role, picture, 100 * picture.width / widest if picture else 100.0,
+                _boxes_in_percent(result.ignore_regions or (), sizes.get(role)))
         for role, picture in pictures.items()
     ]
     return _Viewer(modes, figures, widest / tallest, _MAX_NATURAL_ZOOM * widest)
@@ -429,7 +457,54 @@ def _focus(result: ImageResult, out_dir: Path) -> _Focus | None:
     if mask is not None:
         links.append(("diff mask (whole image)", mask))
     crops = [_Figure(role, pictures[role]) for role in _CROP_ROLES]
-    return _Focus(crops, pictures["diff"], zoom, area, links)
+    ignored = _boxes_in_pixels(result.ignore_regions or (), area, zoom) if area else ()
+    return _Focus(crops, pictures["diff"], zoom, area, links, ignored)
+
+
+def _full_sizes(result: ImageResult) -> dict[str, tuple[int, int]]:
+    """Each whole-image picture's full size: the before and after images', the canvas for the diff."""
+    sizes = {}
+    if result.before_width and result.before_height:
+        sizes["before"] = (result.before_width, result.before_height)
+    if result.after_width and result.after_height:
+        sizes["after"] = (result.after_width, result.after_height)
+    if len(sizes) == 2:
+        sizes["diff"] = (max(w for w, _ in sizes.values()), max(h for _, h in sizes.values()))
+    return sizes
+
+
+def _boxes_in_percent(regions: tuple[IgnoreRegion, ...], size: tuple[int, int] | None) -> tuple[_Box, ...]:
+    """Regions as boxes in percent of a picture of full ``size``, clipped to it."""
+    if size is None:
+        return ()
+    width, height = size
+    boxes = []
+    for region, (x0, y0, x1, y1) in _clipped(regions, (0, 0, width, height)):
+        boxes.append(_Box(str(region), f"{100 * x0 / width:.4f}%", f"{100 * y0 / height:.4f}%",
+                          f"{100 * (x1 - x0) / width:.4f}%", f"{100 * (y1 - y0) / height:.4f}%"))
+    return tuple(boxes)
+
+
+def _boxes_in_pixels(
+    regions: tuple[IgnoreRegion, ...], area: tuple[int, int, int, int], zoom: int
+) -> tuple[_Box, ...]:
+    """Regions as boxes in (zoomed) pixels of a crop of canvas ``area``, clipped to it."""
+    return tuple(
+        _Box(str(region), f"{(x0 - area[0]) * zoom}px", f"{(y0 - area[1]) * zoom}px",
+             f"{(x1 - x0) * zoom}px", f"{(y1 - y0) * zoom}px")
+        for region, (x0, y0, x1, y1) in _clipped(regions, area)
+    )
+
+
+def _clipped(
+    regions: tuple[IgnoreRegion, ...], area: tuple[int, int, int, int]
+) -> Iterator[tuple[IgnoreRegion, tuple[int, int, int, int]]]:
+    """Each region that overlaps ``area`` (exclusive ends) with the overlap, exclusive ends."""
+    for region in regions:
+        x0, y0 = max(region.x1, area[0]), max(region.y1, area[1])
+        x1, y1 = min(region.x2 + 1, area[2]), min(region.y2 + 1, area[3])
+        if x0 < x1 and y0 < y1:
+            yield region, (x0, y0, x1, y1)
 
 
 def _inside(out_dir: Path, key: str) -> Path | None:
@@ -468,13 +543,22 @@ def _load_picture(out_dir: Path, key: str) -> _Picture | None:
 
 def _settings(comparison: Comparison) -> list[tuple[str, str]]:
     options = comparison.options
+    engine = get_engine(options.engine)
     rows = [
         ("per-pixel colour threshold (--threshold)", f"{options.threshold:g}"),
         ("anti-aliasing ignored", "yes" if options.antialiasing else "no"),
         ("changed pixels allowed (--diff-threshold)", format_percent(options.diff_threshold)),
         ("largest canvas", f"{options.max_pixels:,} pixels"),
-        ("algorithm", ALGORITHM_VERSION),
+        ("engine (--engine)", f"{engine.name}: {engine.reference}"),
+        ("algorithm", engine.version),
     ]
+    rows.extend((f"{name} (engine option)", str(getattr(options, name))) for name in sorted(engine.options))
+    if options.window_size is not None:
+        rows.append(("window (--window-size)", f"{options.window_size}×{options.window_size} pixels"))
+    if options.window_min is not None:
+        rows.append(("changed pixels a window must exceed (--window-min)", f"{options.window_min:,}"))
+    if options.ignore_regions:
+        rows.append(("ignored in every image (--ignore)", ", ".join(map(str, options.ignore_regions))))
     stats = sorted(comparison.stats.items())
     rows.extend((key.replace("_", " "), _stat(value)) for key, value in stats)
     return [(_clean(key), _clean(value)) for key, value in rows]

@@ -7,8 +7,12 @@ changed_pixels, total_pixels, diff_mask_key, diff_mask_image_id, before_width, b
 after_width, after_height, aligned_height, reason, previous_image_file_name``.
 snapcompare adds per image ``diff_ratio, aa_pixels, bbox`` (``[x0, y0, x1, y1]``, exclusive
 ends), ``diff_threshold`` (the share of changed pixels the image was judged against),
-``detail`` (what went wrong, in words) and ``previews``; and at the top level ``options``,
-``algorithm_version``, ``base_source``, ``head_source``, ``stats`` and ``approval``
+``detail`` (what went wrong, in words), ``previews``, ``diff_mask_image_id``, ``aligned_height``,
+``window_max`` (the most changed pixels in any NxN window, with ``--window-size``) and
+``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}``, corners included, as a manifest
+gives them); and at the top level ``options`` (with ``engine``, ``engine_options``,
+``window_size``, ``window_min`` and ``ignore_regions``), ``algorithm_version`` (the chosen
+engine's version), ``base_source``, ``head_source``, ``stats`` and ``approval``
 (``{"carried_over_from", "fingerprint"}`` when an approved comparison carries over, else
 ``null``). Every image has every
 field, ``null`` when it does not apply. Images are in name order, so equal comparisons give
@@ -23,7 +27,9 @@ from dataclasses import fields
 from enum import Enum
 from typing import Any
 
-from ..model import ALGORITHM_VERSION, Comparison, ImageResult
+from ..imaging.engines import get_engine
+from ..model import CompareOptions, Comparison, ImageResult
+from ..regions import IgnoreRegion
 
 
 def comparison_dict(comparison: Comparison) -> dict[str, Any]:
@@ -37,13 +43,8 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
         "images": {
             name: image_dict(comparison.images[name]) for name in sorted(comparison.images)
         },
-        "options": {
-            "threshold": options.threshold,
-            "antialiasing": options.antialiasing,
-            "diff_threshold": options.diff_threshold,
-            "max_pixels": options.max_pixels,
-        },
-        "algorithm_version": ALGORITHM_VERSION,
+        "options": options_dict(options),
+        "algorithm_version": get_engine(options.engine).version,
         "base_source": comparison.base_source,
         "head_source": comparison.head_source,
         "stats": dict(sorted(comparison.stats.items())),
@@ -54,9 +55,32 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
     }
 
 
+def options_dict(options: CompareOptions) -> dict[str, Any]:
+    """The options that decide the figures: engine and its own options, thresholds, windows."""
+    engine = get_engine(options.engine)
+    return {
+        "engine": engine.name,
+        "engine_options": {name: getattr(options, name) for name in sorted(engine.options)},
+        "threshold": options.threshold,
+        "antialiasing": options.antialiasing,
+        "diff_threshold": options.diff_threshold,
+        "max_pixels": options.max_pixels,
+        "window_size": options.window_size,
+        "window_min": options.window_min,
+        "ignore_regions": regions_json(options.ignore_regions),
+    }
+
+
+def regions_json(regions: tuple[IgnoreRegion, ...] | None) -> list[dict[str, int]] | None:
+    """Regions in a manifest's form, ``[{"x1", "y1", "x2", "y2"}, ...]``; None when there are none."""
+    return [region._asdict() for region in regions] if regions else None
+
+
 def image_dict(result: ImageResult) -> dict[str, Any]:
     """Return one image's entry of ``images``: every `ImageResult` field but the name, in order."""
-    return {field.name: _json_value(getattr(result, field.name)) for field in _IMAGE_FIELDS}
+    entry = {field.name: _json_value(getattr(result, field.name)) for field in _IMAGE_FIELDS}
+    entry["ignore_regions"] = regions_json(result.ignore_regions)
+    return entry
 
 
 _IMAGE_FIELDS = [field for field in fields(ImageResult) if field.name != "name"]

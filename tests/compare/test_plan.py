@@ -55,7 +55,7 @@ def test_each_status_decided_from_the_manifests():
                                   0.0)
     }
     assert plan.candidates["edit.png"].pair == (h("e1"), h("e2"))
-    assert plan.pairs == {(h("e1"), h("e2")): ("edit.png",)}
+    assert plan.pairs == {(h("e1"), h("e2"), ()): ("edit.png",)}
     assert plan.blobs == {h("e1"), h("e2")}
     assert plan.total == 4
     assert plan.counts() == {Status.CHANGED: 0, Status.UNCHANGED: 1, Status.ADDED: 1,
@@ -272,11 +272,11 @@ def test_identical_pairs_are_diffed_once_and_fanned_out():
     plan = categorize(base, head)
 
     assert plan.pairs == {
-        (h("old"), h("new")): ("a.png", "b.png"),
-        (h("old"), h("other")): ("c.png",),
-        (h("d1"), h("new")): ("d.png",),
+        (h("old"), h("new"), ()): ("a.png", "b.png"),
+        (h("old"), h("other"), ()): ("c.png",),
+        (h("d1"), h("new"), ()): ("d.png",),
     }
-    assert list(plan.pairs) == [(h("old"), h("new")), (h("old"), h("other")), (h("d1"), h("new"))]
+    assert list(plan.pairs) == [(h("old"), h("new"), ()), (h("old"), h("other"), ()), (h("d1"), h("new"), ())]
     assert plan.blobs == {h("old"), h("new"), h("other"), h("d1")}
     assert list(plan.candidates) == ["a.png", "b.png", "c.png", "d.png"]
 
@@ -348,7 +348,7 @@ def test_plan_invariants(pair):
     assert plan.blobs == {x for c in plan.candidates.values() for x in c.pair}
     assert sorted(n for names in plan.pairs.values() for n in names) == sorted(plan.candidates)
     for key, names in plan.pairs.items():
-        assert all(plan.candidates[n].pair == key for n in names)
+        assert all(plan.candidates[n].key == key for n in names)
     # Unchanged names contribute nothing: without them the fetch work is the same.
     unchanged = by_status[Status.UNCHANGED]
     assert all(base.images[n].content_hash == head.images[n].content_hash for n in unchanged)

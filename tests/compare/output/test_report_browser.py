@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from compare.cli import main
 from compare.output.reports import write_reports
 from tests.compare.output.test_reports import (
     CHANGED_COLOUR,
@@ -301,4 +302,65 @@ def test_small_images_are_drawn_at_most_twice_their_size(report: Path, tmp_path:
     sizes = [tuple(map(float, pair.split(":"))) for pair in body.get("data-sizes", "").split()]
     # The sample's previews are 12 pixels wide; the page is 1240 CSS pixels wide or more.
     assert sizes and all(natural == 12 and 12 <= drawn <= 24 for natural, drawn in sizes), sizes
+    assert console_messages(log) == []
+
+
+REGIONS = """
+window.addEventListener("load", function () {
+  document.querySelector('.modes button[data-mode="side"]').click();
+  var found = [];
+  document.querySelectorAll(".ignored").forEach(function (box) {
+    var img = box.parentElement.querySelector("img");
+    var b = box.getBoundingClientRect(), i = img.getBoundingClientRect();
+    if (!i.width) { return; }
+    var view = box.closest(".crop") ? "crop" : box.closest("figure").classList[1];
+    found.push([view, box.title, (b.left - i.left) / i.width, (b.top - i.top) / i.height,
+                (b.right - i.left) / i.width, (b.bottom - i.top) / i.height].join(" "));
+  });
+  document.body.setAttribute("data-regions", found.join("|"));
+});
+"""
+
+
+def test_ignore_regions_are_drawn_over_their_pixels_in_every_view(tmp_path: Path) -> None:
+    # 600x400: a changed block at x 405-409, y 205-209, half of it under the region
+    # x 402-406, y 202-212; the crop around what is left starts inside the image.
+    before = np.full((400, 600, 4), 240, dtype=np.uint8)
+    after = before.copy()
+    after[205:210, 405:410, :3] = (200, 30, 30)
+    for side, pixels in (("base", before), ("head", after)):
+        (tmp_path / side).mkdir()
+        Image.fromarray(pixels, "RGBA").save(tmp_path / side / "a.png")
+    out = tmp_path / "out"
+    main(["compare", "--base", str(tmp_path / "base"), "--head", str(tmp_path / "head"),
+          "--out", str(out), "--quiet", "--ignore", "402:202-406:212"])
+    report = out / "report.html"
+    page = Page(report.read_text(encoding="utf-8"))
+    [area] = [t for t in page.texts if t.startswith("x ") and ", y " in t]
+    x0, _, y0, _ = map(int, re.findall(r"\d+", area)[:4])
+    crop = next(a for a in page.find("img") if a.get("alt") == "a.png: after, changed area")
+    crop_size = decode_data_uri(crop["src"]).size
+
+    dom, log = dump_dom(with_driver(report, REGIONS).as_uri(), tmp_path / "profile")
+
+    [body] = dom.find("body")
+    seen = {}
+    for entry in body["data-regions"].split("|"):
+        view, rest = entry.split(" ", 1)
+        title, *fractions = rest.rsplit(" ", 4)
+        assert title == "ignored region 402:202-406:212"
+        if view == "crop":
+            width, height, left, top = *crop_size, x0, y0
+        else:
+            width, height, left, top = 600, 400, 0, 0
+        fx0, fy0, fx1, fy1 = map(float, fractions)
+        # Back to image pixels (exclusive ends), as far as whole screen pixels allow.
+        seen.setdefault(view, []).append(
+            [round(left + fx0 * width), round(top + fy0 * height),
+             round(left + fx1 * width), round(top + fy1 * height)])
+    # On the crop, the region clipped to the crop; on the whole images, all of it.
+    assert 0 < x0 < 402
+    clipped = [max(402, x0), max(202, y0), min(407, x0 + crop_size[0]), min(213, y0 + crop_size[1])]
+    assert seen["crop"] == [clipped] * 2
+    assert seen["before"] == seen["after"] == seen["diff"] == [[402, 202, 407, 213]]
     assert console_messages(log) == []

@@ -19,7 +19,8 @@ from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
 from compare.output import reports
 from compare.output.reports import write_reports
-from compare.model import ALGORITHM_VERSION, CompareOptions, Comparison, ImageResult
+from compare.imaging.engines import ENGINES
+from compare.model import CompareOptions, Comparison, ImageResult
 from compare.run import compare_builds
 from urllib.parse import unquote
 
@@ -37,7 +38,8 @@ SENTRY_FIELDS = {
     "before_width", "before_height", "after_width", "after_height", "reason",
     "previous_image_file_name", "diff_mask_image_id", "aligned_height",
 }
-OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews"}
+OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews",
+              "window_max", "ignore_regions"}
 
 
 def _hash(char: str) -> str:
@@ -275,7 +277,8 @@ def test_json_images_have_every_field_in_name_order(
             "after": "previews/feed.after.png", "before": "previews/feed.before.png",
             "diff": "previews/feed.diff.png",
         },
-        "diff_mask_image_id": None, "aligned_height": None,
+        "diff_mask_image_id": None, "aligned_height": None, "window_max": None,
+        "ignore_regions": None,
     }
     assert report["images"]["huge.png"]["reason"] == "exceeds_pixel_limit"
     assert report["images"]["huge.png"]["detail"].startswith("canvas 9000x9000")
@@ -288,9 +291,11 @@ def test_json_images_have_every_field_in_name_order(
 def test_json_top_level_options_sources_and_stats(written: dict[str, Path]) -> None:
     report = json.loads(written["json"].read_text(encoding="utf-8"))
     assert report["options"] == {
-        "threshold": 0.2, "antialiasing": False, "diff_threshold": 0.01, "max_pixels": 40_000_000
+        "engine": "pixelmatch", "engine_options": {},
+        "threshold": 0.2, "antialiasing": False, "diff_threshold": 0.01, "max_pixels": 40_000_000,
+        "window_size": None, "window_min": None, "ignore_regions": None,
     }
-    assert report["algorithm_version"] == ALGORITHM_VERSION
+    assert report["algorithm_version"] == ENGINES["pixelmatch"].version
     assert report["base_source"] == "builds/<base>"
     assert report["head_source"] == "builds/head & co"
     assert report["stats"] == {"blobs_fetched": 9, "elapsed_seconds": 1.5}
