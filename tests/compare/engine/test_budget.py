@@ -54,4 +54,5 @@ def test_used_is_what_the_owners_hold(steps):
             assert budget.release(owner) == held.pop(owner, 0)
         assert budget.used == sum(held.values())
         assert budget.over == (budget.used > 2000)
-        assert budget.fits(2000 - budget.used) == (budget.used <= 2000)
+        assert budget.fits(0) == (budget.used <= 2000)
+        assert not budget.fits(2001 - budget.used)
