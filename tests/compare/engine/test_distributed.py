@@ -27,6 +27,7 @@ from compare.cli.main import EXIT_ERRORED, exit_code, main  # noqa: E402
 from compare.engine.chunks import open_store, plan  # noqa: E402
 from fetchers.backends.objectstore import TOKEN_ENV as OBJECTSTORE_TOKEN_ENV  # noqa: E402
 from compare.engine.distributed import run_on_cluster  # noqa: E402
+from compare.demo import generate_demo  # noqa: E402
 from compare.engine.run import run_comparison  # noqa: E402
 from compare.inputs.manifest import load_manifest  # noqa: E402
 from compare.model import CompareOptions, Reason, Status  # noqa: E402
@@ -432,3 +433,17 @@ def test_a_chunk_whose_results_cannot_be_written_fails_alone(cluster, s3_server,
             assert "results not written" in image["detail"] and "screen-0.png" in image["detail"]
         else:
             assert image["reason"] != "chunk_failed"
+
+
+def test_the_demo_on_a_cluster_gives_the_local_report(cluster, tmp_path):
+    builds = generate_demo(tmp_path / "demo")
+    common = ["compare", "--base", str(builds.base_manifest), "--head", str(builds.head_manifest),
+              "--store", str(builds.store), "--quiet"]
+
+    local_code = main([*common, "--out", str(tmp_path / "local")])
+    cluster_code = main([*common, "--out", str(tmp_path / "cluster"),
+                         "--scheduler", cluster.scheduler_address])
+
+    assert local_code == cluster_code == EXIT_ERRORED  # the demo plants a corrupt image
+    assert report_without_run_figures(tmp_path / "cluster") == report_without_run_figures(tmp_path / "local")
+    assert files_under(tmp_path / "cluster") == files_under(tmp_path / "local")
