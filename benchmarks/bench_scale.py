@@ -6,7 +6,8 @@ Run from the repository root (about 4-5 minutes; ``--quick`` about 2):
 
 (1) latency-bound: ``--pairs`` changed pairs of small distinct PNGs in the objectstore test
     server (stored uncompressed), served through a `LatencyProxy` adding ``--rtt`` (20 ms); each
-    chunk fetches with ``fetch_workers=2``, so one worker spends its time waiting on the network.
+    chunk fetches ``--fetch-workers`` blobs at a time (default 1), so one worker spends most of
+    its time waiting on the network.
     Run on a `LocalCluster` of 1, 2 and 4 worker processes (one thread each), and once locally
     (`run_comparison`, same options) for reference.
 (2) CPU-bound: ``--screens`` pairs of 1170x2532 app screens (one list row changed) from a
@@ -130,11 +131,12 @@ def on_cluster(workers: int, label: str, run: Callable[[str], object]) -> float:
         return elapsed
 
 
-def latency_bound(pairs: int, rtt: float, out: Path) -> dict[str, float]:
+def latency_bound(pairs: int, rtt: float, fetch_workers: int, out: Path) -> dict[str, float]:
     base, head, blobs = manifests([(small_png(2 * i), small_png(2 * i + 1)) for i in range(pairs)], (96, 96))
-    options = CompareOptions(workers=1, fetch_workers=2, max_memory=256 * MIB, previews=False)
+    options = CompareOptions(workers=1, fetch_workers=fetch_workers, max_memory=256 * MIB, previews=False)
     the_plan = plan(base, head, options)
-    print(f"# latency-bound: {pairs} pairs, {len(blobs)} blobs, {len(the_plan.chunks)} chunks, rtt {rtt * 1000:.0f} ms")
+    print(f"# latency-bound: {pairs} pairs, {len(blobs)} blobs, {len(the_plan.chunks)} chunks, "
+          f"rtt {rtt * 1000:.0f} ms, {fetch_workers} fetches at a time per chunk")
     results = {}
     with serve_objectstore() as server:
         for key, data in blobs.items():
@@ -215,6 +217,8 @@ def main() -> None:
     parser.add_argument("--screens", type=int, default=12, help="CPU-bound pairs (default 12)")
     parser.add_argument("--tasks", type=int, default=400, help="tasks for the overhead figures (default 400)")
     parser.add_argument("--rtt", type=float, default=0.020, help="proxy round trip, seconds (default 0.020)")
+    parser.add_argument("--fetch-workers", type=int, default=1,
+                        help="concurrent fetches per chunk in the latency-bound case (default 1)")
     parser.add_argument("--only", choices=("latency", "cpu", "overhead"), action="append",
                         help="run only these parts (repeatable; default: all)")
     args = parser.parse_args()
@@ -224,7 +228,7 @@ def main() -> None:
     parts = set(args.only or ("latency", "cpu", "overhead"))
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as folder:
         out = Path(folder)
-        latency = latency_bound(args.pairs, args.rtt, out) if "latency" in parts else {}
+        latency = latency_bound(args.pairs, args.rtt, args.fetch_workers, out) if "latency" in parts else {}
         cpu = cpu_bound(args.screens, out) if "cpu" in parts else {}
         costs = overhead(args.tasks, out) if "overhead" in parts else {}
     print("\nresults")
