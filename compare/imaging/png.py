@@ -3,10 +3,11 @@ the mask encoder.
 
 On browser screenshots Wuffs decodes three to four times faster than Pillow, libpng or libspng
 (benchmarks/bench_decode.py) and releases the GIL while it works. It is used only where its pixels
-are exactly Pillow's ``convert("RGBA")``, checked for every colour type and bit depth: 16-bit grey
-(Pillow rounds differently) and grey or RGB with a tRNS colour key (Wuffs makes keyed pixels
-transparent black, Pillow keeps their colour) are left to Pillow, and so is an animated PNG
-(Pillow's first frame can be other than the default image Wuffs decodes).
+are exactly those of the Pillow path of `compare.imaging.decode`, checked for every colour type
+and bit depth: 16-bit grey (scaled with rounding there, Wuffs keeps the high byte) and grey or RGB
+with a tRNS colour key (Wuffs makes keyed pixels transparent black, Pillow keeps their colour) are
+left to Pillow, and so is an animated PNG (Pillow's first frame can be other than the default
+image Wuffs decodes).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
     and for any PNG Wuffs refuses (damaged, truncated, too much data): the caller's general decoder
     then decodes it or reports why it cannot. Gamma and colour profiles are not applied. Wuffs
     stops reading after the last row, so a damaged zlib checksum after complete pixel data is not
-    noticed (Pillow refuses such a file).
+    noticed (Pillow refuses such a file). The image size is not limited here: callers check the
+    header first (`compare.imaging.decode.open_image` and the canvas limit of the diff).
     """
     if not AVAILABLE:
         return None
