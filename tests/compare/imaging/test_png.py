@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -308,3 +309,17 @@ def test_mask_round_trips_through_pillow(
 
     assert (decoded.mode, decoded.size) == ("1", (width, height))
     assert np.array_equal(np.asarray(decoded.convert("L")) == 255, mask)
+
+
+@needs_fast_decoder
+def test_threads_decode_at_once_each_getting_its_own_pixels() -> None:
+    # A Wuffs decoder is not thread-safe; each thread must get its own.
+    rng = np.random.default_rng(11)
+    images = [_screen_like(rng, 200 + 7 * i, 150, 3 + i % 2) for i in range(16)]
+    pngs = [encode_png(pixels, [i % 5] * pixels.shape[0]) for i, pixels in enumerate(images)]
+
+    with ThreadPoolExecutor(4) as pool:
+        decoded = list(pool.map(decode_png, pngs * 3))
+
+    for png, pixels in zip(pngs * 3, decoded, strict=True):
+        assert np.array_equal(pixels, pillows_rgba(png))
