@@ -7,15 +7,14 @@ Run from the repository root (builds the corpus and benchmarks/.cache/venv when 
 Decoders, each from the PNG bytes in memory to an HxWx4 uint8 RGBA array, checked pixel-equal to
 Pillow's `convert("RGBA")` on every file:
 
-- `compare.imaging.png.decode_png`: snapcompare's fast path (libdeflate inflate, numpy unfiltering,
-  Average/Paeth runs through libspng; RGBA output included);
+- `compare.imaging.png.decode_png`: snapcompare's fast path (Wuffs through pywuffs, straight to
+  RGBA), and `decode_rgba`, the whole path (Pillow reads the header, then decode_png);
 - imagecodecs `png_decode` (libpng) and `spng_decode` (libspng), which return RGB for RGB files:
   their RGBA expansion is timed too, as its own column;
 - Pillow: `Image.open(...).convert("RGBA")` into an array;
-- pywuffs (Wuffs' PNG decoder) straight to RGBA_NONPREMUL.
 
 Also prints how Chromium filtered its rows (share of rows per PNG filter type), which decides
-how much of the fast path goes to libspng.
+how much work each row takes to undo.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ def decoders() -> tuple[dict[str, Decoder], dict[str, bool]]:
     import imagecodecs
     from PIL import Image
 
+    from compare.imaging.decode import decode_rgba
     from compare.imaging.png import decode_png
 
     def pillow(data: bytes) -> np.ndarray:
@@ -62,35 +62,17 @@ def decoders() -> tuple[dict[str, Decoder], dict[str, bool]]:
     def fast(data: bytes) -> np.ndarray:
         pixels = decode_png(data)
         if pixels is None:
-            raise ValueError("decode_png handed this PNG back (not on its fast path)")
+            raise ValueError("decode_png handed this PNG back (pywuffs missing or not its PNG)")
         return pixels
 
     found: dict[str, Decoder] = {
-        "snapcompare decode_png": fast,
+        "snapcompare decode_png (Wuffs)": fast,
+        "snapcompare decode_rgba (Pillow header, then decode_png)": decode_rgba,
         "imagecodecs png_decode (libpng)": imagecodecs.png_decode,
         "imagecodecs spng_decode (libspng)": imagecodecs.spng_decode,
         "Pillow": pillow,
     }
     expands = {name: name.startswith("imagecodecs") for name in found}
-    try:
-        import pywuffs
-        from pywuffs import aux
-
-        config = aux.ImageDecoderConfig()
-        config.enabled_decoders = [pywuffs.ImageDecoderType.PNG]
-        config.pixel_format = pywuffs.PixelFormat.RGBA_NONPREMUL
-        wuffs = aux.ImageDecoder(config)
-
-        def wuffs_decode(data: bytes) -> np.ndarray:
-            result = wuffs.decode(data)
-            if result.error_message:
-                raise ValueError(result.error_message)
-            return result.pixbuf
-
-        found["pywuffs (Wuffs)"] = wuffs_decode
-        expands["pywuffs (Wuffs)"] = False
-    except ImportError:
-        print("pywuffs is not installed: its column is skipped", file=sys.stderr)
     return found, expands
 
 

@@ -306,7 +306,7 @@ def main() -> None:
     print(
         f"# {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at start), "
         f"Python {platform.python_version()}, numpy {np.__version__}, Pillow {Image.__version__}, "
-        f"8-bit RGB(A) PNGs decoded by {'libdeflate and libspng (imagecodecs)' if FAST_PNG_DECODER else 'Pillow'}"
+        f"PNGs decoded by {'Wuffs (pywuffs), Pillow where it differs' if FAST_PNG_DECODER else 'Pillow'}"
     )
     pairs = make_pairs()
     work = Path(tempfile.mkdtemp(prefix="bench_diff_"))

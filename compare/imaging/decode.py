@@ -12,8 +12,8 @@ from .png import AVAILABLE as _FAST_PNG_AVAILABLE
 from .png import decode_png
 
 FAST_PNG_DECODER: bool = _FAST_PNG_AVAILABLE
-"""Whether 8-bit RGB/RGBA PNGs are decoded by `compare.imaging.png` (libdeflate and libspng,
-from the optional imagecodecs) instead of Pillow."""
+"""Whether the fast PNG decoder (`compare.imaging.png.decode_png`: Wuffs, from the optional pywuffs)
+is installed and used for the PNGs whose pixels it gives exactly as Pillow does."""
 
 ImageInput = bytes | bytearray | memoryview | Image.Image | np.ndarray
 """Encoded image bytes (PNG, JPEG, WebP...), a PIL image of any mode, or an HxWx4 uint8 array."""
@@ -184,8 +184,8 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
     sideways = transpose in (_T.TRANSPOSE, _T.TRANSVERSE, _T.ROTATE_90, _T.ROTATE_270)
     width, height = opened.size[::-1] if sideways else opened.size
     detail = f"{read} (header: {opened.format} {opened.mode} {opened.size[0]}x{opened.size[1]})"
-    # The fast decoder takes the 8-bit RGB and RGBA PNGs (and gives exactly Pillow's pixels);
-    # it hands anything else back, to Pillow.
+    # The fast decoder takes the PNGs it gives exactly Pillow's pixels of; it hands anything else
+    # back, to Pillow.
     fast = FAST_PNG_DECODER and kind == "PNG"
     return OpenedImage(
         label, (width, height), opened, detail, owned=True, png=data if fast else None, transpose=transpose

@@ -1,214 +1,94 @@
-"""PNG for the diff: a fast decoder of 8-bit RGB and RGBA PNGs, and the mask encoder.
+"""PNG for the diff: the fast decoder (Google's Wuffs, memory-safe, from the optional pywuffs) and
+the mask encoder.
 
-Inflating is most of the cost of decoding a screenshot PNG, and libdeflate (through imagecodecs)
-inflates three to four times faster than zlib. Rows filtered with None or Sub do not depend on
-other rows and are undone for all of them at once; an Up row adds the row above. Average and
-Paeth depend on the pixel to the left, which numpy cannot vectorise, so runs of them go to
-libspng as a small PNG of stored (uncompressed) deflate blocks in which each run starts with a
-copy of the row above it.
+On browser screenshots Wuffs decodes three to four times faster than Pillow, libpng or libspng
+(benchmarks/bench_decode.py) and releases the GIL while it works. It is used only where its pixels
+are exactly those of the Pillow path of `compare.imaging.decode`, checked for every colour type
+and bit depth: 16-bit grey (scaled with rounding there, Wuffs keeps the high byte) and grey or RGB
+with a tRNS colour key (Wuffs makes keyed pixels transparent black, Pillow keeps their colour) are
+left to Pillow, and so is an animated PNG (Pillow's first frame can be other than the default
+image Wuffs decodes).
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 
 import numpy as np
 
 try:
-    from imagecodecs import deflate_decode as _inflate
-    from imagecodecs import spng_decode as _spng_decode
+    import pywuffs
+    from pywuffs import aux as _wuffs
 except ImportError:  # an optional accelerator: Pillow decodes everything without it
-    _inflate = _spng_decode = None
+    pywuffs = _wuffs = None
 
-AVAILABLE = _inflate is not None
-"""Whether the fast decoder can run (imagecodecs, the ``fast`` extra, is installed)."""
+AVAILABLE = _wuffs is not None
+"""Whether the fast decoder can run (pywuffs, the ``fast`` extra, is installed)."""
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEAD = struct.Struct(">I4s")
 _IHDR = struct.Struct(">IIBBBBB")
-_CHANNELS = {2: 3, 6: 4}  # colour type -> bytes per pixel at bit depth 8
-_NONE, _SUB, _UP = 0, 1, 2
-# Past this many libspng calls (levels of Average/Paeth runs that depend on one another through
-# Up rows), handing the whole file to libspng is cheaper.
-_MAX_SPNG_CALLS = 64
+# (colour type, bit depth) whose RGBA from Wuffs is Pillow's: every PNG combination but 16-bit grey.
+_SAME_AS_PILLOW = frozenset(
+    [(0, 1), (0, 2), (0, 4), (0, 8), (2, 8), (2, 16), (4, 8), (4, 16), (6, 8), (6, 16)]
+    + [(3, depth) for depth in (1, 2, 4, 8)]
+)
+_PALETTE = 3
+_decoders = threading.local()  # one Wuffs decoder per thread: a decoder is not shared while it runs
 
 
 def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
-    """RGBA pixels (HxWx4 uint8) of a non-interlaced 8-bit RGB or RGBA PNG without a tRNS chunk.
+    """RGBA pixels (HxWx4 uint8) of a PNG, exactly as Pillow's ``convert("RGBA")`` gives them.
 
-    Returns None for any other PNG, and for a damaged one (bad CRC or checksum, truncated or
-    extra data): the caller's general decoder then decodes it or reports why it cannot. The
-    pixels are exactly those of a conforming decoder; gamma and colour profiles are not applied.
+    Returns None for a PNG whose pixels Wuffs would give differently (see the module docstring)
+    and for any PNG Wuffs refuses (damaged, truncated, too much data): the caller's general decoder
+    then decodes it or reports why it cannot. Gamma and colour profiles are not applied. Wuffs
+    stops reading after the last row, so a damaged zlib checksum after complete pixel data is not
+    noticed (Pillow refuses such a file). The image size is not limited here: callers check the
+    header first (`compare.imaging.decode.open_image` and the canvas limit of the diff).
     """
     if not AVAILABLE:
         return None
-    parsed = _parse(memoryview(data))
-    if parsed is None:
+    view = memoryview(data)
+    size = _eligible_size(view)
+    if size is None:
         return None
-    width, height, channels, compressed = parsed
-    stride = width * channels
-    try:
-        inflated = _inflate(compressed, out=height * (stride + 1))
-    except Exception:  # noqa: BLE001 - damaged data: the general decoder reports it
+    decoder = getattr(_decoders, "decoder", None)
+    if decoder is None:
+        config = _wuffs.ImageDecoderConfig()
+        config.enabled_decoders = [pywuffs.ImageDecoderType.PNG]
+        config.pixel_format = pywuffs.PixelFormat.RGBA_NONPREMUL
+        decoder = _decoders.decoder = _wuffs.ImageDecoder(config)
+    # pywuffs takes bytes only; bytes in, as from every fetcher, are not copied.
+    result = decoder.decode(data if isinstance(data, bytes) else view.tobytes())
+    pixels = result.pixbuf
+    if result.error_message or pixels.shape != (size[1], size[0], 4) or pixels.dtype != np.uint8:
         return None
-    if len(inflated) != height * (stride + 1):
-        return None
-    raw = np.frombuffer(inflated, dtype=np.uint8).reshape(height, stride + 1)
-    filters = raw[:, 0]
-    if int(filters.max()) > 4:
-        return None
-    rows = _unfilter(raw, width, channels, data)
-    if rows is None:
-        return None
-    if channels == 4:
-        return rows.reshape(height, width, 4)
-    rgba = np.empty((height, width, 4), dtype=np.uint8)
-    rgba[..., :3] = rows.reshape(height, width, 3)
-    rgba[..., 3] = 255
-    return rgba
+    return pixels
 
 
-def _parse(data: memoryview) -> tuple[int, int, int, bytes | memoryview] | None:
-    """(width, height, channels, zlib stream) of a PNG the fast path handles, else None."""
-    if data[:8] != SIGNATURE:
+def _eligible_size(data: memoryview) -> tuple[int, int] | None:
+    """(width, height) of a PNG whose pixels Wuffs gives as Pillow does, from the chunks before
+    the first IDAT (where IHDR, tRNS and acTL are); None for any other."""
+    if data[:8] != SIGNATURE or len(data) < 8 + 12 + _IHDR.size:
         return None
-    position, header, parts = 8, None, []
+    length, kind = _CHUNK_HEAD.unpack_from(data, 8)
+    if kind != b"IHDR" or length != _IHDR.size:
+        return None
+    width, height, depth, colour, _, _, _ = _IHDR.unpack_from(data, 16)
+    if (colour, depth) not in _SAME_AS_PILLOW:
+        return None
+    position = 8
     while position + 12 <= len(data):
         length, kind = _CHUNK_HEAD.unpack_from(data, position)
-        end = position + 12 + length
-        if end > len(data):
+        if kind == b"IDAT":
+            return width, height
+        if kind == b"acTL" or (kind == b"tRNS" and colour != _PALETTE):
             return None
-        body = data[position + 8 : end - 4]
-        if zlib.crc32(body, zlib.crc32(kind)) != int.from_bytes(data[end - 4 : end], "big"):
-            return None
-        if kind == b"IHDR":
-            header = body
-        elif kind == b"IDAT":
-            parts.append(body)
-        elif kind == b"tRNS":
-            return None
-        elif kind == b"IEND":
-            break
-        elif kind != b"PLTE" and not kind[0] & 0x20:
-            return None  # an unknown critical chunk
-        position = end
-    else:
-        return None  # no IEND: truncated
-    if header is None or len(header) != _IHDR.size or not parts:
-        return None
-    width, height, depth, colour, compression, filtering, interlace = _IHDR.unpack(header)
-    if depth != 8 or colour not in _CHANNELS or (compression, filtering, interlace) != (0, 0, 0):
-        return None
-    if width == 0 or height == 0:
-        return None
-    compressed = parts[0] if len(parts) == 1 else b"".join(parts)
-    return width, height, _CHANNELS[colour], compressed
-
-
-def _unfilter(
-    raw: np.ndarray, width: int, channels: int, original: bytes | bytearray | memoryview
-) -> np.ndarray | None:
-    """Reconstructed rows (HxW*channels) from ``raw`` (each row led by its filter type byte)."""
-    filters, data = raw[:, 0], raw[:, 1:]
-    out = np.empty(data.shape, dtype=np.uint8)
-    for kind in (_NONE, _SUB):
-        picked = np.flatnonzero(filters == kind)
-        if picked.size == 0:
-            continue
-        if kind == _NONE:
-            out[picked] = data[picked]
-        else:
-            cells = data[picked].reshape(picked.size, width, channels)
-            out[picked] = np.cumsum(cells, axis=1, dtype=np.uint8).reshape(picked.size, -1)
-    up_rows, spng_runs = _schedule(filters.tolist())
-    if len(spng_runs) > _MAX_SPNG_CALLS:
-        return _whole_file(original, raw.shape[0], width, channels)
-    for level, rows in enumerate(up_rows):
-        if level and not _undo_with_spng(raw, out, spng_runs[level - 1], width, channels):
-            return None
-        for row in rows:
-            if row == 0:
-                out[0] = data[0]
-            else:
-                np.add(out[row - 1], data[row], out=out[row])
-    return out
-
-
-def _schedule(filters: list[int]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
-    """Order the dependent rows into levels that each need one libspng call.
-
-    A row's level is 0 for None and Sub rows, one more than the row above for the first row of an
-    Average/Paeth run, and the level of the row above otherwise. Level L's Average/Paeth runs
-    (``spng_runs[L - 1]``, as (start, end) rows) need only rows of lower levels, and its Up rows
-    (``up_rows[L]``, in order) need only lower levels and level L's runs.
-    """
-    up_rows: list[list[int]] = [[]]
-    spng_runs: list[list[tuple[int, int]]] = []
-    level, previous = 0, _NONE
-    for row, kind in enumerate(filters):
-        if kind < _UP:
-            level = 0
-        elif kind == _UP:
-            up_rows[level].append(row)
-        elif previous > _UP:
-            runs = spng_runs[level - 1]
-            runs[-1] = (runs[-1][0], row + 1)
-        else:
-            level += 1
-            if level > len(spng_runs):
-                spng_runs.append([])
-                up_rows.append([])
-            spng_runs[level - 1].append((row, row + 1))
-        previous = kind
-    return up_rows, spng_runs
-
-
-def _undo_with_spng(
-    raw: np.ndarray, out: np.ndarray, runs: list[tuple[int, int]], width: int, channels: int
-) -> bool:
-    """Undo Average/Paeth ``runs`` with one libspng call: each run follows a copy of its row above.
-
-    A copy is an unfiltered row, so every run decodes as it would in the whole image (the first
-    run of the image follows a row of zeros, which is what it is filtered against).
-    """
-    stride = out.shape[1]
-    height = sum(end - start + 1 for start, end in runs)
-    body = np.empty((height, stride + 1), dtype=np.uint8)
-    body[:, 0] = 0
-    at = 0
-    for start, end in runs:
-        body[at, 1:] = out[start - 1] if start else 0
-        body[at + 1 : at + 1 + end - start] = raw[start:end]
-        at += 1 + end - start
-    header = _IHDR.pack(width, height, 8, 6 if channels == 4 else 2, 0, 0, 0)
-    png = b"".join(
-        (SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", zlib.compress(body, 0)), _END)
-    )
-    try:
-        pixels = _spng_decode(png)
-    except Exception:  # noqa: BLE001 - a failure here leaves the whole file to the general decoder
-        return False
-    if pixels.shape != (height, width, channels):
-        return False
-    pixels = pixels.reshape(height, stride)
-    at = 0
-    for start, end in runs:
-        out[start:end] = pixels[at + 1 : at + 1 + end - start]
-        at += 1 + end - start
-    return True
-
-
-def _whole_file(
-    original: bytes | bytearray | memoryview, height: int, width: int, channels: int
-) -> np.ndarray | None:
-    try:
-        pixels = _spng_decode(original)
-    except Exception:  # noqa: BLE001 - the general decoder reports it
-        return None
-    if pixels.shape != (height, width, channels):
-        return None
-    return pixels.reshape(height, -1)
+        position += 12 + length
+    return None
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -55,35 +55,38 @@ def _pair(case: str) -> tuple[bytes, bytes]:
     return (folder / "base.png").read_bytes(), (folder / "head.png").read_bytes()
 
 
-@pytest.fixture(params=["fast-png", "pillow"])
-def decoder(request, monkeypatch) -> list[int]:
-    """Run each case through the optional fast PNG decoder (when installed) and Pillow alone;
-    the list returned counts the PNGs the fast decoder decoded."""
+@pytest.fixture(params=["wuffs", "pillow"])
+def decoder(request, monkeypatch) -> tuple[str, list[int]]:
+    """Run each case through the fast PNG decoder (Wuffs, the ``fast`` extra: the README's test
+    command installs it) and through Pillow alone; returns the path's name and a list counting
+    the PNGs the fast decoder decoded."""
     calls: list[int] = []
     if request.param == "pillow":
         monkeypatch.setattr(image_module, "FAST_PNG_DECODER", False)
     elif not image_module.FAST_PNG_DECODER:
         pytest.fail("the fast PNG decoder is not installed: run the README's test command")
-    else:
-        real = image_module.decode_png
+    real = image_module.decode_png
 
-        def counted(data):
-            pixels = real(data)
-            if pixels is not None:
-                calls.append(1)
-            return pixels
+    def counted(data):
+        pixels = real(data)
+        if pixels is not None:
+            calls.append(1)
+        return pixels
 
-        monkeypatch.setattr(image_module, "decode_png", counted)
-    return calls
+    monkeypatch.setattr(image_module, "decode_png", counted)
+    return request.param, calls
 
 
 def _fast_decodes(png: bytes) -> bool:
-    """8-bit RGB or RGBA without a tRNS colour key: the PNGs the fast path takes."""
-    return png[24] == 8 and png[25] in (2, 6) and b"tRNS" not in png[: png.find(b"IDAT")]
+    """Whether the fast decoder takes ``png``: not 16-bit grey, no tRNS colour key on grey or RGB,
+    not animated."""
+    depth, colour, before_data = png[24], png[25], png[: png.find(b"IDAT")]
+    keyed = colour in (0, 2) and b"tRNS" in before_data
+    return (colour, depth) != (0, 16) and not keyed and b"acTL" not in before_data
 
 
 @pytest.mark.parametrize(("engine", "case", "expected", "index"), _cases())
-def test_matches_reference(engine, case, expected, index: int, decoder: list[int]) -> None:
+def test_matches_reference(engine, case, expected, index: int, decoder: tuple[str, list[int]]) -> None:
     if engine is None:
         pytest.fail(expected)
     result = expected["results"][index]
@@ -92,8 +95,9 @@ def test_matches_reference(engine, case, expected, index: int, decoder: list[int
 
     diff = diff_images(before, after, engine=engine, **options)
 
-    if image_module.FAST_PNG_DECODER:
-        assert len(decoder) == sum(map(_fast_decodes, (before, after)))
+    path, fast_decodes = decoder
+    expected_fast = sum(map(_fast_decodes, (before, after))) if path == "wuffs" else 0
+    assert len(fast_decodes) == expected_fast
     assert diff.changed_pixels == result["changed_pixels"]
     assert diff.bbox == (tuple(result["bbox"]) if result["bbox"] is not None else None)
     if result.get("aa_pixels_in_overlap") is not None:
