@@ -47,8 +47,8 @@ class ProgressDisplay:
     """Writes progress updates to ``stream`` (stderr by default); call `close` when the run ends.
 
     ``mode`` is ``"bar"`` (one line redrawn in place) or ``"lines"`` (plain lines); by default
-    a bar when the stream is a terminal. ``clock`` returns seconds (monotonic). Safe to call
-    from several threads.
+    a bar when the stream is a terminal. ``wording`` puts the counts in words (default:
+    `describe`). ``clock`` returns seconds (monotonic). Safe to call from several threads.
     """
 
     def __init__(
@@ -56,9 +56,11 @@ class ProgressDisplay:
         stream: TextIO | None = None,
         *,
         mode: Mode | None = None,
+        wording: Callable[[Progress], str] = describe,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self._wording = wording
         self.mode: Mode = mode or ("bar" if _is_terminal(self.stream) else "lines")
         self._clock = clock
         self._lock = threading.Lock()
@@ -110,7 +112,7 @@ class ProgressDisplay:
         else:
             percent = int(fraction_done(progress) * 100)
             self.stream.write(
-                f"[{elapsed:6.1f}s] {percent:3d}% {describe(progress)} ({progress.images_total} images)\n"
+                f"[{elapsed:6.1f}s] {percent:3d}% {self._wording(progress)} ({progress.images_total} images)\n"
             )
         self.stream.flush()
 
@@ -119,7 +121,7 @@ class ProgressDisplay:
         filled = round(done * _BAR_WIDTH)
         text = (
             f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {int(done * 100):3d}% "
-            f"{describe(progress)}  {elapsed:.1f}s"
+            f"{self._wording(progress)}  {elapsed:.1f}s"
         )
         # Wider than the terminal would wrap, and "\r" would then redraw only the last row.
         columns = shutil.get_terminal_size().columns

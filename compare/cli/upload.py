@@ -127,7 +127,9 @@ def _upload_blobs(
     total = sum(map(len, groups.values()))
     stats = UploadStats()
     failed: dict[str, StoreError] = {}
-    display = None if quiet else ProgressDisplay(sys.stderr)
+    display = None if quiet else ProgressDisplay(
+        sys.stderr, wording=lambda p: f"uploaded or found {p.blobs_fetched}/{p.blobs_total} blobs"
+    )
     done = 0
 
     def report(phase: str) -> None:

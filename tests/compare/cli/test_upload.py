@@ -88,10 +88,11 @@ def test_uploaded_builds_compare_like_their_folders_and_a_second_upload_writes_n
 ):
     base, head = builds(tmp_path)
     writes = store.writes()
-    code, stdout, _ = run(capsys, "upload", base, "--store", store.url, "-o", tmp_path / "base.json",
-                          "--manifest-key", "manifests/base.json")
+    code, stdout, stderr = run(capsys, "upload", base, "--store", store.url, "-o", tmp_path / "base.json",
+                               "--manifest-key", "manifests/base.json")
     assert code == EXIT_SAME, stdout
     assert stdout.startswith("snapcompare: uploaded 4 blobs (")  # copy.png is home.png's blob
+    assert "uploaded or found 4/4 blobs" in stderr and "diffed" not in stderr  # its progress
     assert store.writes() - writes == 4 + 1  # and the manifest
     code, _, _ = run(capsys, "upload", head, "--store", store.url, "-o", tmp_path / "head.json", "--quiet")
     assert code == EXIT_SAME
