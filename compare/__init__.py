@@ -2,12 +2,16 @@
 
 Layout, lowest layer first (a module imports only from layers below it):
 
-- `model`: statuses, reasons, options, results and shared limits: the common vocabulary;
-- `inputs`: manifests and folders of images (`inputs.manifest`, `inputs.sources`);
-- `plan`: what the manifests alone decide, and the pixel diffs left to do;
-- `imaging`: decoding, the pixel diff, masks and previews; pure, no I/O;
-- `engine`: fetching and diffing pairs within a memory budget, and `run_comparison`;
-- `output`: diff masks and previews on disk, and the JSON, HTML and JUnit reports;
+- `model`, `regions`: statuses, reasons, options, results, shared limits and ignore regions:
+  the common vocabulary;
+- `inputs`: manifests, folders of images and manifests in a store (`inputs.manifest`,
+  `inputs.sources`), approved comparisons (`inputs.approved`);
+- `plan`: what the manifests alone decide (Sentry's rules), and the pixel diffs left to do;
+- `imaging`: decoding, the pixel-diff engines, masks and previews; pure, no I/O;
+- `engine`: fetching and diffing pairs within a memory budget; plan, chunks and finalize
+  (`engine.chunks`), on one machine (`run_comparison`) or a Dask cluster (`engine.distributed`);
+- `output`: diff masks and previews on disk, the JSON, HTML and JUnit reports, and results
+  under Sentry's keys in a store;
 - `run`: `compare_builds`, one whole comparison as the CLI runs it;
 - `cli` and `demo`: the ``snapcompare`` command and its demo data.
 """

@@ -2,8 +2,9 @@
 and `BatchPrefetcher` / `BatchUploader` over any.
 
 Layout: `protocol` (the seams), `errors`, `retry` (policy and budget), `prefetch` (the batch
-machinery and the batch fetcher), `upload` (the batch uploader), `registry` (every backend named once, store URLs) and `backends/` (one module per
-store, each importing its own SDK). It knows nothing of `compare`.
+machinery and the batch fetcher), `upload` (the batch uploader), `registry` (every backend
+named once, store URLs) and `backends/` (one module per store, each importing its own SDK).
+It knows nothing of `compare`.
 """
 
 from .errors import BlobNotFound, FetchError, IntegrityError, StoreError, StoreUnavailable, WriteError
