@@ -194,7 +194,8 @@ class ImageResult:
     only for ``errored``, ``previous_image_file_name`` only for ``renamed``. The pixel figures
     are set for images that were diffed; ``diff_mask_key`` and ``previews`` are paths relative
     to the output folder (``previews`` maps ``before``, ``after`` and ``diff`` to small
-    pictures for people). ``diff_mask_image_id`` (``{head_artifact_id}/{base_artifact_id}/
+    pictures for people, and ``crop-before``, ``crop-after`` and ``crop-diff`` to
+    full-resolution crops of the changed area). ``diff_mask_image_id`` (``{head_artifact_id}/{base_artifact_id}/
     diff/{stem}.png``) and ``aligned_height`` (the diff canvas's height) are Sentry's, set for
     diffed images as Sentry sets them. ``window_max`` (the most changed pixels in any NxN
     window) is set when the comparison has a ``window_size``; ``ignore_regions`` lists the
