@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from fetchers import BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
 
+from ..imaging.decode import describe_error
 from ..inputs.manifest import Manifest
 from ..model import CompareOptions, Comparison, ImageResult, Reason, Status, as_regions, canvas_size
 from ..plan import DiffCandidate, PairKey, categorize
@@ -434,7 +435,7 @@ def chunk_result_from_json(data: Mapping[str, Any]) -> ChunkResult | ChunkFailur
     try:
         return ChunkResult(int(data["chunk_index"]), _images_from_json(data["images"]))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return ChunkFailure(f"chunk result unreadable: {type(exc).__name__}: {exc}", unreadable=True)
+        return ChunkFailure(f"chunk result unreadable: {describe_error(exc)}", unreadable=True)
 
 
 _IMAGE_FIELDS = [f.name for f in fields(ImageResult) if f.name != "name"]

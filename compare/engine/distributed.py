@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 from fetchers import BlobWriter, ClosableFetcher
 from fetchers.protocol import describe_store
 
+from ..imaging.decode import describe_error
 from ..model import CompareOptions, Comparison, InputError
 from .chunks import (
     ArtifactSink,
@@ -162,11 +163,11 @@ def _collect(future: Future, chunk: ChunkAssignment, artifacts: ArtifactSink, re
     index = chunk.chunk_index
     if future.status != "finished":
         exc = future.exception()
-        return ChunkFailure(f"chunk {index} failed after {retries + 1} attempts: {type(exc).__name__}: {exc}")
+        return ChunkFailure(f"chunk {index} failed after {retries + 1} attempts: {describe_error(exc)}")
     try:
         result = future.result()
     except Exception as exc:  # noqa: BLE001 - e.g. a worker whose code differs from this one's
-        return ChunkFailure(f"chunk {index}'s result could not be read: {type(exc).__name__}: {exc}",
+        return ChunkFailure(f"chunk {index}'s result could not be read: {describe_error(exc)}",
                             unreadable=True)
     return store_files(chunk, result, artifacts)
 

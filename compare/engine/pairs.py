@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetcher_from_url
 
-from ..imaging.decode import ImageError, ImageTooLarge, open_image
+from ..imaging.decode import ImageError, ImageTooLarge, describe_error, open_image
 from ..imaging.engines import Engine, get_engine
 from ..imaging.pixeldiff import diff_images, open_pair
 from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
@@ -305,7 +305,7 @@ def diff_pair(
     except ImageError as exc:
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=str(exc))
     except Exception as exc:  # noqa: BLE001 - a broken pair errors itself, not the comparison
-        detail = f"{task.name!r}: {type(exc).__name__}: {exc}"
+        detail = f"{task.name!r}: {describe_error(exc)}"
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
     changed = result.changed_pixels > 0
     previews = None
