@@ -160,9 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("folder", metavar="DIR", help="folder of images")
     manifest.add_argument("-o", "--output", metavar="FILE",
                           help="where to write the manifest (default: standard output)")
-    manifest.add_argument("--follow-symlinks", action="store_true",
-                          help="read symlinked files that lead outside DIR (by default they are "
-                          "left out)")
+    add_follow_symlinks_option(manifest)
     manifest.set_defaults(run=_run_manifest)
 
     demo = commands.add_parser(
@@ -559,7 +557,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
         manifest, _ = manifest_from_folder(args.folder, follow_symlinks=args.follow_symlinks)
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
-    _note_left_out(manifest.unreadable)
+    note_left_out(manifest.unreadable)
     if args.output is None:
         text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False)
         sys.stdout.write(_printable_json(text) + "\n")
@@ -589,7 +587,15 @@ def _printable_json(text: str) -> str:
 def _json_escape(char: str) -> str:
     units = char.encode("utf-16-be", "surrogatepass")
     return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
-def _note_left_out(unreadable: dict[str, str]) -> None:
+def add_follow_symlinks_option(parser: argparse.ArgumentParser) -> None:
+    """``--follow-symlinks`` for the commands that read a folder into a manifest."""
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="read symlinked files that lead outside DIR (by default they are "
+                        "left out)")
+
+
+def note_left_out(unreadable: dict[str, str]) -> None:
+    """Name on stderr the files of a folder that got no manifest entry, and why."""
     for name, reason in list(unreadable.items())[:_LISTED]:
         _error(f"left out {_shown(name)}: {reason}", prefix="snapcompare: ")
     if len(unreadable) > _LISTED:

@@ -33,7 +33,9 @@ from .main import (
     _error,
     _one_line,
     _positive,
+    add_follow_symlinks_option,
     add_token_option,
+    note_left_out,
     objectstore_token,
     store_from,
 )
@@ -44,7 +46,8 @@ _LISTED = 10
 
 UPLOAD_HELP = f"""\
 exit codes:
-  {EXIT_SAME}    every blob is in the store and the manifest was written
+  {EXIT_SAME}    every blob is in the store and the manifest written where -o and
+       --manifest-key say (with neither, the blobs are uploaded and no manifest written)
   {EXIT_ERRORED}    some blobs (or the manifest) could not be written
   {EXIT_BAD_INPUT}    bad input or configuration, or a store that cannot be used
 """
@@ -66,6 +69,7 @@ def add_upload_command(commands: argparse._SubParsersAction) -> None:
     upload.add_argument("--manifest-key", metavar="KEY",
                         help="also store the manifest in the store under KEY (application/json)")
     add_token_option(upload)
+    add_follow_symlinks_option(upload)
     upload.add_argument("--workers", type=_positive, default=CompareOptions().fetch_workers, metavar="N",
                         help="concurrent uploads (default: %(default)s)")
     upload.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
@@ -83,9 +87,10 @@ def run_upload(args: argparse.Namespace) -> int:
         except StoreError as exc:
             raise InputError(f"--manifest-key: {exc.message}") from None
     try:
-        manifest, paths = manifest_from_folder(args.folder)
+        manifest, paths = manifest_from_folder(args.folder, follow_symlinks=args.follow_symlinks)
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
+    note_left_out(manifest.unreadable)
     manifest_json = (json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n").encode()
     if args.output is not None:  # the manifest depends on the folder alone: written first
         try:

@@ -184,3 +184,24 @@ def test_upload_needs_a_store_and_a_folder(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and "nowhere" in stderr
     code, _, stderr = run(capsys, "upload", tmp_path, "--store", str(tmp_path), "--manifest-key", "../up")
     assert code == EXIT_BAD_INPUT and "--manifest-key: invalid key" in stderr
+
+
+def test_a_symlink_out_of_the_folder_is_left_out_and_named_unless_followed(tmp_path, capsys):
+    folder, store = tmp_path / "shots", tmp_path / "store"
+    write_folder(folder, {"home.png": png(1)})
+    store.mkdir()
+    (tmp_path / "outside.png").write_bytes(png(2))
+    (folder / "leak.png").symlink_to(tmp_path / "outside.png")
+
+    code, _, stderr = run(capsys, "upload", folder, "--store", store, "-o", tmp_path / "m.json")
+
+    assert code == EXIT_SAME and "left out leak.png" in stderr
+    assert set(load_manifest(tmp_path / "m.json").images) == {"home.png"}
+    assert {p.name for p in store.iterdir()} == {sha(png(1))}
+
+    code, _, _ = run(capsys, "upload", folder, "--store", store, "-o", tmp_path / "m.json",
+                     "--follow-symlinks", "--quiet")
+
+    assert code == EXIT_SAME
+    assert set(load_manifest(tmp_path / "m.json").images) == {"home.png", "leak.png"}
+    assert sha(png(2)) in {p.name for p in store.iterdir()}
