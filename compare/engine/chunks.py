@@ -192,8 +192,13 @@ def plan(
     check_engine(options)
     decided = categorize(base, head, max_pixels=options.max_pixels,
                          default_diff_threshold=options.diff_threshold)
-    pairs = {key: [ChunkCandidate.of(decided.candidates[name], options.ignore_regions) for name in names]
-             for key, names in decided.pairs.items()}
+    # Keyed by the regions each name is diffed with (the comparison's and its own), so names
+    # whose merged regions are equal share one diff whatever their manifests said.
+    pairs: dict[PairKey, list[ChunkCandidate]] = {}
+    for names in decided.pairs.values():
+        for name in names:
+            candidate = ChunkCandidate.of(decided.candidates[name], options.ignore_regions)
+            pairs.setdefault(candidate.key, []).append(candidate)
     chunks = tuple(
         ChunkAssignment(index, tuple(sorted((c for pair in group for c in pairs[pair]), key=lambda c: c.name)))
         for index, group in enumerate(_cut(pairs, max_chunk_pixels, max_chunk_pairs))

@@ -183,3 +183,24 @@ def test_a_local_comparison_never_imports_dask(tmp_path, store):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
+
+
+def test_names_whose_merged_regions_are_equal_share_one_diff_in_one_chunk(store):
+    region = {"x1": 0, "y1": 0, "x2": 1, "y2": 1}
+    base_key, head_key = store.add(png(40, 30)), store.add(png(40, 30, mark=(20, 20)))
+    base = parse_manifest({"images": {"a.png": {"content_hash": base_key},
+                                      "b.png": {"content_hash": base_key}}}, "base.json")
+    head = parse_manifest({"images": {"a.png": {"content_hash": head_key, "ignore_regions": [region]},
+                                      "b.png": {"content_hash": head_key}}}, "head.json")
+    options = CompareOptions(workers=1, fetch_workers=2, ignore_regions=((0, 0, 1, 1),))
+
+    # a.png's own region is the comparison's: both names are diffed alike, so they are one pair
+    # even when every pair gets a chunk of its own.
+    chunked = plan(base, head, options, max_chunk_pairs=1)
+
+    assert [sorted(c.name for c in chunk.candidates) for chunk in chunked.chunks] == [["a.png", "b.png"]]
+    results = {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), options)
+               for chunk in chunked.chunks}
+    comparison = finalize(chunked, results)
+    assert {n: r.status for n, r in comparison.images.items()} == {"a.png": Status.CHANGED,
+                                                                     "b.png": Status.CHANGED}
