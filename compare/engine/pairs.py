@@ -10,7 +10,6 @@ A blob's life, in `stream_pairs`:
    counted in the budget;
 5. released: after its last pair, its bytes and pixels are dropped and their bytes released.
 
-`diff_chunk` is the same work as a pure function of picklable arguments.
 """
 
 from __future__ import annotations
@@ -18,14 +17,15 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import closing
 from dataclasses import dataclass
 
-from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError, fetcher_from_url
+import numpy as np
+
+from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError
 
 from ..imaging.decode import ImageError, ImageTooLarge, describe_error, open_image
 from ..imaging.engines import Engine, get_engine
-from ..imaging.pixeldiff import diff_images, open_pair
+from ..imaging.pixeldiff import DiffResult, diff_images, open_pair
 from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
 from ..model import CompareOptions, InputError, Reason, canvas_size
 from ..plan import PairKey
@@ -94,16 +94,6 @@ def check_engine(options: CompareOptions) -> Engine:
     if unknown:
         raise InputError(f"engine {engine.name!r} has no option {', '.join(unknown)}")
     return engine
-
-
-def diff_chunk(store_url: str, options: CompareOptions, chunk: Sequence[PairTask]) -> list[PairOutcome]:
-    """Fetch and diff one chunk of pairs from the store at ``store_url``.
-
-    A pure function of picklable arguments, so chunks can run in other processes or on other
-    machines; each outcome is self-contained (figures, mask PNG, previews).
-    """
-    with closing(fetcher_from_url(store_url, max_connections=options.fetch_workers)) as fetcher:
-        return list(stream_pairs(fetcher, options, chunk))
 
 
 def stream_pairs(
@@ -308,18 +298,12 @@ def diff_pair(
         detail = f"{task.name!r}: {describe_error(exc)}"
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
     changed = result.changed_pixels > 0
-    previews = None
-    if changed and options.previews:
-        factor = preview_factor(result.mask.shape[1])
-        previews = make_previews(
-            images.thumbnail(task.base_hash, before_rgba, factor),
-            images.thumbnail(task.head_hash, after_rgba, factor),
-            result.mask,
-            result.bbox,
-        )
-        region = crop_region(result.mask, result.bbox)
-        if region is not None:
-            previews.update(make_crops(before_rgba, after_rgba, result.mask, region))
+    try:
+        mask_png = result.mask_png() if changed else None
+        previews = _previews(task, images, before_rgba, after_rgba, result) if changed and options.previews else None
+    except Exception as exc:  # noqa: BLE001 - the pair's files failed: it errors, the rest go on
+        detail = f"{task.name!r}: writing its mask or previews failed: {describe_error(exc)}"
+        return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
     return PairOutcome(
         **ids,
         changed_pixels=result.changed_pixels,
@@ -328,10 +312,27 @@ def diff_pair(
         bbox=result.bbox,
         before_size=result.before_size,
         after_size=result.after_size,
-        mask_png=result.mask_png() if changed else None,
+        mask_png=mask_png,
         previews=previews,
         window_max=result.window_max,
     )
+
+
+def _previews(
+    task: PairTask, images: SharedImages, before: np.ndarray, after: np.ndarray, result: DiffResult
+) -> dict[str, bytes]:
+    """The report's pictures of a changed pair: thumbnails, the diff picture and crops."""
+    factor = preview_factor(result.mask.shape[1])
+    previews = make_previews(
+        images.thumbnail(task.base_hash, before, factor),
+        images.thumbnail(task.head_hash, after, factor),
+        result.mask,
+        result.bbox,
+    )
+    region = crop_region(result.mask, result.bbox)
+    if region is not None:
+        previews.update(make_crops(before, after, result.mask, region))
+    return previews
 
 
 def _fetch_failed(task: PairTask, errors: list[FetchError]) -> PairOutcome:

@@ -1,4 +1,4 @@
-"""The comparison pipeline through run_comparison / diff_chunk, over real local stores."""
+"""The comparison pipeline through run_comparison and run_chunk, over real local stores."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from compare.engine import pairs
-from compare.engine.pairs import PairOutcome, PairTask, diff_chunk, stream_pairs
+from compare.engine.chunks import plan, run_chunk
+from compare.engine.pairs import PairOutcome, PairTask, stream_pairs
 from compare.engine.run import run_comparison
 from compare.inputs.manifest import parse_manifest
 from compare.model import CompareOptions, Reason, Status
@@ -244,16 +245,19 @@ def test_every_image_ends_with_exactly_one_status(tmp_path_factory, base, head, 
             assert comparison.images[name].status is Status.UNCHANGED
 
 
-def test_diff_chunk_is_picklable_and_runs_in_another_process(tmp_path, store):
+def test_a_chunk_is_picklable_and_runs_in_another_process(tmp_path, store):
     before, after = png(30, 20), png(30, 20, mark=(3, 3))
-    task = PairTask(store.add(before), store.add(after), "a.png")
+    base = parse_manifest({"images": {"a.png": {"content_hash": store.add(before)}}}, "base.json")
+    head = parse_manifest({"images": {"a.png": {"content_hash": store.add(after)}}}, "head.json")
     options = CompareOptions(workers=1, fetch_workers=2, max_memory=128 * 1024 * 1024)
-    payload = (f"file://{store.root}", options, [task])
+    [chunk] = plan(base, head, options).chunks
+    payload = (chunk, f"file://{store.root}", options)
     assert pickle.loads(pickle.dumps(payload)) == payload
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        [outcome] = pool.apply(diff_chunk, payload)
-    assert outcome.changed_pixels == 9 and outcome.reason is None
-    assert Image.open(io.BytesIO(outcome.mask_png)).size == (30, 20)
+        result = pool.apply(run_chunk, payload)
+    assert result.images["a.png"].changed_pixels == 9 and result.images["a.png"].reason is None
+    [files] = result.files
+    assert Image.open(io.BytesIO(files.mask_png)).size == (30, 20)
 
 
 def header_only_png(width: int, height: int, salt: bytes) -> bytes:
@@ -325,3 +329,22 @@ def test_a_base_shared_by_several_pairs_is_decoded_once(store, monkeypatch):
         outcome = by_pair[(task.base_hash, task.head_hash)]
         assert outcome.reason == Reason.IMAGE_PROCESSING_FAILED
         assert task.name in outcome.detail
+
+
+def test_a_pair_whose_previews_fail_errors_alone(store, monkeypatch):
+    tasks = [PairTask(store.add(png(30, 20, colour=(i, 9, 9))),
+                      store.add(png(30, 20, colour=(i, 9, 9), mark=(i, 12))), f"s{i}.png") for i in range(3)]
+    real = pairs.make_crops
+
+    def failing_crops(before, after, mask, region):
+        if before[5, 5, 0] == 1:  # the second pair's colour band
+            raise MemoryError("no room for the crops")
+        return real(before, after, mask, region)
+
+    monkeypatch.setattr(pairs, "make_crops", failing_crops)
+    outcomes = {o.base_hash: o for o in stream_pairs(LocalFetcher(store.root), OPTIONS, tasks)}
+
+    failed = outcomes[tasks[1].base_hash]
+    assert failed.reason is Reason.IMAGE_PROCESSING_FAILED
+    assert failed.detail == "'s1.png': writing its mask or previews failed: MemoryError: no room for the crops"
+    assert all(outcomes[t.base_hash].changed_pixels == 9 for t in (tasks[0], tasks[2]))
