@@ -52,7 +52,8 @@ exit codes:
        --out not writable or in use by another run
   {EXIT_FAILED}    the comparison itself failed
   {EXIT_RESULTS_NOT_WRITTEN}    the comparison ran (and --out has its reports) but some of its results could
-       not be written to --results-store; wins over {EXIT_SAME}, {EXIT_DIFFERENCES} and {EXIT_ERRORED}
+       not be written to --results-store; wins over {EXIT_SAME}, {EXIT_DIFFERENCES} and {EXIT_ERRORED} (on a
+       cluster, a chunk whose worker cannot write its results errors its images: {EXIT_ERRORED})
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGINT)
   {EXIT_TERMINATED}  terminated (SIGTERM)
 on {EXIT_BAD_INPUT}, {EXIT_FAILED}, {EXIT_INTERRUPTED} and {EXIT_TERMINATED}, --out keeps the previous reports and their files as they were

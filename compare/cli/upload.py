@@ -48,7 +48,8 @@ UPLOAD_HELP = f"""\
 exit codes:
   {EXIT_SAME}    every blob is in the store and the manifest written where -o and
        --manifest-key say (with neither, the blobs are uploaded and no manifest written)
-  {EXIT_ERRORED}    some blobs (or the manifest) could not be written
+  {EXIT_ERRORED}    some blobs (or the manifest) could not be written, or files under DIR were
+       left out of the manifest (named on stderr)
   {EXIT_BAD_INPUT}    bad input or configuration, or a store that cannot be used
 """
 
@@ -109,8 +110,10 @@ def run_upload(args: argparse.Namespace) -> int:
             failed.update(result.errors)
     for error in list(failed.values())[:_LISTED]:
         _error(_one_line(str(error), 400))
-    code = EXIT_ERRORED if failed else EXIT_SAME
-    print(_outcome_line(args, stats, failed, time.monotonic() - started, code), flush=True)
+    # A file left out of the manifest would be "removed" in the next comparison: say so.
+    code = EXIT_ERRORED if failed or manifest.unreadable else EXIT_SAME
+    print(_outcome_line(args, stats, failed, len(manifest.unreadable), time.monotonic() - started, code),
+          flush=True)
     return code
 
 
@@ -157,7 +160,12 @@ def _upload_blobs(
 
 
 def _outcome_line(
-    args: argparse.Namespace, stats: UploadStats, failed: dict[str, StoreError], elapsed: float, code: int
+    args: argparse.Namespace,
+    stats: UploadStats,
+    failed: dict[str, StoreError],
+    left_out: int,
+    elapsed: float,
+    code: int,
 ) -> str:
     parts = [
         f"uploaded {stats.written} blobs ({stats.bytes_written:,} bytes)",
@@ -165,6 +173,8 @@ def _outcome_line(
     ]
     if failed:
         parts.append(f"{len(failed)} failed")
+    if left_out:
+        parts.append(f"left out of the manifest: {left_out} files")
     written_to = [str(args.output)] if args.output is not None else []
     if args.manifest_key is not None and not failed:
         written_to.append(f"store key {args.manifest_key}")

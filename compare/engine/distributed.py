@@ -161,6 +161,8 @@ def run_on_cluster(
 def _collect(future: Future, chunk: ChunkAssignment, artifacts: ArtifactSink, retries: int) -> ChunkResult | ChunkFailure:
     """A finished chunk's result with its files stored, or why it has none."""
     index = chunk.chunk_index
+    if future.status == "cancelled":  # e.g. the scheduler restarted: there is no exception to read
+        return ChunkFailure(f"chunk {index} was cancelled on the cluster")
     if future.status != "finished":
         exc = future.exception()
         return ChunkFailure(f"chunk {index} failed after {retries + 1} attempts: {describe_error(exc)}")

@@ -139,7 +139,11 @@ def open_pair(
     check_max_pixels(max_pixels)
     suffix = f" {name!r}" if name else ""
     first = open_image(before, f"before image{suffix}", exif_orientation=exif_orientation)
-    second = open_image(after, f"after image{suffix}", exif_orientation=exif_orientation)
+    try:
+        second = open_image(after, f"after image{suffix}", exif_orientation=exif_orientation)
+    except BaseException:
+        first.close()
+        raise
     width, height = canvas_size(first.size, second.size)
     if width * height > max_pixels:
         first.close()

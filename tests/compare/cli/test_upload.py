@@ -193,9 +193,10 @@ def test_a_symlink_out_of_the_folder_is_left_out_and_named_unless_followed(tmp_p
     (tmp_path / "outside.png").write_bytes(png(2))
     (folder / "leak.png").symlink_to(tmp_path / "outside.png")
 
-    code, _, stderr = run(capsys, "upload", folder, "--store", store, "-o", tmp_path / "m.json")
+    code, stdout, stderr = run(capsys, "upload", folder, "--store", store, "-o", tmp_path / "m.json")
 
-    assert code == EXIT_SAME and "left out leak.png" in stderr
+    assert code == EXIT_ERRORED and "left out leak.png" in stderr
+    assert "left out of the manifest: 1 files" in stdout
     assert set(load_manifest(tmp_path / "m.json").images) == {"home.png"}
     assert {p.name for p in store.iterdir()} == {sha(png(1))}
 
