@@ -90,9 +90,10 @@ def check_engine(options: CompareOptions) -> Engine:
         engine = get_engine(options.engine)
     except ValueError as exc:
         raise InputError(f"engine: {exc}") from None
-    unknown = sorted(set(options.engine_options()) - engine.options)
-    if unknown:
-        raise InputError(f"engine {engine.name!r} has no option {', '.join(unknown)}")
+    try:
+        engine.check_options(options.engine_options())
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     return engine
 
 

@@ -6,7 +6,7 @@ result so two comparisons can tell whether their counts are comparable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,12 @@ class Engine:
     own_window: bool = False
     """True when ``scan`` computes ``window_max`` itself (as its reference does)."""
 
+    def check_options(self, names: Iterable[str]) -> None:
+        """Raise ValueError naming the options in ``names`` this engine does not take."""
+        unknown = sorted(set(names) - self.options)
+        if unknown:
+            raise ValueError(f"engine {self.name!r} has no option {', '.join(unknown)}")
+
     def run(
         self,
         a: np.ndarray,
@@ -42,9 +48,7 @@ class Engine:
         options: Mapping[str, Any],
     ) -> Scan:
         """Scan with this engine; ``window_size`` adds ``window_max`` whichever engine it is."""
-        unknown = set(options) - self.options
-        if unknown:
-            raise ValueError(f"engine {self.name!r} has no option {', '.join(sorted(unknown))}")
+        self.check_options(options)
         if self.own_window:
             options = {**options, "window_size": window_size}
         result = self.scan(a, b, overlap, threshold=threshold, antialiasing=antialiasing,

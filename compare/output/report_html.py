@@ -50,7 +50,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..imaging.engines import get_engine
 from ..imaging.previews import CROP_ORIGIN_KEY
-from ..model import Comparison, ImageResult, Status
+from ..model import Comparison, ImageResult, Status, canvas_size
 from ..regions import IgnoreRegion
 
 SECTION_ORDER = (
@@ -469,7 +469,7 @@ def _full_sizes(result: ImageResult) -> dict[str, tuple[int, int]]:
     if result.after_width and result.after_height:
         sizes["after"] = (result.after_width, result.after_height)
     if len(sizes) == 2:
-        sizes["diff"] = (max(w for w, _ in sizes.values()), max(h for _, h in sizes.values()))
+        sizes["diff"] = canvas_size(sizes["before"], sizes["after"])
     return sizes
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..engine.chunks import ArtifactSink
 from ..imaging.png import encode_mask
-from ..model import CompareOptions, Comparison, ImageResult, Status
+from ..model import CompareOptions, Comparison, ImageResult, Status, canvas_size
 
 
 def path_stem(name: str) -> str:
@@ -65,6 +65,5 @@ def fill_images(
 
 
 def _canvas(result: ImageResult) -> tuple[int, int]:
-    width = max(result.before_width or 0, result.after_width or 0)
-    height = max(result.before_height or 0, result.after_height or 0)
-    return width, height
+    return canvas_size((result.before_width or 0, result.before_height or 0),
+                       (result.after_width or 0, result.after_height or 0))
