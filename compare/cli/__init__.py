@@ -12,6 +12,7 @@ from .main import (
     build_parser,
     exit_code,
     main,
+    run,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "build_parser",
     "exit_code",
     "main",
+    "run",
 ]

@@ -27,6 +27,7 @@ from ..output.reports import write_reports
 from ..output.results_store import ResultsNotWritten
 from ..regions import IgnoreRegion, parse_ignore_regions
 from ..run import compare_builds, describe_os_error
+from .malloc import reuse_freed_memory
 from .progress import ProgressDisplay
 
 EXIT_SAME = 0
@@ -76,6 +77,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def run() -> NoReturn:
+    """The ``snapcompare`` console command: `main` on the process arguments, in a process whose
+    malloc keeps freed pixel buffers for reuse (`compare.cli.malloc`)."""
+    reuse_freed_memory()
+    sys.exit(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -638,4 +646,4 @@ def _version() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -48,35 +48,46 @@ def differing(
 
 
 class Neighbourhood:
-    """The 3x3 neighbourhoods of a set of pixels (flat indices) on a width x height canvas."""
+    """The 3x3 neighbourhoods of a set of pixels (flat indices) on a width x height canvas.
+
+    Most pixels are inside the canvas, where a neighbour is one addition away; only the few on
+    its border are looked at again for neighbours that do not exist.
+    """
 
     def __init__(self, idx: np.ndarray, width: int, height: int) -> None:
         self.idx = idx
         self.width = width
         x = idx % width
-        y = idx // width
+        self._border = np.flatnonzero(
+            (x == 0) | (x == width - 1) | (idx < width) | (idx >= (height - 1) * width)
+        )
+        bx, bi = x[self._border], idx[self._border]
         self._inside = {
-            (-1, 0): x > 0,
-            (1, 0): x < width - 1,
-            (0, -1): y > 0,
-            (0, 1): y < height - 1,
+            (-1, 0): bx > 0,
+            (1, 0): bx < width - 1,
+            (0, -1): bi >= width,
+            (0, 1): bi < (height - 1) * width,
         }
 
     def on_edge(self) -> np.ndarray:
         """1 for pixels on the canvas border (both references count that as one equal sibling)."""
-        i = self._inside
-        return (~(i[-1, 0] & i[1, 0] & i[0, -1] & i[0, 1])).astype(np.int8)
+        count = np.zeros(self.idx.size, dtype=np.int8)
+        count[self._border] = 1
+        return count
 
     def at(self, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flat index of the (dx, dy) neighbour and whether it exists; a missing one maps to the
-        pixel itself."""
+        """Flat index of the (dx, dy) neighbour of each pixel, and the positions (into ``idx``)
+        of the pixels that have no such neighbour: there it is the pixel itself."""
+        nb = self.idx + (dy * self.width + dx)
         ok = None
         if dx:
             ok = self._inside[dx, 0]
         if dy:
             flag = self._inside[0, dy]
             ok = flag if ok is None else ok & flag
-        return np.where(ok, self.idx + dy * self.width + dx, self.idx), ok
+        missing = self._border[~ok]
+        nb[missing] = self.idx[missing]
+        return nb, missing
 
 
 # The 8 neighbours, x outer and y inner (pixelmatch's loops) ...
@@ -92,8 +103,10 @@ def many_siblings(img: np.ndarray, idx: np.ndarray, width: int, height: int) -> 
     value = np.take(img, idx)
     count = around.on_edge()
     for dx, dy in X_MAJOR:
-        nb, ok = around.at(dx, dy)
-        count += ok & (np.take(img, nb) == value)
+        nb, missing = around.at(dx, dy)
+        same = np.take(img, nb) == value
+        same[missing] = False
+        count += same
     return count >= 3
 
 
@@ -233,10 +246,10 @@ def find_changes(
     for idx in differing(a2d, b2d, *region, ignore):
         changed = idx[over_threshold(idx, a32, b32)]
         if antialiased is not None and changed.size:
-            aa = antialiased(a32, b32, changed)
+            aa = _on_slope(antialiased, a32, b32, changed, width, height)
             undecided = np.flatnonzero(~aa)
             if undecided.size:
-                aa[undecided] = antialiased(b32, a32, changed[undecided])
+                aa[undecided] = _on_slope(antialiased, b32, a32, changed[undecided], width, height)
             excluded = changed[aa]
             found.aa_in_overlap += int(np.count_nonzero(_in_overlap(excluded, width, ow, oh))) if partial else excluded.size
             changed = changed[~aa]
@@ -248,25 +261,49 @@ def find_changes(
     return found
 
 
+def _on_slope(
+    antialiased: Antialiased, img: np.ndarray, other: np.ndarray, idx: np.ndarray, width: int,
+    height: int,
+) -> np.ndarray:
+    """``antialiased(img, other, idx)``, run only on the pixels that can be anti-aliasing: every
+    engine counts an identical neighbour as equal and rules out a pixel with 3+ equal ones
+    (the border counting as one), so `many_siblings` settles most pixels far more cheaply."""
+    result = np.zeros(idx.size, dtype=bool)
+    maybe = np.flatnonzero(~many_siblings(img, idx, width, height))
+    if maybe.size:
+        result[maybe] = antialiased(img, other, idx[maybe])
+    return result
+
+
 def _in_overlap(idx: np.ndarray, width: int, ow: int, oh: int) -> np.ndarray:
     return (idx % width < ow) & (idx // width < oh)
 
 
 @dataclass
 class Slope:
-    """The neighbours of pixels under the anti-aliasing test: how many equal each pixel, and
-    the darkest and brightest (most negative and most positive brightness delta) and where."""
+    """The neighbours of pixels under the anti-aliasing test: how many equal each pixel, the
+    brightness delta to each (one row per neighbour, in walking order) and where each is."""
 
     zeroes: np.ndarray
-    darkest: np.ndarray
-    darkest_at: np.ndarray
-    brightest: np.ndarray
-    brightest_at: np.ndarray
+    deltas: np.ndarray
+    neighbours: np.ndarray
 
     def candidates(self) -> np.ndarray:
         """Positions of the pixels on a slope: at most two equal neighbours, some darker and
         some brighter ones (the first half of the detector of Vysniauskas, 2009)."""
-        return np.flatnonzero((self.zeroes <= 2) & (self.darkest < 0) & (self.brightest > 0))
+        return np.flatnonzero(
+            (self.zeroes <= 2) & (self.deltas.min(axis=0) < 0) & (self.deltas.max(axis=0) > 0)
+        )
+
+    def darkest_at(self, positions: np.ndarray) -> np.ndarray:
+        """Flat index of the darkest neighbour of the pixels at these positions; on ties the
+        first in walking order, the one the references' strict comparisons keep."""
+        return self.neighbours[self.deltas[:, positions].argmin(axis=0), positions]
+
+    def brightest_at(self, positions: np.ndarray) -> np.ndarray:
+        """Flat index of the brightest neighbour of the pixels at these positions (first on
+        ties)."""
+        return self.neighbours[self.deltas[:, positions].argmax(axis=0), positions]
 
 
 def slope(
@@ -277,27 +314,22 @@ def slope(
     delta: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
 ) -> Slope:
     """Walk the 8 neighbours of each pixel in ``order``; ``delta(neighbour indices)`` gives the
-    brightness delta to each neighbour and whether it counts as equal. On ties the first
-    neighbour in ``order`` wins. A missing neighbour reads the pixel itself (delta 0): never
-    darkest or brightest, and kept out of the equal count; a border pixel starts that count at 1.
+    brightness delta to each neighbour and whether it counts as equal. A missing neighbour
+    reads the pixel itself (delta 0, which can be neither darker nor brighter than the pixel)
+    and is kept out of the equal count; a border pixel starts that count at 1.
     """
     around = Neighbourhood(idx, width, height)
     zeroes = around.on_edge()
-    darkest = np.zeros(idx.size)
-    brightest = np.zeros(idx.size)
-    darkest_at = idx.copy()
-    brightest_at = idx.copy()
-    for dx, dy in order:
-        nb, ok = around.at(dx, dy)
+    deltas = np.empty((len(order), idx.size))
+    neighbours = np.empty((len(order), idx.size), dtype=idx.dtype)
+    for k, (dx, dy) in enumerate(order):
+        nb, missing = around.at(dx, dy)
         d, equal = delta(nb)
-        zeroes += ok & equal
-        darker = d < darkest
-        darkest = np.where(darker, d, darkest)
-        darkest_at = np.where(darker, nb, darkest_at)
-        brighter = d > brightest
-        brightest = np.where(brighter, d, brightest)
-        brightest_at = np.where(brighter, nb, brightest_at)
-    return Slope(zeroes, darkest, darkest_at, brightest, brightest_at)
+        equal[missing] = False
+        zeroes += equal
+        deltas[k] = d
+        neighbours[k] = nb
+    return Slope(zeroes, deltas, neighbours)
 
 
 def antialiased_pixelmatch(
@@ -323,10 +355,10 @@ def _siblings_in_both(
     img: np.ndarray, other: np.ndarray, found: Slope, candidates: np.ndarray, width: int, height: int
 ) -> np.ndarray:
     # Each test runs only where it can still change the outcome.
-    hit = _in_both(img, other, found.darkest_at[candidates], width, height)
+    hit = _in_both(img, other, found.darkest_at(candidates), width, height)
     rest = np.flatnonzero(~hit)
     if rest.size:
-        hit[rest] = _in_both(img, other, found.brightest_at[candidates[rest]], width, height)
+        hit[rest] = _in_both(img, other, found.brightest_at(candidates[rest]), width, height)
     return hit
 
 

@@ -113,7 +113,7 @@ def _antialiased(
     if candidates.size:
         # (3+ equal siblings around the darkest or the brightest in img) and (the same in
         # other); each test runs only where it can still change the outcome.
-        dark, bright = found.darkest_at[candidates], found.brightest_at[candidates]
+        dark, bright = found.darkest_at(candidates), found.brightest_at(candidates)
         hit = _siblings_around_either(img, dark, bright, width, height)
         sel = np.flatnonzero(hit)
         if sel.size:
