@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import corpus, peers
+from compare.cli.malloc import reuse_freed_memory
 
 RESULTS = peers.CACHE / "results"
 THRESHOLD = 0.1
@@ -246,7 +247,10 @@ def run_blaze_processes(pairs: list[Pair], workers: int) -> float:
     """Wall seconds for blazediff (no output) on a warm process pool of ``workers``."""
     import multiprocessing
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # The workers' malloc is set as this process's is (see main), blazediff's Rust allocations
+    # going through it as well.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=reuse_freed_memory) as pool:
         warm = [pool.submit(_blaze_paths, str(pairs[0].base), str(pairs[0].head))
                 for _ in range(workers * 2)]
         for future in warm:
@@ -536,12 +540,15 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma list of: perpair,throughput,tall,counts")
     args = parser.parse_args()
     peers.ensure_python("benchmarks.bench_real")
+    # As the snapcompare command does: freed pixel buffers are reused, not faulted in afresh.
+    # In-process blazediff runs with the same malloc, and its process pool is set likewise.
+    malloc_reuse = reuse_freed_memory()
     skip = set(filter(None, args.skip.split(",")))
     if args.quick:
         args.repeats, args.rounds, args.tall_repeats = 1, 1, 1
     pairs = load_pairs(args.quick)
     binary = peers.odiff_binary()
-    info = machine()
+    info = {**machine(), "malloc_reuse": malloc_reuse}
     print(f"machine: {info}", file=sys.stderr)
     started = time.strftime("%Y-%m-%d %H:%M")
     results: dict = {"machine": info, "started": started, "pairs": len(pairs)}

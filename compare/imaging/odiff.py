@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from ._grid import Y_MAJOR, find_changes, many_siblings, slope
+from ._grid import Y_MAJOR, SiblingTest, find_changes, slope
 from .scan import Scan
 
 _SHIFT = 12
@@ -96,7 +96,8 @@ def _luma(values: np.ndarray) -> np.ndarray:
 
 
 def _antialiased(
-    img: np.ndarray, other: np.ndarray, idx: np.ndarray, width: int, height: int
+    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest, width: int,
+    height: int,
 ) -> np.ndarray:
     """odiff's detect(): slope test of the pixels ``idx`` in ``img``, siblings in both images."""
     centre = np.take(img, idx)
@@ -114,21 +115,21 @@ def _antialiased(
         # (3+ equal siblings around the darkest or the brightest in img) and (the same in
         # other); each test runs only where it can still change the outcome.
         dark, bright = found.darkest_at(candidates), found.brightest_at(candidates)
-        hit = _siblings_around_either(img, dark, bright, width, height)
+        hit = _siblings_around_either(siblings, img, dark, bright)
         sel = np.flatnonzero(hit)
         if sel.size:
-            hit[sel] = _siblings_around_either(other, dark[sel], bright[sel], width, height)
+            hit[sel] = _siblings_around_either(siblings, other, dark[sel], bright[sel])
         result[candidates] = hit
     return result
 
 
 def _siblings_around_either(
-    img: np.ndarray, dark: np.ndarray, bright: np.ndarray, width: int, height: int
+    siblings: SiblingTest, img: np.ndarray, dark: np.ndarray, bright: np.ndarray
 ) -> np.ndarray:
-    hit = many_siblings(img, dark, width, height)
+    hit = siblings(img, dark)
     rest = np.flatnonzero(~hit)
     if rest.size:
-        hit[rest] = many_siblings(img, bright[rest], width, height)
+        hit[rest] = siblings(img, bright[rest])
     return hit
 
 

@@ -26,6 +26,7 @@ import functools
 import numpy as np
 
 from ._grid import (
+    SiblingTest,
     antialiased_pixelmatch,
     find_changes,
     mark_outside_overlap,
@@ -328,12 +329,14 @@ def _brightness_delta(centre: _Centres, values: np.ndarray) -> np.ndarray:
 
 
 def _antialiased(
-    img: np.ndarray, other: np.ndarray, idx: np.ndarray, width: int, height: int
+    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest, width: int,
+    height: int,
 ) -> np.ndarray:
     """pixelmatch's slope detector for the pixels ``idx`` of ``img`` (a flat uint32 canvas)."""
     centre = _Centres(img, idx)
     return antialiased_pixelmatch(
-        img, other, idx, width, height, lambda nb: _brightness_delta(centre, np.take(img, nb))
+        img, other, idx, siblings, width, height,
+        lambda nb: _brightness_delta(centre, np.take(img, nb)),
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._grid import antialiased_pixelmatch, find_changes, mark_outside_overlap
+from ._grid import SiblingTest, antialiased_pixelmatch, find_changes, mark_outside_overlap
 from .scan import Scan
 
 MAX_YIQ_DELTA = 35215
@@ -43,9 +43,18 @@ def scan(
         p, q = _rgba(np.take(a32, idx)), _rgba(np.take(b32, idx))
         return _yiq_delta(*_rgb_deltas(p, q, lambda: _checkerboard(idx))) > max_delta
 
+    opaque: dict[int, bool] = {}  # per canvas (a or b), found when first needed
+
+    def antialiased(
+        img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest
+    ) -> np.ndarray:
+        if id(img) not in opaque:
+            opaque[id(img)] = bool(img.min(initial=_OPAQUE) >= _OPAQUE)
+        return _antialiased(img, other, idx, siblings, width, height, opaque[id(img)])
+
     found = find_changes(
         a, b, overlap, ignore, region=None, over_threshold=over_threshold,
-        antialiased=functools.partial(_antialiased, width=width, height=height) if antialiasing else None,
+        antialiased=antialiased if antialiasing else None,
     )
     changed = found.changed + mark_outside_overlap(found.mask, *overlap, ignore, found.bounds)
     return Scan(found.mask, changed, found.aa_in_overlap, found.bounds.get())
@@ -102,13 +111,53 @@ def _yiq_delta(dr: np.ndarray, dg: np.ndarray, db: np.ndarray) -> np.ndarray:
     return 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
 
 
+def _luma_keys() -> tuple[np.ndarray, np.ndarray]:
+    """Integer brightness keys of opaque colours, by red + 256 * green and by blue: the luma
+    ``r * 0.29889531 + g * 0.58662247 + b * 0.11448223`` times 2**22, rounded (int32).
+
+    For two opaque pixels pixelmatch's brightness delta is that luma of the channel differences.
+    Over all channel differences in -255..255 that are not all zero, its magnitude is at least
+    2.29e-6 (tests/compare/imaging/test_engines.py computes it), about 9.6 after scaling, while
+    the two rounded table entries of a key are off by at most 1: so the difference of two keys
+    is 0 exactly when the colours are equal and otherwise has the sign of pixelmatch's delta, and
+    two neighbours' keys order as pixelmatch's deltas to them do. Only that order and sign are
+    used.
+    """
+    scale = float(1 << _KEY_SHIFT)
+    channel = np.arange(256, dtype=np.float64)
+    red_green = (channel[None, :] * _Y[0] + channel[:, None] * _Y[1]).reshape(-1)
+    return (np.round(red_green * scale).astype(np.int32),
+            np.round(channel * _Y[2] * scale).astype(np.int32))
+
+
+_KEY_SHIFT = 22
+_Y = (0.29889531, 0.58662247, 0.11448223)
+_KEY_RG, _KEY_B = _luma_keys()
+_OPAQUE = np.uint32(0xFF000000)
+"""Packed pixels at or above this have alpha 255 (alpha is the high byte)."""
+
+
+def _luma_key(values: np.ndarray) -> np.ndarray:
+    """`_luma_keys` of packed opaque pixels."""
+    return np.take(_KEY_RG, values & 0xFFFF) + np.take(_KEY_B, (values >> 16) & 0xFF)
+
+
 def _antialiased(
-    img: np.ndarray, other: np.ndarray, idx: np.ndarray, width: int, height: int
+    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest, width: int,
+    height: int, opaque: bool,
 ) -> np.ndarray:
-    """pixelmatch's antialiased() for the pixels ``idx`` of ``img`` (a flat uint32 canvas)."""
+    """pixelmatch's antialiased() for the pixels ``idx`` of ``img`` (a flat uint32 canvas);
+    ``opaque`` says every pixel of ``img`` is, which allows integer keys for the deltas."""
+    if opaque:
+        centre_key = _luma_key(np.take(img, idx))
+
+        def delta(nb: np.ndarray) -> np.ndarray:
+            return centre_key - _luma_key(np.take(img, nb))
+
+        return antialiased_pixelmatch(img, other, idx, siblings, width, height, delta)
     centre = _rgba(np.take(img, idx))
     board = functools.cache(lambda: _checkerboard(idx))
     return antialiased_pixelmatch(
-        img, other, idx, width, height,
+        img, other, idx, siblings, width, height,
         lambda nb: _brightness(*_rgb_deltas(centre, _rgba(np.take(img, nb)), board)),
     )

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from compare import ImageError, diff_images
 from compare.imaging import odiff, oklab, pixelmatch
+from compare.imaging._grid import Siblings, many_siblings
 from compare.imaging.engines import ENGINES
 from compare.imaging.pixeldiff import pad_to_canvas
 from compare.regions import IgnoreRegion, parse_ignore_regions
@@ -185,3 +186,66 @@ def test_window_max_tells_a_block_from_scattered_noise(engine: str) -> None:
     assert together.window_max == 16
     assert scattered.changed_pixels == 64 and scattered.window_max == 2
     assert diff_images(before, block, engine=engine).window_max is None
+
+
+def _brightness_delta(centre: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+    """pixelmatch 7.2.0's brightness delta of opaque colours (n x 3 int arrays), as it computes it."""
+    dr, dg, db = (centre - neighbour).T.astype(np.float64)
+    return dr * 0.29889531 + dg * 0.58662247 + db * 0.11448223
+
+
+def test_pixelmatch_luma_keys_order_opaque_colours_as_its_brightness_delta() -> None:
+    # The smallest luma of channel differences (a, b, c) in -255..255, not all zero: for each
+    # (a, b) the nearest c, clamped, and its two neighbours.
+    c1, c2, c3 = 0.29889531, 0.58662247, 0.11448223
+    grid = np.arange(-255, 256, dtype=np.float64)
+    a, b = (x.ravel() for x in np.meshgrid(grid, grid, indexing="ij"))
+    partial = a * c1 + b * c2
+    smallest = np.inf
+    for step in (-1, 0, 1):
+        c = np.clip(np.round(-partial / c3) + step, -255, 255)
+        value = np.abs(partial + c * c3)
+        value[(a == 0) & (b == 0) & (c == 0)] = np.inf
+        smallest = min(smallest, float(value.min()))
+    assert smallest > 2.2e-6
+    # Each key is within 1 of its exact scaled luma, so the difference of two keys is within 2
+    # of the exact scaled delta, whose magnitude is 0 or at least smallest * 2**22.
+    scale = float(1 << pixelmatch._KEY_SHIFT)
+    assert smallest * scale > 2 * 2
+    channel = np.arange(256, dtype=np.float64)
+    exact_rg = (channel[None, :] * c1 + channel[:, None] * c2).reshape(-1) * scale
+    assert np.abs(pixelmatch._KEY_RG - exact_rg).max() <= 0.5
+    assert np.abs(pixelmatch._KEY_B - channel * c3 * scale).max() <= 0.5
+    # And on random colours: the key difference has the delta's sign, two neighbours' keys
+    # order as their deltas do, and ties happen exactly for equal colours.
+    rng = np.random.default_rng(7)
+    centre, n1, n2 = (rng.integers(0, 256, (200_000, 3)) for _ in range(3))
+    n2[::3] = n1[::3]
+    n2[1::3, 0] = n1[1::3, 0]
+
+    def key(rgb: np.ndarray) -> np.ndarray:
+        packed = (rgb[:, 0] | rgb[:, 1] << 8 | rgb[:, 2] << 16 | 255 << 24).astype(np.uint32)
+        return pixelmatch._luma_key(packed).astype(np.int64)
+
+    d1, d2 = _brightness_delta(centre, n1), _brightness_delta(centre, n2)
+    k1, k2 = key(centre) - key(n1), key(centre) - key(n2)
+    assert (np.sign(k1) == np.sign(d1)).all()
+    assert (np.sign(k1 - k2) == np.sign(d1 - d2)).all()
+    assert ((k1 == k2) == (n1 == n2).all(axis=1)).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_the_band_sibling_map_answers_as_pixel_by_pixel_counting(data) -> None:
+    width, height = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))
+    palette = np.array([0xFF000000, 0xFFFFFFFF, 0x80FFFFFF], dtype=np.uint32)
+    pixels = st.lists(st.integers(0, 2), min_size=width * height, max_size=width * height)
+    a, b = (palette[np.array(data.draw(pixels))] for _ in range(2))
+    tested = data.draw(st.sets(st.integers(0, width * height - 1), min_size=1))
+    idx = np.array(sorted(tested), dtype=np.int64)
+    siblings = Siblings(a, b, idx, width, height)
+    siblings.dense = True
+    top, bottom = siblings.rows
+    around = np.arange(top * width, bottom * width)  # the band and the rows next to it
+    for img in (a, b, a):
+        assert (siblings(img, around) == many_siblings(img, around, width, height)).all()
