@@ -141,20 +141,23 @@ class Siblings:
     def _map(self, img: np.ndarray) -> np.ndarray:
         width, height = self.width, self.height
         top, bottom = self.rows
-        canvas = img.reshape(height, width)
-        count = np.zeros((bottom - top, width), dtype=np.int8)
+        # Counted over one more row each side, so the rows of the map see all their neighbours.
+        first, last = max(top - 1, 0), min(bottom + 1, height)
+        canvas = img.reshape(height, width)[first:last]
+        rows = last - first
+        count = np.zeros((rows, width), dtype=np.int8)
         count[:, 0] = count[:, -1] = 1
-        if top == 0:
+        if first == 0:
             count[0] = 1
-        if bottom == height:
+        if last == height:
             count[-1] = 1
-        for dx, dy in X_MAJOR:
-            y0, y1 = max(top, -dy), min(bottom, height - dy)
+        # Equality is symmetric: each of four directions counts for both pixels of a pair.
+        for dx, dy in ((1, 0), (-1, 1), (0, 1), (1, 1)):
             x0, x1 = max(0, -dx), min(width, width - dx)
-            count[y0 - top : y1 - top, x0:x1] += (
-                canvas[y0:y1, x0:x1] == canvas[y0 + dy : y1 + dy, x0 + dx : x1 + dx]
-            )
-        return (count >= 3).reshape(-1)
+            same = canvas[: rows - dy, x0:x1] == canvas[dy:, x0 + dx : x1 + dx]
+            count[: rows - dy, x0:x1] += same
+            count[dy:, x0 + dx : x1 + dx] += same
+        return (count[top - first : bottom - first] >= 3).reshape(-1)
 
 
 class Bounds:

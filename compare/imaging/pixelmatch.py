@@ -39,9 +39,20 @@ def scan(
     height, width = a.shape[:2]
     max_delta = MAX_YIQ_DELTA * float(threshold) * float(threshold)
 
+    # For two opaque pixels the YIQ delta is at most _LARGEST_WEIGHT times the squared RGB
+    # distance, so a distance up to this is under the threshold without computing the delta.
+    surely_under = int(max_delta / _LARGEST_WEIGHT)
+
     def over_threshold(idx: np.ndarray, a32: np.ndarray, b32: np.ndarray) -> np.ndarray:
-        p, q = _rgba(np.take(a32, idx)), _rgba(np.take(b32, idx))
-        return _yiq_delta(*_rgb_deltas(p, q, lambda: _checkerboard(idx))) > max_delta
+        p, q = np.take(a32, idx), np.take(b32, idx)
+        if surely_under and min(p.min(), q.min()) >= _OPAQUE:
+            result = np.zeros(idx.size, dtype=bool)
+            near = np.flatnonzero(_squared_distance(p, q) > surely_under)
+            if near.size:
+                deltas = _rgb_deltas(_rgba(p[near]), _rgba(q[near]), lambda: _checkerboard(idx[near]))
+                result[near] = _yiq_delta(*deltas) > max_delta
+            return result
+        return _yiq_delta(*_rgb_deltas(_rgba(p), _rgba(q), lambda: _checkerboard(idx))) > max_delta
 
     opaque: dict[int, bool] = {}  # per canvas (a or b), found when first needed
 
@@ -58,6 +69,28 @@ def scan(
     )
     changed = found.changed + mark_outside_overlap(found.mask, *overlap, ignore, found.bounds)
     return Scan(found.mask, changed, found.aa_in_overlap, found.bounds.get())
+
+
+def _largest_weight() -> float:
+    """The largest eigenvalue of the YIQ delta's quadratic form in (dr, dg, db), rounded up
+    well beyond float error: the delta never exceeds it times dr**2 + dg**2 + db**2."""
+    y, i, q = (np.array(row) for row in _YIQ)
+    form = 0.5053 * np.outer(y, y) + 0.299 * np.outer(i, i) + 0.1957 * np.outer(q, q)
+    return float(np.linalg.eigvalsh(form).max()) * (1 + 1e-9)
+
+
+def _squared_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """dr**2 + dg**2 + db**2 of packed pixels (int32)."""
+    total = np.zeros(p.size, dtype=np.int32)
+    for shift in (0, 8, 16):
+        d = (p >> shift).view(np.int32)
+        d &= 0xFF
+        e = (q >> shift).view(np.int32)
+        e &= 0xFF
+        d -= e
+        d *= d
+        total += d
+    return total
 
 
 def _rgba(values: np.ndarray) -> np.ndarray:
@@ -111,6 +144,15 @@ def _yiq_delta(dr: np.ndarray, dg: np.ndarray, db: np.ndarray) -> np.ndarray:
     return 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
 
 
+_YIQ = (
+    (0.29889531, 0.58662247, 0.11448223),
+    (0.59597799, -0.27417610, -0.32180189),
+    (0.21147017, -0.52261711, 0.31114694),
+)
+"""The Y, I and Q rows of pixelmatch's conversion (as written out in `_yiq_delta`)."""
+_LARGEST_WEIGHT = _largest_weight()
+
+
 def _luma_keys() -> tuple[np.ndarray, np.ndarray]:
     """Integer brightness keys of opaque colours, by red + 256 * green and by blue: the luma
     ``r * 0.29889531 + g * 0.58662247 + b * 0.11448223`` times 2**22, rounded (int32).
@@ -131,7 +173,7 @@ def _luma_keys() -> tuple[np.ndarray, np.ndarray]:
 
 
 _KEY_SHIFT = 22
-_Y = (0.29889531, 0.58662247, 0.11448223)
+_Y = _YIQ[0]
 _KEY_RG, _KEY_B = _luma_keys()
 _OPAQUE = np.uint32(0xFF000000)
 """Packed pixels at or above this have alpha 255 (alpha is the high byte)."""

@@ -249,3 +249,22 @@ def test_the_band_sibling_map_answers_as_pixel_by_pixel_counting(data) -> None:
     around = np.arange(top * width, bottom * width)  # the band and the rows next to it
     for img in (a, b, a):
         assert (siblings(img, around) == many_siblings(img, around, width, height)).all()
+
+
+def test_the_squared_rgb_distance_bounds_pixelmatch_yiq_delta() -> None:
+    # Below the bound pixels are passed over without their delta: it must never be exceeded.
+    rng = np.random.default_rng(3)
+    p, q = (rng.integers(0, 256, (300_000, 3)) for _ in range(2))
+    q[::2] = np.clip(p[::2] + rng.integers(-40, 41, (150_000, 3)), 0, 255)
+    dr, dg, db = (p - q).T.astype(np.float64)
+    delta = pixelmatch._yiq_delta(dr, dg, db)
+    packed = [(x[:, 0] | x[:, 1] << 8 | x[:, 2] << 16 | 255 << 24).astype(np.uint32) for x in (p, q)]
+    distance = pixelmatch._squared_distance(*packed)
+    assert (distance == ((p - q) ** 2).sum(axis=1)).all()
+    assert (delta <= pixelmatch._LARGEST_WEIGHT * distance).all()
+    # It is also close: a difference along the form's main axis comes within 1% of it.
+    form = np.array(pixelmatch._YIQ)
+    weights = np.diag([0.5053, 0.299, 0.1957])
+    axis = np.linalg.eigh(form.T @ weights @ form)[1][:, -1]
+    d = np.round(axis * 100)
+    assert pixelmatch._yiq_delta(*d) >= 0.99 * pixelmatch._LARGEST_WEIGHT * float(d @ d)
