@@ -335,12 +335,13 @@ def _in_overlap(idx: np.ndarray, width: int, ow: int, oh: int) -> np.ndarray:
 
 @dataclass
 class Slope:
-    """The neighbours of pixels under the anti-aliasing test: how many equal each pixel, the
-    brightness delta to each (one row per neighbour, in walking order) and where each is."""
+    """The neighbours of pixels under the anti-aliasing test: how many equal each pixel, and the
+    brightness delta to each (one row per neighbour, at ``offsets`` from the pixel)."""
 
+    idx: np.ndarray
     zeroes: np.ndarray
     deltas: np.ndarray
-    neighbours: np.ndarray
+    offsets: np.ndarray
 
     def candidates(self) -> np.ndarray:
         """Positions of the pixels on a slope: at most two equal neighbours, some darker and
@@ -350,14 +351,14 @@ class Slope:
         )
 
     def darkest_at(self, positions: np.ndarray) -> np.ndarray:
-        """Flat index of the darkest neighbour of the pixels at these positions; on ties the
-        first in walking order, the one the references' strict comparisons keep."""
-        return self.neighbours[self.deltas[:, positions].argmin(axis=0), positions]
+        """Flat index of the darkest neighbour of the pixels at these positions (candidates); on
+        ties the first in walking order, the one the references' strict comparisons keep."""
+        return self.idx[positions] + self.offsets[self.deltas[:, positions].argmin(axis=0)]
 
     def brightest_at(self, positions: np.ndarray) -> np.ndarray:
-        """Flat index of the brightest neighbour of the pixels at these positions (first on
-        ties)."""
-        return self.neighbours[self.deltas[:, positions].argmax(axis=0), positions]
+        """Flat index of the brightest neighbour of the pixels at these positions (candidates;
+        the first on ties)."""
+        return self.idx[positions] + self.offsets[self.deltas[:, positions].argmax(axis=0)]
 
 
 def slope(
@@ -369,14 +370,13 @@ def slope(
 ) -> Slope:
     """Walk the 8 neighbours of each pixel in ``order``; ``delta(neighbour indices)`` gives the
     brightness delta to each neighbour (only its order and sign matter, so any values ordered
-    as the reference's are) and whether it counts as equal. A missing neighbour
-    reads the pixel itself (delta 0, which can be neither darker nor brighter than the pixel)
-    and is kept out of the equal count; a border pixel starts that count at 1.
+    as the reference's are) and whether it counts as equal. A missing neighbour reads the pixel
+    itself (delta 0, which can be neither darker nor brighter than the pixel, so it is never
+    picked as either) and is kept out of the equal count; a border pixel starts that count at 1.
     """
     around = Neighbourhood(idx, width, height)
     zeroes = around.on_edge()
     deltas = None
-    neighbours = np.empty((len(order), idx.size), dtype=idx.dtype)
     for k, (dx, dy) in enumerate(order):
         nb, missing = around.at(dx, dy)
         d, equal = delta(nb)
@@ -385,8 +385,8 @@ def slope(
         if deltas is None:
             deltas = np.empty((len(order), idx.size), dtype=d.dtype)
         deltas[k] = d
-        neighbours[k] = nb
-    return Slope(zeroes, deltas, neighbours)
+    offsets = np.array([dy * width + dx for dx, dy in order], dtype=idx.dtype)
+    return Slope(idx, zeroes, deltas, offsets)
 
 
 def antialiased_pixelmatch(
