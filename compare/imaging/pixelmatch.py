@@ -54,14 +54,14 @@ def scan(
             return result
         return _yiq_delta(*_rgb_deltas(_rgba(p), _rgba(q), lambda: _checkerboard(idx))) > max_delta
 
-    opaque: dict[int, bool] = {}  # per canvas (a or b), found when first needed
-
     def antialiased(
         img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest
     ) -> np.ndarray:
-        if id(img) not in opaque:
-            opaque[id(img)] = bool(img.min(initial=_OPAQUE) >= _OPAQUE)
-        return _antialiased(img, other, idx, siblings, width, height, opaque[id(img)])
+        # Every pixel the test reads lies in the rows of idx or the rows beside them.
+        top = max(int(idx[0]) // width - 1, 0)
+        bottom = min(int(idx[-1]) // width + 2, height)
+        opaque = img[top * width : bottom * width].min() >= _OPAQUE
+        return _antialiased(img, other, idx, siblings, width, height, opaque)
 
     found = find_changes(
         a, b, overlap, ignore, region=None, over_threshold=over_threshold,
@@ -188,8 +188,9 @@ def _antialiased(
     img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest, width: int,
     height: int, opaque: bool,
 ) -> np.ndarray:
-    """pixelmatch's antialiased() for the pixels ``idx`` of ``img`` (a flat uint32 canvas);
-    ``opaque`` says every pixel of ``img`` is, which allows integer keys for the deltas."""
+    """pixelmatch's antialiased() for the pixels ``idx`` (ascending) of ``img`` (a flat uint32
+    canvas); ``opaque`` says these pixels and their neighbours are, which allows integer keys
+    for the deltas."""
     if opaque:
         centre_key = _luma_key(np.take(img, idx))
 
