@@ -126,19 +126,32 @@ class Siblings:
         self.rows = (max(first - 1, 0), min(last + 2, height))
         self.dense = idx.size * self.DENSE_SHARE > (last - first + 1) * width
         self._maps: list[np.ndarray | None] = [None, None]
+        self._near: list[np.ndarray | None] = [None, None]
 
     def __call__(self, img: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Whether each pixel (flat indices in the band or next to it) of ``img``, one of the two
         canvases, has 3+ identical neighbours; a pixel on the border starts with one."""
         if not self.dense:
             return many_siblings(img, idx, self.width, self.height)
+        return np.take(self._map(img), idx - self.rows[0] * self.width)
+
+    def beside(self, img: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """In a dense band: whether the 3x3 block around each pixel (in the band) holds a pixel
+        that has 3+ identical neighbours in ``img``."""
         which = 0 if img is self.canvases[0] else 1
-        found = self._maps[which]
+        found = self._near[which]
         if found is None:
-            found = self._maps[which] = self._map(img)
+            found = self._near[which] = _dilated(self._map(img).reshape(-1, self.width))
         return np.take(found, idx - self.rows[0] * self.width)
 
     def _map(self, img: np.ndarray) -> np.ndarray:
+        which = 0 if img is self.canvases[0] else 1
+        found = self._maps[which]
+        if found is None:
+            found = self._maps[which] = self._count(img)
+        return found
+
+    def _count(self, img: np.ndarray) -> np.ndarray:
         width, height = self.width, self.height
         top, bottom = self.rows
         # Counted over one more row each side, so the rows of the map see all their neighbours.
@@ -158,6 +171,17 @@ class Siblings:
             count[: rows - dy, x0:x1] += same
             count[dy:, x0 + dx : x1 + dx] += same
         return (count[top - first : bottom - first] >= 3).reshape(-1)
+
+
+def _dilated(mask: np.ndarray) -> np.ndarray:
+    """A 2-D bool mask grown by one pixel in all eight directions (flat)."""
+    rows = mask.copy()
+    rows[:, 1:] |= mask[:, :-1]
+    rows[:, :-1] |= mask[:, 1:]
+    grown = rows.copy()
+    grown[1:] |= rows[:-1]
+    grown[:-1] |= rows[1:]
+    return grown.reshape(-1)
 
 
 class Bounds:
@@ -324,6 +348,12 @@ def _on_slope(
     with 3+ equal ones (the border counting as one), which the sibling test settles cheaply."""
     result = np.zeros(idx.size, dtype=bool)
     maybe = np.flatnonzero(~siblings(img, idx))
+    if siblings.dense and maybe.size:
+        # Each engine also needs its darkest or brightest neighbour to have 3+ identical
+        # neighbours in img, and one of the two to have them in other: without such a pixel
+        # around it in both, a pixel is no anti-aliasing.
+        at = idx[maybe]
+        maybe = maybe[siblings.beside(img, at) & siblings.beside(other, at)]
     if maybe.size:
         result[maybe] = antialiased(img, other, idx[maybe], siblings)
     return result
