@@ -39,15 +39,18 @@ def scan(
     height, width = a.shape[:2]
     max_delta = MAX_YIQ_DELTA * float(threshold) * float(threshold)
 
-    # For two opaque pixels the YIQ delta is at most _LARGEST_WEIGHT times the squared RGB
-    # distance, so a distance up to this is under the threshold without computing the delta.
+    # For two opaque pixels the YIQ delta lies between _SMALLEST_WEIGHT and _LARGEST_WEIGHT
+    # times the squared RGB distance: a distance up to surely_under is under the threshold and
+    # one from surely_over on is over it, without computing the delta.
     surely_under = int(max_delta / _LARGEST_WEIGHT)
+    surely_over = int(max_delta / _SMALLEST_WEIGHT) + 1
 
     def over_threshold(idx: np.ndarray, a32: np.ndarray, b32: np.ndarray) -> np.ndarray:
         p, q = np.take(a32, idx), np.take(b32, idx)
         if surely_under and min(p.min(), q.min()) >= _OPAQUE:
-            result = np.zeros(idx.size, dtype=bool)
-            near = np.flatnonzero(_squared_distance(p, q) > surely_under)
+            distance = _squared_distance(p, q)
+            result = distance >= surely_over
+            near = np.flatnonzero((distance > surely_under) & ~result)
             if near.size:
                 deltas = _rgb_deltas(_rgba(p[near]), _rgba(q[near]), lambda: _checkerboard(idx[near]))
                 result[near] = _yiq_delta(*deltas) > max_delta
@@ -71,12 +74,13 @@ def scan(
     return Scan(found.mask, changed, found.aa_in_overlap, found.bounds.get())
 
 
-def _largest_weight() -> float:
-    """The largest eigenvalue of the YIQ delta's quadratic form in (dr, dg, db), rounded up
-    well beyond float error: the delta never exceeds it times dr**2 + dg**2 + db**2."""
+def _weights() -> tuple[float, float]:
+    """The smallest and largest eigenvalue of the YIQ delta's quadratic form in (dr, dg, db),
+    widened well beyond float error: the delta lies between them times dr**2 + dg**2 + db**2."""
     y, i, q = (np.array(row) for row in _YIQ)
     form = 0.5053 * np.outer(y, y) + 0.299 * np.outer(i, i) + 0.1957 * np.outer(q, q)
-    return float(np.linalg.eigvalsh(form).max()) * (1 + 1e-9)
+    values = np.linalg.eigvalsh(form)
+    return float(values.min()) * (1 - 1e-9), float(values.max()) * (1 + 1e-9)
 
 
 def _squared_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -150,7 +154,7 @@ _YIQ = (
     (0.21147017, -0.52261711, 0.31114694),
 )
 """The Y, I and Q rows of pixelmatch's conversion (as written out in `_yiq_delta`)."""
-_LARGEST_WEIGHT = _largest_weight()
+_SMALLEST_WEIGHT, _LARGEST_WEIGHT = _weights()
 
 
 def _luma_keys() -> tuple[np.ndarray, np.ndarray]:

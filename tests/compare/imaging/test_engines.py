@@ -252,7 +252,7 @@ def test_the_band_sibling_map_answers_as_pixel_by_pixel_counting(data) -> None:
 
 
 def test_the_squared_rgb_distance_bounds_pixelmatch_yiq_delta() -> None:
-    # Below the bound pixels are passed over without their delta: it must never be exceeded.
+    # Outside the bounds pixels are decided without their delta: it must never lie outside.
     rng = np.random.default_rng(3)
     p, q = (rng.integers(0, 256, (300_000, 3)) for _ in range(2))
     q[::2] = np.clip(p[::2] + rng.integers(-40, 41, (150_000, 3)), 0, 255)
@@ -262,9 +262,12 @@ def test_the_squared_rgb_distance_bounds_pixelmatch_yiq_delta() -> None:
     distance = pixelmatch._squared_distance(*packed)
     assert (distance == ((p - q) ** 2).sum(axis=1)).all()
     assert (delta <= pixelmatch._LARGEST_WEIGHT * distance).all()
+    assert (delta >= pixelmatch._SMALLEST_WEIGHT * distance).all()
     # It is also close: a difference along the form's main axis comes within 1% of it.
     form = np.array(pixelmatch._YIQ)
     weights = np.diag([0.5053, 0.299, 0.1957])
     axis = np.linalg.eigh(form.T @ weights @ form)[1][:, -1]
     d = np.round(axis * 100)
-    assert pixelmatch._yiq_delta(*d) >= 0.99 * pixelmatch._LARGEST_WEIGHT * float(d @ d)
+    assert 0.99 <= pixelmatch._yiq_delta(*d) / (pixelmatch._LARGEST_WEIGHT * float(d @ d)) <= 1
+    d = np.round(np.linalg.eigh(form.T @ weights @ form)[1][:, 0] * 100)
+    assert 1 <= pixelmatch._yiq_delta(*d) / (pixelmatch._SMALLEST_WEIGHT * float(d @ d)) <= 1.01
