@@ -369,16 +369,17 @@ class Slope:
     brightness delta to each (one row per neighbour, at ``offsets`` from the pixel)."""
 
     idx: np.ndarray
-    zeroes: np.ndarray
+    zeroes: np.ndarray | None
     deltas: np.ndarray
     offsets: np.ndarray
 
     def candidates(self) -> np.ndarray:
         """Positions of the pixels on a slope: at most two equal neighbours, some darker and
         some brighter ones (the first half of the detector of Vysniauskas, 2009)."""
-        return np.flatnonzero(
-            (self.zeroes <= 2) & (self.deltas.min(axis=0) < 0) & (self.deltas.max(axis=0) > 0)
-        )
+        slope = (self.deltas.min(axis=0) < 0) & (self.deltas.max(axis=0) > 0)
+        if self.zeroes is not None:
+            slope &= self.zeroes <= 2
+        return np.flatnonzero(slope)
 
     def darkest_at(self, positions: np.ndarray) -> np.ndarray:
         """Flat index of the darkest neighbour of the pixels at these positions (candidates); on
@@ -396,22 +397,26 @@ def slope(
     width: int,
     height: int,
     order: tuple[tuple[int, int], ...],
-    delta: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    delta: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
 ) -> Slope:
     """Walk the 8 neighbours of each pixel in ``order``; ``delta(neighbour indices)`` gives the
     brightness delta to each neighbour (only its order and sign matter, so any values ordered
-    as the reference's are) and whether it counts as equal. A missing neighbour reads the pixel
-    itself (delta 0, which can be neither darker nor brighter than the pixel, so it is never
-    picked as either) and is kept out of the equal count; a border pixel starts that count at 1.
+    as the reference's are) and whether it counts as equal, or None when only identical
+    neighbours do: the pixels have passed `many_siblings` already, so they have at most two of
+    those and nothing needs counting. A missing neighbour reads the pixel itself (delta 0, which
+    can be neither darker nor brighter than the pixel, so it is never picked as either) and is
+    kept out of the equal count; a border pixel starts that count at 1.
     """
     around = Neighbourhood(idx, width, height)
-    zeroes = around.on_edge()
+    zeroes = None
     deltas = None
     for k, (dx, dy) in enumerate(order):
         nb, missing = around.at(dx, dy)
         d, equal = delta(nb)
-        equal[missing] = False
-        zeroes += equal
+        if equal is not None:
+            equal[missing] = False
+            zeroes = around.on_edge() if zeroes is None else zeroes
+            zeroes += equal
         if deltas is None:
             deltas = np.empty((len(order), idx.size), dtype=d.dtype)
         deltas[k] = d
@@ -427,11 +432,16 @@ def antialiased_pixelmatch(
     width: int,
     height: int,
     delta: Callable[[np.ndarray], np.ndarray],
+    zero_if_identical: bool = False,
 ) -> np.ndarray:
     """pixelmatch's antialiased() (7.2.0 and main alike, but for the brightness ``delta`` of
     each centre to the neighbours given): on a slope (see `Slope.candidates`) and with 3+ equal
-    siblings in both images around the darkest neighbour, or else around the brightest."""
-    found = slope(idx, width, height, X_MAJOR, lambda nb: ((d := delta(nb)), d == 0))
+    siblings in both images around the darkest neighbour, or else around the brightest.
+    ``zero_if_identical`` says a delta is 0 only to an identical neighbour."""
+    if zero_if_identical:
+        found = slope(idx, width, height, X_MAJOR, lambda nb: (delta(nb), None))
+    else:
+        found = slope(idx, width, height, X_MAJOR, lambda nb: ((d := delta(nb)), d == 0))
     result = np.zeros(idx.size, dtype=bool)
     candidates = found.candidates()
     if candidates.size:

@@ -100,13 +100,11 @@ def _antialiased(
     height: int,
 ) -> np.ndarray:
     """odiff's detect(): slope test of the pixels ``idx`` in ``img``, siblings in both images."""
-    centre = np.take(img, idx)
-    centre_luma = _luma(centre)
+    centre_luma = _luma(np.take(img, idx))
 
-    def delta(nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        values = np.take(img, nb)
+    def delta(nb: np.ndarray) -> tuple[np.ndarray, None]:
         # odiff counts identical neighbours as equal, not those of equal brightness.
-        return centre_luma - _luma(values), values == centre
+        return centre_luma - _luma(np.take(img, nb)), None
 
     found = slope(idx, width, height, Y_MAJOR, delta)
     result = np.zeros(idx.size, dtype=bool)

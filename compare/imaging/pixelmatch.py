@@ -201,7 +201,9 @@ def _antialiased(
         def delta(nb: np.ndarray) -> np.ndarray:
             return centre_key - _luma_key(np.take(img, nb))
 
-        return antialiased_pixelmatch(img, other, idx, siblings, width, height, delta)
+        # Keys differ exactly where colours do (see _luma_keys).
+        return antialiased_pixelmatch(img, other, idx, siblings, width, height, delta,
+                                      zero_if_identical=True)
     centre = _rgba(np.take(img, idx))
     board = functools.cache(lambda: _checkerboard(idx))
     return antialiased_pixelmatch(
