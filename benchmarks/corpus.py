@@ -586,7 +586,6 @@ def t_kanban(seed: int, c: Change, repeats: int) -> str:
 
 def t_inbox(seed: int, c: Change, repeats: int) -> str:
     """Mail/chat list: avatars, bold unread subjects, snippets, timestamps, a compose button."""
-    rng = random.Random(seed)
     unread = "#e64980" if c.colour else "#228be6"
     font = '"Liberation Sans", sans-serif' if c.font else '"DejaVu Sans", sans-serif'
     items = []
@@ -594,7 +593,7 @@ def t_inbox(seed: int, c: Change, repeats: int) -> str:
         ir = random.Random(seed * 29 + i)
         subject = "Subject edited in head" if (c.text and i == 3) else sentence(ir, 5)[:-1]
         av = photo(seed * 300 + i + (55 if c.image and i == 0 else 0), 40, 40)
-        dot = f"<i class='dot'></i>" if ir.random() < 0.4 else ""
+        dot = "<i class='dot'></i>" if ir.random() < 0.4 else ""
         items.append(
             f"<div class='item'><img src='{av}'><div class='t'><b>{ir.choice(NAMES)}</b> "
             f"{dot}<div class='s'>{subject}</div><div class='p'>{sentence(ir, 12)}</div></div>"

@@ -1,4 +1,4 @@
-"""The ``snapcompare`` command (`main`) and its progress display."""
+"""The ``snapcompare`` command (`run`, `main`), its progress display and its malloc settings."""
 
 from .main import (
     EXIT_BAD_INPUT,

@@ -1,4 +1,5 @@
-"""Shared pieces of the vectorised engines: differing pixels in row bands, 3x3 neighbourhoods."""
+"""Shared pieces of the vectorised engines: differing pixels in row bands, 3x3 neighbourhoods and
+the anti-aliasing tests around them (slopes, identical siblings, mapped at once in busy bands)."""
 
 from __future__ import annotations
 
