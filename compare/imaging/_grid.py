@@ -168,7 +168,7 @@ class Siblings:
         # Equality is symmetric: each of four directions counts for both pixels of a pair.
         for dx, dy in ((1, 0), (-1, 1), (0, 1), (1, 1)):
             x0, x1 = max(0, -dx), min(width, width - dx)
-            same = canvas[: rows - dy, x0:x1] == canvas[dy:, x0 + dx : x1 + dx]
+            same = (canvas[: rows - dy, x0:x1] == canvas[dy:, x0 + dx : x1 + dx]).view(np.int8)  # 0 or 1
             count[: rows - dy, x0:x1] += same
             count[dy:, x0 + dx : x1 + dx] += same
         return (count[top - first : bottom - first] >= 3).reshape(-1)
