@@ -6,13 +6,14 @@ and unmaps it when freed, so the kernel zero-fills every 4 KiB page again on fir
 1280x10000 screenshot that is about half of the decode time (benchmarks/bench_real.py). With one
 arena, no separate mappings for large blocks and no trimming, the next pair reuses the pages the
 last one freed. The process then keeps its peak memory until it exits, which suits a command that
-compares and exits; a long-lived process embedding the library decides this for itself.
+compares and exits; a long-lived process embedding the library decides this for itself. The
+diff threads then share one malloc lock, which costs little next to the pixel work.
 """
 
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 
 # mallopt parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -27,12 +28,14 @@ def reuse_freed_memory() -> bool:
     Returns whether every setting was applied: False on other C libraries, where nothing changes.
     Process-wide and not undone, so call it only at the start of a process of one's own.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
     try:
+        running_glibc = os.confstr("CS_GNU_LIBC_VERSION") is not None  # asks the C library itself
         mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols include glibc's
-    except (OSError, AttributeError):
+    except (ValueError, OSError, AttributeError):
+        return False
+    if not running_glibc:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS)
+    applied = [mallopt(parameter, value) == 1 for parameter, value in _SETTINGS]
+    return all(applied)

@@ -113,9 +113,10 @@ def many_siblings(img: np.ndarray, idx: np.ndarray, width: int, height: int) -> 
 
 class Siblings:
     """`many_siblings` in either of two flat canvases for the pixels of one row band and their
-    neighbours. Where many of the band's pixels are tested, the answer for every pixel of the
-    band (and the rows beside it) is computed at once from shifted rows, which costs a few
-    operations per pixel instead of eight gathers per tested pixel."""
+    neighbours, the band being given by the tested pixels (ascending flat indices). Where many
+    of the band's pixels are tested, the answer for every pixel of the band (and the rows beside
+    it) is computed at once from shifted rows, which costs a few operations per pixel instead of
+    eight gathers per tested pixel."""
 
     DENSE_SHARE = 16
     """Map a band once more than 1 in this many of its pixels are tested."""
@@ -139,18 +140,24 @@ class Siblings:
     def beside(self, img: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """In a dense band: whether the 3x3 block around each pixel (in the band) holds a pixel
         that has 3+ identical neighbours in ``img``."""
-        which = 0 if img is self.canvases[0] else 1
+        which = self._which(img)
         found = self._near[which]
         if found is None:
             found = self._near[which] = _dilated(self._map(img).reshape(-1, self.width))
         return np.take(found, idx - self.rows[0] * self.width)
 
     def _map(self, img: np.ndarray) -> np.ndarray:
-        which = 0 if img is self.canvases[0] else 1
+        which = self._which(img)
         found = self._maps[which]
         if found is None:
             found = self._maps[which] = self._count(img)
         return found
+
+    def _which(self, img: np.ndarray) -> int:
+        for which, canvas in enumerate(self.canvases):
+            if img is canvas:
+                return which
+        raise ValueError("not one of the two canvases of this band")
 
     def _count(self, img: np.ndarray) -> np.ndarray:
         width, height = self.width, self.height
@@ -295,7 +302,8 @@ SiblingTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(packed canvas, flat indices) -> whether each pixel has 3+ identical neighbours (`Siblings`)."""
 Antialiased = Callable[[np.ndarray, np.ndarray, np.ndarray, SiblingTest], np.ndarray]
 """(packed canvas tested, the other canvas, flat indices, the sibling test) -> whether each
-pixel is anti-aliasing."""
+pixel is anti-aliasing. It is called only for pixels with at most two identical neighbours in
+the canvas tested (`_on_slope`), which the engines' slope tests may rely on."""
 
 
 def find_changes(
@@ -384,7 +392,11 @@ class Slope:
 
     def darkest_at(self, positions: np.ndarray) -> np.ndarray:
         """Flat index of the darkest neighbour of the pixels at these positions (candidates); on
-        ties the first in walking order, the one the references' strict comparisons keep."""
+        ties the first in walking order, the one the references' strict comparisons keep.
+
+        A candidate's darkest and brightest deltas are not 0, so neither is a missing neighbour
+        (whose delta, to the pixel itself, is exactly 0): pixel plus offset is on the canvas.
+        """
         return self.idx[positions] + self.offsets[self.deltas[:, positions].argmin(axis=0)]
 
     def brightest_at(self, positions: np.ndarray) -> np.ndarray:
@@ -438,7 +450,8 @@ def antialiased_pixelmatch(
     """pixelmatch's antialiased() (7.2.0 and main alike, but for the brightness ``delta`` of
     each centre to the neighbours given): on a slope (see `Slope.candidates`) and with 3+ equal
     siblings in both images around the darkest neighbour, or else around the brightest.
-    ``zero_if_identical`` says a delta is 0 only to an identical neighbour."""
+    ``zero_if_identical`` says a delta is 0 only to an identical neighbour: then no equal
+    neighbours are counted, the pixels having at most two identical ones (see `Antialiased`)."""
     if zero_if_identical:
         found = slope(idx, width, height, X_MAJOR, lambda nb: (delta(nb), None))
     else:

@@ -25,6 +25,17 @@ from .scan import Scan
 MAX_YIQ_DELTA = 35215
 """The largest possible YIQ delta between two colours; pixelmatch scales threshold**2 by it."""
 
+_Y, _I, _Q = _YIQ = (
+    (0.29889531, 0.58662247, 0.11448223),
+    (0.59597799, -0.27417610, -0.32180189),
+    (0.21147017, -0.52261711, 0.31114694),
+)
+"""The Y, I and Q rows of pixelmatch's conversion of (r, g, b)."""
+_OPAQUE = np.uint32(0xFF000000)
+"""Packed pixels at or above this have alpha 255 (alpha is the high byte)."""
+_KEY_SHIFT = 22
+"""Luma keys are the luma times 2**22 (see `_luma_keys`)."""
+
 
 def scan(
     a: np.ndarray,
@@ -39,15 +50,11 @@ def scan(
     height, width = a.shape[:2]
     max_delta = MAX_YIQ_DELTA * float(threshold) * float(threshold)
 
-    # For two opaque pixels the YIQ delta lies between _SMALLEST_WEIGHT and _LARGEST_WEIGHT
-    # times the squared RGB distance: a distance up to surely_under is under the threshold and
-    # one from surely_over on is over it, without computing the delta.
-    surely_under = int(max_delta / _LARGEST_WEIGHT)
-    surely_over = int(max_delta / _SMALLEST_WEIGHT) + 1
+    surely_under, surely_over = _distance_bounds(max_delta)
 
     def over_threshold(idx: np.ndarray, a32: np.ndarray, b32: np.ndarray) -> np.ndarray:
         p, q = np.take(a32, idx), np.take(b32, idx)
-        if surely_under and min(p.min(), q.min()) >= _OPAQUE:
+        if min(p.min(), q.min()) >= _OPAQUE:
             distance = _squared_distance(p, q)
             result = distance >= surely_over
             near = np.flatnonzero((distance > surely_under) & ~result)
@@ -72,6 +79,13 @@ def scan(
     )
     changed = found.changed + mark_outside_overlap(found.mask, *overlap, ignore, found.bounds)
     return Scan(found.mask, changed, found.aa_in_overlap, found.bounds.get())
+
+
+def _distance_bounds(max_delta: float) -> tuple[int, int]:
+    """Squared RGB distances at or below the first of which two opaque pixels are surely under
+    ``max_delta``, and at or above the second surely over it: the YIQ delta lies between
+    _SMALLEST_WEIGHT and _LARGEST_WEIGHT times that distance."""
+    return int(max_delta / _LARGEST_WEIGHT), int(max_delta / _SMALLEST_WEIGHT) + 1
 
 
 def _weights() -> tuple[float, float]:
@@ -137,23 +151,18 @@ def _rgb_deltas(
 
 
 def _brightness(dr: np.ndarray, dg: np.ndarray, db: np.ndarray) -> np.ndarray:
-    return dr * 0.29889531 + dg * 0.58662247 + db * 0.11448223
+    return dr * _Y[0] + dg * _Y[1] + db * _Y[2]
 
 
 def _yiq_delta(dr: np.ndarray, dg: np.ndarray, db: np.ndarray) -> np.ndarray:
-    """Squared YIQ distance (unsigned; the sign pixelmatch adds only picks a picture colour)."""
+    """Squared YIQ distance (unsigned; the sign pixelmatch adds only picks a picture colour),
+    summed in pixelmatch's order."""
     y = _brightness(dr, dg, db)
-    i = dr * 0.59597799 - dg * 0.27417610 - db * 0.32180189
-    q = dr * 0.21147017 - dg * 0.52261711 + db * 0.31114694
+    i = dr * _I[0] + dg * _I[1] + db * _I[2]
+    q = dr * _Q[0] + dg * _Q[1] + db * _Q[2]
     return 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
 
 
-_YIQ = (
-    (0.29889531, 0.58662247, 0.11448223),
-    (0.59597799, -0.27417610, -0.32180189),
-    (0.21147017, -0.52261711, 0.31114694),
-)
-"""The Y, I and Q rows of pixelmatch's conversion (as written out in `_yiq_delta`)."""
 _SMALLEST_WEIGHT, _LARGEST_WEIGHT = _weights()
 
 
@@ -163,11 +172,11 @@ def _luma_keys() -> tuple[np.ndarray, np.ndarray]:
 
     For two opaque pixels pixelmatch's brightness delta is that luma of the channel differences.
     Over all channel differences in -255..255 that are not all zero, its magnitude is at least
-    2.29e-6 (tests/compare/imaging/test_engines.py computes it), about 9.6 after scaling, while
-    the two rounded table entries of a key are off by at most 1: so the difference of two keys
-    is 0 exactly when the colours are equal and otherwise has the sign of pixelmatch's delta, and
-    two neighbours' keys order as pixelmatch's deltas to them do. Only that order and sign are
-    used.
+    2.29e-6 (tests/compare/imaging/test_engines.py computes it), about 9.6 after scaling. Each
+    key is off by at most 1 (two table entries rounded), so the difference of two keys is within
+    2 of the exact scaled delta: it is 0 exactly when the colours are equal and otherwise has the
+    sign of pixelmatch's delta, and two neighbours' keys order as pixelmatch's deltas to them do.
+    Only that order and sign are used.
     """
     scale = float(1 << _KEY_SHIFT)
     channel = np.arange(256, dtype=np.float64)
@@ -176,11 +185,7 @@ def _luma_keys() -> tuple[np.ndarray, np.ndarray]:
             np.round(channel * _Y[2] * scale).astype(np.int32))
 
 
-_KEY_SHIFT = 22
-_Y = _YIQ[0]
 _KEY_RG, _KEY_B = _luma_keys()
-_OPAQUE = np.uint32(0xFF000000)
-"""Packed pixels at or above this have alpha 255 (alpha is the high byte)."""
 
 
 def _luma_key(values: np.ndarray) -> np.ndarray:

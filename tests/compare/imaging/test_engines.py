@@ -4,6 +4,7 @@ details that make the OKLab and odiff engines exact."""
 from __future__ import annotations
 
 import hashlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,10 +13,13 @@ from hypothesis import strategies as st
 
 from compare import ImageError, diff_images
 from compare.imaging import odiff, oklab, pixelmatch
+from compare.imaging import _grid
 from compare.imaging._grid import Siblings, many_siblings
 from compare.imaging.engines import ENGINES
 from compare.imaging.pixeldiff import pad_to_canvas
 from compare.regions import IgnoreRegion, parse_ignore_regions
+
+from . import pixelmatch_reference as reference
 
 # Invariants on small random images. A few colours and alphas make equal siblings, anti-aliasing
 # slopes and semi-transparent pixels common.
@@ -249,6 +253,12 @@ def test_the_band_sibling_map_answers_as_pixel_by_pixel_counting(data) -> None:
     around = np.arange(top * width, bottom * width)  # the band and the rows next to it
     for img in (a, b, a):
         assert (siblings(img, around) == many_siblings(img, around, width, height)).all()
+        # beside: some pixel of the 3x3 block around each tested pixel has such siblings.
+        x, y = idx % width, idx // width
+        block = [np.clip(y + dy, 0, height - 1) * width + np.clip(x + dx, 0, width - 1)
+                 for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+        expected = np.any([many_siblings(img, at, width, height) for at in block], axis=0)
+        assert (siblings.beside(img, idx) == expected).all()
 
 
 def test_the_squared_rgb_distance_bounds_pixelmatch_yiq_delta() -> None:
@@ -271,3 +281,62 @@ def test_the_squared_rgb_distance_bounds_pixelmatch_yiq_delta() -> None:
     assert 0.99 <= pixelmatch._yiq_delta(*d) / (pixelmatch._LARGEST_WEIGHT * float(d @ d)) <= 1
     d = np.round(np.linalg.eigh(form.T @ weights @ form)[1][:, 0] * 100)
     assert 1 <= pixelmatch._yiq_delta(*d) / (pixelmatch._SMALLEST_WEIGHT * float(d @ d)) <= 1.01
+
+
+def _random_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two small images of one size from a few random colours (so slopes, with darker and
+    brighter neighbours, are common), in one of two shapes: translucent or transparent rows
+    above or below opaque ones, the head changing only the opaque rows; or transparent pixels of
+    unequal colour among opaque ones, the head changing any pixels."""
+    width, height = int(rng.integers(1, 9)), int(rng.integers(2, 9))
+    colours = rng.integers(0, 256, (int(rng.integers(2, 6)), 4)).astype(np.uint8)
+    colours[:, 3] = 255
+    first = colours[rng.integers(0, len(colours), (height, width))]
+    if rng.random() < 0.5:
+        top = int(rng.integers(0, height - 1))
+        first[: top + 1, :, 3] = rng.choice([0, 60, 200, 255], (top + 1, width))
+        second = first.copy()
+        second[top + 1 :] = colours[rng.integers(0, len(colours), (height - top - 1, width))]
+        if rng.random() < 0.5:  # or below them
+            first, second = first[::-1].copy(), second[::-1].copy()
+    else:
+        clear = rng.random((height, width)) < 0.5
+        first[clear, 3] = 0
+        second = first.copy()
+        changed = rng.random((height, width)) < 0.3
+        second[changed] = colours[rng.integers(0, len(colours), int(changed.sum()))]
+        second[changed & (rng.random((height, width)) < 0.5), 3] = 0
+    return first, second
+
+
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([0.0, 0.05, 0.1, 0.3, 1.0]),
+       band=st.sampled_from([1, 16, 1 << 19]), share=st.sampled_from([1, 16, 1 << 30]))
+def test_pixelmatch_agrees_with_its_reference_pixel_by_pixel(
+    seed: int, threshold: float, band: int, share: int
+) -> None:
+    # Row bands of one row up to the whole image; sibling maps never, sometimes or always.
+    first, second = _random_pair(np.random.default_rng(seed))
+    height, width = first.shape[:2]
+    mask, excluded = reference.count(first, second, threshold)
+    with mock.patch.object(_grid, "BAND_PIXELS", band), \
+            mock.patch.object(Siblings, "DENSE_SHARE", share):
+        result = pixelmatch.scan(first, second, (width, height), threshold=threshold,
+                                 antialiasing=True)
+    assert (result.mask == mask).all()
+    assert (result.changed_pixels, result.aa_pixels) == (int(mask.sum()), excluded)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0])
+def test_pixelmatch_distance_bounds_hold_at_their_edges(threshold: float) -> None:
+    max_delta = pixelmatch.MAX_YIQ_DELTA * threshold * threshold
+    under, over = pixelmatch._distance_bounds(max_delta)
+    assert pixelmatch._LARGEST_WEIGHT * under <= max_delta < pixelmatch._SMALLEST_WEIGHT * over
+    # Differences exactly at the bounds, along the form's two extreme axes.
+    form = np.array(pixelmatch._YIQ)
+    axes = np.linalg.eigh(form.T @ np.diag([0.5053, 0.299, 0.1957]) @ form)[1]
+    for axis in (axes[:, 0], axes[:, -1]):
+        for bound, expect_over in ((under, False), (over, True)):
+            d = np.round(axis * np.sqrt(bound))
+            if d @ d == bound and bound <= 3 * 255**2:
+                assert (pixelmatch._yiq_delta(*d) > max_delta) == expect_over
