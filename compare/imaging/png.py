@@ -107,7 +107,8 @@ def encode_mask(mask: np.ndarray) -> bytes:
     """
     height, width = mask.shape
     rows = np.zeros((height, -(-width // 8) + 1), dtype=np.uint8)
-    rows[:, 1:] = np.packbits(mask, axis=1)
+    if mask.any():  # an unchanged pair's mask is all zeros: nothing to pack
+        rows[:, 1:] = np.packbits(mask, axis=1)
     header = _IHDR.pack(width, height, 1, 0, 0, 0, 0)
     return b"".join(
         (SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", zlib.compress(rows, 1)), _END)
