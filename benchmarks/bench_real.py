@@ -18,7 +18,9 @@ four categories (small UI, phone, tall page, identical pixels). It prints, as me
 3. the largest tall page: wall time and peak RSS of `snapcompare compare --base DIR --head DIR
    --out OUT` as a subprocess against the odiff CLI on the same pair;
 4. the changed-pixel counts of snapcompare against pixelmatch 7.2.0 on node (pngjs decoding) on
-   every pair, which must be identical (blazediff's and odiff's shown for information).
+   every pair, which must be identical (blazediff's and odiff's shown for information);
+5. snapcompare's engines (pixelmatch, odiff, oklab) side by side: process CPU over every pair,
+   PNG bytes to counts and mask PNG, one pass each, interleaved pair by pair.
 
 All sides use threshold 0.1 with anti-aliased pixels not counted. Results are also written as
 JSON to benchmarks/.cache/results/.
@@ -455,6 +457,25 @@ def pixelmatch_counts(pairs: list[Pair]) -> dict[str, int | None]:
 
 
 # ---------------------------------------------------------------------------------------------
+# 5. engines
+
+
+def engines(pairs: list[Pair]) -> dict[str, float]:
+    """Process CPU seconds of each snapcompare engine over all pairs (bytes to counts and mask
+    PNG), the engines taking turns on each pair so load changes hit them alike."""
+    from compare import diff_images
+    from compare.imaging.engines import ENGINES
+
+    total = dict.fromkeys(ENGINES, 0.0)
+    for pair in pairs:
+        base, head = pair.base.read_bytes(), pair.head.read_bytes()
+        for name in total:
+            total[name] += cpu_of(lambda name=name: diff_images(
+                base, head, threshold=THRESHOLD, engine=name).mask_png() and 0)[0]
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -551,7 +572,7 @@ def main() -> None:
     parser.add_argument("--tall-repeats", type=int, default=3,
                         help="runs of each command on the largest tall page (3)")
     parser.add_argument("--quick", action="store_true", help="three pairs per category, 1 run")
-    parser.add_argument("--skip", default="", help="comma list of: perpair,throughput,tall,counts")
+    parser.add_argument("--skip", default="", help="comma list of: perpair,throughput,tall,counts,engines")
     args = parser.parse_args()
     peers.ensure_python("benchmarks.bench_real")
     # As the snapcompare command does: freed pixel buffers are reused, not faulted in afresh.
@@ -622,6 +643,15 @@ def main() -> None:
                             "blazediff's from the per-pair runs, odiff's from the server runs; "
                             "all with threshold 0.1, anti-aliased pixels not counted.\n\n"
                             + report_counts(pairs, rows, reference, odiff_found))
+        if "engines" not in skip:
+            print("engines ...", file=sys.stderr)
+            spent = engines(pairs)
+            results["engines"] = spent
+            sections.append(
+                "## snapcompare's engines over every pair, process CPU, one pass\n\n" + table(
+                    ["engine", "CPU", "vs pixelmatch"],
+                    [[name, f"{cpu:.2f} s", f"{cpu / spent['pixelmatch']:.2f}x"]
+                     for name, cpu in spent.items()]))
     results["load_avg_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = hashlib.sha256(started.encode()).hexdigest()[:6]
