@@ -50,6 +50,7 @@ from pathlib import Path
 
 from benchmarks import corpus, peers
 from compare.cli.malloc import reuse_freed_memory
+from compare.imaging.engines import DEFAULT_ENGINE
 
 RESULTS = peers.CACHE / "results"
 THRESHOLD = 0.1
@@ -92,11 +93,12 @@ def load_pairs(quick: bool) -> list[Pair]:
 # The contenders, one pair each
 
 
-def snap_one(pair: Pair) -> int:
+def snap_one(pair: Pair, engine: str = DEFAULT_ENGINE) -> int:
     """snapcompare from the PNG files' bytes to the count and the mask PNG (kept in memory)."""
     from compare import diff_images
 
-    result = diff_images(pair.base.read_bytes(), pair.head.read_bytes(), threshold=THRESHOLD)
+    result = diff_images(pair.base.read_bytes(), pair.head.read_bytes(), threshold=THRESHOLD,
+                         engine=engine)
     result.mask_png()
     return result.changed_pixels
 
@@ -463,15 +465,12 @@ def pixelmatch_counts(pairs: list[Pair]) -> dict[str, int | None]:
 def engines(pairs: list[Pair]) -> dict[str, float]:
     """Process CPU seconds of each snapcompare engine over all pairs (bytes to counts and mask
     PNG), the engines taking turns on each pair so load changes hit them alike."""
-    from compare import diff_images
     from compare.imaging.engines import ENGINES
 
     total = dict.fromkeys(ENGINES, 0.0)
     for pair in pairs:
-        base, head = pair.base.read_bytes(), pair.head.read_bytes()
         for name in total:
-            total[name] += cpu_of(lambda name=name: diff_images(
-                base, head, threshold=THRESHOLD, engine=name).mask_png() and 0)[0]
+            total[name] += cpu_of(lambda name=name: snap_one(pair, name))[0]
     return total
 
 

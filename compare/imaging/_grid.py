@@ -300,10 +300,10 @@ Threshold = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """(flat indices, packed canvas a, packed canvas b) -> whether each pixel is over the threshold."""
 SiblingTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(packed canvas, flat indices) -> whether each pixel has 3+ identical neighbours (`Siblings`)."""
-Antialiased = Callable[[np.ndarray, np.ndarray, np.ndarray, SiblingTest], np.ndarray]
-"""(packed canvas tested, the other canvas, flat indices, the sibling test) -> whether each
-pixel is anti-aliasing. It is called only for pixels with at most two identical neighbours in
-the canvas tested (`_on_slope`), which the engines' slope tests may rely on."""
+Antialiased = Callable[[np.ndarray, np.ndarray, np.ndarray, Siblings], np.ndarray]
+"""(packed canvas tested, the other canvas, flat indices, their band's sibling test) -> whether
+each pixel is anti-aliasing. It is called only for pixels with at most two identical neighbours
+in the canvas tested (`_on_slope`), which the engines' slope tests may rely on."""
 
 
 def find_changes(

@@ -19,7 +19,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._grid import SiblingTest, antialiased_pixelmatch, find_changes, mark_outside_overlap
+from ._grid import (
+    Siblings,
+    SiblingTest,
+    antialiased_pixelmatch,
+    find_changes,
+    mark_outside_overlap,
+)
 from .scan import Scan
 
 MAX_YIQ_DELTA = 35215
@@ -65,11 +71,10 @@ def scan(
         return _yiq_delta(*_rgb_deltas(_rgba(p), _rgba(q), lambda: _checkerboard(idx))) > max_delta
 
     def antialiased(
-        img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest
+        img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: Siblings
     ) -> np.ndarray:
-        # Every pixel the test reads lies in the rows of idx or the rows beside them.
-        top = max(int(idx[0]) // width - 1, 0)
-        bottom = min(int(idx[-1]) // width + 2, height)
+        # Every pixel the test reads lies in the band's rows or the rows beside them.
+        top, bottom = siblings.rows
         opaque = img[top * width : bottom * width].min() >= _OPAQUE
         return _antialiased(img, other, idx, siblings, width, height, opaque)
 
