@@ -118,8 +118,10 @@ class Siblings:
     it) is computed at once from shifted rows, which costs a few operations per pixel instead of
     eight gathers per tested pixel."""
 
-    DENSE_SHARE = 16
-    """Map a band once more than 1 in this many of its pixels are tested."""
+    DENSE_SHARE = 128
+    """Map a band once more than 1 in this many of its pixels are tested. Maps cost more CPU than
+    gathers on the sparsest bands but run as a few large array operations, which release the GIL
+    (on 2 threads over the real corpus 1 in 64 to 1 in 1024 beat 1 in 16 by about 7%)."""
 
     def __init__(self, a32: np.ndarray, b32: np.ndarray, idx: np.ndarray, width: int, height: int) -> None:
         self.canvases = (a32, b32)
