@@ -129,30 +129,43 @@ class Siblings:
         first, last = int(idx[0]) // width, int(idx[-1]) // width
         self.rows = (max(first - 1, 0), min(last + 2, height))
         self.dense = idx.size * self.DENSE_SHARE > (last - first + 1) * width
-        self._maps: list[np.ndarray | None] = [None, None]
-        self._near: list[np.ndarray | None] = [None, None]
+        # Per canvas, then (last) for both at once: the sibling maps and those grown by a pixel.
+        self._maps: list[np.ndarray | None] = [None, None, None]
+        self._near: list[np.ndarray | None] = [None, None, None]
 
     def __call__(self, img: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Whether each pixel (flat indices in the band or next to it) of ``img``, one of the two
         canvases, has 3+ identical neighbours; a pixel on the border starts with one."""
         if not self.dense:
             return many_siblings(img, idx, self.width, self.height)
-        return np.take(self._map(img), idx - self.rows[0] * self.width)
+        return np.take(self._map(self._which(img)), idx - self.rows[0] * self.width)
 
-    def beside(self, img: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def in_both(self, idx: np.ndarray) -> np.ndarray:
+        """Whether each pixel (as for a call) has 3+ identical neighbours in both canvases."""
+        if not self.dense:
+            a32, b32 = self.canvases
+            hit = many_siblings(a32, idx, self.width, self.height)
+            hit[hit] = many_siblings(b32, idx[hit], self.width, self.height)
+            return hit
+        return np.take(self._map(_BOTH), idx - self.rows[0] * self.width)
+
+    def beside(self, img: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
         """In a dense band: whether the 3x3 block around each pixel (in the band) holds a pixel
-        that has 3+ identical neighbours in ``img``."""
-        which = self._which(img)
+        that has 3+ identical neighbours in ``img``, or in both canvases for None."""
+        which = _BOTH if img is None else self._which(img)
         found = self._near[which]
         if found is None:
-            found = self._near[which] = _dilated(self._map(img).reshape(-1, self.width))
+            found = self._near[which] = _dilated(self._map(which).reshape(-1, self.width))
         return np.take(found, idx - self.rows[0] * self.width)
 
-    def _map(self, img: np.ndarray) -> np.ndarray:
-        which = self._which(img)
+    def _map(self, which: int) -> np.ndarray:
         found = self._maps[which]
         if found is None:
-            found = self._maps[which] = self._count(img)
+            if which == _BOTH:
+                found = self._map(0) & self._map(1)
+            else:
+                found = self._count(self.canvases[which])
+            self._maps[which] = found
         return found
 
     def _which(self, img: np.ndarray) -> int:
@@ -181,6 +194,10 @@ class Siblings:
             count[: rows - dy, x0:x1] += same
             count[dy:, x0 + dx : x1 + dx] += same
         return (count[top - first : bottom - first] >= 3).reshape(-1)
+
+
+_BOTH = 2
+"""`Siblings`' index of its maps for both canvases at once."""
 
 
 def _dilated(mask: np.ndarray) -> np.ndarray:
@@ -317,11 +334,15 @@ def find_changes(
     region: tuple[int, int] | None,
     over_threshold: Threshold,
     antialiased: Antialiased | None,
+    one_neighbour_in_both: bool = False,
 ) -> Found:
     """The scan every engine shares: over the top-left ``region`` (default: the overlap), take
     the pixels whose packed values differ and are not ignored, keep those over the threshold,
     drop those that look anti-aliased in either image (tested in ``a`` first, then in ``b``
-    for the rest), and mark the rest in a canvas-sized mask."""
+    for the rest), and mark the rest in a canvas-sized mask.
+
+    ``one_neighbour_in_both`` says the engine's anti-aliasing test needs one neighbour with 3+
+    identical neighbours in both images (pixelmatch's rule), not one in each (odiff's)."""
     height, width = check_inputs(a, b, ignore)
     ow, oh = overlap
     region = region or overlap
@@ -335,10 +356,11 @@ def find_changes(
         changed = idx[over_threshold(idx, a32, b32)]
         if antialiased is not None and changed.size:
             siblings = Siblings(a32, b32, changed, width, height)
-            aa = _on_slope(antialiased, a32, b32, changed, siblings)
+            aa = _on_slope(antialiased, a32, b32, changed, siblings, one_neighbour_in_both)
             undecided = np.flatnonzero(~aa)
             if undecided.size:
-                aa[undecided] = _on_slope(antialiased, b32, a32, changed[undecided], siblings)
+                aa[undecided] = _on_slope(antialiased, b32, a32, changed[undecided], siblings,
+                                          one_neighbour_in_both)
             excluded = changed[aa]
             found.aa_in_overlap += int(np.count_nonzero(_in_overlap(excluded, width, ow, oh))) if partial else excluded.size
             changed = changed[~aa]
@@ -352,7 +374,7 @@ def find_changes(
 
 def _on_slope(
     antialiased: Antialiased, img: np.ndarray, other: np.ndarray, idx: np.ndarray,
-    siblings: Siblings,
+    siblings: Siblings, one_neighbour_in_both: bool,
 ) -> np.ndarray:
     """``antialiased(img, other, idx, siblings)``, run only on the pixels that can be
     anti-aliasing: every engine counts an identical neighbour as equal and rules out a pixel
@@ -361,10 +383,13 @@ def _on_slope(
     maybe = np.flatnonzero(~siblings(img, idx))
     if siblings.dense and maybe.size:
         # Each engine also needs its darkest or brightest neighbour to have 3+ identical
-        # neighbours in img, and one of the two to have them in other: without such a pixel
-        # around it in both, a pixel is no anti-aliasing.
+        # neighbours in img, and one of the two to have them in other (pixelmatch: the same
+        # one): without such pixels around it, a pixel is no anti-aliasing.
         at = idx[maybe]
-        maybe = maybe[siblings.beside(img, at) & siblings.beside(other, at)]
+        if one_neighbour_in_both:
+            maybe = maybe[siblings.beside(None, at)]
+        else:
+            maybe = maybe[siblings.beside(img, at) & siblings.beside(other, at)]
     if maybe.size:
         result[maybe] = antialiased(img, other, idx[maybe], siblings)
     return result
@@ -440,10 +465,8 @@ def slope(
 
 
 def antialiased_pixelmatch(
-    img: np.ndarray,
-    other: np.ndarray,
     idx: np.ndarray,
-    siblings: SiblingTest,
+    siblings: Siblings,
     width: int,
     height: int,
     delta: Callable[[np.ndarray], np.ndarray],
@@ -461,22 +484,14 @@ def antialiased_pixelmatch(
     result = np.zeros(idx.size, dtype=bool)
     candidates = found.candidates()
     if candidates.size:
-        result[candidates] = _siblings_in_both(img, other, found, candidates, siblings)
+        result[candidates] = _siblings_in_both(found, candidates, siblings)
     return result
 
 
-def _siblings_in_both(
-    img: np.ndarray, other: np.ndarray, found: Slope, candidates: np.ndarray, siblings: SiblingTest
-) -> np.ndarray:
+def _siblings_in_both(found: Slope, candidates: np.ndarray, siblings: Siblings) -> np.ndarray:
     # Each test runs only where it can still change the outcome.
-    hit = _in_both(img, other, found.darkest_at(candidates), siblings)
+    hit = siblings.in_both(found.darkest_at(candidates))
     rest = np.flatnonzero(~hit)
     if rest.size:
-        hit[rest] = _in_both(img, other, found.brightest_at(candidates[rest]), siblings)
-    return hit
-
-
-def _in_both(img: np.ndarray, other: np.ndarray, at: np.ndarray, siblings: SiblingTest) -> np.ndarray:
-    hit = siblings(img, at)
-    hit[hit] = siblings(other, at[hit])
+        hit[rest] = siblings.in_both(found.brightest_at(candidates[rest]))
     return hit

@@ -26,7 +26,7 @@ import functools
 import numpy as np
 
 from ._grid import (
-    SiblingTest,
+    Siblings,
     antialiased_pixelmatch,
     find_changes,
     mark_outside_overlap,
@@ -329,13 +329,14 @@ def _brightness_delta(centre: _Centres, values: np.ndarray) -> np.ndarray:
 
 
 def _antialiased(
-    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest, width: int,
+    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: Siblings, width: int,
     height: int,
 ) -> np.ndarray:
-    """pixelmatch's slope detector for the pixels ``idx`` of ``img`` (a flat uint32 canvas)."""
+    """pixelmatch's slope detector for the pixels ``idx`` of ``img`` (a flat uint32 canvas;
+    ``other`` is read through ``siblings``)."""
     centre = _Centres(img, idx)
     return antialiased_pixelmatch(
-        img, other, idx, siblings, width, height,
+        idx, siblings, width, height,
         lambda nb: _brightness_delta(centre, np.take(img, nb)),
     )
 
@@ -363,7 +364,8 @@ def scan(
                          region=(width, height) if window_size is not None else None,
                          over_threshold=over_threshold,
                          antialiased=functools.partial(_antialiased, width=width, height=height)
-                         if antialiasing else None)
+                         if antialiasing else None,
+                         one_neighbour_in_both=True)
     window = window_max(found.mask, window_size, found.bounds.get()) if window_size is not None else None
     outside = mark_outside_overlap(found.mask, *overlap, ignore, found.bounds)
     return Scan(

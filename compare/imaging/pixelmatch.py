@@ -21,7 +21,6 @@ import numpy as np
 
 from ._grid import (
     Siblings,
-    SiblingTest,
     antialiased_pixelmatch,
     find_changes,
     mark_outside_overlap,
@@ -76,11 +75,11 @@ def scan(
         # Every pixel the test reads lies in the band's rows or the rows beside them.
         top, bottom = siblings.rows
         opaque = img[top * width : bottom * width].min() >= _OPAQUE
-        return _antialiased(img, other, idx, siblings, width, height, opaque)
+        return _antialiased(img, idx, siblings, width, height, opaque)
 
     found = find_changes(
         a, b, overlap, ignore, region=None, over_threshold=over_threshold,
-        antialiased=antialiased if antialiasing else None,
+        antialiased=antialiased if antialiasing else None, one_neighbour_in_both=True,
     )
     changed = found.changed + mark_outside_overlap(found.mask, *overlap, ignore, found.bounds)
     return Scan(found.mask, changed, found.aa_in_overlap, found.bounds.get())
@@ -199,8 +198,7 @@ def _luma_key(values: np.ndarray) -> np.ndarray:
 
 
 def _antialiased(
-    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest, width: int,
-    height: int, opaque: bool,
+    img: np.ndarray, idx: np.ndarray, siblings: Siblings, width: int, height: int, opaque: bool,
 ) -> np.ndarray:
     """pixelmatch's antialiased() for the pixels ``idx`` (ascending) of ``img`` (a flat uint32
     canvas); ``opaque`` says these pixels and their neighbours are, which allows integer keys
@@ -212,11 +210,10 @@ def _antialiased(
             return centre_key - _luma_key(np.take(img, nb))
 
         # Keys differ exactly where colours do (see _luma_keys).
-        return antialiased_pixelmatch(img, other, idx, siblings, width, height, delta,
-                                      zero_if_identical=True)
+        return antialiased_pixelmatch(idx, siblings, width, height, delta, zero_if_identical=True)
     centre = _rgba(np.take(img, idx))
     board = functools.cache(lambda: _checkerboard(idx))
     return antialiased_pixelmatch(
-        img, other, idx, siblings, width, height,
+        idx, siblings, width, height,
         lambda nb: _brightness(*_rgb_deltas(centre, _rgba(np.take(img, nb)), board)),
     )

@@ -247,17 +247,27 @@ def test_the_band_sibling_map_answers_as_pixel_by_pixel_counting(data) -> None:
     a, b = (palette[np.array(data.draw(pixels))] for _ in range(2))
     tested = data.draw(st.sets(st.integers(0, width * height - 1), min_size=1))
     idx = np.array(sorted(tested), dtype=np.int64)
-    siblings = Siblings(a, b, idx, width, height)
-    siblings.dense = True
+    sparse, siblings = Siblings(a, b, idx, width, height), Siblings(a, b, idx, width, height)
+    sparse.dense, siblings.dense = False, True
     top, bottom = siblings.rows
     around = np.arange(top * width, bottom * width)  # the band and the rows next to it
-    for img in (a, b, a):
-        assert (siblings(img, around) == many_siblings(img, around, width, height)).all()
-        # beside: some pixel of the 3x3 block around each tested pixel has such siblings.
-        x, y = idx % width, idx // width
-        block = [np.clip(y + dy, 0, height - 1) * width + np.clip(x + dx, 0, width - 1)
-                 for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
-        expected = np.any([many_siblings(img, at, width, height) for at in block], axis=0)
+    x, y = idx % width, idx // width
+    block = [np.clip(y + dy, 0, height - 1) * width + np.clip(x + dx, 0, width - 1)
+             for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+    def in_both(at: np.ndarray) -> np.ndarray:
+        return many_siblings(a, at, width, height) & many_siblings(b, at, width, height)
+
+    for img in (a, b, a, None):
+        if img is None:
+            assert (siblings.in_both(around) == in_both(around)).all()
+            assert (sparse.in_both(around) == in_both(around)).all()
+            expected = np.any([in_both(at) for at in block], axis=0)
+        else:
+            assert (siblings(img, around) == many_siblings(img, around, width, height)).all()
+            expected = np.any([many_siblings(img, at, width, height) for at in block], axis=0)
+        # beside: some pixel of the 3x3 block around each tested pixel has such siblings (in
+        # img, or in both images for None).
         assert (siblings.beside(img, idx) == expected).all()
 
 
