@@ -106,10 +106,34 @@ def encode_mask(mask: np.ndarray) -> bytes:
     long runs, which filters do not shorten.
     """
     height, width = mask.shape
-    rows = np.zeros((height, -(-width // 8) + 1), dtype=np.uint8)
-    if mask.any():  # an unchanged pair's mask is all zeros: nothing to pack
+    row_bytes = -(-width // 8) + 1
+    if mask.any():
+        rows = np.zeros((height, row_bytes), dtype=np.uint8)
         rows[:, 1:] = np.packbits(mask, axis=1)
+        data = zlib.compress(rows, 1)
+    else:  # an unchanged pair's mask: every byte (filter types included) is 0
+        data = _zlib_zeros(height * row_bytes)
     header = _IHDR.pack(width, height, 1, 0, 0, 0, 0)
-    return b"".join(
-        (SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", zlib.compress(rows, 1)), _END)
-    )
+    return b"".join((SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", data), _END))
+
+
+_ZERO_RUN = 1 << 16
+
+
+def _deflated_zero_run() -> bytes:
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return deflate.compress(bytes(_ZERO_RUN)) + deflate.flush(zlib.Z_FULL_FLUSH)
+
+
+_DEFLATED_ZERO_RUN = _deflated_zero_run()
+"""`_ZERO_RUN` zero bytes deflated and fully flushed: after a full flush deflate refers to nothing
+before it, so this one piece, repeated, deflates any number of such runs."""
+
+
+def _zlib_zeros(length: int) -> bytes:
+    """A zlib stream (level 1) of ``length`` zero bytes, without compressing them all."""
+    runs, rest = divmod(length, _ZERO_RUN)
+    tail = zlib.compressobj(1, zlib.DEFLATED, -15)
+    end = tail.compress(bytes(rest)) + tail.flush()
+    adler32 = (length % 65521) << 16 | 1  # zeros add nothing to its first sum
+    return b"".join((b"\x78\x01", _DEFLATED_ZERO_RUN * runs, end, adler32.to_bytes(4, "big")))

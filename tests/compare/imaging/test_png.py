@@ -312,6 +312,24 @@ def test_mask_round_trips_through_pillow(
     assert np.array_equal(np.asarray(decoded.convert("L")) == 255, mask)
 
 
+@pytest.mark.parametrize("height, width", [
+    (1, 1), (1, 8 * 65535), (1, 8 * 65535 + 1), (2, 8 * 65535), (37, 13), (12000, 1280),
+])
+def test_an_all_zero_mask_is_a_valid_png_of_zeros(height: int, width: int) -> None:
+    # Rows of 65,536 bytes fill whole runs of the repeated deflate piece exactly, or one more.
+    png = encode_mask(np.zeros((height, width), dtype=bool))
+
+    length, kind = struct.unpack_from(">I4s", png, 33)  # the chunk after the signature and IHDR
+    assert kind == b"IDAT"
+    data = png[41 : 41 + length]
+    assert struct.unpack_from(">I", png, 41 + length)[0] == zlib.crc32(data, zlib.crc32(b"IDAT"))
+    # zlib checks the stream's Adler-32 as it inflates.
+    assert zlib.decompress(data) == bytes(height * (-(-width // 8) + 1))
+    decoded = Image.open(io.BytesIO(png))
+    assert (decoded.mode, decoded.size) == ("1", (width, height))
+    assert not np.asarray(decoded.convert("L")).any()
+
+
 @needs_fast_decoder
 def test_threads_decode_at_once_each_getting_its_own_pixels() -> None:
     # A Wuffs decoder is not thread-safe; each thread must get its own.
