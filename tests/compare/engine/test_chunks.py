@@ -29,7 +29,7 @@ from compare.model import CompareOptions, Reason, Status
 from compare.output.artifacts import ArtifactWriter
 from fetchers import LocalFetcher
 
-from .test_run import Store, png, store  # noqa: F401 - the store fixture
+from .helpers import Store, png
 
 OPTIONS = CompareOptions(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
 ROOT = Path(__file__).resolve().parents[3]

@@ -40,7 +40,7 @@ from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectsto
 from testing.proxy import LatencyProxy  # noqa: E402
 from testing.s3 import REGION  # noqa: E402
 
-from .test_run import png  # noqa: E402
+from .helpers import png  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 AWS_SECRET = f"aws-secret-{uuid.uuid4().hex}"

@@ -27,16 +27,7 @@ from compare.model import CompareOptions, Reason, Status
 from compare.output.artifacts import ArtifactWriter, safe_file_name
 from fetchers import LocalFetcher
 
-
-def png(width: int, height: int, *, mark: tuple[int, int] | None = None, colour=(20, 90, 200)) -> bytes:
-    pixels = np.full((height, width, 4), 255, dtype=np.uint8)
-    pixels[height // 4 : height // 2, 2 : width - 2, :3] = colour
-    if mark is not None:
-        x, y = mark
-        pixels[y : y + 3, x : x + 3, :3] = (250, 10, 10)
-    out = io.BytesIO()
-    Image.fromarray(pixels, "RGBA").save(out, format="PNG")
-    return out.getvalue()
+from .helpers import Store, png
 
 
 class CountingFetcher(LocalFetcher):
@@ -53,33 +44,7 @@ class CountingFetcher(LocalFetcher):
         return super().fetch(key)
 
 
-class Store:
-    """Blobs written under their sha256 into a folder; manifests built from name -> bytes."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def add(self, data: bytes, *, store: bool = True) -> str:
-        key = hashlib.sha256(data).hexdigest()
-        if store:
-            (self.root / key).write_bytes(data)
-        return key
-
-    def manifest(self, images: dict[str, bytes | str], source: str, **top) -> object:
-        entries = {}
-        for name, value in images.items():
-            key = value if isinstance(value, str) else self.add(value)
-            entries[name] = {"content_hash": key}
-        return parse_manifest({"images": entries, **top}, source)
-
-
 OPTIONS = CompareOptions(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(tmp_path / "store")
 
 
 def test_every_status_and_reason_end_to_end(tmp_path, store):
