@@ -112,8 +112,9 @@ def many_siblings(img: np.ndarray, idx: np.ndarray, width: int, height: int) -> 
 
 
 class Siblings:
-    """`many_siblings` in either of two flat canvases for the pixels of one row band and their
-    neighbours, the band being given by the tested pixels (ascending flat indices). Where many
+    """`many_siblings` in either of two flat canvases, or in both at once (`in_both`), for the
+    pixels of one row band and their neighbours, the band being given by the tested pixels
+    (ascending flat indices). Where many
     of the band's pixels are tested, the answer for every pixel of the band (and the rows beside
     it) is computed at once from shifted rows, which costs a few operations per pixel instead of
     eight gathers per tested pixel."""

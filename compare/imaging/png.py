@@ -126,8 +126,8 @@ def _deflated_zero_run() -> bytes:
 
 
 _DEFLATED_ZERO_RUN = _deflated_zero_run()
-"""`_ZERO_RUN` zero bytes deflated and fully flushed: after a full flush deflate refers to nothing
-before it, so this one piece, repeated, deflates any number of such runs."""
+"""`_ZERO_RUN` zero bytes deflated by a fresh compressor, so it refers to nothing before it, and
+flushed to a byte boundary without a final block, so copies of it can follow one another."""
 
 
 def _zlib_zeros(length: int) -> bytes:

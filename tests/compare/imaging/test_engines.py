@@ -337,6 +337,41 @@ def test_pixelmatch_agrees_with_its_reference_pixel_by_pixel(
     assert (result.changed_pixels, result.aa_pixels) == (int(mask.sum()), excluded)
 
 
+def _opaque_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two small opaque images of one size from a few random colours, any share of the head's
+    pixels repainted: many identical siblings and slopes, in both images."""
+    width, height = int(rng.integers(2, 10)), int(rng.integers(2, 10))
+    colours = rng.integers(0, 256, (int(rng.integers(2, 5)), 4)).astype(np.uint8)
+    colours[:, 3] = 255
+    first = colours[rng.integers(0, len(colours), (height, width))]
+    second = first.copy()
+    changed = rng.random((height, width)) < rng.random()
+    second[changed] = colours[rng.integers(0, len(colours), int(changed.sum()))]
+    return first, second
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), engine=st.sampled_from(sorted(ENGINES)),
+       threshold=st.sampled_from([0.0, 0.05, 0.1, 0.3]), band=st.sampled_from([1, 16, 1 << 19]),
+       make=st.sampled_from([_random_pair, _opaque_pair]))
+def test_every_engine_gives_the_same_result_with_or_without_sibling_maps(
+    seed: int, engine: str, threshold: float, band: int, make
+) -> None:
+    # The maps (and each engine's neighbourhood rule on them) only skip work.
+    first, second = make(np.random.default_rng(seed))
+    height, width = first.shape[:2]
+    results = []
+    for share in (1, 1 << 30):  # never mapped, always mapped
+        with mock.patch.object(_grid, "BAND_PIXELS", band), \
+                mock.patch.object(Siblings, "DENSE_SHARE", share):
+            results.append(ENGINES[engine].run(
+                first, second, (width, height), threshold=threshold, antialiasing=True,
+                ignore=None, window_size=None, options={}))
+    never, always = results
+    assert (never.mask == always.mask).all()
+    assert (never.changed_pixels, never.aa_pixels) == (always.changed_pixels, always.aa_pixels)
+
+
 @pytest.mark.parametrize("threshold", [0.0, 0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0])
 def test_pixelmatch_distance_bounds_hold_at_their_edges(threshold: float) -> None:
     max_delta = pixelmatch.MAX_YIQ_DELTA * threshold * threshold
