@@ -596,6 +596,8 @@ def _printable_json(text: str) -> str:
 def _json_escape(char: str) -> str:
     units = char.encode("utf-16-be", "surrogatepass")
     return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+
+
 def add_follow_symlinks_option(parser: argparse.ArgumentParser) -> None:
     """``--follow-symlinks`` for the commands that read a folder into a manifest."""
     parser.add_argument("--follow-symlinks", action="store_true",

@@ -114,10 +114,9 @@ def many_siblings(img: np.ndarray, idx: np.ndarray, width: int, height: int) -> 
 class Siblings:
     """`many_siblings` in either of two flat canvases, or in both at once (`in_both`), for the
     pixels of one row band and their neighbours, the band being given by the tested pixels
-    (ascending flat indices). Where many
-    of the band's pixels are tested, the answer for every pixel of the band (and the rows beside
-    it) is computed at once from shifted rows, which costs a few operations per pixel instead of
-    eight gathers per tested pixel."""
+    (ascending flat indices). Where many of the band's pixels are tested, the answer for every
+    pixel of the band (and the rows beside it) is computed at once from shifted rows, which costs
+    a few operations per pixel instead of eight gathers per tested pixel."""
 
     DENSE_SHARE = 128
     """Map a band once more than 1 in this many of its pixels are tested. Maps cost more CPU than
@@ -318,8 +317,6 @@ class Found:
 
 Threshold = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """(flat indices, packed canvas a, packed canvas b) -> whether each pixel is over the threshold."""
-SiblingTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""(packed canvas, flat indices) -> whether each pixel has 3+ identical neighbours (`Siblings`)."""
 Antialiased = Callable[[np.ndarray, np.ndarray, np.ndarray, Siblings], np.ndarray]
 """(packed canvas tested, the other canvas, flat indices, their band's sibling test) -> whether
 each pixel is anti-aliasing. It is called only for pixels with at most two identical neighbours

@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from ._grid import Y_MAJOR, SiblingTest, find_changes, slope
+from ._grid import Y_MAJOR, Siblings, find_changes, slope
 from .scan import Scan
 
 _SHIFT = 12
@@ -96,7 +96,7 @@ def _luma(values: np.ndarray) -> np.ndarray:
 
 
 def _antialiased(
-    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: SiblingTest, width: int,
+    img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: Siblings, width: int,
     height: int,
 ) -> np.ndarray:
     """odiff's detect(): slope test of the pixels ``idx`` in ``img``, siblings in both images."""
@@ -122,7 +122,7 @@ def _antialiased(
 
 
 def _siblings_around_either(
-    siblings: SiblingTest, img: np.ndarray, dark: np.ndarray, bright: np.ndarray
+    siblings: Siblings, img: np.ndarray, dark: np.ndarray, bright: np.ndarray
 ) -> np.ndarray:
     hit = siblings(img, dark)
     rest = np.flatnonzero(~hit)
