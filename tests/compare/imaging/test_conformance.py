@@ -1,4 +1,4 @@
-"""diff_images against the reference results in shared/diff-conformance, for every engine
+"""diff_images against the reference results in conformance/cases, for every engine
 (pixelmatch 7.2.0: expected.json; pixelmatch c6fee35 OKLab: expected.oklab.json; odiff 4.5.0:
 expected.odiff.json), every case and option set, through every decoder path."""
 
@@ -7,8 +7,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,22 +14,12 @@ from PIL import Image
 
 from compare import diff_images
 from compare.imaging import decode as image_module
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CONFORMANCE_DIR = Path(
-    os.environ.get("SNAPCOMPARE_CONFORMANCE_DIR", REPO_ROOT.parent / "shared" / "diff-conformance")
-)
-# engine -> (expected file, mask of its first option set)
-REFERENCES = {
-    "pixelmatch": ("expected.json", "mask.png"),
-    "oklab": ("expected.oklab.json", "mask.oklab.png"),
-    "odiff": ("expected.odiff.json", "mask.odiff.png"),
-}
+from conformance import CASES as CONFORMANCE_DIR
+from conformance import ENGINES as REFERENCES
 
 
 def _cases() -> list:
-    missing = f"conformance data not found at {CONFORMANCE_DIR} " \
-              "(put shared/diff-conformance beside the repository or set SNAPCOMPARE_CONFORMANCE_DIR)"
+    missing = f"conformance data not found at {CONFORMANCE_DIR}: it is part of the repository"
     if not CONFORMANCE_DIR.is_dir():
         return [pytest.param(None, None, missing, 0, id="no-conformance-data")]
     params = []

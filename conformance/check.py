@@ -1,0 +1,49 @@
+"""Whether two copies of the conformance cases agree: the same inputs byte for byte, every
+expected value of every engine and option set, every mask pixel for pixel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from conformance import ENGINES, INPUTS
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask PNG as a boolean array (True where the pixel is 255: changed)."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L")) == 255
+
+
+def disagreements(ours: Path, theirs: Path) -> list[str]:
+    """What differs between the case folders ``ours`` and ``theirs``; empty when they agree."""
+    missing = [f"{name}: missing {'here' if not (ours / name).is_file() else 'there'}"
+               for name in INPUTS + tuple(f for pair in ENGINES.values() for f in pair)
+               if not ((ours / name).is_file() and (theirs / name).is_file())]
+    if missing:
+        return missing
+    problems = [f"{name}: the bytes differ" for name in INPUTS
+                if (ours / name).read_bytes() != (theirs / name).read_bytes()]
+    for expected_file, mask_file in ENGINES.values():
+        here, there = (json.loads((folder / expected_file).read_text()) for folder in (ours, theirs))
+        for key in sorted((here.keys() | there.keys()) - {"results"}):
+            if here.get(key) != there.get(key):
+                problems.append(f"{expected_file} {key}: {here.get(key)!r} here, {there.get(key)!r} there")
+        if len(here["results"]) != len(there["results"]):
+            problems.append(f"{expected_file}: {len(here['results'])} option sets here, "
+                            f"{len(there['results'])} there")
+        for index, (mine, other) in enumerate(zip(here["results"], there["results"])):
+            for key in sorted(mine.keys() | other.keys()):
+                if mine.get(key) != other.get(key):
+                    problems.append(f"{expected_file} results[{index}] {key}: {mine.get(key)!r} here, "
+                                    f"{other.get(key)!r} there")
+        mask, other_mask = read_mask(ours / mask_file), read_mask(theirs / mask_file)
+        if mask.shape != other_mask.shape:
+            problems.append(f"{mask_file}: {mask.shape[1]}x{mask.shape[0]} here, "
+                            f"{other_mask.shape[1]}x{other_mask.shape[0]} there")
+        elif (differing := int((mask != other_mask).sum())):
+            problems.append(f"{mask_file}: {differing} of {mask.size} pixels differ")
+    return problems
