@@ -10,10 +10,11 @@ class has a ``from_url(parts, **options)`` constructor.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit
 
 from .protocol import BlobFetcher
 
@@ -31,13 +32,19 @@ class Backend:
     url_form: str
     configuration: str
     takes_token: bool = False
+    query: tuple[str, ...] = ()
+    """The query parameters its URL takes; `check_query` refuses any other (it may be a secret)."""
+    creatable: bool = False
+    """Whether its store may have to be made before the first write (a local folder): such a
+    backend takes ``create=True``; buckets and objectstore scopes need no making."""
 
     def load(self) -> type:
         """Import the backend's class; ImportError names the extra that provides its SDK."""
         try:
             module = importlib.import_module(self.module)
         except ImportError as exc:
-            extra = f'snapcompare[{self.extra}]' if self.extra else "snapcompare"
+            extra = (f"the {self.extra} extra (pip install '.[{self.extra}]' in a checkout of snapcompare)"
+                     if self.extra else "snapcompare's dependencies")
             raise ImportError(
                 f"{self.class_name} needs {exc.name or 'an optional dependency'}: install {extra}",
                 name=exc.name,
@@ -45,19 +52,24 @@ class Backend:
         return getattr(module, self.class_name)
 
 
+_OBJECTSTORE_QUERY = ("org", "project", "prefix")
+"""Sentry's objectstore scopes, in order, and the key prefix: ids, never secrets."""
+
 BACKENDS: dict[str, Backend] = {
     "file": Backend("fetchers.backends.local", "LocalFetcher", None,
-                    "file:///abs/dir or a plain path", "none"),
+                    "file:///abs/dir or a plain path", "none", creatable=True),
     "s3": Backend("fetchers.backends.s3", "S3Fetcher", "s3",
                   "s3://bucket/prefix", "AWS_ENDPOINT_URL, the AWS credential chain"),
     "gs": Backend("fetchers.backends.gcs", "GCSFetcher", "gcs",
                   "gs://bucket/prefix", "STORAGE_EMULATOR_HOST, Application Default Credentials"),
     "objectstore+http": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
                                 "objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2",
-                                "token passed as an option, never in the URL", takes_token=True),
+                                "token passed as an option, never in the URL", takes_token=True,
+                                query=_OBJECTSTORE_QUERY),
     "objectstore+https": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
                                  "objectstore+https://host/<usecase>?org=1&project=2&prefix=1/2",
-                                 "token passed as an option, never in the URL", takes_token=True),
+                                 "token passed as an option, never in the URL", takes_token=True,
+                                 query=_OBJECTSTORE_QUERY),
 }
 """Backends by URL scheme. A URL without a scheme is a local path."""
 
@@ -69,7 +81,9 @@ def backend_by_class(class_name: str) -> Backend | None:
     return next((b for b in BACKENDS.values() if b.class_name == class_name), None)
 
 
-def fetcher_from_url(url: str, *, token: str | None = None, **options: Any) -> BlobFetcher:
+def fetcher_from_url(
+    url: str, *, token: str | None = None, create: bool = False, **options: Any
+) -> BlobFetcher:
     """Build the fetcher a store URL names (see `BACKENDS` for the forms).
 
     - ``file:///abs/dir`` or a plain path: `LocalFetcher`;
@@ -78,38 +92,65 @@ def fetcher_from_url(url: str, *, token: str | None = None, **options: Any) -> B
     - ``gs://bucket/prefix``: `GCSFetcher` (``STORAGE_EMULATOR_HOST`` for an emulator,
       credentials from Application Default Credentials);
     - ``objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2`` (or ``+https``):
-      `ObjectstoreFetcher`; every query parameter but ``prefix`` is a scope, in order.
+      `ObjectstoreFetcher`; ``org`` and ``project`` are scopes, in order.
 
     ``options`` go to the backend: ``max_connections``, ``connect_timeout`` and
     ``read_timeout`` for the network stores (a local folder ignores them), and each backend's
     own keywords. ``token`` goes to the stores that authenticate with one (objectstore's
-    ``x-os-auth``); the others take credentials their SDK's way and ignore it. Every backend
-    is also a `BlobWriter`. Raises ``ValueError`` naming the scheme or
-    the part of the URL that is wrong; credentials in the URL are refused and never echoed.
-    Raises ImportError naming the extra to install when the backend's SDK is missing.
+    ``x-os-auth``); the others take credentials their SDK's way and ignore it. ``create``
+    opens the store for writing: a local folder that does not exist yet is made on the first
+    write (see `LocalFetcher`); without it a missing folder is refused, and the other stores
+    ignore it. Every backend is also a `BlobWriter`. Raises ``ValueError`` naming the scheme
+    or the part of the URL that is wrong; credentials in the URL (``user:password``, or any
+    query parameter the backend does not take, see `check_query`) are refused and never
+    echoed. Raises ImportError naming the extra to install when the backend's SDK is missing.
     """
     if not isinstance(url, str) or not url.strip():
         raise ValueError("store URL is empty")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme == "":
-        return BACKENDS["file"].load().from_path(Path(url), **options)
-    backend = BACKENDS.get(scheme)
+    backend = BACKENDS.get(scheme or "file")
     if backend is None:
         raise ValueError(f"unknown store scheme {parts.scheme!r}: expected one of {', '.join(SCHEMES)}")
+    if create and backend.creatable:
+        options["create"] = True
+    if scheme == "":
+        return backend.load().from_path(Path(url), **options)
     if parts.username is not None or parts.password is not None:
         raise ValueError(
             f"{scheme} store URL must not carry credentials: configure them the SDK's own way"
         )
+    check_query(scheme, parts.query, backend.query)
     if token is not None and backend.takes_token:
         options["token"] = token
     return backend.load().from_url(parts._replace(scheme=scheme), **options)
+
+
+_SHOWN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}")
+"""A query parameter name that an error may quote: short and word-like, unlike a pasted secret."""
+
+
+def check_query(scheme: str, query: str, accepted: tuple[str, ...]) -> None:
+    """Refuse a URL query holding any parameter but ``accepted``: such a parameter (``token``,
+    ``signature``, ...) may carry a secret, and a URL is shown in messages and sent to workers.
+
+    The ValueError names the parameter (when its name is short and word-like and it has a
+    value; a bare ``?s3cr3t`` may be the secret itself) and never its value.
+    """
+    for field in query.split("&"):
+        name, has_value, _ = field.partition("=")
+        name = unquote_plus(name)
+        if not field or name in accepted:
+            continue
+        shown = f"{name!r}" if has_value and _SHOWN_NAME.fullmatch(name) else "(its name not shown)"
+        takes = f" (only {', '.join(accepted)})" if accepted else ""
+        raise ValueError(
+            f"{scheme} store URL takes no query parameter {shown}{takes}: credentials never go in a URL"
+        )
 
 
 def bucket_and_prefix(parts: SplitResult) -> tuple[str, str]:
     """``(bucket, prefix)`` of a ``scheme://bucket/prefix`` URL, checked; for bucket stores."""
     if not parts.netloc:
         raise ValueError(f"{parts.scheme} store URL needs a bucket: {parts.scheme}://bucket/prefix")
-    if parts.query:
-        raise ValueError(f"{parts.scheme} store URL takes no query parameters")
     return parts.netloc, parts.path.strip("/")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fetchers import BlobFetcher, BlobNotFound, ClosableFetcher, FetchError
-from fetchers.protocol import connection_limit
+from fetchers.protocol import connection_limit, describe_store
 from fetchers.backends.local import read_blob
 
 from .manifest import Manifest, manifest_from_folder, parse_manifest
@@ -89,7 +89,8 @@ def read_input(
     """The bytes of ``spec``, a local file or ``store:KEY``, and the name to report them by.
 
     ``setting`` (such as ``--head``) and ``what`` word the errors, which are ValueErrors
-    naming the key or path; OSError when a local file exists but cannot be read.
+    naming the key and its store (as `fetchers.protocol.describe_store` does: never a
+    credential) or the path; OSError when a local file exists but cannot be read.
     """
     text = os.fspath(spec)
     if text.startswith(STORE_PREFIX):
@@ -100,7 +101,8 @@ def read_input(
         try:
             return store.fetch(key), text
         except FetchError as exc:
-            raise ValueError(f"{setting} {text!r}: {exc.message or 'cannot be fetched'}") from None
+            where = exc.store or describe_store(store)
+            raise ValueError(f"{setting} {text!r}: {exc.message or 'cannot be fetched'} (in {where})") from None
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"{setting} {text!r}: no such {what}")

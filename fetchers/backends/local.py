@@ -28,13 +28,23 @@ class LocalFetcher(ClosableFetcher):
     and the blob is written to a temporary file in its folder and renamed over the key, so a
     reader sees the old blob or the new one, never part of one. The content type is not kept.
     Thread-safe: it holds no state but the root.
+
+    ``root`` must be a folder, unless ``create`` (a store opened for writing, such as a results
+    store): then a root that does not exist yet is made on the first `put`, parents included,
+    the missing folders the way a key's are (``O_NOFOLLOW``, so a symlink planted there in
+    the meantime is refused, not followed). Until then reads find no blob.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
         path = Path(root)
-        if not path.is_dir():
+        if path.is_dir():
+            self._base, self._missing = path.resolve(), ()
+        elif create and not os.path.lexists(path):
+            base, self._missing = _split_missing(path)
+            self._base = base.resolve()
+        else:
             raise ValueError(f"local store {str(path)!r} is not a folder")
-        self.root = path.resolve()
+        self.root = self._base.joinpath(*self._missing)
         self.store_url = self.root.as_uri()
 
     @classmethod
@@ -45,12 +55,13 @@ class LocalFetcher(ClosableFetcher):
         return cls.from_path(Path(unquote(parts.path)), **options)
 
     @classmethod
-    def from_path(cls, path: Path, **options: Any) -> LocalFetcher:
-        """The fetcher of folder ``path``; network options are accepted and ignored."""
+    def from_path(cls, path: Path, *, create: bool = False, **options: Any) -> LocalFetcher:
+        """The fetcher of folder ``path`` (made on first write with ``create``); network
+        options are accepted and ignored."""
         unknown = set(options) - set(NETWORK_OPTIONS)
         if unknown:
             raise ValueError(f"file store takes no options {sorted(unknown)}")
-        return cls(path)
+        return cls(path, create=create)
 
     def __repr__(self) -> str:
         return f"LocalFetcher({str(self.root)!r})"
@@ -67,12 +78,13 @@ class LocalFetcher(ClosableFetcher):
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        """Write ``data`` to ``<root>/<key>`` atomically, creating folders on the way."""
+        """Write ``data`` to ``<root>/<key>`` atomically, creating folders on the way (and the
+        root's missing folders, when it was opened with ``create``)."""
         *folders, name = check_key(key).split("/")
         try:
-            fd: int | None = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            fd: int | None = os.open(self._base, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                for folder in folders:
+                for folder in (*self._missing, *folders):
                     parent, fd = fd, None
                     fd = _enter_folder(parent, folder)
                 _replace_file(fd, name, data)
@@ -95,6 +107,19 @@ class LocalFetcher(ClosableFetcher):
         if not path.is_relative_to(self.root):
             raise FetchError(key, "key resolves outside the store root")
         return path
+
+
+def _split_missing(path: Path) -> tuple[Path, tuple[str, ...]]:
+    """``path`` as its deepest existing folder and the names of the folders below it still to be
+    made; ValueError if something other than a folder (a file, a dangling symlink) or a ``..``
+    is on the way."""
+    base, missing = path.absolute(), []
+    while not base.is_dir():
+        if os.path.lexists(base) or base.name == "..":
+            raise ValueError(f"local store {str(path)!r} cannot be created: {str(base)!r} is not a folder")
+        missing.append(base.name)
+        base = base.parent
+    return base, tuple(reversed(missing))
 
 
 def _enter_folder(parent: int, name: str) -> int:

@@ -21,6 +21,15 @@ from ..protocol import ClosableFetcher, names_store
 TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
 """The environment variable an objectstore token is read from when none is passed."""
 
+NO_TOKEN = f"no token is configured: set {TOKEN_ENV} or pass --objectstore-token-file FILE"
+"""Why a 401/403 came, when the fetcher sent no token: and how to give one."""
+
+TOKEN_REFUSED = "the configured token was refused (wrong, expired, or not valid for this usecase and scope)"
+"""Why a 401/403 came, when the fetcher sent a token (which no message ever shows)."""
+
+TOKEN_UNKNOWN = f"a token is missing, wrong or expired ({TOKEN_ENV} or --objectstore-token-file gives one)"
+"""Why a 401/403 came, for a fetcher built on a session whose token it was not told of."""
+
 
 class ObjectstoreFetcher(ClosableFetcher):
     """Reads blobs from one objectstore usecase and scope with one GET per `fetch`.
@@ -39,11 +48,14 @@ class ObjectstoreFetcher(ClosableFetcher):
 
     `put` is one PUT of the bytes as they are (no compression: images are compressed
     already; no resumable session, whatever the size) and `exists` one HEAD. A 401 or 403
-    (a missing, wrong or expired token) is a store-wide error.
+    (a missing, wrong or expired token) is a store-wide error whose message says, without the
+    token, whether one was sent (`TOKEN_REFUSED`) or how to configure one (`NO_TOKEN`);
+    ``sends_token`` tells it which (`connect` sets it).
     """
 
     def __init__(
-        self, session: Session, *, prefix: str = "", max_connections: int | None = None
+        self, session: Session, *, prefix: str = "", max_connections: int | None = None,
+        sends_token: bool | None = None,
     ) -> None:
         self._session = session
         self.prefix = normalize_prefix(prefix)
@@ -52,12 +64,14 @@ class ObjectstoreFetcher(ClosableFetcher):
         self.max_connections = max_connections
         """Size of the session's connection pool (None when it cannot be told)."""
         self.store_url = _describe(session, self.prefix)
+        self._denied_reason = {True: TOKEN_REFUSED, False: NO_TOKEN}.get(sends_token, TOKEN_UNKNOWN)
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> ObjectstoreFetcher:
         """The fetcher of ``objectstore+http(s)://host:port/<usecase>?org=1&project=2&prefix=1/2``:
-        every query parameter but ``prefix`` is a scope, in order. Without a ``token`` option
-        the token is read from `TOKEN_ENV`, as the SDKs of the other stores read theirs."""
+        every query parameter but ``prefix`` is a scope, in order (`fetchers.fetcher_from_url`
+        lets only ``org`` and ``project`` through). Without a ``token`` option the token is read
+        from `TOKEN_ENV`, as the SDKs of the other stores read theirs."""
         scheme = parts.scheme
         if not parts.hostname:
             raise ValueError(f"{scheme} store URL needs a host: {scheme}://host:port/<usecase>")
@@ -128,7 +142,8 @@ class ObjectstoreFetcher(ClosableFetcher):
             raise ValueError(
                 f"objectstore usecase or scope names/values are invalid (scopes: {', '.join(scopes)})"
             ) from None
-        fetcher = cls(session, prefix=prefix, max_connections=max_connections)
+        fetcher = cls(session, prefix=prefix, max_connections=max_connections,
+                      sends_token=token is not None)
         # The client has no close() of its own; the urllib3 pool is what it holds open.
         fetcher._owned = client._pool
         return fetcher
@@ -143,7 +158,7 @@ class ObjectstoreFetcher(ClosableFetcher):
                 raise BlobNotFound(key)
             body = _read_all(result.payload)
         except _CLIENT_ERRORS as exc:
-            raise _store_error(key, exc, FetchError) from exc
+            raise _store_error(key, exc, FetchError, self._denied_reason) from exc
         return _decode(key, body, result.metadata.compression)
 
     @names_store
@@ -152,7 +167,7 @@ class ObjectstoreFetcher(ClosableFetcher):
         try:
             return self._session.head(join_key(self.prefix, key)) is not None
         except _CLIENT_ERRORS as exc:
-            raise _store_error(key, exc, FetchError) from exc
+            raise _store_error(key, exc, FetchError, self._denied_reason) from exc
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -163,20 +178,22 @@ class ObjectstoreFetcher(ClosableFetcher):
                 data, key=path, compress="none", content_type=content_type, resumable_threshold_bytes="none"
             )
         except _CLIENT_ERRORS as exc:
-            raise _store_error(key, exc, WriteError) from exc
+            raise _store_error(key, exc, WriteError, self._denied_reason) from exc
 
 
 _CLIENT_ERRORS = (RequestError, urllib3.exceptions.HTTPError, OSError)
 
 
-def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
-    """The ``kind`` of error a client exception means; messages name statuses and types only."""
+def _store_error(key: str, exc: Exception, kind: type[StoreError], denied: str) -> StoreError:
+    """The ``kind`` of error a client exception means; messages name statuses and types only,
+    and a 401/403 adds ``denied``, the fetcher's word on its token."""
     if isinstance(exc, RequestError):
+        is_denied = is_denied_status(exc.status)
         return kind(
             key,
-            f"objectstore answered HTTP {exc.status}",
+            f"objectstore answered HTTP {exc.status}" + (f": {denied}" if is_denied else ""),
             retryable=is_retryable_status(exc.status),
-            store_wide=is_denied_status(exc.status),
+            store_wide=is_denied,
             throttled=is_throttling_status(exc.status),
         )
     if isinstance(exc, urllib3.exceptions.ClosedPoolError):

@@ -85,3 +85,81 @@ def test_objectstore_url_gives_usecase_scopes_and_prefix(objectstore_server):
     with fetcher_from_url(url, max_connections=3) as fetcher:
         assert fetcher.max_connections == 3
         assert fetcher.fetch("blob") == b"from objectstore"
+
+
+# --- secrets in a URL's query -----------------------------------------------------------------
+
+SECRET = "s3cr3t-" + "v4lue"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["token", "access_token", "key", "secret", "password", "auth", "signature", "credential",
+     "X-Amz-Signature", "os_auth", "sig"],
+)
+@pytest.mark.parametrize(
+    "store",
+    ["objectstore+http://127.0.0.1:9/preprod?org=1&project=2&",
+     "objectstore+https://objectstore.example/preprod?",
+     "s3://bucket/1/2?", "gs://bucket/1/2?", "file:///tmp/store?"],
+)
+def test_a_query_parameter_the_backend_does_not_take_is_refused_by_name_without_echo(store, name):
+    with pytest.raises(ValueError) as info:
+        fetcher_from_url(f"{store}{name}={SECRET}&prefix=1/2", token="x")
+    message = str(info.value)
+    assert f"takes no query parameter {name!r}" in message and "credentials never go in a URL" in message
+    for text in (message, repr(info.value), repr(info.value.__cause__), repr(info.value.__context__)):
+        assert SECRET not in text
+
+
+def test_the_objectstore_token_of_the_report_is_refused():
+    with pytest.raises(ValueError) as info:
+        fetcher_from_url("objectstore+http://127.0.0.1:9/preprod?org=1&project=2&token=s3cr3t-token")
+    assert str(info.value) == ("objectstore+http store URL takes no query parameter 'token' "
+                               "(only org, project, prefix): credentials never go in a URL")
+    assert "s3cr3t" not in repr(info.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [SECRET, f"org=1&{SECRET}", f"x{SECRET}" * 3 + "=1", f"={SECRET}", f"{SECRET}%2Fx=1"],
+)
+def test_a_parameter_whose_name_may_be_the_secret_is_refused_unnamed(query):
+    # Bare (no value), long or not word-like: the name itself may be what was pasted.
+    with pytest.raises(ValueError, match="its name not shown") as info:
+        fetcher_from_url(f"objectstore+http://127.0.0.1:9/preprod?{query}")
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value)
+
+
+def test_the_query_parameters_a_backend_takes_are_accepted():
+    url = "objectstore+http://127.0.0.1:9/preprod?org=1&project=2&prefix=1/2&"
+    with fetcher_from_url(url) as objectstore:
+        assert objectstore.store_url == "objectstore+http://127.0.0.1:9/preprod?org=1&project=2&prefix=1/2"
+
+
+# --- a local store made on first write --------------------------------------------------------
+
+
+def test_a_store_opened_with_create_makes_its_missing_folder_on_first_write(tmp_path):
+    root = tmp_path / "results" / "1" / "2"
+    for url in (f"file://{root}", str(root)):
+        fetcher = fetcher_from_url(url, max_connections=4, create=True)
+        assert isinstance(fetcher, LocalFetcher) and fetcher.store_url == root.as_uri()
+        assert not (tmp_path / "results").exists()
+        assert not fetcher.exists("42/41/comparison.json")
+    fetcher.put("42/41/comparison.json", b"{}", "application/json")
+    assert (root / "42" / "41" / "comparison.json").read_bytes() == b"{}"
+    assert fetcher_from_url(f"file://{root}").fetch("42/41/comparison.json") == b"{}"
+
+
+def test_without_create_a_missing_local_folder_is_still_refused(tmp_path):
+    with pytest.raises(ValueError, match="is not a folder"):
+        fetcher_from_url(str(tmp_path / "typo"))
+    assert not (tmp_path / "typo").exists()
+
+
+def test_create_is_ignored_by_stores_that_need_no_making(s3_env):
+    with fetcher_from_url("s3://bucket/p", create=True, region_name="us-east-1") as s3:
+        assert s3.store_url == "s3://bucket/p"
+    with fetcher_from_url("objectstore+http://127.0.0.1:9/preprod?org=1", create=True) as objectstore:
+        assert objectstore.store_url == "objectstore+http://127.0.0.1:9/preprod?org=1"

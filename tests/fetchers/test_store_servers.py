@@ -22,7 +22,7 @@ from fetchers import (
     fetcher_from_url,
 )
 from fetchers.backends.gcs import GCSFetcher
-from fetchers.backends.objectstore import ObjectstoreFetcher
+from fetchers.backends.objectstore import TOKEN_ENV, ObjectstoreFetcher
 from fetchers.backends.s3 import S3Fetcher
 from testing.gcs import STORAGE_EMULATOR_HOST
 from testing.objectstore import serve_objectstore
@@ -197,6 +197,46 @@ def test_objectstore_without_the_token_is_store_unavailable():
     assert "HTTP 401" in str(error) and "s3cret" not in str(error)
     assert str(error).startswith("objectstore+http://127.0.0.1:")
     assert "/preprod?org=1&project=2&prefix=1/2: " in str(error)
+
+
+def test_objectstore_denied_says_how_to_give_a_token_or_that_it_was_refused(monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    token, wrong = "s3cret-" + uuid.uuid4().hex, "wr0ng-" + uuid.uuid4().hex
+    with serve_objectstore(token=token) as server:
+        with objectstore(server.url) as fetcher:
+            without = unavailable(fetcher)
+            with BatchUploader(fetcher, max_workers=4, retry=QUICK_RETRY) as uploader:
+                with pytest.raises(StoreUnavailable) as writing:
+                    uploader.upload_all(blobs(20, size=10))
+        with objectstore(server.url, token=wrong) as fetcher:
+            refused = unavailable(fetcher)
+        monkeypatch.setenv(TOKEN_ENV, wrong)
+        with objectstore(server.url) as fetcher:
+            refused_from_env = unavailable(fetcher)
+
+    for error in (without, writing.value):
+        assert str(error).endswith(
+            "store unavailable: objectstore answered HTTP 401: no token is configured: "
+            "set SNAPCOMPARE_OBJECTSTORE_TOKEN or pass --objectstore-token-file FILE"), str(error)
+    for error in (refused, refused_from_env):
+        assert str(error).endswith(
+            "store unavailable: objectstore answered HTTP 401: the configured token was refused "
+            "(wrong, expired, or not valid for this usecase and scope)"), str(error)
+    for error in (without, writing.value, refused, refused_from_env):
+        assert str(error).startswith("objectstore+http://127.0.0.1:")
+        for text in (str(error), repr(error), str(error.cause), repr(error.cause)):
+            assert token not in text and wrong not in text
+
+
+def test_objectstore_forbidden_without_a_token_says_how_to_give_one(objectstore_server, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    objectstore_server.faults.inject(403, times=1000)
+    try:
+        with objectstore(objectstore_server.url) as fetcher:
+            error = unavailable(fetcher)
+    finally:
+        objectstore_server.faults.clear()
+    assert "HTTP 403: no token is configured: set SNAPCOMPARE_OBJECTSTORE_TOKEN" in str(error)
 
 
 def test_objectstore_endpoint_down_is_store_unavailable():

@@ -107,3 +107,81 @@ def test_errors_name_the_store(store):
     with pytest.raises(BlobNotFound) as info:
         LocalFetcher(store).fetch("nope")
     assert str(info.value) == f"{store.resolve().as_uri()}: 'nope': no such blob"
+
+
+# --- create: a store made on first write ------------------------------------------------------
+
+
+def test_create_makes_the_missing_root_and_its_parents_on_first_write(tmp_path):
+    root = tmp_path / "results" / "1" / "2"
+    fetcher = LocalFetcher(root, create=True)
+    assert not (tmp_path / "results").exists()  # opening makes nothing
+    assert fetcher.store_url == root.as_uri() and fetcher.root == root
+    with pytest.raises(BlobNotFound):
+        fetcher.fetch("42/41/comparison.json")
+    fetcher.put("42/41/comparison.json", b"first", "application/json")
+    fetcher.put("42/41/diff/a.png", b"mask", "image/png")  # the root exists now
+    assert (root / "42" / "41" / "comparison.json").read_bytes() == b"first"
+    assert fetcher.fetch("42/41/diff/a.png") == b"mask" and fetcher.exists("42/41/diff/a.png")
+    assert LocalFetcher(root).fetch("42/41/comparison.json") == b"first"
+
+
+def test_create_on_an_existing_folder_is_the_plain_store(store):
+    fetcher = LocalFetcher(store, create=True)
+    assert fetcher.root == store.resolve() and fetcher.fetch("a") == b"alpha"
+    fetcher.put("c", b"gamma", "image/png")
+    assert (store / "c").read_bytes() == b"gamma"
+
+
+def test_create_under_a_symlinked_existing_folder_names_the_real_path(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "alias")
+    fetcher = LocalFetcher(tmp_path / "alias" / "new", create=True)
+    assert fetcher.root == real / "new"
+    fetcher.put("k", b"v", "image/png")
+    assert (real / "new" / "k").read_bytes() == b"v"
+
+
+@pytest.mark.parametrize("blocker", ["file", "dangling symlink"])
+@pytest.mark.parametrize("where", ["root", "parent"])
+def test_create_refuses_a_path_through_something_not_a_folder(tmp_path, blocker, where):
+    blocked = tmp_path / "results"
+    if blocker == "file":
+        blocked.write_bytes(b"")
+    else:
+        os.symlink(tmp_path / "nowhere", blocked)
+    root = blocked if where == "root" else blocked / "1" / "2"
+    with pytest.raises(ValueError, match="not a folder"):
+        LocalFetcher(root, create=True)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_create_refuses_dot_dot_in_the_part_to_be_made(tmp_path):
+    with pytest.raises(ValueError, match="cannot be created"):
+        LocalFetcher(tmp_path / "missing" / ".." / "escape", create=True)
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "escape").exists()
+
+
+def test_create_never_follows_a_symlink_planted_before_the_first_write(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    fetcher = LocalFetcher(tmp_path / "results" / "1" / "2", create=True)
+    (tmp_path / "results").mkdir()
+    os.symlink(outside, tmp_path / "results" / "1")
+    with pytest.raises(WriteError, match="symlink") as info:
+        fetcher.put("comparison.json", b"x", "application/json")
+    assert str(info.value).startswith(f"{(tmp_path / 'results' / '1' / '2').as_uri()}: 'comparison.json': ")
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["../secret", "a/../../x", "/etc/x"])
+def test_a_created_store_keeps_keys_inside_its_root(tmp_path, key):
+    (tmp_path / "secret").write_bytes(b"outside")
+    fetcher = LocalFetcher(tmp_path / "results", create=True)
+    with pytest.raises(StoreError) as info:
+        fetcher.put(key, b"x", "image/png")
+    assert not info.value.retryable
+    with pytest.raises(FetchError):
+        fetcher.fetch(key)
+    assert (tmp_path / "secret").read_bytes() == b"outside"
