@@ -12,8 +12,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
-from .regions import IgnoreRegion
+from .regions import IgnorePattern, IgnoreRegion
 
 DEFAULT_MAX_PIXELS = 40_000_000
 """Largest diff canvas (width x height) compared by default."""
@@ -97,8 +98,9 @@ class CompareOptions:
     comparison is planned, before anything is fetched). ``checkerboard`` is ``oklab``'s own
     option (blend semi-transparent pixels over its checkerboard); turning it off with another
     engine is an error. ``ignore_regions`` (canvas coordinates, corners included) apply to every
-    image, on top of the regions a head image's manifest entry gives; a region outside an
-    image's canvas errors that image.
+    image, ``ignore_patterns`` to the head images whose names their globs match, on top of the
+    regions a head image's manifest entry gives; each region applies to an image's canvas as far
+    as it reaches into it, and not at all to an image it lies wholly outside of.
 
     ``window_size`` N and ``window_min`` K add a second rule for ``changed``: an image is
     ``changed`` only if its share of changed pixels is over its ``diff_threshold`` *and* some
@@ -126,6 +128,7 @@ class CompareOptions:
     window_size: int | None = None
     window_min: int | None = None
     ignore_regions: tuple[IgnoreRegion, ...] = ()
+    ignore_patterns: tuple[IgnorePattern, ...] = ()
 
     def __post_init__(self) -> None:
         if min(self.head_artifact_id, self.base_artifact_id) < 0:
@@ -148,6 +151,7 @@ class CompareOptions:
                 raise ValueError("window_min needs window_size")
         # Plans read back from JSON give regions as lists; they are stored as IgnoreRegions.
         object.__setattr__(self, "ignore_regions", as_regions(self.ignore_regions, "ignore_regions"))
+        object.__setattr__(self, "ignore_patterns", _as_patterns(self.ignore_patterns))
 
     def engine_options(self) -> dict[str, object]:
         """The engine's own options that differ from their defaults, as the engine takes them."""
@@ -177,6 +181,20 @@ def as_regions(value: object, where: str) -> tuple[IgnoreRegion, ...]:
     return regions
 
 
+def _as_patterns(value: object) -> tuple[IgnorePattern, ...]:
+    """``value`` ((glob, regions) pairs, lists when read back from JSON) as a tuple of
+    `IgnorePattern`; ValueError otherwise."""
+    try:
+        pairs = [(glob, regions) for glob, regions in value]  # type: ignore[union-attr]
+        valid = all(isinstance(glob, str) for glob, _ in pairs)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"ignore_patterns must be a sequence of (glob, regions) pairs, got {value!r}")
+    return tuple(IgnorePattern(glob, as_regions(regions, f"ignore_patterns[{glob!r}]"))
+                 for glob, regions in pairs)
+
+
 def _whole(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(value)
@@ -199,7 +217,9 @@ class ImageResult:
     diff/{stem}.png``) and ``aligned_height`` (the diff canvas's height) are Sentry's, set for
     diffed images as Sentry sets them. ``window_max`` (the most changed pixels in any NxN
     window) is set when the comparison has a ``window_size``; ``ignore_regions`` lists the
-    regions a diffed image was compared with (its own and the comparison's), None when none.
+    regions a diffed image was compared with (the comparison's, the matching patterns', its
+    own) as they applied to its canvas (clipped; those wholly outside it left out), None when
+    none applied; an errored image lists them as given.
     """
 
     name: str
@@ -229,10 +249,23 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class Approval:
-    """A previous approval that carries over: the comparison it came from and the shared fingerprint."""
+    """A previous approval that carries over: the comparison it came from, the shared
+    fingerprint and the names of the images whose changes it covers (sorted)."""
 
     carried_over_from: str
     fingerprint: str
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApprovalMismatch:
+    """An approval that was given but does not carry over, and why: ``unapproved`` names the
+    images whose change here the approval does not hold (a new change, or another one than was
+    approved), ``not_present`` the images whose approved change is not here (sorted)."""
+
+    source: str
+    unapproved: tuple[str, ...]
+    not_present: tuple[str, ...]
 
 
 @dataclass
@@ -246,6 +279,12 @@ class Comparison:
     stats: dict[str, float | int] = field(default_factory=dict)
     approval: Approval | None = None
     """Set when an approved comparison's fingerprints equal this one's (``--approved``)."""
+    approval_mismatch: ApprovalMismatch | None = None
+    """Set when an approved comparison was given but its fingerprints differ from this one's."""
+    artifacts_dir: Path | None = None
+    """The folder the images' ``diff_mask_key``s and ``previews`` are relative to, set by
+    `compare.run.compare_builds` to its ``out_dir``; None when unknown (a comparison put
+    together by hand), and then they are looked for where the reports are written."""
 
     @property
     def summary(self) -> dict[str, int]:

@@ -44,23 +44,23 @@ neighbour, and the last-resort pairing in name order ignores similarity.
 
 The threshold a candidate is judged against later is the head image's ``diff_threshold``, else
 the head manifest's, else ``default_diff_threshold``; the base's are never read. Likewise a
-candidate's ignore regions are the head image's ``ignore_regions`` (a list of ``{"x1", "y1",
-"x2", "y2"}`` objects, corners included; see `compare.regions`); a malformed one in any head
-image is an `InputError` naming the manifest, the image and the field. Names share a diff
-only when their hashes and their regions are the same.
+candidate's ignore regions are those of the ``ignore_patterns`` whose globs match its name,
+then the head image's ``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}`` objects,
+corners included; see `compare.regions`); a malformed one in any head image is an
+`InputError` naming the manifest, the image and the field. Names share a diff only when their
+hashes and their regions are the same (regions as given: each diff clips them to its canvas).
 """
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from heapq import heapify, heappop, heappush
 
-from .inputs.manifest import ImageEntry, Manifest, ManifestError
+from .inputs.manifest import ImageEntry, Manifest, ManifestError, ignore_regions_of
 from .model import (
     DEFAULT_MAX_PIXELS,
     ImageResult,
@@ -71,7 +71,7 @@ from .model import (
     check_fraction,
     check_max_pixels,
 )
-from .regions import IgnoreRegion, ignore_regions_from_json
+from .regions import IgnorePattern, IgnoreRegion, merged, pattern_regions
 
 PairKey = tuple[str, str, tuple[IgnoreRegion, ...]]
 """What makes two names share one diff: base hash, head hash and ignore regions."""
@@ -91,7 +91,7 @@ class DiffCandidate:
     """A name whose base and head hashes differ, to be judged by a pixel diff.
 
     ``diff_threshold`` is the resolved fraction of changed pixels above which it is ``changed``;
-    ``ignore_regions`` are the head image's.
+    ``ignore_regions`` are those of the patterns matching its name, then the head image's own.
     """
 
     name: str
@@ -158,8 +158,12 @@ def categorize(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     default_diff_threshold: float = 0.0,
+    ignore_patterns: Sequence[IgnorePattern] = (),
 ) -> Plan:
-    """Categorise every image of ``base`` and ``head`` from the manifests alone (see module doc)."""
+    """Categorise every image of ``base`` and ``head`` from the manifests alone (see module doc).
+
+    ``ignore_patterns`` add their regions to the candidates whose names they match.
+    """
     check_max_pixels(max_pixels)
     check_fraction("default_diff_threshold", default_diff_threshold)
 
@@ -171,8 +175,10 @@ def categorize(
                                   head=head.images.get(name), reason=Reason.IMAGE_PROCESSING_FAILED,
                                   detail=f"{side} image file: {unreadable[name]}")
     head_images = {n: e for n, e in head.images.items() if n not in unreadable}
-    regions = {name: _ignore_regions(head, entry) for name, entry in head_images.items()
-               if "ignore_regions" in entry.extra}
+    try:
+        regions = {name: ignore_regions_of(head, name) for name in head_images}
+    except ManifestError as exc:
+        raise InputError(str(exc)) from None
     base_images = {n: e for n, e in base.images.items() if n not in unreadable}
 
     added = [name for name in head_images if name not in base_images]
@@ -222,7 +228,8 @@ def categorize(
         else:
             threshold = _first_set(entry.diff_threshold, head.diff_threshold,
                                    default_diff_threshold)
-            candidates[name] = DiffCandidate(name, before, entry, threshold, regions.get(name, ()))
+            ignored = merged(pattern_regions(ignore_patterns, name), regions[name])
+            candidates[name] = DiffCandidate(name, before, entry, threshold, ignored)
 
     candidates = dict(sorted(candidates.items()))
     pairs: dict[PairKey, list[str]] = defaultdict(list)
@@ -234,15 +241,6 @@ def categorize(
         pairs={key: tuple(names) for key, names in pairs.items()},
         blobs=frozenset(h for key in pairs for h in key[:2]),
     )
-
-
-def _ignore_regions(head: Manifest, entry: ImageEntry) -> tuple[IgnoreRegion, ...]:
-    """A head image's ``ignore_regions``; `InputError` naming the manifest, image and field."""
-    where = f"images[{json.dumps(entry.name, ensure_ascii=False)}].ignore_regions"
-    try:
-        return ignore_regions_from_json(entry.extra["ignore_regions"], where)
-    except ValueError as exc:
-        raise InputError(str(ManifestError(head.source, "", str(exc)))) from None
 
 
 def pair_renames(new: Mapping[str, str], old: Mapping[str, str]) -> dict[str, str]:

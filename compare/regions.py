@@ -3,15 +3,27 @@
 Coordinates are odiff's: ``x1:y1-x2:y2`` with both corners included, in pixels of the diff
 canvas (top-left origin). On the command line several are joined by commas; in a manifest an
 image's ``ignore_regions`` is a list of ``{"x1": .., "y1": .., "x2": .., "y2": ..}`` objects.
+
+A region applies to each canvas as far as it reaches into it (`clip`): the part past the
+right or bottom edge covers nothing, and a region wholly outside a canvas does not apply to
+that image at all, so one region list fits images of every size.
+
+`IgnorePattern` gives regions to the images whose names match a glob (``--ignore-in``):
+``*`` matches within one path segment (no ``/``), ``**`` across segments (``**/`` also
+matches no folder at all), ``?`` one character other than ``/``; every other character
+matches itself, and the glob must match the whole name. Globs are translated to RE2, so
+matching takes linear time whatever the glob and the name.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import re2
 
 _REGION = re.compile(r"(\d{1,9}):(\d{1,9})-(\d{1,9}):(\d{1,9})")
 _KEYS = ("x1", "y1", "x2", "y2")
@@ -63,21 +75,29 @@ def _checked(region: IgnoreRegion, label: str) -> IgnoreRegion:
     return region
 
 
-def ignore_mask(
-    regions: Sequence[IgnoreRegion], width: int, height: int, label: str
-) -> np.ndarray | None:
-    """The HxW bool mask of ``regions`` on a width x height canvas, None when there are none.
+def ignore_regions_json(regions: Iterable[IgnoreRegion]) -> list[dict[str, int]]:
+    """Regions in a manifest's form, ``[{"x1", "y1", "x2", "y2"}, ...]`` (what
+    `ignore_regions_from_json` reads)."""
+    return [region._asdict() for region in regions]
 
-    Raises ValueError naming ``label`` (the image) when a region reaches outside the canvas.
-    """
+
+def clip(regions: Iterable[IgnoreRegion], width: int, height: int) -> tuple[IgnoreRegion, ...]:
+    """``regions`` as they apply to a width x height canvas: each cut at the canvas's right
+    and bottom edges, those wholly outside it left out, each once, in order."""
+    return merged(
+        IgnoreRegion(region.x1, region.y1, min(region.x2, width - 1), min(region.y2, height - 1))
+        for region in regions
+        if region.x1 < width and region.y1 < height
+    )
+
+
+def ignore_mask(regions: Sequence[IgnoreRegion], width: int, height: int) -> np.ndarray | None:
+    """The HxW bool mask of ``regions`` on a width x height canvas (what lies past its edges
+    covers nothing), None when there are none."""
     if not regions:
         return None
     mask = np.zeros((height, width), dtype=bool)
     for region in regions:
-        if region.x2 >= width or region.y2 >= height:
-            raise ValueError(
-                f"{label}: ignore region {region} reaches outside the {width}x{height} canvas"
-            )
         mask[region.y1 : region.y2 + 1, region.x1 : region.x2 + 1] = True
     return mask
 
@@ -85,3 +105,51 @@ def ignore_mask(
 def merged(*groups: Iterable[IgnoreRegion]) -> tuple[IgnoreRegion, ...]:
     """Every region of ``groups``, each once, in first-seen order."""
     return tuple(dict.fromkeys(region for group in groups for region in group))
+
+
+class IgnorePattern(NamedTuple):
+    """Regions for the images whose names match ``glob`` (see the module doc)."""
+
+    glob: str
+    regions: tuple[IgnoreRegion, ...]
+
+    def matches(self, name: str) -> bool:
+        """Whether ``glob`` matches the whole of ``name``."""
+        return _glob_regex(self.glob).fullmatch(_utf8(name)) is not None
+
+
+def parse_ignore_pattern(text: str) -> IgnorePattern:
+    """A pattern from ``GLOB=x1:y1-x2:y2[,...]``, split at the last ``=`` (regions never hold
+    one, so the glob may); ValueError naming the bad part."""
+    glob, equals, regions = text.rpartition("=")
+    if not glob:
+        problem = "no glob before '='" if equals else "no '=': expected GLOB=x1:y1-x2:y2[,...]"
+        raise ValueError(f"{text!r}: {problem}")
+    try:
+        return IgnorePattern(glob, parse_ignore_regions(regions))
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+
+
+def pattern_regions(patterns: Iterable[IgnorePattern], name: str) -> tuple[IgnoreRegion, ...]:
+    """The regions of every pattern matching ``name``, each once, in the patterns' order."""
+    return merged(*(pattern.regions for pattern in patterns if pattern.matches(name)))
+
+
+_GLOB_TOKEN = re.compile(r"\*\*/|\*\*|\*|\?|[^*?]+")
+_GLOB_REGEX = {"**/": rb"(?:.*/)?", "**": rb".*", "*": rb"[^/]*", "?": rb"[^/]"}
+
+
+@functools.lru_cache(maxsize=256)
+def _glob_regex(glob: str) -> Any:
+    """``glob`` as a compiled RE2 pattern over UTF-8 bytes (see `_utf8`)."""
+    parts = [_GLOB_REGEX.get(token) or re.escape(_utf8(token)) for token in _GLOB_TOKEN.findall(glob)]
+    options = re2.Options()
+    options.dot_nl = True
+    return re2.compile(b"".join(parts), options)
+
+
+def _utf8(text: str) -> bytes:
+    # Names may hold lone surrogates (undecodable file names, JSON escapes): RE2 takes bytes,
+    # and reads a surrogate's three bytes as one character.
+    return text.encode("utf-8", "surrogatepass")

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fetchers import BatchUploader, BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
 
 from .engine.chunks import plan
-from .engine.run import Progress, run_comparison
+from .engine.run import ArtifactSink, Progress, run_comparison
 from .inputs.approved import approved_fingerprints, carry_over
 from .inputs.sources import Side, combine_fetchers, open_side, read_input
-from .model import CompareOptions, Comparison, InputError
+from .model import ApprovalMismatch, CompareOptions, Comparison, InputError
 from .output.artifacts import ArtifactWriter
 from .output.results_store import ResultsPublisher, SentryLayout, mask_uploads, publish_comparison, publish_plan
 from .output.sentry_keys import fill_sentry_fields
@@ -24,7 +26,7 @@ def compare_builds(
     base: str | os.PathLike[str],
     head: str | os.PathLike[str],
     *,
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
     store: str | BlobFetcher | None = None,
     options: CompareOptions | None = None,
     progress: Callable[[Progress], None] | None = None,
@@ -41,15 +43,18 @@ def compare_builds(
     images. ``store`` (a store URL, see `fetchers.fetcher_from_url`, or a fetcher) serves the
     blobs of manifests; folders serve their own files. ``approved`` (a file or ``store:KEY``)
     is a previously approved ``comparison.json``: when its changes are this comparison's,
-    `Comparison.approval` says so (see `compare.inputs.approved`). Diff masks and report
-    previews are written under ``out_dir``
-    (`compare.output.reports.write_reports` writes the reports). ``store_setting`` names where
+    `Comparison.approval` says so, else `Comparison.approval_mismatch` names the images whose
+    changes differ from it (see `compare.inputs.approved`). Diff masks and report previews are
+    written under ``out_dir`` (`compare.output.reports.write_reports` writes the reports);
+    without it the comparison is kept in memory only: every image gets its status and
+    figures, but no mask or preview is made or kept. ``store_setting`` names where
     the store came from in messages; ``store_token`` authenticates to a store URL that takes
     one (objectstore). ``artifacts``, a writer for ``out_dir``, lets the caller hold the
     folder's lock until `write_reports` is given the same writer; without it the lock is held
     for this call only. With ``scheduler`` (``tcp://host:8786`` or ``local:N``) the pixel diffs
-    run on that Dask cluster (the ``dask`` extra; both builds must be manifests and ``store`` a
-    URL the workers can reach; workers read credentials from their own environment).
+    run on that Dask cluster (the ``dask`` extra; both builds manifests and ``store`` a URL the
+    workers can reach, or with ``local:N`` both builds folders; workers read credentials from
+    their own environment).
 
     ``results_store`` (a store URL, authenticated as ``store`` is) also receives the masks and
     ``comparison.json`` under Sentry's keys (`compare.output.results_store`); with
@@ -57,12 +62,14 @@ def compare_builds(
     process ``plan.json`` and ``comparison.json``, and the masks are not copied into
     ``out_dir`` (there ``diff_mask_key`` then names the mask's key in the store).
 
+    ``results_store`` needs ``out_dir`` and both artifact ids in ``options`` (results are kept
+    under ``{head}/{base}/``; without the ids every run would write over the others').
+
     Raises `InputError` naming the input when a build, a store or ``out_dir`` cannot be used
     (``out_dir`` not writable, or in use by another run), and `ResultsNotWritten` (carrying
     the comparison when it ran) when results could not be written to ``results_store``.
     """
     options = options if options is not None else CompareOptions()
-    out = Path(out_dir)
     with ExitStack() as stack:
         store_fetcher = store
         if isinstance(store, str):
@@ -85,27 +92,54 @@ def compare_builds(
             raise InputError(describe_os_error(exc)) from None
         results = None
         if results_store is not None:
+            if not (options.head_artifact_id and options.base_artifact_id):
+                raise InputError(
+                    "--results-store needs --head-artifact-id and --base-artifact-id: results are "
+                    "kept under {head}/{base}/ below the store's prefix, and without the ids every "
+                    "run would write over the others' under 0/0")
             results = stack.enter_context(_ResultsTarget.open(results_store, options, store_token))
-        writer = artifacts if artifacts is not None else stack.enter_context(ArtifactWriter(out))
-        try:
-            writer.open()
-        except OSError as exc:
-            raise InputError(f"--out: {describe_os_error(exc)}") from None
+        if out_dir is None and artifacts is None:
+            if results is not None:
+                raise InputError("--results-store needs --out: the masks are written there first")
+            writer: ArtifactSink = _NoFiles()
+            options = replace(options, previews=False)
+        else:
+            writer = artifacts if artifacts is not None else stack.enter_context(ArtifactWriter(Path(out_dir)))
+            try:
+                writer.open()
+            except OSError as exc:
+                raise InputError(f"--out: {describe_os_error(exc)}") from None
         manifests = [sides[role].manifest for role in ("base", "head")]
         if scheduler is not None:
-            comparison = _compare_on_cluster(sides["base"], sides["head"], store, scheduler, writer,
-                                             options, progress, results)
+            cluster_store = _cluster_store(sides["base"], sides["head"], store, scheduler, stack)
+            comparison = _compare_on_cluster(sides["base"], sides["head"], cluster_store, scheduler,
+                                             writer, options, progress, results)
         else:
             comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, progress=progress)
         comparison = fill_sentry_fields(comparison, writer)
         if approval_input is not None:
-            comparison.approval = carry_over(comparison.images, *approval_input)
+            outcome = carry_over(comparison.images, *approval_input)
+            if isinstance(outcome, ApprovalMismatch):
+                comparison.approval_mismatch = outcome
+            else:
+                comparison.approval = outcome
         if results is not None:
             # On a cluster the workers stored the masks; here they are read back from out_dir.
             masks = {} if scheduler is not None else mask_uploads(
                 comparison.images, results.layout, lambda image: (writer.out_dir / image.diff_mask_key).read_bytes)
             publish_comparison(comparison, results.uploader, results.layout, masks)
         return comparison
+
+
+class _NoFiles:
+    """Where the files of a comparison without an output folder go: nowhere. Its images keep
+    their figures; their masks and previews are not kept (``diff_mask_key`` is None)."""
+
+    def mask(self, name: str, png: bytes) -> None:
+        return None
+
+    def previews(self, outcome: object) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -120,25 +154,64 @@ class _ResultsTarget:
     @classmethod
     @contextmanager
     def open(cls, url: str, options: CompareOptions, token: str | None) -> Iterator[_ResultsTarget]:
-        with open_store(url, "--results-store", max_connections=options.fetch_workers, token=token) as store:
+        with open_store(url, "--results-store", max_connections=options.fetch_workers, token=token,
+                        create=True) as store:
             if not isinstance(store, BlobWriter):
                 raise InputError("--results-store: this store cannot be written to")
             with BatchUploader(store, max_workers=options.fetch_workers) as uploader:
                 yield cls(url, SentryLayout.of(store, options), uploader)
 
 
+def _cluster_store(base: Side, head: Side, store: str | BlobFetcher | None, scheduler: str,
+                   stack: ExitStack) -> str:
+    """The store URL the cluster's workers read blobs from.
+
+    Manifests need a store URL. Folders of images can be read by ``local:N`` workers, which run
+    on this machine: their files are linked (or copied) by content hash into a temporary local
+    store that lives as long as ``stack``. A remote cluster cannot read this machine's folders.
+    """
+    folders = [side for side in (base, head) if side.fetcher is not None]
+    if not folders:
+        if not isinstance(store, str):
+            raise InputError("--scheduler: the store must be a URL the workers can reach (--store URL)")
+        return store
+    if not scheduler.startswith("local:"):
+        raise InputError(
+            f"--scheduler {scheduler}: the workers cannot read the folder {folders[0].source!r} on "
+            "this machine; put the build into a store they reach first (snapcompare upload DIR "
+            "--store URL -o build.json) and compare the manifests")
+    if len(folders) < 2:
+        raise InputError(
+            "--scheduler: compare two folders, or two manifests in a store, not a folder and a "
+            f"manifest ({folders[0].source!r} is a folder); upload the folder first (snapcompare "
+            "upload DIR --store URL -o build.json)")
+    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="snapcompare-blobs-")))
+    for side in folders:
+        for key, path in side.fetcher.paths.items():
+            _link_or_copy(path, root / key)
+    return str(root)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source``, or a copy where links cannot be made."""
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _compare_on_cluster(
     base: Side,
     head: Side,
-    store: str | BlobFetcher | None,
+    store: str,
     scheduler: str,
-    artifacts: ArtifactWriter,
+    artifacts: ArtifactSink,
     options: CompareOptions,
     progress: Callable[[Progress], None] | None,
     results: _ResultsTarget | None,
 ) -> Comparison:
-    if base.fetcher is not None or head.fetcher is not None or not isinstance(store, str):
-        raise InputError("--scheduler: both builds must be manifests and the store a URL the workers can reach")
     try:
         from .engine.distributed import run_on_cluster
     except ImportError as exc:
@@ -152,11 +225,13 @@ def _compare_on_cluster(
                           publisher=publisher)
 
 
-def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None) -> ClosableFetcher:
+def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None,
+               create: bool = False) -> ClosableFetcher:
     """The store at ``url`` (read and written through); `InputError` naming ``setting`` if it
-    cannot be opened. The URL itself is never echoed: it may carry secrets in its query."""
+    cannot be opened. ``create`` lets a local store's folder be made on its first write. The
+    URL itself is never echoed: it may carry secrets in its query."""
     try:
-        return fetcher_from_url(url, max_connections=max_connections, token=token)
+        return fetcher_from_url(url, max_connections=max_connections, token=token, create=create)
     except ImportError as exc:
         raise InputError(f"{setting}: {exc}") from None
     except ValueError as exc:

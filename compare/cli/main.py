@@ -1,4 +1,4 @@
-"""The ``snapcompare`` command: ``compare``, ``upload``, ``manifest`` and ``demo``."""
+"""The ``snapcompare`` command: ``compare``, ``upload``, ``approve``, ``manifest`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -11,21 +11,21 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 
 from fetchers import BACKENDS, StoreUnavailable
 
 from ..demo import generate_demo
 from ..imaging.engines import DEFAULT_ENGINE, ENGINES
-from ..inputs.manifest import dump_manifest, manifest_from_folder, write_manifest
+from ..inputs.manifest import dump_manifest, manifest_from_folder, with_ignore_patterns, write_manifest
 from ..model import CompareOptions, Comparison, ImageResult, InputError, Status, check_fraction
 from ..output.artifacts import ArtifactWriter
 from ..output.reports import write_reports
 from ..output.results_store import ResultsNotWritten
-from ..regions import IgnoreRegion, parse_ignore_regions
+from ..regions import parse_ignore_pattern, parse_ignore_regions
 from ..run import compare_builds, describe_os_error
 from .malloc import reuse_freed_memory
 from .progress import ProgressDisplay
@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_upload_command(commands)
 
+    from .approve import add_approve_command  # likewise
+
+    add_approve_command(commands)
+
     manifest = commands.add_parser(
         "manifest",
         help="build a manifest from a folder of images",
@@ -170,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("-o", "--output", metavar="FILE",
                           help="where to write the manifest (default: standard output)")
     add_follow_symlinks_option(manifest)
+    add_ignore_in_option(manifest, MANIFEST_IGNORE_IN_HELP)
     manifest.set_defaults(run=_run_manifest)
 
     demo = commands.add_parser(
@@ -268,10 +273,14 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-min", type=_count, metavar="K",
                         help="with --window-size: an image is changed only if, besides being over "
                         "its diff threshold, some NxN window has more than K changed pixels")
-    parser.add_argument("--ignore", type=_regions, metavar="x1:y1-x2:y2,...",
+    parser.add_argument("--ignore", type=_parsed(parse_ignore_regions), metavar="x1:y1-x2:y2,...",
                         help="regions whose pixels never count, in every image (corners included, "
-                        "odiff's syntax); a manifest image's ignore_regions add to them; a region "
-                        "outside an image's canvas errors that image")
+                        "odiff's syntax, canvas pixels from the top-left); a region reaching past an "
+                        "image's canvas covers the part inside it, one wholly outside an image does "
+                        "not apply to it; --ignore-in and a head manifest image's ignore_regions add "
+                        "to them")
+    add_ignore_in_option(parser, "regions whose pixels never count in the head images whose names "
+                         "GLOB matches, on top of --ignore and their own ignore_regions")
 
 
 def _engine_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -285,7 +294,8 @@ def _engine_settings(args: argparse.Namespace) -> dict[str, object]:
     if args.window_min is not None and args.window_size is None:
         raise InputError("--window-min needs --window-size")
     return {**settings, "checkerboard": args.checkerboard, "window_size": args.window_size,
-            "window_min": args.window_min, "ignore_regions": args.ignore or ()}
+            "window_min": args.window_min, "ignore_regions": args.ignore or (),
+            "ignore_patterns": tuple(args.ignore_in)}
 
 
 def _count(text: str) -> int:
@@ -298,11 +308,34 @@ def _count(text: str) -> int:
     return value
 
 
-def _regions(text: str) -> tuple[IgnoreRegion, ...]:
-    try:
-        return parse_ignore_regions(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+MANIFEST_IGNORE_IN_HELP = ("write these regions into the manifest's ignore_regions of the images "
+                           "whose names GLOB matches: a comparison with this manifest as its head "
+                           "ignores them there")
+"""What ``--ignore-in`` does for the commands that write a manifest (``manifest``, ``upload``)."""
+
+
+def add_ignore_in_option(parser: argparse.ArgumentParser, effect: str) -> None:
+    """``--ignore-in GLOB=x1:y1-x2:y2,...`` (repeatable): regions for the images whose names
+    match GLOB; ``effect`` says what the command does with them."""
+    parser.add_argument("--ignore-in", type=_parsed(parse_ignore_pattern), action="append", default=[],
+                        metavar="GLOB=x1:y1-x2:y2,...",
+                        help=f"{effect}; repeatable. GLOB matches whole image names: * within one "
+                        "folder level (not /), ** across levels (**/ also matches no folder), ? one "
+                        "character other than /, any other character itself; GLOB ends at the last "
+                        "'=', so it may hold '=' and ','. Example: 'phone/**=0:0-1169:46'")
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def _parsed(parse: Callable[[str], _Parsed]) -> Callable[[str], _Parsed]:
+    """``parse`` as an argparse type: its ValueError becomes a usage error with its message."""
+    def convert(text: str) -> _Parsed:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
 
 
 def _add_sentry_options(parser: argparse.ArgumentParser) -> None:
@@ -312,9 +345,10 @@ def _add_sentry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-artifact-id", type=_artifact_id, default=0, metavar="ID",
                         help="Sentry artifact id of the base build (default: 0)")
     parser.add_argument("--approved", metavar="FILE",
-                        help="a previously approved comparison.json (a file or store:KEY): when "
-                        "this run's changes are the same, the approval carries over and the "
-                        "exit code is 0")
+                        help="a previously approved comparison.json (a file or store:KEY, which "
+                        "'snapcompare approve' stores): when this run's changes are the same, the "
+                        "approval carries over and the exit code is 0; when they differ, the "
+                        "summary and the report name the images that differ from it")
     parser.add_argument("--allow-unsized", action="store_true",
                         help="accept manifest images without width and height (Sentry requires "
                         "them); their sizes are read from the images")
@@ -338,7 +372,8 @@ def _add_scheduler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the pixel diffs on a Dask cluster (extra 'dask'): tcp://HOST:8786 "
                         "for a running scheduler, or local:N for N local worker processes; the "
-                        "builds must be manifests and the workers read store credentials from "
+                        "builds must be manifests in a store the workers reach (with local:N, "
+                        "two folders also work) and the workers read store credentials from "
                         "their own environment")
 
 
@@ -486,6 +521,8 @@ def outcome_line(comparison: Comparison, reports: dict[str, Path], code: int) ->
     parts = []
     if comparison.approval is not None:
         parts.append(f"approved changes carried over from {_shown(comparison.approval.carried_over_from)}")
+    elif comparison.approval_mismatch is not None:
+        parts.append(f"the approval {_shown(comparison.approval_mismatch.source)} does not match")
     elif exit_code(comparison) == EXIT_SAME:
         parts.append(f"no differences in {summary['total']} images")
     if differing:
@@ -525,6 +562,7 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         lines += ["", "Renamed:"]
         lines += [f"  {_shown(r.previous_image_file_name or '')} -> {_shown(r.name)}" for r in renamed[:_LISTED]]
         lines += _more(len(renamed))
+    lines += _approval_lines(comparison)
     errored = _errored(comparison)
     if errored:
         lines += ["", "Errored:"]
@@ -534,6 +572,25 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         lines += ["", "Reports:"]
         lines += [f"  {_shown(str(path))}" for path in reports.values()]
     out.write("\n".join([*lines, ""]) + "\n")
+
+
+def _approval_lines(comparison: Comparison) -> list[str]:
+    """What an approval covered, or which images kept a given approval from carrying over."""
+    if comparison.approval is not None:
+        names = comparison.approval.images
+        return ["", f"Approved: the changes of {len(names)} images, carried over from "
+                f"{_shown(comparison.approval.carried_over_from)}"]
+    mismatch = comparison.approval_mismatch
+    if mismatch is None:
+        return []
+    lines = ["", f"Not approved: {_shown(mismatch.source)} does not hold this run's changes"]
+    for title, names in (("changes here that it does not approve", mismatch.unapproved),
+                         ("approved changes that are not here", mismatch.not_present)):
+        if names:
+            lines.append(f"  {title}:")
+            lines += [f"    {_shown(name)}" for name in names[:_LISTED]]
+            lines += ["  " + line for line in _more(len(names))]
+    return lines
 
 
 def _errored(comparison: Comparison) -> list[ImageResult]:
@@ -567,6 +624,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
     note_left_out(manifest.unreadable)
+    manifest = with_ignore_patterns(manifest, args.ignore_in)
     if args.output is None:
         text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False)
         sys.stdout.write(_printable_json(text) + "\n")

@@ -22,18 +22,20 @@ from fetchers import BatchUploader, BlobWriter, StoreError, UploadStats
 from fetchers.keys import check_key
 
 from ..engine.run import Progress
-from ..inputs.manifest import Manifest, dump_manifest, manifest_from_folder
+from ..inputs.manifest import Manifest, dump_manifest, manifest_from_folder, with_ignore_patterns
 from ..model import CompareOptions, InputError
 from ..run import describe_os_error, open_store
 from .main import (
     EXIT_BAD_INPUT,
     EXIT_ERRORED,
     EXIT_SAME,
+    MANIFEST_IGNORE_IN_HELP,
     STORE_ENV,
     _error,
     _one_line,
     _positive,
     add_follow_symlinks_option,
+    add_ignore_in_option,
     add_token_option,
     note_left_out,
     objectstore_token,
@@ -71,6 +73,7 @@ def add_upload_command(commands: argparse._SubParsersAction) -> None:
                         help="also store the manifest in the store under KEY (application/json)")
     add_token_option(upload)
     add_follow_symlinks_option(upload)
+    add_ignore_in_option(upload, MANIFEST_IGNORE_IN_HELP)
     upload.add_argument("--workers", type=_positive, default=CompareOptions().fetch_workers, metavar="N",
                         help="concurrent uploads (default: %(default)s)")
     upload.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
@@ -92,8 +95,9 @@ def run_upload(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
     note_left_out(manifest.unreadable)
+    manifest = with_ignore_patterns(manifest, args.ignore_in)
     manifest_json = (json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n").encode()
-    if args.output is not None:  # the manifest depends on the folder alone: written first
+    if args.output is not None:  # the manifest depends on the folder (and --ignore-in) alone: written first
         try:
             args.output.write_bytes(manifest_json)
         except OSError as exc:

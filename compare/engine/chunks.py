@@ -43,8 +43,9 @@ SCHEMA_VERSION = 1
 class ArtifactSink(Protocol):
     """Where a comparison puts the files it makes as it goes; each call returns their keys."""
 
-    def mask(self, name: str, png: bytes) -> str:
-        """Store image ``name``'s diff mask; return the key it is referred to by."""
+    def mask(self, name: str, png: bytes) -> str | None:
+        """Store image ``name``'s diff mask; return the key it is referred to by (None when the
+        sink keeps no files)."""
         ...
 
     def previews(self, outcome: PairOutcome) -> Mapping[str, str] | None:
@@ -67,7 +68,8 @@ class ChunkPublisher(Protocol):
 @dataclass(frozen=True)
 class ChunkCandidate:
     """One name to judge by a pixel diff, with what judging it needs from the manifests and
-    every region ignored in it (the comparison's, then the image's own)."""
+    every region ignored in it, as given (the comparison's, then those of the patterns matching
+    its name and the image's own)."""
 
     name: str
     base_hash: str
@@ -191,7 +193,8 @@ def plan(
     """
     check_engine(options)
     decided = categorize(base, head, max_pixels=options.max_pixels,
-                         default_diff_threshold=options.diff_threshold)
+                         default_diff_threshold=options.diff_threshold,
+                         ignore_patterns=options.ignore_patterns)
     # Keyed by the regions each name is diffed with (the comparison's and its own), so names
     # whose merged regions are equal share one diff whatever their manifests said.
     pairs: dict[PairKey, list[ChunkCandidate]] = {}
@@ -295,6 +298,8 @@ def _judge(candidate: ChunkCandidate, outcome: PairOutcome, options: CompareOpti
         common["after_width"], common["after_height"] = outcome.after_size
     if outcome.reason is not None:
         return ImageResult(status=Status.ERRORED, reason=outcome.reason, detail=outcome.detail, **common)
+    # A diffed image lists its regions as they applied to its canvas; an errored one as given.
+    common["ignore_regions"] = outcome.applied_regions or None
     ratio = outcome.changed_pixels / outcome.total_pixels
     return ImageResult(
         status=Status.CHANGED if options.is_changed(ratio, candidate.diff_threshold, outcome.window_max)

@@ -26,7 +26,8 @@ try:
     from distributed import Client, Future, LocalCluster, as_completed, get_worker
     from distributed.diagnostics.plugin import WorkerPlugin
 except ImportError:  # pragma: no cover - depends on the installation
-    raise ImportError("running on a Dask cluster needs the dask extra: pip install 'snapcompare[dask]'") from None
+    raise ImportError("running on a Dask cluster needs the dask extra: in a checkout of snapcompare, "
+                      "pip install '.[dask]' (make sync installs every extra)") from None
 
 from fetchers import BlobWriter, ClosableFetcher
 from fetchers.protocol import describe_store

@@ -58,7 +58,12 @@ class PairTask:
 
 @dataclass(frozen=True)
 class PairOutcome:
-    """What a pixel diff found for one `PairTask`, or why it could not run."""
+    """What a pixel diff found for one `PairTask`, or why it could not run.
+
+    ``ignore_regions`` are the task's (part of its `key`); ``applied_regions`` are those
+    regions as they applied to the diff's canvas (`compare.regions.clip`: cut at its edges,
+    those wholly outside it left out), empty when the diff did not run.
+    """
 
     base_hash: str
     head_hash: str
@@ -74,6 +79,7 @@ class PairOutcome:
     previews: dict[str, bytes] | None = None
     window_max: int | None = None
     ignore_regions: tuple[IgnoreRegion, ...] = ()
+    applied_regions: tuple[IgnoreRegion, ...] = ()
 
     @property
     def key(self) -> PairKey:
@@ -316,6 +322,7 @@ def diff_pair(
         mask_png=mask_png,
         previews=previews,
         window_max=result.window_max,
+        applied_regions=result.ignore_regions,
     )
 
 

@@ -16,8 +16,8 @@ from ..model import (
     check_fraction,
     check_max_pixels,
 )
-from ..regions import IgnoreRegion, ignore_mask
-from .decode import ImageError, ImageInput, ImageTooLarge, OpenedImage, open_image
+from ..regions import IgnoreRegion, clip, ignore_mask
+from .decode import ImageInput, ImageTooLarge, OpenedImage, open_image
 from .engines import DEFAULT_ENGINE, get_engine
 from .png import encode_mask
 
@@ -30,7 +30,9 @@ class DiffResult:
     ``bbox`` is (x0, y0, x1, y1) with exclusive ends, or None when nothing changed; ``aa_pixels``
     counts pixels over the threshold that were excluded as anti-aliasing; ``window_max`` is the
     largest number of changed pixels in any NxN window when a window size was given. ``engine``
-    names the engine that compared them.
+    names the engine that compared them. ``ignore_regions`` are the ignore regions as they
+    applied to the canvas (`compare.regions.clip`: cut at its edges, those wholly outside it
+    left out), which no pixel of ``mask`` is in.
     """
 
     changed_pixels: int
@@ -42,6 +44,7 @@ class DiffResult:
     after_size: tuple[int, int]
     window_max: int | None = None
     engine: str = DEFAULT_ENGINE
+    ignore_regions: tuple[IgnoreRegion, ...] = ()
 
     @property
     def diff_ratio(self) -> float:
@@ -82,14 +85,15 @@ def diff_images(
     blended over its checkerboard; every canvas pixel outside the overlap counts), ``oklab``
     (pixelmatch's OKLab HyAB metric; option ``checkerboard``) or ``odiff`` (odiff 4.5.0).
     ``threshold`` (0..1) is the engine's colour sensitivity. With ``antialiasing`` on, pixels
-    that look like anti-aliasing are not counted. Pixels inside ``ignore_regions`` never count.
+    that look like anti-aliasing are not counted. Pixels inside ``ignore_regions`` never count:
+    a region applies as far as it reaches into the canvas, and not at all when it lies wholly
+    outside it (`DiffResult.ignore_regions` lists them as they applied).
     ``window_size`` N also reports the largest count in any NxN window. ``name`` labels the pair
     in error messages.
 
     Raises ImageTooLarge (from the headers, before decoding) when the canvas has more than
-    ``max_pixels`` pixels, ImageDecodeError for undecodable bytes, ImageError for unusable arrays
-    or an ignore region outside the canvas, ValueError for bad options and TypeError for
-    unsupported input types.
+    ``max_pixels`` pixels, ImageDecodeError for undecodable bytes, ImageError for unusable
+    arrays, ValueError for bad options and TypeError for unsupported input types.
     """
     check_fraction("threshold", threshold)
     chosen = get_engine(engine)
@@ -97,12 +101,8 @@ def diff_images(
         raise ValueError(f"window_size must be a positive integer, got {window_size!r}")
     first, second = open_pair(before, after, max_pixels=max_pixels, name=name)
     width, height = canvas_size(first.size, second.size)
-    try:
-        ignore = ignore_mask(ignore_regions, width, height, repr(name) if name else "image pair")
-    except ValueError as exc:
-        first.close()
-        second.close()
-        raise ImageError(str(exc)) from None
+    applied = clip(ignore_regions, width, height)
+    ignore = ignore_mask(applied, width, height)
     a = pad_to_canvas(first.rgba(), width, height)
     b = pad_to_canvas(second.rgba(), width, height)
     overlap = (min(first.size[0], second.size[0]), min(first.size[1], second.size[1]))
@@ -118,6 +118,7 @@ def diff_images(
         after_size=second.size,
         window_max=scan.window_max,
         engine=chosen.name,
+        ignore_regions=applied,
     )
 
 

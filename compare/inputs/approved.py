@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..model import Approval, ImageResult, Status
+from ..model import Approval, ApprovalMismatch, ImageResult, Status
 from .manifest import ManifestError, decode_json
 
 Fingerprint = tuple[str, str, str | None, str | None]
@@ -81,12 +81,24 @@ def fingerprint_digest(fingerprints: Iterable[Fingerprint]) -> str:
 
 
 def carry_over(images: Mapping[str, ImageResult], approved: frozenset[Fingerprint],
-               source: str) -> Approval | None:
-    """The approval of ``source`` if its fingerprints equal those of ``images`` and are not empty."""
+               source: str) -> Approval | ApprovalMismatch | None:
+    """How the approval of ``source`` applies to ``images``.
+
+    An `Approval` when its fingerprints equal those of ``images``; an `ApprovalMismatch` naming
+    the images on either side whose fingerprints differ when they do not; None when ``images``
+    have no changes to approve.
+    """
     current = comparison_fingerprints(images)
-    if not current or current != approved:
+    if not current:
         return None
-    return Approval(carried_over_from=source, fingerprint=fingerprint_digest(current))
+    if current == approved:
+        return Approval(carried_over_from=source, fingerprint=fingerprint_digest(current),
+                        images=tuple(sorted(f[0] for f in current)))
+    return ApprovalMismatch(
+        source=source,
+        unapproved=tuple(sorted({f[0] for f in current - approved})),
+        not_present=tuple(sorted({f[0] for f in approved - current})),
+    )
 
 
 def _collect(fingerprints: Iterable[Fingerprint | None]) -> frozenset[Fingerprint]:

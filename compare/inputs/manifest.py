@@ -18,7 +18,9 @@ the two are mutually exclusive. Where snapcompare is stricter than Sentry's mode
 what Sentry's upload API refuses: every uploaded image must be declared by the list or the
 patterns when one is given. It also requires sha256 hex hashes (Sentry takes any string; its
 uploads are sha256) and strict JSON types (Sentry's models also take ``"3"`` for ``3``).
-Unknown fields are kept (in ``extra``) so a manifest round-trips.
+Unknown fields are kept (in ``extra``) so a manifest round-trips. One of them is snapcompare's
+own: an image's ``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}`` objects, see
+`compare.regions`), read by `ignore_regions_of` and added to by `with_ignore_patterns`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import json
 import math
 import os
 from collections.abc import Callable
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -37,6 +39,15 @@ import re2
 from PIL import Image, UnidentifiedImageError
 
 from fetchers.keys import is_sha256_hex
+
+from ..regions import (
+    IgnorePattern,
+    IgnoreRegion,
+    ignore_regions_from_json,
+    ignore_regions_json,
+    merged,
+    pattern_regions,
+)
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 """File suffixes (matched case-insensitively) that `manifest_from_folder` treats as images."""
@@ -177,6 +188,36 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
     """Write the manifest to ``path`` as indented UTF-8 JSON."""
     text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n"
     Path(path).write_text(text, encoding="utf-8")
+
+
+def ignore_regions_of(manifest: Manifest, name: str) -> tuple[IgnoreRegion, ...]:
+    """Image ``name``'s own ``ignore_regions`` (none when it has no such field).
+
+    Raises `ManifestError` naming the manifest, the image and the field when they are malformed.
+    """
+    extra = manifest.images[name].extra
+    if "ignore_regions" not in extra:
+        return ()
+    try:
+        return ignore_regions_from_json(extra["ignore_regions"], f"images[{_quote(name)}].ignore_regions")
+    except ValueError as exc:
+        raise ManifestError(manifest.source, "", str(exc)) from None
+
+
+def with_ignore_patterns(manifest: Manifest, patterns: Sequence[IgnorePattern]) -> Manifest:
+    """``manifest`` with the regions of each pattern whose glob matches an image's name added to
+    that image's ``ignore_regions`` (after its own), so a comparison with it as the head
+    ignores them there.
+
+    Raises `ManifestError` as `ignore_regions_of` does for an image a pattern matches.
+    """
+    images = dict(manifest.images)
+    for name, entry in manifest.images.items():
+        added = pattern_regions(patterns, name)
+        if added:
+            regions = ignore_regions_json(merged(ignore_regions_of(manifest, name), added))
+            images[name] = replace(entry, extra={**entry.extra, "ignore_regions": regions})
+    return replace(manifest, images=images)
 
 
 def manifest_from_folder(

@@ -21,10 +21,11 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -43,6 +44,9 @@ _PROBE = ".snapcompare.probe"
 _TEMP_SUFFIX = ".tmp"
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_OLD_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+# What reading a file below a folder fails with when there is no regular file to read there.
+_NO_FILE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EISDIR})
 
 
 class ArtifactWriter:
@@ -113,6 +117,33 @@ class ArtifactWriter:
             kind: self._put("previews", f"{pair}.{kind}.{_digest(data)}.{_extension(data)}", data)
             for kind, data in outcome.previews.items()
         }
+
+    def gather(self, keys: Iterable[str], source: str | os.PathLike[str]) -> None:
+        """Have every mask and preview of ``keys`` in this folder: copy the ones it lacks from
+        the output folder ``source``, where the comparison wrote them.
+
+        Keys that are not a file of `FOLDERS` (a mask's key in a results store) are passed
+        over. Raises FileNotFoundError naming a key that is in neither folder (no symbolic link
+        in ``source`` is followed). The copies are this run's: `abort` deletes them.
+        """
+        self.open()
+        source = Path(source)
+        for key in keys:
+            folder, _, file = key.partition("/")
+            if folder not in FOLDERS or "/" in file or file in ("", ".", ".."):
+                continue
+            with self._guard:
+                if _is_file(self._folder(folder), file):
+                    continue
+            try:
+                data = _read_below(source, folder, file)
+            except OSError as exc:
+                if exc.errno not in _NO_FILE:
+                    raise
+                raise FileNotFoundError(
+                    errno.ENOENT, f"the comparison refers to it, but it is in neither {self.out_dir} nor {source}",
+                    key) from None
+            self._put(folder, file, data)
 
     def commit(self, reports: Mapping[str, Callable[[], Iterable[bytes]]], referenced: Iterable[str]) -> None:
         """Swap in new reports, then delete the masks and previews they do not refer to.
@@ -245,6 +276,25 @@ class ArtifactWriter:
                     and entry.is_file(follow_symlinks=False)):
                 _unlink(root, entry.name)
         self._added.clear()
+
+
+def _read_below(root: Path, folder: str, file: str) -> bytes:
+    """The bytes of the regular file ``root/folder/file``, following no symbolic link below ``root``."""
+    path = root / folder / file
+    with ExitStack() as stack:
+        def opened(name: str | Path, flags: int, dir_fd: int | None, where: Path) -> int:
+            fd = _named(lambda: os.open(name, flags, dir_fd=dir_fd), where)
+            stack.callback(os.close, fd)
+            return fd
+
+        root_fd = opened(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, None, root)
+        fd = opened(file, _OLD_FILE, opened(folder, _DIRECTORY, root_fd, root / folder), path)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        chunks = []
+        while chunk := _named(lambda: os.read(fd, 1 << 20), path):
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes) -> None:

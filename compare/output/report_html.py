@@ -23,6 +23,14 @@ ever writes text with ``textContent``. Without the script the page still shows e
 Content-Security-Policy allows no fetch at all and no script but that one (by hash), so a name
 that slipped through unescaped could still run nothing.
 
+With ``--approved``, a banner at the top says what the approval did: carried over from where,
+covering which images' changes, or given but not matching, with the images whose change it does
+not hold and those whose approved change is not here (at most `BANNER_NAMES` names a list, the
+rest counted; each name links to its entry).
+
+Figures carry their unit: sizes and areas in px, durations in s, data in bytes, counts as what
+they count.
+
 Sections, in order: changed (largest diff ratio first), errored, renamed (old -> new), added,
 removed, skipped, unchanged (collapsed). The filter state is kept in the URL fragment
 (``#status=changed,errored&q=button``), so a filtered view can be linked to.
@@ -67,6 +75,9 @@ SECTION_ORDER = (
 TUNING_ANCHOR = "tuning-diff-threshold"
 """The id of the page's (and the README's) explanation of ``--diff-threshold``."""
 
+BANNER_NAMES = 20
+"""At most this many names are listed in each list of the approval banner; the rest are counted."""
+
 _SECTION_NOTES = {
     Status.CHANGED: "More pixels changed than allowed. Largest change first.",
     Status.ERRORED: "These images could not be compared.",
@@ -89,6 +100,15 @@ _SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 # scripts) and the tag characters of flag sequences.
 _WORD_FORMAT = re.compile("[\u200c\u200d\U000e0020-\U000e007f]")
 _ORIGIN = re.compile(r"(\d{1,9}),(\d{1,9})")
+# What a count of `Comparison.stats` counts, by its key without ``fetch_``; durations and
+# bytes are known by their keys' endings.
+_STAT_NOUNS = {
+    "pairs_diffed": "pair", "blobs": "blob", "chunks": "chunk", "chunks_failed": "chunk",
+    "keys_requested": "key", "unique_keys": "key", "shared": "key", "errors": "key",
+    "retries": "request", "fetches_issued": "request", "peak_in_flight": "request",
+}
+_SECONDS = ("wall_time", "_seconds")
+_BYTE_UNITS = ("KiB", "MiB", "GiB", "TiB")
 
 
 def format_percent(ratio: float) -> str:
@@ -208,7 +228,7 @@ class _Focus:
     crops: list[_Figure]
     overlay: _Picture | None
     zoom: int
-    area: tuple[int, int, int, int] | None
+    where: str | None
     links: list[tuple[str, str]]
     ignored: tuple[_Box, ...] = ()
 
@@ -216,6 +236,7 @@ class _Focus:
 @dataclass(frozen=True)
 class _Item:
     index: int
+    anchor: str
     name: Shown
     previous: Shown | None
     facts: list[_Fact]
@@ -234,6 +255,33 @@ class _Section:
     items: Iterator[_Item]
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """Names a banner lists, each with its entry's anchor on the page (None when it has none),
+    and how many names there are in all."""
+
+    names: list[tuple[Shown, str | None]]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.names)
+
+
+@dataclass(frozen=True)
+class _ApprovalBanner:
+    source: Shown
+    fingerprint: str
+    covered: _Listed
+
+
+@dataclass(frozen=True)
+class _MismatchBanner:
+    source: Shown
+    unapproved: _Listed
+    not_present: _Listed
+
+
 def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
     """Yield ``report.html`` in pieces, so a report with many previews is never held whole.
 
@@ -244,8 +292,10 @@ def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
     ordered = [(status, _ordered(comparison, status)) for status in SECTION_ORDER]
     ordered = [(status, results) for status, results in ordered if results]
     index: list[dict[str, str]] = []
+    anchors: dict[str, str] = {}
     sections = []
     for status, results in ordered:
+        anchors.update((r.name, _anchor(len(index) + offset)) for offset, r in enumerate(results))
         sections.append(_Section(
             status=status.value,
             count=len(results),
@@ -268,8 +318,10 @@ def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
         style=assets.style,
         script=assets.script,
         data=_script_json(data),
-        title=_title(summary),
+        title=_title(comparison),
         verdict=_verdict(comparison),
+        approval=_approval_banner(comparison, anchors),
+        mismatch=_mismatch_banner(comparison, anchors),
         base_source=shown_text(comparison.base_source or "?"),
         head_source=shown_text(comparison.head_source or "?"),
         total=summary["total"],
@@ -342,17 +394,52 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
-def _title(summary: dict[str, int]) -> str:
+def _title(comparison: Comparison) -> str:
+    summary = comparison.summary
     counts = [f"{summary[s.value]} {s.value}" for s in SECTION_ORDER[:-1] if summary[s.value]]
-    return "snapcompare: " + (", ".join(counts) if counts else "no differences")
+    approved = "approved: " if comparison.approval is not None else ""
+    return "snapcompare: " + approved + (", ".join(counts) if counts else "no differences")
 
 
 def _verdict(comparison: Comparison) -> dict[str, str]:
     if comparison.has_errors:
-        return {"text": "Some images could not be compared", "tone": "bad"}
-    if comparison.has_differences:
-        return {"text": "Differences found", "tone": "warn"}
-    return {"text": "No differences", "tone": "good"}
+        text, tone = "Some images could not be compared", "bad"
+    elif comparison.has_differences:
+        text, tone = "Differences found", "warn"
+    else:
+        return {"text": "No differences", "tone": "good"}
+    if comparison.approval is not None:
+        return {"text": f"{text}, all approved", "tone": "good"}
+    if comparison.approval_mismatch is not None:
+        text += "; the approval given does not match"
+    return {"text": text, "tone": tone}
+
+
+def _approval_banner(comparison: Comparison, anchors: dict[str, str]) -> _ApprovalBanner | None:
+    approval = comparison.approval
+    if approval is None:
+        return None
+    return _ApprovalBanner(shown_text(approval.carried_over_from), approval.fingerprint,
+                           _listed(approval.images, anchors))
+
+
+def _mismatch_banner(comparison: Comparison, anchors: dict[str, str]) -> _MismatchBanner | None:
+    mismatch = comparison.approval_mismatch
+    if mismatch is None:
+        return None
+    return _MismatchBanner(shown_text(mismatch.source), _listed(mismatch.unapproved, anchors),
+                           _listed(mismatch.not_present, anchors))
+
+
+def _listed(names: tuple[str, ...], anchors: dict[str, str]) -> _Listed:
+    """The first `BANNER_NAMES` of ``names`` (in name order), linked to their entries."""
+    ordered = sorted(names)
+    return _Listed([(shown_text(name), anchors.get(name)) for name in ordered[:BANNER_NAMES]], len(ordered))
+
+
+def _anchor(index: int) -> str:
+    """The id of the page's ``index``-th image entry."""
+    return f"image-{index}"
 
 
 def _item(result: ImageResult, index: int, out_dir: Path, window_size: int | None) -> _Item:
@@ -361,6 +448,7 @@ def _item(result: ImageResult, index: int, out_dir: Path, window_size: int | Non
         previous = shown_text(result.previous_image_file_name or "?")
     return _Item(
         index=index,
+        anchor=_anchor(index),
         name=shown_text(result.name),
         previous=previous,
         facts=_facts(result, window_size),
@@ -382,8 +470,7 @@ def _facts(result: ImageResult, window_size: int | None) -> list[_Fact]:
     if result.aa_pixels:
         facts.append(_Fact("text", f"{format_count(result.aa_pixels)} anti-aliased pixels ignored"))
     if result.bbox is not None:
-        x0, y0, x1, y1 = result.bbox
-        facts.append(_Fact("text", f"changed area x {x0}–{x1}, y {y0}–{y1}"))
+        facts.append(_Fact("text", f"changed area {_area_text(result.bbox)}"))
     if result.window_max is not None and window_size is not None:
         facts.append(_Fact("window", format_count(result.window_max), f"{window_size}×{window_size}"))
     if result.ignore_regions:
@@ -406,7 +493,13 @@ def _sizes(result: ImageResult) -> list[_Fact]:
 
 
 def _size(width: int | None, height: int | None) -> str | None:
-    return f"{width}×{height}" if width is not None and height is not None else None
+    return f"{width}×{height} px" if width is not None and height is not None else None
+
+
+def _area_text(area: tuple[int, int, int, int]) -> str:
+    """An area of the canvas (exclusive ends) in words: ``x 10–20 px, y 5–9 px``."""
+    x0, y0, x1, y1 = area
+    return f"x {x0}–{x1} px, y {y0}–{y1} px"
 
 
 def _viewer(result: ImageResult, out_dir: Path) -> _Viewer | None:
@@ -458,7 +551,7 @@ def _focus(result: ImageResult, out_dir: Path) -> _Focus | None:
         links.append(("diff mask (whole image)", mask))
     crops = [_Figure(role, pictures[role]) for role in _CROP_ROLES]
     ignored = _boxes_in_pixels(result.ignore_regions or (), area, zoom) if area else ()
-    return _Focus(crops, pictures["diff"], zoom, area, links, ignored)
+    return _Focus(crops, pictures["diff"], zoom, _area_text(area) if area else None, links, ignored)
 
 
 def _full_sizes(result: ImageResult) -> dict[str, tuple[int, int]]:
@@ -560,11 +653,27 @@ def _settings(comparison: Comparison) -> list[tuple[str, str]]:
     if options.ignore_regions:
         rows.append(("ignored in every image (--ignore)", ", ".join(map(str, options.ignore_regions))))
     stats = sorted(comparison.stats.items())
-    rows.extend((key.replace("_", " "), _stat(value)) for key, value in stats)
+    rows.extend((key.replace("_", " "), _stat(key, value)) for key, value in stats)
     return [(_clean(key), _clean(value)) for key, value in rows]
 
 
-def _stat(value: float | int) -> str:
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.3f}"
-    return f"{int(value):,}"
+def _stat(key: str, value: float | int) -> str:
+    """A figure of `Comparison.stats` with its unit: seconds, bytes, or what it counts (a count
+    whose key is unknown stays a bare number)."""
+    if key.endswith(_SECONDS):
+        return f"{value:,.3f} s"
+    if key.endswith("bytes_fetched"):
+        return _bytes(int(value))
+    number = f"{value:,.3f}" if isinstance(value, float) and not value.is_integer() else f"{int(value):,}"
+    noun = _STAT_NOUNS.get(key.removeprefix("fetch_"))
+    if noun is None:
+        return number
+    return f"{number} {noun}" if value == 1 else f"{number} {noun}s"
+
+
+def _bytes(count: int) -> str:
+    """A byte count, in binary units beside the exact figure above 1 KiB: ``3.0 MiB (3,145,740 bytes)``."""
+    exponent = min(len(_BYTE_UNITS), (count.bit_length() - 1) // 10) if count > 0 else 0
+    if exponent == 0:
+        return f"{count:,} bytes"
+    return f"{count / 1024 ** exponent:,.1f} {_BYTE_UNITS[exponent - 1]} ({count:,} bytes)"

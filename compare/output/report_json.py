@@ -9,14 +9,19 @@ snapcompare adds per image ``diff_ratio, aa_pixels, bbox`` (``[x0, y0, x1, y1]``
 ends), ``diff_threshold`` (the share of changed pixels the image was judged against),
 ``detail`` (what went wrong, in words), ``previews``, ``diff_mask_image_id``, ``aligned_height``,
 ``window_max`` (the most changed pixels in any NxN window, with ``--window-size``) and
-``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}``, corners included, as a manifest
-gives them); and at the top level ``options`` (with ``engine``, ``engine_options``,
-``window_size``, ``window_min`` and ``ignore_regions``), ``algorithm_version`` (the chosen
-engine's version), ``base_source``, ``head_source``, ``stats`` and ``approval``
-(``{"carried_over_from", "fingerprint"}`` when an approved comparison carries over, else
-``null``). Every image has every
-field, ``null`` when it does not apply. Images are in name order, so equal comparisons give
-equal bytes.
+``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}``, corners included, in a manifest's
+form, as they applied to the image's canvas); and at the top level ``options`` (with
+``engine``, ``engine_options``, ``window_size``, ``window_min``, ``ignore_regions`` and
+``ignore_patterns``, ``[{"glob", "regions"}]`` from ``--ignore-in``), ``algorithm_version`` (the chosen
+engine's version), ``base_source``, ``head_source``, ``stats``, ``approval`` and
+``approval_mismatch``. With ``--approved``: ``approval`` is ``{"carried_over_from",
+"fingerprint", "images"}`` when the approved comparison carries over (where it came from, the
+digest of the fingerprints both share, and the names of the images whose changes it covers),
+else ``null``; ``approval_mismatch`` is ``{"source", "unapproved", "not_present"}`` when it
+was given but does not carry over (where it came from, the names of the images whose change
+here it does not hold, and of those whose approved change is not here), else ``null``.
+Sentry's model ignores these fields. Every image has every field, ``null`` when it does not
+apply. Images and name lists are in name order, so equal comparisons give equal bytes.
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ from typing import Any
 
 from ..imaging.engines import get_engine
 from ..model import CompareOptions, Comparison, ImageResult
-from ..regions import IgnoreRegion
+from ..regions import ignore_regions_json
 
 
 def comparison_dict(comparison: Comparison) -> dict[str, Any]:
     """Return the report as JSON-ready data (what `render_json` writes)."""
     options = comparison.options
-    approval = comparison.approval
+    approval, mismatch = comparison.approval, comparison.approval_mismatch
     return {
         "head_artifact_id": options.head_artifact_id,
         "base_artifact_id": options.base_artifact_id,
@@ -51,6 +56,12 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
         "approval": None if approval is None else {
             "carried_over_from": approval.carried_over_from,
             "fingerprint": approval.fingerprint,
+            "images": sorted(approval.images),
+        },
+        "approval_mismatch": None if mismatch is None else {
+            "source": mismatch.source,
+            "unapproved": sorted(mismatch.unapproved),
+            "not_present": sorted(mismatch.not_present),
         },
     }
 
@@ -67,19 +78,16 @@ def options_dict(options: CompareOptions) -> dict[str, Any]:
         "max_pixels": options.max_pixels,
         "window_size": options.window_size,
         "window_min": options.window_min,
-        "ignore_regions": regions_json(options.ignore_regions),
+        "ignore_regions": ignore_regions_json(options.ignore_regions) or None,
+        "ignore_patterns": [{"glob": pattern.glob, "regions": ignore_regions_json(pattern.regions)}
+                            for pattern in options.ignore_patterns] or None,
     }
-
-
-def regions_json(regions: tuple[IgnoreRegion, ...] | None) -> list[dict[str, int]] | None:
-    """Regions in a manifest's form, ``[{"x1", "y1", "x2", "y2"}, ...]``; None when there are none."""
-    return [region._asdict() for region in regions] if regions else None
 
 
 def image_dict(result: ImageResult) -> dict[str, Any]:
     """Return one image's entry of ``images``: every `ImageResult` field but the name, in order."""
     entry = {field.name: _json_value(getattr(result, field.name)) for field in _IMAGE_FIELDS}
-    entry["ignore_regions"] = regions_json(result.ignore_regions)
+    entry["ignore_regions"] = ignore_regions_json(result.ignore_regions or ()) or None
     return entry
 
 

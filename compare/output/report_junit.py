@@ -1,8 +1,18 @@
 """``junit.xml``: one test case per image, for CI dashboards.
 
 The root is ``<testsuite name="snapcompare">`` with ``tests``, ``failures``, ``errors`` and
-``skipped`` counts. Each image is a ``<testcase classname="snapcompare.<status>"
-name="<file name>">``, in name order:
+``skipped`` counts. Each image is a ``<testcase classname="..." name="<file name>">``, in name
+order. The test case stays the same test whatever happens to the image, so a CI's history and
+flaky-test tracking follow it:
+
+- ``classname`` is ``snapcompare`` followed by the image's folders, each a dotted part, as CI
+  views group packages: ``settings/dark/home.png`` is ``snapcompare.settings.dark``, a name
+  without a folder plain ``snapcompare``. ``\\`` counts as ``/`` (as in Sentry's mask names),
+  empty folders are left out and a ``.`` inside a folder's name becomes ``_`` (``v1.2/a.png``
+  is ``snapcompare.v1_2``), so that it does not nest a package; ``name`` keeps the whole name;
+- the status is a property, ``<properties><property name="status" value="changed"/>``.
+
+What each status gives:
 
 - ``changed``: a ``<failure>`` whose message gives the diff ratio, the changed pixels and the
   share of changed pixels allowed (``--diff-threshold``, explained in the README's "Tuning
@@ -14,8 +24,18 @@ name="<file name>">``, in name order:
 - ``unchanged``, ``added``, ``removed``, ``renamed``: passing cases; what happened is in
   ``<system-out>``.
 
-Names and texts lose the characters XML 1.0 cannot hold (control characters other than tab,
-newline and carriage return, lone surrogates, U+FFFE and U+FFFF); ElementTree escapes the rest.
+Approvals (``--approved``): when one carries over, every image it covers passes, errored ones
+included, with the property ``approved`` (where the approval came from) beside its status and
+what happened in ``<system-out>``; the counts follow. When one was given but does not match, it
+carries over for no image: the images whose change it does not hold get the property
+``not_approved`` (where it came from) and say so after their failure message or output
+(Sentry's rule: all or nothing; the images whose approved change is not here at all are named in
+``comparison.json`` and the HTML report).
+
+Names and texts are shown as the HTML report shows them (`compare.output.report_html.shown_text`):
+control, bidirectional and other invisible characters, and lone surrogates, as escapes
+(``\\u202e``, ``\\x00``; names escape tabs and line breaks too, texts keep them); whatever XML 1.0
+still cannot hold (U+FFFE, U+FFFF) is dropped. ElementTree escapes the rest.
 """
 
 from __future__ import annotations
@@ -24,36 +44,38 @@ import re
 import xml.etree.ElementTree as ET
 
 from ..model import Comparison, ImageResult, Status
-from .report_html import TUNING_ANCHOR, format_count, format_percent
+from .report_html import TUNING_ANCHOR, format_count, format_percent, shown_text
 
 SUITE_NAME = "snapcompare"
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_TEXT_KEEPS = "\n\t"
 
 
 def render_junit(comparison: Comparison) -> bytes:
     """Return ``junit.xml``'s bytes (UTF-8, with an XML declaration)."""
     suite = ET.Element("testsuite", name=SUITE_NAME)
     counts = {"failures": 0, "errors": 0, "skipped": 0}
+    approval, mismatch = comparison.approval, comparison.approval_mismatch
+    approved = frozenset(approval.images) if approval is not None else frozenset()
+    unapproved = frozenset(mismatch.unapproved) if mismatch is not None else frozenset()
     for name in sorted(comparison.images):
         result = comparison.images[name]
-        case = ET.SubElement(
-            suite, "testcase", classname=f"{SUITE_NAME}.{result.status.value}", name=_xml(name)
-        )
-        if result.status is Status.CHANGED:
-            counts["failures"] += 1
-            ET.SubElement(case, "failure", type="changed", message=_changed_message(result))
-        elif result.status is Status.ERRORED:
-            counts["errors"] += 1
-            reason = _reason(result)
-            message = f"{reason}: {result.detail}" if result.detail else reason
-            error = ET.SubElement(case, "error", type=reason, message=_xml(message))
-            error.text = _xml(result.detail or reason)
-        elif result.status is Status.SKIPPED:
-            counts["skipped"] += 1
-            ET.SubElement(case, "skipped", message="not uploaded by the head build")
-        else:
-            ET.SubElement(case, "system-out").text = _xml(_passed_text(result))
+        case = ET.SubElement(suite, "testcase", classname=_classname(name), name=_shown(name))
+        properties = {"status": result.status.value}
+        if approval is not None and name in approved:
+            properties["approved"] = approval.carried_over_from
+            _properties(case, properties)
+            _output(case, f"{_what_happened(result)}; approved, carried over from {approval.carried_over_from}")
+            continue
+        note = ""
+        if mismatch is not None and name in unapproved:
+            properties["not_approved"] = mismatch.source
+            note = f"; this change is not in the approval given ({mismatch.source})"
+        _properties(case, properties)
+        counted = _judge(case, result, note)
+        if counted is not None:
+            counts[counted] += 1
     suite.set("tests", str(len(comparison.images)))
     for key, count in counts.items():
         suite.set(key, str(count))
@@ -61,8 +83,49 @@ def render_junit(comparison: Comparison) -> bytes:
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def _xml(text: str) -> str:
-    return _NOT_XML.sub("", text)
+def _classname(name: str) -> str:
+    """The ``classname`` of image ``name``: ``snapcompare`` and its folders (see the module doc)."""
+    folders = name.replace("\\", "/").split("/")[:-1]
+    return ".".join([SUITE_NAME, *(_shown(folder).replace(".", "_") for folder in folders if folder)])
+
+
+def _judge(case: ET.Element, result: ImageResult, note: str) -> str | None:
+    """Add the outcome of ``result`` (with ``note`` after its message) to ``case``; return the
+    suite count it adds to, if any."""
+    if result.status is Status.CHANGED:
+        ET.SubElement(case, "failure", type="changed", message=_text(_changed_message(result) + note))
+        return "failures"
+    if result.status is Status.ERRORED:
+        reason = _reason(result)
+        message = f"{reason}: {result.detail}" if result.detail else reason
+        error = ET.SubElement(case, "error", type=reason, message=_text(message + note))
+        error.text = _text(result.detail or reason)
+        return "errors"
+    if result.status is Status.SKIPPED:
+        ET.SubElement(case, "skipped", message="not uploaded by the head build")
+        return "skipped"
+    _output(case, _what_happened(result) + note)
+    return None
+
+
+def _properties(case: ET.Element, properties: dict[str, str]) -> None:
+    element = ET.SubElement(case, "properties")
+    for key, value in properties.items():
+        ET.SubElement(element, "property", name=key, value=_shown(value))
+
+
+def _output(case: ET.Element, text: str) -> None:
+    ET.SubElement(case, "system-out").text = _text(text)
+
+
+def _shown(name: str) -> str:
+    """A name as the HTML report shows it, in characters XML can hold."""
+    return _NOT_XML.sub("", shown_text(name).plain)
+
+
+def _text(text: str) -> str:
+    """A text (message, detail) as the HTML report shows it, line breaks and tabs kept."""
+    return _NOT_XML.sub("", shown_text(text, keep=_TEXT_KEEPS).plain)
 
 
 def _changed_message(result: ImageResult) -> str:
@@ -73,11 +136,16 @@ def _reason(result: ImageResult) -> str:
     return result.reason.value if result.reason is not None else "error"
 
 
-def _passed_text(result: ImageResult) -> str:
+def _what_happened(result: ImageResult) -> str:
+    """What happened to an image, in words, for ``<system-out>``."""
     if result.status is Status.RENAMED:
         return f"renamed from {result.previous_image_file_name}"
     if result.status is Status.UNCHANGED and result.changed_pixels:
         return f"unchanged: {_diff_figures(result)}, within what is allowed; {_allowed(result)}"
+    if result.status is Status.CHANGED:
+        return f"changed: {_diff_figures(result)}"
+    if result.status is Status.ERRORED:
+        return f"errored: {_reason(result)}" + (f": {result.detail}" if result.detail else "")
     return result.status.value
 
 

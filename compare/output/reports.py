@@ -20,12 +20,16 @@ def write_reports(comparison: Comparison, out_dir: str | os.PathLike[str] | Arti
     """Write ``comparison.json``, ``report.html`` and ``junit.xml`` into ``out_dir``.
 
     ``out_dir`` is a folder, or the `ArtifactWriter` that wrote the run's masks and previews
-    (which then keeps its lock from the run through the reports). The previews the comparison
-    refers to are read from the folder and embedded in the HTML. Returns each file's path by
-    kind (``json``, ``html``, ``junit``). The three are replaced together: all are rendered to
-    temporary files first and renamed over the old ones only when every one was written, so a
-    failure leaves the previous set untouched and consistent. Masks and previews the new
-    reports do not refer to are deleted afterwards.
+    (which then keeps its lock from the run through the reports). The masks and previews the
+    comparison refers to that ``out_dir`` lacks are copied from the comparison's
+    `Comparison.artifacts_dir` (the folder `compare.run.compare_builds` wrote them into), so the
+    reports can go into another folder than the run's; one that is in neither folder raises
+    FileNotFoundError naming it, and nothing is written. The previews are then read from
+    ``out_dir`` and embedded in the HTML. Returns each file's path by kind (``json``, ``html``,
+    ``junit``). The three are replaced together: all are rendered to temporary files first and
+    renamed over the old ones only when every one was written, so a failure leaves the previous
+    set untouched and consistent. Masks and previews the new reports do not refer to are
+    deleted afterwards.
     """
     if isinstance(out_dir, ArtifactWriter):
         return _write(comparison, out_dir)
@@ -35,6 +39,8 @@ def write_reports(comparison: Comparison, out_dir: str | os.PathLike[str] | Arti
 
 def _write(comparison: Comparison, writer: ArtifactWriter) -> dict[str, Path]:
     out_dir = writer.out_dir
+    if comparison.artifacts_dir is not None:
+        writer.gather(_referenced(comparison), comparison.artifacts_dir)
     renders = {
         REPORT_FILES["json"]: lambda: [render_json(comparison)],
         REPORT_FILES["junit"]: lambda: [render_junit(comparison)],

@@ -21,6 +21,7 @@ import numpy as np
 from ..engine.chunks import ArtifactSink
 from ..imaging.png import encode_mask
 from ..model import CompareOptions, Comparison, ImageResult, Status, canvas_size
+from .artifacts import ArtifactWriter
 
 
 def path_stem(name: str) -> str:
@@ -38,9 +39,13 @@ def fill_sentry_fields(comparison: Comparison, masks: ArtifactSink) -> Compariso
     """Give every diffed image Sentry's ``diff_mask_key``, ``diff_mask_image_id`` and ``aligned_height``.
 
     Sentry writes a mask for ``unchanged`` diffs too (all zero); the engine writes masks only
-    for changed pixels, so the empty ones are written here, through ``masks``.
+    for changed pixels, so the empty ones are written here, through ``masks``. When ``masks``
+    is the `ArtifactWriter` of an output folder, which then holds every mask and preview of the
+    comparison, that folder becomes its `Comparison.artifacts_dir`.
     """
-    return replace(comparison, images=fill_images(comparison.images, comparison.options, masks))
+    folder = masks.out_dir.absolute() if isinstance(masks, ArtifactWriter) else comparison.artifacts_dir
+    return replace(comparison, images=fill_images(comparison.images, comparison.options, masks),
+                   artifacts_dir=folder)
 
 
 def fill_images(

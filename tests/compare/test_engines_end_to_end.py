@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 from PIL import Image
 
 from compare import CompareOptions, ImageError, InputError, compare_builds, diff_images
-from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAME, main
+from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_SAME, main
 from compare.demo import generate_demo
 from compare.engine.chunks import (
     ChunkResult,
@@ -30,11 +29,8 @@ from compare.engine.chunks import (
 )
 from compare.imaging.engines import DEFAULT_ENGINE, ENGINES
 from compare.inputs.manifest import load_manifest
+from conformance import CASES
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE_DIR = Path(
-    os.environ.get("SNAPCOMPARE_CONFORMANCE_DIR", REPO_ROOT.parent / "shared" / "diff-conformance")
-)
 W, H = 60, 40
 BLOCK_A = (5, 5, 9, 9)  # x1, y1, x2, y2, corners included: 25 pixels
 BLOCK_B = (40, 20, 44, 24)
@@ -163,10 +159,9 @@ def test_no_checkerboard_reaches_the_oklab_engine(tmp_path):
                                                    checkerboard=checkerboard).changed_pixels
 
 
-@pytest.mark.skipif(not (CONFORMANCE_DIR / "translucent_overlay").is_dir(), reason="no conformance data")
 def test_engines_can_disagree_on_changed(tmp_path):
     # A translucent overlay: pixelmatch 7.2's YIQ delta stays under 0.1, OKLab's does not.
-    case = CONFORMANCE_DIR / "translucent_overlay"
+    case = CASES / "translucent_overlay"
     base, head = tmp_path / "base", tmp_path / "head"
     for folder, source in ((base, "base.png"), (head, "head.png")):
         folder.mkdir()
@@ -314,32 +309,79 @@ def test_malformed_manifest_regions_exit_3_naming_manifest_image_and_field(value
     assert not (tmp_path / "out" / "comparison.json").exists()
 
 
-def test_a_region_outside_the_canvas_errors_only_that_image(tmp_path):
-    pairs = {"a.png": (canvas(), with_blocks(BLOCK_A)), "b.png": (canvas(), with_blocks(BLOCK_B))}
-    base, head, store = manifests(tmp_path, pairs,
-                                  {"a.png": {"ignore_regions": [{"x1": 0, "y1": 0, "x2": W, "y2": 3}]}})
+def test_a_manifest_region_past_the_canvas_covers_what_lies_inside_it(tmp_path):
+    pairs = {"a.png": (canvas(), with_blocks(BLOCK_A, (W - 5, 0, W - 1, 3)))}
+    # One past the right edge, and one wholly below the canvas.
+    regions = [{"x1": W - 5, "y1": 0, "x2": W, "y2": 3}, {"x1": 0, "y1": H, "x2": 3, "y2": H + 9}]
+    base, head, store = manifests(tmp_path, pairs, {"a.png": {"ignore_regions": regions}})
     out = tmp_path / "out"
 
-    assert compare(base, head, out, store=store) == EXIT_ERRORED
+    assert compare(base, head, out, store=store) == EXIT_DIFFERENCES
 
-    images = report(out)["images"]
-    assert images["a.png"]["status"] == "errored"
-    assert images["a.png"]["reason"] == "image_processing_failed"
-    assert "'a.png'" in images["a.png"]["detail"]
-    assert f"0:0-{W}:3 reaches outside the {W}x{H} canvas" in images["a.png"]["detail"]
-    assert images["b.png"]["status"] == "changed"
+    image = report(out)["images"]["a.png"]
+    assert (image["status"], image["changed_pixels"]) == ("changed", 25)
+    # Listed as they applied: cut at the canvas's edge, the one outside it left out.
+    assert image["ignore_regions"] == [{"x1": W - 5, "y1": 0, "x2": W - 1, "y2": 3}]
+    assert not inside(mask(out, image), (W - 5, 0, W - 1, 3)).any()
 
 
-def test_a_command_line_region_outside_a_canvas_errors_each_image_it_does_not_fit(tmp_path):
-    small = np.ascontiguousarray(canvas()[:20, :20])
-    base, head = folders(tmp_path, {"big.png": (canvas(), with_blocks(BLOCK_B)),
-                                    "small.png": (small, small[:, :, ::-1].copy())})
+def test_a_command_line_region_applies_to_each_canvas_as_far_as_it_reaches_into_it(tmp_path):
+    # A wide and a narrow screenshot, as a build of desktop and phone screens has: a region
+    # drawn for the wide one, reaching one past its right edge, lies wholly right of the narrow one.
+    narrow = np.ascontiguousarray(canvas()[:20, :20])
+    narrow_after = narrow.copy()
+    narrow_after[2:4, 2:4] = (200, 30, 30, 255)
+    wide_after = with_blocks(BLOCK_B, (50, 0, W - 1, 5))
+    base, head = folders(tmp_path, {"wide.png": (canvas(), wide_after), "narrow.png": (narrow, narrow_after),
+                                    "cut.png": (narrow, narrow_after)})
     out = tmp_path / "out"
-    assert compare(base, head, out, "--ignore", "30:0-35:5") == EXIT_ERRORED
-    images = report(out)["images"]
-    assert images["big.png"]["status"] == "changed"
-    assert images["small.png"]["reason"] == "image_processing_failed"
-    assert "'small.png'" in images["small.png"]["detail"]
+
+    assert compare(base, head, out, "--ignore", f"30:0-{W}:9",
+                   "--ignore-in", "cut.png=0:3-99:99") == EXIT_DIFFERENCES
+
+    data = report(out)
+    images = data["images"]
+    assert {n: (i["status"], i["changed_pixels"]) for n, i in images.items()} == {
+        "wide.png": ("changed", 25), "narrow.png": ("changed", 4), "cut.png": ("changed", 2)}
+    assert images["wide.png"]["ignore_regions"] == [{"x1": 30, "y1": 0, "x2": W - 1, "y2": 9}]
+    assert not inside(mask(out, images["wide.png"]), (30, 0, W - 1, 9)).any()
+    assert images["narrow.png"]["ignore_regions"] is None
+    assert images["cut.png"]["ignore_regions"] == [{"x1": 0, "y1": 3, "x2": 19, "y2": 19}]
+    assert data["options"]["ignore_regions"] == [{"x1": 30, "y1": 0, "x2": W, "y2": 9}]
+    # The report hatches the regions as they applied.
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f'class="ignored" title="ignored region 30:0-{W - 1}:9"' in html
+    assert f'class="ignored" title="ignored region 30:0-{W}:9"' not in html
+
+
+def test_pattern_regions_apply_to_the_head_images_whose_names_match(tmp_path):
+    before, after = canvas(), with_blocks(BLOCK_A, BLOCK_B)
+    names = ["phone/home.png", "phone/deep/feed.png", "desk.png", "a=b.png", "phone.png"]
+    region_b = {"x1": 40, "y1": 20, "x2": 44, "y2": 24}
+    base, head, store = manifests(tmp_path, {name: (before, after) for name in names},
+                                  {"phone/home.png": {"ignore_regions": [region_b]}})
+    out = tmp_path / "out"
+
+    compare(base, head, out, "--ignore-in", f"phone/**={region_arg(BLOCK_A)}",
+            "--ignore-in", f"*.png={region_arg(BLOCK_B)}", "--ignore-in", "a=b.png=0:0-0:0", store=store)
+
+    written = report(out)
+    images = written["images"]
+    region_a = {"x1": 5, "y1": 5, "x2": 9, "y2": 9}
+    assert written["options"]["ignore_patterns"] == [
+        {"glob": "phone/**", "regions": [region_a]}, {"glob": "*.png", "regions": [region_b]},
+        {"glob": "a=b.png", "regions": [{"x1": 0, "y1": 0, "x2": 0, "y2": 0}]}]
+    assert {n: images[n]["ignore_regions"] for n in names} == {
+        # Pattern regions in command-line order, then the image's own, each once.
+        "phone/home.png": [region_a, region_b],
+        "phone/deep/feed.png": [region_a],  # * stays within one folder level
+        "desk.png": [region_b],
+        "a=b.png": [region_b, {"x1": 0, "y1": 0, "x2": 0, "y2": 0}],  # GLOB ends at the last '='
+        "phone.png": [region_b],
+    }
+    assert {n: images[n]["changed_pixels"] for n in names} == {
+        "phone/home.png": 0, "phone/deep/feed.png": 25, "desk.png": 25, "a=b.png": 25, "phone.png": 25}
+    assert not inside(mask(out, images["phone/deep/feed.png"]), BLOCK_A).any()
 
 
 # The window rule.
@@ -397,6 +439,11 @@ def test_without_a_window_size_no_window_is_computed(tmp_path):
         (["--ignore", "1:2"], "--ignore"),
         (["--ignore", "5:5-1:9"], "--ignore"),
         (["--ignore", "0:0-1:1,"], "--ignore"),
+        (["--ignore-in", "a.png"], "argument --ignore-in: 'a.png': no '='"),
+        (["--ignore-in", "=0:0-1:1"], "argument --ignore-in: '=0:0-1:1': no glob before '='"),
+        (["--ignore-in", "a.png=0:0-1"], "argument --ignore-in: 'a.png=0:0-1': ignore region '0:0-1' is not"),
+        (["--ignore-in", "a=b.png=5:5-1:9"],
+         "argument --ignore-in: 'a=b.png=5:5-1:9': ignore region 5:5-1:9: inverted"),
     ],
 )
 def test_bad_engine_settings_exit_3_naming_the_option(args, said, tmp_path, capsys):
@@ -425,13 +472,14 @@ def test_plans_and_chunk_results_with_regions_and_engine_options_read_back_from_
     base, head, store = manifests(tmp_path, pairs,
                                   {"a.png": {"ignore_regions": [{"x1": 1, "y1": 2, "x2": 3, "y2": 4}]}})
     options = CompareOptions(engine="oklab", checkerboard=False, window_size=4, window_min=2,
-                             ignore_regions=((0, 0, 1, 1),))
+                             ignore_regions=((0, 0, 1, 1),), ignore_patterns=(("b*", ((2, 2, 3, 3),)),))
     the_plan = plan(load_manifest(base), load_manifest(head), options)
     assert len(the_plan.chunks[0].pairs()) == 2
     assert plan_from_json(json.loads(json.dumps(plan_to_json(the_plan)))) == the_plan
 
     result = run_chunk(the_plan.chunks[0], str(store), options)
     assert result.images["a.png"].ignore_regions == ((0, 0, 1, 1), (1, 2, 3, 4))
+    assert result.images["b.png"].ignore_regions == ((0, 0, 1, 1), (2, 2, 3, 3))
     assert result.images["a.png"].window_max is not None
     again = chunk_result_from_json(json.loads(json.dumps(chunk_result_to_json(result))))
     assert isinstance(again, ChunkResult) and again.images == result.images

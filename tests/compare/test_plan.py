@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
 from compare.plan import DiffCandidate, Plan, categorize
+from compare.regions import IgnorePattern, IgnoreRegion
 
 
 def h(label: str) -> str:
@@ -391,3 +392,24 @@ def test_plan_invariants(pair):
     # The plan does not depend on the manifests' order.
     assert categorize(_reversed(base), _reversed(head), max_pixels=MAX_PIXELS,
                       default_diff_threshold=0.2) == plan
+
+
+def test_pattern_regions_go_to_the_candidates_they_match_and_key_their_diffs():
+    names = ("a/one.png", "a/two.png", "a/b/three.png", "top.png")
+    base = manifest(*(image(name, "before") for name in names))
+    own = {"ignore_regions": [{"x1": 0, "y1": 0, "x2": 1, "y2": 1}]}
+    head = manifest(*(image(name, "after") for name in names[:3]),
+                    dataclasses.replace(image("top.png", "after"), extra=own))
+    first, second = IgnoreRegion(5, 5, 9, 9), IgnoreRegion(0, 0, 1, 1)
+    patterns = (IgnorePattern("a/*", (first,)), IgnorePattern("**", (second,)))
+
+    plan = categorize(base, head, ignore_patterns=patterns)
+
+    assert {name: c.ignore_regions for name, c in plan.candidates.items()} == {
+        "a/one.png": (first, second), "a/two.png": (first, second), "a/b/three.png": (second,),
+        # A pattern's region equal to the image's own is listed once.
+        "top.png": (second,),
+    }
+    # Names share a diff exactly when their hashes and their regions are the same.
+    assert plan.pairs == {(h("before"), h("after"), (first, second)): ("a/one.png", "a/two.png"),
+                          (h("before"), h("after"), (second,)): ("a/b/three.png", "top.png")}

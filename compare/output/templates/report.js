@@ -120,7 +120,15 @@
       apply();
     }
   });
-  window.addEventListener("hashchange", function () { readState(); apply(); });
+  // A link to an image's entry (the approval banner's) shows it, filtered out or collapsed.
+  function reveal() {
+    var target = location.hash.length > 1 && document.getElementById(location.hash.slice(1));
+    if (!target) { return; }
+    var details = target.closest("details");
+    if (details) { details.open = true; }
+    target.scrollIntoView();
+  }
+  window.addEventListener("hashchange", function () { readState(); apply(); reveal(); });
 
   document.querySelectorAll(".viewer").forEach(function (viewer) {
     viewer.querySelector(".modes").hidden = false;

@@ -323,6 +323,40 @@ def test_manifest_subcommand(tmp_path, capsys):
     assert set(json.loads(stdout)["images"]) == {"a.png", "deep/b.png"}
 
 
+def test_manifest_writes_pattern_regions_that_a_comparison_with_it_as_head_applies(tmp_path, capsys):
+    base = write_folder(tmp_path / "base", {"phone/home.png": png(1), "desk.png": png(2)})
+    head = write_folder(tmp_path / "head", {"phone/home.png": png(11), "desk.png": png(22)})
+    store = write_folder(tmp_path / "store", {sha(data): data for data in (png(11), png(22))})
+
+    code, _, _ = run(capsys, "manifest", head, "-o", tmp_path / "head.json",
+                     "--ignore-in", "phone/**=0:0-99:49", "--ignore-in", "**/home.png=0:50-99:99")
+
+    assert code == EXIT_SAME
+    images = json.loads((tmp_path / "head.json").read_text())["images"]
+    assert images["phone/home.png"]["ignore_regions"] == [
+        {"x1": 0, "y1": 0, "x2": 99, "y2": 49}, {"x1": 0, "y1": 50, "x2": 99, "y2": 99}]
+    assert "ignore_regions" not in images["desk.png"]
+    code, _, _ = run(capsys, "compare", "--base", base, "--head", tmp_path / "head.json",
+                     "--store", store, "--out", tmp_path / "out", "--quiet")
+    assert code == EXIT_DIFFERENCES
+    compared = read_comparison(tmp_path / "out")["images"]
+    home = compared["phone/home.png"]
+    assert (home["status"], home["changed_pixels"]) == ("unchanged", 0)
+    assert compared["desk.png"]["status"] == "changed"
+
+
+@pytest.mark.parametrize("command", ["manifest", "upload"])
+def test_a_bad_ignore_in_exits_3_naming_the_option_and_the_bad_part(command, tmp_path, capsys):
+    folder = write_folder(tmp_path / "shots", {"a.png": png(1)})
+    store = ["--store", tmp_path] if command == "upload" else []
+    for value, said in (("a.png", "'a.png': no '='"),
+                        ("a.png=1:1-0:0", "'a.png=1:1-0:0': ignore region 1:1-0:0: inverted")):
+        code, _, stderr = run(capsys, command, folder, *store, "-o", tmp_path / "m.json", "--ignore-in", value)
+        assert code == EXIT_BAD_INPUT
+        assert f"error: argument --ignore-in: {said}" in stderr
+        assert not (tmp_path / "m.json").exists()
+
+
 def test_help_documents_the_exit_codes(capsys):
     code, stdout, _ = run(capsys, "compare", "--help")
     assert code == EXIT_SAME
@@ -377,7 +411,7 @@ def test_a_secret_in_an_objectstore_scope_is_not_echoed(inputs, capsys, monkeypa
     code, _, stderr = run(capsys, "compare", "--base", "folder", "--head", "head.json",
                           "--store", url, "--out", "out")
     assert code == EXIT_BAD_INPUT
-    assert "scopes: org, sig" in stderr and "s3cr3t" not in stderr
+    assert "takes no query parameter 'sig'" in stderr and "s3cr3t" not in stderr
 
 
 def test_a_store_whose_sdk_refuses_its_configuration_is_bad_input(inputs, capsys, monkeypatch):

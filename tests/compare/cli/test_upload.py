@@ -186,6 +186,23 @@ def test_upload_needs_a_store_and_a_folder(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and "--manifest-key: invalid key" in stderr
 
 
+def test_ignore_in_writes_regions_into_the_manifest_in_the_file_and_the_store(tmp_path, capsys):
+    folder = write_folder(tmp_path / "shots", {"home.png": png(1), "deep/settings.png": png(2)})
+    store = tmp_path / "store"
+    store.mkdir()
+
+    code, _, _ = run(capsys, "upload", folder, "--store", store, "-o", tmp_path / "m.json",
+                     "--manifest-key", "m.json", "--ignore-in", "deep/*=0:0-9:9,20:20-29:29", "--quiet")
+
+    assert code == EXIT_SAME
+    written = (tmp_path / "m.json").read_bytes()
+    assert (store / "m.json").read_bytes() == written
+    images = json.loads(written)["images"]
+    assert images["deep/settings.png"]["ignore_regions"] == [
+        {"x1": 0, "y1": 0, "x2": 9, "y2": 9}, {"x1": 20, "y1": 20, "x2": 29, "y2": 29}]
+    assert "ignore_regions" not in images["home.png"]
+
+
 def test_a_symlink_out_of_the_folder_is_left_out_and_named_unless_followed(tmp_path, capsys):
     folder, store = tmp_path / "shots", tmp_path / "store"
     write_folder(folder, {"home.png": png(1)})

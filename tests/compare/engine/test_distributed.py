@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -335,14 +336,53 @@ def test_a_malformed_scheduler_is_bad_input(scheduler, builds, s3_url, tmp_path,
     assert f"--scheduler {scheduler!r}" in capsys.readouterr().err
 
 
-def test_image_folders_cannot_run_on_a_cluster(cluster, tmp_path, capsys):
+def _image_folders(tmp_path: Path) -> tuple[Path, Path]:
     for side in ("base", "head"):
         (tmp_path / side).mkdir()
         (tmp_path / side / "a.png").write_bytes(png(10, 10, mark=(1, 1) if side == "head" else None))
-    code = main(["compare", "--base", str(tmp_path / "base"), "--head", str(tmp_path / "head"),
+        (tmp_path / side / "same.png").write_bytes(png(12, 12))
+    (tmp_path / "head" / "new.png").write_bytes(png(8, 8, mark=(2, 2)))
+    return tmp_path / "base", tmp_path / "head"
+
+
+def test_image_folders_on_a_remote_cluster_are_refused_saying_what_to_do(cluster, tmp_path, capsys):
+    base, head = _image_folders(tmp_path)
+    code = main(["compare", "--base", str(base), "--head", str(head),
                  "--out", str(tmp_path / "out"), "--quiet", "--scheduler", cluster.scheduler_address])
     assert code == 3
-    assert "must be manifests" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"the workers cannot read the folder {str(base)!r}" in err
+    assert "snapcompare upload DIR --store URL -o build.json" in err
+
+
+def test_image_folders_run_on_local_workers_as_on_one_machine(tmp_path, monkeypatch):
+    base, head = _image_folders(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    reports = {}
+    for run, extra in (("here", []), ("cluster", ["--scheduler", "local:1"])):
+        out = tmp_path / run
+        code = main(["compare", "--base", str(base), "--head", str(head), "--out", str(out), "--quiet",
+                     "--workers", "1", *extra])
+        assert code == 1
+        report = json.loads((out / "comparison.json").read_text())
+        reports[run] = {name: (image["status"], image["changed_pixels"]) for name, image in report["images"].items()}
+        masks = sorted(path.read_bytes() for path in (out / "diff").iterdir())
+        reports[run, "masks"] = masks
+    assert reports["cluster"] == reports["here"]
+    assert reports["cluster"]["a.png"] == ("changed", 9)
+    assert reports["cluster", "masks"] == reports["here", "masks"]
+    # The blobs linked for the workers are gone with the run.
+    assert not list((tmp_path / "tmp").glob("snapcompare-*"))
+
+
+def test_a_folder_and_a_manifest_on_a_cluster_are_refused_saying_what_to_do(builds, s3_url, tmp_path, capsys):
+    base, _ = _image_folders(tmp_path)
+    code = main(["compare", "--allow-unsized", "--base", str(base), "--head", str(builds.head),
+                 "--store", s3_url, "--out", str(tmp_path / "out"), "--quiet", "--scheduler", "local:1"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert f"({str(base)!r} is a folder)" in err and "snapcompare upload DIR" in err
 
 
 def stored_under(s3_server, bucket: str, prefix: str) -> dict[str, bytes]:

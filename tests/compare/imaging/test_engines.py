@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compare import ImageError, diff_images
+from compare import diff_images
 from compare.imaging import odiff, oklab, pixelmatch
 from compare.imaging import _grid
 from compare.imaging._grid import Siblings, many_siblings
@@ -150,12 +150,6 @@ def test_ignore_regions_also_cover_the_area_outside_the_overlap() -> None:
     before, after = _white(10, 10), _white(12, 10)
     result = diff_images(before, after, ignore_regions=[IgnoreRegion(11, 0, 11, 9)])
     assert result.changed_pixels == 10 and result.bbox == (10, 0, 11, 10)
-
-
-def test_an_ignore_region_outside_the_canvas_names_the_image() -> None:
-    with pytest.raises(ImageError, match="'home.png'.*5:5-20:5.*10x10 canvas"):
-        diff_images(_white(10, 10), _white(10, 10), name="home.png",
-                    ignore_regions=parse_ignore_regions("5:5-20:5"))
 
 
 @pytest.mark.parametrize(("text", "message"), [

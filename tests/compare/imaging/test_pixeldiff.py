@@ -15,6 +15,7 @@ from PIL import Image
 from pixelmatch import pixelmatch
 
 from compare import DiffResult, diff_images
+from compare.regions import IgnoreRegion
 from tests.compare.pixel_samples import encode, screen, with_block
 
 WHITE = (255, 255, 255, 255)
@@ -65,6 +66,23 @@ def test_narrower_after_marks_the_missing_columns() -> None:
 
     assert result.changed_pixels == 2 * 5
     assert result.bbox == (6, 0, 8, 5)
+
+
+# Ignore regions
+
+
+def test_a_region_covers_what_of_it_lies_on_the_canvas_and_one_outside_it_nothing() -> None:
+    before, after = _filled(8, 5, WHITE), _filled(8, 5, BLACK)
+    # Reaching one past the right edge and far below it; beside the canvas; a duplicate once cut.
+    regions = [IgnoreRegion(6, 1, 8, 99), IgnoreRegion(8, 0, 9, 4), IgnoreRegion(6, 1, 7, 4)]
+
+    result = diff_images(before, after, ignore_regions=regions)
+
+    assert result.ignore_regions == (IgnoreRegion(6, 1, 7, 4),)
+    assert not result.mask[1:, 6:].any()
+    assert result.changed_pixels == 8 * 5 - 2 * 4
+    outside = diff_images(before, after, ignore_regions=[IgnoreRegion(8, 0, 9, 4)])
+    assert (outside.changed_pixels, outside.ignore_regions) == (8 * 5, ())
 
 
 # Threshold

@@ -21,11 +21,14 @@ from compare.inputs.manifest import (
     Manifest,
     ManifestError,
     dump_manifest,
+    ignore_regions_of,
     load_manifest,
     manifest_from_folder,
     parse_manifest,
+    with_ignore_patterns,
     write_manifest,
 )
+from compare.regions import IgnorePattern, IgnoreRegion
 
 HASH_A = hashlib.sha256(b"a").hexdigest()
 HASH_B = hashlib.sha256(b"b").hexdigest()
@@ -457,3 +460,38 @@ def test_folder_manifest_written_and_loaded_back(tmp_path):
     write_manifest(folder.manifest, tmp_path / "manifest.json")
 
     assert load_manifest(tmp_path / "manifest.json") == folder.manifest
+
+
+# Ignore regions.
+
+
+def test_patterns_add_their_regions_to_the_images_they_match_after_their_own():
+    own = {"x1": 0, "y1": 0, "x2": 9, "y2": 9}
+    manifest = parse_manifest({"images": {
+        "phone/a.png": {"content_hash": HASH_A, "ignore_regions": [own], "note": "kept"},
+        "phone/b.png": {"content_hash": HASH_B},
+        "desk.png": {"content_hash": HASH_A},
+    }}, "m.json")
+    patterns = [IgnorePattern("phone/*", (IgnoreRegion(1, 2, 3, 4), IgnoreRegion(0, 0, 9, 9))),
+                IgnorePattern("*/b.png", (IgnoreRegion(5, 5, 6, 6),))]
+
+    marked = with_ignore_patterns(manifest, patterns)
+
+    images = dump_manifest(marked)["images"]
+    assert images["phone/a.png"]["ignore_regions"] == [own, {"x1": 1, "y1": 2, "x2": 3, "y2": 4}]
+    assert images["phone/a.png"]["note"] == "kept"
+    assert images["phone/b.png"]["ignore_regions"] == [
+        {"x1": 1, "y1": 2, "x2": 3, "y2": 4}, own, {"x1": 5, "y1": 5, "x2": 6, "y2": 6}]
+    assert "ignore_regions" not in images["desk.png"]
+    again = parse_manifest(json.dumps(dump_manifest(marked)), "m.json")
+    assert ignore_regions_of(again, "phone/b.png") == (
+        IgnoreRegion(1, 2, 3, 4), IgnoreRegion(0, 0, 9, 9), IgnoreRegion(5, 5, 6, 6))
+    assert ignore_regions_of(again, "desk.png") == ()
+    assert with_ignore_patterns(manifest, []) == manifest
+
+
+def test_malformed_own_regions_are_named_with_the_manifest_image_and_field():
+    manifest = parse_manifest({"images": {"a.png": {"content_hash": HASH_A, "ignore_regions": {}}}}, "m.json")
+    with pytest.raises(ManifestError, match=r'^m\.json: images\["a\.png"\]\.ignore_regions: expected a list'):
+        with_ignore_patterns(manifest, [IgnorePattern("*", (IgnoreRegion(0, 0, 1, 1),))])
+

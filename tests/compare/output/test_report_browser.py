@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from compare.cli import main
+from compare.model import Approval
 from compare.output.reports import write_reports
 from tests.compare.output.test_reports import (
     CHANGED_COLOUR,
@@ -315,7 +316,7 @@ window.addEventListener("load", function () {
     if (!i.width) { return; }
     var view = box.closest(".crop") ? "crop" : box.closest("figure").classList[1];
     found.push([view, box.title, (b.left - i.left) / i.width, (b.top - i.top) / i.height,
-                (b.right - i.left) / i.width, (b.bottom - i.top) / i.height].join(" "));
+                (b.right - i.left) / i.width, (b.bottom - i.top) / i.height, i.width].join(" "));
   });
   document.body.setAttribute("data-regions", found.join("|"));
 });
@@ -347,20 +348,113 @@ def test_ignore_regions_are_drawn_over_their_pixels_in_every_view(tmp_path: Path
     seen = {}
     for entry in body["data-regions"].split("|"):
         view, rest = entry.split(" ", 1)
-        title, *fractions = rest.rsplit(" ", 4)
+        title, *figures = rest.rsplit(" ", 5)
         assert title == "ignored region 402:202-406:212"
         if view == "crop":
             width, height, left, top = *crop_size, x0, y0
         else:
             width, height, left, top = 600, 400, 0, 0
-        fx0, fy0, fx1, fy1 = map(float, fractions)
-        # Back to image pixels (exclusive ends), as far as whole screen pixels allow.
+        fx0, fy0, fx1, fy1, drawn = map(float, figures)
+        # Back to image pixels (exclusive ends), with how many image pixels one screen pixel shows.
         seen.setdefault(view, []).append(
-            [round(left + fx0 * width), round(top + fy0 * height),
-             round(left + fx1 * width), round(top + fy1 * height)])
-    # On the crop, the region clipped to the crop; on the whole images, all of it.
+            ([left + fx0 * width, top + fy0 * height, left + fx1 * width, top + fy1 * height],
+             width / drawn))
+    # On the crop (drawn pixel for pixel, or zoomed by a whole factor), exactly the region
+    # clipped to the crop; on the whole images, all of it, as far as whole screen pixels allow.
     assert 0 < x0 < 402
     clipped = [max(402, x0), max(202, y0), min(407, x0 + crop_size[0]), min(213, y0 + crop_size[1])]
-    assert seen["crop"] == [clipped] * 2
-    assert seen["before"] == seen["after"] == seen["diff"] == [[402, 202, 407, 213]]
+    assert [[round(edge) for edge in edges] for edges, _ in seen["crop"]] == [clipped] * 2
+    for view in ("before", "after", "diff"):
+        [(edges, per_screen_pixel)] = seen[view]
+        assert all(abs(edge - expected) <= per_screen_pixel
+                   for edge, expected in zip(edges, [402, 202, 407, 213], strict=True)), (view, edges)
+    assert console_messages(log) == []
+
+
+def _box(shot: np.ndarray, colour: tuple[int, ...], tolerance: int = 3) -> tuple[int, int, int, int]:
+    """Top, left, bottom and right (exclusive) of what is drawn in ``colour``."""
+    found = np.argwhere((np.abs(shot - np.array(colour)) <= tolerance).all(axis=-1))
+    assert len(found), f"nothing drawn in {colour}"
+    (top, left), (bottom, right) = found.min(axis=0), found.max(axis=0) + 1
+    return int(top), int(left), int(bottom), int(right)
+
+
+FRAMES = """
+window.addEventListener("load", function () {
+  var framed = [];
+  document.querySelectorAll(".crop .frame, .layer .pic").forEach(function (element) {
+    framed.push(getComputedStyle(element).boxShadow.split("px, ").length);
+  });
+  document.body.setAttribute("data-frames", framed.join(" "));
+});
+"""
+
+
+def test_crops_and_whole_images_are_framed_apart_on_a_neutral_mat(tmp_path: Path) -> None:
+    # A white screen on the white card: without frames, before and after read as one strip.
+    for side in ("base", "head"):
+        (tmp_path / side).mkdir()
+        image = Image.new("RGB", (300, 200), (255, 255, 255))
+        if side == "head":
+            image.putpixel((150, 100), CHANGED_COLOUR)
+        image.save(tmp_path / side / "screen.png")
+    main(["compare", "--base", str(tmp_path / "base"), "--head", str(tmp_path / "head"),
+          "--out", str(tmp_path / "out"), "--quiet"])
+    report = tmp_path / "out" / "report.html"
+
+    shot = screenshot(report.as_uri(), tmp_path / "profile", tmp_path / "shot.png")
+
+    # The changed pixel, highlighted on both crops: white under the red overlay on the before
+    # crop, the change under it on the after crop. Between them, along its row: the before
+    # crop, its mat and frame, the card, the after crop's frame and mat, the after crop.
+    top, before_right = _box(shot, (255, 128, 128))[0], _box(shot, (255, 128, 128))[3]
+    after_left = _box(shot, (255, 0, CHANGED_COLOUR[2] // 2))[1]
+    colours = {"white": (255, 255, 255), "mat": (227, 230, 234), "frame": (154, 163, 174)}
+    runs: list[list] = []
+    for pixel in shot[top, before_right:after_left]:
+        kind = next((k for k, c in colours.items() if (np.abs(pixel - c) <= 3).all()), "other")
+        if runs and runs[-1][0] == kind:
+            runs[-1][1] += 1
+        else:
+            runs.append([kind, 1])
+    runs = [run for run in runs if run[0] != "other"]
+    assert [kind for kind, _ in runs] == ["white", "mat", "frame", "white", "frame", "mat", "white"], runs
+    assert runs[3][1] >= 8 and runs[1][1] >= 4 and runs[5][1] >= 4, runs
+
+    page, log = dump_dom(with_driver(report, FRAMES).as_uri(), tmp_path / "profile")
+    [body] = page.find("body")
+    # Two crops and three whole-image pictures, each with its mat and its frame.
+    assert body["data-frames"].split() == ["2"] * 5
+    assert console_messages(log) == []
+
+
+BANNER_LINK = """
+window.addEventListener("load", function () {
+  var link = document.querySelector(".banner a");
+  var target = document.getElementById(link.getAttribute("href").slice(1));
+  var before = target.hidden;
+  link.click();
+  setTimeout(function () {
+    var top = Math.round(target.getBoundingClientRect().top);
+    document.body.setAttribute("data-link", [before, target.hidden, top, location.hash].join(" "));
+  }, 200);
+});
+"""
+
+
+def test_a_banner_link_shows_its_image_even_when_filtered_out(tmp_path: Path) -> None:
+    # The browser jumps to a fragment's element before the filter shows it: the page scrolls there.
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    comparison = sample_comparison(out_dir)
+    covered = tuple(sorted(name for name, r in comparison.images.items() if r.status.value == "changed"))
+    comparison.approval = Approval("approved.json", "f" * 64, covered)
+    report = write_reports(comparison, out_dir)["html"]
+
+    page, log = dump_dom(with_driver(report, BANNER_LINK).as_uri() + "#status=skipped", tmp_path / "profile")
+
+    [body] = page.find("body")
+    hidden_before, hidden_after, top, fragment = body["data-link"].split(" ")
+    assert (hidden_before, hidden_after, top) == ("true", "false", "0")
+    assert re.fullmatch(r"#image-\d+", fragment)
     assert console_messages(log) == []

@@ -6,7 +6,9 @@ import base64
 import io
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -293,7 +295,7 @@ def test_json_top_level_options_sources_and_stats(written: dict[str, Path]) -> N
     assert report["options"] == {
         "engine": "pixelmatch", "engine_options": {},
         "threshold": 0.2, "antialiasing": False, "diff_threshold": 0.01, "max_pixels": 40_000_000,
-        "window_size": None, "window_min": None, "ignore_regions": None,
+        "window_size": None, "window_min": None, "ignore_regions": None, "ignore_patterns": None,
     }
     assert report["algorithm_version"] == ENGINES["pixelmatch"].version
     assert report["base_source"] == "builds/<base>"
@@ -487,13 +489,16 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
         "tests": "12", "failures": "4", "errors": "2", "skipped": "1"
     }
     cases = suite.findall("testcase")
-    expected = {
-        name.replace("\x00", "").replace("\x1b", ""): f"snapcompare.{result.status.value}"
-        for name, result in comparison.images.items()
-    }
-    assert [case.attrib["name"] for case in cases] == sorted(expected)
-    assert {case.attrib["name"]: case.attrib["classname"] for case in cases} == expected
+    # Names as the HTML report shows them: CONTROL_NAME's tab, NUL and ESC as escapes.
+    shown = {name: name.replace("\t", "\\t").replace("\x00", "\\x00").replace("\x1b", "\\x1b")
+             for name in comparison.images}
+    assert [case.attrib["name"] for case in cases] == [shown[name] for name in sorted(shown)]
     by_name = {case.attrib["name"]: case for case in cases}
+    for name, result in comparison.images.items():
+        properties = by_name[shown[name]].findall("properties/property")
+        assert [(p.attrib["name"], p.attrib["value"]) for p in properties] == [("status", result.status.value)]
+    assert by_name["home/feed.png"].attrib["classname"] == "snapcompare.home"
+    assert by_name["huge.png"].attrib["classname"] == "snapcompare"
     assert len(suite.findall("testcase/failure")) == 4  # the changed images
     assert len(suite.findall("testcase/error")) == 2  # the errored ones
     assert len(suite.findall("testcase/skipped")) == 1
@@ -519,16 +524,17 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
     assert by_name["onboarding/step4.png"].find("system-out").text == "added"
 
 
-def test_junit_strips_characters_xml_cannot_hold() -> None:
+def test_junit_escapes_controls_and_strips_what_xml_cannot_hold() -> None:
     names = ["a\x00b\x08c\x0b\x0c\x1fd.png", "keep\ttab\nline.png", os.fsdecode(b"caf\xe9.png"),
              "odd\ufffe\uffff.png"]
     comparison = errored(names, "bad byte \x02 in {}")
     suite = ET.fromstring(render_junit(comparison))
     cases = suite.findall("testcase")
     assert sorted(case.attrib["name"] for case in cases) == sorted(
-        ["abcd.png", "keep\ttab\nline.png", "caf.png", "odd.png"]
+        ["a\\x00b\\x08c\\x0b\\x0c\\x1fd.png", "keep\\ttab\\nline.png", "caf\\udce9.png", "odd.png"]
     )
     assert all("\x02" not in case.find("error").text for case in cases)
+    assert all("bad byte \\x02 in " in case.find("error").text for case in cases)
     assert suite.attrib["errors"] == "4"
     assert suite.attrib["failures"] == "0"
 
@@ -538,6 +544,45 @@ def test_junit_of_an_empty_comparison() -> None:
     assert suite.attrib == {
         "name": "snapcompare", "tests": "0", "failures": "0", "errors": "0", "skipped": "0"
     }
+
+
+@pytest.mark.parametrize("status", [Status.CHANGED, Status.UNCHANGED, Status.ERRORED])
+def test_junit_classname_is_the_folder_whatever_the_status(status: Status) -> None:
+    folders = {
+        "settings/dark/home.png": "snapcompare.settings.dark",
+        "top.png": "snapcompare",
+        "v1.2/a b/x.png": "snapcompare.v1_2.a b",
+        "win\\dir\\y.png": "snapcompare.win.dir",
+        "/lead//z.png": "snapcompare.lead",
+        "dir\u202e/x.png": "snapcompare.dir\\u202e",
+    }
+    comparison = Comparison(
+        images={name: ImageResult(name, status) for name in folders}, options=CompareOptions())
+
+    suite = ET.fromstring(render_junit(comparison))
+
+    cases = {case.attrib["name"]: case for case in suite.findall("testcase")}
+    assert {name: case.attrib["classname"] for name, case in cases.items()} == {
+        name.replace("\u202e", "\\u202e"): classname for name, classname in folders.items()}
+    for case in cases.values():
+        [status_property] = case.findall("properties/property")
+        assert status_property.attrib == {"name": "status", "value": status.value}
+
+
+def test_junit_shows_invisible_characters_as_the_report_does(tmp_path: Path) -> None:
+    names = [BIDI_NAME, "a\u2066b\u200fc\u061cd.png", "zero\u200bwidth.png", "line\u2028break.png",
+             CONTROL_NAME, "family\U0001f468\u200d\U0001f469.png", "שלום.png"]
+    comparison = errored(names, "cannot decode {}\nsecond line")
+
+    data = render_junit(comparison)
+
+    for char in "\u202e\u2066\u200f\u061c\u200b\u2028\x00\x1b":
+        assert char.encode() not in data
+    suite = ET.fromstring(data)
+    html = Page("".join(iter_html(comparison, tmp_path)))
+    assert sorted(case.attrib["name"] for case in suite.findall("testcase")) == sorted(html.names)
+    errors = [case.find("error") for case in suite.findall("testcase")]
+    assert "cannot decode invoice\\u202egnp.exe\nsecond line" in [error.text for error in errors]
 
 
 # What a changed image opens on
@@ -557,7 +602,7 @@ def test_a_changed_image_opens_on_its_changed_area_at_full_resolution(tmp_path: 
     # The crop is the changed pixel with a margin, drawn pixel for pixel.
     assert picture.size == (49, 49)
     assert picture.convert("RGB").getpixel((24, 24)) == CHANGED_COLOUR
-    assert "x 753–802, y 577–626" in "".join(page.texts)
+    assert "x 753–802 px, y 577–626 px" in "".join(page.texts)
     overlay = next(a for a in page.find("img") if "overlay" in (a.get("class") or ""))
     marked = decode_data_uri(overlay["src"]).convert("RGBA")
     assert marked.getpixel((24, 24)) == (255, 0, 0, 255) and marked.getpixel((0, 0))[3] == 0
@@ -602,3 +647,99 @@ def test_names_show_control_and_bidi_characters_escaped_and_isolated(tmp_path: P
     assert ".name { overflow-wrap: anywhere; unicode-bidi: isolate; }" in style
     # The search data keeps the names themselves.
     assert {item["name"] for item in page.report_data()["items"]} >= {BIDI_NAME, "שלום.png"}
+
+
+# Units
+
+
+def test_every_figure_of_how_the_comparison_ran_has_its_unit(tmp_path: Path) -> None:
+    base, head = tmp_path / "base", tmp_path / "head"
+    for folder, colour in ((base, BACKGROUND), (head, CHANGED_COLOUR)):
+        folder.mkdir()
+        Image.new("RGB", (30, 20), colour).save(folder / "a.png")
+    comparison = compare_builds(base, head, out_dir=tmp_path / "out",
+                                options=CompareOptions(workers=1, fetch_workers=1))
+    comparison.stats["fetch_bytes_fetched"] = 3 * 1024 * 1024 + 12
+
+    text = write_reports(comparison, tmp_path / "out")["html"].read_text(encoding="utf-8")
+
+    rows = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", text))
+    stats = {key.replace("_", " "): rows[key.replace("_", " ")] for key in comparison.stats}
+    assert {"wall time", "pairs diffed", "blobs"} <= set(stats)
+    assert re.fullmatch(r"\d+\.\d{3} s", stats["wall time"]), stats
+    assert stats["pairs diffed"] == "1 pair" and stats["blobs"] == "2 blobs"
+    assert stats["fetch bytes fetched"] == "3.0 MiB (3,145,740 bytes)"
+    unit = re.compile(r"[\d,.]+ (s|bytes|blobs?|pairs?|keys?|requests?|chunks?)|.* \([\d,]+ bytes\)")
+    assert all(unit.fullmatch(value) for value in stats.values()), stats
+    assert "30×20 px" in text
+    assert "changed area x 0–30 px, y 0–20 px" in text
+
+
+# Reports written into another folder than the comparison's
+
+
+def _two_builds(tmp_path: Path) -> tuple[Path, Path]:
+    base, head = tmp_path / "base", tmp_path / "head"
+    for folder in (base, head):
+        folder.mkdir()
+        for name in ("a.png", "b.png"):
+            Image.new("RGB", (60, 40), BACKGROUND).save(folder / name)
+    image = Image.new("RGB", (60, 40), BACKGROUND)
+    image.putpixel((30, 20), CHANGED_COLOUR)
+    image.save(head / "a.png")
+    return base, head
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_reports_written_into_another_folder_bring_their_files(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    comparison = compare_builds(*_two_builds(tmp_path), out_dir=first,
+                                options=CompareOptions(workers=1, fetch_workers=1))
+    write_reports(comparison, first)
+    before = _files(first)
+
+    paths = write_reports(comparison, second)
+
+    text = paths["html"].read_text(encoding="utf-8")
+    assert "unavailable" not in text
+    assert paths["html"].read_bytes() == (first / "report.html").read_bytes()
+    links = [a["href"] for a in Page(text).find("a") if not a["href"].startswith("#")]
+    assert links and all((second / unquote(href)).is_file() for href in links)
+    # The masks and previews the reports refer to, byte for byte, and nothing else.
+    assert _files(second) == {key: data for key, data in before.items()}
+    assert _files(first) == before
+
+
+def test_reports_for_another_folder_name_a_file_missing_from_both(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    comparison = compare_builds(*_two_builds(tmp_path), out_dir=first,
+                                options=CompareOptions(workers=1, fetch_workers=1))
+    missing = comparison.images["a.png"].previews["crop-after"]
+    (first / missing).unlink()
+
+    with pytest.raises(FileNotFoundError, match=re.escape(missing)) as raised:
+        write_reports(comparison, second)
+
+    assert str(first) in str(raised.value) and str(second) in str(raised.value)
+    assert _files(second) == {}
+
+
+def test_masks_kept_in_a_results_store_are_not_looked_for_in_a_folder(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    comparison = compare_builds(*_two_builds(tmp_path), out_dir=first,
+                                options=CompareOptions(workers=1, fetch_workers=1))
+    # As on a cluster with --results-store: the mask's key is its key in the store.
+    comparison.images = {
+        name: replace(result, diff_mask_key=None if result.diff_mask_key is None else f"1/2/0/0/diff/{name}")
+        for name, result in comparison.images.items()
+    }
+
+    paths = write_reports(comparison, second)
+
+    assert "unavailable" not in paths["html"].read_text(encoding="utf-8")
+    assert sorted(_files(second)) == sorted(
+        ["comparison.json", "junit.xml", "report.html",
+         *(key for result in comparison.images.values() for key in (result.previews or {}).values())])

@@ -183,7 +183,8 @@ def test_a_store_that_cannot_be_reached_is_reported(tmp_path, capsys):
     base, head = builds(tmp_path)
     unreachable = f"objectstore+http://127.0.0.1:9/{DEFAULT_USECASE}?org=1&project=2&prefix={PREFIX}"
     code = main(["compare", "--base", str(base), "--head", str(head), "--out", str(tmp_path / "out"),
-                 "--quiet", "--results-store", unreachable])
+                 "--quiet", "--results-store", unreachable, "--head-artifact-id", "42",
+                 "--base-artifact-id", "41"])
     captured = capsys.readouterr()
     assert code == EXIT_RESULTS_NOT_WRITTEN
     assert "snapcompare: error: --results-store: not written: " in captured.err
