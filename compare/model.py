@@ -245,6 +245,27 @@ class ImageResult:
     aligned_height: int | None = None
     window_max: int | None = None
     ignore_regions: tuple[IgnoreRegion, ...] | None = None
+    change_group: str | None = None
+    similar_change: str | None = None
+    known_change: bool | None = None
+
+
+class ChangeLevel(StrEnum):
+    """How alike the changes of a `ChangeGroup`'s images are."""
+
+    IDENTICAL = "identical"
+    SIMILAR = "similar"
+
+
+@dataclass(frozen=True)
+class ChangeGroup:
+    """Images sharing one change: its ``id`` (the change's fingerprint, stable across runs),
+    the ``level`` at which they share it, their names (sorted) and the one shown for all."""
+
+    id: str
+    level: ChangeLevel
+    images: tuple[str, ...]
+    representative: str
 
 
 @dataclass(frozen=True)
@@ -281,6 +302,9 @@ class Comparison:
     """Set when an approved comparison's fingerprints equal this one's (``--approved``)."""
     approval_mismatch: ApprovalMismatch | None = None
     """Set when an approved comparison was given but its fingerprints differ from this one's."""
+    change_groups: tuple[ChangeGroup, ...] = ()
+    """The changes shared by the images (each image's ``change_group`` and ``similar_change``
+    name one), largest first."""
     artifacts_dir: Path | None = None
     """The folder the images' ``diff_mask_key``s and ``previews`` are relative to, set by
     `compare.run.compare_builds` to its ``out_dir``; None when unknown (a comparison put
