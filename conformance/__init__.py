@@ -13,6 +13,9 @@ ENGINES = {
     "oklab": ("expected.oklab.json", "mask.oklab.png"),
     "odiff": ("expected.odiff.json", "mask.odiff.png"),
 }
+# odiff on the two images as they are (its own rule for sizes that differ), for the cases whose
+# sizes differ; the mask is odiff's own diff mask, the size of the base image
+ODIFF_SIZES = ("expected.odiff-sizes.json", "mask.odiff-sizes.png")
 
 
 def case_names(folder: Path) -> list[str]:

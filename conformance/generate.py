@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import peers
-from conformance import CASES, ENGINES, case_names
+from conformance import CASES, ENGINES, ODIFF_SIZES, case_names
 from conformance.check import disagreements
 
 REFERENCE_SCRIPT = Path(__file__).resolve().parent / "reference.mjs"
@@ -54,7 +54,8 @@ OPTION_SETS = {
 }
 # the `engine` field naming the reference (expected.json has none; it names its modes instead)
 LABELS = {"oklab": "pixelmatch c6fee35 (OKLab HyAB)",
-          "odiff": f"odiff {ODIFF_VERSION} on the padded canvas"}
+          "odiff": f"odiff {ODIFF_VERSION} on the padded canvas",
+          "odiff-sizes": f"odiff {ODIFF_VERSION} on the images as they are"}
 
 Result = tuple[dict, np.ndarray]  # one option set's expected values and its mask
 
@@ -79,6 +80,11 @@ class Pair:
     def same_size(self) -> bool:
         """Whether both images have the canvas's size."""
         return self.before_size == self.after_size
+
+    def originals(self) -> tuple[np.ndarray, np.ndarray]:
+        """The two images as they were decoded, without the padding."""
+        return tuple(image[:height, :width] for image, (width, height)
+                     in ((self.before, self.before_size), (self.after, self.after_size)))
 
     def outside_overlap(self) -> np.ndarray:
         """True at every canvas pixel outside the overlap of the two images."""
@@ -203,12 +209,15 @@ def _counted(pair: Pair, options: dict, states: np.ndarray, returned: int) -> Re
     return result, mask
 
 
-def run_odiff(binary: Path, pair: Pair, option_sets: list[dict], workdir: Path) -> list[Result]:
-    """Every option set through odiff's CLI on the two padded images, as Sentry runs it; its own
-    count, and the pixels its --diff-mask output marks."""
+def run_odiff(binary: Path, pair: Pair, option_sets: list[dict], workdir: Path, *,
+              padded: bool = True) -> list[Result]:
+    """Every option set through odiff's CLI on the two padded images, as Sentry runs it (or on
+    the images as they are); its own count, and the pixels its --diff-mask output marks (an
+    image of the base image's size)."""
     before, after, out = workdir / "before.png", workdir / "after.png", workdir / "diff.png"
-    Image.fromarray(pair.before, "RGBA").save(before, compress_level=1)
-    Image.fromarray(pair.after, "RGBA").save(after, compress_level=1)
+    images = (pair.before, pair.after) if padded else pair.originals()
+    Image.fromarray(images[0], "RGBA").save(before, compress_level=1)
+    Image.fromarray(images[1], "RGBA").save(after, compress_level=1)
     results = []
     for options in option_sets:
         out.unlink(missing_ok=True)
@@ -222,7 +231,7 @@ def run_odiff(binary: Path, pair: Pair, option_sets: list[dict], workdir: Path) 
             with Image.open(out) as image:
                 mask = np.asarray(image.convert("RGBA"))[..., 3] != 0
         else:  # odiff writes no diff image for images it finds equal
-            mask = np.zeros(pair.before.shape[:2], dtype=bool)
+            mask = np.zeros(images[0].shape[:2], dtype=bool)
         results.append(({"options": options, "changed_pixels": count, "mask_pixels": int(mask.sum()),
                          "bbox": bbox(mask)}, mask))
     return results
@@ -230,7 +239,7 @@ def run_odiff(binary: Path, pair: Pair, option_sets: list[dict], workdir: Path) 
 
 def write_engine(folder: Path, engine: str, pair: Pair, results: list[Result]) -> None:
     """Write one engine's expected file and the mask of its first option set into ``folder``."""
-    expected_file, mask_file = ENGINES[engine]
+    expected_file, mask_file = ODIFF_SIZES if engine == "odiff-sizes" else ENGINES[engine]
     expected = {"engine": LABELS[engine]} if engine in LABELS else {}
     expected |= pair.header() | {"results": [result for result, _ in results]}
     if engine == "pixelmatch":
@@ -261,8 +270,7 @@ def first_counts(folder: Path) -> dict[str, int]:
 def check_against(seed: Path, names: list[str]) -> int:
     """Compare the cases with the copy in ``seed``; prints what disagrees, returns the exit code."""
     seed_names = case_names(seed)
-    problems = [f"{name}: only here" for name in sorted(set(names) - set(seed_names))]
-    problems += [f"{name}: only in {seed}" for name in sorted(set(seed_names) - set(names))]
+    problems = [f"{name}: only in {seed}" for name in sorted(set(seed_names) - set(names))]
     results = 0
     for name in sorted(set(names) & set(seed_names)):
         problems += [f"{name}: {problem}" for problem in disagreements(CASES / name, seed / name)]
@@ -312,12 +320,15 @@ def main(argv: list[str] | None = None) -> int:
                    for engine, module in modules.items()}
         engines["odiff"] = {name: run_odiff(odiff, pair, OPTION_SETS["odiff"], workdir)
                             for name, pair in pairs.items()}
+        engines["odiff-sizes"] = {name: run_odiff(odiff, pair, OPTION_SETS["odiff"], workdir, padded=False)
+                                  for name, pair in pairs.items() if not pair.same_size}
     for name, pair in pairs.items():
         for engine, results in engines.items():
-            write_engine(CASES / name, engine, pair, results[name])
+            if name in results:
+                write_engine(CASES / name, engine, pair, results[name])
     index = {name: first_counts(CASES / name) for name in names}
     (CASES / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-    written = ", ".join(ENGINES[engine][0] for engine in engines)
+    written = ", ".join((ODIFF_SIZES if engine == "odiff-sizes" else ENGINES[engine])[0] for engine in engines)
     print(f"{len(names)} cases: wrote {written} and their masks in {time.perf_counter() - started:.1f} s")
     if oklab_source is None:
         print(f"{oklab_file} and {ENGINES['oklab'][1]} left as committed (pass --oklab-reference "

@@ -28,6 +28,8 @@ class Engine:
     options: frozenset[str] = frozenset()
     own_window: bool = False
     """True when ``scan`` computes ``window_max`` itself (as its reference does)."""
+    takes_sizes: bool = False
+    """True when ``scan`` needs the images' own sizes (its canvas rule reads their bounds)."""
 
     def check_options(self, names: Iterable[str]) -> None:
         """Raise ValueError naming the options in ``names`` this engine does not take."""
@@ -46,11 +48,15 @@ class Engine:
         ignore: np.ndarray | None,
         window_size: int | None,
         options: Mapping[str, Any],
+        sizes: tuple[tuple[int, int], tuple[int, int]],
     ) -> Scan:
-        """Scan with this engine; ``window_size`` adds ``window_max`` whichever engine it is."""
+        """Scan with this engine; ``window_size`` adds ``window_max`` whichever engine it is;
+        ``sizes`` are the two images' own (width, height)."""
         self.check_options(options)
         if self.own_window:
             options = {**options, "window_size": window_size}
+        if self.takes_sizes:
+            options = {**options, "sizes": sizes}
         result = self.scan(a, b, overlap, threshold=threshold, antialiasing=antialiasing,
                            ignore=ignore, **options)
         if window_size is not None and not self.own_window:
@@ -61,11 +67,12 @@ class Engine:
 
 ENGINES: dict[str, Engine] = {
     "pixelmatch": Engine("pixelmatch", "snapcompare-pixelmatch7-yiq/1",
-                         "pixelmatch 7.2.0 (YIQ)", pixelmatch.scan),
+                         "pixelmatch 7.2.0 (YIQ)", pixelmatch.scan, frozenset({"checkerboard"})),
     "oklab": Engine("oklab", "snapcompare-pixelmatch-c6fee35-oklab/1",
                     "pixelmatch main at c6fee35 (OKLab HyAB)", oklab.scan,
                     frozenset({"checkerboard"}), own_window=True),
-    "odiff": Engine("odiff", "snapcompare-odiff4.5/1", "odiff 4.5.0", odiff.scan),
+    "odiff": Engine("odiff", "snapcompare-odiff4.5/2", "odiff 4.5.0", odiff.scan,
+                    frozenset({"padded"}), takes_sizes=True),
 }
 """Engines by name; ``pixelmatch`` is the default."""
 

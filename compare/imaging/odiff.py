@@ -14,10 +14,18 @@ parses it. With ``antialiasing`` on, a pixel is not counted when odiff's slope t
 luma over white, neighbours read row by row, equal siblings by identical RGBA) finds it
 anti-aliased in either image.
 
-Canvas rule: the images are already padded top-left with transparent black to the union canvas
-and odiff compares that canvas as it is; nothing outside the overlap is counted specially
-(padding is white to odiff, so it differs only from content that is not white). Ignored pixels
-never count.
+Canvas rule, as ``compareDifferentLayouts`` in ``src/diff.zig`` has it: inside the overlap of
+the two images a pixel counts by the colour delta and anti-aliasing test above, the test reading
+each image's neighbours within that image's own bounds; outside the overlap every pixel of the
+larger image that is not fully transparent counts (odiff issue #170: a white page that grows
+wider is a change). Ignored pixels never count, outside the overlap too (odiff 4.5.0 applies its
+ignore regions inside the overlap only). odiff's own diff image is the base image's size; the
+mask here is the union canvas's and also marks the counted pixels beyond the base image.
+
+With ``padded``, the images are compared as Sentry runs odiff: both padded top-left with
+transparent black to the union canvas first, so odiff sees two images of one size and compares
+the padding like any pixel (padding is white to odiff, so it differs only from content that is
+not white). For images of one size the two rules agree.
 """
 
 from __future__ import annotations
@@ -139,8 +147,12 @@ def scan(
     threshold: float,
     antialiasing: bool,
     ignore: np.ndarray | None = None,
+    sizes: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    padded: bool = False,
 ) -> Scan:
-    """Compare two padded canvases as the odiff 4.5.0 CLI does; see the module docstring."""
+    """Compare two canvases (the images padded top-left to the union canvas) as the odiff 4.5.0
+    CLI compares the images; ``sizes`` are the images' own (width, height), needed when they
+    differ and ``padded`` is off. See the module docstring."""
     height, width = a.shape[:2]
     limit = max_delta(threshold)
 
@@ -149,8 +161,113 @@ def scan(
         q = np.take(b32, idx).view(np.uint8).reshape(-1, 4)
         return _over_threshold(p, q, limit)
 
-    found = find_changes(
-        a, b, overlap, ignore, region=(width, height), over_threshold=over_threshold,
-        antialiased=functools.partial(_antialiased, width=width, height=height) if antialiasing else None,
-    )
-    return Scan(found.mask, found.changed, found.aa_in_overlap, found.bounds.get())
+    if padded or overlap == (width, height):
+        found = find_changes(
+            a, b, overlap, ignore, region=(width, height), over_threshold=over_threshold,
+            antialiased=functools.partial(_antialiased, width=width, height=height) if antialiasing else None,
+        )
+        return Scan(found.mask, found.changed, found.aa_in_overlap, found.bounds.get())
+    if sizes is None:
+        raise ValueError("odiff needs the images' sizes to compare images of different sizes")
+    found = find_changes(a, b, overlap, ignore, region=None, over_threshold=over_threshold,
+                         antialiased=None)
+    aa_pixels = 0
+    if antialiasing:
+        over = np.flatnonzero(found.mask)
+        aa = _antialiased_in_bounds(a, b, over, sizes)
+        aa_pixels = int(np.count_nonzero(aa))
+        found.mask.reshape(-1)[over[aa]] = False
+    outside = _outside_overlap(a, b, overlap, ignore)
+    mask = found.mask | outside
+    changed = int(np.count_nonzero(mask))
+    return Scan(mask, changed, aa_pixels, _bbox(mask) if changed else None)
+
+
+# The 3x3 neighbourhood in odiff's order: rows top to bottom, each left to right.
+_NEIGHBOURS = tuple((dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dx or dy)
+
+
+def _antialiased_in_bounds(
+    a: np.ndarray, b: np.ndarray, idx: np.ndarray, sizes: tuple[tuple[int, int], tuple[int, int]]
+) -> np.ndarray:
+    """odiff's detect() run from both images for the canvas pixels ``idx`` of the overlap, each
+    image's neighbours read within its own bounds (odiff's different-layout comparison)."""
+    width = a.shape[1]
+    ys, xs = np.divmod(idx, width)
+    (wa, ha), (wb, hb) = sizes
+    first, second = a[:ha, :wa].view(np.uint32)[..., 0], b[:hb, :wb].view(np.uint32)[..., 0]
+    result = _detect(first, second, xs, ys)
+    rest = np.flatnonzero(~result)
+    if rest.size:
+        result[rest] = _detect(second, first, xs[rest], ys[rest])
+    return result
+
+
+def _detect(img: np.ndarray, other: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """odiff's detect(img, other) at (xs, ys), inside ``img``: the slope test, then the darkest
+    or brightest neighbour having 3+ identical neighbours in ``img`` and in ``other`` (each
+    within its own bounds; a neighbour outside ``other`` has none there)."""
+    height, width = img.shape
+    centre = img[ys, xs]
+    nx = xs[:, None] + np.array([dx for dx, _ in _NEIGHBOURS])
+    ny = ys[:, None] + np.array([dy for _, dy in _NEIGHBOURS])
+    inside = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
+    values = img[np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)]
+    same = inside & (values == centre[:, None])
+    zeroes = _on_edge(xs, ys, width, height) + np.count_nonzero(same, axis=1)
+    delta = _luma(centre)[:, None] - _luma(values)
+    counted = inside & ~same
+    darkest = np.argmin(np.where(counted, delta, np.inf), axis=1)
+    brightest = np.argmax(np.where(counted, delta, -np.inf), axis=1)
+    on_slope = ((zeroes < 3) & (np.where(counted, delta, 0.0).min(axis=1) < 0)
+                & (np.where(counted, delta, 0.0).max(axis=1) > 0))
+    result = np.zeros(xs.size, dtype=bool)
+    sel = np.flatnonzero(on_slope)
+    if sel.size:
+        dark = (nx[sel, darkest[sel]], ny[sel, darkest[sel]])
+        bright = (nx[sel, brightest[sel]], ny[sel, brightest[sel]])
+        result[sel] = ((_many_siblings(img, *dark) | _many_siblings(img, *bright))
+                       & (_many_siblings(other, *dark) | _many_siblings(other, *bright)))
+    return result
+
+
+def _on_edge(xs: np.ndarray, ys: np.ndarray, width: int, height: int) -> np.ndarray:
+    """1 where a pixel lies on its image's border (odiff counts that as one equal sibling)."""
+    return ((xs == 0) | (xs == width - 1) | (ys == 0) | (ys == height - 1)).astype(np.int64)
+
+
+def _many_siblings(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """odiff's hasManySiblingsWithSameColor: 3+ identical neighbours (the border counting as
+    one) around (xs, ys) in ``img``; False where (xs, ys) lies outside it."""
+    height, width = img.shape
+    inside = (xs < width) & (ys < height)
+    result = np.zeros(xs.size, dtype=bool)
+    sel = np.flatnonzero(inside)
+    if sel.size:
+        x, y = xs[sel], ys[sel]
+        nx = x[:, None] + np.array([dx for dx, _ in _NEIGHBOURS])
+        ny = y[:, None] + np.array([dy for _, dy in _NEIGHBOURS])
+        valid = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
+        values = img[np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)]
+        same = valid & (values == img[y, x][:, None])
+        result[sel] = _on_edge(x, y, width, height) + np.count_nonzero(same, axis=1) >= 3
+    return result
+
+
+def _outside_overlap(a: np.ndarray, b: np.ndarray, overlap: tuple[int, int],
+                     ignore: np.ndarray | None) -> np.ndarray:
+    """The canvas pixels outside the overlap that either image has and that are not fully
+    transparent (at most one image has a pixel there), bar ignored ones."""
+    ow, oh = overlap
+    mask = (a[..., 3] != 0) | (b[..., 3] != 0)
+    mask[:oh, :ow] = False
+    if ignore is not None:
+        mask &= ~ignore
+    return mask
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), exclusive ends, around the True pixels of a mask that has some."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

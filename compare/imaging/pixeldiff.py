@@ -82,8 +82,10 @@ def diff_images(
 
     ``engine`` is one of `compare.imaging.engines.ENGINES`: ``pixelmatch`` (pixelmatch 7.2.0:
     a pixel changes when its YIQ delta exceeds 35215 * threshold**2; semi-transparent pixels
-    blended over its checkerboard; every canvas pixel outside the overlap counts), ``oklab``
-    (pixelmatch's OKLab HyAB metric; option ``checkerboard``) or ``odiff`` (odiff 4.5.0).
+    blended over its checkerboard, or over white with ``checkerboard=False``; every canvas pixel
+    outside the overlap counts), ``oklab`` (pixelmatch's OKLab HyAB metric; option
+    ``checkerboard``) or ``odiff`` (odiff 4.5.0: outside the overlap, every pixel that is not
+    fully transparent counts; option ``padded``, compare the padded canvas as Sentry does).
     ``threshold`` (0..1) is the engine's colour sensitivity. With ``antialiasing`` on, pixels
     that look like anti-aliasing are not counted. Pixels inside ``ignore_regions`` never count:
     a region applies as far as it reaches into the canvas, and not at all when it lies wholly
@@ -107,7 +109,7 @@ def diff_images(
     b = pad_to_canvas(second.rgba(), width, height)
     overlap = (min(first.size[0], second.size[0]), min(first.size[1], second.size[1]))
     scan = chosen.run(a, b, overlap, threshold=threshold, antialiasing=antialiasing, ignore=ignore,
-                      window_size=window_size, options=engine_options)
+                      window_size=window_size, options=engine_options, sizes=(first.size, second.size))
     return DiffResult(
         changed_pixels=scan.changed_pixels,
         total_pixels=width * height,

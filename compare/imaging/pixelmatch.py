@@ -3,7 +3,7 @@
 Reference: github.com/mapbox/pixelmatch, release v7.2.0, ``index.js``. A pixel changes when the
 squared YIQ distance of its two colours exceeds ``35215 * threshold**2`` (35215 being the
 largest possible delta); semi-transparent pixels are blended over pixelmatch 7's checkerboard
-first. With ``antialiasing`` on, pixels that look like anti-aliasing in either image (the slope
+first (over white with ``checkerboard=False``, pixelmatch 7.2.0's ``checkerboard: false``). With ``antialiasing`` on, pixels that look like anti-aliasing in either image (the slope
 detector of Vysniauskas, "Anti-aliased Pixel and Intensity Slope Detector", 2009) are not
 counted.
 
@@ -50,10 +50,12 @@ def scan(
     threshold: float,
     antialiasing: bool,
     ignore: np.ndarray | None = None,
+    checkerboard: bool = True,
 ) -> Scan:
     """Compare two padded canvases as pixelmatch 7.2.0 does; see the module docstring."""
     height, width = a.shape[:2]
     max_delta = MAX_YIQ_DELTA * float(threshold) * float(threshold)
+    background = _checkerboard if checkerboard else _white
 
     surely_under, surely_over = _distance_bounds(max_delta)
 
@@ -64,10 +66,10 @@ def scan(
             result = distance >= surely_over
             near = np.flatnonzero((distance > surely_under) & ~result)
             if near.size:
-                deltas = _rgb_deltas(_rgba(p[near]), _rgba(q[near]), lambda: _checkerboard(idx[near]))
+                deltas = _rgb_deltas(_rgba(p[near]), _rgba(q[near]), lambda: background(idx[near]))
                 result[near] = _yiq_delta(*deltas) > max_delta
             return result
-        return _yiq_delta(*_rgb_deltas(_rgba(p), _rgba(q), lambda: _checkerboard(idx))) > max_delta
+        return _yiq_delta(*_rgb_deltas(_rgba(p), _rgba(q), lambda: background(idx))) > max_delta
 
     def antialiased(
         img: np.ndarray, other: np.ndarray, idx: np.ndarray, siblings: Siblings
@@ -75,7 +77,7 @@ def scan(
         # Every pixel the test reads lies in the band's rows or the rows beside them.
         top, bottom = siblings.rows
         opaque = img[top * width : bottom * width].min() >= _OPAQUE
-        return _antialiased(img, idx, siblings, width, height, opaque)
+        return _antialiased(img, idx, siblings, width, height, opaque, background)
 
     found = find_changes(
         a, b, overlap, ignore, region=None, over_threshold=over_threshold,
@@ -120,8 +122,12 @@ def _rgba(values: np.ndarray) -> np.ndarray:
     return values.view(np.uint8).reshape(-1, 4)
 
 
-def _checkerboard(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Green and blue of pixelmatch 7's checkerboard behind the pixels at these flat indices.
+Background = Callable[[np.ndarray], tuple[int | np.ndarray, int | np.ndarray, int | np.ndarray]]
+"""Red, green and blue of what semi-transparent pixels at these flat indices are blended over."""
+
+
+def _checkerboard(flat: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """pixelmatch 7's checkerboard behind the pixels at these flat indices.
 
     pixelmatch derives the pattern from the byte offset k = 4 * index; its red term uses k's
     parity, which is always even, so red is the constant 48.
@@ -129,15 +135,20 @@ def _checkerboard(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = 4.0 * flat
     green = 48 + 159 * ((k / 1.618033988749895).astype(np.int64) % 2)
     blue = 48 + 159 * ((k / 2.618033988749895).astype(np.int64) % 2)
-    return green, blue
+    return 48, green, blue
+
+
+def _white(flat: np.ndarray) -> tuple[int, int, int]:
+    """White, what pixelmatch blends over with ``checkerboard: false``."""
+    return 255, 255, 255
 
 
 def _rgb_deltas(
-    p: np.ndarray, q: np.ndarray, board: Callable[[], tuple[np.ndarray, np.ndarray]]
+    p: np.ndarray, q: np.ndarray, board: Callable[[], tuple[int | np.ndarray, ...]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-channel differences of two n x 4 RGBA pixel sets, both blended over the checkerboard.
+    """Per-channel differences of two n x 4 RGBA pixel sets, both blended over the background.
 
-    ``board`` gives the checkerboard's green and blue behind the pixels. For opaque pixels the
+    ``board`` gives the background's red, green and blue behind the pixels. For opaque pixels the
     blend reduces exactly to r1 - r2 (pixelmatch skips it), so all-opaque sets skip it too; the
     formula below equals that bit for bit on opaque pixels, so mixed sets need no split.
     """
@@ -146,9 +157,9 @@ def _rgb_deltas(
         return dr, dg, db
     r1, g1, b1, a1 = np.ascontiguousarray(p.T, dtype=np.int32)
     r2, g2, b2, a2 = np.ascontiguousarray(q.T, dtype=np.int32)
-    green, blue = board()
+    red, green, blue = board()
     da = a1 - a2
-    dr = (r1 * a1 - r2 * a2 - 48 * da) / 255
+    dr = (r1 * a1 - r2 * a2 - red * da) / 255
     dg = (g1 * a1 - g2 * a2 - green * da) / 255
     db = (b1 * a1 - b2 * a2 - blue * da) / 255
     return dr, dg, db
@@ -199,10 +210,11 @@ def _luma_key(values: np.ndarray) -> np.ndarray:
 
 def _antialiased(
     img: np.ndarray, idx: np.ndarray, siblings: Siblings, width: int, height: int, opaque: bool,
+    background: Background = _checkerboard,
 ) -> np.ndarray:
     """pixelmatch's antialiased() for the pixels ``idx`` (ascending) of ``img`` (a flat uint32
     canvas); ``opaque`` says these pixels and their neighbours are, which allows integer keys
-    for the deltas."""
+    for the deltas; ``background`` is what the others are blended over."""
     if opaque:
         centre_key = _luma_key(np.take(img, idx))
 
@@ -212,7 +224,7 @@ def _antialiased(
         # Keys differ exactly where colours do (see _luma_keys).
         return antialiased_pixelmatch(idx, siblings, width, height, delta, zero_if_identical=True)
     centre = _rgba(np.take(img, idx))
-    board = functools.cache(lambda: _checkerboard(idx))
+    board = functools.cache(lambda: background(idx))
     return antialiased_pixelmatch(
         idx, siblings, width, height,
         lambda nb: _brightness(*_rgb_deltas(centre, _rgba(np.take(img, nb)), board)),

@@ -124,7 +124,9 @@ def test_each_engine_is_selectable_and_recorded(engine, tmp_path):
     data = report(out)
     assert data["options"]["engine"] == engine
     assert data["algorithm_version"] == ENGINES[engine].version
-    assert data["options"]["engine_options"] == ({"checkerboard": True} if engine == "oklab" else {})
+    assert data["options"]["engine_options"] == {
+        "pixelmatch": {"checkerboard": True}, "oklab": {"checkerboard": True}, "odiff": {"padded": False},
+    }[engine]
     expected = diff_images(png(before), png(after), engine=engine)
     assert data["images"]["a.png"]["changed_pixels"] == expected.changed_pixels == 25
     html = (out / "report.html").read_text(encoding="utf-8")
@@ -140,8 +142,9 @@ def test_the_default_engine_is_pixelmatch(tmp_path):
     assert CompareOptions().engine == DEFAULT_ENGINE == "pixelmatch"
 
 
-def test_no_checkerboard_reaches_the_oklab_engine(tmp_path):
-    # A half-transparent change: blended over the checkerboard or compared as is, oklab counts
+@pytest.mark.parametrize("engine", ["oklab", "pixelmatch"])
+def test_no_checkerboard_reaches_the_engine(engine, tmp_path):
+    # A half-transparent change: blended over the checkerboard or over white, the engine counts
     # differently; the comparison must give the count diff_images gives with the same option.
     before = canvas()
     before[:, :, 3] = 128
@@ -151,12 +154,30 @@ def test_no_checkerboard_reaches_the_oklab_engine(tmp_path):
     counts = {}
     for args, checkerboard in (((), True), (("--no-checkerboard",), False)):
         out = tmp_path / f"out-{checkerboard}"
-        compare(base, head, out, "--engine", "oklab", *args)
+        compare(base, head, out, "--engine", engine, *args)
         data = report(out)
         assert data["options"]["engine_options"] == {"checkerboard": checkerboard}
         counts[checkerboard] = data["images"]["a.png"]["changed_pixels"]
-        assert counts[checkerboard] == diff_images(png(before), png(after), engine="oklab",
+        assert counts[checkerboard] == diff_images(png(before), png(after), engine=engine,
                                                    checkerboard=checkerboard).changed_pixels
+    assert counts[True] != counts[False]
+
+
+def test_odiff_counts_a_page_that_grew_wider_as_odiff_does_and_sentry_pads_it(tmp_path):
+    # odiff issue #170: a white page that grows wider is a change to odiff 4.5.0 (16 pixels),
+    # while Sentry pads both images to the union canvas first, where white padding is white.
+    white = np.full((4, 4, 4), 255, dtype=np.uint8)
+    base, head = folders(tmp_path, {"page.png": (white, np.full((4, 8, 4), 255, dtype=np.uint8))})
+    found = {}
+    for name, args in (("odiff", ("--engine", "odiff")), ("sentry", ("--profile", "sentry")),
+                       ("pixelmatch", ())):
+        compare(base, head, tmp_path / name, *args)
+        data = report(tmp_path / name)
+        found[name] = (data["images"]["page.png"]["status"], data["images"]["page.png"]["changed_pixels"],
+                       data["options"]["engine_options"])
+    assert found == {"odiff": ("changed", 16, {"padded": False}),
+                     "sentry": ("unchanged", 0, {"padded": True}),
+                     "pixelmatch": ("changed", 16, {"checkerboard": True})}
 
 
 def test_engines_can_disagree_on_changed(tmp_path):
@@ -430,8 +451,8 @@ def test_without_a_window_size_no_window_is_computed(tmp_path):
     [
         (["--engine", "imagemagick"], "--engine"),
         (["--profile", "chromatic"], "--profile"),
-        (["--no-checkerboard"], "--no-checkerboard"),
-        (["--engine", "odiff", "--no-checkerboard"], "--no-checkerboard"),
+        (["--engine", "odiff", "--no-checkerboard"], "--no-checkerboard: engine odiff has no checkerboard"),
+        (["--profile", "sentry", "--no-checkerboard"], "--no-checkerboard: engine odiff"),
         (["--window-size", "0"], "--window-size"),
         (["--window-size", "x"], "--window-size"),
         (["--window-min", "-1", "--window-size", "4"], "--window-min"),

@@ -1,6 +1,8 @@
 """diff_images against the reference results in conformance/cases, for every engine
-(pixelmatch 7.2.0: expected.json; pixelmatch c6fee35 OKLab: expected.oklab.json; odiff 4.5.0:
-expected.odiff.json), every case and option set, through every decoder path."""
+(pixelmatch 7.2.0: expected.json; pixelmatch c6fee35 OKLab: expected.oklab.json; odiff 4.5.0 on
+the padded canvas, as Sentry runs it: expected.odiff.json, and on the images as they are where
+their sizes differ: expected.odiff-sizes.json), every case and option set, through every
+decoder path."""
 
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ from PIL import Image
 from compare import diff_images
 from compare.imaging import decode as image_module
 from conformance import CASES as CONFORMANCE_DIR
-from conformance import ENGINES as REFERENCES
+from conformance import ENGINES, ODIFF_SIZES
+
+# reference -> (engine, expected values, mask of its first option set, options it implies)
+REFERENCES = {
+    "pixelmatch": ("pixelmatch", *ENGINES["pixelmatch"], {}),
+    "oklab": ("oklab", *ENGINES["oklab"], {}),
+    "odiff": ("odiff", *ENGINES["odiff"], {"padded": True}),
+    "odiff-sizes": ("odiff", *ODIFF_SIZES, {}),
+}
 
 
 def _cases() -> list:
@@ -23,7 +33,7 @@ def _cases() -> list:
     if not CONFORMANCE_DIR.is_dir():
         return [pytest.param(None, None, missing, 0, id="no-conformance-data")]
     params = []
-    for engine, (expected_file, _) in REFERENCES.items():
+    for engine, (_, expected_file, _, _) in REFERENCES.items():
         found = 0
         for case in sorted(p for p in CONFORMANCE_DIR.iterdir() if (p / expected_file).is_file()):
             expected = json.loads((case / expected_file).read_text())
@@ -73,12 +83,13 @@ def _fast_decodes(png: bytes) -> bool:
     return (colour, depth) != (0, 16) and not keyed and b"acTL" not in before_data
 
 
-@pytest.mark.parametrize(("engine", "case", "expected", "index"), _cases())
-def test_matches_reference(engine, case, expected, index: int, decoder: tuple[str, list[int]]) -> None:
-    if engine is None:
+@pytest.mark.parametrize(("reference", "case", "expected", "index"), _cases())
+def test_matches_reference(reference, case, expected, index: int, decoder: tuple[str, list[int]]) -> None:
+    if reference is None:
         pytest.fail(expected)
+    engine, _, mask_name, implied = REFERENCES[reference]
     result = expected["results"][index]
-    options = dict(result["options"])
+    options = {**result["options"], **implied}
     before, after = _pair(case)
 
     diff = diff_images(before, after, engine=engine, **options)
@@ -87,7 +98,11 @@ def test_matches_reference(engine, case, expected, index: int, decoder: tuple[st
     expected_fast = sum(map(_fast_decodes, (before, after))) if path == "wuffs" else 0
     assert len(fast_decodes) == expected_fast
     assert diff.changed_pixels == result["changed_pixels"]
-    assert diff.bbox == (tuple(result["bbox"]) if result["bbox"] is not None else None)
+    # odiff's own mask of images of other sizes is the base image's size; ours is the canvas's.
+    width, height = diff.before_size if reference == "odiff-sizes" else diff.canvas_size
+    assert _bbox(diff.mask[:height, :width]) == (tuple(result["bbox"]) if result["bbox"] is not None else None)
+    if reference != "odiff-sizes":
+        assert diff.bbox == _bbox(diff.mask)
     if result.get("aa_pixels_in_overlap") is not None:
         assert diff.aa_pixels == result["aa_pixels_in_overlap"]
     assert diff.window_max == result.get("window_max")
@@ -97,8 +112,14 @@ def test_matches_reference(engine, case, expected, index: int, decoder: tuple[st
     assert diff.after_size == tuple(expected["after_size"])
     assert int(diff.mask.sum()) == result["changed_pixels"]
     if index == 0:
-        mask_file = CONFORMANCE_DIR / case / REFERENCES[engine][1]
-        reference = np.asarray(Image.open(mask_file).convert("L")) == 255
-        assert np.array_equal(diff.mask, reference)
+        expected_mask = np.asarray(Image.open(CONFORMANCE_DIR / case / mask_name).convert("L")) == 255
+        assert np.array_equal(diff.mask[:height, :width], expected_mask)
         round_trip = np.asarray(Image.open(io.BytesIO(diff.mask_png())).convert("L")) == 255
-        assert np.array_equal(round_trip, reference)
+        assert np.array_equal(round_trip, diff.mask)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return None
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1

@@ -167,8 +167,19 @@ def test_engines_and_their_options_are_checked() -> None:
         diff_images(pixels, pixels, engine="yiq")
     with pytest.raises(ValueError, match="engine 'odiff' has no option checkerboard"):
         diff_images(pixels, pixels, engine="odiff", checkerboard=False)
+    with pytest.raises(ValueError, match="engine 'pixelmatch' has no option window"):
+        diff_images(pixels, pixels, engine="pixelmatch", window=3)
     with pytest.raises(ValueError, match="window_size"):
         diff_images(pixels, pixels, window_size=0)
+
+
+def test_pixelmatch_without_the_checkerboard_blends_over_white() -> None:
+    # pixelmatch 7.2.0, test/test.js, "checkerboard: false blends semi-transparent pixels
+    # against white": 50% transparent black and opaque grey look alike over white only.
+    half_black = np.array([[[0, 0, 0, 128]]], dtype=np.uint8)
+    grey = np.array([[[127, 127, 127, 255]]], dtype=np.uint8)
+    assert diff_images(half_black, grey, checkerboard=False).changed_pixels == 0
+    assert diff_images(half_black, grey).changed_pixels == 1
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
@@ -315,18 +326,19 @@ def _random_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 @settings(max_examples=400, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([0.0, 0.05, 0.1, 0.3, 1.0]),
-       band=st.sampled_from([1, 16, 1 << 19]), share=st.sampled_from([1, 16, 1 << 30]))
+       band=st.sampled_from([1, 16, 1 << 19]), share=st.sampled_from([1, 16, 1 << 30]),
+       checkerboard=st.booleans())
 def test_pixelmatch_agrees_with_its_reference_pixel_by_pixel(
-    seed: int, threshold: float, band: int, share: int
+    seed: int, threshold: float, band: int, share: int, checkerboard: bool
 ) -> None:
     # Row bands of one row up to the whole image; sibling maps never, sometimes or always.
     first, second = _random_pair(np.random.default_rng(seed))
     height, width = first.shape[:2]
-    mask, excluded = reference.count(first, second, threshold)
+    mask, excluded = reference.count(first, second, threshold, checkerboard)
     with mock.patch.object(_grid, "BAND_PIXELS", band), \
             mock.patch.object(Siblings, "DENSE_SHARE", share):
         result = pixelmatch.scan(first, second, (width, height), threshold=threshold,
-                                 antialiasing=True)
+                                 antialiasing=True, checkerboard=checkerboard)
     assert (result.mask == mask).all()
     assert (result.changed_pixels, result.aa_pixels) == (int(mask.sum()), excluded)
 
