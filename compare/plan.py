@@ -30,17 +30,21 @@ complete:
 - An image a folder manifest could not read (`Manifest.unreadable`) is ``errored`` with
   ``image_processing_failed`` and the reason in ``detail``, whichever side it is on.
 
-Similarity pairing is bounded: while new x old names of one hash are at most `EXACT_PAIRS`,
-every ratio is computed and the greedy pairing is Sentry's exactly. Beyond that, each new name
-is scored only against its `NEIGHBOURS` nearest old names on each side in two sort orders
-(by name, and by the name written backwards), which is n log n sorting plus at most
-4 x `NEIGHBOURS` ratios per name; the greedy walk over those scores is repeated on the names
-left (the exact pass once they fit), and after `NEIGHBOUR_ROUNDS` rounds what is left is
-paired in name order. The result equals Sentry's wherever each name's most similar
-counterpart shares its longest prefix or suffix with it among the candidates, i.e. names that
-differ only in a folder (same suffix) or only in an ending (same prefix), which is what
-renames look like; it may differ when the most similar name is neither a prefix nor a suffix
-neighbour, and the last-resort pairing in name order ignores similarity.
+Similarity pairing is bounded, whatever the names' number and length. While new x old names
+of one hash are at most `EXACT_PAIRS` and their names, counted once per pair, at most
+`EXACT_CHARACTERS` (so 20,000 pairs of names of 25 characters on average), every ratio is
+computed and the greedy pairing is Sentry's exactly. Beyond that, no ratio is computed: each
+new name is scored only against its `NEIGHBOURS` nearest old names on each side in two sort
+orders (by name, and by the name written backwards), by the characters the two share at their
+start and at their end (``2 * (prefix + suffix) / (len(new) + len(old))``, the ratio the
+matching blocks at both ends alone give), which is n log n sorting plus a few comparisons of
+each name's ends; the greedy walk over those scores (highest first, ties by name as above) is
+repeated on the names left (the exact pass once they fit), and after `NEIGHBOUR_ROUNDS` rounds
+what is left is paired in name order. The result equals Sentry's wherever each name's most
+similar counterpart is the one sharing the longest prefix or suffix with it, i.e. names that
+differ only in a folder (same suffix) or only in an ending (same prefix), which is what renames
+look like; it may differ when the most similar name is neither, and the last-resort pairing in
+name order ignores similarity.
 
 The threshold a candidate is judged against later is the head image's ``diff_threshold``, else
 the head manifest's, else ``default_diff_threshold``; the base's are never read. Likewise a
@@ -78,6 +82,11 @@ PairKey = tuple[str, str, tuple[IgnoreRegion, ...]]
 
 EXACT_PAIRS = 20_000
 """Most new x old names of one hash whose every similarity ratio is computed."""
+
+EXACT_CHARACTERS = 1_000_000
+"""Most characters, summed over those new x old pairs (each pair's two names), whose ratios are
+computed: a ratio costs about its names' length, and up to 1.2 us a character (names of 200
+characters), so the exact pass stays near a second whatever the names' length."""
 
 NEIGHBOURS = 1
 """Old names scored per new name and direction in each sort order, beyond `EXACT_PAIRS`."""
@@ -272,16 +281,22 @@ def pair_by_similarity(new_names: Iterable[str], old_names: Iterable[str]) -> di
     for _ in range(NEIGHBOUR_ROUNDS + 1):
         if not new or not old:
             return pairs
-        exact = len(new) * len(old) <= EXACT_PAIRS
-        candidates = ((n, o) for n in new for o in old) if exact else _neighbours(new, old)
-        pairs.update(_greedy(candidates))
-        if exact:
+        if _exact_fits(new, old):
+            pairs.update(_greedy((n, o) for n in new for o in old))
             return pairs
+        pairs.update(_greedy_by_ends(_neighbours(new, old)))
         paired_old = set(pairs.values())
         new = [name for name in new if name not in pairs]
         old = [name for name in old if name not in paired_old]
     pairs.update(zip(new, old))
     return pairs
+
+
+def _exact_fits(new: list[str], old: list[str]) -> bool:
+    """Whether every ratio of ``new`` x ``old`` is within `EXACT_PAIRS` and `EXACT_CHARACTERS`."""
+    if len(new) * len(old) > EXACT_PAIRS:
+        return False
+    return len(old) * sum(map(len, new)) + len(new) * sum(map(len, old)) <= EXACT_CHARACTERS
 
 
 def _neighbours(new: list[str], old: list[str]) -> set[tuple[str, str]]:
@@ -331,6 +346,54 @@ def _greedy(candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 _BOUND, _EXACT = 0, 1
+
+
+def _greedy_by_ends(candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Pair (new, old) candidates from the most shared characters at both ends down (see the
+    module doc), ties by new name, then old name."""
+    scored = sorted((-_ends_ratio(new, old), new, old) for new, old in candidates)
+    pairs: dict[str, str] = {}
+    used_old: set[str] = set()
+    for _, new, old in scored:
+        if new not in pairs and old not in used_old:
+            pairs[new] = old
+            used_old.add(old)
+    return pairs
+
+
+def _ends_ratio(a: str, b: str) -> float:
+    """``2 * (prefix + suffix) / (len(a) + len(b))`` for the characters ``a`` and ``b`` share at
+    their start and, in what is left, at their end."""
+    limit = min(len(a), len(b))
+    prefix = _shared_length(a, b, limit, at_end=False)
+    suffix = _shared_length(a, b, limit - prefix, at_end=True)
+    return 2 * (prefix + suffix) / (len(a) + len(b))
+
+
+def _shared_length(a: str, b: str, limit: int, *, at_end: bool) -> int:
+    """How many characters (at most ``limit``) ``a`` and ``b`` share at their start, or at their
+    end.
+
+    Compared a slice at a time (slices growing twice as long, then halved over the first slice
+    that differs), so the work is C comparisons of about twice the shared length, not a Python
+    step per character.
+    """
+    def part(text: str, start: int, stop: int) -> str:  # characters start..stop from the chosen end
+        return text[len(text) - stop:len(text) - start] if at_end else text[start:stop]
+
+    same, step = 0, 64
+    while same < limit:  # the first `same` characters are shared
+        stop = min(limit, same + step)
+        if part(a, same, stop) != part(b, same, stop):
+            while stop - same > 1:  # the first difference is within same..stop
+                middle = (same + stop) // 2
+                if part(a, same, middle) == part(b, same, middle):
+                    same = middle
+                else:
+                    stop = middle
+            return same
+        same, step = stop, step * 2
+    return same
 
 
 def _known_canvas(base: ImageEntry, head: ImageEntry) -> tuple[int, int]:

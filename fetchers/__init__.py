@@ -3,16 +3,17 @@ and `BatchPrefetcher` / `BatchUploader` over any.
 
 Layout: `protocol` (the seams), `errors`, `retry` (policy and budget), `prefetch` (the batch
 machinery and the batch fetcher), `upload` (the batch uploader), `registry` (every backend
-named once, store URLs) and `backends/` (one module per store, each importing its own SDK).
-It knows nothing of `compare`.
+named once, store URLs), `inflight` (interrupting a request on the wire), `files` (reading
+regular files only, within a size) and `backends/` (one module per store, each importing its
+own SDK). It knows nothing of `compare`.
 """
 
 from .errors import BlobNotFound, FetchError, IntegrityError, StoreError, StoreUnavailable, WriteError
-from .prefetch import BatchPrefetcher, BatchResult, BatchRunner, BatchStats, CallStats
-from .protocol import BlobFetcher, BlobWriter, ClosableFetcher
+from .prefetch import DEFAULT_DEADLINE, BatchPrefetcher, BatchResult, BatchRunner, BatchStats, CallStats
+from .protocol import BlobFetcher, BlobWriter, ClosableFetcher, StoredBlob
 from .registry import BACKENDS, backend_by_class, fetcher_from_url
 from .retry import RetryBudget, RetryPolicy
-from .upload import BatchUploader, BlobSource, UploadResult, UploadStats
+from .upload import DEFAULT_MAX_BYTES, BatchUploader, BlobSource, UploadResult, UploadStats
 
 
 def __getattr__(name: str) -> type:
@@ -25,6 +26,8 @@ def __getattr__(name: str) -> type:
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_BYTES",
     "BatchPrefetcher",
     "BatchResult",
     "BatchRunner",
@@ -46,6 +49,7 @@ __all__ = [
     "S3Fetcher",
     "StoreError",
     "StoreUnavailable",
+    "StoredBlob",
     "UploadResult",
     "UploadStats",
     "WriteError",

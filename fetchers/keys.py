@@ -7,11 +7,17 @@ import re
 from .errors import FetchError
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def is_sha256_hex(key: str) -> bool:
     """True when ``key`` is a sha256 digest in hex (either case), as content-addressed keys are."""
     return isinstance(key, str) and _SHA256_HEX.fullmatch(key) is not None
+
+
+def is_md5_hex(text: str) -> bool:
+    """True when ``text`` is an MD5 digest in hex (either case), as a single-part S3 ETag is."""
+    return _MD5_HEX.fullmatch(text) is not None
 
 
 def check_key(key: str) -> str:

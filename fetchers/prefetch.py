@@ -27,6 +27,14 @@ _END = object()
 _WAKE = object()  # put in a call's queue of finished jobs to make it look at its bounds again
 _T = TypeVar("_T")
 
+DEFAULT_DEADLINE = 120.0
+"""Seconds one store operation (a fetch, an existence check, a write), its retries and their
+waits included, may take before it ends in an error; see `BatchRunner`."""
+
+_REINTERRUPT = 0.05
+"""Seconds between interrupts of a request that must end: one still connecting when first
+interrupted has no socket to shut down yet."""
+
 
 @dataclass
 class CallStats:
@@ -116,6 +124,92 @@ class _StoreHealth:
         return value if self.streak >= self.needed else None
 
 
+class _Attempt:
+    """One request on a worker thread, the time it must end by, and why it was cut short."""
+
+    __slots__ = ("thread_id", "ends_at", "ended_by")
+
+    def __init__(self, thread_id: int, ends_at: float) -> None:
+        self.thread_id = thread_id
+        self.ends_at = ends_at
+        self.ended_by: str | None = None  # "deadline" or "close" once interrupted
+
+
+class _Watchdog:
+    """Interrupts the requests that pass their deadline, and all of them on `cancel_all`.
+
+    A thread, running while requests do (started by the first, ending when none is left, and
+    joined by `close`), waits for the earliest deadline and calls the store's
+    ``interrupt(thread_id)`` (see `BlobFetcher`) for each request past it, again every
+    `_REINTERRUPT` seconds until the request ends. A store without ``interrupt`` gets no
+    thread: its deadlines are checked between attempts only.
+    """
+
+    def __init__(self, store: object, thread_name: str) -> None:
+        self._interrupt: Callable[[int], None] | None = getattr(store, "interrupt", None)
+        self._thread_name = thread_name
+        self._changed = threading.Condition()
+        self._running: set[_Attempt] = set()
+        self._cancelled = False
+        self._thread: threading.Thread | None = None
+        self._ended: list[threading.Thread] = []  # threads that left when idle, joined by close
+
+    def start(self, ends_at: float) -> _Attempt | None:
+        """Register a request the calling thread starts now; None once `cancel_all` was called."""
+        attempt = _Attempt(threading.get_ident(), ends_at)
+        with self._changed:
+            if self._cancelled:
+                return None
+            self._running.add(attempt)
+            if self._interrupt is not None and self._thread is None:
+                self._ended = [thread for thread in self._ended if thread.is_alive()]
+                self._thread = threading.Thread(target=self._watch, name=self._thread_name)
+                self._thread.start()
+            self._changed.notify()
+        return attempt
+
+    def end(self, attempt: _Attempt) -> None:
+        """The request has returned or raised."""
+        with self._changed:
+            self._running.discard(attempt)
+            self._changed.notify()
+
+    def cancel_all(self) -> None:
+        """Interrupt every request now and refuse new ones (the batch is closing)."""
+        with self._changed:
+            self._cancelled = True
+            for attempt in self._running:
+                attempt.ended_by = attempt.ended_by or "close"
+            self._changed.notify()
+
+    def close(self) -> None:
+        """Join the watchdog threads (once the workers have ended, none is left waiting)."""
+        with self._changed:
+            threads = [*self._ended, *([self._thread] if self._thread is not None else [])]
+        for thread in threads:
+            thread.join()
+
+    def _watch(self) -> None:
+        assert self._interrupt is not None
+        with self._changed:
+            while self._running:
+                now = time.monotonic()
+                for attempt in self._running:
+                    if attempt.ended_by is None and attempt.ends_at <= now:
+                        attempt.ended_by = "deadline"
+                due = [attempt for attempt in self._running if attempt.ended_by is not None]
+                if not due:
+                    self._changed.wait(min(attempt.ends_at for attempt in self._running) - now)
+                    continue
+                # Under the lock: a thread must `end` its attempt before it starts another, so
+                # no interrupt meant for one request reaches the next.
+                for attempt in due:
+                    self._interrupt(attempt.thread_id)
+                self._changed.wait(_REINTERRUPT)
+            self._ended.append(threading.current_thread())
+            self._thread = None
+
+
 class BatchRunner:
     """Runs jobs on batches of keys against one store with a fixed set of worker threads.
 
@@ -133,8 +227,16 @@ class BatchRunner:
       store-wide reason (no such bucket, 401/403, connection refused after retries) the call
       raises `StoreUnavailable` instead of reporting each key. A missing key is not that.
       ``fail_fast_after=0`` turns this off.
-    - `close` (or leaving the ``with`` block) cancels pending jobs, wakes retry waits and
-      joins every worker. A failure of one key never cancels or hides another's.
+    - Deadline: one store operation (a fetch, an existence check, a write), its retries and
+      their waits included, ends within ``deadline`` seconds (`DEFAULT_DEADLINE`, 120 s), even
+      when the store trickles its answer a byte at a time: a request still running then is
+      interrupted (the store's ``interrupt``, which every network backend has) and the key
+      ends in a non-retryable error saying so. A retry that could not start before the
+      deadline is not made. The store's read timeout still bounds each wait for bytes.
+    - `close` (or leaving the ``with`` block) cancels pending jobs, wakes retry waits,
+      interrupts the requests on the wire and joins every worker (and the watchdog thread
+      that enforces deadlines): nothing it started outlives it. A failure of one key never
+      cancels or hides another's.
     """
 
     def __init__(
@@ -145,12 +247,15 @@ class BatchRunner:
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
         fail_fast_after: int = 3,
+        deadline: float = DEFAULT_DEADLINE,
         thread_name: str = "snapcompare-store",
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         if fail_fast_after < 0:
             raise ValueError(f"fail_fast_after must not be negative, got {fail_fast_after}")
+        if not deadline > 0:
+            raise ValueError(f"deadline must be positive, got {deadline}")
         pool = connection_limit(store)
         if pool is not None and pool < max_workers:
             raise ValueError(
@@ -161,8 +266,10 @@ class BatchRunner:
         self.retry = retry or RetryPolicy()
         self.budget = budget or RetryBudget()
         self.fail_fast_after = fail_fast_after
+        self.deadline = deadline
         self.store_name = describe_store(store)
         self._thread_name = thread_name
+        self._watchdog = _Watchdog(store, f"{thread_name}-watchdog")
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -180,18 +287,21 @@ class BatchRunner:
         self.close()
 
     def close(self) -> None:
-        """Cancel pending jobs, interrupt retry waits and join the workers. Idempotent.
+        """Cancel pending jobs, interrupt retry waits and requests on the wire, and join the
+        workers and the watchdog. Idempotent.
 
-        A request already on the wire cannot be interrupted: close waits for it to end, which
-        the store's own timeouts bound, so that no worker or open response outlives it.
+        A store without ``interrupt`` cannot have a request on the wire cut short: close then
+        waits for it to end, which the store's own timeouts bound.
         """
         self._closed.set()
         with self._lock:
             executor, self._executor = self._executor, None
             for flight in self._flights.values():
                 flight.stop.set()
+        self._watchdog.cancel_all()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        self._watchdog.close()
 
     def stream(
         self,
@@ -315,18 +425,22 @@ class BatchRunner:
         *,
         error_type: type[StoreError] = FetchError,
     ) -> _T:
-        """Run ``call`` (one request about ``key``) until it succeeds or may not be retried.
+        """Run ``call`` (one request about ``key``) until it succeeds, may not be retried, or
+        passes the deadline.
 
         Any exception that is not a `StoreError` is reported as an ``error_type``.
         """
+        ends_at = time.monotonic() + self.deadline
         retry_number = 0
         while True:
             if stop.is_set() or self._closed.is_set() or self._held_back(stop):
                 raise error_type(key, "cancelled before the request started")
             try:
-                value = self._attempt(call, stats)
+                value = self._attempt(call, stats, ends_at)
                 self.budget.record_success(retried=retry_number > 0)
                 return value
+            except _Interrupted as exc:
+                raise error_type(key, exc.reason) from exc.__cause__
             except StoreError as exc:
                 error = exc
             except Exception as exc:  # noqa: BLE001 - any store failure is reported, never lost
@@ -340,6 +454,9 @@ class BatchRunner:
                 raise error
             if stop.is_set() or self._closed.is_set():  # nobody wants it: spend no budget on it
                 raise error_type(key, f"cancelled instead of retrying after: {error.message}") from error
+            if time.monotonic() + delay >= ends_at:
+                error.message = f"{error.message} (not retried: the {self.deadline:g} s deadline would pass)"
+                raise error
             if not self.budget.try_spend():
                 error.message = f"{error.message} (not retried: retry budget exhausted)"
                 raise error
@@ -360,18 +477,32 @@ class BatchRunner:
             remaining = self._resume_at - time.monotonic()
         return remaining > 0 and (stop.wait(remaining) or self._closed.is_set())
 
-    def _attempt(self, call: Callable[[], _T], stats: CallStats) -> _T:
+    def _attempt(self, call: Callable[[], _T], stats: CallStats, ends_at: float) -> _T:
+        """One request, watched: `_Interrupted` if the watchdog cut it short."""
+        attempt = self._watchdog.start(ends_at)
+        if attempt is None:
+            raise _Interrupted("cancelled: the batch was closed")
         with self._lock:
             self._in_flight += 1
             stats.count_request()
             stats.peak_in_flight = max(stats.peak_in_flight, self._in_flight)
         try:
             value = call()
+        except Exception as exc:
+            if attempt.ended_by is not None:
+                raise _Interrupted(self._interrupted_reason(attempt)) from exc
+            raise
         finally:
+            self._watchdog.end(attempt)
             with self._lock:
                 self._in_flight -= 1
         self._mark_answered()
         return value
+
+    def _interrupted_reason(self, attempt: _Attempt) -> str:
+        if attempt.ended_by == "deadline":
+            return f"no complete answer within the {self.deadline:g} s deadline (request interrupted)"
+        return "cancelled: the batch was closed (request interrupted)"
 
     def _mark_answered(self) -> None:
         """The store has answered: lift the fail-fast bound of the calls waiting on it."""
@@ -391,7 +522,8 @@ class BatchPrefetcher(BatchRunner):
     ``verify=True`` treats keys as the sha256 hex of their content and reports a body that
     does not match as an `IntegrityError` (retried per the policy). `iter_fetch` keeps at
     most ``max_pending`` keys and about ``max_pending_bytes`` bytes fetched or in flight
-    ahead of its consumer. Calls never raise a per-key fetch error, only `StoreUnavailable`.
+    ahead of its consumer. ``deadline`` bounds each key's fetch, retries included (see
+    `BatchRunner`). Calls never raise a per-key fetch error, only `StoreUnavailable`.
     """
 
     def __init__(
@@ -405,12 +537,13 @@ class BatchPrefetcher(BatchRunner):
         max_pending: int | None = None,
         max_pending_bytes: int = 256 * 1024 * 1024,
         fail_fast_after: int = 3,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         if not isinstance(fetcher, BlobFetcher):
             raise TypeError(f"{fetcher!r} has no fetch(key) method")
         super().__init__(
             fetcher, max_workers=max_workers, retry=retry, budget=budget, fail_fast_after=fail_fast_after,
-            thread_name="snapcompare-fetch",
+            deadline=deadline, thread_name="snapcompare-fetch",
         )
         self.fetcher = fetcher
         self.verify = verify
@@ -464,6 +597,14 @@ class BatchPrefetcher(BatchRunner):
         if self.verify:
             check_digest(key, data)
         return data
+
+
+class _Interrupted(Exception):
+    """A request the watchdog cut short; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def check_digest(key: str, data: bytes) -> None:

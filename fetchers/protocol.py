@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, runtime_checkable
 
 from .errors import StoreError
+from .inflight import RequestSockets
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -31,6 +34,11 @@ class BlobFetcher(Protocol):
     Optional attribute ``max_connections: int | None``: the fetcher's connection pool size
     (None or absent: unbounded or unknown). `BatchPrefetcher` refuses to run more workers than
     that, so no request waits for or discards a connection. Read it with `connection_limit`.
+
+    Optional method ``interrupt(thread_id: int)``: end at once the request that thread has in
+    flight (its blocked read returns, the call raises a retryable `FetchError`). The batch
+    machinery calls it when a request passes its deadline or the batch closes; without it a
+    request runs until the store's own timeouts end it.
     """
 
     def fetch(self, key: str) -> bytes:
@@ -54,6 +62,10 @@ class BlobWriter(Protocol):
 
     ``put`` replaces whatever the key held, so writing the same bytes twice is harmless;
     content-addressed callers skip the upload when ``exists`` says the blob is there.
+
+    Optional method ``stat(key) -> StoredBlob | None``: like ``exists`` (one metadata request,
+    None when absent) but with what the store keeps of the blob, its size and checksums, so
+    that `BatchUploader` can tell a blob holding other bytes than its key says.
     """
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -63,6 +75,35 @@ class BlobWriter(Protocol):
     def exists(self, key: str) -> bool:
         """Whether the store holds a blob under ``key``."""
         ...
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What a store keeps of a blob besides its bytes: its ``size`` and the hex digests it
+    offers (``md5``: S3's ETag of a single-part upload, GCS's md5Hash; ``sha256``: a local
+    store, which hashes the file). None where the store tells nothing."""
+
+    size: int | None = None
+    md5: str | None = None
+    sha256: str | None = None
+
+    def holds(self, key: str, data: Callable[[], bytes], size: int | None = None) -> bool | None:
+        """Whether this blob is the content whose sha256 hex is ``key``.
+
+        ``data`` reads that content; it is called only when a stored md5 must be compared.
+        ``size``, the content's size when known without reading it, is compared first.
+        None when the store keeps nothing that can tell (no checksum, and the size agrees).
+        """
+        if self.sha256 is not None:
+            return self.sha256 == key.lower()
+        if size is not None and self.size is not None and size != self.size:
+            return False
+        if self.md5 is None:
+            return None
+        content = data()
+        if self.size is not None and len(content) != self.size:
+            return False
+        return hashlib.md5(content, usedforsecurity=False).hexdigest() == self.md5.lower()
 
 
 def describe_store(store: object) -> str:
@@ -117,10 +158,15 @@ class ClosableFetcher:
 
     A subclass that creates its own client or pool stores it as ``_owned`` (anything with a
     ``close()``); `close` closes that and nothing else, so a client the caller passed in stays
-    open. Idempotent.
+    open. One whose pool reports its requests to a `fetchers.inflight.RequestSockets` hands it
+    to `_track_requests`: the fetcher then has ``interrupt`` (see `BlobFetcher`; others have
+    none), and `close` interrupts every request still in flight first. Idempotent.
     """
 
     _owned: Any = None
+    _sockets: RequestSockets | None = None
+    interrupt: Callable[[int], None]
+    """``interrupt(thread_id)``: set by `_track_requests` only; absent on fetchers that cannot."""
     max_connections: int | None = None
     store_url: str | None = None
     """The store as a URL for messages (``s3://bucket/prefix``); never carries a credential."""
@@ -128,8 +174,15 @@ class ClosableFetcher:
     """What every key is joined under (``1/2`` for ``s3://bucket/1/2``); "" for none, or for
     a folder store, whose keys are relative to its folder."""
 
+    def _track_requests(self, sockets: RequestSockets) -> None:
+        """Make the requests ``sockets`` records interruptible: ``interrupt(thread_id)``."""
+        self._sockets = sockets
+        self.interrupt = sockets.interrupt
+
     def close(self) -> None:
-        """Release the connections this fetcher opened itself."""
+        """End the requests still in flight and release the connections this fetcher opened."""
+        if self._sockets is not None:
+            self._sockets.interrupt_all()
         owned, self._owned = self._owned, None
         if owned is not None:
             owned.close()

@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from .errors import StoreError, WriteError
-from .prefetch import BatchRunner, CallStats, check_digest
-from .protocol import BlobWriter
+from .errors import FetchError, StoreError, WriteError
+from .files import open_regular_file
+from .prefetch import DEFAULT_DEADLINE, BatchRunner, CallStats, check_digest
+from .protocol import BlobFetcher, BlobWriter, StoredBlob
 from .retry import RetryBudget, RetryPolicy
 
-BlobSource = bytes | Callable[[], bytes]
-"""A blob to upload: its bytes, or a function that reads them (called only if it is written)."""
+BlobSource = bytes | os.PathLike[str] | Callable[[], bytes]
+"""A blob to upload: its bytes; a path to the regular file holding them (its size known before
+it is read, see `BatchUploader`); or a function that reads them. Sources are read only when
+needed."""
+
+DEFAULT_MAX_BYTES = 1024**3
+"""Bytes of blobs `BatchUploader` holds in memory at once by default (1 GiB)."""
 
 
 @dataclass
 class UploadStats(CallStats):
     """What one `upload_all` or `iter_upload` call did.
 
-    ``requests_issued`` counts existence checks and writes, retries included; ``written``
-    the blobs put, ``skipped`` those the store already held.
+    ``requests_issued`` counts existence checks, reads of stored blobs and writes, retries
+    included; ``written`` the blobs put, of which ``repaired`` replaced other bytes stored
+    under their key; ``skipped`` those the store already held, of which ``unverified`` the
+    store could not vouch for (no checksum, see `BatchUploader`); ``peak_bytes_held`` the
+    most bytes of blobs held in memory at once.
     """
 
     requests_issued: int = 0
     written: int = 0
     skipped: int = 0
+    repaired: int = 0
+    unverified: int = 0
     bytes_written: int = 0
+    peak_bytes_held: int = 0
 
     def count_request(self) -> None:
         self.requests_issued += 1
@@ -42,14 +57,104 @@ class UploadResult:
     stats: UploadStats = field(default_factory=UploadStats)
 
 
+class _ByteBudget:
+    """The bytes the workers may hold at once. `hold` waits until a size fits; a size over the
+    limit waits until nothing else is held and then goes alone. Thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.waiting = 0
+        """Threads waiting for bytes to be released."""
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, size: int, stop: Callable[[], bool], stats: UploadStats) -> Iterator[None]:
+        """Hold ``size`` bytes while the block runs, once they fit; raises `_Stopped` instead
+        when ``stop()`` turns true while waiting. Records the peak in ``stats``."""
+        with self._changed:
+            self.waiting += 1
+            try:
+                self._changed.wait_for(lambda: stop() or not self.used or self.used + size <= self.limit)
+            finally:
+                self.waiting -= 1
+            if stop():
+                raise _Stopped
+            self.used += size
+            stats.peak_bytes_held = max(stats.peak_bytes_held, self.used)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= size
+                self._changed.notify_all()
+
+    def wake_all(self) -> None:
+        """Make every waiting thread look at its stop condition again."""
+        with self._changed:
+            self._changed.notify_all()
+
+
+class _Stopped(Exception):
+    """A job gave up waiting for memory: nobody wants its result any more."""
+
+
+class _Source:
+    """One blob's source: its size when known before reading, and its bytes read at most once."""
+
+    def __init__(self, key: str, source: BlobSource) -> None:
+        self.key = key
+        self._source = source
+        self._data: bytes | None = None
+        self.size: int | None = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self.size = len(source)
+        elif isinstance(source, os.PathLike):
+            try:
+                self.size = os.stat(source).st_size
+            except OSError:
+                pass  # reading reports it
+
+    def read(self) -> bytes:
+        """The blob's bytes; `WriteError` when its file cannot be read."""
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def _load(self) -> bytes:
+        source = self._source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return bytes(source)
+        try:
+            if isinstance(source, os.PathLike):
+                with open_regular_file(source) as file:
+                    return file.read()
+            return bytes(source())
+        except OSError as exc:
+            raise WriteError(self.key, f"cannot read the blob to upload: {exc.strerror or exc}") from exc
+
+
 class BatchUploader(BatchRunner):
     """Uploads batches of blobs concurrently, each key once, skipping what the store has.
 
     Everything `BatchRunner` says holds (bounded concurrency, single flight, one retry policy
-    and budget for existence checks and writes alike, `StoreUnavailable` on a store-wide
-    failure), with a key's job being: ``exists(key)``; if the store has it, done (skipped);
-    else read the source, check it hashes to the key when ``verify``, and ``put`` it. So a
-    second upload of the same blobs writes nothing. Thread-safe.
+    and budget for every request, the deadline, `StoreUnavailable` on a store-wide failure),
+    with a key's job being: ask the store what it holds under the key (its ``stat``, else
+    ``exists``); if it holds the blob, done (skipped); else read the source, check it hashes
+    to the key when ``verify``, and ``put`` it. So a second upload of the same blobs writes
+    nothing.
+
+    Content-addressed keys (``verify``) are not taken on trust: a blob the store holds is
+    skipped only when what the store keeps of it agrees with the content (`StoredBlob.holds`:
+    its sha256 for a local store, its MD5 for S3 and GCS, which costs reading the local
+    source), and rewritten (``repaired``) when it does not. Where the store keeps no checksum
+    (objectstore: only the size) a blob of the right size is skipped ``unverified``, unless
+    ``verify_existing``, which reads the stored blob back and hashes it.
+
+    Memory: the bytes of blobs read (sources, and stored blobs read back) and not yet written
+    or compared stay within ``max_bytes``, whatever ``max_workers``; a blob larger than that
+    is handled alone. Only sizes known before reading count: give sources as bytes or paths
+    (a source given as a function is not counted). Thread-safe.
     """
 
     def __init__(
@@ -60,17 +165,28 @@ class BatchUploader(BatchRunner):
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
         fail_fast_after: int = 3,
+        deadline: float = DEFAULT_DEADLINE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         if not isinstance(writer, BlobWriter):
             raise TypeError(f"{writer!r} has no put(key, data, content_type) and exists(key) methods")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         super().__init__(
             writer, max_workers=max_workers, retry=retry, budget=budget, fail_fast_after=fail_fast_after,
-            thread_name="snapcompare-upload",
+            deadline=deadline, thread_name="snapcompare-upload",
         )
         self.writer = writer
+        self.memory = _ByteBudget(max_bytes)
 
     def __enter__(self) -> BatchUploader:
         return self
+
+    def close(self) -> None:
+        """Wake the jobs waiting for memory, then close as `BatchRunner.close` does."""
+        self._closed.set()
+        self.memory.wake_all()
+        super().close()
 
     def upload_all(
         self,
@@ -79,6 +195,7 @@ class BatchUploader(BatchRunner):
         content_type: str = "application/octet-stream",
         skip_existing: bool = True,
         verify: bool = False,
+        verify_existing: bool = False,
     ) -> UploadResult:
         """Upload every blob; return what was written, skipped and failed.
 
@@ -86,7 +203,8 @@ class BatchUploader(BatchRunner):
         """
         result = UploadResult()
         for key, outcome in self.iter_upload(
-            blobs, content_type=content_type, skip_existing=skip_existing, verify=verify, stats=result.stats
+            blobs, content_type=content_type, skip_existing=skip_existing, verify=verify,
+            verify_existing=verify_existing, stats=result.stats,
         ):
             if isinstance(outcome, StoreError):
                 result.errors[key] = outcome
@@ -101,32 +219,26 @@ class BatchUploader(BatchRunner):
         content_type: str = "application/octet-stream",
         skip_existing: bool = True,
         verify: bool = False,
+        verify_existing: bool = False,
         stats: UploadStats | None = None,
     ) -> Iterator[tuple[str, bool | StoreError]]:
         """Yield ``(key, True if written / False if skipped / the error)`` as each blob ends.
 
         ``content_type`` is stored with every blob; ``skip_existing=False`` writes without
         asking first (e.g. a manifest that replaces its previous version); ``verify=True``
-        refuses, without writing, a blob that does not hash to its sha256 hex key. Sources
-        are read on the workers, at most ``max_workers`` at a time. Raises `StoreUnavailable`.
+        treats keys as the sha256 hex of their content: a source that does not hash to its key
+        is refused without writing, and a stored blob is checked as the class says
+        (``verify_existing``: by reading it back where the store keeps no checksum). Sources
+        are read on the workers, within ``max_bytes``. Raises `StoreUnavailable`.
         """
         stats = stats if stats is not None else UploadStats()
 
         def job(key: str, call_stats: UploadStats, stop: threading.Event) -> bool:
-            if skip_existing and self.with_retries(key, lambda: self.writer.exists(key), call_stats, stop):
-                return False
-            data = _read_source(key, blobs[key])
-            if verify:
-                try:
-                    check_digest(key, data)
-                except StoreError as exc:  # bytes that changed since they were hashed: not retried
-                    raise WriteError(key, exc.message) from exc
-            self.with_retries(
-                key, lambda: self.writer.put(key, data, content_type), call_stats, stop, error_type=WriteError
-            )
-            with self._lock:
-                call_stats.bytes_written += len(data)
-            return True
+            try:
+                return self._upload_one(key, _Source(key, blobs[key]), content_type, skip_existing, verify,
+                                        verify_existing, call_stats, stop)
+            except _Stopped:
+                raise WriteError(key, "cancelled while waiting for memory") from None
 
         for key, outcome in self.stream(blobs, stats, job, max_pending=4 * self.max_workers):
             if outcome is True:
@@ -135,11 +247,61 @@ class BatchUploader(BatchRunner):
                 stats.skipped += 1
             yield key, outcome
 
+    def _upload_one(
+        self, key: str, source: _Source, content_type: str, skip_existing: bool, verify: bool,
+        verify_existing: bool, stats: UploadStats, stop: threading.Event,
+    ) -> bool:
+        """One key's job (see the class): True if written, False if skipped.
 
-def _read_source(key: str, source: BlobSource) -> bytes:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source)
-    try:
-        return bytes(source())
-    except OSError as exc:
-        raise WriteError(key, f"cannot read the blob to upload: {exc.strerror or exc}") from exc
+        Memory is held for one thing at a time (a stored blob read back, or the source while it
+        is compared and written), so jobs never wait for each other's memory while holding some.
+        """
+        stored = self.with_retries(key, lambda: self._stored(key), stats, stop) if skip_existing else None
+        if stored is not None and (not verify or stored.md5 is None):  # the source is not needed
+            holds = stored.holds(key, source.read, source.size) if verify else True
+            if holds is None and verify_existing:
+                holds = self._read_back_matches(key, stored, stats, stop)
+            if holds is not False:
+                with self._lock:
+                    stats.unverified += holds is None
+                return False
+        with self._hold(source.size or 0, stats, stop):
+            if stored is not None and stored.md5 is not None and stored.holds(key, source.read, source.size):
+                return False
+            data = source.read()
+            if verify:
+                try:
+                    check_digest(key, data)
+                except StoreError as exc:  # bytes that changed since they were hashed: not retried
+                    raise WriteError(key, exc.message) from exc
+            self.with_retries(key, lambda: self.writer.put(key, data, content_type), stats, stop,
+                              error_type=WriteError)
+        with self._lock:
+            stats.bytes_written += len(data)
+            stats.repaired += stored is not None
+        return True
+
+    def _hold(self, size: int, stats: UploadStats, stop: threading.Event) -> AbstractContextManager[None]:
+        """Hold ``size`` bytes of the memory budget while a job uses them (see `_ByteBudget`)."""
+        return self.memory.hold(size, lambda: stop.is_set() or self._closed.is_set(), stats)
+
+    def _stored(self, key: str) -> StoredBlob | None:
+        """What the store keeps under ``key`` (None: nothing): its ``stat``, else ``exists``."""
+        stat = getattr(self.writer, "stat", None)
+        if stat is not None:
+            return stat(key)
+        return StoredBlob() if self.writer.exists(key) else None
+
+    def _read_back_matches(
+        self, key: str, stored: StoredBlob, stats: UploadStats, stop: threading.Event
+    ) -> bool | None:
+        """Whether the stored blob hashes to ``key``, read back within the memory budget;
+        None when the writer cannot read."""
+        if not isinstance(self.writer, BlobFetcher):
+            return None
+        with self._hold(stored.size or 0, stats, stop):
+            try:
+                data = self.with_retries(key, lambda: self.writer.fetch(key), stats, stop)
+            except FetchError as exc:
+                raise WriteError(key, f"cannot read the stored blob back: {exc.message}") from exc
+            return hashlib.sha256(data).hexdigest() == key.lower()

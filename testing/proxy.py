@@ -32,6 +32,10 @@ it; ``faults_pending`` is how many are left. Kinds:
 - ``"reset"``: abort both sides (the client gets a TCP RST) instead of forwarding the request;
 - ``"truncate"``: forward the first ``at_byte`` bytes of the response, then close both sides;
 - ``"stall"``: hold the response ``stall`` seconds (a bounded time), then forward it;
+- ``"trickle"``: forward the first ``at_byte`` bytes of the response, then the rest one byte
+  every ``interval`` seconds (a store that keeps a read timeout from ever firing); the
+  proxy's ``trickled`` event is set when the first byte goes out that way and
+  ``bytes_trickled`` counts them;
 - ``"corrupt"``: flip every bit of the response byte at offset ``at_byte``;
 - ``"http503"``: answer ``HTTP/1.1 503 Service Unavailable`` with ``Retry-After: 1`` and
   ``Content-Length: 0`` instead of forwarding (the connection stays open);
@@ -57,7 +61,7 @@ from typing import Literal
 
 import pytest
 
-FaultKind = Literal["reset", "truncate", "stall", "corrupt", "http503", "status"]
+FaultKind = Literal["reset", "truncate", "stall", "corrupt", "http503", "status", "trickle"]
 FaultScope = Literal["request", "connection"]
 _KINDS = frozenset(FaultKind.__args__)  # type: ignore[attr-defined]
 _SCOPES = frozenset(FaultScope.__args__)  # type: ignore[attr-defined]
@@ -80,6 +84,7 @@ class Fault:
     stall: float = 5.0
     status: int = 503
     retry_after: str | None = "1"
+    interval: float = 1.0
 
     def canned_response(self) -> bytes:
         reason = http.HTTPStatus(self.status).phrase
@@ -179,7 +184,10 @@ class _End(asyncio.Protocol):
             self.link.from_upstream(data)
 
     def eof_received(self) -> bool:
-        self.link.line_from(self.side).push(_EOF)
+        if self.side == "client":
+            self.link.to_upstream.push(_EOF)
+        else:
+            self.link.upstream_ended(_EOF)
         return True  # keep the other direction open until it closes too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -214,6 +222,10 @@ class _Link:
         self.fault: Fault | None = None
         self.response_bytes = 0
         self.lost_sides: set[str] = set()
+        self.trickling = bytearray()  # response bytes still to go out one at a time
+        self.trickle_timer: asyncio.TimerHandle | None = None
+        self.trickle_paused = False  # the upstream is not read while much is left to trickle
+        self.after_trickle: list[object] = []  # the upstream's end (_EOF, _CLOSE), after the last byte
         self.connect_task = loop.create_task(self._connect())
 
     def line_from(self, side: str) -> _DelayLine:
@@ -277,12 +289,55 @@ class _Link:
                     self.upstream.close()
         elif fault.kind == "stall":
             self.to_client.push(data, extra=fault.stall if start == 0 else 0.0)
+        elif fault.kind == "trickle":
+            head = data[: max(0, fault.at_byte - start)]
+            if head:
+                self.to_client.push(head)
+            self.trickling += data[len(head):]
+            self._trickle_flow()
+            if self.trickling and self.trickle_timer is None:
+                self.trickle_timer = self.proxy._loop.call_later(fault.interval, self._trickle_one, fault.interval)
         elif fault.kind == "corrupt" and start <= fault.at_byte < self.response_bytes:
             corrupted = bytearray(data)
             corrupted[fault.at_byte - start] ^= 0xFF
             self.to_client.push(bytes(corrupted))
         else:
             self.to_client.push(data)
+
+    def _trickle_one(self, interval: float) -> None:
+        """Send the next trickled byte, and schedule the one after."""
+        self.trickle_timer = None
+        if self.to_client.closed:
+            self.trickling.clear()
+            return
+        self.to_client.push(bytes(self.trickling[:1]))
+        del self.trickling[:1]
+        self._trickle_flow()
+        self.proxy._count_trickled()
+        if self.trickling:
+            self.trickle_timer = self.proxy._loop.call_later(interval, self._trickle_one, interval)
+        else:
+            for marker in self.after_trickle:
+                self.to_client.push(marker)
+            self.after_trickle.clear()
+
+    def upstream_ended(self, marker: object) -> None:
+        """Pass the upstream's end (``_EOF`` or ``_CLOSE``) on, after any bytes still trickling."""
+        if self.trickling:
+            self.after_trickle.append(marker)
+        else:
+            self.to_client.push(marker)
+
+    def _trickle_flow(self) -> None:
+        """Stop reading the upstream while much is left to trickle, so memory stays bounded."""
+        if self.upstream is None or "upstream" in self.lost_sides:
+            return
+        if not self.trickle_paused and len(self.trickling) > _HIGH_WATER:
+            self.trickle_paused = True
+            self.upstream.pause_reading()
+        elif self.trickle_paused and len(self.trickling) <= _LOW_WATER:
+            self.trickle_paused = False
+            self.upstream.resume_reading()
 
     def lost(self, side: str) -> None:
         self.lost_sides.add(side)
@@ -295,13 +350,16 @@ class _Link:
         else:
             self.to_upstream.discard()
             self.to_client.source = None
-            self.to_client.push(_CLOSE)
+            self.upstream_ended(_CLOSE)
         if "client" in self.lost_sides and ("upstream" in self.lost_sides or self.upstream is None):
             self.proxy._links.discard(self)
             self.proxy._maybe_idle()
 
     def abort(self, *, reset: bool = False) -> None:
         """Drop the connection at once; with ``reset`` the client gets a TCP RST."""
+        if self.trickle_timer is not None:
+            self.trickle_timer.cancel()
+            self.trickle_timer = None
         self.to_client.discard()
         self.to_upstream.discard()
         self.connect_task.cancel()
@@ -318,7 +376,8 @@ class LatencyProxy:
     """An asyncio TCP proxy with per-direction latency and switchable faults.
 
     See the module docstring for the full behaviour. Attributes: ``host``, ``port``, ``url``
-    (``http://host:port``), ``connections_accepted``, ``requests_seen``, ``faults_pending``.
+    (``http://host:port``), ``connections_accepted``, ``requests_seen``, ``faults_pending``,
+    ``bytes_trickled`` and ``trickled`` (an event).
     """
 
     def __init__(
@@ -341,6 +400,8 @@ class LatencyProxy:
         self.handshake = handshake
         self._connections_accepted = 0
         self._requests_seen = 0
+        self._bytes_trickled = 0
+        self.trickled = threading.Event()
         self._methods: collections.Counter[str] = collections.Counter()
         self._links: set[_Link] = set()
         self._idle = asyncio.Event()
@@ -376,6 +437,17 @@ class LatencyProxy:
         """Requests seen so far, faulted ones included."""
         return self._requests_seen
 
+    @property
+    def bytes_trickled(self) -> int:
+        """Response bytes sent one at a time by ``"trickle"`` faults so far."""
+        with self._lock:
+            return self._bytes_trickled
+
+    def _count_trickled(self) -> None:
+        with self._lock:
+            self._bytes_trickled += 1
+        self.trickled.set()
+
     def requests_by_method(self, method: str) -> int:
         """Requests seen whose first bytes are ``method`` and a space (``GET``, ``PUT``, ...)."""
         with self._lock:
@@ -402,20 +474,21 @@ class LatencyProxy:
         stall: float = 5.0,
         status: int = 503,
         retry_after: str | None = "1",
+        interval: float = 1.0,
     ) -> None:
         """Arm ``kind`` for the next ``count`` requests or new connections (replaces any armed)."""
         if kind not in _KINDS:
             raise ValueError(f"unknown fault kind {kind!r}: expected one of {sorted(_KINDS)}")
         if per not in _SCOPES:
             raise ValueError(f"per must be one of {sorted(_SCOPES)}, not {per!r}")
-        if count < 0 or at_byte < 0 or not 0 < stall < 600:
-            raise ValueError("count and at_byte must be >= 0 and stall in (0, 600) seconds")
+        if count < 0 or at_byte < 0 or not 0 < stall < 600 or not 0 < interval < 600:
+            raise ValueError("count and at_byte must be >= 0, stall and interval in (0, 600) seconds")
         if kind == "http503":
             status, retry_after = 503, "1"
         http.HTTPStatus(status)  # raises ValueError for an unknown status
         with self._lock:
             self._fault = Fault(
-                kind, at_byte=at_byte, stall=stall, status=status, retry_after=retry_after
+                kind, at_byte=at_byte, stall=stall, status=status, retry_after=retry_after, interval=interval
             )
             self._fault_scope = per
             self._fault_count = count

@@ -360,10 +360,22 @@ def test_stall_holds_the_response_for_the_given_time(http_server: _Server, laten
         conn.close()
 
 
+def test_trickle_forwards_at_byte_bytes_then_one_byte_at_a_time_all_intact(
+    http_server: _Server, latency_proxy
+) -> None:
+    proxy = proxy_to(http_server, latency_proxy)
+    proxy.inject("trickle", at_byte=100, interval=0.005)
+    with connect(proxy) as sock:
+        sock.sendall(b"GET /300 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        received = read_to_eof(sock)
+    assert received.endswith(b"\r\n\r\n" + body_of(300))  # the server's close came after the last byte
+    assert proxy.bytes_trickled == len(received) - 100 and proxy.trickled.is_set()
+
+
 @pytest.mark.parametrize(
     "options",
     [{"kind": "explode"}, {"kind": "reset", "per": "socket"}, {"kind": "reset", "count": -1},
-     {"kind": "stall", "stall": 0}, {"kind": "status", "status": 999}],
+     {"kind": "stall", "stall": 0}, {"kind": "status", "status": 999}, {"kind": "trickle", "interval": 0}],
 )
 def test_inject_refuses_bad_arguments(echo_server: _Server, latency_proxy, options: dict) -> None:
     proxy = proxy_to(echo_server, latency_proxy)

@@ -1,28 +1,34 @@
 """``snapcompare upload DIR --store URL``: put a folder's images in a store by content hash.
 
 Every image under DIR is hashed (`manifest_from_folder`); each unique blob is uploaded under
-``<prefix>/<sha256>`` (no extension) unless the store already holds it, concurrently through
-`fetchers.BatchUploader`, and the build's manifest (Sentry's format) is written to ``-o FILE``
-and/or to the store under ``--manifest-key KEY``. Exit codes: 0 uploaded, 2 some blob (or the
+``<prefix>/<sha256>`` (no extension) unless the store already holds it (checked against the
+checksum the store keeps, see `fetchers.BatchUploader`; a blob holding other bytes is
+rewritten), concurrently through `fetchers.BatchUploader` within ``--max-memory``. Once every
+blob is in the store, the build's manifest (Sentry's format) is written to ``-o FILE``
+(atomically) and/or to the store under ``--manifest-key KEY``; when some blob is not, no
+manifest is written, and the summary says so. Exit codes: 0 uploaded, 2 some blob (or the
 manifest) could not be written, 3 bad input or a store that cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import mimetypes
+import os
 import sys
 import time
-from collections.abc import Callable
-from contextlib import closing
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from fetchers import BatchUploader, BlobWriter, StoreError, UploadStats
 from fetchers.keys import check_key
 
 from ..engine.run import Progress
-from ..inputs.manifest import Manifest, dump_manifest, manifest_from_folder, with_ignore_patterns
+from ..inputs.manifest import Manifest, ManifestError, dump_manifest, manifest_from_folder, with_ignore_patterns
 from ..model import CompareOptions, InputError
 from ..run import describe_os_error, open_store
 from .main import (
@@ -34,6 +40,7 @@ from .main import (
     _error,
     _one_line,
     _positive,
+    _size,
     add_follow_symlinks_option,
     add_ignore_in_option,
     add_token_option,
@@ -50,9 +57,9 @@ UPLOAD_HELP = f"""\
 exit codes:
   {EXIT_SAME}    every blob is in the store and the manifest written where -o and
        --manifest-key say (with neither, the blobs are uploaded and no manifest written)
-  {EXIT_ERRORED}    some blobs (or the manifest) could not be written, or files under DIR were
-       left out of the manifest (named on stderr)
-  {EXIT_BAD_INPUT}    bad input or configuration, or a store that cannot be used
+  {EXIT_ERRORED}    some blobs (then no manifest is written) or the manifest could not be
+       written, or files under DIR were left out of the manifest (named on stderr)
+  {EXIT_BAD_INPUT}    bad input or configuration, or a store that cannot be used (no manifest written)
 """
 
 
@@ -74,8 +81,16 @@ def add_upload_command(commands: argparse._SubParsersAction) -> None:
     add_token_option(upload)
     add_follow_symlinks_option(upload)
     add_ignore_in_option(upload, MANIFEST_IGNORE_IN_HELP)
-    upload.add_argument("--workers", type=_positive, default=CompareOptions().fetch_workers, metavar="N",
+    defaults = CompareOptions()
+    upload.add_argument("--workers", type=_positive, default=defaults.fetch_workers, metavar="N",
                         help="concurrent uploads (default: %(default)s)")
+    upload.add_argument("--max-memory", type=_size, default=defaults.max_memory, metavar="SIZE",
+                        help="most bytes of images held in memory at once, whatever --workers; an "
+                        f"image larger than that is uploaded alone (default: {defaults.max_memory / 1024**3:g}G)")
+    upload.add_argument("--verify-existing", action="store_true",
+                        help="where the store keeps no checksum (objectstore), read each blob it "
+                        "already holds back and check its sha256 (S3, GCS and folders are checked "
+                        "by their checksums without it)")
     upload.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
     upload.set_defaults(run=run_upload)
 
@@ -94,31 +109,65 @@ def run_upload(args: argparse.Namespace) -> int:
         manifest, paths = manifest_from_folder(args.folder, follow_symlinks=args.follow_symlinks)
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
+    except ManifestError as exc:
+        raise InputError(str(exc)) from None
     note_left_out(manifest.unreadable)
     manifest = with_ignore_patterns(manifest, args.ignore_in)
     manifest_json = (json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n").encode()
-    if args.output is not None:  # the manifest depends on the folder (and --ignore-in) alone: written first
-        try:
-            args.output.write_bytes(manifest_json)
-        except OSError as exc:
-            raise InputError(f"-o: {describe_os_error(exc)}") from None
     token = objectstore_token(args)
     started = time.monotonic()
-    store = open_store(store_url, setting, max_connections=args.workers, token=token)
-    with closing(store), BatchUploader(_writer(store, setting), max_workers=args.workers) as uploader:
-        stats, failed = _upload_blobs(uploader, manifest, paths, quiet=args.quiet)
-        if args.manifest_key is not None and not failed:
-            result = uploader.upload_all(
-                {args.manifest_key: manifest_json}, content_type=MANIFEST_CONTENT_TYPE, skip_existing=False
-            )
-            failed.update(result.errors)
+    with _staged_output(args.output, manifest_json) as publish_output:
+        store = open_store(store_url, setting, max_connections=args.workers, token=token)
+        with closing(store), BatchUploader(_writer(store, setting), max_workers=args.workers,
+                                           max_bytes=args.max_memory) as uploader:
+            stats, failed = _upload_blobs(uploader, manifest, paths, quiet=args.quiet,
+                                          verify_existing=args.verify_existing)
+            blobs_failed = len(failed)
+            if args.manifest_key is not None and not failed:
+                result = uploader.upload_all(
+                    {args.manifest_key: manifest_json}, content_type=MANIFEST_CONTENT_TYPE, skip_existing=False
+                )
+                failed.update(result.errors)
+        if not blobs_failed:  # the manifest names only blobs the store holds
+            publish_output()
     for error in list(failed.values())[:_LISTED]:
         _error(_one_line(str(error), 400))
     # A file left out of the manifest would be "removed" in the next comparison: say so.
     code = EXIT_ERRORED if failed or manifest.unreadable else EXIT_SAME
-    print(_outcome_line(args, stats, failed, len(manifest.unreadable), time.monotonic() - started, code),
-          flush=True)
+    print(_outcome_line(args, stats, failed, blobs_failed, len(manifest.unreadable), time.monotonic() - started,
+                        code), flush=True)
     return code
+
+
+@contextmanager
+def _staged_output(output: Path | None, data: bytes) -> Iterator[Callable[[], None]]:
+    """Stage ``data`` for ``-o`` in a temporary file beside it (so an unwritable ``-o`` fails
+    before any upload) and yield the function that renames it into place; a temporary file
+    not renamed when the block ends is removed. Nothing is staged without ``output``.
+    `InputError` naming ``-o`` when staging or renaming fails."""
+    if output is None:
+        yield lambda: None
+        return
+    staged = output.parent / f".{output.name}.{uuid.uuid4().hex}.tmp"
+
+    def publish() -> None:
+        try:
+            os.replace(staged, output)
+        except OSError as exc:
+            raise InputError(f"-o: {describe_os_error(exc)}") from None
+
+    try:
+        try:
+            if output.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(output))
+            with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
+                file.write(data)
+        except OSError as exc:
+            raise InputError(f"-o: {describe_os_error(exc)}") from None
+        yield publish
+    finally:
+        if os.path.lexists(staged):
+            os.unlink(staged)
 
 
 def _writer(store: object, setting: str) -> BlobWriter:
@@ -128,14 +177,15 @@ def _writer(store: object, setting: str) -> BlobWriter:
 
 
 def _upload_blobs(
-    uploader: BatchUploader, manifest: Manifest, paths: dict[str, Path], *, quiet: bool
+    uploader: BatchUploader, manifest: Manifest, paths: dict[str, Path], *, quiet: bool, verify_existing: bool
 ) -> tuple[UploadStats, dict[str, StoreError]]:
-    """Upload each unique blob of ``manifest`` the store lacks, grouped by content type."""
-    groups: dict[str, dict[str, Callable[[], bytes]]] = {}
+    """Upload each unique blob of ``manifest`` the store lacks (or holds wrong), grouped by
+    content type; each is read from its file only when it must be compared or written."""
+    groups: dict[str, dict[str, Path]] = {}
     for name, entry in manifest.images.items():
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if not any(entry.content_hash in group for group in groups.values()):
-            groups.setdefault(content_type, {})[entry.content_hash] = paths[name].read_bytes
+            groups.setdefault(content_type, {})[entry.content_hash] = paths[name]
     total = sum(map(len, groups.values()))
     stats = UploadStats()
     failed: dict[str, StoreError] = {}
@@ -151,7 +201,8 @@ def _upload_blobs(
     try:
         report("uploading")
         for content_type, sources in groups.items():
-            for key, outcome in uploader.iter_upload(sources, content_type=content_type, verify=True, stats=stats):
+            for key, outcome in uploader.iter_upload(sources, content_type=content_type, verify=True,
+                                                     verify_existing=verify_existing, stats=stats):
                 if isinstance(outcome, StoreError):
                     failed[key] = outcome
                 done += 1
@@ -167,21 +218,28 @@ def _outcome_line(
     args: argparse.Namespace,
     stats: UploadStats,
     failed: dict[str, StoreError],
+    blobs_failed: int,
     left_out: int,
     elapsed: float,
     code: int,
 ) -> str:
-    parts = [
-        f"uploaded {stats.written} blobs ({stats.bytes_written:,} bytes)",
-        f"{stats.skipped} already in the store",
-    ]
+    uploaded = f"uploaded {stats.written} blobs ({stats.bytes_written:,} bytes)"
+    if stats.repaired:
+        uploaded += f", {stats.repaired} of them over other bytes stored under their hash"
+    parts = [uploaded, f"{stats.skipped} already in the store"]
+    if stats.unverified:
+        parts[-1] += (f" ({stats.unverified} unverified: the store keeps no checksum; "
+                      "--verify-existing reads them back)")
     if failed:
         parts.append(f"{len(failed)} failed")
     if left_out:
         parts.append(f"left out of the manifest: {left_out} files")
-    written_to = [str(args.output)] if args.output is not None else []
-    if args.manifest_key is not None and not failed:
-        written_to.append(f"store key {args.manifest_key}")
-    if written_to:
-        parts.append("manifest: " + ", ".join(written_to))
+    if blobs_failed and (args.output is not None or args.manifest_key is not None):
+        parts.append(f"manifest not written: {blobs_failed} of its blobs are not in the store")
+    else:
+        written_to = [str(args.output)] if args.output is not None else []
+        if args.manifest_key is not None and not failed:
+            written_to.append(f"store key {args.manifest_key}")
+        if written_to:
+            parts.append("manifest: " + ", ".join(written_to))
     return f"snapcompare: {'; '.join(parts)} in {elapsed:.1f}s (exit {code})"

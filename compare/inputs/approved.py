@@ -22,11 +22,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..model import Approval, ApprovalMismatch, ImageResult, Status
-from .manifest import ManifestError, decode_json
+from .manifest import MAX_MANIFEST_IMAGES, ManifestError, decode_json
 
 Fingerprint = tuple[str, str, str | None, str | None]
 
 _STATUSES = frozenset(status.value for status in Status)
+
+MAX_APPROVED_IMAGES = 2 * MAX_MANIFEST_IMAGES
+"""Most images an approved comparison may hold: those of a base and a head at the manifest bound."""
 
 
 def fingerprint(name: str, status: str, head_hash: str | None,
@@ -55,12 +58,16 @@ def approved_fingerprints(data: bytes, source: str) -> frozenset[Fingerprint]:
     """The fingerprint set of an approved ``comparison.json`` (ours or Sentry's).
 
     Only ``images`` and, per image, ``status``, ``head_hash`` and ``previous_image_file_name``
-    are read. Raises `ManifestError` naming ``source`` and the field at fault.
+    are read. Raises `ManifestError` naming ``source`` and the field at fault, or when it has
+    more than `MAX_APPROVED_IMAGES` images.
     """
     decoded = decode_json(data, source)
     images = decoded.get("images") if isinstance(decoded, Mapping) else None
     if not isinstance(images, Mapping):
         raise ManifestError(source, "images", "expected a JSON object of image results")
+    if len(images) > MAX_APPROVED_IMAGES:
+        raise ManifestError(source, "images", f"{len(images):,} images, more than a comparison of two "
+                            f"builds may have ({MAX_APPROVED_IMAGES:,})")
     found = []
     for name, entry in images.items():
         at = f"images[{json.dumps(name, ensure_ascii=False)}]"

@@ -38,6 +38,7 @@ from typing import Any, BinaryIO, NamedTuple
 import re2
 from PIL import Image, UnidentifiedImageError
 
+from fetchers.files import FileTooLarge, open_regular_file, read_regular_file, too_large
 from fetchers.keys import is_sha256_hex
 
 from ..regions import (
@@ -51,6 +52,15 @@ from ..regions import (
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 """File suffixes (matched case-insensitively) that `manifest_from_folder` treats as images."""
+
+MAX_MANIFEST_IMAGES = 100_000
+"""Most images a manifest (or an image folder) may hold, and most names its
+``all_image_file_names`` may list: a comparison of two such builds takes about 0.65 GB and
+20 s before any pixel is diffed, and writes about 140 MB of reports."""
+
+MAX_MANIFEST_BYTES = 64 * 1024**2
+"""Most bytes a manifest file may have (64 MiB: 100,000 images with 600-character names parse
+in under 0.3 GB)."""
 
 _IMAGE_FIELDS = ("content_hash", "width", "height", "display_name", "group", "diff_threshold",
                  "tags", "canvas_theme")
@@ -147,9 +157,14 @@ class FolderManifest(NamedTuple):
 def load_manifest(path: str | os.PathLike[str], *, require_sizes: bool = False) -> Manifest:
     """Read and validate the JSON manifest at ``path`` (see `parse_manifest`).
 
-    Raises `ManifestError` when it is malformed, `OSError` when it cannot be read.
+    Raises `ManifestError` when it is malformed or over `MAX_MANIFEST_BYTES` (told before it is
+    read), `OSError` when it cannot be read or is not a regular file.
     """
-    return parse_manifest(Path(path).read_bytes(), os.fspath(path), require_sizes=require_sizes)
+    try:
+        data = read_regular_file(path, MAX_MANIFEST_BYTES)
+    except FileTooLarge as exc:
+        raise _too_large(os.fspath(path), exc.size) from None
+    return parse_manifest(data, os.fspath(path), require_sizes=require_sizes)
 
 
 def parse_manifest(
@@ -161,9 +176,12 @@ def parse_manifest(
     normalised to lowercase. With ``require_sizes`` (as `compare_builds` and the CLI parse,
     unless told otherwise) every image needs ``width`` and ``height``, as in Sentry; without
     it they may be left out, and are then read from the images' headers. Raises `ManifestError` naming
-    the field or JSON position at fault; input is never echoed beyond short values.
+    the field or JSON position at fault; input is never echoed beyond short values. A manifest
+    over `MAX_MANIFEST_BYTES` (checked before decoding) or `MAX_MANIFEST_IMAGES` is refused.
     """
     if isinstance(data, (bytes, str)):
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise _too_large(source, len(data))
         data = decode_json(data, source)
     return _Validator(source, require_sizes).manifest(data)
 
@@ -228,33 +246,32 @@ def manifest_from_folder(
     Every file under ``folder`` (recursively) whose suffix is in `IMAGE_EXTENSIONS` is an image,
     named by its POSIX path relative to ``folder``. Hidden files and folders (name starting
     with ``.``) are left out; symlinked folders are not entered; a symlinked file is read when
-    it resolves inside ``folder``, or anywhere with ``follow_symlinks``. The hash is the sha256
-    of the file's bytes, read in a stream; the size comes from the image header without
-    decoding pixels. A file Pillow cannot identify (or refuses as a decompression bomb) still
-    gets an entry, with unknown size, so it is compared like any other and ends errored if it
-    must be decoded, rather than vanishing. A file that cannot be read, a symlink leading out
-    of the folder, or a header Pillow rejects for another reason (such as an oversized text or
-    ICC chunk) gets no entry: it is listed in `Manifest.unreadable` with the reason, and a
-    comparison reports it errored. Images are in name order.
+    it resolves inside ``folder``, or anywhere with ``follow_symlinks``. Only regular files are
+    read (a FIFO or device node never is, see `fetchers.files.open_regular_file`). The hash is
+    the sha256 of the file's bytes, read in a stream; the size comes from the image header
+    without decoding pixels. A file Pillow cannot identify (or refuses as a decompression
+    bomb) still gets an entry, with unknown size, so it is compared like any other and ends
+    errored if it must be decoded, rather than vanishing. A file that cannot be read (not a
+    regular file, a path longer than the system takes, ...), a symlink leading out of the
+    folder, or a header Pillow rejects for another reason (such as an oversized text or ICC
+    chunk) gets no entry: it is listed in `Manifest.unreadable` with the reason, and a
+    comparison reports it errored; so is a subfolder that cannot be listed, under its name
+    and a ``/``. Images are in name order.
+
+    Raises `NotADirectoryError` when ``folder`` is not a folder, the `OSError` of listing it,
+    and `ManifestError` as soon as it is found to hold more than `MAX_MANIFEST_IMAGES` images
+    (before any is read).
     """
     root = Path(folder)
     if not root.is_dir():
         raise NotADirectoryError(f"{os.fspath(folder)}: not a folder")
     real_root = root.resolve()
-    paths: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for filename in filenames:
-            if filename.startswith(".") or Path(filename).suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            path = Path(dirpath, filename)
-            paths[path.relative_to(root).as_posix()] = path
+    files, unreadable = _image_files(root)
     images: dict[str, ImageEntry] = {}
-    unreadable: dict[str, str] = {}
     readable: dict[str, Path] = {}
-    for name in sorted(paths):
-        path = paths[name]
-        if not follow_symlinks and path.is_symlink() and not _inside(path, real_root):
+    for name in sorted(files):
+        path, is_symlink = files[name]
+        if not follow_symlinks and is_symlink and not _inside(path, real_root):
             unreadable[name] = ("a symlink leading outside the input folder; not read "
                                 "(pass --follow-symlinks to read it)")
             continue
@@ -264,12 +281,57 @@ def manifest_from_folder(
             unreadable[name] = exc.reason
             continue
         readable[name] = path
-    manifest = Manifest(images=images, source=os.fspath(folder), unreadable=unreadable)
+    manifest = Manifest(images=images, source=os.fspath(folder), unreadable=dict(sorted(unreadable.items())))
     return FolderManifest(manifest, readable)
 
 
-def _raise(error: OSError) -> None:
-    raise error
+def _image_files(root: Path) -> tuple[dict[str, tuple[Path, bool]], dict[str, str]]:
+    """Every image file under ``root`` by name, with its path and whether it is a symlink; and
+    what cannot be read, with the reason: subfolders that could not be listed (``name/``) and
+    image files whose kind could not be told.
+
+    Iterative (no depth limit) and one listing per folder; a symlinked folder is not entered.
+    Listing ``root`` itself raises its `OSError`; finding more than `MAX_MANIFEST_IMAGES`
+    images a `ManifestError`.
+    """
+    files: dict[str, tuple[Path, bool]] = {}
+    unlisted: dict[str, str] = {}
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            if folder is root:
+                raise
+            unlisted[folder.relative_to(root).as_posix() + "/"] = (
+                f"a folder that cannot be listed: {exc.strerror or type(exc).__name__}; its files were not read")
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:  # a folder or a symlink to one, as `os.walk` sorts entries
+                is_folder, is_symlink = entry.is_dir(), entry.is_symlink()
+            except OSError as exc:
+                if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                    unlisted[path.relative_to(root).as_posix()] = (
+                        f"cannot be examined: {exc.strerror or type(exc).__name__}")
+                continue
+            if is_folder:
+                if not is_symlink:
+                    folders.append(path)
+            elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                files[path.relative_to(root).as_posix()] = (path, is_symlink)
+                if len(files) > MAX_MANIFEST_IMAGES:
+                    raise ManifestError(os.fspath(root), "", f"more than {MAX_MANIFEST_IMAGES:,} image files, "
+                                        "more than a manifest may have")
+    return files, unlisted
+
+
+def _too_large(source: str, size: int) -> ManifestError:
+    return ManifestError(source, "", f"{too_large(size, MAX_MANIFEST_BYTES)} in a manifest")
 
 
 def _inside(path: Path, real_root: Path) -> bool:
@@ -286,7 +348,7 @@ class _Unreadable(Exception):
 
 def _describe_file(name: str, path: Path) -> ImageEntry:
     try:
-        with path.open("rb") as file:
+        with open_regular_file(path) as file:
             content_hash = hashlib.file_digest(file, "sha256").hexdigest()
             file.seek(0)
             width, height = _header_size(file)
@@ -381,6 +443,7 @@ class _Validator:
         images = data["images"]
         if not isinstance(images, Mapping):
             raise self.fail("images", f"expected a JSON object, got {_kind(images)}")
+        self.bounded(images, "images")
         listed = self.name_list(data.get("all_image_file_names"), "all_image_file_names")
         patterns = self.patterns(data.get("all_image_file_names_as_regex"))
         if listed is not None and patterns is not None:
@@ -470,7 +533,12 @@ class _Validator:
             return None
         if not isinstance(value, list):
             raise self.fail(at, f"expected a JSON array, got {_kind(value)}")
+        self.bounded(value, at)
         return [self.name(n, f"{at}[{i}]") for i, n in enumerate(value)]
+
+    def bounded(self, value: Sequence[Any] | Mapping[str, Any], at: str) -> None:
+        if len(value) > MAX_MANIFEST_IMAGES:
+            raise self.fail(at, f"{len(value):,} entries, more than a manifest may have ({MAX_MANIFEST_IMAGES:,})")
 
     def patterns(self, value: Any) -> tuple[str, ...] | None:
         at = "all_image_file_names_as_regex"

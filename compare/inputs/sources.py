@@ -13,13 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetchers import BlobFetcher, BlobNotFound, ClosableFetcher, FetchError
-from fetchers.protocol import connection_limit, describe_store
+from fetchers import BatchPrefetcher, BlobFetcher, BlobNotFound, ClosableFetcher
 from fetchers.backends.local import read_blob
+from fetchers.files import FileTooLarge, NotRegularFile, read_regular_file, too_large
+from fetchers.protocol import connection_limit, describe_store
 
-from .manifest import Manifest, manifest_from_folder, parse_manifest
+from .manifest import MAX_MANIFEST_BYTES, Manifest, manifest_from_folder, parse_manifest
 
 STORE_PREFIX = "store:"
+
+MAX_INPUT_BYTES = 256 * 1024**2
+"""Most bytes `read_input` reads from a file or the store unless told otherwise (256 MiB: an
+approved ``comparison.json`` of two builds at `compare.inputs.manifest.MAX_MANIFEST_IMAGES`
+has about 90 MB and decodes in about 0.4 GB); manifests have their own lower bound."""
 
 
 class FolderFetcher(ClosableFetcher):
@@ -43,6 +49,9 @@ class _Chain:
         self._files = files
         self._store = store
         self.max_connections = connection_limit(store)
+        interrupt = getattr(store, "interrupt", None)
+        if interrupt is not None:  # the store's requests stay interruptible (see `BlobFetcher`)
+            self.interrupt = interrupt
 
     def fetch(self, key: str) -> bytes:
         if key in self._files.paths:
@@ -79,14 +88,25 @@ def open_side(
         manifest, paths = manifest_from_folder(path, follow_symlinks=follow_symlinks)
         by_hash = {manifest.images[name].content_hash: file for name, file in paths.items()}
         return Side(manifest, FolderFetcher(by_hash), str(path))
-    data, source = read_input(spec, store, f"--{role}", what="manifest file or image folder")
+    data, source = read_input(spec, store, f"--{role}", what="manifest file or image folder",
+                              max_bytes=MAX_MANIFEST_BYTES)
     return Side(parse_manifest(data, source, require_sizes=require_sizes), None, source)
 
 
 def read_input(
-    spec: str | os.PathLike[str], store: BlobFetcher | None, setting: str, *, what: str = "file"
+    spec: str | os.PathLike[str],
+    store: BlobFetcher | None,
+    setting: str,
+    *,
+    what: str = "file",
+    max_bytes: int = MAX_INPUT_BYTES,
 ) -> tuple[bytes, str]:
     """The bytes of ``spec``, a local file or ``store:KEY``, and the name to report them by.
+
+    A store key is fetched as blobs are (`fetchers.BatchPrefetcher`: retryable failures such
+    as 429, 503, resets and truncated bodies retried with backoff, within a retry budget and
+    the fetch deadline). A local file must be a regular file (`fetchers.files`). Either holds
+    at most ``max_bytes`` (a local file's size is checked before it is read).
 
     ``setting`` (such as ``--head``) and ``what`` word the errors, which are ValueErrors
     naming the key and its store (as `fetchers.protocol.describe_store` does: never a
@@ -94,19 +114,29 @@ def read_input(
     """
     text = os.fspath(spec)
     if text.startswith(STORE_PREFIX):
-        key = text[len(STORE_PREFIX):]
         if store is None:
             raise ValueError(f"{setting} {text!r}: a store key needs a blob store: "
                              "pass --store URL or set SNAPCOMPARE_STORE")
-        try:
-            return store.fetch(key), text
-        except FetchError as exc:
-            where = exc.store or describe_store(store)
-            raise ValueError(f"{setting} {text!r}: {exc.message or 'cannot be fetched'} (in {where})") from None
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"{setting} {text!r}: no such {what}")
-    return path.read_bytes(), text
+        data = _fetch_input(store, text[len(STORE_PREFIX):], f"{setting} {text!r}")
+        if len(data) > max_bytes:
+            raise ValueError(f"{setting} {text!r}: {too_large(len(data), max_bytes)}")
+        return data, text
+    try:
+        return read_regular_file(spec, max_bytes), text
+    except (FileNotFoundError, NotADirectoryError, NotRegularFile):
+        raise ValueError(f"{setting} {text!r}: no such {what}") from None
+    except FileTooLarge as exc:
+        raise ValueError(f"{setting} {text!r}: {exc.strerror}") from None
+
+
+def _fetch_input(store: BlobFetcher, key: str, named: str) -> bytes:
+    """The blob under ``key``, fetched with retries; ValueError starting with ``named`` if it fails."""
+    with BatchPrefetcher(store, max_workers=1, fail_fast_after=0) as prefetcher:  # one key: its own error
+        result = prefetcher.fetch_all([key])
+    if key in result.blobs:
+        return result.blobs[key]
+    error = result.errors[key]
+    raise ValueError(f"{named}: {error.message or 'cannot be fetched'} (in {error.store or describe_store(store)})")
 
 
 def combine_fetchers(base: Side, head: Side, store: BlobFetcher | None) -> BlobFetcher:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -21,8 +22,9 @@ from ..http import (
     is_throttling_status,
     parse_retry_after,
 )
+from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import join_key, normalize_prefix
-from ..protocol import BucketCheck, ClosableFetcher, names_store
+from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, names_store
 from ..registry import bucket_and_prefix
 
 # The SDK checks the body against the object's crc32c, or its md5 where only the slow
@@ -45,9 +47,10 @@ class GCSFetcher(ClosableFetcher):
     Without ``client``, one `google.cloud.storage.Client` (for ``project``; downloads need
     none) is created and shared by all threads: ``STORAGE_EMULATOR_HOST`` points it at an
     emulator with anonymous credentials, otherwise Application Default Credentials apply. Its
-    HTTP pool holds ``max_connections`` connections, and its background bucket-metadata
-    lookups are off. (Where the SDK sets up a client-certificate (mTLS) session, that HTTPS
-    adapter keeps the SDK's pool size.) A ``client`` given is used as it is: size its pool to
+    HTTP pool holds ``max_connections`` connections, its requests can be interrupted
+    (`interrupt`), and its background bucket-metadata lookups are off. (Where the SDK sets up a
+    client-certificate (mTLS) session, that HTTPS adapter keeps the SDK's pool size and its
+    requests run to their timeouts.) A ``client`` given is used as it is: size its pool to
     the concurrency it serves, and set ``DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA=true``
     to keep it from looking up bucket metadata in the background.
 
@@ -61,7 +64,8 @@ class GCSFetcher(ClosableFetcher):
     again.
 
     `put` is one ``upload_from_string`` (a single multipart upload, unconditional: it replaces
-    what the key held) and `exists` one object metadata GET, both with the SDK's retries off.
+    what the key held), `exists` and `stat` one object metadata GET (`stat`: its size and
+    md5Hash), all with the SDK's retries off.
     """
 
     def __init__(
@@ -85,7 +89,9 @@ class GCSFetcher(ClosableFetcher):
         self.prefix = normalize_prefix(prefix)
         self._timeout = (connect_timeout, read_timeout)
         if client is None:
-            client = self._owned = _create_client(project, max_connections)
+            sockets = RequestSockets()
+            client = self._owned = _create_client(project, max_connections, sockets)
+            self._track_requests(sockets)
         self._client = client
         self._bucket = self._client.bucket(bucket)
         self._bucket_check = BucketCheck(self._bucket_exists)
@@ -106,17 +112,25 @@ class GCSFetcher(ClosableFetcher):
         except Exception as exc:
             raise self._store_error(key, exc, FetchError) from exc
 
-    @names_store
     def exists(self, key: str) -> bool:
-        """Whether ``prefix/key`` exists: one object metadata GET (and, after the first 404,
-        one bucket metadata GET until the bucket has been found)."""
+        """Whether ``prefix/key`` exists (see `stat`)."""
+        return self.stat(key) is not None
+
+    @names_store
+    def stat(self, key: str) -> StoredBlob | None:
+        """The size and MD5 of ``prefix/key`` (absent for a composite object), None if there is
+        none: one object metadata GET (and, after the first 404, one bucket metadata GET until
+        the bucket has been found)."""
         try:
-            found = self._blob(key).exists(timeout=self._timeout, retry=None)
+            blob = self._bucket.get_blob(join_key(self.prefix, key), timeout=self._timeout, retry=None)
         except Exception as exc:
             raise self._store_error(key, exc, FetchError) from exc
-        if not found and self._bucket_check.bucket_missing():
-            raise FetchError(key, _NO_BUCKET, store_wide=True)
-        return found
+        if blob is None:
+            if self._bucket_check.bucket_missing():
+                raise FetchError(key, _NO_BUCKET, store_wide=True)
+            return None
+        md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
+        return StoredBlob(size=blob.size, md5=md5)
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -146,7 +160,23 @@ class GCSFetcher(ClosableFetcher):
 
 
 
-def _create_client(project: str | None, max_connections: int) -> storage.Client:
+class _TrackedAdapter(HTTPAdapter):
+    """requests' adapter whose urllib3 pools report each request to ``sockets``."""
+
+    def __init__(self, sockets: RequestSockets, **options: Any) -> None:
+        self._sockets = sockets  # before HTTPAdapter's __init__, which makes the pool manager
+        super().__init__(**options)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        manager = self.poolmanager
+        manager.pool_classes_by_scheme = {
+            scheme: tracked_pool_class(pool_class, self._sockets)
+            for scheme, pool_class in manager.pool_classes_by_scheme.items()
+        }
+
+
+def _create_client(project: str | None, max_connections: int, sockets: RequestSockets) -> storage.Client:
     try:
         client = storage.Client(project=project)
     except auth_exceptions.DefaultCredentialsError as exc:
@@ -160,7 +190,7 @@ def _create_client(project: str | None, max_connections: int) -> storage.Client:
     for prefix in prefixes:
         session.mount(
             prefix,
-            HTTPAdapter(pool_connections=max_connections, pool_maxsize=max_connections),
+            _TrackedAdapter(sockets, pool_connections=max_connections, pool_maxsize=max_connections),
         )
     return client
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
 from ..errors import BlobNotFound, FetchError, WriteError
+from ..files import NotRegularFile, open_regular_file
 from ..keys import check_key
-from ..protocol import ClosableFetcher, names_store
+from ..protocol import ClosableFetcher, StoredBlob, names_store
 from ..registry import NETWORK_OPTIONS
 
 
@@ -75,6 +78,19 @@ class LocalFetcher(ClosableFetcher):
     def exists(self, key: str) -> bool:
         """Whether ``<root>/<key>`` is a file (a symlink inside the root to one counts)."""
         return self._resolve(key).is_file()
+
+    @names_store
+    def stat(self, key: str) -> StoredBlob | None:
+        """The blob under ``key`` as it is stored: its size and the sha256 of its bytes (the
+        file is read and hashed: a local store's checksum is its content); None if absent."""
+        try:
+            with open_regular_file(self._resolve(key)) as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+                return StoredBlob(size=file.tell(), sha256=digest)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _read_error(key, exc) from exc
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -152,16 +168,21 @@ def _replace_file(folder: int, name: str, data: bytes) -> None:
 
 
 def read_blob(key: str, path: Path) -> bytes:
-    """Read the file ``path`` that holds blob ``key``, mapping OS errors to fetch errors."""
+    """Read the file ``path`` that holds blob ``key`` (a regular file: see `open_regular_file`),
+    mapping OS errors to fetch errors."""
     try:
-        with open(path, "rb") as file:
+        with open_regular_file(path) as file:
             return file.read()
-    except FileNotFoundError as exc:
-        raise BlobNotFound(key) from exc
-    except IsADirectoryError as exc:
-        raise FetchError(key, "key names a folder, not a blob") from exc
-    except PermissionError as exc:
-        raise FetchError(key, "permission denied") from exc
     except OSError as exc:
-        transient = exc.errno in _TRANSIENT_ERRNOS
-        raise FetchError(key, f"read failed: {exc.strerror}", retryable=transient) from exc
+        raise _read_error(key, exc) from exc
+
+
+def _read_error(key: str, exc: OSError) -> FetchError:
+    """The fetch error an OS error reading blob ``key`` means."""
+    if isinstance(exc, FileNotFoundError):
+        return BlobNotFound(key)
+    if isinstance(exc, IsADirectoryError) or (isinstance(exc, NotRegularFile) and stat.S_ISDIR(exc.mode)):
+        return FetchError(key, "key names a folder, not a blob")
+    if isinstance(exc, PermissionError):
+        return FetchError(key, "permission denied")
+    return FetchError(key, f"read failed: {exc.strerror}", retryable=exc.errno in _TRANSIENT_ERRNOS)

@@ -14,8 +14,9 @@ from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
 
 from ..errors import BlobNotFound, FetchError, StoreError, WriteError
 from ..http import is_connect_failure, is_denied_status, is_retryable_status, is_throttling_status
+from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
-from ..protocol import ClosableFetcher, names_store
+from ..protocol import ClosableFetcher, StoredBlob, names_store
 
 
 TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
@@ -47,7 +48,8 @@ class ObjectstoreFetcher(ClosableFetcher):
     ``Retry-After`` is out of reach: ``retry_after`` stays None and the caller's backoff decides.
 
     `put` is one PUT of the bytes as they are (no compression: images are compressed
-    already; no resumable session, whatever the size) and `exists` one HEAD. A 401 or 403
+    already; no resumable session, whatever the size), `exists` and `stat` one HEAD (the size;
+    objectstore keeps no checksum). A 401 or 403
     (a missing, wrong or expired token) is a store-wide error whose message says, without the
     token, whether one was sent (`TOKEN_REFUSED`) or how to configure one (`NO_TOKEN`);
     ``sends_token`` tells it which (`connect` sets it).
@@ -117,7 +119,8 @@ class ObjectstoreFetcher(ClosableFetcher):
         and scope. It never appears in a URL, an error or a log; a URL carrying credentials is
         refused. The pool holds ``max_connections`` connections, so that many threads fetch at
         once without opening or discarding any; the client's retries are off (`BatchPrefetcher`
-        is the one retry layer); ``read_timeout`` bounds each wait for data.
+        is the one retry layer); ``read_timeout`` bounds each wait for data. Its requests can be
+        interrupted (`interrupt`).
         """
         url = urlsplit(base_url)
         if url.username is not None or url.password is not None:
@@ -146,6 +149,9 @@ class ObjectstoreFetcher(ClosableFetcher):
                       sends_token=token is not None)
         # The client has no close() of its own; the urllib3 pool is what it holds open.
         fetcher._owned = client._pool
+        sockets = RequestSockets()
+        client._pool.ConnectionCls = tracked_connection_class(client._pool.ConnectionCls, sockets)
+        fetcher._track_requests(sockets)
         return fetcher
 
     @names_store
@@ -161,13 +167,18 @@ class ObjectstoreFetcher(ClosableFetcher):
             raise _store_error(key, exc, FetchError, self._denied_reason) from exc
         return _decode(key, body, result.metadata.compression)
 
-    @names_store
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``: one HEAD."""
+        return self.stat(key) is not None
+
+    @names_store
+    def stat(self, key: str) -> StoredBlob | None:
+        """The size of the object stored under ``key`` (one HEAD), None if there is none."""
         try:
-            return self._session.head(join_key(self.prefix, key)) is not None
+            metadata = self._session.head(join_key(self.prefix, key))
         except _CLIENT_ERRORS as exc:
             raise _store_error(key, exc, FetchError, self._denied_reason) from exc
+        return None if metadata is None else StoredBlob(size=metadata.size)
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:

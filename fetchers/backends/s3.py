@@ -24,8 +24,9 @@ from urllib3.exceptions import HTTPError as URLLib3Error
 
 from ..errors import BlobNotFound, FetchError, StoreError, WriteError
 from ..http import is_denied_status, is_retryable_status, is_throttling_status, parse_retry_after
-from ..keys import join_key, normalize_prefix
-from ..protocol import BucketCheck, ClosableFetcher, names_store
+from ..inflight import RequestSockets, tracked_pool_class
+from ..keys import is_md5_hex, join_key, normalize_prefix
+from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, names_store
 from ..registry import bucket_and_prefix
 
 # S3 sends these with statuses that say nothing of retrying (RequestTimeout is a 400).
@@ -47,17 +48,20 @@ _STORE_WIDE_CODES = frozenset({
     "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
     "AllAccessDisabled", "InvalidToken", "ExpiredToken", "PermanentRedirect",
 })
+# Encryption that makes an object's ETag something other than the MD5 of its bytes.
+_ETAG_NOT_MD5 = frozenset({"aws:kms", "aws:kms:dsse"})
 
 
 class S3Fetcher(ClosableFetcher):
     """Reads ``<prefix>/<key>`` from ``bucket`` with one ``GetObject`` per fetch, writes it
-    with one ``PutObject`` per `put` and tells whether it exists with one ``HeadObject``.
+    with one ``PutObject`` per `put` and tells whether it exists (`exists`, `stat`: its size
+    and, where the ETag is the MD5 of the bytes, that) with one ``HeadObject``.
 
     One boto3 client serves every thread. Without ``client``, the fetcher creates it from a
     fresh session: endpoint from ``endpoint_url`` or ``AWS_ENDPOINT_URL``, credentials from
     the standard chain, a pool of ``max_connections``, the given timeouts and no SDK retries
-    (`BatchPrefetcher` retries). A given ``client`` is used as is; its pool size is read back
-    into ``max_connections``.
+    (`BatchPrefetcher` retries), and its requests can be interrupted (`interrupt`). A given
+    ``client`` is used as is; its pool size is read back into ``max_connections``.
     """
 
     def __init__(
@@ -93,6 +97,9 @@ class S3Fetcher(ClosableFetcher):
             except BotoCoreError as exc:  # e.g. an invalid region; resolves no credentials
                 raise ValueError(f"S3 client configuration: {type(exc).__name__}: {exc}") from exc
             self._owned = client
+            sockets = _tracked_sockets(client)
+            if sockets is not None:
+                self._track_requests(sockets)
         self._client = client
         self.max_connections: int = client.meta.config.max_pool_connections
 
@@ -122,24 +129,33 @@ class S3Fetcher(ClosableFetcher):
             )
         return data
 
-    @names_store
     def exists(self, key: str) -> bool:
-        """Whether ``key`` exists (``HeadObject``); False on 404, `FetchError` otherwise.
+        """Whether ``key`` exists (see `stat`)."""
+        return self.stat(key) is not None
+
+    @names_store
+    def stat(self, key: str) -> StoredBlob | None:
+        """The object under ``key`` as ``HeadObject`` describes it; None on 404, `FetchError`
+        otherwise. Its MD5 is the ETag unless that is not one (a multipart upload's, or under
+        KMS or customer-key encryption).
 
         A HEAD's 404 has no body to tell a missing key from a missing bucket, so after the
         first one the bucket is checked once (``HeadBucket``) until it has been found.
         """
         object_key = join_key(self.prefix, key)
         try:
-            self._client.head_object(Bucket=self.bucket, Key=object_key)
+            head = self._client.head_object(Bucket=self.bucket, Key=object_key)
         except _SDK_ERRORS as exc:
             error = _store_error(key, exc, FetchError)
             if not isinstance(error, BlobNotFound):
                 raise error from exc
             if self._bucket_check.bucket_missing():
                 raise FetchError(key, "S3 NoSuchBucket (HTTP 404)", store_wide=True) from exc
-            return False
-        return True
+            return None
+        etag = str(head.get("ETag", "")).strip('"')
+        etag_is_md5 = (is_md5_hex(etag) and head.get("ServerSideEncryption") not in _ETAG_NOT_MD5
+                       and not head.get("SSECustomerAlgorithm"))
+        return StoredBlob(size=head.get("ContentLength"), md5=etag.lower() if etag_is_md5 else None)
 
     def _bucket_exists(self) -> bool | None:
         """One ``HeadBucket``; None when it cannot tell."""
@@ -162,6 +178,21 @@ class S3Fetcher(ClosableFetcher):
 
     def __repr__(self) -> str:
         return f"S3Fetcher(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+
+def _tracked_sockets(client: Any) -> RequestSockets | None:
+    """The requests of a client built here, recorded so they can be interrupted: botocore's HTTP
+    session keeps the pool classes its pool managers create pools from in one dict, whose
+    classes are swapped for tracked ones (`fetchers.inflight`) before the first request. None
+    if botocore no longer has that dict."""
+    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    classes = getattr(session, "_pool_classes_by_scheme", None)
+    if not isinstance(classes, dict):
+        return None
+    sockets = RequestSockets()
+    for scheme, pool_class in classes.items():
+        classes[scheme] = tracked_pool_class(pool_class, sockets)
+    return sockets
 
 
 def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from collections import Counter
+from difflib import SequenceMatcher
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
-from compare.plan import DiffCandidate, Plan, categorize
+from compare import plan as planning
+from compare.plan import DiffCandidate, Plan, categorize, pair_by_similarity
 from compare.regions import IgnorePattern, IgnoreRegion
 
 
@@ -413,3 +415,35 @@ def test_pattern_regions_go_to_the_candidates_they_match_and_key_their_diffs():
     # Names share a diff exactly when their hashes and their regions are the same.
     assert plan.pairs == {(h("before"), h("after"), (first, second)): ("a/one.png", "a/two.png"),
                           (h("before"), h("after"), (second,)): ("a/b/three.png", "top.png")}
+
+
+class CountingMatcher(SequenceMatcher):
+    """`SequenceMatcher`, counting the characters of every pair of names it is set to compare."""
+
+    characters = 0
+
+    def set_seq1(self, a: str) -> None:
+        CountingMatcher.characters += len(a) + len(self.b or "")  # b is None while constructing
+        super().set_seq1(a)
+
+
+@pytest.mark.parametrize("length", [40, 1000, 4000])
+@pytest.mark.parametrize("images", [22, 282, 10_000])
+@pytest.mark.parametrize("rename", ["folder move", "changed ending"])
+def test_rename_pairing_compares_a_bounded_number_of_characters_whatever_the_names(
+    monkeypatch, length, images, rename
+):
+    monkeypatch.setattr(planning, "SequenceMatcher", CountingMatcher)
+    monkeypatch.setattr(CountingMatcher, "characters", 0)
+    pad = "p" * (length - 40)
+    olds = [f"screens/{pad}/feature_{i:05d}/state_{i % 7}.png" for i in range(images // 2)]
+    news = {(f"screens_v2{old.removeprefix('screens')}" if rename == "folder move"
+             else old.removesuffix(".png") + "_dark.png"): old for old in olds}
+
+    assert pair_by_similarity(news, olds) == news
+    # Each pair's ratio costs about its names' length: the exact pass is bounded in characters
+    # (each pair is set twice: for its quick bound, then for its ratio), the rest computes none.
+    assert CountingMatcher.characters <= 2 * planning.EXACT_CHARACTERS
+    pairs_characters = len(olds) * sum(map(len, news)) + len(news) * sum(map(len, olds))
+    if len(news) * len(olds) > planning.EXACT_PAIRS or pairs_characters > planning.EXACT_CHARACTERS:
+        assert CountingMatcher.characters == 0

@@ -19,7 +19,8 @@ from PIL import Image
 
 from compare import cli
 from compare.output.artifacts import LOCK_FILE, ArtifactWriter
-from tests.compare.cli.test_cli import png, read_comparison, run, statuses, write_folder
+from tests.compare.cli.test_cli import png, read_comparison, run, sha, statuses, write_folder
+from testing.files import make_fifo, make_too_long_paths, make_zero_device
 from tests.compare.output.test_outputs_safety import snapshot
 
 EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\nshowpage\n%%EOF\n"
@@ -287,3 +288,95 @@ def test_an_unexpected_failure_prints_its_traceback_with_control_characters_esca
     assert code == cli.EXIT_FAILED
     assert "Traceback" in stderr and "RuntimeError: name \\x1b[2J in a message" in stderr
     assert "\x1b" not in stderr
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [
+    (signal.SIGINT, cli.EXIT_INTERRUPTED, "interrupted"),
+    (signal.SIGTERM, cli.EXIT_TERMINATED, "terminated"),
+])
+def test_a_signal_ends_a_run_whose_store_trickles_at_once(tmp_path, objectstore_server, latency_proxy,
+                                                          sig, code, word):
+    before, after = png(1) + os.urandom(50_000), png(2) + os.urandom(50_000)  # 40 min at a byte per 50 ms
+    for blob in (before, after):
+        objectstore_server.put(f"1/2/{sha(blob)}", blob, compress="none")
+    manifests = {}
+    for side, blob in (("base", before), ("head", after)):
+        manifests[side] = tmp_path / f"{side}.json"
+        manifests[side].write_text(json.dumps(
+            {"images": {"home.png": {"content_hash": sha(blob), "width": 100, "height": 100}}}))
+    host, port = objectstore_server.url.removeprefix("http://").rsplit(":", 1)
+    proxy = latency_proxy(host, int(port))
+    proxy.inject("trickle", count=1000, interval=0.05)
+    store = f"objectstore+{proxy.url}/preprod?org=1&project=2&prefix=1/2"
+    out = tmp_path / "out"
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from compare.cli import main; sys.exit(main(sys.argv[1:]))",
+         "compare", "--base", manifests["base"], "--head", manifests["head"], "--store", store,
+         "--out", out, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert proxy.trickled.wait(60), "the run never fetched"
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)  # not the trickle: minutes; nor the deadline: 120 s
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr
+    assert stderr.rstrip().endswith(f"snapcompare: error: {word}")
+    assert "Traceback" not in stderr
+
+
+@pytest.fixture(params=["fifo", "device", "path_max"])
+def hostile_entry(request, tmp_path) -> tuple[Path, dict[str, str]]:
+    """A head folder holding one good image and a hostile entry; the names left out, with why."""
+    head = write_folder(tmp_path / "head", {"a.png": png(2)})
+    if request.param == "fifo":
+        make_fifo(head / "b.png")
+        return head, {"b.png": "not a regular file (a FIFO)"}
+    if request.param == "device":
+        make_zero_device(head / "b.png")
+        return head, {"b.png": "not a regular file (a character device)"}
+    long_file, deep_folder = make_too_long_paths(head, png(3))
+    return head, {long_file: "File name too long", deep_folder: "File name too long"}
+
+
+def test_a_hostile_entry_in_a_folder_errors_or_leaves_out_only_itself(tmp_path, capsys, hostile_entry):
+    head, left_out = hostile_entry
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+
+    code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out", "--quiet")
+    assert code == cli.EXIT_ERRORED
+    images = read_comparison(tmp_path / "out")["images"]
+    assert images["a.png"]["status"] == "changed"
+    for name, reason in left_out.items():
+        assert images[name]["status"] == "errored" and reason in images[name]["detail"]
+
+    code, stdout, stderr = run(capsys, "manifest", head)
+    assert code == cli.EXIT_SAME and list(json.loads(stdout)["images"]) == ["a.png"]
+    assert all(f"left out {name}: " in stderr and reason in stderr for name, reason in left_out.items())
+
+    store = tmp_path / "store"
+    store.mkdir()
+    code, stdout, stderr = run(capsys, "upload", head, "--store", store, "-o", tmp_path / "m.json", "--quiet")
+    assert code == cli.EXIT_ERRORED and f"left out of the manifest: {len(left_out)} files" in stdout
+    assert all(f"left out {name}: " in stderr for name in left_out)
+    assert [p.name for p in store.iterdir()] == [sha(png(2))]
+
+
+def test_a_manifest_or_folder_over_the_size_bound_exits_3_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("compare.inputs.manifest.MAX_MANIFEST_IMAGES", 2)
+    head = write_folder(tmp_path / "head", {"a.png": png(1), "b.png": png(2), "c.png": png(3)})
+    (tmp_path / "base.json").write_text(json.dumps({"images": {
+        name: {"content_hash": sha(png(1)), "width": 100, "height": 100} for name in ("a.png", "b.png", "c.png")}}))
+    store = tmp_path / "store"
+    store.mkdir()
+
+    code, _, stderr = run(capsys, "compare", "--base", tmp_path / "base.json", "--head", tmp_path / "base.json",
+                          "--store", store, "--out", tmp_path / "out", "--quiet")
+    assert code == cli.EXIT_BAD_INPUT
+    assert stderr == f"snapcompare: error: {tmp_path / 'base.json'}: images: 3 entries, more than a manifest may have (2)\n"
+    code, _, stderr = run(capsys, "upload", head, "--store", store, "--quiet")
+    assert code == cli.EXIT_BAD_INPUT
+    assert stderr == f"snapcompare: error: {head}: more than 2 image files, more than a manifest may have\n"
+    assert list(store.iterdir()) == []

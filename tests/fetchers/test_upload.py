@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -15,6 +16,7 @@ from fetchers import (
     FetchError,
     RetryPolicy,
     StoreUnavailable,
+    StoredBlob,
     WriteError,
 )
 
@@ -139,3 +141,123 @@ def test_a_store_wide_failure_stops_the_upload_early():
 def test_writer_without_put_is_refused():
     with pytest.raises(TypeError):
         BatchUploader(object())
+
+
+class CheckedStore(MemoryStore):
+    """A `MemoryStore` that describes what it holds (`stat`) as a store keeping ``keeps`` does:
+    "md5" (and the size, as S3 and GCS), "size" (as objectstore) or "sha256" (as a folder);
+    it can read blobs back (`fetch`)."""
+
+    def __init__(self, keeps: str):
+        super().__init__()
+        self.keeps = keeps
+        self.fetches: Counter[str] = Counter()
+
+    def stat(self, key: str) -> StoredBlob | None:
+        with self.lock:
+            self.checks[key] += 1
+            if key not in self.blobs:
+                return None
+            data = self.blobs[key][0]
+        return StoredBlob(
+            size=len(data) if self.keeps != "sha256" else None,
+            md5=hashlib.md5(data).hexdigest() if self.keeps == "md5" else None,
+            sha256=sha(data) if self.keeps == "sha256" else None,
+        )
+
+    def fetch(self, key: str) -> bytes:
+        with self.lock:
+            self.fetches[key] += 1
+            return self.blobs[key][0]
+
+
+@pytest.mark.parametrize("keeps", ["md5", "sha256", "size"])
+def test_wrong_bytes_under_a_hash_are_rewritten_where_the_store_can_tell(keeps):
+    data = blobs(3)
+    good, bad, missing = data
+    store = CheckedStore(keeps)
+    store.blobs[good] = (data[good], "image/png")
+    store.blobs[bad] = (bytes(reversed(data[bad])), "image/png")  # the right size, the wrong bytes
+    with BatchUploader(store, retry=FAST_RETRY) as uploader:
+        result = uploader.upload_all(data, verify=True)
+        again = uploader.upload_all(data, verify=True, verify_existing=True)
+    if keeps == "size":  # nothing tells the bytes apart but reading them back
+        assert result.written == [missing] and result.stats.unverified == 2
+        assert again.written == [bad] and again.stats.repaired == 1 and store.fetches == Counter(data.keys())
+    else:
+        assert sorted(result.written) == sorted([bad, missing]) and result.skipped == [good]
+        assert result.stats.repaired == 1 and result.stats.unverified == 0
+        assert again.written == [] and not store.fetches
+    assert {key: body for key, (body, _) in store.blobs.items()} == data
+
+
+def test_a_stored_blob_of_another_size_is_rewritten_without_reading_its_source(tmp_path):
+    data = blobs(1)
+    key = next(iter(data))
+    store = CheckedStore("size")
+    store.blobs[key] = (data[key][:-1], "image/png")  # truncated
+    (tmp_path / "blob").write_bytes(data[key])
+    with BatchUploader(store) as uploader:
+        result = uploader.upload_all({key: tmp_path / "blob"}, verify=True)
+    assert result.written == [key] and result.stats.repaired == 1 and not store.fetches
+    assert store.blobs[key][0] == data[key]
+
+
+class GatedStore(MemoryStore):
+    """A `MemoryStore` whose puts wait for the test to let each one finish."""
+
+    def __init__(self):
+        super().__init__()
+        self.putting = 0
+        self.finished = 0
+        self.let_one_finish = threading.Semaphore(0)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        with self.lock:
+            self.putting += 1
+        self.let_one_finish.acquire()
+        with self.lock:
+            self.putting -= 1
+            self.finished += 1
+        super().put(key, data, content_type)
+
+
+def test_blobs_held_in_memory_stay_within_max_bytes_whatever_the_workers(tmp_path):
+    contents = [bytes([i]) * 100 for i in range(8)]
+    files = {}
+    for data in contents:
+        files[sha(data)] = tmp_path / sha(data)
+        files[sha(data)].write_bytes(data)
+    store = GatedStore()
+    uploader = BatchUploader(store, max_workers=8, max_bytes=250)  # two blobs of 100 bytes fit, not three
+    outcome = {}
+    running = threading.Thread(target=lambda: outcome.update(result=uploader.upload_all(files, verify=True)))
+    running.start()
+    try:
+        for _ in contents:
+            # Once every job left is writing or waiting for memory, count the writes in progress.
+            wait_until(lambda: store.putting + uploader.memory.waiting == len(contents) - store.finished)
+            assert store.putting <= 2
+            store.let_one_finish.release()
+    finally:
+        for _ in contents:  # whatever happened, let every write end
+            store.let_one_finish.release()
+        running.join()
+        uploader.close()
+    result = outcome["result"]
+    assert sorted(result.written) == sorted(files) and result.stats.peak_bytes_held == 200
+
+
+def test_a_blob_larger_than_max_bytes_is_uploaded_alone():
+    data = {sha(body): body for body in (b"x" * 300, b"y" * 50, b"z" * 50)}
+    store = MemoryStore()
+    with BatchUploader(store, max_workers=3, max_bytes=100) as uploader:
+        result = uploader.upload_all(data)
+    assert sorted(result.written) == sorted(data) and result.stats.peak_bytes_held in (100, 300)
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.002)

@@ -162,8 +162,9 @@ def test_objectstore_token_comes_from_a_file_or_the_environment_and_never_shows(
             "snapcompare: error: --objectstore-token-file: ")
 
 
-def test_a_blob_that_cannot_be_written_exits_2_and_keeps_the_manifest_out_of_the_store(tmp_path, capsys):
+def test_a_blob_that_cannot_be_written_exits_2_and_writes_no_manifest(tmp_path, capsys):
     base, _ = builds(tmp_path)
+    (tmp_path / "m.json").write_text("the previous build's manifest")
     with serve_objectstore() as server:
         host = server.url.removeprefix("http://")
         url = f"objectstore+http://{host}/preprod?org=1&project=2&prefix=1/2"
@@ -174,7 +175,27 @@ def test_a_blob_that_cannot_be_written_exits_2_and_keeps_the_manifest_out_of_the
     assert code == EXIT_ERRORED
     assert f"{url}: '{sha(png(2))}': objectstore answered HTTP 500" in stderr
     assert "3 already in the store" not in stdout and "1 failed" in stdout
-    assert (tmp_path / "m.json").is_file()  # the file depends on the folder alone
+    assert "manifest not written: 1 of its blobs are not in the store" in stdout and "manifest: " not in stdout
+    assert (tmp_path / "m.json").read_text() == "the previous build's manifest"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "head", "m.json"]  # nothing staged is left
+
+
+def test_a_store_that_cannot_be_used_writes_no_manifest(tmp_path, capsys):
+    base, _ = builds(tmp_path)
+    with serve_objectstore(token="s3cr3t") as server:  # no token given: every request is refused
+        url = f"objectstore+{server.url}/preprod?org=1&project=2&prefix=1/2"
+        code, stdout, stderr = run(capsys, "upload", base, "--store", url, "-o", tmp_path / "m.json", "--quiet")
+    assert code == EXIT_BAD_INPUT and "store unavailable" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "head"]
+
+
+def test_an_output_that_cannot_be_written_fails_before_any_upload(tmp_path, capsys):
+    base, _ = builds(tmp_path)
+    store = tmp_path / "store"
+    store.mkdir()
+    code, _, stderr = run(capsys, "upload", base, "--store", store, "-o", tmp_path / "nowhere" / "m.json")
+    assert code == EXIT_BAD_INPUT and stderr.startswith("snapcompare: error: -o: ")
+    assert list(store.iterdir()) == []
 
 
 def test_upload_needs_a_store_and_a_folder(tmp_path, capsys):
@@ -223,3 +244,46 @@ def test_a_symlink_out_of_the_folder_is_left_out_and_named_unless_followed(tmp_p
     assert code == EXIT_SAME
     assert set(load_manifest(tmp_path / "m.json").images) == {"home.png", "leak.png"}
     assert sha(png(2)) in {p.name for p in store.iterdir()}
+
+
+@pytest.fixture
+def folder_store(tmp_path) -> Store:
+    root = tmp_path / "folder-store"
+    root.mkdir()
+    return Store(str(root), lambda: 0)
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs", "objectstore", "folder"])
+def test_wrong_bytes_stored_under_a_hash_are_rewritten(request, kind, tmp_path, capsys):
+    store = request.getfixturevalue({"s3": "s3_store", "gcs": "gcs_store", "objectstore": "objectstore_with_token",
+                                     "folder": "folder_store"}[kind])
+    base, _ = builds(tmp_path)
+    key, right = sha(png(2)), png(2)
+    wrong = bytes(reversed(right))  # the right size: only a checksum or the bytes tell
+    with fetcher_from_url(store.url, token=store.token) as fetcher:
+        fetcher.put(key, wrong, "image/png")
+        # objectstore keeps no checksum: its blobs are read back only when asked to
+        options = ["--verify-existing"] if kind == "objectstore" else []
+        code, stdout, _ = run(capsys, "upload", base, "--store", store.url, "--quiet", *options)
+        assert code == EXIT_SAME
+        assert "uploaded 4 blobs (" in stdout and ", 1 of them over other bytes stored under their hash" in stdout
+        assert fetcher.fetch(key) == right
+
+        fetcher.put(key, wrong, "image/png")
+        code, stdout, _ = run(capsys, "upload", base, "--store", store.url, "--quiet")
+    if kind == "objectstore":
+        assert "4 already in the store (4 unverified: the store keeps no checksum; --verify-existing" in stdout
+    else:
+        assert "uploaded 1 blobs (" in stdout and "; 3 already in the store in " in stdout
+
+
+def test_max_memory_bounds_upload_and_an_image_larger_than_it_goes_alone(tmp_path, capsys):
+    base, _ = builds(tmp_path)
+    store = tmp_path / "store"
+    store.mkdir()
+    code, stdout, _ = run(capsys, "upload", base, "--store", store, "--max-memory", "100", "--workers", "8",
+                          "--quiet")
+    assert code == EXIT_SAME and stdout.startswith("snapcompare: uploaded 4 blobs (")
+    assert sorted(p.name for p in store.iterdir()) == sorted({sha(png(i)) for i in (1, 2, 3)} | {sha(png(4, (120, 80)))})
+    code, _, stderr = run(capsys, "upload", base, "--store", store, "--max-memory", "lots")
+    assert code == EXIT_BAD_INPUT and "--max-memory" in stderr

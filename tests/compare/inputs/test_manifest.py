@@ -17,6 +17,8 @@ from PIL import Image
 
 from compare.inputs.manifest import (
     IMAGE_EXTENSIONS,
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_IMAGES,
     ImageEntry,
     Manifest,
     ManifestError,
@@ -29,6 +31,7 @@ from compare.inputs.manifest import (
     write_manifest,
 )
 from compare.regions import IgnorePattern, IgnoreRegion
+from testing.files import make_fifo, make_too_long_paths, make_zero_device
 
 HASH_A = hashlib.sha256(b"a").hexdigest()
 HASH_B = hashlib.sha256(b"b").hexdigest()
@@ -495,3 +498,67 @@ def test_malformed_own_regions_are_named_with_the_manifest_image_and_field():
     with pytest.raises(ManifestError, match=r'^m\.json: images\["a\.png"\]\.ignore_regions: expected a list'):
         with_ignore_patterns(manifest, [IgnorePattern("*", (IgnoreRegion(0, 0, 1, 1),))])
 
+
+
+def test_fifos_and_device_nodes_are_never_read_and_are_left_out_named(tmp_path):
+    Image.new("RGB", (4, 3)).save(tmp_path / "ok.png")
+    make_fifo(tmp_path / "fifo.png")  # reading it would block for ever
+    make_zero_device(tmp_path / "zero.png")  # reading it would never end
+    folder = manifest_from_folder(tmp_path)
+    assert list(folder.manifest.images) == ["ok.png"] and list(folder.paths) == ["ok.png"]
+    assert folder.manifest.unreadable == {
+        "fifo.png": "cannot read the file: not a regular file (a FIFO)",
+        "zero.png": "cannot read the file: not a regular file (a character device)",
+    }
+
+
+def test_paths_longer_than_path_max_are_left_out_named(tmp_path):
+    Image.new("RGB", (4, 3)).save(tmp_path / "ok.png")
+    long_file, deep_folder = make_too_long_paths(tmp_path, b"\x89PNG")
+    folder = manifest_from_folder(tmp_path)
+    assert list(folder.manifest.images) == ["ok.png"]
+    assert folder.manifest.unreadable == {
+        long_file: "cannot read the file: File name too long",
+        deep_folder: "a folder that cannot be listed: File name too long; its files were not read",
+    }
+
+
+def test_a_folder_nested_deeper_than_the_recursion_limit_is_read(tmp_path):
+    folders = [tmp_path]
+    for _ in range(1200):  # a recursive walk would stop at Python's recursion limit
+        folders.append(folders[-1] / "a")
+        folders[-1].mkdir()
+    (folders[-1] / "deep.png").write_bytes(b"not an image")
+    try:
+        assert list(manifest_from_folder(tmp_path).manifest.images) == ["a/" * 1200 + "deep.png"]
+    finally:  # pytest's own clean-up recurses too
+        (folders[-1] / "deep.png").unlink()
+        for folder in reversed(folders[1:]):
+            folder.rmdir()
+
+
+def test_manifests_over_the_size_bounds_are_refused_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("compare.inputs.manifest.MAX_MANIFEST_IMAGES", 2)
+    images = {f"{i}.png": {"content_hash": HASH_A, "width": 1, "height": 1} for i in range(3)}
+    with pytest.raises(ManifestError, match=r"^head.json: images: 3 entries, more than a manifest may have \(2\)$"):
+        parse_manifest({"images": images}, "head.json")
+    names = ["a.png", "b.png", "c.png"]
+    with pytest.raises(ManifestError, match=r"^head.json: all_image_file_names: 3 entries, more than"):
+        parse_manifest({"images": {}, "all_image_file_names": names}, "head.json")
+    for name in names:
+        Image.new("RGB", (1, 1)).save(tmp_path / name)
+    with pytest.raises(ManifestError, match=r": more than 2 image files, more than a manifest may have$"):
+        manifest_from_folder(tmp_path)
+
+    monkeypatch.setattr("compare.inputs.manifest.MAX_MANIFEST_BYTES", 100)
+    big = json.dumps({"images": {}, "padding": "x" * 100})
+    (tmp_path / "big.json").write_text(big)
+    message = r": 129 bytes, more than the 100 allowed in a manifest$"
+    with pytest.raises(ManifestError, match=r"^big.json" + message):
+        parse_manifest(big.encode(), "big.json")
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(tmp_path / "big.json")
+
+
+def test_the_size_bounds_are_those_documented():
+    assert MAX_MANIFEST_IMAGES == 100_000 and MAX_MANIFEST_BYTES == 64 * 1024**2

@@ -1,0 +1,74 @@
+"""Reading a file only when it is a regular file (a FIFO or a device never blocks or feeds a read),
+and only up to a size."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import BinaryIO
+
+
+class NotRegularFile(OSError):
+    """A path names something other than a regular file (a FIFO, a device, a folder...), which
+    is never read: a FIFO without a writer blocks its reader forever, a device may never end."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
+        super().__init__(None, f"not a regular file ({_file_kind(mode)})", os.fspath(path))
+        self.mode = mode
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    return next((kind for test, kind in kinds if test(mode)), "of another kind")
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open ``path`` (symlinks followed) for reading in binary mode, only if it is a regular file.
+
+    Anything else raises `NotRegularFile` without being opened (``stat`` first). The open
+    itself never blocks (``O_NONBLOCK``: a FIFO put in place after the check has no writer)
+    and the descriptor is checked again (``fstat``) before a byte is read, so nothing swapped
+    in meanwhile is read either. Other failures raise the `OSError` of ``stat`` or ``open``.
+    """
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class FileTooLarge(OSError):
+    """A file holds more bytes than its reader allows."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int, limit: int) -> None:
+        super().__init__(errno.EFBIG, too_large(size, limit), os.fspath(path))
+        self.size = size
+        self.limit = limit
+
+
+def too_large(size: int, limit: int) -> str:
+    """Why ``size`` bytes are refused where ``limit`` are allowed, in words."""
+    return f"{size:,} bytes, more than the {limit:,} allowed"
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of ``path``, opened by `open_regular_file`; `FileTooLarge` when it holds more than
+    ``max_bytes``, told by its size before reading (and by what was read, should it grow)."""
+    with open_regular_file(path) as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > max_bytes:
+            raise FileTooLarge(path, size, max_bytes)
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FileTooLarge(path, len(data), max_bytes)
+    return data
