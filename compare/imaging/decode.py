@@ -9,7 +9,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .png import AVAILABLE as _FAST_PNG_AVAILABLE
-from .png import decode_png
+from .png import decode_png, with_adler32_made_right
 
 FAST_PNG_DECODER: bool = _FAST_PNG_AVAILABLE
 """Whether the fast PNG decoder (`compare.imaging.png.decode_png`: Wuffs, from the optional pywuffs)
@@ -29,6 +29,17 @@ FORMATS: dict[str, tuple[bytes, ...]] = {
 (WebP, a RIFF container, is recognised by `sniff_format` from bytes 0-3 and 8-11). Nothing else
 reaches a decoder: Pillow identifies many more formats, some by starting external programs
 (EPS runs Ghostscript)."""
+
+MAX_JPEG_SCANS = 500
+"""Scans a progressive JPEG may have, at most: libjpeg-turbo's own limit for untrusted input
+(``TJPARAM_SCANLIMIT`` 500, as its fuzzers and ``tjbench -limitscans`` set it). Each scan of a
+progressive JPEG costs a pass over every coefficient of the image however few bytes it has,
+so the scans bound the decoding work (encoders write about 10); a baseline JPEG's work grows
+with its bytes."""
+
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+"""A marker after a scan's entropy-coded data: 0xFF followed by neither a stuffed zero, nor a
+restart marker, nor a fill byte."""
 
 _ORIENTED = frozenset({"JPEG", "WEBP", "TIFF"})
 """Formats whose EXIF orientation is applied: those that browsers and viewers rotate by it."""
@@ -100,11 +111,11 @@ class OpenedImage:
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source)
         try:
-            fast = decode_png(self._png) if self._png is not None else None
+            fast = decode_png(self._png) if self._png is not None and FAST_PNG_DECODER else None
             if fast is not None:
                 return fast
             try:
-                source.load()
+                source = self._loaded(source)
                 if self._transpose is not None:
                     source = source.transpose(self._transpose)
             except Image.DecompressionBombError as exc:
@@ -118,6 +129,22 @@ class OpenedImage:
             return _pil_to_rgba(source, self.label)
         finally:
             self.close()
+
+    def _loaded(self, image: Image.Image) -> Image.Image:
+        """``image`` with its pixels loaded; for a PNG Pillow refuses for its zlib checksum alone,
+        the image of its bytes with that checksum made right, as the fast decoder does not check
+        it (`compare.imaging.png.with_adler32_made_right`)."""
+        try:
+            image.load()
+            return image
+        except OSError:
+            repaired = with_adler32_made_right(self._png) if self._png is not None else None
+            if repaired is None:
+                raise
+        self.close()
+        self._source = Image.open(io.BytesIO(repaired), formats=["PNG"])
+        self._source.load()
+        return self._source
 
     def close(self) -> None:
         """Release an image opened from bytes (decoding closes it too); a no-op for others."""
@@ -180,16 +207,42 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
         raise
     except Exception as exc:
         raise ImageDecodeError(f"{label}: cannot decode {read}: {describe_error(exc)}") from exc
+    progressive = kind == "JPEG" and opened.info.get("progressive")
+    if progressive and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+        opened.close()
+        raise ImageDecodeError(f"{label}: cannot decode {read}: a progressive JPEG of more than "
+                               f"{MAX_JPEG_SCANS} scans (each costs a pass over the whole image)")
     transpose = _transpose(opened, kind, exif_orientation)
     sideways = transpose in (_T.TRANSPOSE, _T.TRANSVERSE, _T.ROTATE_90, _T.ROTATE_270)
     width, height = opened.size[::-1] if sideways else opened.size
     detail = f"{read} (header: {opened.format} {opened.mode} {opened.size[0]}x{opened.size[1]})"
-    # The fast decoder takes the PNGs it gives exactly Pillow's pixels of; it hands anything else
-    # back, to Pillow.
-    fast = FAST_PNG_DECODER and kind == "PNG"
+    # A PNG's bytes go along: the fast decoder takes those it gives exactly Pillow's pixels of and
+    # hands anything else back, to Pillow, which reads them again if it refuses the checksum alone.
     return OpenedImage(
-        label, (width, height), opened, detail, owned=True, png=data if fast else None, transpose=transpose
+        label, (width, height), opened, detail, owned=True, png=data if kind == "PNG" else None,
+        transpose=transpose,
     )
+
+
+def _jpeg_scans(data: bytes | bytearray | memoryview, limit: int) -> int:
+    """The number of scans (SOS markers) of a JPEG, counted up to ``limit + 1``, walking its
+    segments by their lengths and each scan's data to the marker after it (a C-speed search)."""
+    scans, position, end = 0, 2, len(data)
+    while scans <= limit and position + 4 <= end and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xD9:  # end of image
+            break
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, lone markers
+            position += 1 if marker == 0xFF else 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            following = _JPEG_MARKER.search(data, position)
+            if following is None:
+                break
+            position = following.start()
+    return scans
 
 
 SUPPORTED_FORMATS = (*FORMATS, "WEBP")

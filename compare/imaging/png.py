@@ -2,12 +2,17 @@
 the mask encoder.
 
 On browser screenshots Wuffs decodes three to four times faster than Pillow, libpng or libspng
-(benchmarks/bench_decode.py) and releases the GIL while it works. It is used only where its pixels
-are exactly those of the Pillow path of `compare.imaging.decode`, checked for every colour type
-and bit depth: 16-bit grey (scaled with rounding there, Wuffs keeps the high byte) and grey or RGB
-with a tRNS colour key (Wuffs makes keyed pixels transparent black, Pillow keeps their colour) are
-left to Pillow, and so is an animated PNG (Pillow's first frame can be other than the default
-image Wuffs decodes).
+(benchmarks/bench_decode.py) and releases the GIL while it works. The same bytes give the same
+result whichever decoder runs. Wuffs takes only the PNGs whose pixels it gives exactly as the
+Pillow path of `compare.imaging.decode` does, checked for every colour type, bit depth and
+interlacing; it leaves to Pillow 16-bit grey (scaled with rounding there, Wuffs keeps the high
+byte), a tRNS colour key in grey or RGB (Wuffs makes keyed pixels transparent black, Pillow keeps
+their colour), a tRNS after the image data (out of place: Wuffs ignores it, Pillow applies it)
+and an animated PNG (Pillow's first frame can be other than the default image Wuffs decodes).
+Neither path checks the zlib stream's Adler-32 (checking costs Wuffs 12 to 20% more time; every
+blob's sha256 is checked on fetch anyway): Wuffs does not read it, as browsers do not, and a PNG
+Pillow refuses for that checksum alone is given to it with the checksum made right
+(`with_adler32_made_right`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -43,11 +49,11 @@ def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
     """RGBA pixels (HxWx4 uint8) of a PNG, exactly as Pillow's ``convert("RGBA")`` gives them.
 
     Returns None for a PNG whose pixels Wuffs would give differently (see the module docstring)
-    and for any PNG Wuffs refuses (damaged, truncated, too much data): the caller's general decoder
-    then decodes it or reports why it cannot. Gamma and colour profiles are not applied. Wuffs
-    stops reading after the last row, so a damaged zlib checksum after complete pixel data is not
-    noticed (Pillow refuses such a file). The image size is not limited here: callers check the
-    header first (`compare.imaging.decode.open_image` and the canvas limit of the diff).
+    and for any PNG Wuffs refuses (damaged, truncated, too much data): the caller's general
+    decoder then decodes it or reports why it cannot. Gamma and colour profiles are not
+    applied; checksums are not checked (see the module docstring). The image size is not
+    limited here: callers check the header first (`compare.imaging.decode.open_image` and the
+    canvas limit of the diff).
     """
     if not AVAILABLE:
         return None
@@ -70,8 +76,9 @@ def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
 
 
 def _eligible_size(data: memoryview) -> tuple[int, int] | None:
-    """(width, height) of a PNG whose pixels Wuffs gives as Pillow does, from the chunks before
-    the first IDAT (where IHDR, tRNS and acTL are); None for any other."""
+    """(width, height) of a PNG whose pixels Wuffs gives as Pillow does, from its IHDR and the
+    kinds of its chunks (tRNS and acTL, and whether a tRNS comes after an IDAT); None for any
+    other."""
     if data[:8] != SIGNATURE or len(data) < 8 + 12 + _IHDR.size:
         return None
     length, kind = _CHUNK_HEAD.unpack_from(data, 8)
@@ -80,15 +87,67 @@ def _eligible_size(data: memoryview) -> tuple[int, int] | None:
     width, height, depth, colour, _, _, _ = _IHDR.unpack_from(data, 16)
     if (colour, depth) not in _SAME_AS_PILLOW:
         return None
-    position = 8
+    image_data = False
+    for kind, _, _ in _chunks(data):
+        if kind == b"IDAT":
+            image_data = True
+        elif kind == b"acTL" or (kind == b"tRNS" and (colour != _PALETTE or image_data)):
+            return None
+    return (width, height) if image_data else None
+
+
+def _chunks(data: memoryview) -> Iterator[tuple[bytes, int, int]]:
+    """(kind, offset of its body, length of its body) of each chunk of a PNG, to IEND or the end."""
+    position = len(SIGNATURE)
     while position + 12 <= len(data):
         length, kind = _CHUNK_HEAD.unpack_from(data, position)
-        if kind == b"IDAT":
-            return width, height
-        if kind == b"acTL" or (kind == b"tRNS" and colour != _PALETTE):
-            return None
+        yield kind, position + 8, length
+        if kind == b"IEND":
+            return
         position += 12 + length
-    return None
+
+
+_INFLATE_PIECE = 1 << 20
+
+
+def with_adler32_made_right(data: bytes | bytearray | memoryview) -> bytes | None:
+    """A PNG whose zlib stream is whole and sound but for its Adler-32, with that checksum made
+    right (its image data in one IDAT); None for any other PNG.
+
+    Pillow refuses such a file, while Wuffs, as browsers, decodes it: given this instead, Pillow
+    decodes the same pixels. The stream is inflated a piece at a time, and given up past the most
+    image data the header's size can need (8 bytes a pixel and 8 a row, filter bytes of the
+    interlace passes included).
+    """
+    view = memoryview(data)
+    if view[:8] != SIGNATURE or len(view) < 8 + 12 + _IHDR.size:
+        return None
+    width, height = _IHDR.unpack_from(view, 16)[:2]
+    run = []  # the first run of consecutive IDAT chunks: what Pillow reads
+    for kind, body, length in _chunks(view):
+        if kind == b"IDAT":
+            run.append((body, length))
+        elif run:
+            break
+    stream = b"".join(view[body : body + length] for body, length in run)
+    if len(stream) < 2 or stream[0] & 0x0F != 8 or stream[1] & 0x20 or (stream[0] << 8 | stream[1]) % 31:
+        return None  # not a zlib header of deflate data without a preset dictionary
+    inflater, pending, adler32, left = zlib.decompressobj(-15), stream[2:], 1, height * (8 * width + 8)
+    while not inflater.eof and left >= 0:
+        try:
+            piece = inflater.decompress(pending, _INFLATE_PIECE)
+        except zlib.error:
+            return None
+        if not piece and not inflater.unconsumed_tail:
+            return None  # the stream ends early
+        adler32, left, pending = zlib.adler32(piece, adler32), left - len(piece), inflater.unconsumed_tail
+    trailer = inflater.unused_data[:4]
+    if left < 0 or len(trailer) < 4 or int.from_bytes(trailer, "big") == adler32:
+        return None  # too much data, no checksum (Pillow takes that) or a right one: not this fault
+    deflated = stream[: len(stream) - len(inflater.unused_data)]
+    fixed = deflated + adler32.to_bytes(4, "big") + inflater.unused_data[4:]
+    start, end = run[0][0] - 8, run[-1][0] + run[-1][1] + 4
+    return b"".join((view[:start], _chunk(b"IDAT", fixed), view[end:]))
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -1,8 +1,11 @@
 """Pictures of a changed pair for the HTML report.
 
-Two kinds, each before, after and diff: whole-image previews shrunk to at most `PREVIEW_WIDTH`,
-and crops of the changed area at full resolution (`crop_region` picks the area, `make_crops`
-cuts it), so a change of a single pixel is seen at its real size.
+Two kinds, each before, after and diff: whole-image previews shrunk to at most `PREVIEW_WIDTH`
+wide and `PREVIEW_MAX_HEIGHT` tall, and crops of the changed area at full resolution
+(`crop_region` picks the area, `make_crops` cuts it), so a change of a single pixel is seen at
+its real size. Any canvas within the pixel limit works: thumbnails are shrunk from the image in
+place, and the block scans over the mask reduce one side, then the other, so what they allocate
+stays within about the mask's own size (a byte a pixel) whatever the canvas's shape.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from PIL.PngImagePlugin import PngInfo
 from .pixeldiff import pad_to_canvas
 
 PREVIEW_WIDTH = 400
+PREVIEW_MAX_HEIGHT = 65_500
+"""The tallest preview: JPEG's largest dimension (a taller canvas is shrunk further)."""
 
 CROP_MAX_WIDTH, CROP_MAX_HEIGHT = 800, 600
 """The largest crop of the changed area, in canvas pixels."""
@@ -25,7 +30,7 @@ CROP_MARGIN = 24
 CROP_ORIGIN_KEY = "snapcompare-crop-origin"
 """PNG text chunk of each crop holding where it sits on the canvas, as ``x,y``."""
 # A capped crop is placed by counting changed pixels per square block of this side, which
-# bounds the search's memory and time by the blocks, not the pixels.
+# bounds the search's memory and time by the blocks, not the pixels; a block's count fits a byte.
 _DENSITY_BLOCK = 8
 
 CHANGED_COLOUR = (255, 0, 0)
@@ -47,9 +52,10 @@ class Thumbnail:
     jpeg: bytes
 
 
-def preview_factor(canvas_width: int) -> int:
-    """The whole factor that shrinks a canvas ``canvas_width`` wide to at most `PREVIEW_WIDTH`."""
-    return max(1, -(-canvas_width // PREVIEW_WIDTH))
+def preview_factor(canvas_width: int, canvas_height: int = 0) -> int:
+    """The whole factor that shrinks a canvas to at most `PREVIEW_WIDTH` wide and
+    `PREVIEW_MAX_HEIGHT` tall (``canvas_height`` 0: the width alone decides)."""
+    return max(1, -(-canvas_width // PREVIEW_WIDTH), -(-canvas_height // PREVIEW_MAX_HEIGHT))
 
 
 def make_thumbnail(rgba: np.ndarray, factor: int) -> Thumbnail:
@@ -66,12 +72,12 @@ def make_previews(
 ) -> dict[str, bytes]:
     """The before and after JPEGs and a PNG diff picture, all on one scale.
 
-    The thumbnails are made with `preview_factor` of the canvas (``mask``'s width), so a changed
+    The thumbnails are made with `preview_factor` of the canvas (``mask``'s size), so a changed
     pixel always leaves a mark: a diff picture pixel is red when any pixel it covers changed.
     ``bbox`` bounds the changed pixels (None when there are none).
     """
     height, width = mask.shape
-    factor = preview_factor(width)
+    factor = preview_factor(width, height)
     small_height, small_width = -(-height // factor), -(-width // factor)
     return {
         "before": before.jpeg,
@@ -122,11 +128,27 @@ def _any_in_block(mask: np.ndarray, factor: int, bbox: tuple[int, int, int, int]
         return out
     x0, y0 = bbox[0] // factor, bbox[1] // factor
     x1, y1 = -(-bbox[2] // factor), -(-bbox[3] // factor)
-    blocks = np.zeros(((y1 - y0) * factor, (x1 - x0) * factor), dtype=bool)
-    part = mask[y0 * factor : y1 * factor, x0 * factor : x1 * factor]
-    blocks[: part.shape[0], : part.shape[1]] = part
-    out[y0:y1, x0:x1] = blocks.reshape(y1 - y0, factor, x1 - x0, factor).any(axis=(1, 3))
+    out[y0:y1, x0:x1] = _block_sums(mask[y0 * factor : y1 * factor, x0 * factor : x1 * factor], factor)
     return out
+
+
+def _block_sums(values: np.ndarray, factor: int) -> np.ndarray:
+    """The sum of each ``factor`` x ``factor`` block of a 2-D array, in its own dtype (for bools:
+    whether any is True); partial blocks at the edges as they are.
+
+    The longer side is reduced first, then the other, one vectorised addition per position in
+    a block: nothing larger than ``values`` over the factor is allocated (nor an index per
+    block), whatever the array's shape.
+    """
+    first = 0 if values.shape[0] >= values.shape[1] else 1
+    for axis in (first, 1 - first):
+        runs = np.moveaxis(values, axis, 0)
+        summed = runs[::factor].copy()
+        for offset in range(1, min(factor, runs.shape[0])):
+            run = runs[offset::factor]
+            summed[: run.shape[0]] += run
+        values = np.moveaxis(summed, 0, axis)
+    return values
 
 
 def _diff_picture(base: np.ndarray, changed: np.ndarray) -> bytes:
@@ -198,17 +220,21 @@ def _densest_block(part: np.ndarray, size_x: int | None, size_y: int | None) -> 
     """The block (column, row) of `_DENSITY_BLOCK` pixels where a window of ``size_x`` by
     ``size_y`` pixels over bool ``part`` holds the most True pixels; None spans a whole axis.
 
-    Counts are summed down each column of a block row first (an int32 per column and block
-    row: half a byte per pixel of ``part``), then per block; ``part`` itself is not copied.
+    Counts are summed per block (`_block_sums`, a byte per count: a block holds at most 64),
+    then the windows come from the blocks' running sums (4-byte integers while they fit);
+    ``part`` itself is not copied.
     """
-    rows = np.add.reduceat(part, np.arange(0, part.shape[0], _DENSITY_BLOCK), axis=0, dtype=np.int32)
-    blocks = np.add.reduceat(rows, np.arange(0, part.shape[1], _DENSITY_BLOCK), axis=1, dtype=np.int32)
-    del rows
+    blocks = _block_sums(part.view(np.uint8), _DENSITY_BLOCK)  # True is 1
     span_y = blocks.shape[0] if size_y is None else max(1, min(blocks.shape[0], size_y // _DENSITY_BLOCK))
     span_x = blocks.shape[1] if size_x is None else max(1, min(blocks.shape[1], size_x // _DENSITY_BLOCK))
-    sums = np.zeros((blocks.shape[0] + 1, blocks.shape[1] + 1), dtype=np.int64)
-    sums[1:, 1:] = blocks.cumsum(axis=0).cumsum(axis=1)
-    windows = sums[span_y:, span_x:] - sums[:-span_y, span_x:] - sums[span_y:, :-span_x] + sums[:-span_y, :-span_x]
+    total = np.int32 if part.size < 2**31 else np.int64
+    sums = np.zeros((blocks.shape[0] + 1, blocks.shape[1] + 1), dtype=total)
+    np.cumsum(blocks, axis=0, dtype=sums.dtype, out=sums[1:, 1:])
+    np.cumsum(sums[1:, 1:], axis=1, dtype=sums.dtype, out=sums[1:, 1:])
+    del blocks
+    windows = sums[span_y:, span_x:] - sums[:-span_y, span_x:]
+    windows -= sums[span_y:, :-span_x]
+    windows += sums[:-span_y, :-span_x]
     block_y, block_x = np.unravel_index(int(np.argmax(windows)), windows.shape)
     return int(block_x), int(block_y)
 

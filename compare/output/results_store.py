@@ -15,6 +15,16 @@ The store's own prefix (``s3://bucket/1/2``, objectstore ``...&prefix=1/2``) pla
 Every write goes through one `fetchers.BatchUploader` per publication: retryable failures
 are retried within one retry budget, the rest end in `ResultsNotWritten`, which names each
 key that failed. Writes replace what a key holds, so writing the same results again is harmless.
+
+A JSON object in the store only ever names masks made with it, whatever fails and whenever a
+run stops, even where an earlier run of the same ``{head}/{base}`` left one naming the same
+mask keys (Sentry's keys are by name, not content; `publish_with_masks`):
+
+- before a run writes any mask, it replaces the ``comparison.json`` (and on a cluster each
+  ``chunks/{i}.json``) an earlier run may have left by its own, which names no mask;
+- a mask the store does not take (a key it refuses, such as ``a//b.png``'s
+  ``{head}/{base}/diff/a//b.png``, or a write that keeps failing) errors only the images
+  that use it (``image_processing_failed``); the JSON naming every other mask is still written.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from ..engine.chunks import (
     store_files,
 )
 from ..engine.pairs import PairOutcome
-from ..model import CompareOptions, Comparison, ImageResult
+from ..model import CompareOptions, Comparison, ImageResult, Reason, Status
 from .report_json import render_json
 from .sentry_keys import fill_images, mask_image_id
 
@@ -137,19 +147,75 @@ def mask_uploads(images: Mapping[str, ImageResult], layout: SentryLayout,
 
 
 def upload(uploader: BatchUploader, blobs: Mapping[str, BlobSource], content_type: str) -> dict[str, StoreError]:
-    """Write ``blobs``, replacing what their keys hold; return the errors by key (a store
-    that cannot be used at all is one error, under the key that showed it)."""
+    """Write ``blobs``, replacing what their keys hold; return the errors by key.
+
+    Raises `ResultsNotWritten` when the store cannot be used at all (naming the key that
+    showed it): the other keys may then be unwritten too.
+    """
     if not blobs:
         return {}
     try:
         return uploader.upload_all(blobs, content_type=content_type, skip_existing=False).errors
     except StoreUnavailable as exc:
-        return {exc.key: exc}
+        raise ResultsNotWritten(uploader.store_name, {exc.key: exc}) from None
 
 
 def json_bytes(data: Any) -> bytes:
     """``data`` as the JSON bytes of a plan or chunk object."""
     return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def publish_with_masks(
+    uploader: BatchUploader,
+    layout: SentryLayout,
+    images: Mapping[str, ImageResult],
+    masks: Mapping[str, BlobSource],
+    key: str,
+    document: Callable[[Mapping[str, ImageResult]], bytes],
+) -> tuple[dict[str, ImageResult], dict[str, StoreError]]:
+    """Write ``masks`` (by key in ``layout``) and the JSON ``document`` of ``images`` under ``key``,
+    so that the JSON in the store never names a mask other than the one it was made with.
+
+    With masks to write: first ``document`` of ``images`` without mask keys, replacing what
+    an earlier run left under ``key`` (it may name the masks about to be replaced; stop if
+    that fails), then the masks, then ``document`` of ``images`` where each image whose mask
+    could not be written is errored. Returns the images as last given to ``document`` and the
+    errors by key. Raises `ResultsNotWritten` (no comparison) when the store cannot be used.
+    """
+    if masks:
+        errors = upload(uploader, {key: document(_without_masks(images))}, JSON_TYPE)
+        if errors:
+            return dict(images), errors
+    failed = upload(uploader, masks, PNG_TYPE)
+    images = _mask_not_written(images, layout, failed)
+    return images, {**failed, **upload(uploader, {key: document(images)}, JSON_TYPE)}
+
+
+def _without_masks(images: Mapping[str, ImageResult]) -> dict[str, ImageResult]:
+    """``images`` naming no mask, Sentry's ``diff_mask_image_id`` included."""
+    return {name: result if result.diff_mask_key is None
+            else replace(result, diff_mask_key=None, diff_mask_image_id=None)
+            for name, result in images.items()}
+
+
+def _mask_not_written(images: Mapping[str, ImageResult], layout: SentryLayout,
+                      failed: Mapping[str, StoreError]) -> dict[str, ImageResult]:
+    """``images`` with each one whose mask key is in ``failed`` errored, saying why."""
+    out = dict(images)
+    for name, result in images.items():
+        error = failed.get(layout.mask_key(name)) if result.diff_mask_key is not None else None
+        if error is not None:
+            out[name] = ImageResult(
+                name=name, status=Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
+                detail=f"{name!r}: its diff mask could not be written to the results store: {error}",
+                **{field: getattr(result, field) for field in _KEPT_WHEN_ERRORED},
+            )
+    return out
+
+
+_KEPT_WHEN_ERRORED = ("head_hash", "base_hash", "before_width", "before_height", "after_width",
+                      "after_height", "diff_threshold", "previews", "ignore_regions")
+"""What an image whose mask was not written keeps: what it is, not what its diff found."""
 
 
 def publish_comparison(
@@ -158,39 +224,39 @@ def publish_comparison(
     layout: SentryLayout,
     masks: Mapping[str, BlobSource],
 ) -> None:
-    """Write ``masks`` (see `mask_uploads`), then, if all were written, ``comparison.json``.
+    """Write ``masks`` (see `mask_uploads`) and ``comparison.json`` as `publish_with_masks` does.
 
-    Raises `ResultsNotWritten` naming every key that could not be written.
+    Raises `ResultsNotWritten` naming every key that could not be written, with the comparison
+    as stored (images whose mask was not written errored) when it ran.
     """
-    errors = _masks_then_json(uploader, masks, layout.comparison_key,
-                              lambda: render_json(store_form(comparison, layout)))
+    try:
+        images, errors = publish_with_masks(
+            uploader, layout, comparison.images, masks, layout.comparison_key,
+            lambda images: render_json(store_form(replace(comparison, images=images), layout)))
+    except ResultsNotWritten as exc:
+        raise ResultsNotWritten(exc.store, exc.errors, comparison) from None
     if errors:
-        raise ResultsNotWritten(uploader.store_name, errors, comparison)
-
-
-def _masks_then_json(
-    uploader: BatchUploader, masks: Mapping[str, BlobSource], key: str, document: Callable[[], bytes]
-) -> dict[str, StoreError]:
-    """Write ``masks``, then, only if every one was written, ``document`` under ``key``; so a
-    JSON object in the store never names a mask that is not there. Returns the errors by key."""
-    errors = upload(uploader, masks, PNG_TYPE)
-    return errors or upload(uploader, {key: document()}, JSON_TYPE)
+        raise ResultsNotWritten(uploader.store_name, errors, replace(comparison, images=images))
 
 
 def publish_plan(plan: ComparisonPlan, uploader: BatchUploader, layout: SentryLayout) -> None:
-    """Write ``plan.json``. Raises `ResultsNotWritten`."""
-    errors = upload(uploader, {layout.plan_key: json_bytes(plan_to_json(plan))}, JSON_TYPE)
-    if errors:
-        raise ResultsNotWritten(uploader.store_name, errors)
+    """Write the comparison as it stands before any chunk ran (every chunk's images errored,
+    no mask named: an earlier run's ``comparison.json`` may name masks the workers are about to
+    replace), then ``plan.json``. Raises `ResultsNotWritten`."""
+    for key, data in ((layout.comparison_key, render_json(store_form(finalize(plan, {}), layout))),
+                      (layout.plan_key, json_bytes(plan_to_json(plan)))):
+        errors = upload(uploader, {key: data}, JSON_TYPE)
+        if errors:
+            raise ResultsNotWritten(uploader.store_name, errors)
 
 
 @dataclass(frozen=True)
 class ResultsPublisher:
     """What a cluster worker needs to store its chunk's results itself (picklable, no secret).
 
-    `chunk` writes the chunk's masks under Sentry's keys, then ``chunks/{i}.json``, and
-    returns the result with the masks' full keys set and their bytes dropped (the previews
-    still travel back for the local report).
+    `chunk` writes the chunk's masks under Sentry's keys and ``chunks/{i}.json`` (as
+    `publish_with_masks` does), and returns the result as written, with the masks' full keys
+    set and their bytes dropped (the previews still travel back for the local report).
     """
 
     store_url: str
@@ -198,17 +264,20 @@ class ResultsPublisher:
 
     def chunk(self, chunk: ChunkAssignment, result: ChunkResult, store: BlobWriter,
               options: CompareOptions) -> ChunkResult:
-        """Store ``result``'s masks and ``chunks/{i}.json`` in ``store``. Raises `ResultsNotWritten`."""
+        """Store ``result``'s masks and ``chunks/{i}.json`` in ``store``; an image whose mask is not
+        written is errored. Raises `ResultsNotWritten` when ``chunks/{i}.json`` is not written."""
         sink = _MaskCollector(self.layout)
         masked = store_files(chunk, replace(result, files=tuple(o for o in result.files if o.mask_png)), sink)
-        images = fill_images(masked.images, options, sink)
-        stored = replace(result, images=images, files=_previews_only(result.files))
+        stored = replace(result, images=fill_images(masked.images, options, sink),
+                         files=_previews_only(result.files))
+        key = self.layout.chunk_key(chunk.chunk_index)
         with BatchUploader(store, max_workers=options.fetch_workers) as uploader:
-            errors = _masks_then_json(uploader, sink.uploads(), self.layout.chunk_key(chunk.chunk_index),
-                                      lambda: json_bytes(chunk_result_to_json(stored)))
-        if errors:
+            images, errors = publish_with_masks(
+                uploader, self.layout, stored.images, sink.uploads(), key,
+                lambda images: json_bytes(chunk_result_to_json(replace(stored, images=images))))
+        if key in errors:
             raise ResultsNotWritten(uploader.store_name, errors)
-        return stored
+        return replace(stored, images=images)
 
 
 class _MaskCollector:

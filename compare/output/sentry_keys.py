@@ -6,6 +6,11 @@ Sentry stores a diff mask at ``{org}/{project}/{head_artifact_id}/{base_artifact
 turned into ``/``, leading and trailing ``/`` stripped and everything after its last ``.``
 dropped, so ``a.png`` and ``a.jpg`` share a stem (and, in Sentry, a mask).
 
+The stem is Sentry's whatever the name: ``a//b.png``, ``./a.png`` or a name with a newline keep
+the key Sentry would give them, which a store refuses; with ``--results-store`` only such an
+image then errors (`compare.output.results_store`), since making its key valid would name a
+mask Sentry's formula does not.
+
 A local run writes masks under the output folder instead (`compare.output.artifacts`), and
 its ``diff_mask_key`` is the mask's path relative to that folder (Sentry's model takes any
 string there). ``diff_mask_image_id`` is Sentry's form whatever the run.

@@ -449,7 +449,7 @@ def test_workers_write_results_under_sentrys_keys_and_finalize_runs_again_from_t
             assert image == comparison["images"][name]
 
 
-def test_a_chunk_whose_results_cannot_be_written_fails_alone(cluster, s3_server, s3_url, builds, tmp_path):
+def test_a_mask_a_worker_cannot_write_errors_only_its_image(cluster, s3_server, s3_url, builds, tmp_path):
     bucket = s3_url.removeprefix("s3://")
     s3_server.faults.set("denied", count=1000, match="/1/2/6/3/diff/screen-0.png", method="PUT")
     try:
@@ -461,16 +461,16 @@ def test_a_chunk_whose_results_cannot_be_written_fails_alone(cluster, s3_server,
         s3_server.faults.clear()
     assert code == EXIT_ERRORED
     stored = stored_under(s3_server, bucket, "1/2/6/3/")
-    plan_data = json.loads(stored["plan.json"])
-    failed = next(chunk for chunk in plan_data["chunks"]
-                  if "screen-0.png" in {c["name"] for c in chunk["candidates"]})
-    assert f"chunks/{failed['chunk_index']}.json" not in stored
+    chunks = json.loads(stored["plan.json"])["chunks"]
+    assert {f"chunks/{chunk['chunk_index']}.json" for chunk in chunks} <= set(stored)
+    assert "diff/screen-0.png" not in stored
     comparison = json.loads(stored["comparison.json"])
     ComparisonManifest.model_validate(comparison)
     for name, image in comparison["images"].items():
-        if name in {c["name"] for c in failed["candidates"]}:
-            assert (image["status"], image["reason"]) == ("errored", "chunk_failed")
-            assert "results not written" in image["detail"] and "screen-0.png" in image["detail"]
+        if name == "screen-0.png":
+            assert (image["status"], image["reason"], image["diff_mask_key"]) == (
+                "errored", "image_processing_failed", None)
+            assert "its diff mask could not be written to the results store" in image["detail"]
         else:
             assert image["reason"] != "chunk_failed"
 

@@ -404,3 +404,37 @@ def test_exception_text_loses_addresses_and_bytes() -> None:
     )
     assert describe_error(ValueError(f"bad {object()!r} here")) == "ValueError: bad <object object> here"
     assert describe_error(OSError()) == "OSError"
+
+
+# A progressive JPEG's decoding work is bounded by its scans (issue 24, row 4).
+
+
+def _scans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each scan of a JPEG: its SOS segment and entropy-coded data."""
+    spans, position = [], 2
+    while data[position + 1] != 0xD9:
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if data[position + 1] == 0xDA:
+            end = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, end).start()
+            spans.append((position, end))
+        position = end
+    return spans
+
+
+def progressive_jpeg(copies: int, size: int = 512) -> bytes:
+    """A progressive JPEG of a flat image whose last scan (a luma AC refinement of a dozen bytes
+    that still costs a pass over every block) is repeated ``copies`` times more."""
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), (200, 120, 40)).save(out, format="JPEG", progressive=True, quality=90)
+    data = out.getvalue()
+    start, end = _scans(data)[-1]
+    return data[:end] + data[start:end] * copies + data[end:]
+
+
+def test_a_progressive_jpeg_of_too_many_scans_errors_before_decoding() -> None:
+    assert len(_scans(progressive_jpeg(image_module.MAX_JPEG_SCANS - 10))) == image_module.MAX_JPEG_SCANS
+    decode_rgba(progressive_jpeg(image_module.MAX_JPEG_SCANS - 10))  # at the limit: decoded
+    hostile = progressive_jpeg(10_000)  # 10,010 scans, 140 KB
+    with pytest.raises(ImageDecodeError, match=r"cannot decode \d+ bytes of JPEG: a progressive JPEG of "
+                                               r"more than 500 scans"):
+        open_image(hostile, "before")

@@ -3,6 +3,8 @@ details that make the OKLab and odiff engines exact."""
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 from unittest import mock
 
@@ -41,7 +43,7 @@ def _pairs(draw):
     b = pad_to_canvas(second.reshape(h2, w2, 4), width, height)
     ignore = np.array(draw(st.lists(st.booleans(), min_size=width * height,
                                     max_size=width * height))).reshape(height, width)
-    return a, b, (min(w1, w2), min(h1, h2)), ignore
+    return a, b, (min(w1, w2), min(h1, h2)), ignore, ((w1, h1), (w2, h2))
 
 
 _SCANS = {
@@ -49,7 +51,8 @@ _SCANS = {
     "oklab-white-window": lambda a, b, overlap, **kw: oklab.scan(
         a, b, overlap, checkerboard=False, window_size=3, **kw
     ),
-    "odiff": lambda a, b, overlap, **kw: odiff.scan(a, b, overlap, **kw),
+    "odiff": lambda a, b, overlap, sizes, **kw: odiff.scan(a, b, overlap, sizes=sizes, **kw),
+    "odiff-padded": lambda a, b, overlap, **kw: odiff.scan(a, b, overlap, padded=True, **kw),
     "pixelmatch": lambda a, b, overlap, **kw: pixelmatch.scan(a, b, overlap, **kw),
 }
 
@@ -65,8 +68,8 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 @settings(max_examples=60, deadline=None)
 @given(pair=_pairs(), threshold=st.sampled_from([0.0, 0.01, 0.1, 0.5]), aa=st.booleans())
 def test_invariants(engine: str, pair, threshold: float, aa: bool) -> None:
-    a, b, overlap, ignore = pair
-    run = _SCANS[engine]
+    a, b, overlap, ignore, sizes = pair
+    run = functools.partial(_SCANS[engine], sizes=sizes) if engine == "odiff" else _SCANS[engine]
 
     scan = run(a, b, overlap, threshold=threshold, antialiasing=aa)
     assert scan.changed_pixels == int(scan.mask.sum())
@@ -79,7 +82,9 @@ def test_invariants(engine: str, pair, threshold: float, aa: bool) -> None:
     # Ignoring pixels only removes them (anti-aliasing reads neighbours' pixels, not results).
     assert np.array_equal(ignored.mask, scan.mask & ~ignore)
 
-    same = run(a, a.copy(), (a.shape[1], a.shape[0]), threshold=threshold, antialiasing=aa)
+    canvas = (a.shape[1], a.shape[0])
+    same = _SCANS[engine](a, a.copy(), canvas, threshold=threshold, antialiasing=aa,
+                          **({"sizes": (canvas, canvas)} if engine == "odiff" else {}))
     assert same.changed_pixels == 0 and same.bbox is None and same.aa_pixels == 0
     assert not same.mask.any()
     if scan.window_max is not None:
@@ -372,7 +377,7 @@ def test_every_engine_gives_the_same_result_with_or_without_sibling_maps(
                 mock.patch.object(Siblings, "DENSE_SHARE", share):
             results.append(ENGINES[engine].run(
                 first, second, (width, height), threshold=threshold, antialiasing=True,
-                ignore=None, window_size=None, options={}))
+                ignore=None, window_size=None, options={}, sizes=((width, height),) * 2))
     never, always = results
     assert (never.mask == always.mask).all()
     assert (never.changed_pixels, never.aa_pixels) == (always.changed_pixels, always.aa_pixels)

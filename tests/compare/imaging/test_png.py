@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from compare import ImageDecodeError, diff_images
+from compare.imaging import decode as image_module
 from compare.imaging.decode import decode_rgba
-from compare.imaging.png import AVAILABLE, decode_png, encode_mask
+from compare.imaging.png import AVAILABLE, decode_png, encode_mask, with_adler32_made_right
 
 needs_fast_decoder = pytest.mark.skipif(
     not AVAILABLE, reason="the optional fast PNG decoder (pywuffs) is not installed"
@@ -266,14 +267,119 @@ def _with_bad_adler(pixels: np.ndarray) -> bytes:
 
 
 @needs_fast_decoder
-def test_a_bad_zlib_checksum_after_complete_pixel_data_is_not_noticed() -> None:
-    # Wuffs stops after the last row; Pillow, reading on to the checksum, refuses the file.
+@pytest.mark.parametrize("fast", [True, False], ids=["wuffs", "pillow"])
+def test_a_bad_zlib_checksum_is_checked_by_neither_decoder(fast: bool, monkeypatch) -> None:
     pixels = _rgb_pixels()
     png = _with_bad_adler(pixels)
+    with pytest.raises(OSError, match="broken data stream"):
+        Image.open(io.BytesIO(png)).load()  # Pillow alone refuses it
+    monkeypatch.setattr(image_module, "FAST_PNG_DECODER", fast)
 
-    assert np.array_equal(decode_png(png)[..., :3], pixels)
-    with pytest.raises(ImageDecodeError):
-        decode_rgba(Image.open(io.BytesIO(png)))
+    assert np.array_equal(decode_rgba(png)[..., :3], pixels)
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda p: _plain(p), id="sound"),
+    pytest.param(lambda p: _with_bad_adler(p)[:-40], id="truncated"),
+    pytest.param(lambda p: _rebuilt(_plain(p), bad_zlib_header), id="bad-zlib-header"),
+    pytest.param(lambda p: _rebuilt(_plain(p), lambda chunks: [c for c in chunks if c[0] != b"IDAT"]), id="no-idat"),
+])
+def test_only_a_checksum_that_is_the_only_fault_is_made_right(make) -> None:
+    assert with_adler32_made_right(make(_rgb_pixels())) is None
+
+
+def test_a_checksum_made_right_leaves_the_rest_as_it_was() -> None:
+    sound = encode_png(_rgb_pixels(), [NONE] * 6, idat_parts=3)
+    repaired = with_adler32_made_right(_rebuilt(sound, bad_adler))
+
+    assert repaired is not None and pillows_rgba(repaired).tobytes() == pillows_rgba(sound).tobytes()
+    assert [kind for kind, _ in _chunks(repaired)] == [b"IHDR", b"IDAT", b"IEND"]
+
+
+# The same bytes, the same result, whichever decoder runs (issue 24, row 12).
+
+
+def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """(kind, whole chunk) of each chunk of ``png``."""
+    out, position = [], 8
+    while position < len(png):
+        length, kind = struct.unpack_from(">I4s", png, position)
+        out.append((kind, png[position : position + 12 + length]))
+        position += 12 + length
+    return out
+
+
+def _rebuilt(png: bytes, change) -> bytes:
+    """``png`` with its chunk list changed by ``change``: a list of (kind, chunk) to a new one."""
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunk for _, chunk in change(_chunks(png)))
+
+
+def trns_after_idat(chunks):
+    """tRNS moved to just before IEND."""
+    trns = [item for item in chunks if item[0] == b"tRNS"]
+    rest = [item for item in chunks if item[0] != b"tRNS"]
+    return rest[:-1] + trns + rest[-1:]
+
+
+def bad_adler(chunks):
+    """The zlib stream's Adler-32 damaged (the last IDAT's CRC-32 made right again)."""
+    last = max(index for index, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    kind, chunk = chunks[last]
+    return [*chunks[:last], (kind, _chunk(kind, chunk[8:-5] + bytes([chunk[-5] ^ 0xFF]))), *chunks[last + 1 :]]
+
+
+def bad_zlib_header(chunks):
+    """The zlib stream's header damaged (the first IDAT's CRC-32 made right again)."""
+    first = next(index for index, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    kind, chunk = chunks[first]
+    return [*chunks[:first], (kind, _chunk(kind, bytes([chunk[8] ^ 0x01]) + chunk[9:-4])), *chunks[first + 1 :]]
+
+
+def bad_idat_crc(chunks):
+    """The IDAT's CRC-32 damaged."""
+    return [(kind, chunk[:-1] + bytes([chunk[-1] ^ 0xFF]) if kind == b"IDAT" else chunk) for kind, chunk in chunks]
+
+
+def _decoded(png: bytes, fast: bool, monkeypatch) -> np.ndarray | str:
+    """Pixels through the path ``fast`` picks, or the decode error's kind."""
+    monkeypatch.setattr(image_module, "FAST_PNG_DECODER", fast)
+    try:
+        return decode_rgba(png)
+    except ImageDecodeError:
+        return "refused"
+
+
+def _variants() -> list:
+    """Every colour type and bit depth, interlaced or not: as made, then damaged or out of order."""
+    rng = np.random.default_rng(24)
+    cases = []
+    for colour, depth in COMBINATIONS:
+        for interlace in (False, True):
+            entries = min(2**depth, 5) if colour == 3 else 0
+            samples = rng.integers(0, entries if colour == 3 else 2**depth, (7, 13, CHANNELS[colour]))
+            palette = rng.integers(0, 256, 3 * entries, dtype=np.uint8).tobytes()
+            png = any_png(colour, depth, samples, palette=palette, interlace=interlace)
+            made = {"as made": png, "bad Adler-32": _rebuilt(png, bad_adler),
+                    "bad IDAT CRC": _rebuilt(png, bad_idat_crc)}
+            if colour in (0, 2, 3):
+                key = b"".join(int(v).to_bytes(2, "big") for v in samples[0, 0])
+                trns = bytes([0, 128, 255, 7, 64][:entries]) if colour == 3 else key
+                late = any_png(colour, depth, samples, palette=palette, trns=trns, interlace=interlace)
+                made["tRNS after IDAT"] = _rebuilt(late, trns_after_idat)
+            mode = "adam7" if interlace else "flat"
+            cases += [pytest.param(data, id=f"{colour}-{depth}-{mode}-{what}") for what, data in made.items()]
+    return cases
+
+
+@needs_fast_decoder
+@pytest.mark.parametrize("png", _variants())
+def test_the_same_bytes_decode_the_same_whichever_decoder_runs(png: bytes, monkeypatch) -> None:
+    fast, pillow = _decoded(png, True, monkeypatch), _decoded(png, False, monkeypatch)
+
+    if isinstance(pillow, str):
+        assert fast == pillow
+    else:
+        assert not isinstance(fast, str) and np.array_equal(fast, pillow)
 
 
 @needs_fast_decoder

@@ -4,6 +4,7 @@ changed area at full resolution."""
 from __future__ import annotations
 
 import io
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from compare.imaging import previews as previews_module
 from compare.imaging.previews import (
     CROP_MARGIN,
     CROP_MAX_HEIGHT,
@@ -22,12 +24,13 @@ from compare.imaging.previews import (
     make_previews,
     make_thumbnail,
     preview_factor,
+    PREVIEW_MAX_HEIGHT,
     PREVIEW_WIDTH,
 )
 
 
 def previews(before, after, mask, bbox) -> dict[str, bytes]:
-    factor = preview_factor(mask.shape[1])
+    factor = preview_factor(mask.shape[1], mask.shape[0])
     return make_previews(make_thumbnail(before, factor), make_thumbnail(after, factor), mask, bbox)
 
 
@@ -141,3 +144,60 @@ def test_crops_are_full_resolution_with_an_overlay_and_their_origin():
     assert (after_crop[..., :3].reshape(-1, 3) == (240, 240, 240)).all(axis=1).sum() == 99
     overlay = np.asarray(Image.open(io.BytesIO(crops["crop-diff"])).convert("RGBA"))
     assert np.argwhere(overlay[..., 3] == 255).tolist() == [[5, 5]]
+
+
+# Previews and crops for any canvas within --max-pixels (issue 24, row 5).
+
+
+@settings(max_examples=200, deadline=None)
+@given(height=st.integers(1, 60), width=st.integers(1, 60), factor=st.integers(1, 70),
+       seed=st.integers(0, 2**32 - 1))
+def test_blocks_are_marked_exactly_where_some_pixel_changed(height, width, factor, seed):
+    mask = np.random.default_rng(seed).random((height, width)) < 0.05
+    ys, xs = np.nonzero(mask)
+    bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else None
+    padded = np.zeros((-(-height // factor) * factor, -(-width // factor) * factor), dtype=bool)
+    padded[:height, :width] = mask
+    expected = padded.reshape(padded.shape[0] // factor, factor, -1, factor).any(axis=(1, 3))
+
+    assert np.array_equal(previews_module._any_in_block(mask, factor, bbox), expected)
+
+
+def _peak(make) -> int:
+    """The numpy memory ``make()`` takes at its peak (beyond what exists already)."""
+    tracemalloc.start()
+    try:
+        make()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(("width", "height", "changed"), [
+    (400, 66_000, (slice(33_000, 33_010), slice(200, 210))),
+    (66_000, 400, (slice(200, 210), slice(33_000, 33_010))),
+    (10_000_000, 1, (slice(0, 1), slice(0, 10_000_000))),
+    (1, 10_000_000, (slice(0, 10_000_000), slice(0, 1))),
+], ids=["400x66000", "66000x400", "10000000x1-all-changed", "1x10000000-all-changed"])
+def test_previews_and_crops_of_any_canvas_shape(width, height, changed, capfd):
+    before = np.full((height, width, 4), 255, dtype=np.uint8)
+    after = before.copy()
+    after[changed] = (255, 0, 0, 255)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[changed] = True
+    bbox = (changed[1].start, changed[0].start, changed[1].stop, changed[0].stop)
+    factor = preview_factor(width, height)
+
+    pictures = make_previews(make_thumbnail(before, factor), make_thumbnail(after, factor), mask, bbox)
+    pictures.update(make_crops(before, after, mask, crop_region(mask, bbox)))
+
+    sizes = {kind: Image.open(io.BytesIO(data)).size for kind, data in pictures.items()}
+    assert sizes["before"] == sizes["after"] == sizes["diff"]
+    assert sizes["diff"][0] <= PREVIEW_WIDTH and sizes["diff"][1] <= PREVIEW_MAX_HEIGHT
+    assert (decode(pictures["diff"])[..., 1] < 60).any()  # the change is marked
+    for kind in ("crop-before", "crop-after", "crop-diff"):
+        assert sizes[kind][0] <= CROP_MAX_WIDTH and sizes[kind][1] <= CROP_MAX_HEIGHT
+    assert capfd.readouterr().err == ""  # no encoder complained on the terminal
+    # The block scans hold less than twice the mask (a byte a pixel), whatever its shape.
+    assert _peak(lambda: previews_module._any_in_block(mask, factor, bbox)) < 2 * mask.nbytes
+    assert _peak(lambda: crop_region(mask, bbox)) < 2 * mask.nbytes

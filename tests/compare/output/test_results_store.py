@@ -4,8 +4,10 @@ retried, then reported with their own exit code."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,10 +19,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compare.cli import EXIT_DIFFERENCES, EXIT_RESULTS_NOT_WRITTEN, main
+from compare.engine.chunks import plan, run_chunk
+from compare.inputs.manifest import load_manifest
 from compare.model import CompareOptions, Comparison, ImageResult, Status
-from compare.output.results_store import SentryLayout, mask_uploads, store_form
+from compare.output.results_store import (
+    ResultsNotWritten,
+    ResultsPublisher,
+    SentryLayout,
+    finalize_from_store,
+    mask_uploads,
+    publish_comparison,
+    publish_plan,
+    store_form,
+)
 from compare.output.sentry_keys import path_stem
-from fetchers import fetcher_from_url
+from fetchers import BatchUploader, WriteError, fetcher_from_url
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, ObjectstoreServer
 from testing.s3 import CREDENTIALS, REGION
 from tests.compare.cli.test_cli import png, write_folder
@@ -123,7 +136,8 @@ def test_results_land_under_exactly_sentrys_keys_and_validate(target, tmp_path):
     masks = {f"{comparison_dir}/diff/{path_stem(name)}.png" for name in diffed}
     assert len(masks) == 4  # a.png and a.jpg share one, as in Sentry
     written = {key: n for key, n in target.puts().items() if key.startswith(f"{comparison_dir}/")}
-    assert written == dict.fromkeys({f"{comparison_dir}/comparison.json", *masks}, 1)
+    # comparison.json twice: naming no mask before the masks are written, then naming them.
+    assert written == {**dict.fromkeys(masks, 1), f"{comparison_dir}/comparison.json": 2}
     assert target.content_type(f"{comparison_dir}/comparison.json") == "application/json"
     assert {target.content_type(key) for key in masks} == {"image/png"}
 
@@ -155,7 +169,7 @@ def test_failed_writes_are_retried(objectstore_server, objectstore_target, tmp_p
                                      key=f"{PREFIX}/{head_id}/{base_id}/comparison.json")
     assert upload_and_compare(objectstore_target, tmp_path, head_id, base_id) == EXIT_DIFFERENCES
     assert objectstore_server.faults.pending == 0
-    assert objectstore_target.puts()[f"{PREFIX}/{head_id}/{base_id}/comparison.json"] == 4
+    assert objectstore_target.puts()[f"{PREFIX}/{head_id}/{base_id}/comparison.json"] == 4 + 1
 
 
 @pytest.mark.parametrize("failing", ["comparison.json", "diff/list.png"])
@@ -173,10 +187,26 @@ def test_a_result_that_cannot_be_written_is_reported_with_its_exit_code(
     assert f"{objectstore_target.url}: '{relative}': objectstore answered HTTP 500" in captured.err
     assert captured.out.rstrip().endswith(f"results not written to --results-store; report: "
                                           f"{tmp_path / 'out' / 'report.html'} (exit {EXIT_RESULTS_NOT_WRITTEN})")
-    assert json.loads((tmp_path / "out" / "comparison.json").read_text())["summary"]["changed"] == 4
-    # comparison.json is written only once every mask is there.
-    assert objectstore_target.puts().get(f"{PREFIX}/{head_id}/{base_id}/comparison.json", 0) == (
-        4 if failing == "comparison.json" else 0)
+    local = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    puts = objectstore_target.puts()
+    comparison_puts = puts.get(f"{PREFIX}/{head_id}/{base_id}/comparison.json", 0)
+    if failing == "comparison.json":
+        # Its first write (naming no mask) failed: no mask was replaced, the run stopped there.
+        assert comparison_puts == 4
+        assert not any(key.startswith(f"{PREFIX}/{head_id}/{base_id}/diff/") for key in puts)
+        assert local["summary"]["changed"] == 4
+        return
+    # Only the image whose mask was not written errors; comparison.json is written without it.
+    assert comparison_puts == 2
+    assert (local["summary"]["changed"], local["summary"]["errored"]) == (3, 1)
+    assert local["images"]["list.png"]["reason"] == "image_processing_failed"
+    assert "its diff mask could not be written to the results store" in local["images"]["list.png"]["detail"]
+    with fetcher_from_url(objectstore_target.url) as store:
+        stored = json.loads(store.fetch(f"{head_id}/{base_id}/comparison.json"))
+    ComparisonManifest.model_validate(stored)
+    assert stored["images"]["list.png"]["status"] == "errored"
+    assert stored["images"]["list.png"]["diff_mask_key"] is None
+    assert stored["summary"] == local["summary"]
 
 
 def test_a_store_that_cannot_be_reached_is_reported(tmp_path, capsys):
@@ -204,3 +234,178 @@ def test_names_sharing_a_mask_key_leave_the_last_in_name_order(names):
     stored = store_form(Comparison(images, CompareOptions()), layout).images
     assert stored.keys() == images.keys()
     assert {result.diff_mask_key for result in stored.values()} == {layout.full_key(key) for key in uploads}
+
+
+# One odd name errors its own image only (issue 24, row 3).
+
+ODD_NAMES = ["a//b.png", "./a.png", "../x.png", "\\..\\y.png", "new\nline.png", "L" * 300 + ".png"]
+"""Names whose Sentry mask key a store refuses: empty, '.' or '..' segments, a control
+character, a file name longer than NAME_MAX in a local store."""
+FINE_NAMES = ["fine.png", "deep/fine.png"]
+
+
+def odd_builds(root: Path) -> tuple[Path, Path, Path]:
+    """A local blob store and base and head manifests in which every image changed."""
+    blobs = root / "blobs"
+    blobs.mkdir(parents=True)
+    manifests = {"base": {}, "head": {}}
+    for index, name in enumerate(FINE_NAMES + ODD_NAMES):
+        for role, seed in (("base", index + 1), ("head", index + 100)):
+            data = png(seed)
+            digest = hashlib.sha256(data).hexdigest()
+            (blobs / digest).write_bytes(data)
+            manifests[role][name] = {"content_hash": digest, "width": 100, "height": 100}
+    for role, images in manifests.items():
+        (root / f"{role}.json").write_text(json.dumps({"images": images}))
+    return blobs, root / "base.json", root / "head.json"
+
+
+def assert_only_odd_names_errored(images: dict, store_dir: Path) -> None:
+    """``images`` (of a stored comparison): odd names errored for their mask, the others changed
+    with their masks in the store."""
+    for name in ODD_NAMES:
+        image = images[name]
+        assert (image["status"], image["reason"], image["diff_mask_key"]) == (
+            "errored", "image_processing_failed", None)
+        assert "its diff mask could not be written to the results store" in image["detail"]
+    for name in FINE_NAMES:
+        assert images[name]["status"] == "changed"
+        assert (store_dir / images[name]["diff_mask_key"]).is_file()
+
+
+def test_an_odd_name_errors_only_its_own_image(tmp_path, capsys):
+    blobs, base, head = odd_builds(tmp_path)
+    results = tmp_path / "results"
+    code = main(["compare", "--base", str(base), "--head", str(head), "--store", str(blobs),
+                 "--results-store", str(results), "--head-artifact-id", "42", "--base-artifact-id", "41",
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == EXIT_RESULTS_NOT_WRITTEN  # the odd names' masks are not in the store
+    assert "--results-store: not written: " in capsys.readouterr().err
+    stored = json.loads((results / "42/41/comparison.json").read_text())
+    ComparisonManifest.model_validate(stored)
+    assert_only_odd_names_errored(stored["images"], results)
+    local = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert {name: image["status"] for name, image in local["images"].items()} == {
+        name: image["status"] for name, image in stored["images"].items()}
+
+
+def test_an_odd_name_errors_only_its_own_image_in_a_cluster_chunk(tmp_path):
+    """The worker's side (`ResultsPublisher.chunk`, as `chunk_task` runs it) and `finalize_from_store`."""
+    blobs, base, head = odd_builds(tmp_path)
+    options = CompareOptions(head_artifact_id=42, base_artifact_id=41)
+    comparison_plan = plan(load_manifest(base), load_manifest(head), options)
+    with fetcher_from_url(str(tmp_path / "results"), create=True) as results, \
+            fetcher_from_url(str(blobs)) as store:
+        layout = SentryLayout.of(results, options)
+        with BatchUploader(results) as uploader:
+            publish_plan(comparison_plan, uploader, layout)
+        publisher = ResultsPublisher(str(tmp_path / "results"), layout)
+        for chunk in comparison_plan.chunks:
+            returned = publisher.chunk(chunk, run_chunk(chunk, store, options), results, options)
+            assert_only_odd_names_errored(
+                {name: image_json(image) for name, image in returned.images.items()}, tmp_path / "results")
+        comparison = finalize_from_store(results, layout)
+    stored = json.loads((tmp_path / "results/42/41/comparison.json").read_text())
+    ComparisonManifest.model_validate(stored)
+    assert_only_odd_names_errored(stored["images"], tmp_path / "results")
+    assert comparison.summary == stored["summary"]
+
+
+def image_json(image: ImageResult) -> dict:
+    return {"status": image.status, "reason": image.reason, "detail": image.detail,
+            "diff_mask_key": image.diff_mask_key}
+
+
+# A stored comparison.json never names a mask another run wrote (issue 24, row 11).
+
+
+class StopsAt:
+    """A local store whose ``at``-th put fails: alone (``once``), or with every later one (the
+    run stopped there)."""
+
+    def __init__(self, root: Path, at: int, once: bool) -> None:
+        self.store = fetcher_from_url(str(root), create=True)
+        self.store_url, self.at, self.once, self.puts = self.store.store_url, at, once, 0
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        with self._lock:
+            self.puts += 1
+            fails = self.puts == self.at or (self.puts > self.at and not self.once)
+        if fails:
+            raise WriteError(key, "refused by the test")
+        self.store.put(key, data, content_type)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def fetch(self, key: str) -> bytes:
+        return self.store.fetch(key)
+
+
+def run_results(changed_pixels: int) -> Comparison:
+    """One run's results: each image's mask says which image and run it is (names sharing a
+    stem share a mask key)."""
+    names = ["home.png", "a.png", "a.jpg", "deep/list.png"]
+    images = {name: ImageResult(name=name, status=Status.CHANGED, changed_pixels=changed_pixels,
+                                total_pixels=100, diff_mask_key=f"diff/{name}") for name in names}
+    return Comparison(images, CompareOptions(head_artifact_id=11, base_artifact_id=7))
+
+
+def masks_of(comparison: Comparison, layout: SentryLayout) -> dict[str, bytes]:
+    return mask_uploads(comparison.images, layout, lambda image: f"{image.name}:{image.changed_pixels}".encode())
+
+
+@pytest.mark.parametrize("once", [True, False], ids=["one-write-fails", "the-run-stops"])
+def test_a_stored_comparison_only_names_masks_of_its_own_run(tmp_path, once):
+    earlier, later = run_results(1), run_results(2)
+    layout = SentryLayout("", 11, 7)
+    writes = 2 + len(masks_of(later, layout))
+    for at in range(1, writes + 1):
+        store = StopsAt(tmp_path / f"{at}", at=writes + at, once=once)  # the earlier run's writes all succeed
+        for comparison in (earlier, later):
+            with BatchUploader(store, max_workers=2) as uploader:
+                try:
+                    publish_comparison(comparison, uploader, layout, masks_of(comparison, layout))
+                except ResultsNotWritten:
+                    assert comparison is later
+        stored = json.loads(store.fetch(layout.comparison_key))
+        named = {name: image for name, image in stored["images"].items() if image["diff_mask_key"]}
+        for name, image in named.items():
+            key = image["diff_mask_key"]
+            last = max(other for other in stored["images"] if layout.mask_key(other) == key)
+            assert store.fetch(key) == f"{last}:{image['changed_pixels']}".encode(), (at, name)
+        if at == 1:  # the later run's first write failed: the earlier run's results stand whole
+            assert len(named) == len(earlier.images) and stored["images"]["home.png"]["changed_pixels"] == 1
+
+
+def test_a_cluster_run_first_replaces_the_comparison_naming_masks_its_workers_replace(tmp_path):
+    with fetcher_from_url(str(tmp_path / "results"), create=True) as results:
+        layout = SentryLayout("", 11, 7)
+        with BatchUploader(results) as uploader:
+            publish_comparison(run_results(1), uploader, layout, masks_of(run_results(1), layout))
+            blobs, base, head = odd_builds(tmp_path / "builds")
+            publish_plan(plan(load_manifest(base), load_manifest(head), run_results(1).options), uploader, layout)
+        stored = json.loads(results.fetch(layout.comparison_key))
+    assert not any(image["diff_mask_key"] or image["diff_mask_image_id"] for image in stored["images"].values())
+    assert {image["reason"] for image in stored["images"].values()} == {"chunk_failed"}
+
+
+def test_a_rerun_whose_comparison_cannot_be_written_leaves_the_earlier_one_as_it_was(
+    objectstore_server, objectstore_target, tmp_path
+):
+    head_id, base_id = artifact_ids()
+    assert upload_and_compare(objectstore_target, tmp_path, head_id, base_id) == EXIT_DIFFERENCES
+    with fetcher_from_url(objectstore_target.url) as store:
+        comparison_key = f"{head_id}/{base_id}/comparison.json"
+        earlier = json.loads(store.fetch(comparison_key))
+        keys = [comparison_key, *(image["diff_mask_key"].removeprefix(f"{PREFIX}/")
+                                  for image in earlier["images"].values() if image["diff_mask_key"])]
+        stored = {key: store.fetch(key) for key in keys}
+        assert earlier["summary"]["changed"] == 4
+        objectstore_server.faults.inject(500, method="PUT", times=20, retry_after=None,
+                                         key=f"{PREFIX}/{comparison_key}")
+        # Nothing changes at threshold 1: every mask of this run would be all zero.
+        assert upload_and_compare(objectstore_target, tmp_path, head_id, base_id,
+                                  "--threshold", "1") == EXIT_RESULTS_NOT_WRITTEN
+        assert {key: store.fetch(key) for key in keys} == stored
