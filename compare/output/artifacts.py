@@ -1,9 +1,11 @@
 """The output folder of a comparison: diff masks, report previews and the reports, kept consistent.
 
 A run never changes a file the previous report refers to. Masks and previews are named after
-their content (``diff/<name>.<sha256 prefix>.png``, a ``.png`` ending of the name dropped), so a new run adds files beside the old ones
-and reuses identical ones; the reports are then swapped in together, and only after that are
-the files the new reports do not refer to deleted. Until then an interrupted, killed or failed
+their content (``diff/<name>.<sha256 prefix>.png``, a ``.png`` ending of the name dropped;
+``previews/<sha256 prefix>.<png or jpg>``, so a picture that many images share, such as the
+crop of one change on a thousand screens, is one file), so a new run adds files beside the old
+ones and reuses identical ones; the reports are then swapped in together, and only after that
+are the files the new reports do not refer to deleted. Until then an interrupted, killed or failed
 run leaves the previous reports and their files as they were, and removes what it added.
 
 Every file is written to a temporary name and renamed into place, through directory file
@@ -109,12 +111,15 @@ class ArtifactWriter:
         return self._put("diff", f"{safe_file_name(name.removesuffix('.png'))}.{_digest(png)}.png", png)
 
     def previews(self, outcome: PairOutcome) -> dict[str, str] | None:
-        """Store a pair's report previews, if it has any; return their keys by role."""
+        """Store a pair's report previews, if it has any; return their keys by role.
+
+        A preview is named by its content alone: identical pictures (of any pairs, in any
+        roles) are one file, written once.
+        """
         if not outcome.previews:
             return None
-        pair = f"{outcome.base_hash[:16]}-{outcome.head_hash[:16]}"
         return {
-            kind: self._put("previews", f"{pair}.{kind}.{_digest(data)}.{_extension(data)}", data)
+            kind: self._put("previews", f"{_digest(data)}.{_extension(data)}", data)
             for kind, data in outcome.previews.items()
         }
 

@@ -1,39 +1,59 @@
 """``report.html``: one page for people, readable offline and without a server.
 
-This module prepares the data; the markup is in ``templates/report.html.j2`` and
-``templates/item.html.j2``, rendered by Jinja2 with autoescaping, and the page's style and
-script are ``templates/report.css`` and ``templates/report.js``, inlined. The previews are
-embedded as ``data:`` URIs read from the output folder (a preview that is missing or not an
-image shows a note instead), so the page shows everything on its own; links to full-size files
-beside it (the crops at full resolution and the diff mask) work while it stays in its folder.
+The page is a shell rendered by Jinja2 with autoescaping (``templates/report.html.j2``: the
+header, the summary, the approval banner, one empty section per status, the settings) and ONE
+embedded JSON block with every image's data; the inline script (``templates/report.js``, with
+``templates/report.css``) builds the cards and rows from it. It never builds them all: each
+section shows pages of at most 50 cards or 500 rows (a card of a shared change counts one) and
+draws a page's entries a few at a time, as the reviewer scrolls towards them, so a report of
+10,000 changed images opens on its first screen about as fast as one of ten. The script reads the JSON (its ``<``, ``>`` and ``&``
+``\\u``-escaped) and only ever writes text with ``textContent`` and attributes through the DOM,
+never markup; without the script the page shows its header and summary and says so.
+
+Changes shared by several images are reviewed once: the images of a section with the same
+identical change (`ImageResult.change_group`) make one card, largest group first, showing its
+representative's pictures, "N images share this change", the names (each opens that image's
+own card) and, on request, only the images where the change sits elsewhere (another bounding
+box). Images whose change is similar (`ImageResult.similar_change`) to other cards' get a hint
+linking them. Images whose only change is a known one (`ImageResult.known_change`) have their
+own section. Filters and the name search run over every image, grouped or not.
+
+Pictures: the previews and crops the comparison wrote under the output folder are listed once
+each (a picture many images share is one entry). When together they take at most
+`INLINE_BUDGET` bytes they are embedded as ``data:`` URIs, so the page shows everything on its
+own; above that they stay files beside the page (``previews/``), loaded as their cards are
+drawn, and the page says the folder must stay together. A picture that is missing or not an
+image shows a note instead. The Content-Security-Policy allows no fetch at all but pictures:
+``img-src data:`` for a self-contained page, ``img-src 'self'`` for one with picture files
+(``'self'`` is the page's own origin: the folder's server, or local files for a ``file:`` page;
+never the network), and no script but the page's own (by hash), so a name that slipped through
+unescaped could still run nothing. Links to full-size files beside the page (the crops at full
+resolution and the diff mask) work while it stays in its folder.
 
 Each changed image opens on the changed area: crops of before and after at full resolution
 (zoomed for small areas) with the changed pixels highlighted, beside the whole-image views
 (slider, side by side, diff), which show a small image at its natural size, at most doubled.
+Added, removed and renamed images show their one picture (see `compare.engine.singles`).
 The image's ignore regions are drawn hatched over both, as boxes placed in the image's
 coordinates (pixels on the crops, percentages of each picture's full size on the whole views).
 The header and the footer name the engine that compared the pixels and its version.
 
 Names are shown with control, bidirectional and other invisible characters written as escapes
-(``\\u202e``) and in isolated runs, so no name can reorder the text around it.
-
-The inline script adds the status filter, the name search and the before / after slider; it
-reads what it needs from a JSON block whose ``<``, ``>`` and ``&`` are ``\\u``-escaped, and only
-ever writes text with ``textContent``. Without the script the page still shows everything. A
-Content-Security-Policy allows no fetch at all and no script but that one (by hash), so a name
-that slipped through unescaped could still run nothing.
+(``\\u202e``) and in isolated runs, so no name can reorder the text around it; the JSON carries
+such a name as its runs (`shown_text`), the search the name itself.
 
 With ``--approved``, a banner at the top says what the approval did: carried over from where,
 covering which images' changes, or given but not matching, with the images whose change it does
 not hold and those whose approved change is not here (at most `BANNER_NAMES` names a list, the
-rest counted; each name links to its entry).
+rest counted; each name links to its entry, which the script then draws and scrolls to).
 
 Figures carry their unit: sizes and areas in px, durations in s, data in bytes, counts as what
 they count.
 
-Sections, in order: changed (largest diff ratio first), errored, renamed (old -> new), added,
-removed, skipped, unchanged (collapsed). The filter state is kept in the URL fragment
-(``#status=changed,errored&q=button``), so a filtered view can be linked to.
+Sections, in order: changed (groups largest first, then single changes by diff ratio), errored,
+renamed (old -> new), added, removed, known changes, skipped, unchanged (collapsed). The filter
+state is kept in the URL fragment (``#status=changed,errored&q=button``), so a filtered view
+can be linked to.
 """
 
 from __future__ import annotations
@@ -41,25 +61,32 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import io
 import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from PIL import Image, UnidentifiedImageError
 
+from ..engine.singles import SINGLE_ROLES
 from ..imaging.engines import get_engine
 from ..imaging.previews import CROP_ORIGIN_KEY
-from ..model import Comparison, ImageResult, Status, canvas_size
-from ..regions import IgnoreRegion
+from ..model import ChangeGroup, Comparison, ImageResult, Status, canvas_size
+
+INLINE_BUDGET = 8 * 1024 * 1024
+"""Pictures that together take at most this many bytes are embedded in the page (``data:``
+URIs, a third larger); more stay files beside it. Chosen by measurement (BENCHMARKS.md,
+``benchmarks/bench_report.py``): a page embedding this much opens on its first cards in well
+under a second, and stays a file a CI system takes as one attachment."""
 
 SECTION_ORDER = (
     Status.CHANGED,
@@ -70,7 +97,10 @@ SECTION_ORDER = (
     Status.SKIPPED,
     Status.UNCHANGED,
 )
-"""The page's sections and summary tiles, most urgent first."""
+"""The statuses in the order the page's title counts them, most urgent first."""
+
+KNOWN = "known"
+"""The section of changed images whose only change is a known one."""
 
 TUNING_ANCHOR = "tuning-diff-threshold"
 """The id of the page's (and the README's) explanation of ``--diff-threshold``."""
@@ -78,21 +108,36 @@ TUNING_ANCHOR = "tuning-diff-threshold"
 BANNER_NAMES = 20
 """At most this many names are listed in each list of the approval banner; the rest are counted."""
 
-_SECTION_NOTES = {
-    Status.CHANGED: "More pixels changed than allowed. Largest change first.",
-    Status.ERRORED: "These images could not be compared.",
-    Status.RENAMED: "Same picture under a new name.",
-    Status.ADDED: "New in the head build.",
-    Status.REMOVED: "Gone from the head build.",
-    Status.SKIPPED: "Not uploaded by the head build, which still has them.",
-    Status.UNCHANGED: "Identical, or fewer pixels changed than allowed.",
-}
-_PREVIEW_ROLES = ("before", "after", "diff")
-_CROP_ROLES = ("before", "after")
-# Crops are zoomed by a whole factor (at most this) until they fill about this box.
-_FOCUS_BOX = (480, 400)
-_MAX_ZOOM = 8
-_MAX_NATURAL_ZOOM = 2
+SIMILAR_LINKS = 8
+"""At most this many similar changes are linked from a card's hint; the rest are counted."""
+
+
+@dataclass(frozen=True)
+class _SectionKind:
+    key: str
+    note: str
+    kind: str
+    collapsed: bool = False
+
+
+SECTIONS = (
+    _SectionKind(Status.CHANGED.value, "More pixels changed than allowed. Shared changes first, "
+                 "largest group first; then single changes, largest first.", "card"),
+    _SectionKind(Status.ERRORED.value, "These images could not be compared.", "row"),
+    _SectionKind(Status.RENAMED.value, "Same picture under a new name.", "row"),
+    _SectionKind(Status.ADDED.value, "New in the head build.", "row"),
+    _SectionKind(Status.REMOVED.value, "Gone from the head build.", "row"),
+    _SectionKind(KNOWN, "Changed, but only by a change seen before (a known, flaky change): "
+                 "set aside.", "card"),
+    _SectionKind(Status.SKIPPED.value, "Not uploaded by the head build, which still has them.", "row"),
+    _SectionKind(Status.UNCHANGED.value, "Identical, or fewer pixels changed than allowed.", "row",
+                 collapsed=True),
+)
+"""The page's sections and summary tiles, in order."""
+
+_CARD_SECTIONS = frozenset(section.key for section in SECTIONS if section.kind == "card")
+_PREVIEW_ROLES = ("before", "after", "diff", "crop-before", "crop-after", "crop-diff")
+_CROP_ROLES = ("crop-before", "crop-after", "crop-diff")
 _MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _JSON_IN_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 _SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -182,80 +227,6 @@ def _escape_sequence(char: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Picture:
-    data_uri: str
-    width: int
-    height: int
-    origin: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class _Fact:
-    kind: str
-    text: str
-    value: str = ""
-
-
-@dataclass(frozen=True)
-class _Box:
-    """An ignore region on a picture: CSS left, top, width and height, each with its unit."""
-
-    region: str
-    left: str
-    top: str
-    width: str
-    height: str
-
-
-@dataclass(frozen=True)
-class _Figure:
-    role: str
-    picture: _Picture | None
-    share: float = 100.0
-    ignored: tuple[_Box, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Viewer:
-    modes: list[tuple[str, str]]
-    figures: list[_Figure]
-    aspect: float
-    natural: int
-
-
-@dataclass(frozen=True)
-class _Focus:
-    crops: list[_Figure]
-    overlay: _Picture | None
-    zoom: int
-    where: str | None
-    links: list[tuple[str, str]]
-    ignored: tuple[_Box, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Item:
-    index: int
-    anchor: str
-    name: Shown
-    previous: Shown | None
-    facts: list[_Fact]
-    detail: Shown | None
-    focus: _Focus | None
-    viewer: _Viewer | None
-
-
-@dataclass(frozen=True)
-class _Section:
-    status: str
-    count: int
-    note: str
-    kind: str
-    collapsed: bool
-    items: Iterator[_Item]
-
-
-@dataclass(frozen=True)
 class _Listed:
     """Names a banner lists, each with its entry's anchor on the page (None when it has none),
     and how many names there are in all."""
@@ -282,60 +253,266 @@ class _MismatchBanner:
     not_present: _Listed
 
 
-def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
-    """Yield ``report.html`` in pieces, so a report with many previews is never held whole.
+@dataclass(frozen=True)
+class _Entry:
+    """One card or row of a section: an image, or the images of one shared change (the
+    representative first, then the others by name)."""
 
-    ``out_dir`` is the folder the previews' relative paths are resolved against; each image's
-    previews are read when its turn to be written comes.
+    images: list[ImageResult]
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class _PictureFile:
+    """A picture file of the output folder as the page lists it."""
+
+    key: str
+    path: Path
+    size: int
+    mime: str
+    width: int
+    height: int
+    origin: tuple[int, int] | None
+
+
+@dataclass
+class _Pictures:
+    """Every picture the page shows, once each, by its key in the output folder."""
+
+    out_dir: Path
+    index: dict[str, int | None] = field(default_factory=dict)
+    files: list[_PictureFile] = field(default_factory=list)
+
+    def add(self, key: str) -> int | None:
+        """The picture's position in the page's table; None when it cannot be shown."""
+        if key not in self.index:
+            found = _picture_file(self.out_dir, key)
+            self.index[key] = None if found is None else len(self.files)
+            if found is not None:
+                self.files.append(found)
+        return self.index[key]
+
+    def get(self, position: int | None) -> _PictureFile | None:
+        return None if position is None else self.files[position]
+
+    @property
+    def size(self) -> int:
+        """Bytes of every picture together."""
+        return sum(picture.size for picture in self.files)
+
+    def table(self, inline: bool) -> list[list[Any]]:
+        """``[href, width, height]``, with the crop's ``origin x, y`` and, when ``inline``, its
+        ``data:`` URI after it (the origin then ``null`` when it has none)."""
+        rows = []
+        for picture in self.files:
+            row: list[Any] = [quote(picture.key, safe="/"), picture.width, picture.height]
+            if picture.origin is not None or inline:
+                row.extend(picture.origin or (None, None))
+            if inline:
+                encoded = base64.b64encode(picture.path.read_bytes()).decode("ascii")
+                row.append(f"data:{picture.mime};base64,{encoded}")
+            rows.append(row)
+        return rows
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What the page's JSON and shell are made of."""
+
+    data: dict[str, Any]
+    sections: list[dict[str, Any]]
+    anchors: dict[str, str]
+    inline: bool
+    picture_files: int
+    picture_bytes: int
+
+
+def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
+    """Yield ``report.html`` in pieces.
+
+    ``out_dir`` is the folder the previews' relative paths are resolved against. What is held
+    at once is the page's data (a few hundred bytes an image) and, for a self-contained page,
+    its pictures (at most `INLINE_BUDGET` bytes).
     """
     summary = comparison.summary
-    ordered = [(status, _ordered(comparison, status)) for status in SECTION_ORDER]
-    ordered = [(status, results) for status, results in ordered if results]
-    index: list[dict[str, str]] = []
-    anchors: dict[str, str] = {}
-    sections = []
-    for status, results in ordered:
-        anchors.update((r.name, _anchor(len(index) + offset)) for offset, r in enumerate(results))
-        sections.append(_Section(
-            status=status.value,
-            count=len(results),
-            note=_SECTION_NOTES[status],
-            kind="card" if status is Status.CHANGED else "row",
-            collapsed=status is Status.UNCHANGED,
-            items=_items(results, len(index), out_dir, comparison.options.window_size),
-        ))
-        index.extend(
-            {"name": _clean(r.name), "previous": _clean(r.previous_image_file_name or ""),
-             "status": status.value}
-            for r in results
-        )
-    data = {"items": index, "statuses": [s.value for s in SECTION_ORDER if summary[s.value]]}
-    assets = _assets()
+    page = _page(comparison, out_dir)
+    script = _assets().script
     engine = get_engine(comparison.options.engine)
     yield from _environment().get_template("report.html.j2").generate(
         engine={"name": engine.name, "version": engine.version, "reference": engine.reference},
-        csp=assets.csp,
-        style=assets.style,
-        script=assets.script,
-        data=_script_json(data),
+        csp=_csp(script, page.inline),
+        style=_assets().style,
+        script=script,
+        data=_script_json(page.data),
         title=_title(comparison),
         verdict=_verdict(comparison),
-        approval=_approval_banner(comparison, anchors),
-        mismatch=_mismatch_banner(comparison, anchors),
+        approval=_approval_banner(comparison, page.anchors),
+        mismatch=_mismatch_banner(comparison, page.anchors),
         base_source=shown_text(comparison.base_source or "?"),
         head_source=shown_text(comparison.head_source or "?"),
         total=summary["total"],
-        tiles=[{"status": s.value, "count": summary[s.value]} for s in SECTION_ORDER],
-        sections=sections,
+        tiles=[{"status": s["key"], "count": s["count"]} for s in page.sections],
+        sections=[s for s in page.sections if s["count"]],
+        pictures=None if page.inline else {
+            "files": page.picture_files, "size": _bytes(page.picture_bytes), "budget": _bytes(INLINE_BUDGET)},
         settings=_settings(comparison),
     )
+
+
+def _page(comparison: Comparison, out_dir: Path) -> _Page:
+    """Every image's data in page order, with the pictures, groups and sections they are in."""
+    entries = _entries(comparison)
+    keys = [section.key for section in SECTIONS if entries[section.key]]
+    order = [(key, entry) for key in keys for entry in entries[key]]
+    positions: dict[str, int] = {}
+    for _, entry in order:
+        positions.update((result.name, len(positions)) for result in entry.images)
+    similar = _similar_entries(order, positions)
+    pictures = _Pictures(out_dir)
+    images: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
+    for key, entry in order:
+        section = keys.index(key)
+        group = None
+        if entry.group is not None:
+            group = len(groups)
+            groups.append(_group_data(entry, positions))
+        for result in entry.images:
+            image = _image_data(result, section, pictures, out_dir, comparison)
+            if group is not None:
+                image["group"] = group
+            if result is entry.images[0] and result.similar_change in similar:
+                image.update(_similar_hint(similar[result.similar_change], positions[result.name]))
+            images.append(image)
+    inline = pictures.size <= INLINE_BUDGET
+    data = {"sections": keys, "images": images, "groups": groups, "pictures": pictures.table(inline)}
+    sections = [
+        {"key": section.key, "count": sum(len(entry.images) for entry in entries[section.key]),
+         "note": section.note, "kind": section.kind, "collapsed": section.collapsed}
+        for section in SECTIONS
+        if section.key != KNOWN or entries[KNOWN]
+    ]
+    anchors = {name: _anchor(position) for name, position in positions.items()}
+    return _Page(data, sections, anchors, inline, len(pictures.files), pictures.size)
+
+
+def _section_of(result: ImageResult) -> str:
+    """The key of the section an image is shown in."""
+    if result.status is Status.CHANGED and result.known_change:
+        return KNOWN
+    return result.status.value
+
+
+def _entries(comparison: Comparison) -> dict[str, list[_Entry]]:
+    """Each section's cards or rows, in order: shared changes (2 or more of the section's images
+    with one `ImageResult.change_group`) largest first, then single images."""
+    by_section: dict[str, list[ImageResult]] = {section.key: [] for section in SECTIONS}
+    for result in comparison.images.values():
+        by_section[_section_of(result)].append(result)
+    known_groups = {group.id: group for group in comparison.change_groups}
+    entries = {}
+    for key, results in by_section.items():
+        if key in _CARD_SECTIONS:
+            results.sort(key=lambda r: (-(r.diff_ratio or 0.0), r.name))
+        else:
+            results.sort(key=lambda r: r.name)
+        shared: dict[str, list[ImageResult]] = defaultdict(list)
+        for result in results:
+            if result.change_group is not None:
+                shared[result.change_group].append(result)
+        grouped = {group: members for group, members in shared.items() if len(members) > 1}
+        groups = sorted(
+            (_Entry(_representative_first(members, known_groups.get(group)), group)
+             for group, members in grouped.items()),
+            key=lambda entry: -len(entry.images),
+        )
+        entries[key] = groups + [_Entry([r]) for r in results if r.change_group not in grouped]
+    return entries
+
+
+def _representative_first(members: list[ImageResult], group: ChangeGroup | None) -> list[ImageResult]:
+    """A shared change's images: the group's representative (else the first in section order),
+    then the others by name."""
+    names = {result.name: result for result in members}
+    first = names.get(group.representative) if group is not None else None
+    first = first or members[0]
+    return [first, *sorted((r for r in members if r is not first), key=lambda r: r.name)]
+
+
+def _group_data(entry: _Entry, positions: dict[str, int]) -> dict[str, Any]:
+    """A shared change in the JSON: its id, its images (consecutive from ``first``, the
+    representative first) and those whose change sits elsewhere than the representative's."""
+    first = entry.images[0]
+    elsewhere = [positions[r.name] for r in entry.images[1:] if r.bbox != first.bbox]
+    return {"id": entry.group, "first": positions[first.name], "count": len(entry.images),
+            "elsewhere": elsewhere}
+
+
+def _similar_entries(order: list[tuple[str, _Entry]], positions: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
+    """For each similar change that several cards show: (position, images) of each card's first image."""
+    cards: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for key, entry in order:
+        first = entry.images[0]
+        if key in _CARD_SECTIONS and first.similar_change is not None:
+            cards[first.similar_change].append((positions[first.name], len(entry.images)))
+    return {similar: found for similar, found in cards.items() if len(found) > 1}
+
+
+def _similar_hint(cards: list[tuple[int, int]], own: int) -> dict[str, Any]:
+    """The hint of one card: how many other cards show a similar change, with how many images,
+    and links to the first `SIMILAR_LINKS` of them."""
+    others = [(position, count) for position, count in cards if position != own]
+    return {"similar": {"cards": len(others), "images": sum(count for _, count in others),
+                        "links": [position for position, _ in others[:SIMILAR_LINKS]]}}
+
+
+def _image_data(
+    result: ImageResult, section: int, pictures: _Pictures, out_dir: Path, comparison: Comparison
+) -> dict[str, Any]:
+    """One image in the JSON; fields that do not apply are left out."""
+    image: dict[str, Any] = {"name": _clean(result.name), "section": section}
+    image.update(_shown("shown", result.name))
+    if result.status is Status.RENAMED:
+        image["previous"] = _clean(result.previous_image_file_name or "?")
+        image.update(_shown("previousShown", result.previous_image_file_name or "?"))
+    image["facts"] = _facts(result, comparison.options.window_size)
+    if result.detail:
+        image["detail"] = _runs(shown_text(result.detail, keep="\n\t"))
+    previews = dict(result.previews or {})
+    if not previews and comparison.options.previews and result.status in SINGLE_ROLES:
+        previews = dict.fromkeys(SINGLE_ROLES[result.status], "")  # expected, but not made
+    pics = {role: pictures.add(key) if key else None for role, key in previews.items() if role in _PREVIEW_ROLES}
+    if pics:
+        image["pics"] = pics
+    crops = [found for role in _CROP_ROLES if (found := pictures.get(pics.get(role))) is not None]
+    origin = next((crop.origin for crop in crops if crop.origin is not None), None)
+    if origin is not None:
+        width, height = max(crop.width for crop in crops), max(crop.height for crop in crops)
+        image["where"] = _area_text((origin[0], origin[1], origin[0] + width, origin[1] + height))
+    mask = _href(out_dir, result.diff_mask_key) if result.diff_mask_key else None
+    if mask is not None:
+        image["mask"] = mask
+    if result.ignore_regions:
+        image["regions"] = [[str(r), r.x1, r.y1, r.x2 + 1, r.y2 + 1] for r in result.ignore_regions]
+        image["sizes"] = {role: list(size) for role, size in _full_sizes(result).items()}
+    return image
+
+
+def _shown(field_name: str, text: str) -> dict[str, list[list[Any]]]:
+    """``{field_name: runs}`` when ``text`` holds characters shown as escapes, else nothing."""
+    shown = shown_text(text)
+    return {field_name: _runs(shown)} if any(invisible for _, invisible in shown.parts) else {}
+
+
+def _runs(shown: Shown) -> list[list[Any]]:
+    """A shown text as JSON: ``[text, 1]`` for an escape, ``[text, 0]`` for plain text."""
+    return [[text, int(invisible)] for text, invisible in shown.parts]
 
 
 @dataclass(frozen=True)
 class _Assets:
     style: Markup
     script: Markup
-    csp: Markup
 
 
 @functools.cache
@@ -352,41 +529,27 @@ def _environment() -> Environment:
 
 @functools.cache
 def _assets() -> _Assets:
-    """The page's style and script (package files, trusted) and the policy naming the script.
-
-    All three are Markup: they are ours and go into the page as written (the policy's quotes
-    included, inside a double-quoted attribute).
-    """
+    """The page's style and script: package files, trusted, Markup so they go in as written."""
     templates = files(__package__) / "templates"
     style, script = ((templates / name).read_text(encoding="utf-8") for name in ("report.css", "report.js"))
+    return _Assets(Markup(style), Markup(script))
+
+
+def _csp(script: str, inline: bool) -> Markup:
+    """The page's Content-Security-Policy: no fetch, no script but ``script`` (by hash), and
+    pictures only from ``data:`` URIs (``inline``) or else from the page's own origin."""
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    csp = (
-        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    pictures = "data:" if inline else "'self'"
+    return Markup(
+        f"default-src 'none'; img-src {pictures}; style-src 'unsafe-inline'; "
         f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
     )
-    return _Assets(Markup(style), Markup(script), Markup(csp))
 
 
 def _script_json(data: object) -> Markup:
     """``data`` as JSON that can sit inside ``<script>``: ``<``, ``>`` and ``&`` are ``\\u``
     escapes, so no ``</script>`` or comment can be formed; JSON.parse reads them back."""
     return Markup(json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_JSON_IN_HTML))
-
-
-def _ordered(comparison: Comparison, status: Status) -> list[ImageResult]:
-    results = [r for r in comparison.images.values() if r.status is status]
-    if status is Status.CHANGED:
-        results.sort(key=lambda r: (-(r.diff_ratio or 0.0), r.name))
-    else:
-        results.sort(key=lambda r: r.name)
-    return results
-
-
-def _items(
-    results: list[ImageResult], first: int, out_dir: Path, window_size: int | None
-) -> Iterator[_Item]:
-    for offset, result in enumerate(results):
-        yield _item(result, first + offset, out_dir, window_size)
 
 
 def _clean(text: str) -> str:
@@ -431,65 +594,50 @@ def _mismatch_banner(comparison: Comparison, anchors: dict[str, str]) -> _Mismat
                            _listed(mismatch.not_present, anchors))
 
 
-def _listed(names: tuple[str, ...], anchors: dict[str, str]) -> _Listed:
+def _listed(names: Iterable[str], anchors: dict[str, str]) -> _Listed:
     """The first `BANNER_NAMES` of ``names`` (in name order), linked to their entries."""
     ordered = sorted(names)
     return _Listed([(shown_text(name), anchors.get(name)) for name in ordered[:BANNER_NAMES]], len(ordered))
 
 
-def _anchor(index: int) -> str:
-    """The id of the page's ``index``-th image entry."""
-    return f"image-{index}"
+def _anchor(position: int) -> str:
+    """The id of the page's entry of the image at ``position`` in the JSON."""
+    return f"image-{position}"
 
 
-def _item(result: ImageResult, index: int, out_dir: Path, window_size: int | None) -> _Item:
-    previous = None
-    if result.status is Status.RENAMED:
-        previous = shown_text(result.previous_image_file_name or "?")
-    return _Item(
-        index=index,
-        anchor=_anchor(index),
-        name=shown_text(result.name),
-        previous=previous,
-        facts=_facts(result, window_size),
-        detail=shown_text(result.detail, keep="\n\t") if result.detail else None,
-        focus=_focus(result, out_dir),
-        viewer=_viewer(result, out_dir),
-    )
-
-
-def _facts(result: ImageResult, window_size: int | None) -> list[_Fact]:
-    """What to say about one image, most important first."""
-    facts: list[_Fact] = []
+def _facts(result: ImageResult, window_size: int | None) -> list[list[str]]:
+    """What to say about one image, most important first: ``[kind, text]`` or ``[kind, text,
+    value]``, each kind shown its own way by the script."""
+    facts: list[list[str]] = []
     if result.reason is not None:
-        facts.append(_Fact("reason", result.reason.value.replace("_", " ")))
+        facts.append(["reason", result.reason.value.replace("_", " ")])
     if result.changed_pixels is not None and result.total_pixels:
         figures = f"{format_count(result.changed_pixels)} of {format_count(result.total_pixels)}"
-        facts.append(_Fact("ratio", format_percent(result.diff_ratio or 0.0), figures))
-        facts.append(_Fact("allowed", format_percent(result.diff_threshold or 0.0)))
+        facts.append(["ratio", format_percent(result.diff_ratio or 0.0), figures])
+        facts.append(["allowed", format_percent(result.diff_threshold or 0.0)])
     if result.aa_pixels:
-        facts.append(_Fact("text", f"{format_count(result.aa_pixels)} anti-aliased pixels ignored"))
+        facts.append(["text", f"{format_count(result.aa_pixels)} anti-aliased pixels ignored"])
     if result.bbox is not None:
-        facts.append(_Fact("text", f"changed area {_area_text(result.bbox)}"))
+        facts.append(["area", f"changed area {_area_text(result.bbox)}"])
     if result.window_max is not None and window_size is not None:
-        facts.append(_Fact("window", format_count(result.window_max), f"{window_size}×{window_size}"))
+        facts.append(["window", format_count(result.window_max), f"{window_size}×{window_size}"])
     if result.ignore_regions:
-        facts.append(_Fact("ignored", ", ".join(map(str, result.ignore_regions))))
+        facts.append(["ignored", ", ".join(map(str, result.ignore_regions))])
     facts.extend(_sizes(result))
     if result.status is Status.SKIPPED:
-        facts.append(_Fact("text", "not uploaded"))
+        facts.append(["text", "not uploaded"])
     for label, value in (("base", result.base_hash), ("head", result.head_hash)):
         if value and (result.status is not Status.RENAMED or label == "head"):
-            facts.append(_Fact("hash", label, value))
+            facts.append(["hash", label, value])
     return facts
 
 
-def _sizes(result: ImageResult) -> list[_Fact]:
+def _sizes(result: ImageResult) -> list[list[str]]:
     before = _size(result.before_width, result.before_height)
     after = _size(result.after_width, result.after_height)
     if before and after and before != after:
-        return [_Fact("resized", f"{before} → {after}")]
-    return [_Fact("text", before or after or "")] if before or after else []
+        return [["resized", f"{before} → {after}"]]
+    return [["text", before or after or ""]] if before or after else []
 
 
 def _size(width: int | None, height: int | None) -> str | None:
@@ -502,58 +650,6 @@ def _area_text(area: tuple[int, int, int, int]) -> str:
     return f"x {x0}–{x1} px, y {y0}–{y1} px"
 
 
-def _viewer(result: ImageResult, out_dir: Path) -> _Viewer | None:
-    previews = result.previews or {}
-    pictures = {
-        role: _load_picture(out_dir, previews[role]) for role in _PREVIEW_ROLES if role in previews
-    }
-    if not pictures:
-        return None
-    shown = [p for p in pictures.values() if p is not None]
-    widest = max((p.width for p in shown), default=1)
-    tallest = max((p.height for p in shown), default=1)
-    modes = []
-    if pictures.get("before") and pictures.get("after"):
-        modes.append(("slider", "Slider"))
-    modes.append(("side", "Side by side"))
-    if pictures.get("diff"):
-        modes.append(("diff", "Diff"))
-    sizes = _full_sizes(result)
-    figures = [
-        _Figure(role, picture, 100 * picture.width / widest if picture else 100.0,
-                _boxes_in_percent(result.ignore_regions or (), sizes.get(role)))
-        for role, picture in pictures.items()
-    ]
-    return _Viewer(modes, figures, widest / tallest, _MAX_NATURAL_ZOOM * widest)
-
-
-def _focus(result: ImageResult, out_dir: Path) -> _Focus | None:
-    """The crops of the changed area, if the comparison made them."""
-    previews = result.previews or {}
-    keys = {role: previews.get(f"crop-{role}") for role in (*_CROP_ROLES, "diff")}
-    if not any(keys.values()):
-        return None
-    pictures = {role: _load_picture(out_dir, key) if key else None for role, key in keys.items()}
-    shown = [p for p in pictures.values() if p is not None]
-    if not shown:
-        return None
-    width, height = max(p.width for p in shown), max(p.height for p in shown)
-    zoom = max(1, min(_MAX_ZOOM, _FOCUS_BOX[0] // width, _FOCUS_BOX[1] // height))
-    origin = next((p.origin for p in shown if p.origin is not None), None)
-    area = (origin[0], origin[1], origin[0] + width, origin[1] + height) if origin else None
-    links = [
-        (f"{role} crop", href)
-        for role in _CROP_ROLES
-        if pictures[role] and (href := _href(out_dir, keys[role])) is not None
-    ]
-    mask = _href(out_dir, result.diff_mask_key) if result.diff_mask_key else None
-    if mask is not None:
-        links.append(("diff mask (whole image)", mask))
-    crops = [_Figure(role, pictures[role]) for role in _CROP_ROLES]
-    ignored = _boxes_in_pixels(result.ignore_regions or (), area, zoom) if area else ()
-    return _Focus(crops, pictures["diff"], zoom, _area_text(area) if area else None, links, ignored)
-
-
 def _full_sizes(result: ImageResult) -> dict[str, tuple[int, int]]:
     """Each whole-image picture's full size: the before and after images', the canvas for the diff."""
     sizes = {}
@@ -564,40 +660,6 @@ def _full_sizes(result: ImageResult) -> dict[str, tuple[int, int]]:
     if len(sizes) == 2:
         sizes["diff"] = canvas_size(sizes["before"], sizes["after"])
     return sizes
-
-
-def _boxes_in_percent(regions: tuple[IgnoreRegion, ...], size: tuple[int, int] | None) -> tuple[_Box, ...]:
-    """Regions as boxes in percent of a picture of full ``size``, clipped to it."""
-    if size is None:
-        return ()
-    width, height = size
-    boxes = []
-    for region, (x0, y0, x1, y1) in _clipped(regions, (0, 0, width, height)):
-        boxes.append(_Box(str(region), f"{100 * x0 / width:.4f}%", f"{100 * y0 / height:.4f}%",
-                          f"{100 * (x1 - x0) / width:.4f}%", f"{100 * (y1 - y0) / height:.4f}%"))
-    return tuple(boxes)
-
-
-def _boxes_in_pixels(
-    regions: tuple[IgnoreRegion, ...], area: tuple[int, int, int, int], zoom: int
-) -> tuple[_Box, ...]:
-    """Regions as boxes in (zoomed) pixels of a crop of canvas ``area``, clipped to it."""
-    return tuple(
-        _Box(str(region), f"{(x0 - area[0]) * zoom}px", f"{(y0 - area[1]) * zoom}px",
-             f"{(x1 - x0) * zoom}px", f"{(y1 - y0) * zoom}px")
-        for region, (x0, y0, x1, y1) in _clipped(regions, area)
-    )
-
-
-def _clipped(
-    regions: tuple[IgnoreRegion, ...], area: tuple[int, int, int, int]
-) -> Iterator[tuple[IgnoreRegion, tuple[int, int, int, int]]]:
-    """Each region that overlaps ``area`` (exclusive ends) with the overlap, exclusive ends."""
-    for region in regions:
-        x0, y0 = max(region.x1, area[0]), max(region.y1, area[1])
-        x1, y1 = min(region.x2 + 1, area[2]), min(region.y2 + 1, area[3])
-        if x0 < x1 and y0 < y1:
-            yield region, (x0, y0, x1, y1)
 
 
 def _inside(out_dir: Path, key: str) -> Path | None:
@@ -614,24 +676,24 @@ def _href(out_dir: Path, key: str) -> str | None:
     return quote(key, safe="/")
 
 
-def _load_picture(out_dir: Path, key: str) -> _Picture | None:
-    """Read a preview inside ``out_dir`` as a data URI; None if absent, outside or not an image."""
+def _picture_file(out_dir: Path, key: str) -> _PictureFile | None:
+    """Picture ``key`` of ``out_dir`` as the page lists it: its size, format and dimensions
+    from its header (and a crop's origin); None if absent, outside or not an image."""
     path = _inside(out_dir, key)
     if path is None:
         return None
     try:
-        data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(path) as image:
             mime = _MIME_TYPES.get(image.format or "")
             width, height = image.size
             origin = _ORIGIN.fullmatch(str(image.info.get(CROP_ORIGIN_KEY, "")))
+        size = path.stat().st_size
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
         return None
     if mime is None or width < 1 or height < 1:
         return None
-    encoded = base64.b64encode(data).decode("ascii")
     corner = (int(origin[1]), int(origin[2])) if origin else None
-    return _Picture(f"data:{mime};base64,{encoded}", width, height, corner)
+    return _PictureFile(key, path, size, mime, width, height, corner)
 
 
 def _settings(comparison: Comparison) -> list[tuple[str, str]]:

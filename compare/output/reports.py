@@ -24,12 +24,13 @@ def write_reports(comparison: Comparison, out_dir: str | os.PathLike[str] | Arti
     comparison refers to that ``out_dir`` lacks are copied from the comparison's
     `Comparison.artifacts_dir` (the folder `compare.run.compare_builds` wrote them into), so the
     reports can go into another folder than the run's; one that is in neither folder raises
-    FileNotFoundError naming it, and nothing is written. The previews are then read from
-    ``out_dir`` and embedded in the HTML. Returns each file's path by kind (``json``, ``html``,
-    ``junit``). The three are replaced together: all are rendered to temporary files first and
-    renamed over the old ones only when every one was written, so a failure leaves the previous
-    set untouched and consistent. Masks and previews the new reports do not refer to are
-    deleted afterwards.
+    FileNotFoundError naming it, and nothing is written. The HTML lists the previews of
+    ``out_dir`` once each: embedded when together they fit `report_html.INLINE_BUDGET`, else
+    files beside it that the page loads as they come into view. Returns each file's path by
+    kind (``json``, ``html``, ``junit``). The three are replaced together: all are rendered to
+    temporary files first and renamed over the old ones only when every one was written, so a
+    failure leaves the previous set untouched and consistent. Masks and previews the new
+    reports do not refer to are deleted afterwards.
     """
     if isinstance(out_dir, ArtifactWriter):
         return _write(comparison, out_dir)

@@ -1,8 +1,10 @@
 """report.html in a real headless browser (Debian's chromium): injected names run nothing.
 
-Hostile names set ``document.title = 'pwned'`` if they ever run. The page's own script marks
-``<body data-ready="true">`` once it has initialised; ``--dump-dom`` shows the DOM after scripts.
-The browser's console is logged to stderr: a script error or a blocked fetch would show there.
+Hostile names set ``document.title = 'pwned'`` if they ever run. The page's own script builds
+the cards and rows from its JSON and marks ``<body data-ready="true">`` once it has drawn the
+first screen; ``--dump-dom`` shows the DOM after scripts. The browser's console is logged to
+stderr: a script error or a blocked fetch would show there. A tall window (`TALL`) shows every
+entry of the small sample at once; the page draws only what is near the window.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from compare.cli import main
 from compare.model import Approval
 from compare.output.reports import write_reports
 from tests.compare.output.test_reports import (
+    BIDI_NAME,
     CHANGED_COLOUR,
     XSS_ATTR,
     XSS_IMG,
     XSS_SCRIPT,
     Page,
     decode_data_uri,
+    errored,
     one_pixel_change,
     sample_comparison,
 )
@@ -52,9 +56,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def dump_dom(url: str, profile: Path) -> tuple[Page, str]:
-    """Load ``url`` headless and return the DOM after its scripts ran, and the browser's log."""
-    stdout, log = run_chromium(["--dump-dom", url], profile)
+TALL = (1280, 8000)
+"""A window in which the sample report's every entry is near enough to be drawn."""
+
+
+def dump_dom(url: str, profile: Path, window: tuple[int, int] | None = None) -> tuple[Page, str]:
+    """Load ``url`` headless (in a window of ``window`` CSS pixels, else the default) and return
+    the DOM after its scripts ran, and the browser's log."""
+    size = [f"--window-size={window[0]},{window[1]}"] if window else []
+    stdout, log = run_chromium([*size, "--dump-dom", url], profile)
     return Page(stdout.decode("utf-8")), log
 
 
@@ -106,21 +116,21 @@ def report(tmp_path: Path) -> Path:
     return write_reports(sample_comparison(out_dir), out_dir)["html"]
 
 
-def items_shown(page: Page) -> dict[str, bool]:
-    """Each item's name (new name for renames) -> whether it is visible."""
+def items_drawn(page: Page) -> list[str]:
+    """The names (new names for renames) of the entries the script drew, in page order."""
     names = iter(page.names)
-    shown = {}
+    drawn = []
     for tag, attributes in page.tags:
         if tag == "li" and "data-item" in attributes:
             name = next(names)
             if attributes["data-status"] == "renamed":
                 name = next(names)
-            shown[name] = "hidden" not in attributes
-    return shown
+            drawn.append(name)
+    return drawn
 
 
 def test_hostile_names_execute_nothing_and_show_as_text(report: Path, tmp_path: Path) -> None:
-    page, log = dump_dom(report.as_uri(), tmp_path / "profile")
+    page, log = dump_dom(report.as_uri(), tmp_path / "profile", TALL)
 
     assert "pwned" not in page.title
     assert page.title.startswith("snapcompare: 4 changed, 2 errored")
@@ -128,19 +138,48 @@ def test_hostile_names_execute_nothing_and_show_as_text(report: Path, tmp_path: 
     assert body.get("data-ready") == "true", log
     for name in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png"):
         assert name in page.names
+    # Every entry but the two of the collapsed unchanged section, drawn when it is opened.
+    assert len(items_drawn(page)) == 10
     assert [a for a in page.find("img") if a.get("src") == "x"] == []
+    assert all(a["src"].startswith("data:image/png;base64,") for a in page.find("img"))
     assert page.find("svg") == []
+    # The whole-image views, built from the data: the changed images', and the one picture of
+    # the added, removed and renamed images (not available in this sample).
+    missing = sorted(text for text in page.texts if text.endswith("picture not available"))
+    assert missing == ["after picture not available", "after picture not available",
+                       "before picture not available", "before picture not available",
+                       "the picture not available"]
+    assert "25% of pixels changed (60 of 240)" in "".join(page.texts)
+    assert "canvas 9000x9000 is over 40,000,000 pixels <b>really</b>" in page.texts
+    assert console_messages(log) == []
+
+
+def test_names_show_escapes_in_isolated_runs(tmp_path: Path) -> None:
+    names = [BIDI_NAME, "a\u2066b\u200fc\u061cd.png", "zero\u200bwidth.png", "line\u2028break.png",
+             os.fsdecode(b"caf\xe9.png"), "family\U0001f468\u200d\U0001f469.png", "שלום.png"]
+    comparison = errored(names, "cannot decode {}\nsecond line")
+    out = tmp_path / "out"
+    report = write_reports(comparison, out)["html"]
+
+    page, log = dump_dom(report.as_uri(), tmp_path / "profile", TALL)
+
+    assert set(page.names) == {
+        "invoice\\u202egnp.exe", "a\\u2066b\\u200fc\\u061cd.png", "zero\\u200bwidth.png",
+        "line\\u2028break.png", "caf\\udce9.png", "family\U0001f468\u200d\U0001f469.png", "שלום.png",
+    }
+    assert "cannot decode invoice\\u202egnp.exe\nsecond line" in "".join(page.texts)
+    assert len(page.find("kbd")) == 2 * 7  # each escape in names and details
+    spans = [a for name, a in page.tags if name == "span" and "name" in (a.get("class") or "")]
+    assert len(spans) == 7 and all(a.get("dir") == "auto" for a in spans)
     assert console_messages(log) == []
 
 
 def test_script_filters_and_searches_from_the_url(report: Path, tmp_path: Path) -> None:
-    page, log = dump_dom(report.as_uri() + "#status=changed&q=PWNED", tmp_path / "profile")
+    page, log = dump_dom(report.as_uri() + "#status=changed&q=PWNED", tmp_path / "profile", TALL)
 
     [body] = page.find("body")
     assert body.get("data-ready") == "true", log
-    shown = items_shown(page)
-    assert len(shown) == 12
-    assert {name for name, visible in shown.items() if visible} == {XSS_IMG, XSS_SCRIPT}
+    assert items_drawn(page) == [XSS_IMG, XSS_SCRIPT]
     sections = {a["data-status"]: "hidden" not in a for a in page.find("section")}
     assert sections == {
         "changed": True, "errored": False, "renamed": False, "added": False, "removed": False,
@@ -161,24 +200,24 @@ def test_search_matches_previous_names_and_opens_collapsed_sections(
 ) -> None:
     page, log = dump_dom(report.as_uri() + "#q=%3Cold%3E", tmp_path / "profile")
 
-    shown = items_shown(page)
-    assert {name for name, visible in shown.items() if visible} == {"login/new.png"}
+    assert items_drawn(page) == ["login/new.png"]
     page, log = dump_dom(report.as_uri() + "#q=almost", tmp_path / "profile")
-    assert {name for name, visible in items_shown(page).items() if visible} == {"almost.png"}
+    assert items_drawn(page) == ["almost.png"]
     [details] = page.find("details")
     assert "open" in details
     assert console_messages(log) == []
 
 
 def test_viewers_start_in_their_best_mode(report: Path, tmp_path: Path) -> None:
-    page, log = dump_dom(report.as_uri(), tmp_path / "profile")
+    page, log = dump_dom(report.as_uri(), tmp_path / "profile", TALL)
 
     viewers = [a for a in page.find("div") if "viewer" in (a.get("class") or "").split()]
     # Changed cards by ratio: XSS_IMG and home/feed.png have before and after, the third only
-    # a diff picture (its other previews are missing), XSS_SCRIPT has no previews.
-    assert [v["data-mode"] for v in viewers] == ["slider", "slider", "side"]
+    # a diff picture (its other previews are missing), XSS_SCRIPT has no previews. Then the one
+    # picture of the renamed, added and removed images: nothing to choose between.
+    assert [v["data-mode"] for v in viewers] == ["slider", "slider", "side", "side", "side", "side"]
     modes = [a for a in page.find("div") if "modes" in (a.get("class") or "").split()]
-    assert all("hidden" not in m for m in modes)
+    assert ["hidden" not in m for m in modes] == [True] * 3 + [False] * 3
     sliders = [a for a in page.find("input") if a.get("type") == "range"]
     assert len(sliders) == 2 and all("hidden" not in s for s in sliders)
     assert console_messages(log) == []
@@ -239,17 +278,17 @@ def with_driver(report: Path, driver: str) -> Path:
 def test_clicks_and_typing_drive_the_filter_and_viewer(report: Path, tmp_path: Path) -> None:
     driven = with_driver(report, DRIVER)
 
-    page, log = dump_dom(driven.as_uri(), tmp_path / "profile")
+    page, log = dump_dom(driven.as_uri(), tmp_path / "profile", TALL)
 
     [body] = page.find("body")
     assert body.get("data-driver", "").split("|") == [
         "solo errored 2",
         "add errored,renamed 3",
-        "none changed,errored,renamed,added,removed,skipped,unchanged 12",
+        "none changed,errored,renamed,added,removed,skipped,unchanged 10",
         "mode diff true",
         "pos 20%",
         "search 1 #q=Feed",
-        "all 12 []",
+        "all 10 []",
     ], log
     assert console_messages(log) == []
 
@@ -266,9 +305,10 @@ def _solid_square(shot: np.ndarray, colour: tuple[int, ...], tolerance: int = 3)
 def test_a_one_pixel_change_is_drawn_at_full_size_or_larger_in_the_first_view(tmp_path: Path) -> None:
     # 1200 pixels wide: the whole-image previews shrink it three times, blurring the pixel away.
     report = one_pixel_change(tmp_path, size=(1200, 900), at=(777, 601))
-    page = Page(report.read_text(encoding="utf-8"))
+    page, _ = dump_dom(report.as_uri(), tmp_path / "profile")
     crop = next(a for a in page.find("img") if a.get("alt") == "screen.png: after, changed area")
     zoom = int(crop["width"]) // decode_data_uri(crop["src"]).width
+    assert int(crop["height"]) == zoom * decode_data_uri(crop["src"]).height
 
     shot = screenshot(report.as_uri(), tmp_path / "profile", tmp_path / "first.png")
 
@@ -336,11 +376,10 @@ def test_ignore_regions_are_drawn_over_their_pixels_in_every_view(tmp_path: Path
     main(["compare", "--base", str(tmp_path / "base"), "--head", str(tmp_path / "head"),
           "--out", str(out), "--quiet", "--ignore", "402:202-406:212"])
     report = out / "report.html"
-    page = Page(report.read_text(encoding="utf-8"))
-    [area] = [t for t in page.texts if t.startswith("x ") and ", y " in t]
-    x0, _, y0, _ = map(int, re.findall(r"\d+", area)[:4])
-    crop = next(a for a in page.find("img") if a.get("alt") == "a.png: after, changed area")
-    crop_size = decode_data_uri(crop["src"]).size
+    data = Page(report.read_text(encoding="utf-8")).report_data()
+    [image] = data["images"]
+    x0, _, y0, _ = map(int, re.findall(r"\d+", image["where"])[:4])
+    crop_size = tuple(data["pictures"][image["pics"]["crop-after"]][1:3])
 
     dom, log = dump_dom(with_driver(report, REGIONS).as_uri(), tmp_path / "profile")
 
@@ -431,10 +470,11 @@ def test_crops_and_whole_images_are_framed_apart_on_a_neutral_mat(tmp_path: Path
 BANNER_LINK = """
 window.addEventListener("load", function () {
   var link = document.querySelector(".banner a");
-  var target = document.getElementById(link.getAttribute("href").slice(1));
-  var before = target.hidden;
+  var id = link.getAttribute("href").slice(1);
+  var before = document.getElementById(id) !== null;
   link.click();
   setTimeout(function () {
+    var target = document.getElementById(id);
     var top = Math.round(target.getBoundingClientRect().top);
     document.body.setAttribute("data-link", [before, target.hidden, top, location.hash].join(" "));
   }, 200);
@@ -443,7 +483,7 @@ window.addEventListener("load", function () {
 
 
 def test_a_banner_link_shows_its_image_even_when_filtered_out(tmp_path: Path) -> None:
-    # The browser jumps to a fragment's element before the filter shows it: the page scrolls there.
+    # Filtered out, the image is not drawn; the link draws it and scrolls there.
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     comparison = sample_comparison(out_dir)
@@ -454,7 +494,7 @@ def test_a_banner_link_shows_its_image_even_when_filtered_out(tmp_path: Path) ->
     page, log = dump_dom(with_driver(report, BANNER_LINK).as_uri() + "#status=skipped", tmp_path / "profile")
 
     [body] = page.find("body")
-    hidden_before, hidden_after, top, fragment = body["data-link"].split(" ")
-    assert (hidden_before, hidden_after, top) == ("true", "false", "0")
+    drawn_before, hidden_after, top, fragment = body["data-link"].split(" ")
+    assert (drawn_before, hidden_after, top) == ("false", "false", "0")
     assert re.fullmatch(r"#image-\d+", fragment)
     assert console_messages(log) == []

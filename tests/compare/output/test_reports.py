@@ -41,7 +41,7 @@ SENTRY_FIELDS = {
     "previous_image_file_name", "diff_mask_image_id", "aligned_height",
 }
 OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews",
-              "window_max", "ignore_regions"}
+              "window_max", "ignore_regions", "change_group", "similar_change", "known_change"}
 
 
 def _hash(char: str) -> str:
@@ -280,7 +280,7 @@ def test_json_images_have_every_field_in_name_order(
             "diff": "previews/feed.diff.png",
         },
         "diff_mask_image_id": None, "aligned_height": None, "window_max": None,
-        "ignore_regions": None,
+        "ignore_regions": None, "change_group": None, "similar_change": None, "known_change": None,
     }
     assert report["images"]["huge.png"]["reason"] == "exceeds_pixel_limit"
     assert report["images"]["huge.png"]["detail"].startswith("canvas 9000x9000")
@@ -293,7 +293,7 @@ def test_json_images_have_every_field_in_name_order(
 def test_json_top_level_options_sources_and_stats(written: dict[str, Path]) -> None:
     report = json.loads(written["json"].read_text(encoding="utf-8"))
     assert report["options"] == {
-        "engine": "pixelmatch", "engine_options": {},
+        "engine": "pixelmatch", "engine_options": {"checkerboard": True},
         "threshold": 0.2, "antialiasing": False, "diff_threshold": 0.01, "max_pixels": 40_000_000,
         "window_size": None, "window_min": None, "ignore_regions": None, "ignore_patterns": None,
     }
@@ -364,7 +364,17 @@ def test_reports_are_replaced_as_a_set(
     assert not [p for p in out_dir.iterdir() if p.name.endswith(".tmp")]
 
 
-# report.html
+# report.html: the page's shell and its one JSON block (what the script draws from it is
+# checked in a real browser, test_report_browser.py)
+
+
+def picture_rows(data: dict) -> dict[str, list]:
+    """The page's picture table by picture key."""
+    return {row[0]: row for row in data["pictures"]}
+
+
+def image_entry(data: dict, name: str) -> dict:
+    return next(image for image in data["images"] if image["name"] == name)
 
 
 def test_html_is_self_contained(written: dict[str, Path]) -> None:
@@ -372,36 +382,36 @@ def test_html_is_self_contained(written: dict[str, Path]) -> None:
     page = Page(text)
     assert not page.find("link")
     assert not page.find("iframe")
+    assert not page.find("img")
     for tag, attributes in page.tags:
-        assert "src" not in attributes or attributes["src"].startswith("data:image/"), tag
+        assert "src" not in attributes, tag
         if "href" in attributes:
             href = attributes["href"] or ""
             assert "://" not in href and not href.startswith("//"), href
-    assert all("src" not in attributes for attributes in page.find("script"))
     assert "http://" not in text and "https://" not in text
+    assert all(row[5].startswith("data:image/png;base64,") for row in page.report_data()["pictures"])
     [csp] = [a for a in page.find("meta") if a.get("http-equiv") == "Content-Security-Policy"]
     assert "default-src 'none'" in csp["content"]
     assert "img-src data:;" in csp["content"]
 
 
 def test_html_embeds_the_preview_files(written: dict[str, Path], out_dir: Path) -> None:
-    page = Page(written["html"].read_text(encoding="utf-8"))
-    sources = {a["alt"]: a["src"] for a in page.find("img")}
+    data = Page(written["html"].read_text(encoding="utf-8")).report_data()
+    rows = picture_rows(data)
+    feed = image_entry(data, "home/feed.png")["pics"]
     for role in ("before", "after", "diff"):
-        expected = (out_dir / f"previews/feed.{role}.png").read_bytes()
-        src = sources[f"home/feed.png: {role}"]
-        assert src.startswith("data:image/png;base64,")
-        assert base64.b64decode(src.split(",", 1)[1]) == expected
+        row = data["pictures"][feed[role]]
+        assert row[:3] == [f"previews/feed.{role}.png", 12, 20]
+        assert base64.b64decode(row[5].split(",", 1)[1]) == (out_dir / row[0]).read_bytes()
     # The missing file and the one outside out_dir are not embedded; the diff still is.
-    assert "settings/broken previews.png: diff" in sources
-    assert "settings/broken previews.png: before" not in sources
-    assert "settings/broken previews.png: after" not in sources
-    text = written["html"].read_text(encoding="utf-8")
-    assert "before picture unavailable" in text and "after picture unavailable" in text
-    assert len(page.find("img")) == 7
+    broken = image_entry(data, "settings/broken previews.png")["pics"]
+    assert broken["before"] is None and broken["after"] is None
+    assert data["pictures"][broken["diff"]][0] == "previews/broken.diff.png"
+    assert "../secret.png" not in rows and "previews/broken.after.png" not in rows
+    assert len(rows) == 7
 
 
-def test_html_escapes_every_name_and_text(written: dict[str, Path]) -> None:
+def test_html_escapes_every_name_and_text(written: dict[str, Path], comparison: Comparison) -> None:
     text = written["html"].read_text(encoding="utf-8")
     for raw in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png", "builds/<base>", "<b>really</b>",
                 "</pre><script>"):
@@ -410,8 +420,7 @@ def test_html_escapes_every_name_and_text(written: dict[str, Path]) -> None:
     assert [a for a in page.find("img") if a.get("src") == "x"] == []
     assert page.find("svg") == []
     assert len(page.find("script")) == 2
-    for name in (XSS_IMG, XSS_SCRIPT, XSS_ATTR, "login/<old>.png"):
-        assert name in page.names
+    assert {image["name"] for image in page.report_data()["images"]} == set(comparison.images)
     assert "pwned" not in page.title
 
 
@@ -420,41 +429,44 @@ def test_html_data_block_is_escaped_json(written: dict[str, Path], comparison: C
     block = next(s for s in page.scripts if s.startswith("{"))
     assert not set("<>&") & set(block)
     data = page.report_data()
-    names = {item["name"] for item in data["items"]}
-    assert names == set(comparison.images)
-    renamed = next(item for item in data["items"] if item["name"] == "login/new.png")
-    assert renamed == {"name": "login/new.png", "previous": "login/<old>.png", "status": "renamed"}
-    assert data["statuses"] == [
+    assert set(data) == {"sections", "images", "groups", "pictures"}
+    assert {image["name"] for image in data["images"]} == set(comparison.images)
+    renamed = image_entry(data, "login/new.png")
+    assert renamed["previous"] == "login/<old>.png"
+    assert data["sections"][renamed["section"]] == "renamed"
+    assert data["sections"] == [
         "changed", "errored", "renamed", "added", "removed", "skipped", "unchanged"
     ]
+    assert data["groups"] == []
 
 
 def test_html_orders_sections_and_changed_by_ratio(written: dict[str, Path]) -> None:
     text = written["html"].read_text(encoding="utf-8")
+    data = Page(text).report_data()
     ordered = [XSS_IMG, "home/feed.png", XSS_SCRIPT, "settings/broken previews.png"]
-    assert Page(text).names[:4] == ordered
-    sections = [text.index(f'<section data-status="{s}">') for s in (
-        "changed", "errored", "renamed", "added", "removed", "skipped", "unchanged")]
-    assert sections == sorted(sections)
-    page = Page(text)
-    items = [a for a in page.find("li") if "data-item" in a]
-    assert [int(a["data-item"]) for a in items] == list(range(12))
+    assert [image["name"] for image in data["images"][:4]] == ordered
+    sections = [data["sections"][image["section"]] for image in data["images"]]
+    assert sections == sorted(sections, key=data["sections"].index)
+    assert [text.index(f'<section data-status="{s}"') for s in data["sections"]] == sorted(
+        text.index(f'<section data-status="{s}"') for s in data["sections"])
+    unchanged = text[text.index('<section data-status="unchanged"'):]
+    assert unchanged.startswith('<section data-status="unchanged" data-kind="row">\n<details>\n<summary>')
 
 
 def test_html_shows_figures_reasons_and_renames(written: dict[str, Path]) -> None:
     text = written["html"].read_text(encoding="utf-8")
-    assert "<strong>25%</strong> of pixels changed (60 of 240)" in text
-    assert '<a href="#tuning-diff-threshold">changed pixels allowed</a>: 1%' in text
+    data = Page(text).report_data()
+    assert image_entry(data, "home/feed.png")["facts"] == [
+        ["ratio", "25%", "60 of 240"], ["allowed", "1%"], ["text", "3 anti-aliased pixels ignored"],
+        ["area", "changed area x 1–10 px, y 2–18 px"], ["text", "12×20 px"],
+        ["hash", "base", _hash("a")], ["hash", "head", _hash("b")]]
     assert 'id="tuning-diff-threshold"' in text and "--diff-threshold" in text
-    assert "threshold 1%" not in text
-    assert "exceeds pixel limit" in text and "image fetch failed" in text
-    page = Page(text)
-    assert "canvas 9000x9000 is over 40,000,000 pixels <b>really</b>" in page.texts
-    renamed = Page(text[text.index('<section data-status="renamed">') :])
-    assert renamed.names[:2] == ["login/<old>.png", "login/new.png"]
-    assert "".join(renamed.texts).index("login/<old>.png") < "".join(renamed.texts).index("→")
-    unchanged = text[text.index('<section data-status="unchanged">') :]
-    assert unchanged.startswith('<section data-status="unchanged">\n<details>\n<summary>')
+    huge = image_entry(data, "huge.png")
+    assert huge["facts"][0] == ["reason", "exceeds pixel limit"]
+    assert huge["detail"] == [["canvas 9000x9000 is over 40,000,000 pixels <b>really</b>", 0]]
+    assert image_entry(data, XSS_ATTR)["facts"][0] == ["reason", "image fetch failed"]
+    renamed = image_entry(data, "login/new.png")
+    assert (renamed["previous"], renamed["facts"]) == ("login/<old>.png", [["hash", "head", _hash("f")]])
     assert "4 changed, 2 errored" in Page(text).title
 
 
@@ -464,7 +476,7 @@ def test_html_of_an_empty_comparison(tmp_path: Path) -> None:
     page = Page(text)
     assert page.title == "snapcompare: no differences"
     assert "No differences" in text
-    assert page.report_data() == {"items": [], "statuses": []}
+    assert page.report_data() == {"sections": [], "images": [], "groups": [], "pictures": []}
 
 
 @pytest.mark.parametrize(
@@ -579,8 +591,9 @@ def test_junit_shows_invisible_characters_as_the_report_does(tmp_path: Path) -> 
     for char in "\u202e\u2066\u200f\u061c\u200b\u2028\x00\x1b":
         assert char.encode() not in data
     suite = ET.fromstring(data)
-    html = Page("".join(iter_html(comparison, tmp_path)))
-    assert sorted(case.attrib["name"] for case in suite.findall("testcase")) == sorted(html.names)
+    data = Page("".join(iter_html(comparison, tmp_path))).report_data()
+    shown = ["".join(run for run, _ in image.get("shown", [[image["name"], 0]])) for image in data["images"]]
+    assert sorted(case.attrib["name"] for case in suite.findall("testcase")) == sorted(shown)
     errors = [case.find("error") for case in suite.findall("testcase")]
     assert "cannot decode invoice\\u202egnp.exe\nsecond line" in [error.text for error in errors]
 
@@ -590,38 +603,24 @@ def test_junit_shows_invisible_characters_as_the_report_does(tmp_path: Path) -> 
 
 def test_a_changed_image_opens_on_its_changed_area_at_full_resolution(tmp_path: Path) -> None:
     report = one_pixel_change(tmp_path, size=(1200, 900), at=(777, 601))
-    page = Page(report.read_text(encoding="utf-8"))
+    data = Page(report.read_text(encoding="utf-8")).report_data()
 
-    crops = {a["alt"]: a for a in page.find("img") if (a.get("alt") or "").endswith("changed area")}
-    assert set(crops) == {"screen.png: before, changed area", "screen.png: after, changed area"}
-    after = crops["screen.png: after, changed area"]
-    picture = decode_data_uri(after["src"])
-    zoom = int(after["width"]) // picture.width
-    assert zoom >= 1 and int(after["width"]) == zoom * picture.width
-    assert int(after["height"]) == zoom * picture.height
-    # The crop is the changed pixel with a margin, drawn pixel for pixel.
-    assert picture.size == (49, 49)
+    [image] = data["images"]
+    pics = {role: data["pictures"][position] for role, position in image["pics"].items()}
+    assert set(pics) == {"before", "after", "diff", "crop-before", "crop-after", "crop-diff"}
+    # The crop is the changed pixel with a margin, at full resolution; it knows where it sits.
+    after = pics["crop-after"]
+    picture = decode_data_uri(after[5])
+    assert picture.size == (49, 49) and after[1:5] == [49, 49, 753, 577]
     assert picture.convert("RGB").getpixel((24, 24)) == CHANGED_COLOUR
-    assert "x 753–802 px, y 577–626 px" in "".join(page.texts)
-    overlay = next(a for a in page.find("img") if "overlay" in (a.get("class") or ""))
-    marked = decode_data_uri(overlay["src"]).convert("RGBA")
+    assert image["where"] == "x 753–802 px, y 577–626 px"
+    marked = decode_data_uri(pics["crop-diff"][5]).convert("RGBA")
     assert marked.getpixel((24, 24)) == (255, 0, 0, 255) and marked.getpixel((0, 0))[3] == 0
-    [toggle] = [a for a in page.find("input") if a.get("type") == "checkbox"]
-    assert "checked" in toggle
-
     # Full-size files are one click away, next to the report.
-    links = {a["href"] for a in page.find("a") if not a["href"].startswith("#")}
-    assert any(href.startswith("diff/") for href in links)
+    links = [pics["crop-before"][0], pics["crop-after"][0], image["mask"]]
+    assert image["mask"].startswith("diff/")
     for href in links:
         assert (report.parent / unquote(href)).is_file(), href
-    assert len(links) == 3
-
-
-def test_small_images_are_shown_at_most_at_twice_their_size(written: dict[str, Path]) -> None:
-    page = Page(written["html"].read_text(encoding="utf-8"))
-    viewers = [a for a in page.find("div") if "viewer" in (a.get("class") or "").split()]
-    # The sample's previews are 12 pixels wide.
-    assert viewers and all("--natural: 24px" in v["style"] for v in viewers)
 
 
 def test_names_show_control_and_bidi_characters_escaped_and_isolated(tmp_path: Path) -> None:
@@ -634,19 +633,22 @@ def test_names_show_control_and_bidi_characters_escaped_and_isolated(tmp_path: P
     visible = text[: text.index('<script type="application/json"')]
     for char in "\u202e\u2066\u200f\u061c\u200b\u2028":
         assert char not in visible
-    assert set(page.names) == {
+    data = page.report_data()
+    shown = {"".join(run for run, _ in image.get("shown", [[image["name"], 0]])) for image in data["images"]}
+    assert shown == {
         "invoice\\u202egnp.exe", "a\\u2066b\\u200fc\\u061cd.png", "zero\\u200bwidth.png",
         "line\\u2028break.png", "caf\\udce9.png", "family\U0001f468\u200d\U0001f469.png", "שלום.png",
     }
     # Details keep their line breaks and tabs; the rest is escaped as in names.
-    assert "cannot decode invoice\\u202egnp.exe\nsecond line" in "".join(page.texts)
-    assert len(page.find("kbd")) == 2 * 7 + 1  # each escape in names and details, and the source
-    spans = [a for name, a in page.tags if name == "span" and "name" in (a.get("class") or "")]
-    assert all(a.get("dir") == "auto" for a in spans)
+    details = ["".join(run for run, _ in image["detail"]) for image in data["images"]]
+    assert "cannot decode invoice\\u202egnp.exe\nsecond line" in details
+    # Each escape in names and details is a run of its own, shown as a <kbd>; and the source's.
+    escapes = [run for image in data["images"] for run, escaped in image.get("shown", []) + image["detail"] if escaped]
+    assert len(escapes) == 2 * 7 and len(page.find("kbd")) == 1
     style = text[text.index("<style>") : text.index("</style>")]
     assert ".name { overflow-wrap: anywhere; unicode-bidi: isolate; }" in style
     # The search data keeps the names themselves.
-    assert {item["name"] for item in page.report_data()["items"]} >= {BIDI_NAME, "שלום.png"}
+    assert {image["name"] for image in data["images"]} >= {BIDI_NAME, "שלום.png"}
 
 
 # Units
@@ -704,9 +706,10 @@ def test_reports_written_into_another_folder_bring_their_files(tmp_path: Path) -
     paths = write_reports(comparison, second)
 
     text = paths["html"].read_text(encoding="utf-8")
-    assert "unavailable" not in text
+    data = Page(text).report_data()
+    assert all(position is not None for image in data["images"] for position in image.get("pics", {}).values())
     assert paths["html"].read_bytes() == (first / "report.html").read_bytes()
-    links = [a["href"] for a in Page(text).find("a") if not a["href"].startswith("#")]
+    links = [row[0] for row in data["pictures"]] + [image["mask"] for image in data["images"] if "mask" in image]
     assert links and all((second / unquote(href)).is_file() for href in links)
     # The masks and previews the reports refer to, byte for byte, and nothing else.
     assert _files(second) == {key: data for key, data in before.items()}
@@ -739,7 +742,9 @@ def test_masks_kept_in_a_results_store_are_not_looked_for_in_a_folder(tmp_path: 
 
     paths = write_reports(comparison, second)
 
-    assert "unavailable" not in paths["html"].read_text(encoding="utf-8")
+    data = Page(paths["html"].read_text(encoding="utf-8")).report_data()
+    assert all(position is not None for image in data["images"] for position in image.get("pics", {}).values())
+    assert all("mask" not in image for image in data["images"])
     assert sorted(_files(second)) == sorted(
         ["comparison.json", "junit.xml", "report.html",
          *(key for result in comparison.images.values() for key in (result.previews or {}).values())])
