@@ -25,6 +25,9 @@ DEFAULT_THRESHOLD = 0.1
 MIN_MAX_MEMORY = 64 * 1024 * 1024
 """The smallest memory budget a comparison accepts."""
 
+MAX_ARTIFACT_ID = 2**63 - 1
+"""The largest artifact id: Sentry's ids are 64-bit signed integers."""
+
 
 class InputError(ValueError):
     """An input or setting a comparison cannot start with; the message names it."""
@@ -95,9 +98,11 @@ class CompareOptions:
 
     ``engine`` names the pixel-diff engine (a key of `compare.imaging.engines.ENGINES`; this
     layer cannot see them, so the name and the engine's options are checked when the
-    comparison is planned, before anything is fetched). ``checkerboard`` is ``oklab``'s own
-    option (blend semi-transparent pixels over its checkerboard); turning it off with another
-    engine is an error. ``ignore_regions`` (canvas coordinates, corners included) apply to every
+    comparison is planned, before anything is fetched). ``checkerboard`` is an option of
+    ``pixelmatch`` and ``oklab`` (blend semi-transparent pixels over their checkerboard, else
+    over white); ``padded`` is ``odiff``'s (compare the images padded to the union canvas, as
+    Sentry runs odiff, instead of by odiff's own rule for sizes that differ); setting either
+    with an engine that lacks it is an error. ``ignore_regions`` (canvas coordinates, corners included) apply to every
     image, ``ignore_patterns`` to the head images whose names their globs match, on top of the
     regions a head image's manifest entry gives; each region applies to an image's canvas as far
     as it reaches into it, and not at all to an image it lies wholly outside of.
@@ -125,14 +130,15 @@ class CompareOptions:
     follow_symlinks: bool = False
     engine: str = "pixelmatch"
     checkerboard: bool = True
+    padded: bool = False
     window_size: int | None = None
     window_min: int | None = None
     ignore_regions: tuple[IgnoreRegion, ...] = ()
     ignore_patterns: tuple[IgnorePattern, ...] = ()
 
     def __post_init__(self) -> None:
-        if min(self.head_artifact_id, self.base_artifact_id) < 0:
-            raise ValueError("artifact ids must be integers >= 0")
+        if not all(0 <= i <= MAX_ARTIFACT_ID for i in (self.head_artifact_id, self.base_artifact_id)):
+            raise ValueError(f"artifact ids must be integers from 0 to {MAX_ARTIFACT_ID}")
         check_fraction("threshold", self.threshold)
         check_fraction("diff_threshold", self.diff_threshold)
         check_max_pixels(self.max_pixels)
@@ -155,7 +161,8 @@ class CompareOptions:
 
     def engine_options(self) -> dict[str, object]:
         """The engine's own options that differ from their defaults, as the engine takes them."""
-        return {} if self.checkerboard else {"checkerboard": False}
+        return {**({} if self.checkerboard else {"checkerboard": False}),
+                **({"padded": True} if self.padded else {})}
 
     def is_changed(self, ratio: float, diff_threshold: float, window_max: int | None) -> bool:
         """The rule for ``changed``: over ``diff_threshold``, and over ``window_min`` when set."""
@@ -220,6 +227,15 @@ class ImageResult:
     regions a diffed image was compared with (the comparison's, the matching patterns', its
     own) as they applied to its canvas (clipped; those wholly outside it left out), None when
     none applied; an errored image lists them as given.
+
+    Every diffed image with changed pixels (``changed``, or ``unchanged`` within its threshold)
+    carries its change's fingerprints (`compare.imaging.fingerprint`), ids stable across runs:
+    ``change_group`` the identical-change id (``i1-...``: the same changed pixels, relative to
+    their bounding box, with the same before and after colours), ``similar_change`` the
+    similar-change id (``s1-...``: a coarse fingerprint of the mask's shape). An id names a
+    `ChangeGroup` of `Comparison.change_groups` when two or more ``changed`` images share it.
+    ``known_change`` is set on ``changed`` images when known changes were given
+    (`Comparison.known_changes`): True when the image's change is a known one, else False.
     """
 
     name: str
@@ -260,12 +276,24 @@ class ChangeLevel(StrEnum):
 @dataclass(frozen=True)
 class ChangeGroup:
     """Images sharing one change: its ``id`` (the change's fingerprint, stable across runs),
-    the ``level`` at which they share it, their names (sorted) and the one shown for all."""
+    the ``level`` at which they share it, their names (sorted) and the one shown for all (the
+    first of them)."""
 
     id: str
     level: ChangeLevel
     images: tuple[str, ...]
     representative: str
+
+
+@dataclass(frozen=True)
+class KnownChanges:
+    """Known changes a comparison was given (``--known-changes``): where they came from, the
+    names of the ``changed`` images whose change is one of them (sorted), and whether those
+    images still count as differences (``--fail-on-known-changes``) or are set aside."""
+
+    source: str
+    images: tuple[str, ...] = ()
+    counted: bool = False
 
 
 @dataclass(frozen=True)
@@ -303,8 +331,11 @@ class Comparison:
     approval_mismatch: ApprovalMismatch | None = None
     """Set when an approved comparison was given but its fingerprints differ from this one's."""
     change_groups: tuple[ChangeGroup, ...] = ()
-    """The changes shared by the images (each image's ``change_group`` and ``similar_change``
-    name one), largest first."""
+    """The changes two or more ``changed`` images share, at both levels (each image's
+    ``change_group`` and ``similar_change`` name one, if any), largest first, then identical
+    before similar, then by id."""
+    known_changes: KnownChanges | None = None
+    """Set when known changes were given: their source and the images whose change they hold."""
     artifacts_dir: Path | None = None
     """The folder the images' ``diff_mask_key``s and ``previews`` are relative to, set by
     `compare.run.compare_builds` to its ``out_dir``; None when unknown (a comparison put
@@ -322,6 +353,18 @@ class Comparison:
     def has_differences(self) -> bool:
         """True when any image is changed, added, removed or renamed."""
         return any(result.status in DIFFERENCES for result in self.images.values())
+
+    @property
+    def set_aside(self) -> tuple[str, ...]:
+        """The ``changed`` images whose change is a known one that does not count (sorted)."""
+        known = self.known_changes
+        return () if known is None or known.counted else known.images
+
+    @property
+    def has_counted_differences(self) -> bool:
+        """True when any image differs, apart from the known changes `set_aside`."""
+        aside = frozenset(self.set_aside)
+        return any(result.status in DIFFERENCES and name not in aside for name, result in self.images.items())
 
     @property
     def has_errors(self) -> bool:

@@ -10,11 +10,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fetchers import BatchUploader, BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
+from fetchers import BatchUploader, BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url, token_env
 
 from .engine.chunks import plan
 from .engine.run import ArtifactSink, Progress, run_comparison
+from .engine.singles import add_single_previews
 from .inputs.approved import approved_fingerprints, carry_over
+from .inputs.known_changes import apply_known_changes, read_known_changes
 from .inputs.sources import Side, combine_fetchers, open_side, read_input
 from .model import ApprovalMismatch, CompareOptions, Comparison, InputError
 from .output.artifacts import ArtifactWriter
@@ -36,6 +38,8 @@ def compare_builds(
     scheduler: str | None = None,
     store_token: str | None = None,
     results_store: str | None = None,
+    known_changes: str | os.PathLike[str] | None = None,
+    fail_on_known_changes: bool = False,
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
@@ -44,8 +48,12 @@ def compare_builds(
     blobs of manifests; folders serve their own files. ``approved`` (a file or ``store:KEY``)
     is a previously approved ``comparison.json``: when its changes are this comparison's,
     `Comparison.approval` says so, else `Comparison.approval_mismatch` names the images whose
-    changes differ from it (see `compare.inputs.approved`). Diff masks and report previews are
-    written under ``out_dir`` (`compare.output.reports.write_reports` writes the reports);
+    changes differ from it (see `compare.inputs.approved`). ``known_changes`` (a file or
+    ``store:KEY``: a ``comparison.json`` or a file ``snapcompare known-changes`` wrote) marks
+    each ``changed`` image's ``known_change`` and sets `Comparison.known_changes` (see
+    `compare.inputs.known_changes`); with ``fail_on_known_changes`` those images still count as
+    differences, else they are set aside (`Comparison.set_aside`). Diff masks and report
+    previews are written under ``out_dir`` (`compare.output.reports.write_reports` writes the reports);
     without it the comparison is kept in memory only: every image gets its status and
     figures, but no mask or preview is made or kept. ``store_setting`` names where
     the store came from in messages; ``store_token`` authenticates to a store URL that takes
@@ -85,6 +93,10 @@ def compare_builds(
             if approved is not None:
                 data, approved_source = read_input(approved, store_fetcher, "--approved")
                 approval_input = (approved_fingerprints(data, approved_source), approved_source)
+            known_input = None
+            if known_changes is not None:
+                data, known_source = read_input(known_changes, store_fetcher, "--known-changes")
+                known_input = (read_known_changes(data, known_source), known_source)
             fetcher = combine_fetchers(sides["base"], sides["head"], store_fetcher)
         except ValueError as exc:  # ManifestError included
             raise InputError(str(exc)) from None
@@ -113,9 +125,10 @@ def compare_builds(
         if scheduler is not None:
             cluster_store = _cluster_store(sides["base"], sides["head"], store, scheduler, stack)
             comparison = _compare_on_cluster(sides["base"], sides["head"], cluster_store, scheduler,
-                                             writer, options, progress, results)
+                                             writer, options, progress, results, store_token)
         else:
             comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, progress=progress)
+        comparison = add_single_previews(comparison, fetcher, writer, options)
         comparison = fill_sentry_fields(comparison, writer)
         if approval_input is not None:
             outcome = carry_over(comparison.images, *approval_input)
@@ -123,6 +136,9 @@ def compare_builds(
                 comparison.approval_mismatch = outcome
             else:
                 comparison.approval = outcome
+        if known_input is not None:
+            comparison.images, comparison.known_changes = apply_known_changes(
+                comparison.images, *known_input, counted=fail_on_known_changes)
         if results is not None:
             # On a cluster the workers stored the masks; here they are read back from out_dir.
             masks = {} if scheduler is not None else mask_uploads(
@@ -211,6 +227,7 @@ def _compare_on_cluster(
     options: CompareOptions,
     progress: Callable[[Progress], None] | None,
     results: _ResultsTarget | None,
+    store_token: str | None,
 ) -> Comparison:
     try:
         from .engine.distributed import run_on_cluster
@@ -221,8 +238,12 @@ def _compare_on_cluster(
     if results is not None:
         publish_plan(comparison_plan, results.uploader, results.layout)
         publisher = ResultsPublisher(results.url, results.layout)
+    # A token given here reaches local:N workers as it would reach this process: through the
+    # environment variable its store reads, set as they start (never through the scheduler).
+    urls = [store] + ([results.url] if results is not None else [])
+    worker_env = {name: store_token for name in filter(None, map(token_env, urls))} if store_token else {}
     return run_on_cluster(comparison_plan, store, scheduler, artifacts=artifacts, progress=progress,
-                          publisher=publisher)
+                          publisher=publisher, worker_env=worker_env)
 
 
 def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None,

@@ -11,7 +11,7 @@ own SDK). It knows nothing of `compare`.
 from .errors import BlobNotFound, FetchError, IntegrityError, StoreError, StoreUnavailable, WriteError
 from .prefetch import DEFAULT_DEADLINE, BatchPrefetcher, BatchResult, BatchRunner, BatchStats, CallStats
 from .protocol import BlobFetcher, BlobWriter, ClosableFetcher, StoredBlob
-from .registry import BACKENDS, backend_by_class, fetcher_from_url
+from .registry import BACKENDS, backend_by_class, fetcher_from_url, token_env
 from .retry import RetryBudget, RetryPolicy
 from .upload import DEFAULT_MAX_BYTES, BatchUploader, BlobSource, UploadResult, UploadStats
 
@@ -54,4 +54,5 @@ __all__ = [
     "UploadStats",
     "WriteError",
     "fetcher_from_url",
+    "token_env",
 ]

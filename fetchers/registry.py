@@ -32,6 +32,8 @@ class Backend:
     url_form: str
     configuration: str
     takes_token: bool = False
+    token_env: str | None = None
+    """The environment variable its token is read from when none is passed."""
     query: tuple[str, ...] = ()
     """The query parameters its URL takes; `check_query` refuses any other (it may be a secret)."""
     creatable: bool = False
@@ -52,6 +54,9 @@ class Backend:
         return getattr(module, self.class_name)
 
 
+OBJECTSTORE_TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
+"""Where an objectstore store reads its token from when none is passed."""
+
 _OBJECTSTORE_QUERY = ("org", "project", "prefix")
 """Sentry's objectstore scopes, in order, and the key prefix: ids, never secrets."""
 
@@ -65,15 +70,22 @@ BACKENDS: dict[str, Backend] = {
     "objectstore+http": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
                                 "objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2",
                                 "token passed as an option, never in the URL", takes_token=True,
-                                query=_OBJECTSTORE_QUERY),
+                                token_env=OBJECTSTORE_TOKEN_ENV, query=_OBJECTSTORE_QUERY),
     "objectstore+https": Backend("fetchers.backends.objectstore", "ObjectstoreFetcher", "objectstore",
                                  "objectstore+https://host/<usecase>?org=1&project=2&prefix=1/2",
                                  "token passed as an option, never in the URL", takes_token=True,
-                                 query=_OBJECTSTORE_QUERY),
+                                 token_env=OBJECTSTORE_TOKEN_ENV, query=_OBJECTSTORE_QUERY),
 }
 """Backends by URL scheme. A URL without a scheme is a local path."""
 
 SCHEMES = tuple(BACKENDS)
+
+
+def token_env(url: str) -> str | None:
+    """The environment variable the store at ``url`` reads its token from (None for stores
+    that take none, and for URLs of no known scheme)."""
+    backend = BACKENDS.get(urlsplit(url).scheme.lower() or "file") if isinstance(url, str) else None
+    return backend.token_env if backend is not None else None
 
 
 def backend_by_class(class_name: str) -> Backend | None:

@@ -1,4 +1,5 @@
-"""The ``snapcompare`` command: ``compare``, ``upload``, ``approve``, ``manifest`` and ``demo``."""
+"""The ``snapcompare`` command: ``compare``, ``upload``, ``approve``, ``known-changes``, ``manifest``
+and ``demo``."""
 
 from __future__ import annotations
 
@@ -20,8 +21,14 @@ from fetchers import BACKENDS, StoreUnavailable
 
 from ..demo import generate_demo
 from ..imaging.engines import DEFAULT_ENGINE, ENGINES
-from ..inputs.manifest import dump_manifest, manifest_from_folder, with_ignore_patterns, write_manifest
-from ..model import CompareOptions, Comparison, ImageResult, InputError, Status, check_fraction
+from ..inputs.manifest import (
+    ManifestError,
+    dump_manifest,
+    manifest_from_folder,
+    with_ignore_patterns,
+    write_manifest,
+)
+from ..model import MAX_ARTIFACT_ID, CompareOptions, Comparison, ImageResult, InputError, Status, check_fraction
 from ..output.artifacts import ArtifactWriter
 from ..output.reports import write_reports
 from ..output.results_store import ResultsNotWritten
@@ -44,7 +51,8 @@ DEMO_OUT = "snapcompare-demo"
 
 EXIT_CODES_HELP = f"""\
 exit codes:
-  {EXIT_SAME}    no differences, or the changes of the --approved comparison
+  {EXIT_SAME}    no differences, or the changes of the --approved comparison, or only changes
+       that --known-changes holds (unless --fail-on-known-changes)
   {EXIT_DIFFERENCES}    differences found: changed, added, removed or renamed images
   {EXIT_ERRORED}    some images errored (fetch failed, not decodable, over the pixel limit);
        wins over {EXIT_DIFFERENCES}
@@ -153,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(compare)
     _add_engine_options(compare)
     _add_sentry_options(compare)
+    _add_known_changes_options(compare)
     _add_scheduler_options(compare)
     _add_results_options(compare)
     compare.set_defaults(run=_run_compare)
@@ -164,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .approve import add_approve_command  # likewise
 
     add_approve_command(commands)
+
+    from .known_changes import add_known_changes_command  # likewise
+
+    add_known_changes_command(commands)
 
     manifest = commands.add_parser(
         "manifest",
@@ -250,10 +263,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 
 
 PROFILES: dict[str, dict[str, object]] = {
-    "sentry": {"engine": "odiff", "threshold": 0.01, "antialiasing": True},
+    "sentry": {"engine": "odiff", "threshold": 0.01, "antialiasing": True, "padded": True},
 }
 """Named settings for --profile: ``sentry`` compares as Sentry runs odiff 4.5 (threshold 0.01,
-anti-aliasing detection on, images padded top-left to a common canvas)."""
+anti-aliasing detection on, images padded top-left to a common canvas). A setting the chosen
+engine has no option for (``padded`` when ``--engine`` picks another) is left out."""
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -266,8 +280,8 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                         "--engine, --threshold and --no-antialiasing given explicitly win over it, "
                         "wherever they are on the command line")
     parser.add_argument("--no-checkerboard", dest="checkerboard", action="store_false",
-                        help="engine oklab only: compare semi-transparent pixels as they are, "
-                        "not blended over a checkerboard")
+                        help="engines pixelmatch and oklab: blend semi-transparent pixels over "
+                        "white, not over a checkerboard")
     parser.add_argument("--window-size", type=_positive, metavar="N",
                         help="also find the most changed pixels in any NxN window (window_max)")
     parser.add_argument("--window-min", type=_count, metavar="K",
@@ -288,6 +302,8 @@ def _engine_settings(args: argparse.Namespace) -> dict[str, object]:
     given = {"engine": args.engine, "threshold": args.threshold, "antialiasing": args.antialiasing}
     settings = {**PROFILES.get(args.profile, {}), **{k: v for k, v in given.items() if v is not None}}
     engine = str(settings.get("engine", DEFAULT_ENGINE))
+    if "padded" not in ENGINES[engine].options:
+        settings.pop("padded", None)
     if not args.checkerboard and "checkerboard" not in ENGINES[engine].options:
         raise InputError(f"--no-checkerboard: engine {engine} has no checkerboard (only "
                          + ", ".join(e.name for e in ENGINES.values() if "checkerboard" in e.options) + ")")
@@ -357,14 +373,27 @@ def _add_sentry_options(parser: argparse.ArgumentParser) -> None:
                         "(by default such an image is errored)")
 
 
+def _add_known_changes_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--known-changes", metavar="FILE",
+                        help="changes seen before on the same screens (a file or store:KEY): a "
+                        "comparison.json, or a file 'snapcompare known-changes' wrote from several "
+                        "comparisons of the main branch. A changed image whose change (its "
+                        "similar_change) is known for its name is marked known_change in "
+                        "comparison.json and set aside: it does not count in the exit code")
+    parser.add_argument("--fail-on-known-changes", action="store_true",
+                        help="with --known-changes: count the images whose change is a known one "
+                        "in the exit code all the same (they are still marked known_change)")
+
+
 def _sentry_options(args: argparse.Namespace) -> dict[str, object]:
     return {"head_artifact_id": args.head_artifact_id, "base_artifact_id": args.base_artifact_id,
             "require_sizes": not args.allow_unsized, "follow_symlinks": args.follow_symlinks}
 
 
 def _artifact_id(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise argparse.ArgumentTypeError(f"expected an artifact id (an integer >= 0), got {text!r}")
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_ARTIFACT_ID:
+        raise argparse.ArgumentTypeError(
+            f"expected an artifact id (an integer from 0 to {MAX_ARTIFACT_ID}), got {text!r}")
     return int(text)
 
 
@@ -438,7 +467,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     code, _ = run_and_report(args.base, args.head, store_url, args.out, options,
                              store_setting=setting, quiet=args.quiet, approved=args.approved,
                              scheduler=args.scheduler, store_token=objectstore_token(args),
-                             results_store=args.results_store)
+                             results_store=args.results_store, known_changes=args.known_changes,
+                             fail_on_known_changes=args.fail_on_known_changes)
     return code
 
 
@@ -457,8 +487,8 @@ def run_and_report(
 
     Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
     came from, for messages; ``compare_settings`` (``approved``, ``scheduler``,
-    ``store_token``) go to `compare_builds`. Raises `InputError` when an input or the store
-    cannot be opened, `StoreUnavailable` when the store cannot be used.
+    ``store_token``, ``known_changes``, ...) go to `compare_builds`. Raises `InputError` when an
+    input or the store cannot be opened, `StoreUnavailable` when the store cannot be used.
     """
     started = time.monotonic()
     display = None if quiet else ProgressDisplay(sys.stderr)
@@ -503,12 +533,12 @@ def _report_not_written(exc: ResultsNotWritten) -> None:
 
 def exit_code(comparison: Comparison) -> int:
     """`EXIT_SAME` when an approval carries over; else `EXIT_ERRORED` if any image errored, else
-    `EXIT_DIFFERENCES` if any differs, else `EXIT_SAME`."""
+    `EXIT_DIFFERENCES` if any differs (known changes set aside do not), else `EXIT_SAME`."""
     if comparison.approval is not None:
         return EXIT_SAME
     if comparison.has_errors:
         return EXIT_ERRORED
-    if comparison.has_differences:
+    if comparison.has_counted_differences:
         return EXIT_DIFFERENCES
     return EXIT_SAME
 
@@ -516,17 +546,21 @@ def exit_code(comparison: Comparison) -> int:
 def outcome_line(comparison: Comparison, reports: dict[str, Path], code: int) -> str:
     """The run's outcome in one line, with the counts that matter and the report's path."""
     summary = comparison.summary
-    differing = [f"{summary[s]} {s}" for s in (Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED)
-                 if summary[s]]
+    aside = len(comparison.set_aside)
+    counted = {**summary, Status.CHANGED.value: summary[Status.CHANGED] - aside}
+    differing = [f"{counted[s]} {s}" for s in (Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED)
+                 if counted[s]]
     parts = []
     if comparison.approval is not None:
         parts.append(f"approved changes carried over from {_shown(comparison.approval.carried_over_from)}")
     elif comparison.approval_mismatch is not None:
         parts.append(f"the approval {_shown(comparison.approval_mismatch.source)} does not match")
     elif exit_code(comparison) == EXIT_SAME:
-        parts.append(f"no differences in {summary['total']} images")
+        parts.append(f"no {'other ' if aside else ''}differences in {summary['total']} images")
     if differing:
         parts.append("differences found: " + ", ".join(differing))
+    if aside:
+        parts.append(f"{aside} known changes set aside")
     if summary[Status.ERRORED]:
         parts.append(f"{summary[Status.ERRORED]} errored")
     if code == EXIT_RESULTS_NOT_WRITTEN:
@@ -545,8 +579,9 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         "  " + "  ".join(f"{status.value} {summary[status]}" for status in Status)
         + f"  total {summary['total']}",
     ]
+    aside = frozenset(comparison.set_aside)
     changed = sorted(
-        (r for r in comparison.images.values() if r.status is Status.CHANGED),
+        (r for r in comparison.images.values() if r.status is Status.CHANGED and r.name not in aside),
         key=lambda r: (-(r.diff_ratio or 0.0), r.name),
     )
     if changed:
@@ -562,6 +597,7 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         lines += ["", "Renamed:"]
         lines += [f"  {_shown(r.previous_image_file_name or '')} -> {_shown(r.name)}" for r in renamed[:_LISTED]]
         lines += _more(len(renamed))
+    lines += _known_changes_lines(comparison)
     lines += _approval_lines(comparison)
     errored = _errored(comparison)
     if errored:
@@ -591,6 +627,23 @@ def _approval_lines(comparison: Comparison) -> list[str]:
             lines += [f"    {_shown(name)}" for name in names[:_LISTED]]
             lines += ["  " + line for line in _more(len(names))]
     return lines
+
+
+def _known_changes_lines(comparison: Comparison) -> list[str]:
+    """How many changed images hold a known change, whether they count, and which."""
+    known = comparison.known_changes
+    if known is None:
+        return []
+    where = _shown(known.source)
+    if not known.images:
+        return ["", f"Known changes: none of this run's changes is in {where}"]
+    if known.counted:
+        title = (f"Known changes: {len(known.images)} changed images hold a change known in {where}, "
+                 "counted (--fail-on-known-changes)")
+    else:
+        title = (f"Known changes set aside: {len(known.images)} changed images hold only a change "
+                 f"known in {where}")
+    return ["", title, *(f"  {_shown(name)}" for name in known.images[:_LISTED]), *_more(len(known.images))]
 
 
 def _errored(comparison: Comparison) -> list[ImageResult]:
@@ -623,6 +676,8 @@ def _run_manifest(args: argparse.Namespace) -> int:
         manifest, _ = manifest_from_folder(args.folder, follow_symlinks=args.follow_symlinks)
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
+    except ManifestError as exc:  # e.g. a folder over the manifest size bound
+        raise InputError(str(exc)) from None
     note_left_out(manifest.unreadable)
     manifest = with_ignore_patterns(manifest, args.ignore_in)
     if args.output is None:

@@ -6,9 +6,9 @@
   in the same chunk when they fit;
 - `run_chunk`: fetch and diff one chunk's pairs (`stream_pairs`, with its own prefetcher and
   memory budget) and judge its images; masks and previews come back as bytes;
-- `finalize`: merge the decided images and every chunk's; a chunk that failed or whose result
-  cannot be read errors its own images (``chunk_failed``, ``chunk_result_unreadable``) and
-  nothing else.
+- `finalize`: merge the decided images and every chunk's, and list the changes images share
+  (`change_groups`); a chunk that failed or whose result cannot be read errors its own images
+  (``chunk_failed``, ``chunk_result_unreadable``) and nothing else.
 
 Every argument and result is picklable and small (a store URL and options, never a fetcher
 or a secret), and plan and chunk results read and write as JSON in the shapes of Sentry's
@@ -26,7 +26,17 @@ from fetchers import BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
 
 from ..imaging.decode import describe_error
 from ..inputs.manifest import Manifest
-from ..model import CompareOptions, Comparison, ImageResult, Reason, Status, as_regions, canvas_size
+from ..model import (
+    ChangeGroup,
+    ChangeLevel,
+    CompareOptions,
+    Comparison,
+    ImageResult,
+    Reason,
+    Status,
+    as_regions,
+    canvas_size,
+)
 from ..plan import DiffCandidate, PairKey, categorize
 from ..regions import IgnoreRegion, merged
 from .pairs import _DEFAULT_CANVAS, PairOutcome, PairTask, check_engine, stream_pairs
@@ -285,7 +295,8 @@ def judge(
     candidates: Iterable[ChunkCandidate], outcome: PairOutcome, options: CompareOptions
 ) -> dict[str, ImageResult]:
     """The results of the candidates a pair's outcome decides, without file keys; ``changed``
-    as `CompareOptions.is_changed` says."""
+    as `CompareOptions.is_changed` says. Every image with changed pixels, ``changed`` or not,
+    carries its change's ids (``change_group``, ``similar_change``)."""
     return {candidate.name: _judge(candidate, outcome, options) for candidate in candidates}
 
 
@@ -301,6 +312,7 @@ def _judge(candidate: ChunkCandidate, outcome: PairOutcome, options: CompareOpti
     # A diffed image lists its regions as they applied to its canvas; an errored one as given.
     common["ignore_regions"] = outcome.applied_regions or None
     ratio = outcome.changed_pixels / outcome.total_pixels
+    change = outcome.change
     return ImageResult(
         status=Status.CHANGED if options.is_changed(ratio, candidate.diff_threshold, outcome.window_max)
         else Status.UNCHANGED,
@@ -310,6 +322,8 @@ def _judge(candidate: ChunkCandidate, outcome: PairOutcome, options: CompareOpti
         aa_pixels=outcome.aa_pixels,
         bbox=outcome.bbox,
         window_max=outcome.window_max,
+        change_group=change.identical if change is not None else None,
+        similar_change=change.similar if change is not None else None,
         **common,
     )
 
@@ -361,7 +375,8 @@ def finalize(
     *,
     stats: Mapping[str, float | int] | None = None,
 ) -> Comparison:
-    """The comparison from the plan and each chunk's result, by chunk index.
+    """The comparison from the plan and each chunk's result, by chunk index, with its
+    `change_groups`.
 
     A chunk without a result, or with a `ChunkFailure`, errors its own candidates
     (``chunk_failed``; ``chunk_result_unreadable`` for an unreadable one, or one whose images
@@ -388,7 +403,32 @@ def finalize(
         base_source=plan.base_source,
         head_source=plan.head_source,
         stats=dict(stats or {}),
+        change_groups=change_groups(images),
     )
+
+
+def change_groups(images: Mapping[str, ImageResult]) -> tuple[ChangeGroup, ...]:
+    """The changes that two or more ``changed`` images share, at each level: one group per
+    identical-change id (``change_group``) and one per similar-change id (``similar_change``)
+    held by two or more of them, largest first (then identical before similar, then by id).
+
+    A group's images are in name order and its representative is the first of them. An image
+    whose id names no group is the only changed image with that change; ``unchanged`` images
+    (their changed pixels within their threshold) keep their ids but are in no group.
+    """
+    members: dict[tuple[ChangeLevel, str], list[str]] = {}
+    for name in sorted(images):
+        result = images[name]
+        if result.status is not Status.CHANGED:
+            continue
+        for level, change in ((ChangeLevel.IDENTICAL, result.change_group),
+                              (ChangeLevel.SIMILAR, result.similar_change)):
+            if change is not None:
+                members.setdefault((level, change), []).append(name)
+    levels = list(ChangeLevel)
+    groups = [ChangeGroup(change, level, tuple(names), names[0])
+              for (level, change), names in members.items() if len(names) > 1]
+    return tuple(sorted(groups, key=lambda g: (-len(g.images), levels.index(g.level), g.id)))
 
 
 # JSON: plan.json and chunks/{i}.json.
@@ -461,10 +501,16 @@ def _images_to_json(images: Mapping[str, ImageResult]) -> dict[str, dict[str, An
     return out
 
 
+_CHANGE_FIELDS = {"change_group": str, "similar_change": str, "known_change": bool}
+
+
 def _images_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, ImageResult]:
     images = {}
     for name, entry in data.items():
         values = {key: entry.get(key) for key in _IMAGE_FIELDS}
+        for key, kind in _CHANGE_FIELDS.items():
+            if values[key] is not None and not isinstance(values[key], kind):
+                raise ValueError(f"{name}: {key} must be a {kind.__name__} or null")
         values["status"] = Status(values["status"])
         if values["reason"] is not None:
             values["reason"] = Reason(values["reason"])

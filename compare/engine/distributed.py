@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 try:
@@ -114,11 +114,14 @@ def run_on_cluster(
     progress: Callable[[Progress], None] | None = None,
     retries: int = DEFAULT_RETRIES,
     publisher: ChunkPublisher | None = None,
+    worker_env: Mapping[str, str] | None = None,
 ) -> Comparison:
     """Run ``plan``'s chunks on the cluster ``scheduler`` names and finalize the comparison.
 
     With ``publisher``, each worker stores its chunk's masks and result in the publisher's
-    store itself; only previews come back to ``artifacts``.
+    store itself; only previews come back to ``artifacts``. ``worker_env`` (credentials, such
+    as a store token) is set in the environment of ``local:N`` workers as this process starts
+    them, never sent through the scheduler; workers of a running cluster read their own.
 
     Raises `InputError` when ``scheduler`` is malformed or cannot be reached.
     """
@@ -133,7 +136,7 @@ def run_on_cluster(
             progress(Progress(plan.total, blobs_total, done["blobs"], pairs_total, done["pairs"], phase))
 
     report("comparing")
-    with _connect(scheduler) as client:
+    with _connect(scheduler, worker_env or {}) as client:
         client.register_plugin(FetcherCache())
         run_id = uuid.uuid4().hex[:12]
         futures = {
@@ -176,14 +179,15 @@ def _collect(future: Future, chunk: ChunkAssignment, artifacts: ArtifactSink, re
 
 
 @contextmanager
-def _connect(scheduler: str) -> Iterator[Client]:
-    """A client of the cluster ``scheduler`` names; a local cluster lives as long as it."""
+def _connect(scheduler: str, worker_env: Mapping[str, str]) -> Iterator[Client]:
+    """A client of the cluster ``scheduler`` names; a local cluster lives as long as it, its
+    workers started with ``worker_env`` in their environment."""
     if scheduler.startswith("local:"):
         count = scheduler.removeprefix("local:")
         if not count.isdigit() or int(count) < 1:
             raise InputError(f"--scheduler {scheduler!r}: expected local:N with N a positive number of workers")
         with LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          dashboard_address=None, env=dict(worker_env)) as cluster, Client(cluster) as client:
             yield client
         return
     if not scheduler.startswith(("tcp://", "tls://")):

@@ -25,6 +25,7 @@ from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError
 
 from ..imaging.decode import ImageError, ImageTooLarge, describe_error, open_image
 from ..imaging.engines import Engine, get_engine
+from ..imaging.fingerprint import ChangeFingerprint, fingerprint_change
 from ..imaging.pixeldiff import DiffResult, diff_images, open_pair
 from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
 from ..model import CompareOptions, InputError, Reason, canvas_size
@@ -62,7 +63,8 @@ class PairOutcome:
 
     ``ignore_regions`` are the task's (part of its `key`); ``applied_regions`` are those
     regions as they applied to the diff's canvas (`compare.regions.clip`: cut at its edges,
-    those wholly outside it left out), empty when the diff did not run.
+    those wholly outside it left out), empty when the diff did not run. ``change`` holds the
+    change's fingerprints (`compare.imaging.fingerprint`) when some pixel changed.
     """
 
     base_hash: str
@@ -80,6 +82,7 @@ class PairOutcome:
     window_max: int | None = None
     ignore_regions: tuple[IgnoreRegion, ...] = ()
     applied_regions: tuple[IgnoreRegion, ...] = ()
+    change: ChangeFingerprint | None = None
 
     @property
     def key(self) -> PairKey:
@@ -275,7 +278,8 @@ def diff_pair(
     options: CompareOptions,
     images: SharedImages | None = None,
 ) -> PairOutcome:
-    """Decode and diff one pair; any failure becomes an errored outcome, never an exception.
+    """Decode and diff one pair, and fingerprint its change; any failure becomes an errored
+    outcome, never an exception.
 
     ``images`` shares the pixels and thumbnails of blobs that other pairs use too.
     """
@@ -305,11 +309,14 @@ def diff_pair(
         detail = f"{task.name!r}: {describe_error(exc)}"
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
     changed = result.changed_pixels > 0
+    step = "fingerprinting its change"
     try:
+        change = fingerprint_change(result.mask, result.bbox, before_rgba, after_rgba)
+        step = "writing its mask or previews"
         mask_png = result.mask_png() if changed else None
         previews = _previews(task, images, before_rgba, after_rgba, result) if changed and options.previews else None
     except Exception as exc:  # noqa: BLE001 - the pair's files failed: it errors, the rest go on
-        detail = f"{task.name!r}: writing its mask or previews failed: {describe_error(exc)}"
+        detail = f"{task.name!r}: {step} failed: {describe_error(exc)}"
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
     return PairOutcome(
         **ids,
@@ -323,6 +330,7 @@ def diff_pair(
         previews=previews,
         window_max=result.window_max,
         applied_regions=result.ignore_regions,
+        change=change,
     )
 
 
@@ -330,7 +338,7 @@ def _previews(
     task: PairTask, images: SharedImages, before: np.ndarray, after: np.ndarray, result: DiffResult
 ) -> dict[str, bytes]:
     """The report's pictures of a changed pair: thumbnails, the diff picture and crops."""
-    factor = preview_factor(result.mask.shape[1])
+    factor = preview_factor(result.mask.shape[1], result.mask.shape[0])
     previews = make_previews(
         images.thumbnail(task.base_hash, before, factor),
         images.thumbnail(task.head_hash, after, factor),

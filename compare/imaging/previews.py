@@ -52,9 +52,9 @@ class Thumbnail:
     jpeg: bytes
 
 
-def preview_factor(canvas_width: int, canvas_height: int = 0) -> int:
+def preview_factor(canvas_width: int, canvas_height: int) -> int:
     """The whole factor that shrinks a canvas to at most `PREVIEW_WIDTH` wide and
-    `PREVIEW_MAX_HEIGHT` tall (``canvas_height`` 0: the width alone decides)."""
+    `PREVIEW_MAX_HEIGHT` tall."""
     return max(1, -(-canvas_width // PREVIEW_WIDTH), -(-canvas_height // PREVIEW_MAX_HEIGHT))
 
 

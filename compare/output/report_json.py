@@ -8,16 +8,24 @@ after_width, after_height, aligned_height, reason, previous_image_file_name``.
 snapcompare adds per image ``diff_ratio, aa_pixels, bbox`` (``[x0, y0, x1, y1]``, exclusive
 ends), ``diff_threshold`` (the share of changed pixels the image was judged against),
 ``detail`` (what went wrong, in words), ``previews``, ``diff_mask_image_id``, ``aligned_height``,
-``window_max`` (the most changed pixels in any NxN window, with ``--window-size``) and
+``window_max`` (the most changed pixels in any NxN window, with ``--window-size``),
 ``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}``, corners included, in a manifest's
-form, as they applied to the image's canvas); and at the top level ``options`` (with
+form, as they applied to the image's canvas), ``change_group`` and ``similar_change`` (the
+identical-change and similar-change ids of an image with changed pixels, see
+`compare.imaging.fingerprint`) and ``known_change`` (with known changes given: whether a
+changed image's change is a known one); and at the top level ``options`` (with
 ``engine``, ``engine_options``, ``window_size``, ``window_min``, ``ignore_regions`` and
 ``ignore_patterns``, ``[{"glob", "regions"}]`` from ``--ignore-in``), ``algorithm_version`` (the chosen
-engine's version), ``base_source``, ``head_source``, ``stats``, ``approval`` and
-``approval_mismatch``. With ``--approved``: ``approval`` is ``{"carried_over_from",
-"fingerprint", "images"}`` when the approved comparison carries over (where it came from, the
-digest of the fingerprints both share, and the names of the images whose changes it covers),
-else ``null``; ``approval_mismatch`` is ``{"source", "unapproved", "not_present"}`` when it
+engine's version), ``base_source``, ``head_source``, ``stats``, ``approval``,
+``approval_mismatch``, ``change_groups`` and ``known_changes``. ``change_groups`` lists the
+changes two or more changed images share, largest first: ``{"id", "level", "images",
+"representative"}`` (``level`` ``identical`` or ``similar``; ``id`` is the images'
+``change_group`` or ``similar_change``). ``known_changes`` is ``{"source", "images",
+"counted"}`` when known changes were given (where they came from, the changed images whose
+change is a known one, and whether they count in the exit code), else ``null``. With
+``--approved``: ``approval`` is ``{"carried_over_from", "fingerprint", "images"}`` when the
+approved comparison carries over (where it came from, the digest of the fingerprints both
+share, and the names of the images whose changes it covers), else ``null``; ``approval_mismatch`` is ``{"source", "unapproved", "not_present"}`` when it
 was given but does not carry over (where it came from, the names of the images whose change
 here it does not hold, and of those whose approved change is not here), else ``null``.
 Sentry's model ignores these fields. Every image has every field, ``null`` when it does not
@@ -40,7 +48,7 @@ from ..regions import ignore_regions_json
 def comparison_dict(comparison: Comparison) -> dict[str, Any]:
     """Return the report as JSON-ready data (what `render_json` writes)."""
     options = comparison.options
-    approval, mismatch = comparison.approval, comparison.approval_mismatch
+    approval, mismatch, known = comparison.approval, comparison.approval_mismatch, comparison.known_changes
     return {
         "head_artifact_id": options.head_artifact_id,
         "base_artifact_id": options.base_artifact_id,
@@ -62,6 +70,16 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
             "source": mismatch.source,
             "unapproved": sorted(mismatch.unapproved),
             "not_present": sorted(mismatch.not_present),
+        },
+        "change_groups": [
+            {"id": group.id, "level": group.level.value, "images": list(group.images),
+             "representative": group.representative}
+            for group in comparison.change_groups
+        ],
+        "known_changes": None if known is None else {
+            "source": known.source,
+            "images": sorted(known.images),
+            "counted": known.counted,
         },
     }
 

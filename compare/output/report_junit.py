@@ -32,6 +32,10 @@ carries over for no image: the images whose change it does not hold get the prop
 (Sentry's rule: all or nothing; the images whose approved change is not here at all are named in
 ``comparison.json`` and the HTML report).
 
+Known changes (``--known-changes``): a changed image whose only change is a known one, set aside
+(without ``--fail-on-known-changes``), passes with the property ``known_change`` (where the known
+changes came from), as it counts in no exit code.
+
 Names and texts are shown as the HTML report shows them (`compare.output.report_html.shown_text`):
 control, bidirectional and other invisible characters, and lone surrogates, as escapes
 (``\\u202e``, ``\\x00``; names escape tabs and line breaks too, texts keep them); whatever XML 1.0
@@ -59,6 +63,7 @@ def render_junit(comparison: Comparison) -> bytes:
     approval, mismatch = comparison.approval, comparison.approval_mismatch
     approved = frozenset(approval.images) if approval is not None else frozenset()
     unapproved = frozenset(mismatch.unapproved) if mismatch is not None else frozenset()
+    set_aside = frozenset(comparison.set_aside)
     for name in sorted(comparison.images):
         result = comparison.images[name]
         case = ET.SubElement(suite, "testcase", classname=_classname(name), name=_shown(name))
@@ -67,6 +72,12 @@ def render_junit(comparison: Comparison) -> bytes:
             properties["approved"] = approval.carried_over_from
             _properties(case, properties)
             _output(case, f"{_what_happened(result)}; approved, carried over from {approval.carried_over_from}")
+            continue
+        if name in set_aside and comparison.known_changes is not None:
+            properties["known_change"] = comparison.known_changes.source
+            _properties(case, properties)
+            _output(case, f"{_what_happened(result)}; a known change, set aside "
+                          f"(from {comparison.known_changes.source})")
             continue
         note = ""
         if mismatch is not None and name in unapproved:

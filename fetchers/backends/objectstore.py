@@ -17,9 +17,10 @@ from ..http import is_connect_failure, is_denied_status, is_retryable_status, is
 from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
 from ..protocol import ClosableFetcher, StoredBlob, names_store
+from ..registry import OBJECTSTORE_TOKEN_ENV
 
 
-TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
+TOKEN_ENV = OBJECTSTORE_TOKEN_ENV
 """The environment variable an objectstore token is read from when none is passed."""
 
 NO_TOKEN = f"no token is configured: set {TOKEN_ENV} or pass --objectstore-token-file FILE"

@@ -466,10 +466,18 @@ def test_g4_summary_counts_every_status(tmp_path, store):
     assert all(report["images"][n][f] is None for n in ("same.png", "new.png") for f in fields)
 
 
-@pytest.mark.parametrize("value", ["-1", "x", "1.5", "99999999999999999999"])
-def test_artifact_ids_must_be_integers(tmp_path, value):
+@pytest.mark.parametrize("value", ["-1", "x", "1.5", "99999999999999999999", "9999999999999999999",
+                                   str(2**63), "\u0661"])
+def test_artifact_ids_must_be_integers_of_64_bits(tmp_path, value, capsys):
     assert main(["compare", "--base", "b", "--head", "h", "--out", str(tmp_path),
                  "--head-artifact-id", value]) == EXIT_BAD_INPUT
+    assert f"an integer from 0 to {2**63 - 1}" in capsys.readouterr().err
+
+
+def test_the_largest_artifact_id_is_taken(tmp_path, store):
+    same = store.manifest({"a.png": "h1"})
+    code, report = compare(tmp_path, store, same, same, "--head-artifact-id", str(2**63 - 1))
+    assert (code, report["head_artifact_id"]) == (EXIT_SAME, 2**63 - 1)
 
 
 # Rename pairing ------------------------------------------------------------------------------

@@ -487,3 +487,20 @@ def test_the_demo_on_a_cluster_gives_the_local_report(cluster, tmp_path):
     assert local_code == cluster_code == EXIT_ERRORED  # the demo plants a corrupt image
     assert report_without_run_figures(tmp_path / "cluster") == report_without_run_figures(tmp_path / "local")
     assert files_under(tmp_path / "cluster") == files_under(tmp_path / "local")
+
+
+def test_a_token_file_reaches_the_local_workers(builds, objectstore, objectstore_url, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.delenv(OBJECTSTORE_TOKEN_ENV)
+    token_file = tmp_path / "token"
+    token_file.write_text(OBJECTSTORE_TOKEN)
+    common = ["compare", "--allow-unsized", "--base", str(builds.base), "--head", str(builds.head),
+              "--store", objectstore_url, "--quiet", "--workers", "1", "--objectstore-token-file", str(token_file)]
+
+    here = main([*common, "--out", str(tmp_path / "here")])
+    on_workers = main([*common, "--out", str(tmp_path / "cluster"), "--scheduler", "local:1"])
+
+    assert here == on_workers
+    assert report_without_run_figures(tmp_path / "cluster") == report_without_run_figures(tmp_path / "here")
+    images = json.loads((tmp_path / "cluster" / "comparison.json").read_text())["images"]
+    assert not [name for name, image in images.items() if image["reason"] == "chunk_failed"]

@@ -1,0 +1,209 @@
+"""Known changes: a flaky screen's change, seen again and again on the main branch, is set aside,
+through the ``snapcompare`` command (``known-changes``, ``compare --known-changes``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_SAME, main
+from compare.model import Status
+from compare.run import compare_builds
+from tests.sentry_models import ComparisonManifest
+
+
+def shot(spinner: tuple[int, int, int] | None = None, block: bool = False) -> bytes:
+    """A white 60x40 screen; a spinner (a ring) drawn in ``spinner``'s colour, a grey block."""
+    pixels = np.full((40, 60, 4), 255, dtype=np.uint8)
+    if spinner is not None:
+        ring = np.ones((6, 6), dtype=bool)
+        ring[2:4, 2:4] = False
+        pixels[2:8, 50:56, :3][ring] = spinner
+    if block:
+        pixels[20:30, 5:25, :3] = 128
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(out, format="PNG")
+    return out.getvalue()
+
+
+class Runs:
+    """Builds as folders, comparisons run with the command, their comparison.json kept."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = self.build("base", {"clock.png": shot(), "home.png": shot(), "other.png": shot()})
+
+    def build(self, name: str, images: dict[str, bytes]) -> Path:
+        folder = self.root / name
+        folder.mkdir()
+        for image, data in images.items():
+            (folder / image).write_bytes(data)
+        return folder
+
+    def compare(self, head: Path, out: str, *extra: str) -> tuple[int, dict]:
+        code = main(["compare", "--base", str(self.base), "--head", str(head),
+                     "--out", str(self.root / out), "--quiet", *extra])
+        report = json.loads((self.root / out / "comparison.json").read_text()) if code < EXIT_BAD_INPUT else {}
+        return code, report
+
+    def main_branch(self, *spinners: tuple[int, int, int] | None) -> list[Path]:
+        """One comparison per spinner colour (None: no spinner), the home screen changed in the
+        second; their comparison.json files, oldest first."""
+        kept = []
+        for index, spinner in enumerate(spinners):
+            head = self.build(f"main-{index}", {"clock.png": shot(spinner), "home.png": shot(block=index == 1),
+                                                "other.png": shot()})
+            self.compare(head, f"main-{index}-report")
+            kept.append(self.root / f"main-{index}.json")
+            shutil.copyfile(self.root / f"main-{index}-report" / "comparison.json", kept[-1])
+        return kept
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Runs:
+    return Runs(tmp_path)
+
+
+# The same spinner caught in another colour each time: other identical ids, one similar id.
+SPINNERS = [(200, 40, 40), (190, 50, 60), (210, 30, 50)]
+
+
+def test_a_change_seen_on_the_main_branch_again_and_again_is_set_aside(runs, capsys):
+    comparisons = runs.main_branch(*SPINNERS)
+    known = runs.root / "known.json"
+    assert main(["known-changes", *map(str, comparisons), "-o", str(known)]) == EXIT_SAME
+    assert "1 known changes (found in at least 3 of the last 3 comparisons)" in capsys.readouterr().out
+    document = json.loads(known.read_text())
+    clock = json.loads(comparisons[0].read_text())["images"]["clock.png"]
+    assert document["changes"] == [{"name": "clock.png", "similar_change": clock["similar_change"], "count": 3}]
+    assert (document["snapcompare_known_changes"], document["level"], document["min_count"], document["last"]) \
+        == (1, "similar", 3, 7)
+    assert document["comparisons"] == list(map(str, comparisons))
+
+    pull_request = runs.build("pr", {"clock.png": shot((180, 60, 40)), "home.png": shot(), "other.png": shot()})
+    code, report = runs.compare(pull_request, "pr-report", "--known-changes", str(known))
+    assert code == EXIT_SAME
+    assert report["images"]["clock.png"]["status"] == Status.CHANGED
+    assert report["images"]["clock.png"]["known_change"] is True
+    assert report["images"]["clock.png"]["change_group"] != clock["change_group"]
+    assert report["images"]["home.png"]["known_change"] is None  # unchanged
+    assert report["known_changes"] == {"source": str(known), "images": ["clock.png"], "counted": False}
+    assert report["summary"]["changed"] == 1
+    ComparisonManifest.model_validate(report)
+    assert "no other differences in 3 images; 1 known changes set aside" in capsys.readouterr().out
+    assert _junit(runs.root / "pr-report") == ("0", {"status": "changed", "known_change": str(known)})
+
+    code, report = runs.compare(pull_request, "counted", "--known-changes", str(known), "--fail-on-known-changes")
+    assert code == EXIT_DIFFERENCES
+    assert report["known_changes"]["counted"] is True
+    assert report["images"]["clock.png"]["known_change"] is True
+    assert _junit(runs.root / "counted") == ("1", {"status": "changed"})
+
+
+def _junit(out: Path) -> tuple[str | None, dict[str, str]]:
+    """junit.xml's failure count and clock.png's properties."""
+    suite = ET.parse(out / "junit.xml").getroot()
+    [case] = [case for case in suite.iter("testcase") if case.get("name") == "clock.png"]
+    return suite.get("failures"), {p.get("name"): p.get("value") for p in case.iter("property")}
+
+
+def test_only_an_image_whose_whole_change_is_known_is_set_aside(runs, capsys):
+    known = runs.root / "known.json"
+    main(["known-changes", *map(str, runs.main_branch(*SPINNERS)), "-o", str(known)])
+    head = runs.build("pr", {"clock.png": shot(SPINNERS[0]), "home.png": shot(block=True),
+                             "other.png": shot(SPINNERS[0])})
+    capsys.readouterr()
+    code = main(["compare", "--base", str(runs.base), "--head", str(head), "--out", str(runs.root / "out"),
+                 "--known-changes", str(known)])
+    report = json.loads((runs.root / "out" / "comparison.json").read_text())
+    assert code == EXIT_DIFFERENCES
+    # Known for the clock only: the same spinner on another screen is that screen's change.
+    assert {name: image["known_change"] for name, image in report["images"].items()} == {
+        "clock.png": True, "home.png": False, "other.png": False}
+    assert report["images"]["other.png"]["similar_change"] == report["images"]["clock.png"]["similar_change"]
+    printed = capsys.readouterr().out
+    assert "differences found: 2 changed; 1 known changes set aside" in printed
+    assert "Known changes set aside: 1 changed images hold only a change known in" in printed
+    most_changed = printed.split("Most changed:")[1].split("\n\n")[0]
+    assert "home.png" in most_changed and "clock.png" not in most_changed
+
+    # A spinner together with a real change on the clock screen is a change of its own.
+    head = runs.build("pr-2", {"clock.png": shot(SPINNERS[0], block=True), "home.png": shot(),
+                               "other.png": shot()})
+    code, report = runs.compare(head, "out-2", "--known-changes", str(known))
+    assert code == EXIT_DIFFERENCES
+    assert report["images"]["clock.png"]["known_change"] is False
+    assert report["known_changes"]["images"] == []
+
+
+def test_the_last_comparisons_given_are_counted(runs, capsys):
+    flaky_first = runs.main_branch(SPINNERS[0], SPINNERS[1], None)
+    known = runs.root / "known.json"
+    assert main(["known-changes", *map(str, flaky_first), "--min-count", "2", "--last", "2",
+                 "-o", str(known)]) == EXIT_SAME
+    assert json.loads(known.read_text())["changes"] == []
+    assert json.loads(known.read_text())["comparisons"] == list(map(str, flaky_first[1:]))
+    assert main(["known-changes", *map(str, reversed(flaky_first)), "--min-count", "2", "--last", "2",
+                 "-o", str(known)]) == EXIT_SAME
+    assert [change["name"] for change in json.loads(known.read_text())["changes"]] == ["clock.png"]
+
+
+def test_a_previous_comparison_or_a_stored_file_gives_known_changes(runs, tmp_path):
+    previous = runs.main_branch(SPINNERS[0])[0]
+    head = runs.build("pr", {"clock.png": shot(SPINNERS[2]), "home.png": shot(), "other.png": shot()})
+    code, report = runs.compare(head, "from-comparison", "--known-changes", str(previous))
+    assert code == EXIT_SAME and report["known_changes"]["images"] == ["clock.png"]
+
+    store = tmp_path / "store"
+    (store / "known").mkdir(parents=True)
+    shutil.copyfile(previous, store / "known" / "main.json")
+    comparison = compare_builds(runs.base, head, store=str(store), known_changes="store:known/main.json")
+    assert comparison.known_changes.source == "store:known/main.json"
+    assert comparison.set_aside == ("clock.png",)
+    assert not comparison.has_counted_differences and comparison.has_differences
+
+
+@pytest.mark.parametrize(("content", "where"), [
+    (b"not json", "line 1, column 1: invalid JSON"),
+    (b"[1, 2]", "expected a comparison.json (with images) or a known-changes file"),
+    (b'{"images": {"clock.png": {"similar_change": 42}}}',
+     'images["clock.png"].similar_change: expected a similar-change id (s1- and 16 hex digits), got 42'),
+    (b'{"images": {"clock.png": "changed"}}', 'images["clock.png"]: expected an object'),
+    (b'{"snapcompare_known_changes": 2, "changes": []}', "snapcompare_known_changes: expected format 1, got 2"),
+    (b'{"snapcompare_known_changes": 1, "changes": {}}', "changes: expected a list of known changes"),
+    (b'{"snapcompare_known_changes": 1, "changes": [{"name": 3, "similar_change": "s1-0123456789abcdef"}]}',
+     "changes[0].name: expected an image name"),
+    (b'{"snapcompare_known_changes": 1, "changes": [{"name": "a.png", "similar_change": "i1-0123456789abcdef"}]}',
+     'changes[0].similar_change: expected a similar-change id (s1- and 16 hex digits), got "i1-0123456789abcdef"'),
+])
+def test_malformed_known_changes_exit_3_naming_the_file_and_the_field(runs, capsys, content, where):
+    bad = runs.root / "bad.json"
+    bad.write_bytes(content)
+    head = runs.build("pr", {"clock.png": shot(SPINNERS[0]), "home.png": shot(), "other.png": shot()})
+    capsys.readouterr()
+    code, _ = runs.compare(head, "out", "--known-changes", str(bad))
+    assert code == EXIT_BAD_INPUT
+    assert f"snapcompare: error: {bad}: {where}" in capsys.readouterr().err
+    assert not (runs.root / "out" / "comparison.json").exists()
+
+
+def test_known_changes_command_refuses_what_is_not_a_comparison(runs, capsys):
+    comparisons = runs.main_branch(SPINNERS[0])
+    known = runs.root / "known.json"
+    main(["known-changes", str(comparisons[0]), "-o", str(known)])
+    capsys.readouterr()
+    assert main(["known-changes", str(comparisons[0]), str(known), "-o", str(runs.root / "k.json")]) == EXIT_BAD_INPUT
+    assert f"{known}: images: expected a JSON object of image results" in capsys.readouterr().err
+    assert main(["known-changes", str(runs.root / "missing.json"), "-o", str(known)]) == EXIT_BAD_INPUT
+    assert "missing.json" in capsys.readouterr().err
+    assert main(["known-changes", str(comparisons[0]), "--min-count", "0", "-o", str(known)]) == EXIT_BAD_INPUT
+    assert main(["known-changes", str(comparisons[0]), "-o", str(runs.root / "no" / "such" / "k.json")]) \
+        == EXIT_BAD_INPUT
+    assert "-o: " in capsys.readouterr().err
