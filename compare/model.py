@@ -236,6 +236,9 @@ class ImageResult:
     `ChangeGroup` of `Comparison.change_groups` when two or more ``changed`` images share it.
     ``known_change`` is set on ``changed`` images when known changes were given
     (`Comparison.known_changes`): True when the image's change is a known one, else False.
+    ``canvas_changed`` is set on diffed images: True when the two images' sizes differ. Such an
+    image is ``changed`` whatever its pixels, unless the comparison pads images as Sentry does
+    (``padded``), where Sentry's status stands and the flag alone says the size changed.
     """
 
     name: str
@@ -264,6 +267,7 @@ class ImageResult:
     change_group: str | None = None
     similar_change: str | None = None
     known_change: bool | None = None
+    canvas_changed: bool | None = None
 
 
 class ChangeLevel(StrEnum):

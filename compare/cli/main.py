@@ -579,6 +579,11 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         "  " + "  ".join(f"{status.value} {summary[status]}" for status in Status)
         + f"  total {summary['total']}",
     ]
+    resized = [r for r in comparison.images.values() if r.canvas_changed]
+    if resized:
+        unchanged = sum(1 for r in resized if r.status is Status.UNCHANGED)
+        kept = f", {unchanged} of them unchanged as Sentry pads them" if unchanged else ""
+        lines.append(f"  {len(resized)} changed size (before and after differ){kept}")
     aside = frozenset(comparison.set_aside)
     changed = sorted(
         (r for r in comparison.images.values() if r.status is Status.CHANGED and r.name not in aside),

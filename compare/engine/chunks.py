@@ -313,9 +313,14 @@ def _judge(candidate: ChunkCandidate, outcome: PairOutcome, options: CompareOpti
     common["ignore_regions"] = outcome.applied_regions or None
     ratio = outcome.changed_pixels / outcome.total_pixels
     change = outcome.change
+    # A size change is a change, but where images are padded as Sentry pads them (its statuses).
+    canvas_changed = (outcome.before_size is not None and outcome.after_size is not None
+                      and outcome.before_size != outcome.after_size)
+    changed = (options.is_changed(ratio, candidate.diff_threshold, outcome.window_max)
+               or (canvas_changed and not options.padded))
     return ImageResult(
-        status=Status.CHANGED if options.is_changed(ratio, candidate.diff_threshold, outcome.window_max)
-        else Status.UNCHANGED,
+        status=Status.CHANGED if changed else Status.UNCHANGED,
+        canvas_changed=canvas_changed,
         changed_pixels=outcome.changed_pixels,
         total_pixels=outcome.total_pixels,
         diff_ratio=ratio,

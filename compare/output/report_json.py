@@ -12,8 +12,9 @@ ends), ``diff_threshold`` (the share of changed pixels the image was judged agai
 ``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}``, corners included, in a manifest's
 form, as they applied to the image's canvas), ``change_group`` and ``similar_change`` (the
 identical-change and similar-change ids of an image with changed pixels, see
-`compare.imaging.fingerprint`) and ``known_change`` (with known changes given: whether a
-changed image's change is a known one); and at the top level ``options`` (with
+`compare.imaging.fingerprint`), ``known_change`` (with known changes given: whether a
+changed image's change is a known one) and ``canvas_changed`` (a diffed image's before and
+after sizes differ); and at the top level ``options`` (with
 ``engine``, ``engine_options``, ``window_size``, ``window_min``, ``ignore_regions`` and
 ``ignore_patterns``, ``[{"glob", "regions"}]`` from ``--ignore-in``), ``algorithm_version`` (the chosen
 engine's version), ``base_source``, ``head_source``, ``stats``, ``approval``,

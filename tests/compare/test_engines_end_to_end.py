@@ -530,3 +530,27 @@ def test_report_hatches_regions_on_crops_and_whole_views_and_shows_window_max(tm
     assert ["window", "25", "8×8"] in image["facts"]
     assert "<code>odiff</code>" in html
     assert ENGINES["odiff"].version in html
+
+
+def test_a_size_change_is_never_hidden(tmp_path, capsys):
+    # A white page that grew wider by a fully transparent strip: odiff counts no pixel there,
+    # Sentry's padding neither; the size change is still recorded, counted and changed outside
+    # the Sentry profile.
+    white = np.full((4, 4, 4), 255, dtype=np.uint8)
+    wider = np.zeros((4, 8, 4), dtype=np.uint8)
+    wider[:, :4] = 255
+    base, head = folders(tmp_path, {"page.png": (white, wider), "same.png": (white, white)})
+    found = {}
+    for name, args in (("odiff", ("--engine", "odiff")), ("sentry", ("--profile", "sentry"))):
+        capsys.readouterr()
+        assert main(["compare", "--base", str(base), "--head", str(head), "--out", str(tmp_path / name),
+                     *args]) in (EXIT_SAME, EXIT_DIFFERENCES)
+        images = report(tmp_path / name)["images"]
+        found[name] = {n: (i["status"], i["changed_pixels"], i["canvas_changed"]) for n, i in images.items()}
+        assert "1 changed size (before and after differ)" in capsys.readouterr().out
+        shown = {i["name"]: i["facts"] for i in page_data(tmp_path / name)["images"]}
+        assert ["resized", "4×4 px → 8×4 px"] in shown["page.png"]
+    assert found == {
+        "odiff": {"page.png": ("changed", 0, True), "same.png": ("unchanged", None, None)},
+        "sentry": {"page.png": ("unchanged", 0, True), "same.png": ("unchanged", None, None)},
+    }

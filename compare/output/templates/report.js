@@ -117,7 +117,7 @@
         link.href = "#tuning-diff-threshold";
         li.append(link, ": " + text);
       } else if (kind === "resized") {
-        li.appendChild(el("span", "resized", "size " + text));
+        li.appendChild(el("span", "resized", "size changed: " + text));
       } else if (kind === "window") {
         li.append("most changed pixels in a " + value + " window: " + text);
       } else if (kind === "ignored") {

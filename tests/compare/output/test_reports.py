@@ -41,7 +41,8 @@ SENTRY_FIELDS = {
     "previous_image_file_name", "diff_mask_image_id", "aligned_height",
 }
 OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews",
-              "window_max", "ignore_regions", "change_group", "similar_change", "known_change"}
+              "window_max", "ignore_regions", "change_group", "similar_change", "known_change",
+              "canvas_changed"}
 
 
 def _hash(char: str) -> str:
@@ -281,6 +282,7 @@ def test_json_images_have_every_field_in_name_order(
         },
         "diff_mask_image_id": None, "aligned_height": None, "window_max": None,
         "ignore_regions": None, "change_group": None, "similar_change": None, "known_change": None,
+        "canvas_changed": None,
     }
     assert report["images"]["huge.png"]["reason"] == "exceeds_pixel_limit"
     assert report["images"]["huge.png"]["detail"].startswith("canvas 9000x9000")
