@@ -402,8 +402,9 @@ def _add_scheduler_options(parser: argparse.ArgumentParser) -> None:
                         help="run the pixel diffs on a Dask cluster (extra 'dask'): tcp://HOST:8786 "
                         "for a running scheduler, or local:N for N local worker processes; the "
                         "builds must be manifests in a store the workers reach (with local:N, "
-                        "two folders also work) and the workers read store credentials from "
-                        "their own environment")
+                        "two folders also work); workers read store credentials from their own "
+                        "environment, and local:N workers are started with the token this command "
+                        "was given")
 
 
 def _add_results_options(parser: argparse.ArgumentParser) -> None:
