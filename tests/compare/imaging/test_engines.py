@@ -21,6 +21,7 @@ from compare.imaging.engines import ENGINES
 from compare.imaging.pixeldiff import pad_to_canvas
 from compare.regions import IgnoreRegion, parse_ignore_regions
 
+from . import odiff_layout_reference
 from . import pixelmatch_reference as reference
 
 # Invariants on small random images. A few colours and alphas make equal siblings, anti-aliasing
@@ -396,3 +397,24 @@ def test_pixelmatch_distance_bounds_hold_at_their_edges(threshold: float) -> Non
             d = np.round(axis * np.sqrt(bound))
             if d @ d == bound and bound <= 3 * 255**2:
                 assert (pixelmatch._yiq_delta(*d) > max_delta) == expect_over
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([0.0, 0.01, 0.1, 0.5]),
+       aa=st.booleans())
+def test_odiff_on_images_of_other_sizes_agrees_with_its_reference_pixel_by_pixel(
+    seed: int, threshold: float, aa: bool
+) -> None:
+    # Two small images of different sizes from a few colours (slopes and equal siblings common),
+    # transparent pixels included: odiff's own rule, each image's neighbours within its bounds.
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (int(rng.integers(2, 5)), 4)).astype(np.uint8)
+    colours[:, 3] = rng.choice([0, 128, 255, 255, 255], len(colours))
+    shapes = [(int(rng.integers(1, 8)), int(rng.integers(1, 8))) for _ in range(2)]
+    base, comp = (colours[rng.integers(0, len(colours), shape)] for shape in shapes)
+    expected = odiff_layout_reference.count(base, comp, threshold, aa)
+
+    result = diff_images(base, comp, engine="odiff", threshold=threshold, antialiasing=aa)
+
+    assert np.array_equal(result.mask, expected)
+    assert result.changed_pixels == int(expected.sum())
