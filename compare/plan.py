@@ -428,3 +428,19 @@ def _decided(
         after_width=head.width if head else None,
         after_height=head.height if head else None,
     )
+
+
+def path_stem(name: str) -> str:
+    """Sentry's ``_image_name_to_path_stem``: ``dir\\sub/x.y.png`` -> ``dir/sub/x.y``, ``v1.2/home`` -> ``v1``."""
+    stem = name.replace("\\", "/").strip("/")
+    return stem.rsplit(".", 1)[0] if "." in stem else stem
+
+
+def mask_shadowed(names: Iterable[str]) -> frozenset[str]:
+    """The ``names`` whose Sentry mask key (their `path_stem`) a later name in name order also
+    has, and so owns: the last name of a stem wins its key, as in Sentry."""
+    by_stem: dict[str, list[str]] = {}
+    for name in names:
+        by_stem.setdefault(path_stem(name), []).append(name)
+    return frozenset(name for group in by_stem.values() for name in sorted(group)[:-1])
+

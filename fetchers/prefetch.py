@@ -204,7 +204,10 @@ class _Watchdog:
                 # Under the lock: a thread must `end` its attempt before it starts another, so
                 # no interrupt meant for one request reaches the next.
                 for attempt in due:
-                    self._interrupt(attempt.thread_id)
+                    try:
+                        self._interrupt(attempt.thread_id)
+                    except Exception:  # noqa: BLE001 - one failed interrupt must not end the watch
+                        continue
                 self._changed.wait(_REINTERRUPT)
             self._ended.append(threading.current_thread())
             self._thread = None

@@ -37,7 +37,7 @@ from ..model import (
     as_regions,
     canvas_size,
 )
-from ..plan import DiffCandidate, PairKey, categorize
+from ..plan import DiffCandidate, PairKey, categorize, mask_shadowed
 from ..regions import IgnoreRegion, merged
 from .pairs import _DEFAULT_CANVAS, PairOutcome, PairTask, check_engine, stream_pairs
 
@@ -126,10 +126,14 @@ class ChunkCandidate:
 
 @dataclass(frozen=True)
 class ChunkAssignment:
-    """The candidates one chunk judges, in name order; names sharing a pair share its diff."""
+    """The candidates one chunk judges, in name order; names sharing a pair share its diff.
+    ``mask_shadowed`` names those of its candidates whose Sentry mask key a later name of the
+    comparison owns (`compare.plan.mask_shadowed`), maybe one in another chunk: their masks are
+    not written to a results store."""
 
     chunk_index: int
     candidates: tuple[ChunkCandidate, ...]
+    mask_shadowed: tuple[str, ...] = ()
 
     def pairs(self) -> dict[PairKey, tuple[ChunkCandidate, ...]]:
         """Each unique diff (`PairKey`) with the candidates it decides."""
@@ -212,11 +216,12 @@ def plan(
         for name in names:
             candidate = ChunkCandidate.of(decided.candidates[name], options.ignore_regions)
             pairs.setdefault(candidate.key, []).append(candidate)
-    chunks = tuple(
-        ChunkAssignment(index, tuple(sorted((c for pair in group for c in pairs[pair]), key=lambda c: c.name)))
-        for index, group in enumerate(_cut(pairs, max_chunk_pixels, max_chunk_pairs))
-    )
-    return ComparisonPlan(chunks, decided.outcomes, options, base.source, head.source)
+    shadowed = mask_shadowed(c.name for candidates in pairs.values() for c in candidates)
+    chunks = []
+    for index, group in enumerate(_cut(pairs, max_chunk_pixels, max_chunk_pairs)):
+        members = tuple(sorted((c for pair in group for c in pairs[pair]), key=lambda c: c.name))
+        chunks.append(ChunkAssignment(index, members, tuple(c.name for c in members if c.name in shadowed)))
+    return ComparisonPlan(tuple(chunks), decided.outcomes, options, base.source, head.source)
 
 
 def _cut(
@@ -447,6 +452,7 @@ def plan_to_json(plan: ComparisonPlan) -> dict[str, Any]:
             {
                 "chunk_index": chunk.chunk_index,
                 "candidates": [{**asdict(c), "pixel_count": c.pixel_count} for c in chunk.candidates],
+                "mask_shadowed": list(chunk.mask_shadowed),
                 "schema_version": SCHEMA_VERSION,
             }
             for chunk in plan.chunks
@@ -466,6 +472,7 @@ def plan_from_json(data: Mapping[str, Any]) -> ComparisonPlan:
             ChunkAssignment(
                 int(chunk["chunk_index"]),
                 tuple(ChunkCandidate(**{k: v for k, v in c.items() if k in names}) for c in chunk["candidates"]),
+                tuple(str(name) for name in chunk.get("mask_shadowed", ())),
             )
             for chunk in data["chunks"]
         )

@@ -122,10 +122,14 @@ def single_preview(blob: bytes, options: CompareOptions) -> bytes | None:
     not an image that can be decoded within ``options.max_pixels``."""
     try:
         opened = open_image(blob, exif_orientation=options.exif_orientation)
+    except Exception:  # noqa: BLE001 - only a picture: its image keeps its status
+        return None
+    try:
         width, height = opened.size
         if width * height > options.max_pixels:
-            opened.close()
             return None
         return make_thumbnail(opened.rgba(), preview_factor(width, height)).jpeg
     except Exception:  # noqa: BLE001 - only a picture: its image keeps its status
         return None
+    finally:
+        opened.close()

@@ -47,7 +47,7 @@ FORMAT_VERSION = 1
 DEFAULT_MIN_COUNT = 3
 DEFAULT_LAST = 7
 
-_SIMILAR_ID = re.compile(r"s[0-9]+-[0-9a-f]{16}")
+_SIMILAR_ID = re.compile(r"s1-[0-9a-f]{16}")
 
 
 def read_known_changes(data: bytes, source: str) -> frozenset[KnownChange]:
@@ -65,8 +65,9 @@ def read_known_changes(data: bytes, source: str) -> frozenset[KnownChange]:
 
 
 def comparison_changes(decoded: Any, source: str) -> frozenset[KnownChange]:
-    """The changes of a decoded ``comparison.json``: every image's name with its
-    ``similar_change``, if it has one. Raises `ManifestError` naming ``source`` and the field."""
+    """The changes of a decoded ``comparison.json``: every ``changed`` image's name with its
+    ``similar_change`` (an ``unchanged`` image's change stayed within what is allowed: it is
+    no change that came back). Raises `ManifestError` naming ``source`` and the field."""
     images = decoded.get("images") if isinstance(decoded, Mapping) else None
     if not isinstance(images, Mapping):
         raise ManifestError(source, "images", "expected a JSON object of image results")
@@ -77,7 +78,9 @@ def comparison_changes(decoded: Any, source: str) -> frozenset[KnownChange]:
             raise ManifestError(source, at, "expected an object")
         change = entry.get("similar_change")
         if change is not None:
-            found.append((name, _similar_id(change, source, f"{at}.similar_change")))
+            change = _similar_id(change, source, f"{at}.similar_change")
+            if entry.get("status") == Status.CHANGED:
+                found.append((name, change))
     return frozenset(found)
 
 
@@ -119,8 +122,10 @@ def apply_known_changes(images: Mapping[str, ImageResult], known: frozenset[Know
 
 
 def _file_changes(decoded: Mapping[str, Any], source: str) -> frozenset[KnownChange]:
-    if decoded[FORMAT_KEY] != FORMAT_VERSION:
+    if type(decoded[FORMAT_KEY]) is not int or decoded[FORMAT_KEY] != FORMAT_VERSION:
         raise ManifestError(source, FORMAT_KEY, f"expected format {FORMAT_VERSION}, got {_shown(decoded[FORMAT_KEY])}")
+    if decoded.get("level") != "similar":
+        raise ManifestError(source, "level", f"expected \"similar\", got {_shown(decoded.get('level'))}")
     changes = decoded.get("changes")
     if not isinstance(changes, list):
         raise ManifestError(source, "changes", "expected a list of known changes")

@@ -32,6 +32,8 @@ carries over for no image: the images whose change it does not hold get the prop
 (Sentry's rule: all or nothing; the images whose approved change is not here at all are named in
 ``comparison.json`` and the HTML report).
 
+An image whose size changed has the property ``canvas_changed`` (``390x844 -> 375x844``).
+
 Known changes (``--known-changes``): a changed image whose only change is a known one, set aside
 (without ``--fail-on-known-changes``), passes with the property ``known_change`` (where the known
 changes came from), as it counts in no exit code.
@@ -68,6 +70,9 @@ def render_junit(comparison: Comparison) -> bytes:
         result = comparison.images[name]
         case = ET.SubElement(suite, "testcase", classname=_classname(name), name=_shown(name))
         properties = {"status": result.status.value}
+        if result.canvas_changed:
+            properties["canvas_changed"] = (f"{result.before_width}x{result.before_height} -> "
+                                            f"{result.after_width}x{result.after_height}")
         if approval is not None and name in approved:
             properties["approved"] = approval.carried_over_from
             _properties(case, properties)

@@ -266,7 +266,7 @@ class ResultsPublisher:
               options: CompareOptions) -> ChunkResult:
         """Store ``result``'s masks and ``chunks/{i}.json`` in ``store``; an image whose mask is not
         written is errored. Raises `ResultsNotWritten` when ``chunks/{i}.json`` is not written."""
-        sink = _MaskCollector(self.layout)
+        sink = _MaskCollector(self.layout, frozenset(chunk.mask_shadowed))
         masked = store_files(chunk, replace(result, files=tuple(o for o in result.files if o.mask_png)), sink)
         stored = replace(result, images=fill_images(masked.images, options, sink),
                          files=_previews_only(result.files))
@@ -281,14 +281,17 @@ class ResultsPublisher:
 
 
 class _MaskCollector:
-    """An `ArtifactSink` that keeps masks by image name for upload, and no previews."""
+    """An `ArtifactSink` that keeps masks by image name for upload, and no previews; the masks
+    of ``shadowed`` names are not kept (the name owning their key writes it)."""
 
-    def __init__(self, layout: SentryLayout) -> None:
+    def __init__(self, layout: SentryLayout, shadowed: frozenset[str] = frozenset()) -> None:
         self.layout = layout
+        self.shadowed = shadowed
         self._masks: dict[str, bytes] = {}
 
     def mask(self, name: str, png: bytes) -> str:
-        self._masks[name] = png
+        if name not in self.shadowed:
+            self._masks[name] = png
         return self.layout.full_key(self.layout.mask_key(name))
 
     def previews(self, outcome: PairOutcome) -> None:

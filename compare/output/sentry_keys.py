@@ -26,13 +26,8 @@ import numpy as np
 from ..engine.chunks import ArtifactSink
 from ..imaging.png import encode_mask
 from ..model import CompareOptions, Comparison, ImageResult, Status, canvas_size
+from ..plan import path_stem
 from .artifacts import ArtifactWriter
-
-
-def path_stem(name: str) -> str:
-    """Sentry's ``_image_name_to_path_stem``: ``dir\\sub/x.y.png`` -> ``dir/sub/x.y``, ``v1.2/home`` -> ``v1``."""
-    stem = name.replace("\\", "/").strip("/")
-    return stem.rsplit(".", 1)[0] if "." in stem else stem
 
 
 def mask_image_id(head_artifact_id: int, base_artifact_id: int, name: str) -> str:

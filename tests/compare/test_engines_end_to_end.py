@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -550,6 +551,10 @@ def test_a_size_change_is_never_hidden(tmp_path, capsys):
         assert "1 changed size (before and after differ)" in capsys.readouterr().out
         shown = {i["name"]: i["facts"] for i in page_data(tmp_path / name)["images"]}
         assert ["resized", "4×4 px → 8×4 px"] in shown["page.png"]
+        cases = {c.get("name"): c for c in ET.parse(tmp_path / name / "junit.xml").getroot().iter("testcase")}
+        assert {p.get("name"): p.get("value") for p in cases["page.png"].iter("property")}["canvas_changed"] \
+            == "4x4 -> 8x4"
+        assert "canvas_changed" not in {p.get("name") for p in cases["same.png"].iter("property")}
     assert found == {
         "odiff": {"page.png": ("changed", 0, True), "same.png": ("unchanged", None, None)},
         "sentry": {"page.png": ("unchanged", 0, True), "same.png": ("unchanged", None, None)},

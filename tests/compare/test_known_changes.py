@@ -177,11 +177,20 @@ def test_a_previous_comparison_or_a_stored_file_gives_known_changes(runs, tmp_pa
      'images["clock.png"].similar_change: expected a similar-change id (s1- and 16 hex digits), got 42'),
     (b'{"images": {"clock.png": "changed"}}', 'images["clock.png"]: expected an object'),
     (b'{"snapcompare_known_changes": 2, "changes": []}', "snapcompare_known_changes: expected format 1, got 2"),
-    (b'{"snapcompare_known_changes": 1, "changes": {}}', "changes: expected a list of known changes"),
-    (b'{"snapcompare_known_changes": 1, "changes": [{"name": 3, "similar_change": "s1-0123456789abcdef"}]}',
+    (b'{"snapcompare_known_changes": true, "level": "similar", "changes": []}',
+     "snapcompare_known_changes: expected format 1, got true"),
+    (b'{"snapcompare_known_changes": 1, "changes": []}', 'level: expected "similar", got null'),
+    (b'{"snapcompare_known_changes": 1, "level": "similar", "changes": {}}',
+     "changes: expected a list of known changes"),
+    (b'{"snapcompare_known_changes": 1, "level": "similar", '
+     b'"changes": [{"name": 3, "similar_change": "s1-0123456789abcdef"}]}',
      "changes[0].name: expected an image name"),
-    (b'{"snapcompare_known_changes": 1, "changes": [{"name": "a.png", "similar_change": "i1-0123456789abcdef"}]}',
+    (b'{"snapcompare_known_changes": 1, "level": "similar", '
+     b'"changes": [{"name": "a.png", "similar_change": "i1-0123456789abcdef"}]}',
      'changes[0].similar_change: expected a similar-change id (s1- and 16 hex digits), got "i1-0123456789abcdef"'),
+    (b'{"snapcompare_known_changes": 1, "level": "similar", '
+     b'"changes": [{"name": "a.png", "similar_change": "s2-0123456789abcdef"}]}',
+     'changes[0].similar_change: expected a similar-change id (s1- and 16 hex digits), got "s2-0123456789abcdef"'),
 ])
 def test_malformed_known_changes_exit_3_naming_the_file_and_the_field(runs, capsys, content, where):
     bad = runs.root / "bad.json"
@@ -207,3 +216,19 @@ def test_known_changes_command_refuses_what_is_not_a_comparison(runs, capsys):
     assert main(["known-changes", str(comparisons[0]), "-o", str(runs.root / "no" / "such" / "k.json")]) \
         == EXIT_BAD_INPUT
     assert "-o: " in capsys.readouterr().err
+
+
+def test_a_change_within_its_threshold_on_the_main_branch_is_not_known(runs, tmp_path):
+    # The same spinner seen on main, but within what each run allowed: no change came back.
+    comparisons = []
+    for index, colour in enumerate(SPINNERS):
+        head = runs.build(f"allowed-{index}", {"clock.png": shot(colour), "home.png": shot(), "other.png": shot()})
+        out = f"allowed-{index}-report"
+        runs.compare(head, out, "--diff-threshold", "0.5")
+        report = json.loads((runs.root / out / "comparison.json").read_text())
+        assert report["images"]["clock.png"]["status"] == "unchanged"
+        assert report["images"]["clock.png"]["similar_change"] is not None
+        comparisons.append(runs.root / out / "comparison.json")
+    known = tmp_path / "known.json"
+    assert main(["known-changes", *map(str, comparisons), "-o", str(known)]) == EXIT_SAME
+    assert json.loads(known.read_text())["changes"] == []

@@ -5,7 +5,6 @@ files beside it and nothing from the network."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,12 +66,12 @@ def test_pictures_load_from_files_as_the_reviewer_scrolls(tmp_path: Path, files_
     with DevTools(CHROMIUM, tmp_path / "profile", WINDOW) as browser:
         browser.open(report.as_uri())
         browser.wait("document.body && document.body.getAttribute('data-ready') === 'true'")
-        time.sleep(0.3)
-        seen = [browser.evaluate(PICTURES)]
+        # After each step, wait (bounded) for every picture in the window to have loaded.
+        in_view_loaded = f"(function (s) {{ return s[3] >= %d && s[3] === s[4] ? s : null; }})({PICTURES})"
+        seen = [browser.wait(in_view_loaded % 1, timeout=30)]
         while not browser.evaluate("innerHeight + scrollY >= document.documentElement.scrollHeight - 2"):
             browser.evaluate("window.scrollBy(0, 600)")
-            time.sleep(0.15)
-            seen.append(browser.evaluate(PICTURES))
+            seen.append(browser.wait(in_view_loaded % 0, timeout=30))
 
     # A card draws seven pictures: two crops with the diff crop over each, and before, after
     # and diff (the slider shows two). At first only the first cards are drawn, and only

@@ -33,6 +33,7 @@ from compare.output.results_store import (
     store_form,
 )
 from compare.output.sentry_keys import path_stem
+from compare.run import compare_builds
 from fetchers import BatchUploader, WriteError, fetcher_from_url
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, ObjectstoreServer
 from testing.s3 import CREDENTIALS, REGION
@@ -409,3 +410,48 @@ def test_a_rerun_whose_comparison_cannot_be_written_leaves_the_earlier_one_as_it
         assert upload_and_compare(objectstore_target, tmp_path, head_id, base_id,
                                   "--threshold", "1") == EXIT_RESULTS_NOT_WRITTEN
         assert {key: store.fetch(key) for key in keys} == stored
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+def test_names_sharing_a_stem_in_other_chunks_store_the_last_names_mask_whichever_finishes_last(
+    tmp_path, order
+):
+    # a.jpg and a.png share Sentry's key diff/a.png; cut into two chunks, whichever worker finishes
+    # last, the stored mask must be a.png's (the last name in name order), as on one machine.
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    images = {"base": {"a.jpg": png(1), "a.png": png(2)}, "head": {"a.jpg": png(11), "a.png": png(12)}}
+    manifests = {}
+    for side, named in images.items():
+        entries = {}
+        for name, data in named.items():
+            key = hashlib.sha256(data).hexdigest()
+            (blobs / key).write_bytes(data)
+            entries[name] = {"content_hash": key, "width": 100, "height": 100}
+        path = tmp_path / f"{side}.json"
+        path.write_text(json.dumps({"images": entries}))
+        manifests[side] = load_manifest(path)
+    options = CompareOptions(workers=1, head_artifact_id=11, base_artifact_id=7)
+    the_plan = plan(manifests["base"], manifests["head"], options, max_chunk_pairs=1)
+    assert [[c.name for c in chunk.candidates] for chunk in the_plan.chunks] == [["a.jpg"], ["a.png"]]
+    layout = SentryLayout("", 11, 7)
+    with fetcher_from_url(str(tmp_path / "results"), create=True) as results:
+        with BatchUploader(results) as uploader:
+            publish_plan(the_plan, uploader, layout)
+        publisher = ResultsPublisher(str(tmp_path / "results"), layout)
+        chunks = the_plan.chunks if order == "in order" else the_plan.chunks[::-1]
+        for chunk in chunks:
+            publisher.chunk(chunk, run_chunk(chunk, str(blobs), options), results, options)
+        comparison = finalize_from_store(results, layout)
+        stored = results.fetch(layout.mask_key("a.png"))
+    local = compare_builds_mask(tmp_path, manifests, options, blobs)
+    assert {r.diff_mask_key for r in comparison.images.values()} == {"11/7/diff/a.png"}
+    assert stored == local
+
+
+def compare_builds_mask(tmp_path: Path, manifests: dict, options: CompareOptions, blobs: Path) -> bytes:
+    """The mask one machine stores under diff/a.png for the same comparison."""
+    results = tmp_path / "one-machine"
+    compare_builds(manifests["base"].source, manifests["head"].source, store=str(blobs),
+                   out_dir=tmp_path / "out", options=options, results_store=str(results))
+    return (results / "11" / "7" / "diff" / "a.png").read_bytes()
