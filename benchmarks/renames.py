@@ -1,9 +1,10 @@
 """Time rename pairing when many images share one hash, and check it against the intended pairs.
 
-    .venv/bin/python benchmarks/renames.py [IMAGES]
+    .venv/bin/python benchmarks/renames.py [IMAGES [LENGTH]]
 
 Half the images are old names, half new names of the same hash: renamed by a folder move, by a
-changed ending, or unrelated random names (timing only). Prints the seconds
+changed ending, or unrelated random names (timing only). With LENGTH, every name gets a leading
+folder that pads it to about that many characters. Prints the seconds
 `compare.plan.pair_by_similarity` takes and whether its pairs are the intended ones.
 """
 
@@ -23,10 +24,11 @@ def _random_name(rng: random.Random) -> str:
     return "/".join(parts) + ".png"
 
 
-def main(images: int = 10_000) -> None:
+def main(images: int = 10_000, length: int = 0) -> None:
     half = images // 2
-    olds = [f"screens/feature_{i:05d}/state_{i % 7}.png" for i in range(half)]
-    moved = {f"screens_v2/feature_{i:05d}/state_{i % 7}.png": old for i, old in enumerate(olds)}
+    pad = "p" * max(0, length - 40) + "/" if length > 40 else ""
+    olds = [f"{pad}screens/feature_{i:05d}/state_{i % 7}.png" for i in range(half)]
+    moved = {f"{pad}screens_v2/feature_{i:05d}/state_{i % 7}.png": old for i, old in enumerate(olds)}
     suffixed = {old.removesuffix(".png") + "_dark.png": old for old in olds}
     for label, expected in (("folder move", moved), ("suffix change", suffixed)):
         started = time.perf_counter()
@@ -35,8 +37,8 @@ def main(images: int = 10_000) -> None:
         print(f"{label}: {images} images sharing one hash paired in {elapsed:.2f}s; "
               f"pairs as intended: {pairs == expected}")
     rng = random.Random(1)
-    news = {_random_name(rng) + "~" for _ in range(half)}
-    randoms = {_random_name(rng) for _ in range(half)}
+    news = {pad + _random_name(rng) + "~" for _ in range(half)}
+    randoms = {pad + _random_name(rng) for _ in range(half)}
     started = time.perf_counter()
     pairs = pair_by_similarity(news, randoms)
     print(f"random names: {len(news) + len(randoms)} images sharing one hash paired in "
