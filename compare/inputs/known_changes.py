@@ -37,7 +37,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model import ImageResult, KnownChanges, Status
-from .manifest import ManifestError, _quote, _shown, decode_json
+from .manifest import ManifestError, decode_json, quoted, shown_value
 
 KnownChange = tuple[str, str]
 """(image name, similar-change id)."""
@@ -73,7 +73,7 @@ def comparison_changes(decoded: Any, source: str) -> frozenset[KnownChange]:
         raise ManifestError(source, "images", "expected a JSON object of image results")
     found = []
     for name, entry in images.items():
-        at = f"images[{_quote(name)}]"
+        at = f"images[{quoted(name)}]"
         if not isinstance(entry, Mapping):
             raise ManifestError(source, at, "expected an object")
         change = entry.get("similar_change")
@@ -123,9 +123,9 @@ def apply_known_changes(images: Mapping[str, ImageResult], known: frozenset[Know
 
 def _file_changes(decoded: Mapping[str, Any], source: str) -> frozenset[KnownChange]:
     if type(decoded[FORMAT_KEY]) is not int or decoded[FORMAT_KEY] != FORMAT_VERSION:
-        raise ManifestError(source, FORMAT_KEY, f"expected format {FORMAT_VERSION}, got {_shown(decoded[FORMAT_KEY])}")
+        raise ManifestError(source, FORMAT_KEY, f"expected format {FORMAT_VERSION}, got {shown_value(decoded[FORMAT_KEY])}")
     if decoded.get("level") != "similar":
-        raise ManifestError(source, "level", f"expected \"similar\", got {_shown(decoded.get('level'))}")
+        raise ManifestError(source, "level", f"expected \"similar\", got {shown_value(decoded.get('level'))}")
     changes = decoded.get("changes")
     if not isinstance(changes, list):
         raise ManifestError(source, "changes", "expected a list of known changes")
@@ -143,5 +143,5 @@ def _file_changes(decoded: Mapping[str, Any], source: str) -> frozenset[KnownCha
 
 def _similar_id(value: Any, source: str, at: str) -> str:
     if not isinstance(value, str) or not _SIMILAR_ID.fullmatch(value):
-        raise ManifestError(source, at, f"expected a similar-change id (s1- and 16 hex digits), got {_shown(value)}")
+        raise ManifestError(source, at, f"expected a similar-change id (s1- and 16 hex digits), got {shown_value(value)}")
     return value

@@ -217,7 +217,7 @@ def ignore_regions_of(manifest: Manifest, name: str) -> tuple[IgnoreRegion, ...]
     if "ignore_regions" not in extra:
         return ()
     try:
-        return ignore_regions_from_json(extra["ignore_regions"], f"images[{_quote(name)}].ignore_regions")
+        return ignore_regions_from_json(extra["ignore_regions"], f"images[{quoted(name)}].ignore_regions")
     except ValueError as exc:
         raise ManifestError(manifest.source, "", str(exc)) from None
 
@@ -404,7 +404,8 @@ def decode_json(data: bytes | str, source: str) -> Any:
         raise ManifestError(source, "", "invalid JSON: nested too deeply") from None
 
 
-def _quote(text: str) -> str:
+def quoted(text: str) -> str:
+    """``text`` as a JSON string, as error locations name images (``images["a.png"]``)."""
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -471,10 +472,10 @@ class _Validator:
                       else "all_image_file_names_as_regex")
         for name in manifest.images:
             if not declared(name):
-                raise self.fail(f"images[{_quote(name)}]", f"uploaded but not declared by {field_name}")
+                raise self.fail(f"images[{quoted(name)}]", f"uploaded but not declared by {field_name}")
 
     def entry(self, name: str, data: Any) -> ImageEntry:
-        at = f"images[{_quote(name)}]"
+        at = f"images[{quoted(name)}]"
         if not isinstance(data, Mapping):
             raise self.fail(at, f"expected a JSON object, got {_kind(data)}")
         return ImageEntry(
@@ -492,14 +493,14 @@ class _Validator:
 
     def name(self, value: Any, at: str) -> str:
         if not isinstance(value, str) or not value:
-            raise self.fail(at, f"image names must be non-empty strings, got {_shown(value)}")
+            raise self.fail(at, f"image names must be non-empty strings, got {shown_value(value)}")
         return value
 
     def content_hash(self, value: Any, at: str) -> str:
         if value is None:
             raise self.fail(at, "missing")
         if not is_sha256_hex(value):
-            raise self.fail(at, f"expected 64 hex characters (sha256), got {_shown(value)}")
+            raise self.fail(at, f"expected 64 hex characters (sha256), got {shown_value(value)}")
         return value.lower()
 
     def size(self, value: Any, at: str) -> int | None:
@@ -508,19 +509,19 @@ class _Validator:
                 raise self.fail(at, "missing")
             return None
         if not _is_int(value) or value < 0:
-            raise self.fail(at, f"expected an integer >= 0, got {_shown(value)}")
+            raise self.fail(at, f"expected an integer >= 0, got {shown_value(value)}")
         return value
 
     def threshold(self, value: Any, at: str) -> float | None:
         if value is None:
             return None
         if not _is_number(value) or not 0 <= value < 1:
-            raise self.fail(at, f"expected a number >= 0 and < 1, got {_shown(value)}")
+            raise self.fail(at, f"expected a number >= 0 and < 1, got {shown_value(value)}")
         return float(value)
 
     def boolean(self, value: Any, at: str) -> bool:
         if value is not None and not isinstance(value, bool):
-            raise self.fail(at, f"expected true or false, got {_shown(value)}")
+            raise self.fail(at, f"expected true or false, got {shown_value(value)}")
         return bool(value)
 
     def text(self, value: Any, at: str) -> str | None:
@@ -552,7 +553,7 @@ class _Validator:
             try:
                 _compile_pattern(pattern)
             except re2.error:
-                raise self.fail(f"{at}[{i}]", f"invalid RE2 pattern {_shown(pattern)}") from None
+                raise self.fail(f"{at}[{i}]", f"invalid RE2 pattern {shown_value(pattern)}") from None
         return tuple(value)
 
 
@@ -580,7 +581,7 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A short value as written in JSON, else what kind of value it is: input is never quoted at length."""
     if isinstance(value, _TooManyDigits):
         return f"a number with {value.digits} digits"
