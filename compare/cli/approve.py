@@ -17,7 +17,7 @@ from fetchers import BatchUploader, BlobWriter, StoreError
 from fetchers.keys import check_key
 
 from ..inputs.approved import approved_fingerprints
-from ..inputs.manifest import ManifestError
+from ..inputs.sources import read_input
 from ..model import InputError
 from ..run import describe_os_error, open_store
 from .main import (
@@ -72,15 +72,14 @@ def run_approve(args: argparse.Namespace) -> int:
         check_key(args.key)
     except StoreError as exc:
         raise InputError(f"--key: {exc.message}") from None
-    try:
-        data = args.comparison.read_bytes()
-    except OSError as exc:
-        raise InputError(describe_os_error(exc)) from None
     source = str(args.comparison)
     try:
+        data, _ = read_input(args.comparison, None, "COMPARISON")
         fingerprints = approved_fingerprints(data, source)
-    except ManifestError as exc:
+    except ValueError as exc:  # ManifestError included
         raise InputError(str(exc)) from None
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
     if not fingerprints:
         raise InputError(f"{source}: nothing to approve: no image is changed, added, removed, "
                          "renamed or errored")

@@ -20,7 +20,8 @@ from ..inputs.known_changes import (
     count_known_changes,
     known_changes_file,
 )
-from ..inputs.manifest import ManifestError, decode_json
+from ..inputs.manifest import decode_json
+from ..inputs.sources import read_input
 from ..model import InputError
 from ..run import describe_os_error
 from .main import EXIT_BAD_INPUT, EXIT_SAME, _positive, _shown
@@ -64,13 +65,12 @@ def run_known_changes(args: argparse.Namespace) -> int:
     changes = []
     for path in paths:
         try:
-            data = path.read_bytes()
+            data, _ = read_input(path, None, "COMPARISON")
+            changes.append(comparison_changes(decode_json(data, str(path)), str(path)))
+        except ValueError as exc:  # ManifestError included
+            raise InputError(str(exc)) from None
         except OSError as exc:
             raise InputError(describe_os_error(exc)) from None
-        try:
-            changes.append(comparison_changes(decode_json(data, str(path)), str(path)))
-        except ManifestError as exc:
-            raise InputError(str(exc)) from None
     counts = count_known_changes(changes, min_count=args.min_count, last=args.last)
     document = known_changes_file(counts, map(str, paths), min_count=args.min_count, last=args.last)
     try:

@@ -4,6 +4,7 @@ by artifact ids, through `compare_builds` and the ``snapcompare`` command."""
 from __future__ import annotations
 
 import hashlib
+import os
 import io
 import json
 from pathlib import Path
@@ -198,3 +199,14 @@ def test_a_comparison_without_an_output_folder_is_kept_in_memory(builds, tmp_pat
     reports = write_reports(comparison, tmp_path / "later")
     assert json.loads(reports["json"].read_text())["images"]["a.png"]["changed_pixels"] == 120
     assert "unavailable" not in reports["html"].read_text()
+
+
+@pytest.mark.parametrize("command", ["approve", "known-changes"])
+def test_a_fifo_given_as_a_comparison_is_never_opened(builds, capsys, command):
+    fifo = builds.root / "comparison.json"
+    os.mkfifo(fifo)
+    extra = (["--store", str(builds.store), "--key", "approvals/x.json"] if command == "approve"
+             else ["-o", str(builds.root / "known.json")])
+
+    assert main([command, str(fifo), *extra]) == EXIT_BAD_INPUT
+    assert f"COMPARISON {str(fifo)!r}: no such file" in capsys.readouterr().err
