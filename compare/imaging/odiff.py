@@ -34,7 +34,7 @@ import functools
 
 import numpy as np
 
-from ._grid import Y_MAJOR, Siblings, find_changes, slope
+from ._grid import Y_MAJOR, Bounds, Siblings, find_changes, slope
 from .scan import Scan
 
 _SHIFT = 12
@@ -179,8 +179,9 @@ def scan(
         found.mask.reshape(-1)[over[aa]] = False
     outside = _outside_overlap(a, b, overlap, ignore)
     mask = found.mask | outside
-    changed = int(np.count_nonzero(mask))
-    return Scan(mask, changed, aa_pixels, _bbox(mask) if changed else None)
+    bounds = Bounds(width)
+    bounds.add_mask(mask, 0, 0)
+    return Scan(mask, int(np.count_nonzero(mask)), aa_pixels, bounds.get())
 
 
 # The 3x3 neighbourhood in odiff's order: rows top to bottom, each left to right.
@@ -207,15 +208,8 @@ def _detect(img: np.ndarray, other: np.ndarray, xs: np.ndarray, ys: np.ndarray) 
     """odiff's detect(img, other) at (xs, ys), inside ``img``: the slope test, then the darkest
     or brightest neighbour having 3+ identical neighbours in ``img`` and in ``other`` (each
     within its own bounds; a neighbour outside ``other`` has none there)."""
-    height, width = img.shape
-    centre = img[ys, xs]
-    nx = xs[:, None] + np.array([dx for dx, _ in _NEIGHBOURS])
-    ny = ys[:, None] + np.array([dy for _, dy in _NEIGHBOURS])
-    inside = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
-    values = img[np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)]
-    same = inside & (values == centre[:, None])
-    zeroes = _on_edge(xs, ys, width, height) + np.count_nonzero(same, axis=1)
-    delta = _luma(centre)[:, None] - _luma(values)
+    nx, ny, inside, values, same, zeroes = _around(img, xs, ys)
+    delta = _luma(img[ys, xs])[:, None] - _luma(values)
     counted = inside & ~same
     darkest = np.argmin(np.where(counted, delta, np.inf), axis=1)
     brightest = np.argmax(np.where(counted, delta, -np.inf), axis=1)
@@ -231,9 +225,19 @@ def _detect(img: np.ndarray, other: np.ndarray, xs: np.ndarray, ys: np.ndarray) 
     return result
 
 
-def _on_edge(xs: np.ndarray, ys: np.ndarray, width: int, height: int) -> np.ndarray:
-    """1 where a pixel lies on its image's border (odiff counts that as one equal sibling)."""
-    return ((xs == 0) | (xs == width - 1) | (ys == 0) | (ys == height - 1)).astype(np.int64)
+def _around(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The 3x3 neighbourhoods of the pixels (xs, ys) of ``img``, in odiff's order: each
+    neighbour's x and y, whether it lies inside ``img``, its value, whether it is identical to
+    the centre, and per pixel odiff's count of equal siblings (identical neighbours, and one
+    more on the image's border)."""
+    height, width = img.shape
+    nx = xs[:, None] + np.array([dx for dx, _ in _NEIGHBOURS])
+    ny = ys[:, None] + np.array([dy for _, dy in _NEIGHBOURS])
+    inside = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
+    values = img[np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)]
+    same = inside & (values == img[ys, xs][:, None])
+    on_edge = (xs == 0) | (xs == width - 1) | (ys == 0) | (ys == height - 1)
+    return nx, ny, inside, values, same, on_edge + np.count_nonzero(same, axis=1)
 
 
 def _many_siblings(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -244,13 +248,7 @@ def _many_siblings(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarra
     result = np.zeros(xs.size, dtype=bool)
     sel = np.flatnonzero(inside)
     if sel.size:
-        x, y = xs[sel], ys[sel]
-        nx = x[:, None] + np.array([dx for dx, _ in _NEIGHBOURS])
-        ny = y[:, None] + np.array([dy for _, dy in _NEIGHBOURS])
-        valid = (nx >= 0) & (nx < width) & (ny >= 0) & (ny < height)
-        values = img[np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)]
-        same = valid & (values == img[y, x][:, None])
-        result[sel] = _on_edge(x, y, width, height) + np.count_nonzero(same, axis=1) >= 3
+        result[sel] = _around(img, xs[sel], ys[sel])[-1] >= 3
     return result
 
 
@@ -264,10 +262,3 @@ def _outside_overlap(a: np.ndarray, b: np.ndarray, overlap: tuple[int, int],
     if ignore is not None:
         mask &= ~ignore
     return mask
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1), exclusive ends, around the True pixels of a mask that has some."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
