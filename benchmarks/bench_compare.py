@@ -64,13 +64,13 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks.bench_diff import HEIGHT, WIDTH, draw_screen, png  # noqa: E402
-from compare.plan import categorize  # noqa: E402
+from compare.classify import categorize  # noqa: E402
 from compare.inputs.manifest import Manifest, load_manifest, parse_manifest, write_manifest  # noqa: E402
 from compare.engine.pairs import PairTask, stream_pairs  # noqa: E402
-from compare.engine.run import Progress, run_comparison  # noqa: E402
+from compare.engine.local import Progress, run_comparison  # noqa: E402
 from compare.output.artifacts import ArtifactWriter  # noqa: E402
 from compare.imaging.pixeldiff import diff_images  # noqa: E402
-from compare.model import CompareOptions  # noqa: E402
+from compare.model import DEFAULT_FETCH_WORKERS, DEFAULT_MAX_MEMORY, CompareOptions, Resources  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "bench_compare"
 PNG_LEVEL = 1
@@ -281,12 +281,14 @@ class Stopwatch:
 
 @dataclass(frozen=True)
 class Setup:
-    """What a run needs: the run folder (manifests, blob index), the store and the options."""
+    """What a run needs: the run folder (manifests, blob index), the store, the comparison's
+    settings and this process's resources."""
 
     folder: Path
     bucket: str
     endpoint: str
     options: CompareOptions
+    resources: Resources
 
     def manifests(self) -> tuple[Manifest, Manifest]:
         return load_manifest(self.folder / "base.json"), load_manifest(self.folder / "head.json")
@@ -335,14 +337,14 @@ def run_fetch_only(setup: Setup) -> dict:
 
     tasks = setup.unique_pairs()
     keys = list(dict.fromkeys(key for task in tasks for key in (task.base_hash, task.head_hash)))
-    options = setup.options
+    options, resources = setup.options, setup.resources
     stats = BatchStats()
-    with setup.fetcher(options.fetch_workers) as fetcher:
+    with setup.fetcher(resources.fetch_workers) as fetcher:
         prefetcher = BatchPrefetcher(
             fetcher,
-            max_workers=options.fetch_workers,
+            max_workers=resources.fetch_workers,
             verify=options.verify,
-            max_pending_bytes=options.max_memory // 4,
+            max_pending_bytes=resources.max_memory // 4,
         )
         with Stopwatch() as watch, prefetcher:
             outcomes = prefetcher.iter_fetch(keys, stats=stats)
@@ -367,7 +369,7 @@ def run_diff_only(setup: Setup) -> dict:
     files = json.loads((setup.folder / "blobs.json").read_text())
     blobs = {key: Path(files[key]).read_bytes() for task in tasks for key in (task.base_hash, task.head_hash)}
     with Stopwatch() as watch:
-        outcomes = list(stream_pairs(MemoryFetcher(blobs), setup.options, tasks))
+        outcomes = list(stream_pairs(MemoryFetcher(blobs), setup.options, setup.resources, tasks))
     errors = [outcome.detail for outcome in outcomes if outcome.reason is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} pairs failed, e.g. {errors[0]}")
@@ -382,10 +384,11 @@ def run_pipeline(setup: Setup) -> dict:
         if state.blobs_fetched == state.blobs_total and not fetched_at:
             fetched_at.append(time.perf_counter() - watch.started)
 
-    with setup.fetcher(setup.options.fetch_workers) as fetcher, tempfile.TemporaryDirectory() as out:
+    with setup.fetcher(setup.resources.fetch_workers) as fetcher, tempfile.TemporaryDirectory() as out:
         with Stopwatch() as watch:
             comparison = run_comparison(
-                base, head, fetcher, setup.options, artifacts=ArtifactWriter(Path(out)), progress=progress
+                base, head, fetcher, setup.options, resources=setup.resources, artifacts=ArtifactWriter(Path(out)),
+                progress=progress
             )
     summary = comparison.summary
     return {
@@ -410,18 +413,10 @@ def peak_rss() -> int:
 
 def child(args: argparse.Namespace) -> None:
     mode = args.child
-    options = options_from(args, previews=mode not in ("c0", "d0"))
-    result = RUNNERS[mode[0]](Setup(Path(args.folder), args.bucket, args.endpoint, options))
+    options = CompareOptions(previews=mode not in ("c0", "d0"))
+    resources = Resources(workers=args.workers, fetch_workers=args.fetch_workers, max_memory=args.max_memory)
+    result = RUNNERS[mode[0]](Setup(Path(args.folder), args.bucket, args.endpoint, options, resources))
     print(json.dumps({**result, "peak_rss": peak_rss()}))
-
-
-def options_from(args: argparse.Namespace, *, previews: bool = True) -> CompareOptions:
-    return CompareOptions(
-        workers=args.workers,
-        fetch_workers=args.fetch_workers,
-        max_memory=args.max_memory,
-        previews=previews,
-    )
 
 
 # --- orchestration ------------------------------------------------------------------------
@@ -604,8 +599,8 @@ def main() -> None:
                         help="runs of (a) and of the previews-off runs")
     parser.add_argument("--rtt", type=float, default=20.0, help="round-trip time added, ms")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="diff threads")
-    parser.add_argument("--fetch-workers", type=int, default=CompareOptions.fetch_workers)
-    parser.add_argument("--max-memory", type=int, default=CompareOptions.max_memory, help="bytes")
+    parser.add_argument("--fetch-workers", type=int, default=DEFAULT_FETCH_WORKERS)
+    parser.add_argument("--max-memory", type=int, default=DEFAULT_MAX_MEMORY, help="bytes")
     parser.add_argument("--quiet-wait", type=float, default=15.0,
                         help="seconds to wait at most before each run for other processes to go idle")
     parser.add_argument("--quick", action="store_true", help="200 names, one run each")
@@ -621,7 +616,8 @@ def main() -> None:
         args.names, args.repeats, args.baseline_repeats = 200, 1, 1
     if args.names < 4 or min(args.repeats, args.baseline_repeats) < 1:
         parser.error("--names must be at least 4 and the repeats at least 1")
-    options = options_from(args)  # rejects bad option values before any work
+    resources = Resources(workers=args.workers, fetch_workers=args.fetch_workers,
+                          max_memory=args.max_memory)  # rejects bad values before any work
 
     print(machine_note())
     layout = Layout(args.names)
@@ -640,7 +636,7 @@ def main() -> None:
         (folder / "blobs.json").write_text(json.dumps(files))
         runs: dict[str, list[Measurement]] = {mode: [] for mode in MODES}
         with s3_behind_proxy(dataset, args.rtt / 1000) as (bucket, endpoint):
-            setup = Setup(folder, bucket, endpoint, options)
+            setup = Setup(folder, bucket, endpoint, CompareOptions(), resources)
             for repeat in range(max(args.repeats, args.baseline_repeats)):
                 for mode in MODES:
                     if repeat >= (args.repeats if mode in REPEATED_MODES else args.baseline_repeats):

@@ -87,7 +87,7 @@ def decoded(pair: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def cost(pairs: list[dict], repeats: int) -> dict[str, dict[str, float]]:
     """Per pair: the CPU of `diff_pair` and of `fingerprint_change` on its diff (seconds)."""
-    options = CompareOptions(workers=1)
+    options = CompareOptions()
     rows = {}
     for pair in pairs:
         before_bytes = (corpus.CORPUS / pair["base"]).read_bytes()

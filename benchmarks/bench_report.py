@@ -63,7 +63,7 @@ from compare.demo import _PALETTE, _PRODUCTS, _FIRST_NAMES, HEIGHT, WIDTH, Row, 
 from compare.model import CompareOptions, Comparison, Status  # noqa: E402
 from compare.output import report_html  # noqa: E402
 from compare.output.reports import write_reports  # noqa: E402
-from compare.run import compare_builds  # noqa: E402
+from compare.builds import compare_builds  # noqa: E402
 from testing.devtools import DevTools  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "bench_report"

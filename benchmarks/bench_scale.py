@@ -48,9 +48,9 @@ from benchmarks.bench_diff import HEIGHT, WIDTH, draw_screen  # noqa: E402
 from benchmarks.bench_diff import png as encode_png  # noqa: E402
 from compare.engine.chunks import plan  # noqa: E402
 from compare.engine.distributed import run_on_cluster  # noqa: E402
-from compare.engine.run import run_comparison  # noqa: E402
+from compare.engine.local import run_comparison  # noqa: E402
 from compare.inputs.manifest import Manifest, parse_manifest  # noqa: E402
-from compare.model import CompareOptions  # noqa: E402
+from compare.model import CompareOptions, Resources  # noqa: E402
 from compare.output.artifacts import ArtifactWriter  # noqa: E402
 from fetchers import fetcher_from_url  # noqa: E402
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore  # noqa: E402
@@ -133,7 +133,8 @@ def on_cluster(workers: int, label: str, run: Callable[[str], object]) -> float:
 
 def latency_bound(pairs: int, rtt: float, fetch_workers: int, out: Path) -> dict[str, float]:
     base, head, blobs = manifests([(small_png(2 * i), small_png(2 * i + 1)) for i in range(pairs)], (96, 96))
-    options = CompareOptions(workers=1, fetch_workers=fetch_workers, max_memory=256 * MIB, previews=False)
+    options = CompareOptions(previews=False)
+    resources = Resources(workers=1, fetch_workers=fetch_workers, max_memory=256 * MIB)
     the_plan = plan(base, head, options)
     print(f"# latency-bound: {pairs} pairs, {len(blobs)} blobs, {len(the_plan.chunks)} chunks, "
           f"rtt {rtt * 1000:.0f} ms, {fetch_workers} fetches at a time per chunk")
@@ -146,8 +147,9 @@ def latency_bound(pairs: int, rtt: float, fetch_workers: int, out: Path) -> dict
             url = f"objectstore+{proxy.url}/{DEFAULT_USECASE}?{query}"
 
             def local() -> None:
-                with fetcher_from_url(url, max_connections=options.fetch_workers) as fetcher:
-                    run_comparison(base, head, fetcher, options, artifacts=ArtifactWriter(out / "local"))
+                with fetcher_from_url(url, max_connections=resources.fetch_workers) as fetcher:
+                    run_comparison(base, head, fetcher, options, resources=resources,
+                                   artifacts=ArtifactWriter(out / "local"))
 
             results["local run_comparison"] = timed("latency local", local)
             for workers in (1, 2, 4):
@@ -166,7 +168,7 @@ def cpu_bound(screens: int, out: Path) -> dict[str, float]:
     base, head, blobs = manifests(pairs, (WIDTH, HEIGHT))
     for key, data in blobs.items():
         (store / key).write_bytes(data)
-    options = CompareOptions(workers=1, fetch_workers=4, max_memory=512 * MIB)
+    options = CompareOptions()
     the_plan = plan(base, head, options, max_chunk_pairs=2)
     print(f"# CPU-bound: {screens} pairs of {WIDTH}x{HEIGHT}, {len(the_plan.chunks)} chunks")
     return {
@@ -189,7 +191,7 @@ def overhead(tasks: int, out: Path) -> dict[str, float]:
     base, head, blobs = manifests(tiny, (16, 16))
     for key, data in blobs.items():
         (store / key).write_bytes(data)
-    options = CompareOptions(workers=1, fetch_workers=2, max_memory=128 * MIB)
+    options = CompareOptions()
     the_plan = plan(base, head, options, max_chunk_pairs=1)
     results = {}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \

@@ -5,7 +5,7 @@
 Half the images are old names, half new names of the same hash: renamed by a folder move, by a
 changed ending, or unrelated random names (timing only). With LENGTH, every name gets a leading
 folder that pads it to about that many characters. Prints the seconds
-`compare.plan.pair_by_similarity` takes and whether its pairs are the intended ones.
+`compare.classify.pair_by_similarity` takes and whether its pairs are the intended ones.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import string
 import sys
 import time
 
-from compare.plan import pair_by_similarity
+from compare.classify import pair_by_similarity
 
 
 def _random_name(rng: random.Random) -> str:

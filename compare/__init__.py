@@ -6,22 +6,22 @@ Layout, lowest layer first (a module imports only from layers below it):
   the common vocabulary;
 - `inputs`: manifests, folders of images and manifests in a store (`inputs.manifest`,
   `inputs.sources`), approved comparisons (`inputs.approved`);
-- `plan`: what the manifests alone decide (Sentry's rules), and the pixel diffs left to do;
+- `classify`: what the manifests alone decide (Sentry's rules), and the pixel diffs left to do;
 - `imaging`: decoding, the pixel-diff engines, masks and previews; pure, no I/O;
 - `engine`: fetching and diffing pairs within a memory budget; plan, chunks and finalize
-  (`engine.chunks`), on one machine (`run_comparison`) or a Dask cluster (`engine.distributed`);
+  (`engine.chunks`), on one machine (`engine.local`) or a Dask cluster (`engine.distributed`);
 - `output`: diff masks and previews on disk, the JSON, HTML and JUnit reports, and results
   under Sentry's keys in a store;
-- `run`: `compare_builds`, one whole comparison as the CLI runs it;
+- `builds`: `compare_builds`, one whole comparison as the CLI runs it;
 - `cli` and `demo`: the ``snapcompare`` command and its demo data.
 """
 
 from .imaging.decode import ImageDecodeError, ImageError, ImageTooLarge
 from .imaging.pixeldiff import DiffResult, diff_images
 from .inputs.manifest import ImageEntry, Manifest, ManifestError, load_manifest, parse_manifest
-from .model import CompareOptions, Comparison, ImageResult, InputError, Reason, Status
+from .model import CompareOptions, Comparison, ImageResult, InputError, Reason, Resources, Status
 from .output.reports import write_reports
-from .run import compare_builds
+from .builds import compare_builds
 
 __all__ = [
     "CompareOptions",
@@ -36,6 +36,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "Reason",
+    "Resources",
     "Status",
     "compare_builds",
     "diff_images",

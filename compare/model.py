@@ -9,7 +9,9 @@ from __future__ import annotations
 import numbers
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -25,12 +27,38 @@ DEFAULT_THRESHOLD = 0.1
 MIN_MAX_MEMORY = 64 * 1024 * 1024
 """The smallest memory budget a comparison accepts."""
 
+DEFAULT_MAX_MEMORY = 1024 * 1024 * 1024
+"""The memory budget of a process that is given none."""
+
+DEFAULT_FETCH_WORKERS = 32
+"""Concurrent fetches of a process that is given no number."""
+
 MAX_ARTIFACT_ID = 2**63 - 1
 """The largest artifact id: Sentry's ids are 64-bit signed integers."""
 
 
 class InputError(ValueError):
-    """An input or setting a comparison cannot start with; the message names it."""
+    """An input or setting a comparison cannot start with; the message names it (see
+    `parameter`)."""
+
+
+_PARAMETER_NAMES: ContextVar[Mapping[str, str]] = ContextVar("snapcompare_parameter_names", default={})
+
+
+def parameter(name: str) -> str:
+    """How an error names the parameter ``name`` (``out_dir``, ``results_store``...): as the
+    caller's vocabulary set by `parameter_names` says (the CLI's flags), else by its own name."""
+    return _PARAMETER_NAMES.get().get(name, name)
+
+
+@contextmanager
+def parameter_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Within this block (in this thread), errors name parameters as ``names`` maps them."""
+    token = _PARAMETER_NAMES.set({**_PARAMETER_NAMES.get(), **names})
+    try:
+        yield
+    finally:
+        _PARAMETER_NAMES.reset(token)
 
 
 def check_fraction(name: str, value: object) -> float:
@@ -79,17 +107,24 @@ class Reason(StrEnum):
     EXCEEDS_PIXEL_LIMIT = "exceeds_pixel_limit"
     CHUNK_FAILED = "chunk_failed"
     CHUNK_RESULT_UNREADABLE = "chunk_result_unreadable"
+    INTERNAL_ERROR = "internal_error"
+    """A bug in snapcompare stopped this image; its detail holds the traceback."""
 
 
 @dataclass(frozen=True)
 class CompareOptions:
-    """Knobs of one comparison.
+    """The settings of one comparison: what it is, the same wherever its chunks run.
 
-    ``threshold`` and ``antialiasing`` are the pixel diff's (per-pixel YIQ sensitivity,
-    anti-aliased pixels not counted); ``diff_threshold`` is the share of changed pixels above
-    which an image is ``changed`` unless its manifest says otherwise. ``max_memory`` bounds
-    the bytes held for blobs and decoded images at once. ``exif_orientation`` turns JPEG, WebP
-    and TIFF images upright as their EXIF orientation says before comparing them.
+    They are written into ``plan.json`` and (those that decide the figures) ``comparison.json``;
+    what one process may use to run it is `Resources`, which each process decides for itself.
+
+    ``threshold`` and ``antialiasing`` are the pixel diff's (the engine's per-pixel colour
+    sensitivity from 0 to 1: a YIQ distance for ``pixelmatch`` and ``odiff``, an OKLab one for
+    ``oklab``; anti-aliased pixels not counted); ``diff_threshold`` is the share of changed
+    pixels above which an image is ``changed`` unless its manifest says otherwise.
+    ``verify`` checks every fetched blob against its sha256 key; ``previews`` makes the report's
+    pictures of each changed, added, removed and renamed image. ``exif_orientation`` turns JPEG,
+    WebP and TIFF images upright as their EXIF orientation says before comparing them.
 
     ``head_artifact_id`` and ``base_artifact_id`` are the Sentry artifact ids written into
     ``comparison.json`` and its ``diff_mask_image_id``s (0 when not known);
@@ -118,9 +153,6 @@ class CompareOptions:
     antialiasing: bool = True
     diff_threshold: float = 0.0
     max_pixels: int = DEFAULT_MAX_PIXELS
-    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
-    fetch_workers: int = 32
-    max_memory: int = 1024 * 1024 * 1024
     verify: bool = True
     previews: bool = True
     exif_orientation: bool = True
@@ -142,10 +174,6 @@ class CompareOptions:
         check_fraction("threshold", self.threshold)
         check_fraction("diff_threshold", self.diff_threshold)
         check_max_pixels(self.max_pixels)
-        if self.workers < 1 or self.fetch_workers < 1:
-            raise ValueError("workers and fetch_workers must be at least 1")
-        if self.max_memory < MIN_MAX_MEMORY:
-            raise ValueError(f"max_memory must be at least 64 MiB, got {self.max_memory} bytes")
         if not isinstance(self.engine, str) or not self.engine:
             raise ValueError(f"engine must be an engine's name, got {self.engine!r}")
         if self.window_size is not None and not _positive_int(self.window_size):
@@ -169,6 +197,49 @@ class CompareOptions:
         if ratio <= diff_threshold:
             return False
         return self.window_min is None or (window_max is not None and window_max > self.window_min)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one process may use to run (its part of) a comparison; not part of the comparison.
+
+    ``workers`` diff threads, ``fetch_workers`` concurrent fetches (and store connections),
+    ``max_memory`` bytes held for blobs and decoded images at once. A process given none uses
+    `Resources()`: a diff thread per usable core. A cluster worker decides its own with
+    `for_cluster_worker`, never from the client's.
+    """
+
+    workers: int = field(default_factory=usable_cores)
+    fetch_workers: int = DEFAULT_FETCH_WORKERS
+    max_memory: int = DEFAULT_MAX_MEMORY
+
+    def __post_init__(self) -> None:
+        if not (_positive_int(self.workers) and _positive_int(self.fetch_workers)):
+            raise ValueError(f"workers and fetch_workers must be integers >= 1, got "
+                             f"{self.workers!r} and {self.fetch_workers!r}")
+        if not _positive_int(self.max_memory) or self.max_memory < MIN_MAX_MEMORY:
+            raise ValueError(f"max_memory must be at least 64 MiB, got {self.max_memory!r} bytes")
+
+    @classmethod
+    def for_cluster_worker(cls, threads: int, memory_limit: int | None) -> Resources:
+        """A cluster worker's resources for each chunk it runs, from its own ``threads`` (chunks
+        that run at once) and ``memory_limit`` (bytes, None or 0 when it has none).
+
+        The cluster gives the parallelism: one diff thread per chunk. The memory budget is half
+        the worker's limit shared by its threads (decoders, masks and previews need the rest),
+        at most the default and at least the smallest budget.
+        """
+        max_memory = DEFAULT_MAX_MEMORY
+        if memory_limit:
+            max_memory = min(DEFAULT_MAX_MEMORY, max(MIN_MAX_MEMORY, memory_limit // max(threads, 1) // 2))
+        return cls(workers=1, max_memory=max_memory)
 
 
 def _positive_int(value: object) -> bool:
@@ -342,7 +413,7 @@ class Comparison:
     """Set when known changes were given: their source and the images whose change they hold."""
     artifacts_dir: Path | None = None
     """The folder the images' ``diff_mask_key``s and ``previews`` are relative to, set by
-    `compare.run.compare_builds` to its ``out_dir``; None when unknown (a comparison put
+    `compare.builds.compare_builds` to its ``out_dir``; None when unknown (a comparison put
     together by hand), and then they are looked for where the reports are written."""
 
     @property

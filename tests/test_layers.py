@@ -14,11 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("compare.model", "compare.regions"),
     ("compare.inputs",),
-    ("compare.plan",),
+    ("compare.classify",),
     ("compare.imaging",),
     ("compare.engine",),
     ("compare.output",),
-    ("compare.run", "compare.demo"),
+    ("compare.builds", "compare.demo"),
     ("compare.cli",),
 ]
 SDKS = {

@@ -1,6 +1,7 @@
-"""The ``snapcompare`` command (`run`, `main`), its progress display and its malloc settings."""
+"""The ``snapcompare`` command (`run`, `main`): one module per subcommand over `common`, the
+summary it prints, its progress display and its malloc settings."""
 
-from .main import (
+from .common import (
     EXIT_BAD_INPUT,
     EXIT_DIFFERENCES,
     EXIT_ERRORED,
@@ -9,11 +10,9 @@ from .main import (
     EXIT_RESULTS_NOT_WRITTEN,
     EXIT_SAME,
     EXIT_TERMINATED,
-    build_parser,
-    exit_code,
-    main,
-    run,
 )
+from .main import build_parser, main, run
+from .summary import exit_code
 
 __all__ = [
     "EXIT_BAD_INPUT",

@@ -19,17 +19,17 @@ from fetchers.keys import check_key
 from ..inputs.approved import approved_fingerprints
 from ..inputs.sources import read_input
 from ..model import InputError
-from ..run import describe_os_error, open_store
-from .main import (
+from ..builds import describe_os_error, open_store
+from .common import (
     EXIT_BAD_INPUT,
     EXIT_ERRORED,
     EXIT_SAME,
     STORE_ENV,
-    _error,
-    _one_line,
-    _shown,
     add_token_option,
+    error,
     objectstore_token,
+    one_line,
+    shown,
     store_from,
 )
 
@@ -91,11 +91,11 @@ def run_approve(args: argparse.Namespace) -> int:
             result = uploader.upload_all({args.key: data}, content_type=APPROVAL_CONTENT_TYPE,
                                          skip_existing=False)
     if result.errors:
-        for error in result.errors.values():
-            _error(_one_line(str(error), 400))
+        for failure in result.errors.values():
+            error(one_line(str(failure), 400))
         print(f"snapcompare: approval not stored (exit {EXIT_ERRORED})", flush=True)
         return EXIT_ERRORED
     print(f"snapcompare: approval of {len({f[0] for f in fingerprints})} images stored under "
-          f"{_shown(args.key)}; compare with --approved store:{_shown(args.key)} (exit {EXIT_SAME})",
+          f"{shown(args.key)}; compare with --approved store:{shown(args.key)} (exit {EXIT_SAME})",
           flush=True)
     return EXIT_SAME

@@ -23,8 +23,8 @@ from ..inputs.known_changes import (
 from ..inputs.manifest import decode_json
 from ..inputs.sources import read_input
 from ..model import InputError
-from ..run import describe_os_error
-from .main import EXIT_BAD_INPUT, EXIT_SAME, _positive, _shown
+from ..builds import describe_os_error
+from .common import EXIT_BAD_INPUT, EXIT_SAME, positive, shown
 
 KNOWN_CHANGES_HELP = f"""\
 A change counts once per comparison that holds it, for the image it was seen on; only the last
@@ -52,9 +52,9 @@ def add_known_changes_command(commands: argparse._SubParsersAction) -> None:
                          help="comparison.json files, oldest first")
     command.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                          help="where to write the known changes (JSON)")
-    command.add_argument("--min-count", type=_positive, default=DEFAULT_MIN_COUNT, metavar="N",
+    command.add_argument("--min-count", type=positive, default=DEFAULT_MIN_COUNT, metavar="N",
                          help="comparisons a change must be found in (default: %(default)s)")
-    command.add_argument("--last", type=_positive, default=DEFAULT_LAST, metavar="M",
+    command.add_argument("--last", type=positive, default=DEFAULT_LAST, metavar="M",
                          help="how many of the comparisons, the last given, are read (default: %(default)s)")
     command.set_defaults(run=run_known_changes)
 
@@ -78,5 +78,5 @@ def run_known_changes(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"-o: {describe_os_error(exc)}") from None
     print(f"snapcompare: {len(counts)} known changes (found in at least {args.min_count} of the last "
-          f"{len(paths)} comparisons) written to {_shown(str(args.output))} (exit {EXIT_SAME})", flush=True)
+          f"{len(paths)} comparisons) written to {shown(str(args.output))} (exit {EXIT_SAME})", flush=True)
     return EXIT_SAME

@@ -1,6 +1,6 @@
 """Showing a running comparison's progress on a terminal or in a CI log.
 
-`ProgressDisplay` is the ``progress`` callback of `compare.engine.run.run_comparison`. On a
+`ProgressDisplay` is the ``progress`` callback of `compare.engine.local.run_comparison`. On a
 terminal it redraws one line in place (a bar with the fetched and diffed counts), at most
 ``BAR_INTERVAL`` apart; anywhere else (a pipe, a CI log) it writes a plain line whenever
 another tenth of the work is done, at least ``LINE_INTERVAL`` apart otherwise, and always at
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, TextIO
 
 if TYPE_CHECKING:
-    from ..engine.run import Progress
+    from ..engine.local import Progress
 
 BAR_INTERVAL = 0.1
 LINE_INTERVAL = 5.0

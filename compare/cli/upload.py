@@ -27,31 +27,31 @@ from pathlib import Path
 from fetchers import BatchUploader, BlobWriter, StoreError, UploadStats
 from fetchers.keys import check_key
 
-from ..engine.run import Progress
+from ..engine.local import Progress
 from ..inputs.manifest import Manifest, ManifestError, dump_manifest, manifest_from_folder, with_ignore_patterns
-from ..model import CompareOptions, InputError
-from ..run import describe_os_error, open_store
-from .main import (
+from ..model import DEFAULT_FETCH_WORKERS, DEFAULT_MAX_MEMORY, InputError
+from ..builds import describe_os_error, open_store
+from .common import (
     EXIT_BAD_INPUT,
     EXIT_ERRORED,
     EXIT_SAME,
+    LISTED,
     MANIFEST_IGNORE_IN_HELP,
     STORE_ENV,
-    _error,
-    _one_line,
-    _positive,
-    _size,
     add_follow_symlinks_option,
     add_ignore_in_option,
     add_token_option,
+    error,
     note_left_out,
     objectstore_token,
+    one_line,
+    positive,
+    size,
     store_from,
 )
 from .progress import ProgressDisplay
 
 MANIFEST_CONTENT_TYPE = "application/json"
-_LISTED = 10
 
 UPLOAD_HELP = f"""\
 exit codes:
@@ -79,14 +79,13 @@ def add_upload_command(commands: argparse._SubParsersAction) -> None:
     upload.add_argument("--manifest-key", metavar="KEY",
                         help="also store the manifest in the store under KEY (application/json)")
     add_token_option(upload)
-    add_follow_symlinks_option(upload)
+    add_follow_symlinks_option(upload, "they are left out")
     add_ignore_in_option(upload, MANIFEST_IGNORE_IN_HELP)
-    defaults = CompareOptions()
-    upload.add_argument("--workers", type=_positive, default=defaults.fetch_workers, metavar="N",
+    upload.add_argument("--workers", type=positive, default=DEFAULT_FETCH_WORKERS, metavar="N",
                         help="concurrent uploads (default: %(default)s)")
-    upload.add_argument("--max-memory", type=_size, default=defaults.max_memory, metavar="SIZE",
+    upload.add_argument("--max-memory", type=size, default=DEFAULT_MAX_MEMORY, metavar="SIZE",
                         help="most bytes of images held in memory at once, whatever --workers; an "
-                        f"image larger than that is uploaded alone (default: {defaults.max_memory / 1024**3:g}G)")
+                        f"image larger than that is uploaded alone (default: {DEFAULT_MAX_MEMORY / 1024**3:g}G)")
     upload.add_argument("--verify-existing", action="store_true",
                         help="where the store keeps no checksum (objectstore), read each blob it "
                         "already holds back and check its sha256 (S3, GCS and folders are checked "
@@ -130,8 +129,8 @@ def run_upload(args: argparse.Namespace) -> int:
                 failed.update(result.errors)
         if not blobs_failed:  # the manifest names only blobs the store holds
             publish_output()
-    for error in list(failed.values())[:_LISTED]:
-        _error(_one_line(str(error), 400))
+    for failure in list(failed.values())[:LISTED]:
+        error(one_line(str(failure), 400))
     # A file left out of the manifest would be "removed" in the next comparison: say so.
     code = EXIT_ERRORED if failed or manifest.unreadable else EXIT_SAME
     print(_outcome_line(args, stats, failed, blobs_failed, len(manifest.unreadable), time.monotonic() - started,

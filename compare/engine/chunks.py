@@ -1,6 +1,6 @@
 """A comparison as plan, chunks and finalize: the shape that runs on one machine or many.
 
-- `plan`: categorise the manifests (`compare.plan.categorize`) and cut the pixel diff
+- `plan`: categorise the manifests (`compare.classify.categorize`) and cut the pixel diff
   candidates into `ChunkAssignment`s of at most ``MAX_CHUNK_PIXELS`` canvas pixels (an unknown
   canvas counts as a phone screenshot) and ``MAX_CHUNK_PAIRS`` pairs, pairs that share a blob
   in the same chunk when they fit;
@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fetchers import BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
 
-from ..imaging.decode import describe_error
 from ..inputs.manifest import Manifest
 from ..model import (
     ChangeGroup,
@@ -33,13 +32,14 @@ from ..model import (
     Comparison,
     ImageResult,
     Reason,
+    Resources,
     Status,
     as_regions,
     canvas_size,
 )
-from ..plan import DiffCandidate, PairKey, categorize, mask_shadowed
+from ..classify import DiffCandidate, PairKey, categorize, mask_shadowed
 from ..regions import IgnoreRegion, merged
-from .pairs import _DEFAULT_CANVAS, PairOutcome, PairTask, check_engine, stream_pairs
+from .pairs import _DEFAULT_CANVAS, DiffThreads, PairOutcome, PairTask, check_engine, stream_pairs
 
 MAX_CHUNK_PIXELS = 40_000_000
 """Canvas pixels of one chunk's diffs, at most (a single larger pair is a chunk of its own)."""
@@ -47,7 +47,6 @@ MAX_CHUNK_PIXELS = 40_000_000
 MAX_CHUNK_PAIRS = 100
 """Unique pairs of one chunk, at most: small images still spread over many workers."""
 
-SCHEMA_VERSION = 1
 
 
 class ArtifactSink(Protocol):
@@ -70,7 +69,7 @@ class ChunkPublisher(Protocol):
     store_url: str
 
     def chunk(self, chunk: ChunkAssignment, result: ChunkResult, store: BlobWriter,
-              options: CompareOptions) -> ChunkResult:
+              options: CompareOptions, resources: Resources) -> ChunkResult:
         """Store ``result``'s files and JSON in ``store``; return it with their keys set."""
         ...
 
@@ -128,7 +127,7 @@ class ChunkCandidate:
 class ChunkAssignment:
     """The candidates one chunk judges, in name order; names sharing a pair share its diff.
     ``mask_shadowed`` names those of its candidates whose Sentry mask key a later name of the
-    comparison owns (`compare.plan.mask_shadowed`), maybe one in another chunk: their masks are
+    comparison owns (`compare.classify.mask_shadowed`), maybe one in another chunk: their masks are
     not written to a results store."""
 
     chunk_index: int
@@ -182,6 +181,8 @@ class ChunkResult:
     chunk_index: int
     images: Mapping[str, ImageResult]
     files: tuple[PairOutcome, ...] = field(default=(), repr=False)
+    diff_threads: int = 0
+    """The threads that ran the chunk's diffs."""
 
 
 @dataclass(frozen=True)
@@ -273,27 +274,29 @@ def _cut(
     return chunks
 
 
-def open_store(url: str, options: CompareOptions) -> ClosableFetcher:
-    """The fetcher of store ``url``, credentials from this process's environment (each store's
-    own convention, see `fetchers.registry.BACKENDS`). Raises what `fetchers.fetcher_from_url`
-    raises."""
-    return fetcher_from_url(url, max_connections=options.fetch_workers)
+def worker_fetcher(url: str, resources: Resources) -> ClosableFetcher:
+    """The fetcher of store ``url`` on the process that runs chunks, credentials from its own
+    environment (each store's own convention, see `fetchers.registry.BACKENDS`). Raises what
+    `fetchers.fetcher_from_url` raises."""
+    return fetcher_from_url(url, max_connections=resources.fetch_workers)
 
 
-def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: CompareOptions) -> ChunkResult:
+def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: CompareOptions,
+              resources: Resources) -> ChunkResult:
     """Fetch, diff and judge one chunk from ``store`` (a store URL, opened and closed here, or
-    a fetcher); the masks and previews come back as bytes in ``files``."""
+    a fetcher) within ``resources``; the masks and previews come back as bytes in ``files``."""
     if isinstance(store, str):
-        with closing(open_store(store, options)) as fetcher:
-            return run_chunk(chunk, fetcher, options)
+        with closing(worker_fetcher(store, resources)) as fetcher:
+            return run_chunk(chunk, fetcher, options, resources)
     pairs = chunk.pairs()
     images: dict[str, ImageResult] = {}
     files = []
-    for outcome in stream_pairs(store, options, chunk.tasks()):
+    threads = DiffThreads()
+    for outcome in stream_pairs(store, options, resources, chunk.tasks(), threads=threads):
         images.update(judge(pairs[outcome.key], outcome, options))
         if outcome.mask_png is not None or outcome.previews:
             files.append(outcome)
-    return ChunkResult(chunk.chunk_index, dict(sorted(images.items())), tuple(files))
+    return ChunkResult(chunk.chunk_index, dict(sorted(images.items())), tuple(files), len(threads))
 
 
 def judge(
@@ -439,96 +442,3 @@ def change_groups(images: Mapping[str, ImageResult]) -> tuple[ChangeGroup, ...]:
     groups = [ChangeGroup(change, level, tuple(names), names[0])
               for (level, change), names in members.items() if len(names) > 1]
     return tuple(sorted(groups, key=lambda g: (-len(g.images), levels.index(g.level), g.id)))
-
-
-# JSON: plan.json and chunks/{i}.json.
-
-
-def plan_to_json(plan: ComparisonPlan) -> dict[str, Any]:
-    """``plan.json``'s data: the chunk assignments, the decided images, the options."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "chunks": [
-            {
-                "chunk_index": chunk.chunk_index,
-                "candidates": [{**asdict(c), "pixel_count": c.pixel_count} for c in chunk.candidates],
-                "mask_shadowed": list(chunk.mask_shadowed),
-                "schema_version": SCHEMA_VERSION,
-            }
-            for chunk in plan.chunks
-        ],
-        "non_diff_images": _images_to_json(plan.non_diff_images),
-        "options": asdict(plan.options),
-        "base_source": plan.base_source,
-        "head_source": plan.head_source,
-    }
-
-
-def plan_from_json(data: Mapping[str, Any]) -> ComparisonPlan:
-    """The plan `plan_to_json` wrote. Raises ValueError when ``data`` is not one."""
-    try:
-        names = {f.name for f in fields(ChunkCandidate)}
-        chunks = tuple(
-            ChunkAssignment(
-                int(chunk["chunk_index"]),
-                tuple(ChunkCandidate(**{k: v for k, v in c.items() if k in names}) for c in chunk["candidates"]),
-                tuple(str(name) for name in chunk.get("mask_shadowed", ())),
-            )
-            for chunk in data["chunks"]
-        )
-        return ComparisonPlan(
-            chunks,
-            _images_from_json(data["non_diff_images"]),
-            CompareOptions(**data["options"]),
-            str(data.get("base_source", "")),
-            str(data.get("head_source", "")),
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"not a comparison plan: {type(exc).__name__}: {exc}") from None
-
-
-def chunk_result_to_json(result: ChunkResult) -> dict[str, Any]:
-    """``chunks/{i}.json``'s data: the chunk's images (mask and preview bytes left out)."""
-    return {"chunk_index": result.chunk_index, "images": _images_to_json(result.images)}
-
-
-def chunk_result_from_json(data: Mapping[str, Any]) -> ChunkResult | ChunkFailure:
-    """The chunk result `chunk_result_to_json` wrote, or an unreadable `ChunkFailure`."""
-    try:
-        return ChunkResult(int(data["chunk_index"]), _images_from_json(data["images"]))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        return ChunkFailure(f"chunk result unreadable: {describe_error(exc)}", unreadable=True)
-
-
-_IMAGE_FIELDS = [f.name for f in fields(ImageResult) if f.name != "name"]
-
-
-def _images_to_json(images: Mapping[str, ImageResult]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for name, result in images.items():
-        entry = {key: getattr(result, key) for key in _IMAGE_FIELDS}
-        entry["bbox"] = list(result.bbox) if result.bbox is not None else None
-        entry["previews"] = dict(result.previews) if result.previews is not None else None
-        out[name] = entry
-    return out
-
-
-_CHANGE_FIELDS = {"change_group": str, "similar_change": str, "known_change": bool}
-
-
-def _images_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, ImageResult]:
-    images = {}
-    for name, entry in data.items():
-        values = {key: entry.get(key) for key in _IMAGE_FIELDS}
-        for key, kind in _CHANGE_FIELDS.items():
-            if values[key] is not None and not isinstance(values[key], kind):
-                raise ValueError(f"{name}: {key} must be a {kind.__name__} or null")
-        values["status"] = Status(values["status"])
-        if values["reason"] is not None:
-            values["reason"] = Reason(values["reason"])
-        if values["bbox"] is not None:
-            values["bbox"] = tuple(values["bbox"])
-        if values["ignore_regions"] is not None:
-            values["ignore_regions"] = as_regions(values["ignore_regions"], f"{name}: ignore_regions")
-        images[name] = ImageResult(name=name, **values)
-    return images

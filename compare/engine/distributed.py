@@ -1,7 +1,9 @@
 """A comparison's chunks on a Dask cluster (the ``dask`` extra; nothing else imports Dask).
 
-`run_on_cluster` submits one task per `ChunkAssignment` with the store URL and the options,
-nothing more: each worker reads its store credentials from its own environment. A worker
+`run_on_cluster` submits one task per `ChunkAssignment` with the store URL and the comparison's
+settings, nothing more: each worker reads its store credentials from its own environment and
+decides its own resources (`Resources.for_cluster_worker`: one diff thread per chunk, the
+cluster's threads being the parallelism, and a memory budget from its own limit). A worker
 process builds one fetcher per store and reuses it for every chunk it runs (`FetcherCache`, a
 worker plugin that closes them when the worker stops). Results stream back as chunks finish;
 their masks and previews are written through the caller's `ArtifactSink`, so the output folder
@@ -33,7 +35,7 @@ from fetchers import BlobWriter, ClosableFetcher
 from fetchers.protocol import describe_store
 
 from ..imaging.decode import describe_error
-from ..model import CompareOptions, Comparison, InputError
+from ..model import CompareOptions, Comparison, InputError, Resources, parameter
 from .chunks import (
     ArtifactSink,
     ChunkAssignment,
@@ -42,11 +44,11 @@ from .chunks import (
     ChunkResult,
     ComparisonPlan,
     finalize,
-    open_store,
     run_chunk,
     store_files,
+    worker_fetcher,
 )
-from .run import Progress
+from .local import Progress
 
 DEFAULT_RETRIES = 2
 """Attempts after the first that Dask makes of a failing chunk."""
@@ -70,38 +72,41 @@ class FetcherCache(WorkerPlugin):
         for fetcher in fetchers:
             fetcher.close()
 
-    def fetcher(self, store_url: str, options: CompareOptions) -> ClosableFetcher:
+    def fetcher(self, store_url: str, resources: Resources) -> ClosableFetcher:
         """This process's fetcher of ``store_url``, built on first use."""
-        key = (store_url, options.fetch_workers)
+        key = (store_url, resources.fetch_workers)
         with self._lock:
             if key not in self._fetchers:
-                self._fetchers[key] = open_store(store_url, options)
+                self._fetchers[key] = worker_fetcher(store_url, resources)
             return self._fetchers[key]
 
 
 def chunk_task(
     chunk: ChunkAssignment, store_url: str, options: CompareOptions, publisher: ChunkPublisher | None = None
 ) -> ChunkResult:
-    """What a worker runs for one chunk: `run_chunk` with this process's fetcher of the store,
-    then, with a ``publisher``, storing the chunk's results in its store from here."""
-    cache = get_worker().plugins.get(_PLUGIN)
-    with _worker_store(cache, store_url, options) as store:
-        result = run_chunk(chunk, store, options)
+    """What a worker runs for one chunk: `run_chunk` with this process's fetcher of the store
+    and this worker's own resources, then, with a ``publisher``, storing the chunk's results in
+    its store from here."""
+    worker = get_worker()
+    resources = Resources.for_cluster_worker(worker.state.nthreads, worker.memory_manager.memory_limit)
+    cache = worker.plugins.get(_PLUGIN)
+    with _worker_store(cache, store_url, resources) as store:
+        result = run_chunk(chunk, store, options, resources)
     if publisher is None:
         return result
-    with _worker_store(cache, publisher.store_url, options) as results_store:
+    with _worker_store(cache, publisher.store_url, resources) as results_store:
         if not isinstance(results_store, BlobWriter):
             raise TypeError(f"{describe_store(results_store)} cannot be written to")
-        return publisher.chunk(chunk, result, results_store, options)
+        return publisher.chunk(chunk, result, results_store, options, resources)
 
 
 @contextmanager
-def _worker_store(cache: object, store_url: str, options: CompareOptions) -> Iterator[ClosableFetcher]:
+def _worker_store(cache: object, store_url: str, resources: Resources) -> Iterator[ClosableFetcher]:
     """The worker's cached fetcher of ``store_url``; without the cache, one for this task."""
     if isinstance(cache, FetcherCache):
-        yield cache.fetcher(store_url, options)
+        yield cache.fetcher(store_url, resources)
         return
-    with open_store(store_url, options) as store:
+    with worker_fetcher(store_url, resources) as store:
         yield store
 
 
@@ -157,8 +162,11 @@ def run_on_cluster(
             client.cancel(list(futures), force=True)
     report("done")
     failed = sum(1 for result in results.values() if isinstance(result, ChunkFailure))
+    threads = max((result.diff_threads for result in results.values() if isinstance(result, ChunkResult)),
+                  default=0)
     stats = {"wall_time": time.monotonic() - started, "pairs_diffed": pairs_total,
-             "blobs": len(plan.blobs), "chunks": len(plan.chunks), "chunks_failed": failed}
+             "blobs": len(plan.blobs), "chunks": len(plan.chunks), "chunks_failed": failed,
+             "diff_threads_per_chunk": threads}
     return finalize(plan, results, stats=stats)
 
 
@@ -185,16 +193,17 @@ def _connect(scheduler: str, worker_env: Mapping[str, str]) -> Iterator[Client]:
     if scheduler.startswith("local:"):
         count = scheduler.removeprefix("local:")
         if not count.isdigit() or int(count) < 1:
-            raise InputError(f"--scheduler {scheduler!r}: expected local:N with N a positive number of workers")
+            raise InputError(f"{parameter('scheduler')} {scheduler!r}: expected local:N with N a positive "
+                             "number of workers")
         with LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
                           dashboard_address=None, env=dict(worker_env)) as cluster, Client(cluster) as client:
             yield client
         return
     if not scheduler.startswith(("tcp://", "tls://")):
-        raise InputError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT or local:N")
+        raise InputError(f"{parameter('scheduler')} {scheduler!r}: expected tcp://HOST:PORT or local:N")
     try:
         client = Client(scheduler, timeout="20s")
     except OSError as exc:
-        raise InputError(f"--scheduler {scheduler!r}: cannot connect: {exc}") from None
+        raise InputError(f"{parameter('scheduler')} {scheduler!r}: cannot connect: {exc}") from None
     with client:
         yield client

@@ -14,6 +14,8 @@ A blob's life, in `stream_pairs`:
 
 from __future__ import annotations
 
+import threading
+import traceback
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,8 +30,8 @@ from ..imaging.engines import Engine, get_engine
 from ..imaging.fingerprint import ChangeFingerprint, fingerprint_change
 from ..imaging.pixeldiff import DiffResult, diff_images, open_pair
 from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
-from ..model import CompareOptions, InputError, Reason, canvas_size
-from ..plan import PairKey
+from ..model import CompareOptions, InputError, Reason, Resources, canvas_size
+from ..classify import PairKey
 from ..regions import IgnoreRegion
 from .budget import MemoryBudget
 from .shared import SharedImages
@@ -106,19 +108,41 @@ def check_engine(options: CompareOptions) -> Engine:
     return engine
 
 
+class DiffThreads:
+    """The distinct threads that ran a stream's diffs (thread-safe to add to)."""
+
+    def __init__(self) -> None:
+        self._idents: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add_current(self) -> None:
+        """Count the calling thread."""
+        with self._lock:
+            self._idents.add(threading.get_ident())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._idents)
+
+
 def stream_pairs(
     fetcher: BlobFetcher,
     options: CompareOptions,
+    resources: Resources,
     tasks: Sequence[PairTask],
     *,
     on_blob: Callable[[], None] | None = None,
     stats: BatchStats | None = None,
+    threads: DiffThreads | None = None,
 ) -> Iterator[PairOutcome]:
-    """Yield one `PairOutcome` per task, in completion order, fetching each blob once.
+    """Yield one `PairOutcome` per task, in completion order, fetching each blob once, with at
+    most ``resources.workers`` diffs and ``resources.fetch_workers`` fetches at a time.
 
-    ``on_blob`` is called as each blob arrives; ``stats`` is filled with the fetch figures.
+    ``on_blob`` is called as each blob arrives; ``stats`` is filled with the fetch figures and
+    ``threads`` with the threads that ran diffs.
     """
-    return _PairStream(fetcher, options, tasks).run(on_blob, stats)
+    return _PairStream(fetcher, options, resources, tasks, threads if threads is not None else DiffThreads()).run(
+        on_blob, stats)
 
 
 class _PairStream:
@@ -132,10 +156,13 @@ class _PairStream:
     many pairs is held, and decoded once, only while those pairs run.
     """
 
-    def __init__(self, fetcher: BlobFetcher, options: CompareOptions, tasks: Sequence[PairTask]) -> None:
+    def __init__(self, fetcher: BlobFetcher, options: CompareOptions, resources: Resources,
+                 tasks: Sequence[PairTask], threads: DiffThreads) -> None:
         self.fetcher = fetcher
         self.options = options
+        self.resources = resources
         self.tasks = tasks
+        self.threads = threads
         self.users: dict[str, list[int]] = defaultdict(list)
         for index, task in enumerate(tasks):
             self.users[task.base_hash].append(index)
@@ -146,8 +173,8 @@ class _PairStream:
         self.images = SharedImages()
         self.ready: deque[int] = deque()
         self.running: dict[Future, int] = {}
-        self.fetch_budget = options.max_memory // 4
-        self.budget = MemoryBudget(options.max_memory - self.fetch_budget)
+        self.fetch_budget = resources.max_memory // 4
+        self.budget = MemoryBudget(resources.max_memory - self.fetch_budget)
 
     def keys(self) -> list[str]:
         """Every blob once, pair by pair, pairs that share a base next to each other."""
@@ -158,11 +185,12 @@ class _PairStream:
     def run(self, on_blob: Callable[[], None] | None, stats: BatchStats | None) -> Iterator[PairOutcome]:
         prefetcher = BatchPrefetcher(
             self.fetcher,
-            max_workers=self.options.fetch_workers,
+            max_workers=self.resources.fetch_workers,
             verify=self.options.verify,
             max_pending_bytes=self.fetch_budget,
         )
-        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="snapcompare-diff")
+        pool = ThreadPoolExecutor(self.resources.workers, thread_name_prefix="snapcompare-diff",
+                                  initializer=self.threads.add_current)
         try:
             for key, value in prefetcher.iter_fetch(self.keys(), stats=stats):
                 self.blobs[key] = value
@@ -212,7 +240,7 @@ class _PairStream:
         before, after = self.blobs[task.base_hash], self.blobs[task.head_hash]
         for key, blob in ((task.base_hash, before), (task.head_hash, after)):
             if len(self.users[key]) > 1 and not self.budget.holds(("decoded", key)):
-                self.budget.acquire(("decoded", key), _decoded_bytes(blob))
+                self.budget.acquire(("decoded", key), decoded_bytes(blob))
                 self.images.keep(key)
         future = pool.submit(diff_pair, task, before, after, self.options, self.images)
         self.running[future] = index
@@ -256,7 +284,7 @@ def _canvas_pixels(task: PairTask, before: bytes, after: bytes) -> int:
     return width * height
 
 
-def _decoded_bytes(blob: bytes) -> int:
+def decoded_bytes(blob: bytes) -> int:
     """The size of a blob's decoded RGBA pixels, from its header."""
     size = _header_size(blob)
     return 4 * (size[0] * size[1] if size is not None else _DEFAULT_CANVAS)
@@ -265,7 +293,7 @@ def _decoded_bytes(blob: bytes) -> int:
 def _header_size(blob: bytes) -> tuple[int, int] | None:
     try:
         opened = open_image(blob)
-    except Exception:  # noqa: BLE001 - an estimate; diff_pair reports the real problem
+    except ImageError:  # an estimate; diff_pair reports the real problem
         return None
     opened.close()
     return opened.size
@@ -279,8 +307,11 @@ def diff_pair(
     images: SharedImages | None = None,
 ) -> PairOutcome:
     """Decode and diff one pair, and fingerprint its change; any failure becomes an errored
-    outcome, never an exception.
+    outcome, never an exception, so one pair never stops the others.
 
+    What an image can cause (`ImageError`, `OSError`, `MemoryError`) is
+    ``image_processing_failed``. Anything else is a bug in snapcompare: ``internal_error``,
+    whose detail keeps the traceback (the CLI prints it and exits 4).
     ``images`` shares the pixels and thumbnails of blobs that other pairs use too.
     """
     images = images if images is not None else SharedImages()
@@ -305,9 +336,11 @@ def diff_pair(
         return PairOutcome(**ids, reason=Reason.EXCEEDS_PIXEL_LIMIT, detail=str(exc))
     except ImageError as exc:
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a broken pair errors itself, not the comparison
+    except (OSError, MemoryError) as exc:
         detail = f"{task.name!r}: {describe_error(exc)}"
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
+    except Exception as exc:  # noqa: BLE001 - a bug: this pair errors with its traceback, the rest go on
+        return PairOutcome(**ids, reason=Reason.INTERNAL_ERROR, detail=_internal(task, "diffing", exc))
     changed = result.changed_pixels > 0
     step = "fingerprinting its change"
     try:
@@ -315,9 +348,11 @@ def diff_pair(
         step = "writing its mask or previews"
         mask_png = result.mask_png() if changed else None
         previews = _previews(task, images, before_rgba, after_rgba, result) if changed and options.previews else None
-    except Exception as exc:  # noqa: BLE001 - the pair's files failed: it errors, the rest go on
+    except (ImageError, OSError, MemoryError) as exc:
         detail = f"{task.name!r}: {step} failed: {describe_error(exc)}"
         return PairOutcome(**ids, reason=Reason.IMAGE_PROCESSING_FAILED, detail=detail)
+    except Exception as exc:  # noqa: BLE001 - a bug: this pair errors with its traceback, the rest go on
+        return PairOutcome(**ids, reason=Reason.INTERNAL_ERROR, detail=_internal(task, step, exc))
     return PairOutcome(
         **ids,
         changed_pixels=result.changed_pixels,
@@ -332,6 +367,12 @@ def diff_pair(
         applied_regions=result.ignore_regions,
         change=change,
     )
+
+
+def _internal(task: PairTask, step: str, exc: Exception) -> str:
+    """The detail of a pair a bug stopped: what it was doing, then the whole traceback."""
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    return f"{task.name!r}: internal error while {step}:\n{trace}"
 
 
 def _previews(

@@ -26,12 +26,12 @@ from dataclasses import replace
 
 from fetchers import BatchPrefetcher, BlobFetcher, FetchError, StoreUnavailable
 
-from ..imaging.decode import open_image
+from ..imaging.decode import ImageError, open_image
 from ..imaging.previews import make_thumbnail, preview_factor
-from ..model import CompareOptions, Comparison, ImageResult, Status
+from ..model import CompareOptions, Comparison, ImageResult, Resources, Status
 from .budget import MemoryBudget
 from .chunks import ArtifactSink
-from .pairs import PairOutcome, _decoded_bytes
+from .pairs import PairOutcome, decoded_bytes
 
 SINGLE_ROLES: Mapping[Status, tuple[str, ...]] = {
     Status.ADDED: ("after",),
@@ -42,7 +42,8 @@ SINGLE_ROLES: Mapping[Status, tuple[str, ...]] = {
 
 
 def add_single_previews(
-    comparison: Comparison, fetcher: BlobFetcher, sink: ArtifactSink, options: CompareOptions
+    comparison: Comparison, fetcher: BlobFetcher, sink: ArtifactSink, options: CompareOptions,
+    resources: Resources | None = None,
 ) -> Comparison:
     """``comparison`` with a picture of every added, removed and renamed image in ``previews``.
 
@@ -57,7 +58,7 @@ def add_single_previews(
     if not users:
         return comparison
     images = dict(comparison.images)
-    for key, jpeg in _thumbnails(fetcher, options, list(users)):
+    for key, jpeg in _thumbnails(fetcher, options, resources or Resources(), list(users)):
         for name in users[key]:
             result = images[name]
             roles = SINGLE_ROLES[result.status]
@@ -78,15 +79,15 @@ def _blob_users(results: Iterable[ImageResult]) -> dict[str, list[str]]:
 
 
 def _thumbnails(
-    fetcher: BlobFetcher, options: CompareOptions, keys: list[str]
+    fetcher: BlobFetcher, options: CompareOptions, resources: Resources, keys: list[str]
 ) -> Iterator[tuple[str, bytes]]:
     """Yield (blob key, preview JPEG) for each blob of ``keys`` whose picture could be made."""
-    fetch_budget = options.max_memory // 4
-    budget = MemoryBudget(options.max_memory - fetch_budget)
+    fetch_budget = resources.max_memory // 4
+    budget = MemoryBudget(resources.max_memory - fetch_budget)
     running: dict[Future[bytes | None], str] = {}
-    prefetcher = BatchPrefetcher(fetcher, max_workers=options.fetch_workers, verify=options.verify,
+    prefetcher = BatchPrefetcher(fetcher, max_workers=resources.fetch_workers, verify=options.verify,
                                  max_pending_bytes=fetch_budget)
-    pool = ThreadPoolExecutor(options.workers, thread_name_prefix="snapcompare-single")
+    pool = ThreadPoolExecutor(resources.workers, thread_name_prefix="snapcompare-single")
 
     def collect(block: bool) -> Iterator[tuple[str, bytes]]:
         done, _ = wait(running, timeout=None if block else 0, return_when=FIRST_COMPLETED)
@@ -102,7 +103,7 @@ def _thumbnails(
             for key, blob in prefetcher.iter_fetch(keys):
                 if isinstance(blob, FetchError):
                     continue
-                cost = len(blob) + _decoded_bytes(blob)
+                cost = len(blob) + decoded_bytes(blob)
                 while running and not budget.fits(cost):
                     yield from collect(block=True)
                 budget.acquire(key, cost)
@@ -122,14 +123,14 @@ def single_preview(blob: bytes, options: CompareOptions) -> bytes | None:
     not an image that can be decoded within ``options.max_pixels``."""
     try:
         opened = open_image(blob, exif_orientation=options.exif_orientation)
-    except Exception:  # noqa: BLE001 - only a picture: its image keeps its status
+    except ImageError:  # only a picture: its image keeps its status
         return None
     try:
         width, height = opened.size
         if width * height > options.max_pixels:
             return None
         return make_thumbnail(opened.rgba(), preview_factor(width, height)).jpeg
-    except Exception:  # noqa: BLE001 - only a picture: its image keeps its status
+    except (ImageError, OSError, MemoryError):  # only a picture: its image keeps its status
         return None
     finally:
         opened.close()

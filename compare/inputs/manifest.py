@@ -41,6 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from fetchers.files import FileTooLarge, open_regular_file, read_regular_file, too_large
 from fetchers.keys import is_sha256_hex
 
+from ..model import parameter
 from ..regions import (
     IgnorePattern,
     IgnoreRegion,
@@ -273,7 +274,7 @@ def manifest_from_folder(
         path, is_symlink = files[name]
         if not follow_symlinks and is_symlink and not _inside(path, real_root):
             unreadable[name] = ("a symlink leading outside the input folder; not read "
-                                "(pass --follow-symlinks to read it)")
+                                f"(pass {parameter('follow_symlinks')} to read it)")
             continue
         try:
             images[name] = _describe_file(name, path)

@@ -18,6 +18,7 @@ from fetchers.backends.local import read_blob
 from fetchers.files import FileTooLarge, NotRegularFile, read_regular_file, too_large
 from fetchers.protocol import connection_limit, describe_store
 
+from ..model import parameter
 from .manifest import MAX_MANIFEST_BYTES, Manifest, manifest_from_folder, parse_manifest
 
 STORE_PREFIX = "store:"
@@ -88,7 +89,7 @@ def open_side(
         manifest, paths = manifest_from_folder(path, follow_symlinks=follow_symlinks)
         by_hash = {manifest.images[name].content_hash: file for name, file in paths.items()}
         return Side(manifest, FolderFetcher(by_hash), str(path))
-    data, source = read_input(spec, store, f"--{role}", what="manifest file or image folder",
+    data, source = read_input(spec, store, parameter(role), what="manifest file or image folder",
                               max_bytes=MAX_MANIFEST_BYTES)
     return Side(parse_manifest(data, source, require_sizes=require_sizes), None, source)
 
@@ -108,15 +109,14 @@ def read_input(
     the fetch deadline). A local file must be a regular file (`fetchers.files`). Either holds
     at most ``max_bytes`` (a local file's size is checked before it is read).
 
-    ``setting`` (such as ``--head``) and ``what`` word the errors, which are ValueErrors
+    ``setting`` (such as ``head``, see `compare.model.parameter`) and ``what`` word the errors, which are ValueErrors
     naming the key and its store (as `fetchers.protocol.describe_store` does: never a
     credential) or the path; OSError when a local file exists but cannot be read.
     """
     text = os.fspath(spec)
     if text.startswith(STORE_PREFIX):
         if store is None:
-            raise ValueError(f"{setting} {text!r}: a store key needs a blob store: "
-                             "pass --store URL or set SNAPCOMPARE_STORE")
+            raise ValueError(f"{setting} {text!r}: a store key needs a blob store: pass {parameter('store')}")
         data = _fetch_input(store, text[len(STORE_PREFIX):], f"{setting} {text!r}")
         if len(data) > max_bytes:
             raise ValueError(f"{setting} {text!r}: {too_large(len(data), max_bytes)}")
@@ -148,7 +148,7 @@ def combine_fetchers(base: Side, head: Side, store: BlobFetcher | None) -> BlobF
     if len(folders) < 2 and store is None:
         needs = [side.source for side in (base, head) if side.fetcher is None]
         raise ValueError(
-            f"manifest {needs[0]!r} needs a blob store: pass --store URL or set SNAPCOMPARE_STORE"
+            f"manifest {needs[0]!r} needs a blob store: pass {parameter('store')}"
         )
     files = FolderFetcher({key: path for folder in folders for key, path in folder.paths.items()})
     if store is None:

@@ -149,6 +149,7 @@ _ORIGIN = re.compile(r"(\d{1,9}),(\d{1,9})")
 # bytes are known by their keys' endings.
 _STAT_NOUNS = {
     "pairs_diffed": "pair", "blobs": "blob", "chunks": "chunk", "chunks_failed": "chunk",
+    "diff_threads": "thread", "diff_threads_per_chunk": "thread",
     "keys_requested": "key", "unique_keys": "key", "shared": "key", "errors": "key",
     "retries": "request", "fetches_issued": "request", "peak_in_flight": "request",
 }

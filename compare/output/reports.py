@@ -22,7 +22,7 @@ def write_reports(comparison: Comparison, out_dir: str | os.PathLike[str] | Arti
     ``out_dir`` is a folder, or the `ArtifactWriter` that wrote the run's masks and previews
     (which then keeps its lock from the run through the reports). The masks and previews the
     comparison refers to that ``out_dir`` lacks are copied from the comparison's
-    `Comparison.artifacts_dir` (the folder `compare.run.compare_builds` wrote them into), so the
+    `Comparison.artifacts_dir` (the folder `compare.builds.compare_builds` wrote them into), so the
     reports can go into another folder than the run's; one that is in neither folder raises
     FileNotFoundError naming it, and nothing is written. The HTML lists the previews of
     ``out_dir`` once each: embedded when together they fit `report_html.INLINE_BUDGET`, else

@@ -45,21 +45,11 @@ from fetchers import (
     StoreUnavailable,
 )
 
-from ..engine.chunks import (
-    ChunkAssignment,
-    ChunkFailure,
-    ChunkResult,
-    ComparisonPlan,
-    chunk_result_from_json,
-    chunk_result_to_json,
-    finalize,
-    plan_from_json,
-    plan_to_json,
-    store_files,
-)
+from ..engine.chunks import ChunkAssignment, ChunkFailure, ChunkResult, ComparisonPlan, finalize, store_files
 from ..engine.pairs import PairOutcome
-from ..model import CompareOptions, Comparison, ImageResult, Reason, Status
+from ..model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
 from .report_json import render_json
+from .results_json import chunk_result_from_json, chunk_result_to_json, plan_from_json, plan_to_json
 from .sentry_keys import fill_images, mask_image_id
 
 JSON_TYPE = "application/json"
@@ -263,7 +253,7 @@ class ResultsPublisher:
     layout: SentryLayout
 
     def chunk(self, chunk: ChunkAssignment, result: ChunkResult, store: BlobWriter,
-              options: CompareOptions) -> ChunkResult:
+              options: CompareOptions, resources: Resources) -> ChunkResult:
         """Store ``result``'s masks and ``chunks/{i}.json`` in ``store``; an image whose mask is not
         written is errored. Raises `ResultsNotWritten` when ``chunks/{i}.json`` is not written."""
         sink = _MaskCollector(self.layout, frozenset(chunk.mask_shadowed))
@@ -271,7 +261,7 @@ class ResultsPublisher:
         stored = replace(result, images=fill_images(masked.images, options, sink),
                          files=_previews_only(result.files))
         key = self.layout.chunk_key(chunk.chunk_index)
-        with BatchUploader(store, max_workers=options.fetch_workers) as uploader:
+        with BatchUploader(store, max_workers=resources.fetch_workers) as uploader:
             images, errors = publish_with_masks(
                 uploader, self.layout, stored.images, sink.uploads(), key,
                 lambda images: json_bytes(chunk_result_to_json(replace(stored, images=images))))

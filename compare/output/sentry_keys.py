@@ -26,7 +26,7 @@ import numpy as np
 from ..engine.chunks import ArtifactSink
 from ..imaging.png import encode_mask
 from ..model import CompareOptions, Comparison, ImageResult, Status, canvas_size
-from ..plan import path_stem
+from ..classify import path_stem
 from .artifacts import ArtifactWriter
 
 

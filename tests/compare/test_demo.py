@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from compare.model import Status
-from compare.plan import categorize
+from compare.classify import categorize
 from compare.cli import EXIT_ERRORED, main
 from compare.demo import HEIGHT, TALL_HEIGHT, WIDTH, generate_demo
 from compare.inputs.manifest import load_manifest

@@ -16,20 +16,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compare import CompareOptions, ImageError, InputError, compare_builds, diff_images
+from compare import CompareOptions, ImageError, InputError, Resources, compare_builds, diff_images
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_SAME, main
 from compare.demo import generate_demo
 from compare.engine.chunks import (
     ChunkResult,
-    chunk_result_from_json,
-    chunk_result_to_json,
     plan,
-    plan_from_json,
-    plan_to_json,
     run_chunk,
 )
 from compare.imaging.engines import DEFAULT_ENGINE, ENGINES
 from compare.inputs.manifest import load_manifest
+from compare.output.results_json import chunk_result_from_json, chunk_result_to_json, plan_from_json, plan_to_json
 from conformance import CASES
 
 W, H = 60, 40
@@ -506,7 +503,7 @@ def test_plans_and_chunk_results_with_regions_and_engine_options_read_back_from_
     assert len(the_plan.chunks[0].pairs()) == 2
     assert plan_from_json(json.loads(json.dumps(plan_to_json(the_plan)))) == the_plan
 
-    result = run_chunk(the_plan.chunks[0], str(store), options)
+    result = run_chunk(the_plan.chunks[0], str(store), options, Resources(workers=1))
     assert result.images["a.png"].ignore_regions == ((0, 0, 1, 1), (1, 2, 3, 4))
     assert result.images["b.png"].ignore_regions == ((0, 0, 1, 1), (2, 2, 3, 3))
     assert result.images["a.png"].window_max is not None

@@ -15,7 +15,7 @@ from PIL import Image
 
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_SAME, main
 from compare.model import Status
-from compare.run import compare_builds
+from compare.builds import compare_builds
 from tests.sentry_models import ComparisonManifest
 
 

@@ -216,7 +216,7 @@ def read_only_folder(tmp_path):
 def test_a_read_only_out_fails_at_once_naming_it(tmp_path, capsys, read_only_folder, monkeypatch):
     base, head = builds(tmp_path)
     started = []
-    monkeypatch.setattr("compare.run.run_comparison", lambda *args, **kwargs: started.append(args))
+    monkeypatch.setattr("compare.builds.run_comparison", lambda *args, **kwargs: started.append(args))
 
     code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", read_only_folder)
 
@@ -282,7 +282,7 @@ def test_an_unexpected_failure_prints_its_traceback_with_control_characters_esca
     def broken(*_args, **_kwargs):
         raise RuntimeError("name \x1b[2J in a message")
 
-    monkeypatch.setattr(sys.modules["compare.cli.main"], "compare_builds", broken)
+    monkeypatch.setattr(sys.modules["compare.cli.compare"], "compare_builds", broken)
     base, head = builds(tmp_path)
     code, _, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out")
     assert code == cli.EXIT_FAILED
@@ -380,3 +380,30 @@ def test_a_manifest_or_folder_over_the_size_bound_exits_3_naming_it(tmp_path, ca
     assert code == cli.EXIT_BAD_INPUT
     assert stderr == f"snapcompare: error: {head}: more than 2 image files, more than a manifest may have\n"
     assert list(store.iterdir()) == []
+
+
+def test_a_bug_on_one_image_errors_it_with_its_traceback_the_others_finish_and_the_run_exits_4(
+        tmp_path, capsys, monkeypatch):
+    from compare.engine import pairs
+
+    real = pairs.diff_images
+
+    def buggy(before, after, **kwargs):
+        if kwargs["name"] == "b.png":
+            return [][0]  # an IndexError: a bug, not something an image can cause
+        return real(before, after, **kwargs)
+
+    monkeypatch.setattr(pairs, "diff_images", buggy)
+    base, head = tmp_path / "base", tmp_path / "head"
+    for folder, red in ((base, 10), (head, 90)):
+        folder.mkdir()
+        for green, name in enumerate(("a.png", "b.png")):
+            Image.new("RGB", (8, 8), (red, green, 10)).save(folder / name)
+    code, _, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out")
+    assert code == cli.EXIT_FAILED
+    assert "Traceback" in stderr and "IndexError: list index out of range" in stderr
+    images = json.loads((tmp_path / "out" / "comparison.json").read_text())["images"]
+    assert images["a.png"]["status"] == "changed"
+    assert images["b.png"]["status"] == "errored" and images["b.png"]["reason"] == "internal_error"
+    assert "internal error while diffing" in images["b.png"]["detail"]
+    assert "IndexError: list index out of range" in images["b.png"]["detail"]

@@ -1,6 +1,6 @@
 """snapcompare as a drop-in for Sentry's preprod snapshot comparison, through the CLI.
 
-Each case of Sentry's categorisation (see the module doc of `compare.plan`) builds the two
+Each case of Sentry's categorisation (see the module doc of `compare.classify`) builds the two
 manifests, runs ``snapcompare compare`` against a local folder store and checks every status;
 every ``comparison.json`` written is validated with Sentry's models (`tests.sentry_models`).
 """
@@ -28,8 +28,8 @@ from compare.inputs.approved import approved_fingerprints, comparison_fingerprin
 from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import ImageResult, Status
 from compare.output.sentry_keys import mask_image_id, path_stem
-from compare import plan
-from compare.plan import EXACT_PAIRS, categorize, pair_by_similarity
+from compare import classify
+from compare.classify import EXACT_PAIRS, categorize, pair_by_similarity
 from tests.sentry_models import ComparisonManifest, SnapshotManifestWithRegex
 
 RED = (200, 30, 30, 255)
@@ -521,7 +521,7 @@ def test_many_names_sharing_a_hash_pair_like_sentry_beyond_the_exact_limit(renam
 def test_bounded_pairing_pairs_as_many_names_as_sentry_does(new, old):
     old = [name + "~" for name in old]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plan, "EXACT_PAIRS", 3)  # force the neighbour rounds on small inputs
+        patch.setattr(classify, "EXACT_PAIRS", 3)  # force the neighbour rounds on small inputs
         pairs = pair_by_similarity(new, old)
     assert len(pairs) == len(set(pairs.values())) == min(len(new), len(old))
     assert set(pairs) <= set(new) and set(pairs.values()) <= set(old)

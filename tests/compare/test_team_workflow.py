@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAME, main
-from compare.model import ApprovalMismatch, CompareOptions, InputError
+from compare.model import ApprovalMismatch, CompareOptions, InputError, Resources
 from compare.output.reports import write_reports
-from compare.run import compare_builds
+from compare.builds import compare_builds
 
 
 def png(colour: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> bytes:
@@ -108,7 +108,7 @@ def test_an_approval_that_does_not_match_says_which_images_differ(builds, tmp_pa
     head = builds.manifest("head", {"a.png": png(RED), "b.png": png(GREEN), "c.png": png(BLUE)})
 
     comparison = compare_builds(base, head, store=str(builds.store), out_dir=tmp_path / "out",
-                                options=CompareOptions(workers=1),
+                                options=CompareOptions(), resources=Resources(workers=1),
                                 approved=builds.root / "approved" / "comparison.json")
 
     assert comparison.approval is None
@@ -125,7 +125,7 @@ def test_an_approval_covering_errored_images_names_them(builds, tmp_path):
     assert code == EXIT_ERRORED
 
     comparison = compare_builds(base, head, store=str(builds.store), out_dir=tmp_path / "out",
-                                options=CompareOptions(workers=1),
+                                options=CompareOptions(), resources=Resources(workers=1),
                                 approved=builds.root / "first" / "comparison.json")
 
     assert comparison.approval is not None and comparison.approval_mismatch is None
@@ -189,7 +189,7 @@ def test_a_comparison_without_an_output_folder_is_kept_in_memory(builds, tmp_pat
     base = builds.manifest("base", {"a.png": png(GREY), "b.png": png(GREY)})
     head = builds.manifest("head", {"a.png": png(RED), "b.png": png(GREY), "new.png": png(BLUE)})
 
-    comparison = compare_builds(base, head, store=str(builds.store), options=CompareOptions(workers=1))
+    comparison = compare_builds(base, head, store=str(builds.store), options=CompareOptions(), resources=Resources(workers=1))
 
     assert {name: r.status.value for name, r in comparison.images.items()} == {
         "a.png": "changed", "b.png": "unchanged", "new.png": "added"}

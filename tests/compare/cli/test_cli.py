@@ -28,7 +28,7 @@ from compare.cli import (
     main,
 )
 from compare.inputs.manifest import load_manifest, manifest_from_folder
-from compare.engine.run import Progress
+from compare.engine.local import Progress
 from compare.cli.progress import BAR_INTERVAL, LINE_INTERVAL, ProgressDisplay
 from testing.s3 import REGION
 

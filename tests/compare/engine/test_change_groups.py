@@ -13,18 +13,19 @@ from PIL import Image
 
 from compare import compare_builds, diff_images
 from compare.cli.main import main
-from compare.engine.chunks import chunk_result_from_json, chunk_result_to_json, finalize, plan, run_chunk
+from compare.engine.chunks import finalize, plan, run_chunk
+from compare.output.results_json import chunk_result_from_json, chunk_result_to_json
 from compare.imaging.fingerprint import fingerprint_change
 from compare.inputs.manifest import load_manifest
-from compare.model import ChangeGroup, ChangeLevel, CompareOptions, Status
+from compare.model import ChangeGroup, ChangeLevel, CompareOptions, Resources, Status
 from compare.output.artifacts import ArtifactWriter
 from fetchers import LocalFetcher
 from tests.sentry_models import ComparisonManifest
 
 from .helpers import Store
 
-OPTIONS = CompareOptions(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024, antialiasing=False,
-                         require_sizes=False)
+OPTIONS = CompareOptions(antialiasing=False, require_sizes=False)
+RESOURCES = Resources(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
 BADGE = np.array([[1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1],
                   [1, 1, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1],
                   [1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 1],
@@ -146,12 +147,12 @@ def test_chunks_and_their_json_give_the_same_groups(inputs, tmp_path):
     base, head, store = inputs
     manifests = load_manifest(base), load_manifest(head)
     one = plan(*manifests, OPTIONS)
-    whole = finalize(one, {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), OPTIONS)
+    whole = finalize(one, {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), OPTIONS, RESOURCES)
                            for chunk in one.chunks})
     small = plan(*manifests, OPTIONS, max_chunk_pixels=2 * 120 * 80)
     assert len(small.chunks) >= 3
     results = {chunk.chunk_index: chunk_result_from_json(json.loads(json.dumps(chunk_result_to_json(
-        run_chunk(chunk, LocalFetcher(store.root), OPTIONS))))) for chunk in small.chunks}
+        run_chunk(chunk, LocalFetcher(store.root), OPTIONS, RESOURCES))))) for chunk in small.chunks}
     chunked = finalize(small, results)
     assert len(whole.change_groups) == 3
     assert chunked.change_groups == whole.change_groups
@@ -161,7 +162,7 @@ def test_chunks_and_their_json_give_the_same_groups(inputs, tmp_path):
 def test_a_chunk_result_with_a_malformed_change_id_is_unreadable(inputs):
     base, head, store = inputs
     the_plan = plan(load_manifest(base), load_manifest(head), OPTIONS)
-    data = chunk_result_to_json(run_chunk(the_plan.chunks[0], LocalFetcher(store.root), OPTIONS))
+    data = chunk_result_to_json(run_chunk(the_plan.chunks[0], LocalFetcher(store.root), OPTIONS, RESOURCES))
     data["images"]["a.png"]["change_group"] = ["not", "an", "id"]
     failure = chunk_result_from_json(data)
     assert failure.unreadable and "change_group" in failure.detail

@@ -14,24 +14,22 @@ from hypothesis import strategies as st
 
 from compare.engine.chunks import (
     ChunkResult,
-    chunk_result_from_json,
-    chunk_result_to_json,
     finalize,
     plan,
-    plan_from_json,
-    plan_to_json,
     run_chunk,
     store_files,
 )
-from compare.engine.run import run_comparison
+from compare.engine.local import run_comparison
 from compare.inputs.manifest import parse_manifest
-from compare.model import CompareOptions, Reason, Status
+from compare.model import CompareOptions, Reason, Resources, Status
 from compare.output.artifacts import ArtifactWriter
+from compare.output.results_json import chunk_result_from_json, chunk_result_to_json, plan_from_json, plan_to_json
 from fetchers import LocalFetcher
 
 from .helpers import Store, png
 
-OPTIONS = CompareOptions(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
+OPTIONS = CompareOptions()
+RESOURCES = Resources(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -57,11 +55,11 @@ def files_under(out: Path) -> dict[str, bytes]:
 def test_chunks_run_one_by_one_give_the_streaming_run_s_results(tmp_path, store):
     base, head = builds(store)
     fetcher = LocalFetcher(store.root)
-    expected = run_comparison(base, head, fetcher, OPTIONS, artifacts=ArtifactWriter(tmp_path / "streamed"))
+    expected = run_comparison(base, head, fetcher, OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "streamed"))
     the_plan = plan(base, head, OPTIONS, max_chunk_pixels=3 * 40 * 30)
     assert len(the_plan.chunks) > 2
     sink = ArtifactWriter(tmp_path / "chunked")
-    results = {chunk.chunk_index: store_files(chunk, run_chunk(chunk, f"file://{store.root}", OPTIONS), sink)
+    results = {chunk.chunk_index: store_files(chunk, run_chunk(chunk, f"file://{store.root}", OPTIONS, RESOURCES), sink)
                for chunk in pickle.loads(pickle.dumps(the_plan)).chunks}
     comparison = finalize(the_plan, results)
     assert comparison.images == expected.images
@@ -74,13 +72,13 @@ def test_chunks_run_one_by_one_give_the_streaming_run_s_results(tmp_path, store)
 def test_a_chunk_without_a_result_errors_only_its_images(tmp_path, store):
     base, head = builds(store)
     the_plan = plan(base, head, OPTIONS, max_chunk_pixels=3 * 40 * 30)
-    results = {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), OPTIONS) for chunk in the_plan.chunks}
+    results = {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), OPTIONS, RESOURCES) for chunk in the_plan.chunks}
     failed, unreadable, mismatched = the_plan.chunks[0], the_plan.chunks[1], the_plan.chunks[2]
     del results[failed.chunk_index]
     results[unreadable.chunk_index] = chunk_result_from_json({"chunk_index": 1, "images": "garbage"})
     results[mismatched.chunk_index] = ChunkResult(mismatched.chunk_index, {})
     comparison = finalize(the_plan, results)
-    whole = finalize(the_plan, {c.chunk_index: run_chunk(c, LocalFetcher(store.root), OPTIONS) for c in the_plan.chunks})
+    whole = finalize(the_plan, {c.chunk_index: run_chunk(c, LocalFetcher(store.root), OPTIONS, RESOURCES) for c in the_plan.chunks})
     reasons = {failed.chunk_index: Reason.CHUNK_FAILED, unreadable.chunk_index: Reason.CHUNK_RESULT_UNREADABLE,
                mismatched.chunk_index: Reason.CHUNK_RESULT_UNREADABLE}
     chunk_of = {c.name: chunk.chunk_index for chunk in the_plan.chunks for c in chunk.candidates}
@@ -103,7 +101,7 @@ def test_plan_and_chunk_results_round_trip_through_json(store):
     assert set(data["chunks"][0]["candidates"][0]) >= {"name", "head_hash", "base_hash", "pixel_count",
                                                       "diff_threshold"}
     for chunk in the_plan.chunks:
-        result = run_chunk(chunk, LocalFetcher(store.root), OPTIONS)
+        result = run_chunk(chunk, LocalFetcher(store.root), OPTIONS, RESOURCES)
         text = json.dumps(chunk_result_to_json(result))
         assert "mask_png" not in text
         assert chunk_result_from_json(json.loads(text)) == ChunkResult(result.chunk_index, result.images)
@@ -192,14 +190,15 @@ def test_names_whose_merged_regions_are_equal_share_one_diff_in_one_chunk(store)
                                       "b.png": {"content_hash": base_key}}}, "base.json")
     head = parse_manifest({"images": {"a.png": {"content_hash": head_key, "ignore_regions": [region]},
                                       "b.png": {"content_hash": head_key}}}, "head.json")
-    options = CompareOptions(workers=1, fetch_workers=2, ignore_regions=((0, 0, 1, 1),))
+    options = CompareOptions(ignore_regions=((0, 0, 1, 1),))
+    resources = Resources(workers=1, fetch_workers=2)
 
     # a.png's own region is the comparison's: both names are diffed alike, so they are one pair
     # even when every pair gets a chunk of its own.
     chunked = plan(base, head, options, max_chunk_pairs=1)
 
     assert [sorted(c.name for c in chunk.candidates) for chunk in chunked.chunks] == [["a.png", "b.png"]]
-    results = {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), options)
+    results = {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), options, resources)
                for chunk in chunked.chunks}
     comparison = finalize(chunked, results)
     assert {n: r.status for n, r in comparison.images.items()} == {"a.png": Status.CHANGED,

@@ -24,14 +24,14 @@ from distributed import Client, LocalCluster  # noqa: E402
 from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 from distributed.protocol import pickle as dask_pickle  # noqa: E402
 
-from compare.cli.main import EXIT_ERRORED, exit_code, main  # noqa: E402
-from compare.engine.chunks import open_store, plan  # noqa: E402
+from compare.cli import EXIT_ERRORED, exit_code, main  # noqa: E402
+from compare.engine.chunks import plan, worker_fetcher  # noqa: E402
 from fetchers.backends.objectstore import TOKEN_ENV as OBJECTSTORE_TOKEN_ENV  # noqa: E402
 from compare.engine.distributed import run_on_cluster  # noqa: E402
 from compare.demo import generate_demo  # noqa: E402
-from compare.engine.run import run_comparison  # noqa: E402
+from compare.engine.local import run_comparison  # noqa: E402
 from compare.inputs.manifest import load_manifest  # noqa: E402
-from compare.model import CompareOptions, Reason, Status  # noqa: E402
+from compare.model import CompareOptions, Reason, Resources, Status  # noqa: E402
 from compare.output.artifacts import ArtifactWriter  # noqa: E402
 from compare.output.results_store import SentryLayout, finalize_from_store  # noqa: E402
 from compare.output.sentry_keys import path_stem  # noqa: E402
@@ -46,7 +46,8 @@ from .helpers import png  # noqa: E402
 ROOT = Path(__file__).resolve().parents[3]
 AWS_SECRET = f"aws-secret-{uuid.uuid4().hex}"
 OBJECTSTORE_TOKEN = f"objectstore-token-{uuid.uuid4().hex}"
-OPTIONS = CompareOptions(workers=1, fetch_workers=2, max_memory=128 * 1024 * 1024)
+OPTIONS = CompareOptions()
+RESOURCES = Resources(workers=1, fetch_workers=2, max_memory=128 * 1024 * 1024)
 SMALL_CHUNKS = 2 * 60 * 40  # two of the test's pairs per chunk
 
 
@@ -171,9 +172,9 @@ def test_cluster_run_writes_what_a_local_run_writes(store, request, cluster, bui
 
 
 def local_run(builds: Builds, url: str, out: Path):
-    with open_store(url, OPTIONS) as fetcher:
+    with worker_fetcher(url, RESOURCES) as fetcher:
         return run_comparison(load_manifest(builds.base), load_manifest(builds.head), fetcher, OPTIONS,
-                              artifacts=ArtifactWriter(out))
+                              resources=RESOURCES, artifacts=ArtifactWriter(out))
 
 
 def test_a_killed_worker_changes_nothing(cluster, builds, objectstore, tmp_path):
@@ -213,12 +214,12 @@ def _fail_chunks_with(name: str, attempts_file: str) -> None:
 
     original = getattr(on_worker, "_original_run_chunk", on_worker.run_chunk)
 
-    def failing(chunk, store, options):
+    def failing(chunk, store, options, resources):
         if any(candidate.name == name for candidate in chunk.candidates):
             with open(attempts_file, "a") as log:
                 log.write(f"{chunk.chunk_index}\n")
             raise RuntimeError("this chunk always fails")
-        return original(chunk, store, options)
+        return original(chunk, store, options, resources)
 
     on_worker._original_run_chunk = original
     on_worker.run_chunk = failing
@@ -316,16 +317,25 @@ def test_an_interrupt_cancels_the_run_and_stops_its_cluster(builds, objectstore,
     assert not [p for p in alive if not any("resource_tracker" in part for part in p.cmdline())]
 
 
+def test_a_worker_runs_each_chunk_on_one_diff_thread_whatever_the_client_has(cluster, builds, s3_url, tmp_path):
+    the_plan = plan(load_manifest(builds.base), load_manifest(builds.head), OPTIONS)
+    assert len(the_plan.chunks) == 1 and len(the_plan.chunks[0].tasks()) >= 8
+    comparison = run_on_cluster(the_plan, s3_url, cluster.scheduler_address, artifacts=ArtifactWriter(tmp_path))
+    assert comparison.summary["changed"] > 0
+    # The chunk's pairs are ready together: a pool of more threads would start more than one.
+    assert comparison.stats["diff_threads_per_chunk"] == 1
+
+
 def test_each_worker_reuses_one_fetcher_per_store(cluster, builds, objectstore, objectstore_url, tmp_path):
     url = objectstore_url.replace("127.0.0.1", "localhost")  # a store URL no worker has opened yet
     the_plan = plan(load_manifest(builds.base), load_manifest(builds.head), OPTIONS, max_chunk_pixels=SMALL_CHUNKS)
-    assert len(the_plan.chunks) > 2 * OPTIONS.fetch_workers
+    assert len(the_plan.chunks) > 8
     before = objectstore.counters.connections
     comparison = run_on_cluster(the_plan, url, cluster.scheduler_address, artifacts=ArtifactWriter(tmp_path))
     opened = objectstore.counters.connections - before
     assert comparison.summary["changed"] > 0
     # A fetcher per chunk would open at least one connection per chunk.
-    assert 0 < opened <= 2 * OPTIONS.fetch_workers
+    assert 0 < opened < len(the_plan.chunks)
 
 
 @pytest.mark.parametrize("scheduler", ["local:0", "local:many", "http://host:8786"])

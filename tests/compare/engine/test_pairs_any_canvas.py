@@ -28,7 +28,7 @@ def test_a_very_tall_or_wide_pair_gets_its_mask_and_previews(width, height, chan
     after = before.copy()
     after[changed] = (255, 0, 0, 255)
 
-    outcome = diff_pair(PairTask("a", "b", "tall.png"), _png(before), _png(after), CompareOptions(workers=1))
+    outcome = diff_pair(PairTask("a", "b", "tall.png"), _png(before), _png(after), CompareOptions())
 
     assert (outcome.reason, outcome.detail) == (None, None)
     assert outcome.changed_pixels == (changed[0].stop - changed[0].start) * (changed[1].stop - changed[1].start)

@@ -49,7 +49,7 @@ def comparison(store: Store) -> Comparison:
         ImageResult("same.png", Status.UNCHANGED, base_hash=small, head_hash=small),
         ImageResult("skipped.png", Status.SKIPPED, base_hash=gone),
     ]
-    return Comparison({r.name: r for r in images}, CompareOptions(workers=2, fetch_workers=4))
+    return Comparison({r.name: r for r in images}, CompareOptions())
 
 
 def test_added_removed_and_renamed_images_get_their_picture(store: Store, tmp_path) -> None:

@@ -19,7 +19,7 @@ def test_a_missing_store_manifest_names_the_local_store(tmp_path):
     with pytest.raises(ValueError) as info:
         open_side("store:manifests/main.json", role="base", store=store)
     assert str(info.value) == (
-        f"--base 'store:manifests/main.json': no such blob (in {tmp_path.resolve().as_uri()})")
+        f"base 'store:manifests/main.json': no such blob (in {tmp_path.resolve().as_uri()})")
 
 
 def test_a_missing_store_manifest_names_the_bucket_and_prefix(s3_bucket, s3_fetcher_factory):
@@ -36,8 +36,8 @@ def test_a_denied_store_manifest_names_the_store_and_never_a_token():
         url = f"objectstore+http://{host}/preprod?org=1&project=2&prefix=1/2"
         with fetcher_from_url(url, token="wr0ng-token") as store:
             with pytest.raises(ValueError) as info:
-                read_input("store:41/manifest.json", store, "--head")
-    assert str(info.value).startswith("--head 'store:41/manifest.json': objectstore answered HTTP 401: ")
+                read_input("store:41/manifest.json", store, "head")
+    assert str(info.value).startswith("head 'store:41/manifest.json': objectstore answered HTTP 401: ")
     assert str(info.value).endswith(f" (in {url})")
     assert "s3cr3t" not in str(info.value) and "wr0ng" not in str(info.value)
 
@@ -47,8 +47,8 @@ def test_a_store_without_a_url_is_named_by_its_type():
         def fetch(self, key: str) -> bytes:
             raise BlobNotFound(key)
 
-    with pytest.raises(ValueError, match=r"^--head 'store:k': no such blob \(in MemoryStore\)$"):
-        read_input("store:k", MemoryStore(), "--head")
+    with pytest.raises(ValueError, match=r"^head 'store:k': no such blob \(in MemoryStore\)$"):
+        read_input("store:k", MemoryStore(), "head")
 
 
 MANIFEST = {"images": {"home.png": {"content_hash": "a" * 64, "width": 1, "height": 1}}}
@@ -78,13 +78,13 @@ def test_store_inputs_are_retried_as_blob_reads_are(objectstore_server, objectst
 
 def test_a_store_input_that_keeps_failing_names_the_store(objectstore_server, objectstore_fetcher):
     objectstore_server.faults.inject(503, times=100, key="1/2/m.json", retry_after="0")
-    with pytest.raises(ValueError, match=r"^--head 'store:m.json': objectstore answered HTTP 503 \(in objectstore"):
-        read_input("store:m.json", objectstore_fetcher, "--head")
+    with pytest.raises(ValueError, match=r"^head 'store:m.json': objectstore answered HTTP 503 \(in objectstore"):
+        read_input("store:m.json", objectstore_fetcher, "head")
 
 
 def test_a_fifo_given_as_an_input_file_is_never_opened(tmp_path):
     make_fifo(tmp_path / "base.json")
-    with pytest.raises(ValueError, match=r"^--base '.*base.json': no such manifest file or image folder$"):
+    with pytest.raises(ValueError, match=r"^base '.*base.json': no such manifest file or image folder$"):
         open_side(tmp_path / "base.json", role="base")
 
 
@@ -100,7 +100,7 @@ def test_an_image_file_swapped_for_a_fifo_after_hashing_errors_on_read(tmp_path)
 def test_inputs_over_their_size_bound_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr("compare.inputs.sources.MAX_MANIFEST_BYTES", 10)
     (tmp_path / "head.json").write_text(json.dumps(MANIFEST))
-    with pytest.raises(ValueError, match=r"^--head '.*head.json': 135 bytes, more than the 10 allowed$"):
+    with pytest.raises(ValueError, match=r"^head '.*head.json': 135 bytes, more than the 10 allowed$"):
         open_side(tmp_path / "head.json", role="head")
     store = LocalFetcher(tmp_path)
     with pytest.raises(ValueError, match=r"^--approved 'store:head.json': 135 bytes, more than the 50 allowed$"):

@@ -45,7 +45,7 @@ def one_run(out: Path, masks: dict[str, int], *, during: Callable[[], None] | No
             )
         if during is not None:
             during()
-        comparison = Comparison(images=images, options=CompareOptions(workers=1))
+        comparison = Comparison(images=images, options=CompareOptions())
         write_reports(comparison, writer)
     return comparison
 

@@ -18,12 +18,13 @@ from compare.model import (
     ImageResult,
     Reason,
     Status,
+    Resources,
 )
 from compare.output.report_html import BANNER_NAMES, iter_html
 from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
 from compare.output.reports import write_reports
-from compare.run import compare_builds
+from compare.builds import compare_builds
 from tests.compare.output.test_reports import XSS_IMG, Page, _hash, changed
 from tests.sentry_models import ComparisonManifest
 
@@ -229,11 +230,13 @@ def test_an_approval_carried_over_by_compare_builds_shows_in_every_report(tmp_pa
     base = _build(tmp_path / "base", {"a.png": (10, 10, 10), "b.png": (20, 20, 20), "s.png": (5, 5, 5)})
     head = _build(tmp_path / "head", {"a.png": (90, 10, 10), "c.png": (30, 30, 30), "s.png": (5, 5, 5)})
     other = _build(tmp_path / "other", {"a.png": (10, 90, 10), "c.png": (30, 30, 30), "s.png": (5, 5, 5)})
-    options = CompareOptions(workers=1, fetch_workers=1)
-    first = write_reports(compare_builds(base, head, out_dir=tmp_path / "first", options=options),
+    options = CompareOptions()
+    resources = Resources(workers=1, fetch_workers=1)
+    first = write_reports(compare_builds(base, head, out_dir=tmp_path / "first", options=options,
+                                          resources=resources),
                           tmp_path / "first")
 
-    approved = compare_builds(base, head, out_dir=tmp_path / "again", options=options,
+    approved = compare_builds(base, head, out_dir=tmp_path / "again", options=options, resources=resources,
                               approved=first["json"])
     reports = write_reports(approved, tmp_path / "again")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from compare.model import Reason, Status
+from compare.model import Reason, Resources, Status
 from compare.output.report_html import format_percent, iter_html
 from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
@@ -23,7 +23,7 @@ from compare.output import reports
 from compare.output.reports import write_reports
 from compare.imaging.engines import ENGINES
 from compare.model import CompareOptions, Comparison, ImageResult
-from compare.run import compare_builds
+from compare.builds import compare_builds
 from urllib.parse import unquote
 
 XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">.png'
@@ -128,8 +128,9 @@ def one_pixel_change(tmp_path: Path, size: tuple[int, int], at: tuple[int, int])
     image.save(base / "screen.png")
     image.putpixel(at, CHANGED_COLOUR)
     image.save(head / "screen.png")
-    options = CompareOptions(workers=1, fetch_workers=1)
-    comparison = compare_builds(base, head, out_dir=out_dir, options=options)
+    options = CompareOptions()
+    resources = Resources(workers=1, fetch_workers=1)
+    comparison = compare_builds(base, head, out_dir=out_dir, options=options, resources=resources)
     return write_reports(comparison, out_dir)["html"]
 
 
@@ -662,7 +663,7 @@ def test_every_figure_of_how_the_comparison_ran_has_its_unit(tmp_path: Path) -> 
         folder.mkdir()
         Image.new("RGB", (30, 20), colour).save(folder / "a.png")
     comparison = compare_builds(base, head, out_dir=tmp_path / "out",
-                                options=CompareOptions(workers=1, fetch_workers=1))
+                                options=CompareOptions(), resources=Resources(workers=1, fetch_workers=1))
     comparison.stats["fetch_bytes_fetched"] = 3 * 1024 * 1024 + 12
 
     text = write_reports(comparison, tmp_path / "out")["html"].read_text(encoding="utf-8")
@@ -673,7 +674,7 @@ def test_every_figure_of_how_the_comparison_ran_has_its_unit(tmp_path: Path) -> 
     assert re.fullmatch(r"\d+\.\d{3} s", stats["wall time"]), stats
     assert stats["pairs diffed"] == "1 pair" and stats["blobs"] == "2 blobs"
     assert stats["fetch bytes fetched"] == "3.0 MiB (3,145,740 bytes)"
-    unit = re.compile(r"[\d,.]+ (s|bytes|blobs?|pairs?|keys?|requests?|chunks?)|.* \([\d,]+ bytes\)")
+    unit = re.compile(r"[\d,.]+ (s|bytes|blobs?|pairs?|keys?|requests?|chunks?|threads?)|.* \([\d,]+ bytes\)")
     assert all(unit.fullmatch(value) for value in stats.values()), stats
     assert "30×20 px" in text
     assert "changed area x 0–30 px, y 0–20 px" in text
@@ -701,7 +702,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_reports_written_into_another_folder_bring_their_files(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     comparison = compare_builds(*_two_builds(tmp_path), out_dir=first,
-                                options=CompareOptions(workers=1, fetch_workers=1))
+                                options=CompareOptions(), resources=Resources(workers=1, fetch_workers=1))
     write_reports(comparison, first)
     before = _files(first)
 
@@ -721,7 +722,7 @@ def test_reports_written_into_another_folder_bring_their_files(tmp_path: Path) -
 def test_reports_for_another_folder_name_a_file_missing_from_both(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     comparison = compare_builds(*_two_builds(tmp_path), out_dir=first,
-                                options=CompareOptions(workers=1, fetch_workers=1))
+                                options=CompareOptions(), resources=Resources(workers=1, fetch_workers=1))
     missing = comparison.images["a.png"].previews["crop-after"]
     (first / missing).unlink()
 
@@ -735,7 +736,7 @@ def test_reports_for_another_folder_name_a_file_missing_from_both(tmp_path: Path
 def test_masks_kept_in_a_results_store_are_not_looked_for_in_a_folder(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     comparison = compare_builds(*_two_builds(tmp_path), out_dir=first,
-                                options=CompareOptions(workers=1, fetch_workers=1))
+                                options=CompareOptions(), resources=Resources(workers=1, fetch_workers=1))
     # As on a cluster with --results-store: the mask's key is its key in the store.
     comparison.images = {
         name: replace(result, diff_mask_key=None if result.diff_mask_key is None else f"1/2/0/0/diff/{name}")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from compare.cli import EXIT_DIFFERENCES, EXIT_RESULTS_NOT_WRITTEN, main
 from compare.engine.chunks import plan, run_chunk
 from compare.inputs.manifest import load_manifest
-from compare.model import CompareOptions, Comparison, ImageResult, Status
+from compare.model import CompareOptions, Comparison, ImageResult, Resources, Status
 from compare.output.results_store import (
     ResultsNotWritten,
     ResultsPublisher,
@@ -33,7 +33,7 @@ from compare.output.results_store import (
     store_form,
 )
 from compare.output.sentry_keys import path_stem
-from compare.run import compare_builds
+from compare.builds import compare_builds
 from fetchers import BatchUploader, WriteError, fetcher_from_url
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, ObjectstoreServer
 from testing.s3 import CREDENTIALS, REGION
@@ -294,6 +294,7 @@ def test_an_odd_name_errors_only_its_own_image_in_a_cluster_chunk(tmp_path):
     """The worker's side (`ResultsPublisher.chunk`, as `chunk_task` runs it) and `finalize_from_store`."""
     blobs, base, head = odd_builds(tmp_path)
     options = CompareOptions(head_artifact_id=42, base_artifact_id=41)
+    resources = Resources()
     comparison_plan = plan(load_manifest(base), load_manifest(head), options)
     with fetcher_from_url(str(tmp_path / "results"), create=True) as results, \
             fetcher_from_url(str(blobs)) as store:
@@ -302,7 +303,7 @@ def test_an_odd_name_errors_only_its_own_image_in_a_cluster_chunk(tmp_path):
             publish_plan(comparison_plan, uploader, layout)
         publisher = ResultsPublisher(str(tmp_path / "results"), layout)
         for chunk in comparison_plan.chunks:
-            returned = publisher.chunk(chunk, run_chunk(chunk, store, options), results, options)
+            returned = publisher.chunk(chunk, run_chunk(chunk, store, options, resources), results, options, resources)
             assert_only_odd_names_errored(
                 {name: image_json(image) for name, image in returned.images.items()}, tmp_path / "results")
         comparison = finalize_from_store(results, layout)
@@ -431,7 +432,8 @@ def test_names_sharing_a_stem_in_other_chunks_store_the_last_names_mask_whicheve
         path = tmp_path / f"{side}.json"
         path.write_text(json.dumps({"images": entries}))
         manifests[side] = load_manifest(path)
-    options = CompareOptions(workers=1, head_artifact_id=11, base_artifact_id=7)
+    options = CompareOptions(head_artifact_id=11, base_artifact_id=7)
+    resources = Resources(workers=1)
     the_plan = plan(manifests["base"], manifests["head"], options, max_chunk_pairs=1)
     assert [[c.name for c in chunk.candidates] for chunk in the_plan.chunks] == [["a.jpg"], ["a.png"]]
     layout = SentryLayout("", 11, 7)
@@ -441,7 +443,7 @@ def test_names_sharing_a_stem_in_other_chunks_store_the_last_names_mask_whicheve
         publisher = ResultsPublisher(str(tmp_path / "results"), layout)
         chunks = the_plan.chunks if order == "in order" else the_plan.chunks[::-1]
         for chunk in chunks:
-            publisher.chunk(chunk, run_chunk(chunk, str(blobs), options), results, options)
+            publisher.chunk(chunk, run_chunk(chunk, str(blobs), options, resources), results, options, resources)
         comparison = finalize_from_store(results, layout)
         stored = results.fetch(layout.mask_key("a.png"))
     local = compare_builds_mask(tmp_path, manifests, options, blobs)

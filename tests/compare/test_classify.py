@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
-from compare import plan as planning
-from compare.plan import DiffCandidate, Plan, categorize, pair_by_similarity
+from compare import classify as planning
+from compare.classify import DiffCandidate, Plan, categorize, pair_by_similarity
 from compare.regions import IgnorePattern, IgnoreRegion
 
 
@@ -71,7 +71,7 @@ def test_statuses_and_reasons_are_their_report_strings():
                                         "renamed", "skipped"]
     assert {r.value for r in Reason} == {"image_fetch_failed", "image_processing_failed",
                                         "exceeds_pixel_limit", "chunk_failed",
-                                        "chunk_result_unreadable"}
+                                        "chunk_result_unreadable", "internal_error"}
     assert json.dumps({Status.RENAMED: Reason.EXCEEDS_PIXEL_LIMIT}) == \
         '{"renamed": "exceeds_pixel_limit"}'
     assert Status("skipped") is Status.SKIPPED

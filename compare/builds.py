@@ -13,12 +13,12 @@ from pathlib import Path
 from fetchers import BatchUploader, BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url, token_env
 
 from .engine.chunks import plan
-from .engine.run import ArtifactSink, Progress, run_comparison
+from .engine.local import ArtifactSink, Progress, run_comparison
 from .engine.singles import add_single_previews
 from .inputs.approved import approved_fingerprints, carry_over
 from .inputs.known_changes import apply_known_changes, read_known_changes
 from .inputs.sources import Side, combine_fetchers, open_side, read_input
-from .model import ApprovalMismatch, CompareOptions, Comparison, InputError
+from .model import ApprovalMismatch, CompareOptions, Comparison, InputError, Resources, parameter
 from .output.artifacts import ArtifactWriter
 from .output.results_store import ResultsPublisher, SentryLayout, mask_uploads, publish_comparison, publish_plan
 from .output.sentry_keys import fill_sentry_fields
@@ -31,6 +31,7 @@ def compare_builds(
     out_dir: str | os.PathLike[str] | None = None,
     store: str | BlobFetcher | None = None,
     options: CompareOptions | None = None,
+    resources: Resources | None = None,
     progress: Callable[[Progress], None] | None = None,
     store_setting: str = "store",
     artifacts: ArtifactWriter | None = None,
@@ -45,7 +46,9 @@ def compare_builds(
 
     Each build is a manifest JSON file, ``store:KEY`` (a manifest in the store) or a folder of
     images. ``store`` (a store URL, see `fetchers.fetcher_from_url`, or a fetcher) serves the
-    blobs of manifests; folders serve their own files. ``approved`` (a file or ``store:KEY``)
+    blobs of manifests; folders serve their own files. ``options`` are the comparison's
+    settings; ``resources`` what this process may use (default: `Resources()`; cluster workers
+    decide their own). ``approved`` (a file or ``store:KEY``)
     is a previously approved ``comparison.json``: when its changes are this comparison's,
     `Comparison.approval` says so, else `Comparison.approval_mismatch` names the images whose
     changes differ from it (see `compare.inputs.approved`). ``known_changes`` (a file or
@@ -73,16 +76,18 @@ def compare_builds(
     ``results_store`` needs ``out_dir`` and both artifact ids in ``options`` (results are kept
     under ``{head}/{base}/``; without the ids every run would write over the others').
 
-    Raises `InputError` naming the input when a build, a store or ``out_dir`` cannot be used
-    (``out_dir`` not writable, or in use by another run), and `ResultsNotWritten` (carrying
-    the comparison when it ran) when results could not be written to ``results_store``.
+    Raises `InputError` naming the parameter (see `compare.model.parameter`) when a build, a
+    store or ``out_dir`` cannot be used (``out_dir`` not writable, or in use by another run),
+    and `ResultsNotWritten` (carrying the comparison when it ran) when results could not be
+    written to ``results_store``.
     """
     options = options if options is not None else CompareOptions()
+    resources = resources if resources is not None else Resources()
     with ExitStack() as stack:
         store_fetcher = store
         if isinstance(store, str):
             store_fetcher = stack.enter_context(
-                open_store(store, store_setting, max_connections=options.fetch_workers, token=store_token)
+                open_store(store, store_setting, max_connections=resources.fetch_workers, token=store_token)
             )
         try:
             sides = {role: open_side(spec, role=role, store=store_fetcher,
@@ -91,11 +96,11 @@ def compare_builds(
                      for role, spec in (("base", base), ("head", head))}
             approval_input = None
             if approved is not None:
-                data, approved_source = read_input(approved, store_fetcher, "--approved")
+                data, approved_source = read_input(approved, store_fetcher, parameter("approved"))
                 approval_input = (approved_fingerprints(data, approved_source), approved_source)
             known_input = None
             if known_changes is not None:
-                data, known_source = read_input(known_changes, store_fetcher, "--known-changes")
+                data, known_source = read_input(known_changes, store_fetcher, parameter("known_changes"))
                 known_input = (read_known_changes(data, known_source), known_source)
             fetcher = combine_fetchers(sides["base"], sides["head"], store_fetcher)
         except ValueError as exc:  # ManifestError included
@@ -106,13 +111,14 @@ def compare_builds(
         if results_store is not None:
             if not (options.head_artifact_id and options.base_artifact_id):
                 raise InputError(
-                    "--results-store needs --head-artifact-id and --base-artifact-id: results are "
-                    "kept under {head}/{base}/ below the store's prefix, and without the ids every "
-                    "run would write over the others' under 0/0")
-            results = stack.enter_context(_ResultsTarget.open(results_store, options, store_token))
+                    f"{parameter('results_store')} needs {parameter('head_artifact_id')} and "
+                    f"{parameter('base_artifact_id')}: results are kept under {{head}}/{{base}}/ below "
+                    "the store's prefix, and without the ids every run would write over the others' under 0/0")
+            results = stack.enter_context(_ResultsTarget.open(results_store, options, resources, store_token))
         if out_dir is None and artifacts is None:
             if results is not None:
-                raise InputError("--results-store needs --out: the masks are written there first")
+                raise InputError(f"{parameter('results_store')} needs {parameter('out_dir')}: "
+                                 "the masks are written there first")
             writer: ArtifactSink = _NoFiles()
             options = replace(options, previews=False)
         else:
@@ -120,15 +126,16 @@ def compare_builds(
             try:
                 writer.open()
             except OSError as exc:
-                raise InputError(f"--out: {describe_os_error(exc)}") from None
+                raise InputError(f"{parameter('out_dir')}: {describe_os_error(exc)}") from None
         manifests = [sides[role].manifest for role in ("base", "head")]
         if scheduler is not None:
             cluster_store = _cluster_store(sides["base"], sides["head"], store, scheduler, stack)
             comparison = _compare_on_cluster(sides["base"], sides["head"], cluster_store, scheduler,
                                              writer, options, progress, results, store_token)
         else:
-            comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, progress=progress)
-        comparison = add_single_previews(comparison, fetcher, writer, options)
+            comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, resources=resources,
+                                        progress=progress)
+        comparison = add_single_previews(comparison, fetcher, writer, options, resources)
         comparison = fill_sentry_fields(comparison, writer)
         if approval_input is not None:
             outcome = carry_over(comparison.images, *approval_input)
@@ -169,12 +176,13 @@ class _ResultsTarget:
 
     @classmethod
     @contextmanager
-    def open(cls, url: str, options: CompareOptions, token: str | None) -> Iterator[_ResultsTarget]:
-        with open_store(url, "--results-store", max_connections=options.fetch_workers, token=token,
+    def open(cls, url: str, options: CompareOptions, resources: Resources,
+             token: str | None) -> Iterator[_ResultsTarget]:
+        with open_store(url, parameter("results_store"), max_connections=resources.fetch_workers, token=token,
                         create=True) as store:
             if not isinstance(store, BlobWriter):
-                raise InputError("--results-store: this store cannot be written to")
-            with BatchUploader(store, max_workers=options.fetch_workers) as uploader:
+                raise InputError(f"{parameter('results_store')}: this store cannot be written to")
+            with BatchUploader(store, max_workers=resources.fetch_workers) as uploader:
                 yield cls(url, SentryLayout.of(store, options), uploader)
 
 
@@ -189,17 +197,18 @@ def _cluster_store(base: Side, head: Side, store: str | BlobFetcher | None, sche
     folders = [side for side in (base, head) if side.fetcher is not None]
     if not folders:
         if not isinstance(store, str):
-            raise InputError("--scheduler: the store must be a URL the workers can reach (--store URL)")
+            raise InputError(f"{parameter('scheduler')}: the store must be a URL the workers can reach "
+                             f"({parameter('store')})")
         return store
     if not scheduler.startswith("local:"):
         raise InputError(
-            f"--scheduler {scheduler}: the workers cannot read the folder {folders[0].source!r} on "
-            "this machine; put the build into a store they reach first (snapcompare upload DIR "
+            f"{parameter('scheduler')} {scheduler}: the workers cannot read the folder {folders[0].source!r} "
+            "on this machine; put the build into a store they reach first (snapcompare upload DIR "
             "--store URL -o build.json) and compare the manifests")
     if len(folders) < 2:
         raise InputError(
-            "--scheduler: compare two folders, or two manifests in a store, not a folder and a "
-            f"manifest ({folders[0].source!r} is a folder); upload the folder first (snapcompare "
+            f"{parameter('scheduler')}: compare two folders, or two manifests in a store, not a folder "
+            f"and a manifest ({folders[0].source!r} is a folder); upload the folder first (snapcompare "
             "upload DIR --store URL -o build.json)")
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="snapcompare-blobs-")))
     for side in folders:
@@ -232,7 +241,7 @@ def _compare_on_cluster(
     try:
         from .engine.distributed import run_on_cluster
     except ImportError as exc:
-        raise InputError(f"--scheduler: {exc}") from None
+        raise InputError(f"{parameter('scheduler')}: {exc}") from None
     comparison_plan = plan(base.manifest, head.manifest, options)
     publisher = None
     if results is not None:

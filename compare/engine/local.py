@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from fetchers import BatchStats, BlobFetcher
 
 from ..inputs.manifest import Manifest
-from ..model import CompareOptions, Comparison, ImageResult
+from ..model import CompareOptions, Comparison, ImageResult, Resources
 from .chunks import ArtifactSink, ChunkResult, finalize, judge, plan, with_files
-from .pairs import stream_pairs
+from .pairs import DiffThreads, stream_pairs
 
 __all__ = ["ArtifactSink", "Progress", "run_comparison"]
 
@@ -41,9 +41,12 @@ def run_comparison(
     options: CompareOptions,
     *,
     artifacts: ArtifactSink,
+    resources: Resources | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> Comparison:
     """Compare ``head`` against ``base``: every image of both ends with exactly one status.
+
+    ``resources`` are this process's (default: `Resources()`).
 
     Masks and previews go to ``artifacts`` as pairs finish; reports are written separately
     (see `compare.output.reports`).
@@ -68,13 +71,16 @@ def run_comparison(
 
     report("comparing")
     fetch_stats = BatchStats()
-    for outcome in stream_pairs(fetcher, options, tasks, on_blob=blob_arrived, stats=fetch_stats):
+    threads = DiffThreads()
+    for outcome in stream_pairs(fetcher, options, resources or Resources(), tasks, on_blob=blob_arrived,
+                                stats=fetch_stats, threads=threads):
         index, names = pairs[outcome.key]
         images[index].update(with_files(judge(names, outcome, options), outcome, artifacts))
         counters["pairs"] += 1
         report("comparing")
     report("done")
-    stats = {"wall_time": time.monotonic() - started, "pairs_diffed": len(tasks), "blobs": blobs_total}
+    stats = {"wall_time": time.monotonic() - started, "pairs_diffed": len(tasks), "blobs": blobs_total,
+             "diff_threads": len(threads)}
     stats.update({f"fetch_{k}": v for k, v in vars(fetch_stats).items() if v})
     results = {index: ChunkResult(index, chunk_images) for index, chunk_images in images.items()}
     return finalize(comparison_plan, results, stats=stats)

@@ -21,9 +21,9 @@ from PIL import Image
 from compare.engine import pairs
 from compare.engine.chunks import plan, run_chunk
 from compare.engine.pairs import PairOutcome, PairTask, stream_pairs
-from compare.engine.run import run_comparison
+from compare.engine.local import run_comparison
 from compare.inputs.manifest import parse_manifest
-from compare.model import CompareOptions, Reason, Status
+from compare.model import CompareOptions, Reason, Resources, Status
 from compare.output.artifacts import ArtifactWriter, safe_file_name
 from fetchers import LocalFetcher
 
@@ -44,7 +44,8 @@ class CountingFetcher(LocalFetcher):
         return super().fetch(key)
 
 
-OPTIONS = CompareOptions(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
+OPTIONS = CompareOptions()
+RESOURCES = Resources(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
 
 
 def test_every_status_and_reason_end_to_end(tmp_path, store):
@@ -78,8 +79,9 @@ def test_every_status_and_reason_end_to_end(tmp_path, store):
         "head.json",
     )
     fetcher = CountingFetcher(store.root)
-    options = CompareOptions(workers=2, fetch_workers=4, max_pixels=50 * 40)
-    comparison = run_comparison(base, head, fetcher, options, artifacts=ArtifactWriter(tmp_path / "out"))
+    options = CompareOptions(max_pixels=50 * 40)
+    resources = Resources(workers=2, fetch_workers=4)
+    comparison = run_comparison(base, head, fetcher, options, resources=resources, artifacts=ArtifactWriter(tmp_path / "out"))
     statuses = {name: result.status for name, result in comparison.images.items()}
     assert statuses == {
         "same.png": Status.UNCHANGED,
@@ -116,7 +118,7 @@ def test_identical_pairs_are_diffed_once_and_fanned_out(tmp_path, store):
     base = store.manifest(dict.fromkeys(names, before), "base.json")
     head = store.manifest(dict.fromkeys(names, after), "head.json")
     fetcher = CountingFetcher(store.root)
-    comparison = run_comparison(base, head, fetcher, OPTIONS, artifacts=ArtifactWriter(tmp_path / "out"))
+    comparison = run_comparison(base, head, fetcher, OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "out"))
     assert sum(fetcher.calls.values()) == 2
     assert comparison.stats["pairs_diffed"] == 1
     assert {r.status for r in comparison.images.values()} == {Status.CHANGED}
@@ -135,7 +137,7 @@ def test_thresholds_resolve_image_then_manifest_then_option(tmp_path, store):
         "diff_threshold": 0.01,
     }
     head = parse_manifest(head_data, "head.json")
-    comparison = run_comparison(base, head, LocalFetcher(store.root), OPTIONS, artifacts=ArtifactWriter(tmp_path / "out"))
+    comparison = run_comparison(base, head, LocalFetcher(store.root), OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "out"))
     assert comparison.images["a.png"].status is Status.CHANGED
     assert comparison.images["b.png"].status is Status.UNCHANGED
     assert comparison.images["b.png"].diff_threshold == 0.01
@@ -148,7 +150,7 @@ def test_masks_of_names_that_differ_only_by_extension_do_not_collide(tmp_path, s
     other = png(20, 20, mark=(12, 12))
     base = store.manifest({"icon.png": before, "icon.jpg": before}, "base.json")
     head = store.manifest({"icon.png": after, "icon.jpg": other}, "head.json")
-    comparison = run_comparison(base, head, LocalFetcher(store.root), OPTIONS, artifacts=ArtifactWriter(tmp_path / "out"))
+    comparison = run_comparison(base, head, LocalFetcher(store.root), OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "out"))
     keys = {comparison.images[n].diff_mask_key for n in ("icon.png", "icon.jpg")}
     assert len(keys) == 2
     masks = [np.asarray(Image.open(tmp_path / "out" / k).convert("L")) for k in keys]
@@ -172,7 +174,7 @@ def test_a_name_that_extends_another_into_a_folder_still_gets_its_mask(tmp_path,
     before = png(20, 20)
     base = store.manifest({"a.png": before, "a.png.png/x": before}, "base.json")
     head = store.manifest({"a.png": png(20, 20, mark=(1, 1)), "a.png.png/x": png(20, 20, mark=(9, 9))}, "head.json")
-    comparison = run_comparison(base, head, LocalFetcher(store.root), OPTIONS, artifacts=ArtifactWriter(tmp_path / "out"))
+    comparison = run_comparison(base, head, LocalFetcher(store.root), OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "out"))
     keys = [comparison.images[name].diff_mask_key for name in ("a.png", "a.png.png/x")]
     assert len(set(keys)) == 2 and all((tmp_path / "out" / key).is_file() for key in keys)
 
@@ -194,7 +196,7 @@ def test_every_image_ends_with_exactly_one_status(tmp_path_factory, base, head, 
     head_manifest = store.manifest({n: hashes[i] for n, i in head.items()}, "head.json", selective=selective)
     fetcher = CountingFetcher(store.root)
     comparison = run_comparison(
-        base_manifest, head_manifest, fetcher, OPTIONS, artifacts=ArtifactWriter(tmp_path_factory.mktemp("out"))
+        base_manifest, head_manifest, fetcher, OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path_factory.mktemp("out"))
     )
     reported = set(comparison.images)
     renamed_from = {r.previous_image_file_name for r in comparison.images.values() if r.status is Status.RENAMED}
@@ -214,9 +216,10 @@ def test_a_chunk_is_picklable_and_runs_in_another_process(tmp_path, store):
     before, after = png(30, 20), png(30, 20, mark=(3, 3))
     base = parse_manifest({"images": {"a.png": {"content_hash": store.add(before)}}}, "base.json")
     head = parse_manifest({"images": {"a.png": {"content_hash": store.add(after)}}}, "head.json")
-    options = CompareOptions(workers=1, fetch_workers=2, max_memory=128 * 1024 * 1024)
+    options = CompareOptions()
+    resources = Resources(workers=1, fetch_workers=2, max_memory=128 * 1024 * 1024)
     [chunk] = plan(base, head, options).chunks
-    payload = (chunk, f"file://{store.root}", options)
+    payload = (chunk, f"file://{store.root}", options, resources)
     assert pickle.loads(pickle.dumps(payload)) == payload
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         result = pool.apply(run_chunk, payload)
@@ -255,8 +258,9 @@ def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas
         return PairOutcome(task.base_hash, task.head_hash, changed_pixels=0, total_pixels=1)
 
     monkeypatch.setattr(pairs, "diff_pair", slow_diff)
-    options = CompareOptions(workers=4, fetch_workers=4, max_memory=256 * 1024 * 1024, previews=False)
-    outcomes = list(stream_pairs(LocalFetcher(store.root), options, tasks))
+    options = CompareOptions(previews=False)
+    resources = Resources(workers=4, fetch_workers=4, max_memory=256 * 1024 * 1024)
+    outcomes = list(stream_pairs(LocalFetcher(store.root), options, resources, tasks))
     assert len(outcomes) == 6
     assert peak[0] == expected_peak
 
@@ -279,8 +283,9 @@ def test_a_base_shared_by_several_pairs_is_decoded_once(store, monkeypatch):
 
     monkeypatch.setattr(image_module, "FAST_PNG_DECODER", True)
     monkeypatch.setattr(image_module, "decode_png", counted)
-    options = CompareOptions(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
-    outcomes = list(stream_pairs(LocalFetcher(store.root), options, tasks))
+    options = CompareOptions()
+    resources = Resources(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
+    outcomes = list(stream_pairs(LocalFetcher(store.root), options, resources, tasks))
 
     assert decoded[tasks[0].base_hash] == 1
     assert all(decoded[store.add(head)] == 1 for head in heads)
@@ -307,7 +312,7 @@ def test_a_pair_whose_previews_fail_errors_alone(store, monkeypatch):
         return real(before, after, mask, region)
 
     monkeypatch.setattr(pairs, "make_crops", failing_crops)
-    outcomes = {o.base_hash: o for o in stream_pairs(LocalFetcher(store.root), OPTIONS, tasks)}
+    outcomes = {o.base_hash: o for o in stream_pairs(LocalFetcher(store.root), OPTIONS, RESOURCES, tasks)}
 
     failed = outcomes[tasks[1].base_hash]
     assert failed.reason is Reason.IMAGE_PROCESSING_FAILED
