@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # compare's layers, lowest first; a module may import its own layer and the ones below it.
 LAYERS = [
-    ("compare.model", "compare.regions"),
+    ("compare.model", "compare.regions", "compare.formats"),
     ("compare.inputs",),
     ("compare.classify",),
     ("compare.imaging",),

@@ -8,6 +8,7 @@ import re
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from ..formats import SUPPORTED_FORMATS, open_allowed, sniff_format
 from .png import AVAILABLE as _FAST_PNG_AVAILABLE
 from .png import decode_png, with_adler32_made_right
 
@@ -17,18 +18,6 @@ is installed and used for the PNGs whose pixels it gives exactly as Pillow does.
 
 ImageInput = bytes | bytearray | memoryview | Image.Image | np.ndarray
 """Encoded image bytes (PNG, JPEG, WebP...), a PIL image of any mode, or an HxWx4 uint8 array."""
-
-FORMATS: dict[str, tuple[bytes, ...]] = {
-    "PNG": (b"\x89PNG\r\n\x1a\n",),
-    "JPEG": (b"\xff\xd8\xff",),
-    "GIF": (b"GIF87a", b"GIF89a"),
-    "BMP": (b"BM",),
-    "TIFF": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
-}
-"""The formats encoded bytes may be in, by Pillow's name, with the magic bytes they start with
-(WebP, a RIFF container, is recognised by `sniff_format` from bytes 0-3 and 8-11). Nothing else
-reaches a decoder: Pillow identifies many more formats, some by starting external programs
-(EPS runs Ghostscript)."""
 
 MAX_JPEG_SCANS = 500
 """Scans a progressive JPEG may have, at most: libjpeg-turbo's own limit for untrusted input
@@ -142,7 +131,7 @@ class OpenedImage:
             if repaired is None:
                 raise
         self.close()
-        self._source = Image.open(io.BytesIO(repaired), formats=["PNG"])
+        self._source = open_allowed(io.BytesIO(repaired), "PNG")
         self._source.load()
         return self._source
 
@@ -155,7 +144,7 @@ class OpenedImage:
 def open_image(image: ImageInput, label: str = "image", *, exif_orientation: bool = True) -> OpenedImage:
     """Identify an input and read its size without decoding pixels; ``label`` names it in errors.
 
-    Bytes must be in one of `FORMATS` or WebP. Only the first frame of an animated image is
+    Bytes must be in one of `compare.formats.SUPPORTED_FORMATS`. Only the first frame of an animated image is
     used. With ``exif_orientation``, a JPEG, WebP or TIFF is turned upright as its EXIF
     orientation says (as ``ImageOps.exif_transpose``), and its size is the upright size.
 
@@ -200,7 +189,7 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
     try:
         # Image.open parses the header only; pixel data is decoded later, by load(). Only the
         # plugin of the format the magic bytes name may look at the data.
-        opened = Image.open(io.BytesIO(data), formats=[kind])
+        opened = open_allowed(io.BytesIO(data), kind)
     except Image.DecompressionBombError as exc:
         raise _bomb(label, exc) from exc
     except MemoryError:
@@ -243,18 +232,6 @@ def _jpeg_scans(data: bytes | bytearray | memoryview, limit: int) -> int:
                 break
             position = following.start()
     return scans
-
-
-SUPPORTED_FORMATS = (*FORMATS, "WEBP")
-"""Every format `open_image` decodes from bytes, by Pillow's name."""
-
-
-def sniff_format(data: bytes | bytearray | memoryview) -> str | None:
-    """The format in `SUPPORTED_FORMATS` that ``data``'s magic bytes name, or None."""
-    head = bytes(data[:12])
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return next((kind for kind, magics in FORMATS.items() if head.startswith(magics)), None)
 
 
 def _transpose(image: Image.Image, kind: str, upright: bool) -> Image.Transpose | None:

@@ -41,6 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from fetchers.files import FileTooLarge, open_regular_file, read_regular_file, too_large
 from fetchers.keys import is_sha256_hex
 
+from ..formats import open_allowed
 from ..model import parameter
 from ..regions import (
     IgnorePattern,
@@ -359,13 +360,13 @@ def _describe_file(name: str, path: Path) -> ImageEntry:
 
 
 def _header_size(file: BinaryIO) -> tuple[int | None, int | None]:
-    # Image.open reads only the header; pixels are decoded on first access, which never
-    # happens here. Images too large for Pillow's bomb check are left sized None as well: the
+    # Only the plugin of a supported format reads the header; pixels are decoded on first
+    # access, which never happens here. A file in no supported format is left unsized. Images too large for Pillow's bomb check are left sized None as well: the
     # comparison re-checks sizes from the real headers before decoding anything. Pillow's
     # other refusals (ValueError for a text or ICC chunk over its limit, and the like) make
     # the file unreadable; their messages may quote the file's bytes, so only the kind is kept.
     try:
-        with Image.open(file) as image:
+        with open_allowed(file) as image:
             return image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError):
         return None, None

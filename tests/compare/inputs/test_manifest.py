@@ -562,3 +562,13 @@ def test_manifests_over_the_size_bounds_are_refused_naming_the_file(tmp_path, mo
 
 def test_the_size_bounds_are_those_documented():
     assert MAX_MANIFEST_IMAGES == 100_000 and MAX_MANIFEST_BYTES == 64 * 1024**2
+
+
+@pytest.mark.parametrize("pillow_format", ["ICO", "PCX", "TGA"])
+def test_a_folders_sizes_are_read_by_the_allowed_formats_plugins_only(tmp_path, pillow_format):
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(tmp_path / "disguised.png", format=pillow_format)
+    with Image.open(tmp_path / "disguised.png") as image:
+        assert image.size == (16, 16)  # Pillow alone would read it
+    manifest, _ = manifest_from_folder(tmp_path)
+    entry = manifest.images["disguised.png"]
+    assert (entry.width, entry.height) == (None, None)
