@@ -1,5 +1,5 @@
-"""Whether two copies of the conformance cases agree: the same inputs byte for byte, every
-expected value of every engine and option set, every mask pixel for pixel."""
+"""Whether two copies of the conformance cases agree: the same inputs (and own option sets) byte
+for byte, every expected value of every engine and option set, every mask pixel for pixel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conformance import ENGINES, INPUTS
+from conformance import ENGINES, OPTIONS, inputs
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -20,12 +20,18 @@ def read_mask(path: Path) -> np.ndarray:
 
 def disagreements(ours: Path, theirs: Path) -> list[str]:
     """What differs between the case folders ``ours`` and ``theirs``; empty when they agree."""
+    given = [tuple(path.name for path in inputs(folder) or ()) for folder in (ours, theirs)]
+    if given[0] != given[1] or not given[0]:
+        return [f"inputs: {', '.join(given[0]) or 'none'} here, {', '.join(given[1]) or 'none'} there"]
+    required = given[0] + tuple(f for pair in ENGINES.values() for f in pair)
     missing = [f"{name}: missing {'here' if not (ours / name).is_file() else 'there'}"
-               for name in INPUTS + tuple(f for pair in ENGINES.values() for f in pair)
-               if not ((ours / name).is_file() and (theirs / name).is_file())]
+               for name in required if not ((ours / name).is_file() and (theirs / name).is_file())]
+    has_options = (ours / OPTIONS).is_file()
+    if has_options != (theirs / OPTIONS).is_file():
+        missing.append(f"{OPTIONS}: missing {'there' if has_options else 'here'}")
     if missing:
         return missing
-    problems = [f"{name}: the bytes differ" for name in INPUTS
+    problems = [f"{name}: the bytes differ" for name in given[0] + ((OPTIONS,) if has_options else ())
                 if (ours / name).read_bytes() != (theirs / name).read_bytes()]
     for expected_file, mask_file in ENGINES.values():
         here, there = (json.loads((folder / expected_file).read_text()) for folder in (ours, theirs))

@@ -1,5 +1,6 @@
 """Regenerate the expected values and masks of conformance/cases by running the reference
-implementations on each case's base.png and head.png (conformance/README.md says how).
+implementations on each case's base and head images with its option sets (conformance/README.md
+says how).
 
     python -m conformance.generate [--oklab-reference PATH] [--check-against DIR]
 
@@ -25,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import peers
-from conformance import CASES, ENGINES, ODIFF_SIZES, case_names
+from conformance import CASES, ENGINES, ODIFF_SIZES, case_names, inputs, own_options
 from conformance.check import disagreements
 
 REFERENCE_SCRIPT = Path(__file__).resolve().parent / "reference.mjs"
@@ -70,6 +71,14 @@ class Pair:
     before_size: tuple[int, int]
     after_size: tuple[int, int]
     modes: tuple[str, str]
+    files: tuple[Path, Path]
+    option_sets: dict[str, list[dict]]
+    """Per engine: the case's own option sets (its options.json), then the standard ones it lacks."""
+
+    @property
+    def decoded_by_odiff(self) -> bool:
+        """Whether odiff also reads the files themselves: one is not a PNG (see run_odiff)."""
+        return any(path.suffix != ".png" for path in self.files)
 
     @property
     def canvas(self) -> tuple[int, int]:
@@ -101,10 +110,13 @@ class Pair:
 
 
 def load_pair(folder: Path) -> Pair:
-    """Decode ``folder``'s base.png and head.png (``Image.convert("RGBA")``) and pad them."""
+    """Decode ``folder``'s two inputs (``Image.convert("RGBA")``), pad them and read its option sets."""
+    files = inputs(folder)
+    if files is None:
+        raise SystemExit(f"{folder}: no base and head image")
     images, modes = [], []
-    for name in ("base.png", "head.png"):
-        with Image.open(folder / name) as image:
+    for path in files:
+        with Image.open(path) as image:
             modes.append(image.mode)
             images.append(np.asarray(image.convert("RGBA")))
     height = max(image.shape[0] for image in images)
@@ -115,7 +127,24 @@ def load_pair(folder: Path) -> Pair:
         canvas[: image.shape[0], : image.shape[1]] = image
         padded.append(canvas)
     sizes = [(image.shape[1], image.shape[0]) for image in images]
-    return Pair(padded[0], padded[1], sizes[0], sizes[1], (modes[0], modes[1]))
+    pair = Pair(padded[0], padded[1], sizes[0], sizes[1], (modes[0], modes[1]), files, option_sets(folder))
+    if pair.decoded_by_odiff and not pair.same_size:
+        raise SystemExit(f"{folder}: inputs that are not both PNG must have one size")
+    return pair
+
+
+def option_sets(folder: Path) -> dict[str, list[dict]]:
+    """Per engine, the case's own option sets (its options.json) followed by the standard ones it
+    lacks; exits when it names an unknown engine or gives ignore regions to another than odiff."""
+    own = own_options(folder)
+    unknown = sorted(set(own) - set(OPTION_SETS))
+    ignoring = sorted(engine for engine, sets in own.items()
+                      if engine != "odiff" and any("ignore_regions" in options for options in sets))
+    if unknown or ignoring:
+        raise SystemExit(f"{folder}: options for unknown engines {unknown} or ignore regions for {ignoring} "
+                         "(only odiff takes them)")
+    return {engine: own.get(engine, []) + [options for options in standard if options not in own.get(engine, [])]
+            for engine, standard in OPTION_SETS.items()}
 
 
 def bbox(mask: np.ndarray) -> list[int] | None:
@@ -166,15 +195,15 @@ def write_raw(pairs: dict[str, Pair], workdir: Path) -> dict[str, tuple[Path, Pa
     return raw
 
 
-def run_pixelmatch(node: str, module: Path, pairs: dict[str, Pair], raw: dict[str, tuple[Path, Path]],
-                   option_sets: list[dict], workdir: Path) -> dict[str, list[Result]]:
-    """Every option set on every pair (``raw``: their files from write_raw) through the pixelmatch
-    ES module ``module`` in one ``node`` process; each result counted on the canvas as the
-    conformance data does: pixels outside the overlap are changed."""
+def run_pixelmatch(node: str, module: Path, engine: str, pairs: dict[str, Pair],
+                   raw: dict[str, tuple[Path, Path]], workdir: Path) -> dict[str, list[Result]]:
+    """Each pair's option sets for ``engine`` (``raw``: the pairs' files from write_raw) through
+    the pixelmatch ES module ``module`` in one ``node`` process; each result counted on the
+    canvas as the conformance data does: pixels outside the overlap are changed."""
     jobs, keys = [], []
     for name, pair in pairs.items():
         width, height = pair.canvas
-        for index, options in enumerate(option_sets):
+        for index, options in enumerate(pair.option_sets[engine]):
             jobs.append({"before": str(raw[name][0]), "after": str(raw[name][1]),
                          "width": width, "height": height, "options": pixelmatch_options(options),
                          "states": str(workdir / f"{name}.{module.stem}.{index}.states")})
@@ -209,32 +238,49 @@ def _counted(pair: Pair, options: dict, states: np.ndarray, returned: int) -> Re
     return result, mask
 
 
-def run_odiff(binary: Path, pair: Pair, option_sets: list[dict], workdir: Path, *,
-              padded: bool = True) -> list[Result]:
-    """Every option set through odiff's CLI on the two padded images, as Sentry runs it (or on
-    the images as they are); its own count, and the pixels its --diff-mask output marks (an
-    image of the base image's size)."""
-    before, after, out = workdir / "before.png", workdir / "after.png", workdir / "diff.png"
+def run_odiff(binary: Path, pair: Pair, workdir: Path, *, padded: bool = True) -> list[Result]:
+    """The pair's odiff option sets through odiff's CLI on the two padded images, as Sentry runs
+    it (or on the images as they are); its own count, and the pixels its --diff-mask output marks
+    (an image of the base image's size). odiff gets PNGs of Pillow's pixels; when an input is not
+    a PNG, each result adds ``on_files``, odiff's count and bbox on the two files themselves
+    (which odiff decodes: a JPEG with libjpeg-turbo's fast DCT unless the threshold is 0, a BMP
+    with red and blue swapped)."""
+    before, after = workdir / "before.png", workdir / "after.png"
     images = (pair.before, pair.after) if padded else pair.originals()
     Image.fromarray(images[0], "RGBA").save(before, compress_level=1)
     Image.fromarray(images[1], "RGBA").save(after, compress_level=1)
+    shape = images[0].shape[:2]
     results = []
-    for options in option_sets:
-        out.unlink(missing_ok=True)
-        command = [str(binary), str(before), str(after), str(out), "--diff-mask", "--parsable-stdout",
-                   "-t", str(options["threshold"])] + (["--aa"] if options["antialiasing"] else [])
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode not in (0, 22):
-            raise RuntimeError(f"odiff exited {done.returncode}: {done.stderr.strip()}")
-        count = int(done.stdout.strip().split(";")[0])
-        if out.exists():
-            with Image.open(out) as image:
-                mask = np.asarray(image.convert("RGBA"))[..., 3] != 0
-        else:  # odiff writes no diff image for images it finds equal
-            mask = np.zeros(images[0].shape[:2], dtype=bool)
-        results.append(({"options": options, "changed_pixels": count, "mask_pixels": int(mask.sum()),
-                         "bbox": bbox(mask)}, mask))
+    for options in pair.option_sets["odiff"]:
+        count, mask = _odiff(binary, (before, after), options, shape, workdir)
+        result = {"options": options, "changed_pixels": count, "mask_pixels": int(mask.sum()),
+                  "bbox": bbox(mask)}
+        if padded and pair.decoded_by_odiff:
+            on_files, files_mask = _odiff(binary, pair.files, options, shape, workdir)
+            result["on_files"] = {"changed_pixels": on_files, "bbox": bbox(files_mask)}
+        results.append((result, mask))
     return results
+
+
+def _odiff(binary: Path, files: tuple[Path, Path], options: dict, shape: tuple[int, ...],
+           workdir: Path) -> tuple[int, np.ndarray]:
+    """odiff's count for one option set on two files, and the pixels its --diff-mask output marks
+    (none, of ``shape``, when it writes no diff image: for images it finds equal)."""
+    out = workdir / "diff.png"
+    out.unlink(missing_ok=True)
+    command = [str(binary), str(files[0]), str(files[1]), str(out), "--diff-mask", "--parsable-stdout",
+               "-t", str(options["threshold"])] + (["--aa"] if options["antialiasing"] else [])
+    if "ignore_regions" in options:
+        command += ["--ignore", ",".join("{x1}:{y1}-{x2}:{y2}".format(**region)
+                                         for region in options["ignore_regions"])]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 22):
+        raise RuntimeError(f"odiff exited {done.returncode}: {done.stderr.strip()}")
+    count = int(done.stdout.strip().split(";")[0])
+    if not out.exists():
+        return count, np.zeros(shape, dtype=bool)
+    with Image.open(out) as image:
+        return count, np.asarray(image.convert("RGBA"))[..., 3] != 0
 
 
 def write_engine(folder: Path, engine: str, pair: Pair, results: list[Result]) -> None:
@@ -251,7 +297,7 @@ def write_engine(folder: Path, engine: str, pair: Pair, results: list[Result]) -
 def check_versions(node_dir: Path, odiff: Path) -> None:
     """Refuse to run with other pixelmatch or odiff versions than the data's."""
     package = json.loads((node_dir / "node_modules" / "pixelmatch" / "package.json").read_text())
-    version = subprocess.run([str(odiff), "--version"], capture_output=True, text=True)
+    version = subprocess.run([str(odiff), "--version"], capture_output=True, text=True, check=False)
     odiff_says = (version.stdout + version.stderr).split()  # "odiff 4.5.0 - ..." (4.5.0: on stderr)
     found = {"pixelmatch": (package["version"], PIXELMATCH_VERSION),
              "odiff": (odiff_says[1] if len(odiff_says) > 1 else "?", ODIFF_VERSION)}
@@ -316,11 +362,10 @@ def main(argv: list[str] | None = None) -> int:
             modules["oklab"].write_bytes(oklab_source)
         pairs = {name: load_pair(CASES / name) for name in names}
         raw = write_raw(pairs, workdir)
-        engines = {engine: run_pixelmatch(node, module, pairs, raw, OPTION_SETS[engine], workdir)
+        engines = {engine: run_pixelmatch(node, module, engine, pairs, raw, workdir)
                    for engine, module in modules.items()}
-        engines["odiff"] = {name: run_odiff(odiff, pair, OPTION_SETS["odiff"], workdir)
-                            for name, pair in pairs.items()}
-        engines["odiff-sizes"] = {name: run_odiff(odiff, pair, OPTION_SETS["odiff"], workdir, padded=False)
+        engines["odiff"] = {name: run_odiff(odiff, pair, workdir) for name, pair in pairs.items()}
+        engines["odiff-sizes"] = {name: run_odiff(odiff, pair, workdir, padded=False)
                                   for name, pair in pairs.items() if not pair.same_size}
     for name, pair in pairs.items():
         for engine, results in engines.items():

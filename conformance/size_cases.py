@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from PIL import Image, ImageDraw
 
-from conformance import CASES
+from conformance.drawing import write_case
 
 WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
 
@@ -31,7 +31,7 @@ def _wider_white_head() -> tuple[Image.Image, Image.Image]:
     return Image.new("RGBA", (4, 4), WHITE), Image.new("RGBA", (8, 4), WHITE)
 
 
-def _disc(size: int, scale: int) -> Image.Image:
+def disc(size: int, scale: int) -> Image.Image:
     """A black disc on white, drawn at ``scale`` times the size and reduced (anti-aliased) when
     ``scale`` > 1."""
     image = Image.new("RGBA", (200 * scale, 200 * scale), WHITE)
@@ -42,10 +42,10 @@ def _disc(size: int, scale: int) -> Image.Image:
 
 
 def _antialiased_disc_smaller_head() -> tuple[Image.Image, Image.Image]:
-    return _disc(200, 4), _disc(199, 1)
+    return disc(200, 4), disc(199, 1)
 
 
-def _rotated_banner() -> tuple[Image.Image, Image.Image]:
+def rotated_banner() -> tuple[Image.Image, Image.Image]:
     banner = Image.new("RGBA", (240, 96), (24, 28, 40, 255))
     draw = ImageDraw.Draw(banner)
     draw.rounded_rectangle((12, 12, 84, 84), radius=18, fill=(240, 180, 40, 255))
@@ -66,7 +66,7 @@ def _transparent_extra_rows() -> tuple[Image.Image, Image.Image]:
 DRAWN: dict[str, Callable[[], tuple[Image.Image, Image.Image]]] = {
     "wider_white_head": _wider_white_head,
     "antialiased_disc_smaller_head": _antialiased_disc_smaller_head,
-    "rotated_banner": _rotated_banner,
+    "rotated_banner": rotated_banner,
     "transparent_extra_rows": _transparent_extra_rows,
 }
 
@@ -74,11 +74,7 @@ DRAWN: dict[str, Callable[[], tuple[Image.Image, Image.Image]]] = {
 def main() -> None:
     """Write each drawn case's base.png and head.png under conformance/cases."""
     for name, draw in DRAWN.items():
-        folder = CASES / name
-        folder.mkdir(exist_ok=True)
-        for image, file in zip(draw(), ("base.png", "head.png")):
-            image.save(folder / file, optimize=True)
-        print(f"wrote {folder}")
+        print(f"wrote {write_case(name, draw())}")
 
 
 if __name__ == "__main__":

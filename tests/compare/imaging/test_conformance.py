@@ -2,7 +2,7 @@
 (pixelmatch 7.2.0: expected.json; pixelmatch c6fee35 OKLab: expected.oklab.json; odiff 4.5.0 on
 the padded canvas, as Sentry runs it: expected.odiff.json, and on the images as they are where
 their sizes differ: expected.odiff-sizes.json), every case and option set, through every
-decoder path."""
+decoder path (the `decoder` fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compare import diff_images
-from compare.imaging import decode as image_module
+from compare import DiffResult, diff_images
+from compare.regions import ignore_regions_from_json
 from conformance import CASES as CONFORMANCE_DIR
-from conformance import ENGINES, ODIFF_SIZES
+from conformance import ENGINES, ODIFF_SIZES, inputs
 
 # reference -> (engine, expected values, mask of its first option set, options it implies)
 REFERENCES = {
@@ -26,6 +26,7 @@ REFERENCES = {
     "odiff": ("odiff", *ENGINES["odiff"], {"padded": True}),
     "odiff-sizes": ("odiff", *ODIFF_SIZES, {}),
 }
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _cases() -> list:
@@ -48,61 +49,66 @@ def _cases() -> list:
 
 
 @functools.cache
-def _pair(case: str) -> tuple[bytes, bytes]:
-    folder = CONFORMANCE_DIR / case
-    return (folder / "base.png").read_bytes(), (folder / "head.png").read_bytes()
+def case_inputs(case: str) -> tuple[bytes, bytes]:
+    """The bytes of a case's base and head images; fails the test when the case has none."""
+    files = inputs(CONFORMANCE_DIR / case)
+    if files is None:
+        pytest.fail(f"conformance case {case!r} not found under {CONFORMANCE_DIR}: it is part of the repository")
+    return files[0].read_bytes(), files[1].read_bytes()
 
 
-@pytest.fixture(params=["wuffs", "pillow"])
-def decoder(request, monkeypatch) -> tuple[str, list[int]]:
-    """Run each case through the fast PNG decoder (Wuffs, the ``fast`` extra: the README's test
-    command installs it) and through Pillow alone; returns the path's name and a list counting
-    the PNGs the fast decoder decoded."""
-    calls: list[int] = []
-    if request.param == "pillow":
-        monkeypatch.setattr(image_module, "FAST_PNG_DECODER", False)
-    elif not image_module.FAST_PNG_DECODER:
-        pytest.fail("the fast PNG decoder is not installed: run the README's test command")
-    real = image_module.decode_png
-
-    def counted(data):
-        pixels = real(data)
-        if pixels is not None:
-            calls.append(1)
-        return pixels
-
-    monkeypatch.setattr(image_module, "decode_png", counted)
-    return request.param, calls
+def expected_values(reference: str, case: str) -> dict:
+    """A case's expected file for ``reference``; fails the test when it is missing."""
+    path = CONFORMANCE_DIR / case / REFERENCES[reference][1]
+    if not path.is_file():
+        pytest.fail(f"{path} not found: the conformance data is part of the repository "
+                    "(python -m conformance.generate writes it)")
+    return json.loads(path.read_text())
 
 
-def _fast_decodes(png: bytes) -> bool:
-    """Whether the fast decoder takes ``png``: not 16-bit grey, no tRNS colour key on grey or RGB,
-    not animated."""
-    depth, colour, before_data = png[24], png[25], png[: png.find(b"IDAT")]
+def result_index(expected: dict, options: dict, where: str) -> int:
+    """The index of the result for ``options`` in an expected file; fails the test when there is none."""
+    for index, result in enumerate(expected["results"]):
+        if result["options"] == options:
+            return index
+    pytest.fail(f"{where}: no result for options {options} (regenerate: python -m conformance.generate)")
+
+
+def _fast_decodes(data: bytes) -> bool:
+    """Whether the fast decoder takes ``data``: a PNG, not 16-bit grey, no tRNS colour key on grey
+    or RGB, not animated."""
+    if not data.startswith(PNG_SIGNATURE):
+        return False
+    depth, colour, before_data = data[24], data[25], data[: data.find(b"IDAT")]
     keyed = colour in (0, 2) and b"tRNS" in before_data
     return (colour, depth) != (0, 16) and not keyed and b"acTL" not in before_data
 
 
-@pytest.mark.parametrize(("reference", "case", "expected", "index"), _cases())
-def test_matches_reference(reference, case, expected, index: int, decoder: tuple[str, list[int]]) -> None:
-    if reference is None:
-        pytest.fail(expected)
+def diff_as_expected(reference: str, case: str, expected: dict, index: int,
+                     decoder: tuple[str, list[int]], **given) -> DiffResult:
+    """diff_images on the case's inputs with the options of ``expected``'s result ``index`` (and
+    ``given``, passed as well) through the ``decoder`` path; asserts every value the reference
+    gave, the mask too for the first option set, and returns the result."""
     engine, _, mask_name, implied = REFERENCES[reference]
     result = expected["results"][index]
     options = {**result["options"], **implied}
-    before, after = _pair(case)
+    if "ignore_regions" in options:
+        options["ignore_regions"] = ignore_regions_from_json(options["ignore_regions"], "ignore_regions")
+    options |= given
+    before, after = case_inputs(case)
+    path, fast_decodes = decoder
+    decoded_before = len(fast_decodes)
 
     diff = diff_images(before, after, engine=engine, **options)
 
-    path, fast_decodes = decoder
     expected_fast = sum(map(_fast_decodes, (before, after))) if path == "wuffs" else 0
-    assert len(fast_decodes) == expected_fast
+    assert len(fast_decodes) - decoded_before == expected_fast
     assert diff.changed_pixels == result["changed_pixels"]
     # odiff's own mask of images of other sizes is the base image's size; ours is the canvas's.
     width, height = diff.before_size if reference == "odiff-sizes" else diff.canvas_size
-    assert _bbox(diff.mask[:height, :width]) == (tuple(result["bbox"]) if result["bbox"] is not None else None)
+    assert bbox(diff.mask[:height, :width]) == (tuple(result["bbox"]) if result["bbox"] is not None else None)
     if reference != "odiff-sizes":
-        assert diff.bbox == _bbox(diff.mask)
+        assert diff.bbox == bbox(diff.mask)
     if result.get("aa_pixels_in_overlap") is not None:
         assert diff.aa_pixels == result["aa_pixels_in_overlap"]
     assert diff.window_max == result.get("window_max")
@@ -116,9 +122,18 @@ def test_matches_reference(reference, case, expected, index: int, decoder: tuple
         assert np.array_equal(diff.mask[:height, :width], expected_mask)
         round_trip = np.asarray(Image.open(io.BytesIO(diff.mask_png())).convert("L")) == 255
         assert np.array_equal(round_trip, diff.mask)
+    return diff
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+@pytest.mark.parametrize(("reference", "case", "expected", "index"), _cases())
+def test_matches_reference(reference, case, expected, index: int, decoder: tuple[str, list[int]]) -> None:
+    if reference is None:
+        pytest.fail(expected)
+    diff_as_expected(reference, case, expected, index, decoder)
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around the True pixels of ``mask``, ends exclusive; None when there are none."""
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if not rows.size:
         return None
