@@ -65,12 +65,12 @@ from PIL import Image  # noqa: E402
 
 from benchmarks.bench_diff import HEIGHT, WIDTH, draw_screen, png  # noqa: E402
 from compare.classify import categorize  # noqa: E402
-from compare.inputs.manifest import Manifest, load_manifest, parse_manifest, write_manifest  # noqa: E402
-from compare.engine.pairs import PairTask, stream_pairs  # noqa: E402
 from compare.engine.local import Progress, run_comparison  # noqa: E402
-from compare.output.artifacts import ArtifactWriter  # noqa: E402
+from compare.engine.pairs import PairTask, stream_pairs  # noqa: E402
 from compare.imaging.pixeldiff import diff_images  # noqa: E402
+from compare.inputs.manifest import Manifest, load_manifest, parse_manifest, write_manifest  # noqa: E402
 from compare.model import DEFAULT_FETCH_WORKERS, DEFAULT_MAX_MEMORY, CompareOptions, Resources  # noqa: E402
+from compare.output.artifacts import ArtifactWriter  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "bench_compare"
 PNG_LEVEL = 1
@@ -323,7 +323,7 @@ def run_baseline(setup: Setup) -> dict:
             keys = list(dict.fromkeys(key for pair in batch for key in pair))
             with ThreadPoolExecutor(BATCH_THREADS, thread_name_prefix="batch-fetch") as executor:
                 # zip drains the map iterator: every fetch is awaited (and its error raised).
-                cache = dict(zip(keys, executor.map(fetcher.fetch, keys)))
+                cache = dict(zip(keys, executor.map(fetcher.fetch, keys), strict=True))
             for before, after in batch:
                 result = diff_images(cache[before], cache[after], threshold=setup.options.threshold)
                 if result.changed_pixels:

@@ -105,7 +105,7 @@ def make_dataset(n_blobs: int, n_pairs: int, seed: int) -> Dataset:
     extra = rng.choice(n_blobs, size=2 * n_pairs - n_blobs, p=weights / weights.sum())
     slots = keys + [keys[i] for i in extra]
     rng.shuffle(slots)
-    return Dataset(blobs, list(zip(slots[0::2], slots[1::2])))
+    return Dataset(blobs, list(zip(slots[0::2], slots[1::2], strict=True)))
 
 
 # --- stores -------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def per_batch(fetcher: BlobFetcher, pairs: Sequence[tuple[str, str]]) -> dict[st
         keys = list(dict.fromkeys(key for pair in pairs[start:start + BATCH_PAIRS] for key in pair))
         with ThreadPoolExecutor(BATCH_THREADS) as executor:
             # zip over the keys drains the map iterator, so no pending fetch is dropped.
-            cache = dict(zip(keys, executor.map(fetcher.fetch, keys)))
+            cache = dict(zip(keys, executor.map(fetcher.fetch, keys), strict=True))
         blobs.update(cache)
     return blobs
 

@@ -43,6 +43,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
@@ -93,10 +94,10 @@ def cost(pairs: list[dict], repeats: int) -> dict[str, dict[str, float]]:
         before_bytes = (corpus.CORPUS / pair["base"]).read_bytes()
         after_bytes = (corpus.CORPUS / pair["head"]).read_bytes()
         task = PairTask("base", "head", pair["name"])
-        whole = thread_cpu(lambda: diff_pair(task, before_bytes, after_bytes, options), repeats)
+        whole = thread_cpu(partial(diff_pair, task, before_bytes, after_bytes, options), repeats)
         before, after = decoded(pair)
         result = diff_images(before, after)
-        own = thread_cpu(lambda: fingerprint_change(result.mask, result.bbox, before, after), repeats)
+        own = thread_cpu(partial(fingerprint_change, result.mask, result.bbox, before, after), repeats)
         rows[pair["name"]] = {"category": pair["category"], "pair": whole, "fingerprint": own}
     return rows
 

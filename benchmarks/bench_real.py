@@ -46,6 +46,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from benchmarks import corpus, peers
@@ -226,7 +227,7 @@ def per_pair(pairs: list[Pair], repeats: int, big_repeats: int, work: Path) -> d
         samples: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
         for _ in range(repeats if pair.megapixels < 5 else big_repeats):
             for label, fn in contenders.items():
-                samples[label].append(cpu_of(lambda fn=fn: fn(pair)))
+                samples[label].append(cpu_of(partial(fn, pair)))
         for label, got in samples.items():
             rows[label][pair.name] = {
                 "cpu": statistics.median(s[0] for s in got),
@@ -470,7 +471,7 @@ def engines(pairs: list[Pair]) -> dict[str, float]:
     total = dict.fromkeys(ENGINES, 0.0)
     for pair in pairs:
         for name in total:
-            total[name] += cpu_of(lambda name=name: snap_one(pair, name))[0]
+            total[name] += cpu_of(partial(snap_one, pair, name))[0]
     return total
 
 
@@ -596,7 +597,8 @@ def main() -> None:
             rows = per_pair(pairs, args.repeats, args.big_repeats, work)
             results["per_pair"] = rows
             sections.append("## Per-pair CPU, PNG files -> count (+ mask PNG / diff image), "
-                            f"median of {args.repeats} runs per pair ({args.big_repeats} from 5 MP), median over pairs\n\n"
+                            f"median of {args.repeats} runs per pair ({args.big_repeats} from 5 MP), "
+                            "median over pairs\n\n"
                             "snapcompare: `diff_images(base_bytes, head_bytes).mask_png()` on "
                             "this thread (mask in memory); blazediff: `blazediff.compare(paths)` "
                             "in this process, no output / diff image written to a file; "

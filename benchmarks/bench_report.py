@@ -59,11 +59,11 @@ if str(ROOT) not in sys.path:
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from compare.demo import _PALETTE, _PRODUCTS, _FIRST_NAMES, HEIGHT, WIDTH, Row, Screen, render  # noqa: E402
+from compare.builds import compare_builds  # noqa: E402
+from compare.demo import _FIRST_NAMES, _PALETTE, _PRODUCTS, HEIGHT, WIDTH, Row, Screen, render  # noqa: E402
 from compare.model import CompareOptions, Comparison, Status  # noqa: E402
 from compare.output import report_html  # noqa: E402
 from compare.output.reports import write_reports  # noqa: E402
-from compare.builds import compare_builds  # noqa: E402
 from testing.devtools import DevTools  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "bench_report"

@@ -83,7 +83,8 @@ def manifests(
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def timed(label: str, run: Callable[[], object]) -> float:

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from heapq import heapify, heappop, heappush
@@ -112,10 +112,10 @@ class DiffCandidate:
     @property
     def canvas_pixels(self) -> int | None:
         """The diff canvas (larger width x larger height) from the manifests, None if a size is unknown."""
-        sizes = [(entry.width, entry.height) for entry in (self.base, self.head)]
-        if None in (size for pair in sizes for size in pair):
+        base, head = self.base, self.head
+        if base.width is None or base.height is None or head.width is None or head.height is None:
             return None
-        width, height = canvas_size(*sizes)
+        width, height = canvas_size((base.width, base.height), (head.width, head.height))
         return width * height
 
     @property
@@ -288,7 +288,8 @@ def pair_by_similarity(new_names: Iterable[str], old_names: Iterable[str]) -> di
         paired_old = set(pairs.values())
         new = [name for name in new if name not in pairs]
         old = [name for name in old if name not in paired_old]
-    pairs.update(zip(new, old))
+    # The leftovers may differ in number: pair as many as both have, the rest stay unpaired.
+    pairs.update(zip(new, old, strict=False))
     return pairs
 
 
@@ -302,7 +303,8 @@ def _exact_fits(new: list[str], old: list[str]) -> bool:
 def _neighbours(new: list[str], old: list[str]) -> set[tuple[str, str]]:
     """(new, old) pairs of each new name with its nearest old names by name and by reversed name."""
     found: set[tuple[str, str]] = set()
-    for key in (lambda name: name, lambda name: name[::-1]):
+    by_name: tuple[Callable[[str], str], ...] = (lambda name: name, lambda name: name[::-1])
+    for key in by_name:
         keyed = sorted((key(name), name) for name in old)
         keys = [k for k, _ in keyed]
         for name in new:
@@ -322,7 +324,7 @@ def _greedy(candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
     beat it is unknown; pairs whose names are already taken are dropped unscored.
     """
     heap: list[tuple[float, int, str, str]] = []
-    matchers: dict[str, SequenceMatcher] = {}
+    matchers: dict[str, SequenceMatcher[str]] = {}
     for new, old in candidates:
         # A matcher indexes its second sequence once: keep one per old name.
         matcher = matchers.get(old) or matchers.setdefault(old, SequenceMatcher(None, b=old))

@@ -16,15 +16,16 @@ from pathlib import Path
 from fetchers import BatchUploader, BlobWriter, StoreError
 from fetchers.keys import check_key
 
+from ..builds import describe_os_error, open_store
 from ..inputs.approved import approved_fingerprints
 from ..inputs.sources import read_input
 from ..model import InputError
-from ..builds import describe_os_error, open_store
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_ERRORED,
     EXIT_SAME,
     STORE_ENV,
+    ParserT,
     add_token_option,
     error,
     objectstore_token,
@@ -44,7 +45,7 @@ exit codes:
 """
 
 
-def add_approve_command(commands: argparse._SubParsersAction) -> None:
+def add_approve_command(commands: argparse._SubParsersAction[ParserT]) -> None:
     """Register ``approve`` on the ``snapcompare`` subcommands."""
     approve = commands.add_parser(
         "approve",

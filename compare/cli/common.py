@@ -7,13 +7,13 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from ..builds import describe_os_error
 from ..model import InputError
 from ..regions import parse_ignore_pattern
-from ..builds import describe_os_error
 
 EXIT_SAME = 0
 EXIT_DIFFERENCES = 1
@@ -42,7 +42,8 @@ exit codes:
        cluster, a chunk whose worker cannot write its results errors its images: {EXIT_ERRORED})
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGINT)
   {EXIT_TERMINATED}  terminated (SIGTERM)
-on {EXIT_BAD_INPUT}, {EXIT_FAILED}, {EXIT_INTERRUPTED} and {EXIT_TERMINATED}, --out keeps the previous reports and their files as they were
+on {EXIT_BAD_INPUT}, {EXIT_FAILED}, {EXIT_INTERRUPTED} and {EXIT_TERMINATED}, --out keeps the previous reports \
+and their files as they were
 """
 
 LISTED = 10
@@ -123,6 +124,9 @@ def add_ignore_in_option(parser: argparse.ArgumentParser, effect: str) -> None:
 
 _Parsed = TypeVar("_Parsed")
 
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
+"""The parser class of the ``snapcompare`` subcommands (`compare.cli.main` has its own)."""
+
 
 def parsed(parse: Callable[[str], _Parsed]) -> Callable[[str], _Parsed]:
     """``parse`` as an argparse type: its ValueError becomes a usage error with its message."""
@@ -152,7 +156,7 @@ def size(text: str) -> int:
     return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
 
 
-def note_left_out(unreadable: dict[str, str]) -> None:
+def note_left_out(unreadable: Mapping[str, str]) -> None:
     """Name on stderr the files of a folder that got no manifest entry, and why."""
     for name, reason in list(unreadable.items())[:LISTED]:
         error(f"left out {shown(name)}: {reason}", prefix="snapcompare: ")

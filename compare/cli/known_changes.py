@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..builds import describe_os_error
 from ..inputs.known_changes import (
     DEFAULT_LAST,
     DEFAULT_MIN_COUNT,
@@ -23,8 +24,7 @@ from ..inputs.known_changes import (
 from ..inputs.manifest import decode_json
 from ..inputs.sources import read_input
 from ..model import InputError
-from ..builds import describe_os_error
-from .common import EXIT_BAD_INPUT, EXIT_SAME, positive, shown
+from .common import EXIT_BAD_INPUT, EXIT_SAME, ParserT, positive, shown
 
 KNOWN_CHANGES_HELP = f"""\
 A change counts once per comparison that holds it, for the image it was seen on; only the last
@@ -36,7 +36,7 @@ exit codes:
 """
 
 
-def add_known_changes_command(commands: argparse._SubParsersAction) -> None:
+def add_known_changes_command(commands: argparse._SubParsersAction[ParserT]) -> None:
     """Register ``known-changes`` on the ``snapcompare`` subcommands."""
     command = commands.add_parser(
         "known-changes",

@@ -14,8 +14,8 @@ from typing import NoReturn
 
 from fetchers import StoreUnavailable
 
-from ..model import InputError, parameter_names
 from ..builds import describe_os_error
+from ..model import InputError, parameter_names
 from .approve import add_approve_command
 from .common import (
     EXIT_BAD_INPUT,
@@ -68,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         with parameter_names(FLAGS):
-            return args.run(args)
+            # Every command sets its run(args) -> int with set_defaults: argparse types it Any.
+            code: int = args.run(args)
+            return code
     except InputError as exc:
         error(str(exc))
         return EXIT_BAD_INPUT

@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
+from ..builds import describe_os_error
 from ..inputs.manifest import ManifestError, dump_manifest, manifest_from_folder, with_ignore_patterns, write_manifest
 from ..model import InputError
-from ..builds import describe_os_error
 from .common import (
     EXIT_SAME,
     MANIFEST_IGNORE_IN_HELP,
+    ParserT,
     add_follow_symlinks_option,
     add_ignore_in_option,
     error,
@@ -19,7 +20,7 @@ from .common import (
 )
 
 
-def add_manifest_command(commands: argparse._SubParsersAction) -> None:
+def add_manifest_command(commands: argparse._SubParsersAction[ParserT]) -> None:
     """Register ``manifest`` on the ``snapcompare`` subcommands."""
     manifest = commands.add_parser(
         "manifest",

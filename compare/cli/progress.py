@@ -76,11 +76,11 @@ class ProgressDisplay:
             self._latest = progress
             now = self._clock()
             tenth = int(fraction_done(progress) * 10)
-            first = self._last_shown_at is None
+            last = self._last_shown_at
             if self.mode == "bar":
-                due = first or now - self._last_shown_at >= BAR_INTERVAL or progress.phase == "done"
+                due = last is None or now - last >= BAR_INTERVAL or progress.phase == "done"
             else:
-                due = (first or tenth > self._last_tenth or now - self._last_shown_at >= LINE_INTERVAL)
+                due = (last is None or tenth > self._last_tenth or now - last >= LINE_INTERVAL)
             if due:
                 self._show(progress, now, tenth)
 

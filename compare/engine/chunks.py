@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from fetchers import BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url
+from fetchers.protocol import describe_store
 
+from ..classify import DiffCandidate, PairKey, categorize, mask_shadowed
 from ..inputs.manifest import Manifest
 from ..model import (
     ChangeGroup,
@@ -37,7 +39,6 @@ from ..model import (
     as_regions,
     canvas_size,
 )
-from ..classify import DiffCandidate, PairKey, categorize, mask_shadowed
 from ..regions import IgnoreRegion, merged
 from .pairs import _DEFAULT_CANVAS, DiffThreads, PairOutcome, PairTask, check_engine, stream_pairs
 
@@ -110,10 +111,11 @@ class ChunkCandidate:
     @property
     def canvas_pixels(self) -> int | None:
         """The diff canvas from the manifests; None when a size is unknown."""
-        sizes = ((self.before_width, self.before_height), (self.after_width, self.after_height))
-        if any(None in size for size in sizes):
+        before_width, before_height = self.before_width, self.before_height
+        after_width, after_height = self.after_width, self.after_height
+        if before_width is None or before_height is None or after_width is None or after_height is None:
             return None
-        width, height = canvas_size(*sizes)  # type: ignore[arg-type]
+        width, height = canvas_size((before_width, before_height), (after_width, after_height))
         return width * height
 
     @property
@@ -274,11 +276,25 @@ def _cut(
     return chunks
 
 
-def worker_fetcher(url: str, resources: Resources) -> ClosableFetcher:
+class WorkerFetcher(BlobFetcher, Protocol):
+    """A `BlobFetcher` that releases its connections, by ``close()`` or ``with``: what every
+    fetcher snapcompare ships is (a `fetchers.ClosableFetcher`)."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def worker_fetcher(url: str, resources: Resources) -> WorkerFetcher:
     """The fetcher of store ``url`` on the process that runs chunks, credentials from its own
     environment (each store's own convention, see `fetchers.registry.BACKENDS`). Raises what
     `fetchers.fetcher_from_url` raises."""
-    return fetcher_from_url(url, max_connections=resources.fetch_workers)
+    fetcher = fetcher_from_url(url, max_connections=resources.fetch_workers)
+    if not isinstance(fetcher, ClosableFetcher):  # every backend of fetcher_from_url is one
+        raise TypeError(f"{describe_store(fetcher)} cannot be closed")
+    return fetcher
 
 
 def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: CompareOptions,
@@ -319,7 +335,9 @@ def _judge(candidate: ChunkCandidate, outcome: PairOutcome, options: CompareOpti
         return ImageResult(status=Status.ERRORED, reason=outcome.reason, detail=outcome.detail, **common)
     # A diffed image lists its regions as they applied to its canvas; an errored one as given.
     common["ignore_regions"] = outcome.applied_regions or None
-    ratio = outcome.changed_pixels / outcome.total_pixels
+    changed_pixels, total_pixels = outcome.changed_pixels, outcome.total_pixels
+    assert changed_pixels is not None and total_pixels is not None  # an outcome without a reason counted both
+    ratio = changed_pixels / total_pixels
     change = outcome.change
     # A size change is a change, but where images are padded as Sentry pads them (its statuses).
     canvas_changed = (outcome.before_size is not None and outcome.after_size is not None

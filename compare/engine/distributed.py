@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     raise ImportError("running on a Dask cluster needs the dask extra: in a checkout of snapcompare, "
                       "pip install '.[dask]' (make sync installs every extra)") from None
 
-from fetchers import BlobWriter, ClosableFetcher
+from fetchers import BlobWriter
 from fetchers.protocol import describe_store
 
 from ..imaging.decode import describe_error
@@ -43,6 +43,7 @@ from .chunks import (
     ChunkPublisher,
     ChunkResult,
     ComparisonPlan,
+    WorkerFetcher,
     finalize,
     run_chunk,
     store_files,
@@ -63,7 +64,7 @@ class FetcherCache(WorkerPlugin):
     idempotent = True  # a cluster that ran a comparison before keeps its fetchers
 
     def setup(self, worker: object) -> None:
-        self._fetchers: dict[tuple[str, int], ClosableFetcher] = {}
+        self._fetchers: dict[tuple[str, int], WorkerFetcher] = {}
         self._lock = threading.Lock()
 
     def teardown(self, worker: object) -> None:
@@ -72,7 +73,7 @@ class FetcherCache(WorkerPlugin):
         for fetcher in fetchers:
             fetcher.close()
 
-    def fetcher(self, store_url: str, resources: Resources) -> ClosableFetcher:
+    def fetcher(self, store_url: str, resources: Resources) -> WorkerFetcher:
         """This process's fetcher of ``store_url``, built on first use."""
         key = (store_url, resources.fetch_workers)
         with self._lock:
@@ -101,7 +102,7 @@ def chunk_task(
 
 
 @contextmanager
-def _worker_store(cache: object, store_url: str, resources: Resources) -> Iterator[ClosableFetcher]:
+def _worker_store(cache: object, store_url: str, resources: Resources) -> Iterator[WorkerFetcher]:
     """The worker's cached fetcher of ``store_url``; without the cache, one for this task."""
     if isinstance(cache, FetcherCache):
         yield cache.fetcher(store_url, resources)
@@ -150,7 +151,9 @@ def run_on_cluster(
             for chunk in plan.chunks
         }
         try:
-            for future in as_completed(futures):
+            # distributed leaves as_completed (like Client.cancel, Future.exception, LocalCluster and
+            # Client below) unannotated, so mypy cannot check its calls: they are ignored.
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
                 chunk = futures[future]
                 results[chunk.chunk_index] = _collect(future, chunk, artifacts, retries)
                 future.release()
@@ -159,7 +162,7 @@ def run_on_cluster(
                 report("comparing")
         finally:
             # Normally a no-op; after an interrupt, nothing keeps running on the cluster.
-            client.cancel(list(futures), force=True)
+            client.cancel(list(futures), force=True)  # type: ignore[no-untyped-call]  # unannotated
     report("done")
     failed = sum(1 for result in results.values() if isinstance(result, ChunkFailure))
     threads = max((result.diff_threads for result in results.values() if isinstance(result, ChunkResult)),
@@ -170,13 +173,15 @@ def run_on_cluster(
     return finalize(plan, results, stats=stats)
 
 
-def _collect(future: Future, chunk: ChunkAssignment, artifacts: ArtifactSink, retries: int) -> ChunkResult | ChunkFailure:
+def _collect(
+    future: Future[ChunkResult], chunk: ChunkAssignment, artifacts: ArtifactSink, retries: int
+) -> ChunkResult | ChunkFailure:
     """A finished chunk's result with its files stored, or why it has none."""
     index = chunk.chunk_index
     if future.status == "cancelled":  # e.g. the scheduler restarted: there is no exception to read
         return ChunkFailure(f"chunk {index} was cancelled on the cluster")
     if future.status != "finished":
-        exc = future.exception()
+        exc = future.exception()  # type: ignore[no-untyped-call]  # distributed leaves it unannotated
         return ChunkFailure(f"chunk {index} failed after {retries + 1} attempts: {describe_error(exc)}")
     try:
         result = future.result()
@@ -195,14 +200,20 @@ def _connect(scheduler: str, worker_env: Mapping[str, str]) -> Iterator[Client]:
         if not count.isdigit() or int(count) < 1:
             raise InputError(f"{parameter('scheduler')} {scheduler!r}: expected local:N with N a positive "
                              "number of workers")
-        with LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
-                          dashboard_address=None, env=dict(worker_env)) as cluster, Client(cluster) as client:
+        # distributed's LocalCluster and Client take unannotated arguments: mypy cannot check them.
+        with (
+            LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=int(count), threads_per_worker=1, processes=True, dashboard_address=None,
+                env=dict(worker_env),
+            ) as cluster,
+            Client(cluster) as client,  # type: ignore[no-untyped-call]
+        ):
             yield client
         return
     if not scheduler.startswith(("tcp://", "tls://")):
         raise InputError(f"{parameter('scheduler')} {scheduler!r}: expected tcp://HOST:PORT or local:N")
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout="20s")  # type: ignore[no-untyped-call]  # unannotated __init__
     except OSError as exc:
         raise InputError(f"{parameter('scheduler')} {scheduler!r}: cannot connect: {exc}") from None
     with client:

@@ -20,18 +20,19 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
 from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError
 
+from ..classify import PairKey
 from ..imaging.decode import ImageError, ImageTooLarge, describe_error, open_image
 from ..imaging.engines import Engine, get_engine
 from ..imaging.fingerprint import ChangeFingerprint, fingerprint_change
 from ..imaging.pixeldiff import DiffResult, diff_images, open_pair
 from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
 from ..model import CompareOptions, InputError, Reason, Resources, canvas_size
-from ..classify import PairKey
 from ..regions import IgnoreRegion
 from .budget import MemoryBudget
 from .shared import SharedImages
@@ -172,7 +173,7 @@ class _PairStream:
         self.blobs: dict[str, bytes | FetchError] = {}
         self.images = SharedImages()
         self.ready: deque[int] = deque()
-        self.running: dict[Future, int] = {}
+        self.running: dict[Future[PairOutcome], int] = {}
         self.fetch_budget = resources.max_memory // 4
         self.budget = MemoryBudget(resources.max_memory - self.fetch_budget)
 
@@ -221,23 +222,22 @@ class _PairStream:
             index = self.ready[0]
             task = self.tasks[index]
             before, after = self.blobs[task.base_hash], self.blobs[task.head_hash]
-            failed = [blob for blob in (before, after) if isinstance(blob, FetchError)]
-            if failed:
+            if isinstance(before, FetchError) or isinstance(after, FetchError):
                 self.ready.popleft()
                 self.release(index)
-                yield _fetch_failed(task, failed)
+                yield _fetch_failed(task, [blob for blob in (before, after) if isinstance(blob, FetchError)])
                 continue
             cost = _canvas_pixels(task, before, after) * _BYTES_PER_PIXEL
             if self.running and not self.budget.fits(cost):
                 yield from self.collect(block=True)
                 continue
             self.ready.popleft()
-            self.start(index, cost, pool)
+            self.start(index, before, after, cost, pool)
 
-    def start(self, index: int, cost: int, pool: ThreadPoolExecutor) -> None:
-        """Submit the diff of a pair whose blobs are in; shared blobs are decoded once."""
+    def start(self, index: int, before: bytes, after: bytes, cost: int, pool: ThreadPoolExecutor) -> None:
+        """Submit the diff of a pair whose blobs are in (``before`` and ``after``, its base's and
+        its head's bytes); shared blobs are decoded once."""
         task = self.tasks[index]
-        before, after = self.blobs[task.base_hash], self.blobs[task.head_hash]
         for key, blob in ((task.base_hash, before), (task.head_hash, after)):
             if len(self.users[key]) > 1 and not self.budget.holds(("decoded", key)):
                 self.budget.acquire(("decoded", key), decoded_bytes(blob))
@@ -277,10 +277,10 @@ def _canvas_pixels(task: PairTask, before: bytes, after: bytes) -> int:
     """The pair's canvas in pixels: from the manifests, else from the images' headers."""
     if task.canvas_pixels is not None:
         return task.canvas_pixels
-    sizes = [_header_size(blob) for blob in (before, after)]
-    if None in sizes:
+    before_size, after_size = _header_size(before), _header_size(after)
+    if before_size is None or after_size is None:
         return _DEFAULT_CANVAS
-    width, height = canvas_size(*sizes)
+    width, height = canvas_size(before_size, after_size)
     return width * height
 
 
@@ -315,7 +315,7 @@ def diff_pair(
     ``images`` shares the pixels and thumbnails of blobs that other pairs use too.
     """
     images = images if images is not None else SharedImages()
-    ids = {"base_hash": task.base_hash, "head_hash": task.head_hash, "ignore_regions": task.ignore_regions}
+    ids = _PairIds(base_hash=task.base_hash, head_hash=task.head_hash, ignore_regions=task.ignore_regions)
     try:
         first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name,
                                   exif_orientation=options.exif_orientation)
@@ -367,6 +367,14 @@ def diff_pair(
         applied_regions=result.ignore_regions,
         change=change,
     )
+
+
+class _PairIds(TypedDict):
+    """The fields of a `PairOutcome` that name its `PairTask`."""
+
+    base_hash: str
+    head_hash: str
+    ignore_regions: tuple[IgnoreRegion, ...]
 
 
 def _internal(task: PairTask, step: str, exc: Exception) -> str:

@@ -48,7 +48,7 @@ class SharedImages:
         rarely sits idle while another decodes what both need. A failed decode is not kept: the
         next pair tries again and reports the error under its own name.
         """
-        out: list[np.ndarray | None] = [None] * len(sides)
+        out: dict[int, np.ndarray] = {}  # by index in sides: each is kept, unkept or waiting
         unkept: list[int] = []
         waiting: list[tuple[int, _Entry]] = []
         try:
@@ -71,7 +71,7 @@ class SharedImages:
         finally:
             for _, image in sides:
                 image.close()
-        return out
+        return [out[index] for index in range(len(sides))]
 
     @staticmethod
     def _decoded(entry: _Entry, image: OpenedImage) -> np.ndarray:

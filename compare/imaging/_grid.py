@@ -80,12 +80,10 @@ class Neighbourhood:
         """Flat index of the (dx, dy) neighbour of each pixel, and the positions (into ``idx``)
         of the pixels that have no such neighbour: there it is the pixel itself."""
         nb = self.idx + (dy * self.width + dx)
-        ok = None
-        if dx:
-            ok = self._inside[dx, 0]
-        if dy:
-            flag = self._inside[0, dy]
-            ok = flag if ok is None else ok & flag
+        if dx and dy:
+            ok = self._inside[dx, 0] & self._inside[0, dy]
+        else:
+            ok = self._inside[dx, 0] if dx else self._inside[0, dy]
         missing = self._border[~ok]
         nb[missing] = self.idx[missing]
         return nb, missing
@@ -216,7 +214,8 @@ class Bounds:
 
     def __init__(self, width: int) -> None:
         self.width = width
-        self.x0 = self.y0 = None
+        self.x0: int | None = None
+        self.y0: int | None = None
         self.x1 = self.y1 = -1
 
     def add_sorted(self, idx: np.ndarray) -> None:
@@ -246,7 +245,7 @@ class Bounds:
                       x_off + int(cols[-1]) + 1, y_off + int(rows[-1]) + 1)
 
     def get(self) -> tuple[int, int, int, int] | None:
-        if self.x0 is None:
+        if self.x0 is None or self.y0 is None:  # both are set together
             return None
         return self.x0, self.y0, self.x1, self.y1
 
@@ -360,13 +359,17 @@ def find_changes(
                 aa[undecided] = _on_slope(antialiased, b32, a32, changed[undecided], siblings,
                                           one_neighbour_in_both)
             excluded = changed[aa]
-            found.aa_in_overlap += int(np.count_nonzero(_in_overlap(excluded, width, ow, oh))) if partial else excluded.size
+            found.aa_in_overlap += (
+                int(np.count_nonzero(_in_overlap(excluded, width, ow, oh))) if partial else excluded.size
+            )
             changed = changed[~aa]
         if changed.size:
             flat[changed] = True
             found.bounds.add_sorted(changed)
             found.changed += changed.size
-            found.changed_in_overlap += int(np.count_nonzero(_in_overlap(changed, width, ow, oh))) if partial else changed.size
+            found.changed_in_overlap += (
+                int(np.count_nonzero(_in_overlap(changed, width, ow, oh))) if partial else changed.size
+            )
     return found
 
 
@@ -422,12 +425,14 @@ class Slope:
         A candidate's darkest and brightest deltas are not 0, so neither is a missing neighbour
         (whose delta, to the pixel itself, is exactly 0): pixel plus offset is on the canvas.
         """
-        return self.idx[positions] + self.offsets[self.deltas[:, positions].argmin(axis=0)]
+        darkest: np.ndarray = self.idx[positions] + self.offsets[self.deltas[:, positions].argmin(axis=0)]
+        return darkest
 
     def brightest_at(self, positions: np.ndarray) -> np.ndarray:
         """Flat index of the brightest neighbour of the pixels at these positions (candidates;
         the first on ties)."""
-        return self.idx[positions] + self.offsets[self.deltas[:, positions].argmax(axis=0)]
+        brightest: np.ndarray = self.idx[positions] + self.offsets[self.deltas[:, positions].argmax(axis=0)]
+        return brightest
 
 
 def slope(
@@ -459,6 +464,7 @@ def slope(
             deltas = np.empty((len(order), idx.size), dtype=d.dtype)
         deltas[k] = d
     offsets = np.array([dy * width + dx for dx, dy in order], dtype=idx.dtype)
+    assert deltas is not None  # order always holds neighbours: the loop made deltas
     return Slope(idx, zeroes, deltas, offsets)
 
 

@@ -134,7 +134,8 @@ def _colours(rgba: np.ndarray, rows: np.ndarray, columns: np.ndarray, bbox: Box)
     # One uint32 per pixel, taken by flat index: far faster than a boolean index into a crop.
     pixels = np.ascontiguousarray(rgba).view(np.uint32).reshape(-1)
     if bbox[2] <= width and bbox[3] <= height:
-        return pixels.take(rows * width + columns).tobytes()
+        taken: np.ndarray = pixels.take(rows * width + columns)
+        return taken.tobytes()
     inside = (rows < height) & (columns < width)
     colours = np.zeros(rows.shape, dtype=np.uint32)
     colours[inside] = pixels.take(rows[inside] * width + columns[inside])
@@ -198,4 +199,6 @@ def _counts_left_of(bits: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> 
 
 def _band_sums(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``values`` summed over each band of rows between consecutive ``rows`` edges."""
-    return np.stack([values[start:end].sum(axis=0, dtype=np.int64) for start, end in zip(rows[:-1], rows[1:])])
+    return np.stack(
+        [values[start:end].sum(axis=0, dtype=np.int64) for start, end in zip(rows[:-1], rows[1:], strict=True)]
+    )

@@ -78,7 +78,8 @@ def _over_threshold(p: np.ndarray, q: np.ndarray, limit: int) -> np.ndarray:
     dq = q1 - q2
     wy, wi, wq = _WEIGHTS_FIXED
     delta = (dy * dy * wy + di * di * wi + dq * dq * wq) >> (2 * _SHIFT)
-    return delta > limit
+    over: np.ndarray = delta > limit
+    return over
 
 
 def _luma_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,7 +89,8 @@ def _luma_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     alpha = np.arange(256, dtype=np.float64)[:, None] / 255.0
     channel = np.arange(256, dtype=np.float64)[None, :]
     blended = (255.0 + (channel - 255.0) * alpha).reshape(-1)
-    return tuple(blended * coef for coef in _Y)
+    red, green, blue = _Y
+    return blended * red, blended * green, blended * blue
 
 
 _LUMA_R, _LUMA_G, _LUMA_B = _luma_tables()
@@ -98,9 +100,10 @@ def _luma(values: np.ndarray) -> np.ndarray:
     """float64 luma of packed RGBA pixels composited over white (odiff's brightness for the
     anti-aliasing test), summed in odiff's order."""
     high = (values >> 16) & 0xFF00  # alpha * 256
-    return (
+    luma: np.ndarray = (
         np.take(_LUMA_R, high | (values & 0xFF)) + np.take(_LUMA_G, high | ((values >> 8) & 0xFF))
     ) + np.take(_LUMA_B, high | ((values >> 16) & 0xFF))
+    return luma
 
 
 def _antialiased(
@@ -257,7 +260,7 @@ def _outside_overlap(a: np.ndarray, b: np.ndarray, overlap: tuple[int, int],
     """The canvas pixels outside the overlap that either image has and that are not fully
     transparent (at most one image has a pixel there), bar ignored ones."""
     ow, oh = overlap
-    mask = (a[..., 3] != 0) | (b[..., 3] != 0)
+    mask: np.ndarray = (a[..., 3] != 0) | (b[..., 3] != 0)
     mask[:oh, :ow] = False
     if ignore is not None:
         mask &= ~ignore

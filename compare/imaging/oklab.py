@@ -143,7 +143,8 @@ def _cbrt_fdlibm(x: np.ndarray) -> np.ndarray:
     r = x / s
     w = t + t
     r = (r - t) / (w + r)
-    return t + t * r
+    root: np.ndarray = t + t * r
+    return root
 
 
 # Cube root of i / 4096 for i in 0..4097 (one entry of padding beyond 1.0).
@@ -195,12 +196,13 @@ def _lms(px: np.ndarray, code: np.ndarray, checkerboard: bool) -> np.ndarray:
     sub = px[sel].T.astype(np.int32)
     alpha = sub[3]
     rest = 255 - alpha
+    bgs: tuple[int | np.ndarray, int | np.ndarray, int | np.ndarray]
     if checkerboard:
         bits = code[sel]
         bgs = (48, 48 + 159 * (bits & 1), 48 + 159 * (bits >> 1))
     else:
         bgs = (255, 255, 255)
-    linear = [_lin_lut((sub[c] * alpha + bg * rest) / 255) for c, bg in zip(range(3), bgs)]
+    linear = [_lin_lut((sub[c] * alpha + bg * rest) / 255) for c, bg in zip(range(3), bgs, strict=True)]
     for row, (c0, c1, c2) in enumerate(_M1):
         out[row, sel] = (c0 * linear[0] + c1 * linear[1]) + c2 * linear[2]
     return out
@@ -209,7 +211,8 @@ def _lms(px: np.ndarray, code: np.ndarray, checkerboard: bool) -> np.ndarray:
 def _lms_opaque(px: np.ndarray) -> np.ndarray:
     r, g, b = px[:, :3].T.astype(np.intp)
     red, green, blue = _M1_LUT
-    return (np.take(red, r, axis=1) + np.take(green, g, axis=1)) + np.take(blue, b, axis=1)
+    sums: np.ndarray = (np.take(red, r, axis=1) + np.take(green, g, axis=1)) + np.take(blue, b, axis=1)
+    return sums
 
 
 def _oklab(px: np.ndarray, idx: np.ndarray, checkerboard: bool) -> np.ndarray:
@@ -227,8 +230,8 @@ def _oklab(px: np.ndarray, idx: np.ndarray, checkerboard: bool) -> np.ndarray:
 def _oklab_direct(px: np.ndarray, code: np.ndarray, checkerboard: bool) -> np.ndarray:
     out = np.empty((4, len(px)))
     out[:3] = _cbrt_lut(_lms(px, code, checkerboard))
-    l, m, s = out[:3]
-    out[3] = _toe((0.2104542553 * l + 0.7936177850 * m) - 0.0040720468 * s)
+    l_root, m_root, s_root = out[:3]
+    out[3] = _toe((0.2104542553 * l_root + 0.7936177850 * m_root) - 0.0040720468 * s_root)
     return out
 
 
@@ -249,7 +252,7 @@ def _oklab_cached(px: np.ndarray, code: np.ndarray, checkerboard: bool) -> np.nd
     if wide:
         key = key.astype(np.uint64) | (code.astype(np.uint64) << np.uint64(32))
     slots = (key * multiplier) >> dtype(width - bits)
-    keys = np.zeros(1 << bits, dtype=dtype)
+    keys: np.ndarray = np.zeros(1 << bits, dtype=dtype)
     occupied = np.zeros(1 << bits, dtype=bool)
     keys[slots] = key
     occupied[slots] = True
@@ -274,7 +277,8 @@ def _over_threshold(
     rest = threshold - np.abs(dlr)
     da = (1.9779984951 * dl - 2.4285922050 * dm) + 0.4505937099 * ds
     db = (0.0259040371 * dl + 0.7827717662 * dm) - 0.8086757660 * ds
-    return ~((rest > 0) & (da * da + db * db <= rest * rest))
+    over: np.ndarray = ~((rest > 0) & (da * da + db * db <= rest * rest))
+    return over
 
 
 # a * (c - 255) for index a * 256 + c: a channel's share of pixelmatch's composited brightness
@@ -297,7 +301,7 @@ class _Centres:
         self.values = np.take(img, idx)
         self.px = self.values.view(np.uint8).reshape(-1, 4)
         self.opaque = bool(self.px[:, 3].min(initial=255) == 255)
-        self._weighted = None
+        self._weighted: np.ndarray | None = None
 
     def weighted(self) -> np.ndarray:
         if self._weighted is None:
@@ -317,9 +321,10 @@ def _brightness_delta(centre: _Centres, values: np.ndarray) -> np.ndarray:
     other = values.view(np.uint8).reshape(-1, 4)
     if centre.opaque and other[:, 3].min(initial=255) == 255:
         dr, dg, db = np.subtract(centre.px[:, :3].T, other[:, :3].T, dtype=np.float64)
-        return dr * 0.29889531 + dg * 0.58662247 + db * 0.11448223
+        opaque_delta: np.ndarray = dr * 0.29889531 + dg * 0.58662247 + db * 0.11448223
+        return opaque_delta
     dr, dg, db = (centre.weighted() - _weighted(values)) / 255
-    d = dr * 0.29889531 + dg * 0.58662247 + db * 0.11448223
+    d: np.ndarray = dr * 0.29889531 + dg * 0.58662247 + db * 0.11448223
     flat = d == 0
     if flat.any():
         da = centre.px[:, 3].astype(np.int32) - other[:, 3]

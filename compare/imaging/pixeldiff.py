@@ -99,7 +99,9 @@ def diff_images(
     """
     check_fraction("threshold", threshold)
     chosen = get_engine(engine)
-    if window_size is not None and (isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1):
+    if window_size is not None and (
+        isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1
+    ):
         raise ValueError(f"window_size must be a positive integer, got {window_size!r}")
     first, second = open_pair(before, after, max_pixels=max_pixels, name=name)
     width, height = canvas_size(first.size, second.size)

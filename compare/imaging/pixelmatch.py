@@ -3,7 +3,8 @@
 Reference: github.com/mapbox/pixelmatch, release v7.2.0, ``index.js``. A pixel changes when the
 squared YIQ distance of its two colours exceeds ``35215 * threshold**2`` (35215 being the
 largest possible delta); semi-transparent pixels are blended over pixelmatch 7's checkerboard
-first (over white with ``checkerboard=False``, pixelmatch 7.2.0's ``checkerboard: false``). With ``antialiasing`` on, pixels that look like anti-aliasing in either image (the slope
+first (over white with ``checkerboard=False``, pixelmatch 7.2.0's ``checkerboard: false``).
+With ``antialiasing`` on, pixels that look like anti-aliasing in either image (the slope
 detector of Vysniauskas, "Anti-aliased Pixel and Intensity Slope Detector", 2009) are not
 counted.
 
@@ -175,7 +176,8 @@ def _yiq_delta(dr: np.ndarray, dg: np.ndarray, db: np.ndarray) -> np.ndarray:
     y = _brightness(dr, dg, db)
     i = dr * _I[0] + dg * _I[1] + db * _I[2]
     q = dr * _Q[0] + dg * _Q[1] + db * _Q[2]
-    return 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
+    delta: np.ndarray = 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
+    return delta
 
 
 _SMALLEST_WEIGHT, _LARGEST_WEIGHT = _weights()
@@ -205,7 +207,8 @@ _KEY_RG, _KEY_B = _luma_keys()
 
 def _luma_key(values: np.ndarray) -> np.ndarray:
     """`_luma_keys` of packed opaque pixels."""
-    return np.take(_KEY_RG, values & 0xFFFF) + np.take(_KEY_B, (values >> 16) & 0xFF)
+    keys: np.ndarray = np.take(_KEY_RG, values & 0xFFFF) + np.take(_KEY_B, (values >> 16) & 0xFF)
+    return keys
 
 
 def _antialiased(
@@ -219,7 +222,8 @@ def _antialiased(
         centre_key = _luma_key(np.take(img, idx))
 
         def delta(nb: np.ndarray) -> np.ndarray:
-            return centre_key - _luma_key(np.take(img, nb))
+            keys: np.ndarray = centre_key - _luma_key(np.take(img, nb))
+            return keys
 
         # Keys differ exactly where colours do (see _luma_keys).
         return antialiased_pixelmatch(idx, siblings, width, height, delta, zero_if_identical=True)

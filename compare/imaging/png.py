@@ -69,7 +69,7 @@ def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
         decoder = _decoders.decoder = _wuffs.ImageDecoder(config)
     # pywuffs takes bytes only; bytes in, as from every fetcher, are not copied.
     result = decoder.decode(data if isinstance(data, bytes) else view.tobytes())
-    pixels = result.pixbuf
+    pixels: np.ndarray = result.pixbuf
     if result.error_message or pixels.shape != (size[1], size[0], 4) or pixels.dtype != np.uint8:
         return None
     return pixels
@@ -169,7 +169,7 @@ def encode_mask(mask: np.ndarray) -> bytes:
     if mask.any():
         rows = np.zeros((height, row_bytes), dtype=np.uint8)
         rows[:, 1:] = np.packbits(mask, axis=1)
-        data = zlib.compress(rows, 1)
+        data = zlib.compress(rows.data, 1)  # the array's buffer, not copied
     else:  # an unchanged pair's mask: every byte (filter types included) is 0
         data = _zlib_zeros(height * row_bytes)
     header = _IHDR.pack(width, height, 1, 0, 0, 0, 0)

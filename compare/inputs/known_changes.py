@@ -123,7 +123,9 @@ def apply_known_changes(images: Mapping[str, ImageResult], known: frozenset[Know
 
 def _file_changes(decoded: Mapping[str, Any], source: str) -> frozenset[KnownChange]:
     if type(decoded[FORMAT_KEY]) is not int or decoded[FORMAT_KEY] != FORMAT_VERSION:
-        raise ManifestError(source, FORMAT_KEY, f"expected format {FORMAT_VERSION}, got {shown_value(decoded[FORMAT_KEY])}")
+        raise ManifestError(
+            source, FORMAT_KEY, f"expected format {FORMAT_VERSION}, got {shown_value(decoded[FORMAT_KEY])}"
+        )
     if decoded.get("level") != "similar":
         raise ManifestError(source, "level", f"expected \"similar\", got {shown_value(decoded.get('level'))}")
     changes = decoded.get("changes")
@@ -143,5 +145,7 @@ def _file_changes(decoded: Mapping[str, Any], source: str) -> frozenset[KnownCha
 
 def _similar_id(value: Any, source: str, at: str) -> str:
     if not isinstance(value, str) or not _SIMILAR_ID.fullmatch(value):
-        raise ManifestError(source, at, f"expected a similar-change id (s1- and 16 hex digits), got {shown_value(value)}")
+        raise ManifestError(
+            source, at, f"expected a similar-change id (s1- and 16 hex digits), got {shown_value(value)}"
+        )
     return value

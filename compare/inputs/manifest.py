@@ -9,18 +9,19 @@ The JSON format is the one Sentry's snapshot pipeline uses::
 
 Validation follows Sentry's ``SnapshotManifest``/``ImageMetadata`` models: each image needs
 ``content_hash``, ``width`` and ``height`` (integers >= 0; absent sizes are accepted unless
-`parse_manifest` is given ``require_sizes``, as the comparison's inputs are by default); ``diff_threshold`` is in ``[0, 1)``; ``tags`` is
-coerced the way Sentry coerces it (a list becomes ``{tag: tag}``, an object's keys and values
-become strings, anything else ``null``); ``canvas_theme`` other than ``"light"``/``"dark"``
-becomes ``null``; a repeated JSON key keeps its last value. ``all_image_file_names_as_regex``
-(RE2 patterns, matched against the whole name) is the pattern form of ``all_image_file_names``;
-the two are mutually exclusive. Where snapcompare is stricter than Sentry's models it refuses
-what Sentry's upload API refuses: every uploaded image must be declared by the list or the
-patterns when one is given. It also requires sha256 hex hashes (Sentry takes any string; its
-uploads are sha256) and strict JSON types (Sentry's models also take ``"3"`` for ``3``).
-Unknown fields are kept (in ``extra``) so a manifest round-trips. One of them is snapcompare's
-own: an image's ``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}`` objects, see
-`compare.regions`), read by `ignore_regions_of` and added to by `with_ignore_patterns`.
+`parse_manifest` is given ``require_sizes``, as the comparison's inputs are by default);
+``diff_threshold`` is in ``[0, 1)``; ``tags`` is coerced the way Sentry coerces it (a list
+becomes ``{tag: tag}``, an object's keys and values become strings, anything else ``null``);
+``canvas_theme`` other than ``"light"``/``"dark"`` becomes ``null``; a repeated JSON key keeps
+its last value. ``all_image_file_names_as_regex`` (RE2 patterns, matched against the whole
+name) is the pattern form of ``all_image_file_names``; the two are mutually exclusive. Where
+snapcompare is stricter than Sentry's models it refuses what Sentry's upload API refuses: every
+uploaded image must be declared by the list or the patterns when one is given. It also requires
+sha256 hex hashes (Sentry takes any string; its uploads are sha256) and strict JSON types
+(Sentry's models also take ``"3"`` for ``3``). Unknown fields are kept (in ``extra``) so a
+manifest round-trips. One of them is snapcompare's own: an image's ``ignore_regions`` (a list
+of ``{"x1", "y1", "x2", "y2"}`` objects, see `compare.regions`), read by `ignore_regions_of`
+and added to by `with_ignore_patterns`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, TypeGuard
 
 import re2
 from PIL import Image, UnidentifiedImageError
@@ -351,7 +351,9 @@ class _Unreadable(Exception):
 def _describe_file(name: str, path: Path) -> ImageEntry:
     try:
         with open_regular_file(path) as file:
-            content_hash = hashlib.file_digest(file, "sha256").hexdigest()
+            # open_regular_file is typed BinaryIO, which declares no readinto, but it returns a
+            # buffered reader (os.fdopen(fd, "rb")), which has it: mypy cannot see that here.
+            content_hash = hashlib.file_digest(file, "sha256").hexdigest()  # type: ignore[arg-type]
             file.seek(0)
             width, height = _header_size(file)
     except OSError as exc:
@@ -361,10 +363,11 @@ def _describe_file(name: str, path: Path) -> ImageEntry:
 
 def _header_size(file: BinaryIO) -> tuple[int | None, int | None]:
     # Only the plugin of a supported format reads the header; pixels are decoded on first
-    # access, which never happens here. A file in no supported format is left unsized. Images too large for Pillow's bomb check are left sized None as well: the
-    # comparison re-checks sizes from the real headers before decoding anything. Pillow's
-    # other refusals (ValueError for a text or ICC chunk over its limit, and the like) make
-    # the file unreadable; their messages may quote the file's bytes, so only the kind is kept.
+    # access, which never happens here. A file in no supported format is left unsized. Images
+    # too large for Pillow's bomb check are left sized None as well: the comparison re-checks
+    # sizes from the real headers before decoding anything. Pillow's other refusals (ValueError
+    # for a text or ICC chunk over its limit, and the like) make the file unreadable; their
+    # messages may quote the file's bytes, so only the kind is kept.
     try:
         with open_allowed(file) as image:
             return image.size
@@ -501,7 +504,7 @@ class _Validator:
     def content_hash(self, value: Any, at: str) -> str:
         if value is None:
             raise self.fail(at, "missing")
-        if not is_sha256_hex(value):
+        if not isinstance(value, str) or not is_sha256_hex(value):
             raise self.fail(at, f"expected 64 hex characters (sha256), got {shown_value(value)}")
         return value.lower()
 
@@ -575,7 +578,7 @@ def _py_str(value: Any) -> str:
     return str(value)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -28,6 +28,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -166,7 +167,7 @@ class ArtifactWriter:
                 staged[file] = self._write(root, self.out_dir, file, render(), keep=None, durable=True)
             with _signals_held():
                 for file, temp in staged.items():
-                    _named(lambda: os.rename(temp, file, src_dir_fd=root, dst_dir_fd=root), self.out_dir / file)
+                    _named(partial(os.rename, temp, file, src_dir_fd=root, dst_dir_fd=root), self.out_dir / file)
                 self._committed = True
         finally:
             for temp in staged.values():
@@ -245,9 +246,9 @@ class ArtifactWriter:
         try:
             fd = _named(lambda: os.open(temp, _NEW_FILE, 0o644, dir_fd=dir_fd), path)
             for chunk in chunks:  # an error making the chunks is the caller's, unnamed
-                _named(lambda: _write_all(fd, chunk), path)
+                _named(partial(_write_all, fd, chunk), path)
             if durable:
-                _named(lambda: os.fsync(fd), path)
+                _named(partial(os.fsync, fd), path)
             done, fd = fd, None
             _named(lambda: os.close(done), path)  # some file systems report a full disk only here
             if keep:
@@ -381,8 +382,8 @@ def safe_file_name(name: str) -> str:
 
     Every character but ASCII letters, digits and ``._-~`` is percent-encoded, ``/`` included
     (``icons/home.png`` -> ``icons%2Fhome.png``), and ``.`` and ``..`` are spelled ``%2E``, so
-    names can neither leave the folder nor collide as a file and a folder. A name too long for a file system maps to ``%%`` and its
-    sha256, a form percent-encoding never produces.
+    names can neither leave the folder nor collide as a file and a folder. A name too long for
+    a file system maps to ``%%`` and its sha256, a form percent-encoding never produces.
     """
     encoded = quote(name, safe="", errors="surrogatepass")
     if encoded in (".", ".."):

@@ -96,7 +96,8 @@ def render_junit(comparison: Comparison) -> bytes:
     for key, count in counts.items():
         suite.set(key, str(count))
     ET.indent(suite)
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
+    xml: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)  # bytes for an encoding
+    return xml + b"\n"
 
 
 def _classname(name: str) -> str:

@@ -6,11 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..model import Comparison
 from .artifacts import ArtifactWriter
 from .report_html import iter_html
 from .report_json import render_json
 from .report_junit import render_junit
-from ..model import Comparison
 
 REPORT_FILES = {"json": "comparison.json", "html": "report.html", "junit": "junit.xml"}
 """The file name of each report, by the key `write_reports` returns it under."""

@@ -91,7 +91,7 @@ _CHANGE_FIELDS = {"change_group": str, "similar_change": str, "known_change": bo
 def _images_from_json(data: Mapping[str, Mapping[str, Any]]) -> dict[str, ImageResult]:
     images = {}
     for name, entry in data.items():
-        values = {key: entry.get(key) for key in _IMAGE_FIELDS}
+        values: dict[str, Any] = {key: entry.get(key) for key in _IMAGE_FIELDS}  # JSON values, checked below
         for key, kind in _CHANGE_FIELDS.items():
             if values[key] is not None and not isinstance(values[key], kind):
                 raise ValueError(f"{name}: {key} must be a {kind.__name__} or null")

@@ -161,7 +161,7 @@ def publish_with_masks(
     images: Mapping[str, ImageResult],
     masks: Mapping[str, BlobSource],
     key: str,
-    document: Callable[[Mapping[str, ImageResult]], bytes],
+    document: Callable[[dict[str, ImageResult]], bytes],
 ) -> tuple[dict[str, ImageResult], dict[str, StoreError]]:
     """Write ``masks`` (by key in ``layout``) and the JSON ``document`` of ``images`` under ``key``,
     so that the JSON in the store never names a mask other than the one it was made with.

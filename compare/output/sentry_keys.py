@@ -23,10 +23,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..classify import path_stem
 from ..engine.chunks import ArtifactSink
 from ..imaging.png import encode_mask
 from ..model import CompareOptions, Comparison, ImageResult, Status, canvas_size
-from ..classify import path_stem
 from .artifacts import ArtifactWriter
 
 

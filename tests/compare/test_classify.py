@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compare.inputs.manifest import ImageEntry, Manifest
-from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
 from compare import classify as planning
 from compare.classify import DiffCandidate, Plan, categorize, pair_by_similarity
+from compare.inputs.manifest import ImageEntry, Manifest
+from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
 from compare.regions import IgnorePattern, IgnoreRegion
 
 

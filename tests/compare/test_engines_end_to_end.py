@@ -85,7 +85,7 @@ def manifests(
     store.mkdir()
     docs: dict[str, dict] = {"base": {}, "head": {}}
     for name, sides in pairs.items():
-        for role, pixels in zip(("base", "head"), sides):
+        for role, pixels in zip(("base", "head"), sides, strict=True):
             data = png(pixels)
             digest = hashlib.sha256(data).hexdigest()
             (store / digest).write_bytes(data)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from compare.builds import compare_builds
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_SAME, main
 from compare.model import Status
-from compare.builds import compare_builds
 from tests.sentry_models import ComparisonManifest
 
 

@@ -19,8 +19,8 @@ from PIL import Image
 
 from compare import cli
 from compare.output.artifacts import LOCK_FILE, ArtifactWriter
-from tests.compare.cli.test_cli import png, read_comparison, run, sha, statuses, write_folder
 from testing.files import make_fifo, make_too_long_paths, make_zero_device
+from tests.compare.cli.test_cli import png, read_comparison, run, sha, statuses, write_folder
 from tests.compare.output.test_outputs_safety import snapshot
 
 EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\nshowpage\n%%EOF\n"
@@ -122,7 +122,9 @@ SIGNALLING = textwrap.dedent("""
 """)
 
 
-def run_signalled(where: tuple[str, str, str], sig: int, *args: str | Path, only: str = "") -> subprocess.CompletedProcess:
+def run_signalled(
+    where: tuple[str, str, str], sig: int, *args: str | Path, only: str = ""
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", SIGNALLING, *where, str(int(sig)), only, *map(str, args)],
         capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
@@ -375,7 +377,9 @@ def test_a_manifest_or_folder_over_the_size_bound_exits_3_naming_it(tmp_path, ca
     code, _, stderr = run(capsys, "compare", "--base", tmp_path / "base.json", "--head", tmp_path / "base.json",
                           "--store", store, "--out", tmp_path / "out", "--quiet")
     assert code == cli.EXIT_BAD_INPUT
-    assert stderr == f"snapcompare: error: {tmp_path / 'base.json'}: images: 3 entries, more than a manifest may have (2)\n"
+    assert stderr == (
+        f"snapcompare: error: {tmp_path / 'base.json'}: images: 3 entries, more than a manifest may have (2)\n"
+    )
     code, _, stderr = run(capsys, "upload", head, "--store", store, "--quiet")
     assert code == cli.EXIT_BAD_INPUT
     assert stderr == f"snapcompare: error: {head}: more than 2 image files, more than a manifest may have\n"

@@ -23,13 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
+from compare import classify
+from compare.classify import EXACT_PAIRS, categorize, pair_by_similarity
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAME, main
 from compare.inputs.approved import approved_fingerprints, comparison_fingerprints
 from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import ImageResult, Status
 from compare.output.sentry_keys import mask_image_id, path_stem
-from compare import classify
-from compare.classify import EXACT_PAIRS, categorize, pair_by_similarity
 from tests.sentry_models import ComparisonManifest, SnapshotManifestWithRegex
 
 RED = (200, 30, 30, 255)
@@ -756,7 +756,7 @@ def test_symlinks_leading_out_of_a_folder_are_not_read_unless_followed(tmp_path,
 
 @pytest.mark.parametrize(("text", "message"), [
     ('{"images": {}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid JSON: nested too deeply"),
-    ('{"images": {"a.png": {"content_hash": "%s", "width": %s, "height": 1}}}' % ("1" * 64, "9" * 5000),
+    (f'{{"images": {{"a.png": {{"content_hash": "{"1" * 64}", "width": {"9" * 5000}, "height": 1}}}}}}',
      'images["a.png"].width: expected an integer >= 0, got a number with 5000 digits'),
 ], ids=["nested-100000-deep", "5000-digit-width"])
 def test_hostile_manifests_exit_3_naming_the_file(tmp_path, capsys, text, message):

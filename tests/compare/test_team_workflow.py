@@ -4,18 +4,18 @@ by artifact ids, through `compare_builds` and the ``snapcompare`` command."""
 from __future__ import annotations
 
 import hashlib
-import os
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from compare.builds import compare_builds
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAME, main
 from compare.model import ApprovalMismatch, CompareOptions, InputError, Resources
 from compare.output.reports import write_reports
-from compare.builds import compare_builds
 
 
 def png(colour: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> bytes:
@@ -189,7 +189,9 @@ def test_a_comparison_without_an_output_folder_is_kept_in_memory(builds, tmp_pat
     base = builds.manifest("base", {"a.png": png(GREY), "b.png": png(GREY)})
     head = builds.manifest("head", {"a.png": png(RED), "b.png": png(GREY), "new.png": png(BLUE)})
 
-    comparison = compare_builds(base, head, store=str(builds.store), options=CompareOptions(), resources=Resources(workers=1))
+    comparison = compare_builds(
+        base, head, store=str(builds.store), options=CompareOptions(), resources=Resources(workers=1)
+    )
 
     assert {name: r.status.value for name, r in comparison.images.items()} == {
         "a.png": "changed", "b.png": "unchanged", "new.png": "added"}

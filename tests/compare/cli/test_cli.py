@@ -27,9 +27,9 @@ from compare.cli import (
     EXIT_SAME,
     main,
 )
-from compare.inputs.manifest import load_manifest, manifest_from_folder
-from compare.engine.local import Progress
 from compare.cli.progress import BAR_INTERVAL, LINE_INTERVAL, ProgressDisplay
+from compare.engine.local import Progress
+from compare.inputs.manifest import load_manifest, manifest_from_folder
 from testing.s3 import REGION
 
 SCRIPT = Path(sys.executable).with_name("snapcompare")

@@ -11,6 +11,7 @@ import pytest
 
 from compare.cli.main import run
 
+
 def _glibc() -> bool:
     try:
         return os.confstr("CS_GNU_LIBC_VERSION") is not None

@@ -284,6 +284,8 @@ def test_max_memory_bounds_upload_and_an_image_larger_than_it_goes_alone(tmp_pat
     code, stdout, _ = run(capsys, "upload", base, "--store", store, "--max-memory", "100", "--workers", "8",
                           "--quiet")
     assert code == EXIT_SAME and stdout.startswith("snapcompare: uploaded 4 blobs (")
-    assert sorted(p.name for p in store.iterdir()) == sorted({sha(png(i)) for i in (1, 2, 3)} | {sha(png(4, (120, 80)))})
+    assert sorted(p.name for p in store.iterdir()) == sorted(
+        {sha(png(i)) for i in (1, 2, 3)} | {sha(png(4, (120, 80)))}
+    )
     code, _, stderr = run(capsys, "upload", base, "--store", store, "--max-memory", "lots")
     assert code == EXIT_BAD_INPUT and "--max-memory" in stderr

@@ -14,11 +14,11 @@ from PIL import Image
 from compare import compare_builds, diff_images
 from compare.cli.main import main
 from compare.engine.chunks import finalize, plan, run_chunk
-from compare.output.results_json import chunk_result_from_json, chunk_result_to_json
 from compare.imaging.fingerprint import fingerprint_change
 from compare.inputs.manifest import load_manifest
 from compare.model import ChangeGroup, ChangeLevel, CompareOptions, Resources, Status
 from compare.output.artifacts import ArtifactWriter
+from compare.output.results_json import chunk_result_from_json, chunk_result_to_json
 from fetchers import LocalFetcher
 from tests.sentry_models import ComparisonManifest
 
@@ -93,7 +93,8 @@ def test_shared_changes_are_grouped_largest_first(inputs, tmp_path):
     assert images["b.png"].change_group == images["c.png"].change_group == images["g.png"].change_group == red
     assert images["e.png"].change_group == green != red
     similar = images["a.png"].similar_change
-    assert {images[name].similar_change for name in ("a.png", "b.png", "c.png", "d.png", "e.png", "g.png")} == {similar}  # one shape, two colours
+    # one shape, two colours
+    assert {images[name].similar_change for name in ("a.png", "b.png", "c.png", "d.png", "e.png", "g.png")} == {similar}
     assert comparison.change_groups == (
         ChangeGroup(similar, ChangeLevel.SIMILAR, ("a.png", "b.png", "c.png", "d.png", "e.png"), "a.png"),
         ChangeGroup(red, ChangeLevel.IDENTICAL, ("a.png", "b.png", "c.png"), "a.png"),

@@ -55,7 +55,9 @@ def files_under(out: Path) -> dict[str, bytes]:
 def test_chunks_run_one_by_one_give_the_streaming_run_s_results(tmp_path, store):
     base, head = builds(store)
     fetcher = LocalFetcher(store.root)
-    expected = run_comparison(base, head, fetcher, OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "streamed"))
+    expected = run_comparison(
+        base, head, fetcher, OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "streamed")
+    )
     the_plan = plan(base, head, OPTIONS, max_chunk_pixels=3 * 40 * 30)
     assert len(the_plan.chunks) > 2
     sink = ArtifactWriter(tmp_path / "chunked")
@@ -72,13 +74,17 @@ def test_chunks_run_one_by_one_give_the_streaming_run_s_results(tmp_path, store)
 def test_a_chunk_without_a_result_errors_only_its_images(tmp_path, store):
     base, head = builds(store)
     the_plan = plan(base, head, OPTIONS, max_chunk_pixels=3 * 40 * 30)
-    results = {chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), OPTIONS, RESOURCES) for chunk in the_plan.chunks}
+    results = {
+        chunk.chunk_index: run_chunk(chunk, LocalFetcher(store.root), OPTIONS, RESOURCES) for chunk in the_plan.chunks
+    }
     failed, unreadable, mismatched = the_plan.chunks[0], the_plan.chunks[1], the_plan.chunks[2]
     del results[failed.chunk_index]
     results[unreadable.chunk_index] = chunk_result_from_json({"chunk_index": 1, "images": "garbage"})
     results[mismatched.chunk_index] = ChunkResult(mismatched.chunk_index, {})
     comparison = finalize(the_plan, results)
-    whole = finalize(the_plan, {c.chunk_index: run_chunk(c, LocalFetcher(store.root), OPTIONS, RESOURCES) for c in the_plan.chunks})
+    whole = finalize(
+        the_plan, {c.chunk_index: run_chunk(c, LocalFetcher(store.root), OPTIONS, RESOURCES) for c in the_plan.chunks}
+    )
     reasons = {failed.chunk_index: Reason.CHUNK_FAILED, unreadable.chunk_index: Reason.CHUNK_RESULT_UNREADABLE,
                mismatched.chunk_index: Reason.CHUNK_RESULT_UNREADABLE}
     chunk_of = {c.name: chunk.chunk_index for chunk in the_plan.chunks for c in chunk.candidates}

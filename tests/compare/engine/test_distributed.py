@@ -25,10 +25,9 @@ from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 from distributed.protocol import pickle as dask_pickle  # noqa: E402
 
 from compare.cli import EXIT_ERRORED, exit_code, main  # noqa: E402
-from compare.engine.chunks import plan, worker_fetcher  # noqa: E402
-from fetchers.backends.objectstore import TOKEN_ENV as OBJECTSTORE_TOKEN_ENV  # noqa: E402
-from compare.engine.distributed import run_on_cluster  # noqa: E402
 from compare.demo import generate_demo  # noqa: E402
+from compare.engine.chunks import plan, worker_fetcher  # noqa: E402
+from compare.engine.distributed import run_on_cluster  # noqa: E402
 from compare.engine.local import run_comparison  # noqa: E402
 from compare.inputs.manifest import load_manifest  # noqa: E402
 from compare.model import CompareOptions, Reason, Resources, Status  # noqa: E402
@@ -36,10 +35,11 @@ from compare.output.artifacts import ArtifactWriter  # noqa: E402
 from compare.output.results_store import SentryLayout, finalize_from_store  # noqa: E402
 from compare.output.sentry_keys import path_stem  # noqa: E402
 from fetchers import fetcher_from_url  # noqa: E402
-from tests.sentry_models import ComparisonManifest  # noqa: E402
+from fetchers.backends.objectstore import TOKEN_ENV as OBJECTSTORE_TOKEN_ENV  # noqa: E402
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore  # noqa: E402
 from testing.proxy import LatencyProxy  # noqa: E402
 from testing.s3 import REGION  # noqa: E402
+from tests.sentry_models import ComparisonManifest  # noqa: E402
 
 from .helpers import png  # noqa: E402
 
@@ -340,8 +340,8 @@ def test_each_worker_reuses_one_fetcher_per_store(cluster, builds, objectstore, 
 
 @pytest.mark.parametrize("scheduler", ["local:0", "local:many", "http://host:8786"])
 def test_a_malformed_scheduler_is_bad_input(scheduler, builds, s3_url, tmp_path, capsys):
-    code = main(["compare", "--allow-unsized", "--base", str(builds.base), "--head", str(builds.head), "--store", s3_url,
-                 "--out", str(tmp_path), "--quiet", "--scheduler", scheduler])
+    code = main(["compare", "--allow-unsized", "--base", str(builds.base), "--head", str(builds.head),
+                 "--store", s3_url, "--out", str(tmp_path), "--quiet", "--scheduler", scheduler])
     assert code == 3
     assert f"--scheduler {scheduler!r}" in capsys.readouterr().err
 

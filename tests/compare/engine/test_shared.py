@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from compare.imaging.decode import OpenedImage, open_image
 from compare.engine.shared import SharedImages
+from compare.imaging.decode import OpenedImage, open_image
 from tests.compare.pixel_samples import encode, screen
 
 

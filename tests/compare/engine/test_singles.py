@@ -68,8 +68,8 @@ def test_added_removed_and_renamed_images_get_their_picture(store: Store, tmp_pa
     # Two images of one blob: one fetch, one file.
     assert images["copy.png"].previews == images["added.png"].previews
     assert all(count == 1 for count in fetcher.fetched.values())
-    assert set(fetcher.fetched) == {r.head_hash or r.base_hash for name, r in before.images.items()
-                                    if name in ("added.png", "removed.png", "renamed.png", "corrupt.png", "missing.png")}
+    singles = ("added.png", "removed.png", "renamed.png", "corrupt.png", "missing.png")
+    assert set(fetcher.fetched) == {r.head_hash or r.base_hash for name, r in before.images.items() if name in singles}
     # Pictures as pair previews are: JPEGs at most 400 pixels wide, small images as they are.
     sizes = {name: Image.open(io.BytesIO((tmp_path / "out" / key).read_bytes())).size
              for name in ("added.png", "removed.png", "renamed.png")

@@ -4,7 +4,6 @@ details that make the OKLab and odiff engines exact."""
 from __future__ import annotations
 
 import functools
-
 import hashlib
 from unittest import mock
 
@@ -14,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compare import diff_images
-from compare.imaging import odiff, oklab, pixelmatch
-from compare.imaging import _grid
+from compare.imaging import _grid, odiff, oklab, pixelmatch
 from compare.imaging._grid import Siblings, many_siblings
 from compare.imaging.engines import ENGINES
 from compare.imaging.pixeldiff import pad_to_canvas

@@ -172,7 +172,9 @@ def any_png(colour: int, depth: int, samples: np.ndarray, *, palette: bytes = b"
     height, width = samples.shape[:2]
     passes = [samples[y::dy, x::dx] for x, y, dx, dy in ADAM7] if interlace else [samples]
     stream = b"".join(
-        np.hstack([np.zeros((part.shape[0], 1), np.uint8), _packed_rows(part.reshape(part.shape[0], -1), depth)]).tobytes()
+        np.hstack(
+            [np.zeros((part.shape[0], 1), np.uint8), _packed_rows(part.reshape(part.shape[0], -1), depth)]
+        ).tobytes()
         for part in passes if part.size
     )
     header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, int(interlace))

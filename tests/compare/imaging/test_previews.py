@@ -18,14 +18,14 @@ from compare.imaging.previews import (
     CROP_MAX_HEIGHT,
     CROP_MAX_WIDTH,
     CROP_ORIGIN_KEY,
+    PREVIEW_MAX_HEIGHT,
+    PREVIEW_WIDTH,
     CropRegion,
     crop_region,
     make_crops,
     make_previews,
     make_thumbnail,
     preview_factor,
-    PREVIEW_MAX_HEIGHT,
-    PREVIEW_WIDTH,
 )
 
 

@@ -197,7 +197,7 @@ def builds(draw) -> Manifest | None:
 def test_the_base_and_its_fold_are_sentrys(history):
     store = MemoryStore()
     commits = [commit_id(n) for n in range(len(history))]
-    for commit, manifest in zip(commits, history):
+    for commit, manifest in zip(commits, history, strict=True):
         if manifest is not None:
             record_build(store, commit, manifest)
 
@@ -208,7 +208,7 @@ def test_the_base_and_its_fold_are_sentrys(history):
     if expected is None:
         assert isinstance(found, NoBaseBuild)
         assert found.manifest.images == {}
-        assert found.selective_builds == tuple(c for c, m in zip(commits, history) if m is not None)
+        assert found.selective_builds == tuple(c for c, m in zip(commits, history, strict=True) if m is not None)
         return
     assert isinstance(found, BaseBuild)
     assert contents(found.manifest) == expected
@@ -216,7 +216,9 @@ def test_the_base_and_its_fold_are_sentrys(history):
     anchor = next(i for i, m in enumerate(history) if m is not None and not m.selective
                   and m.all_image_file_names is None)
     assert found.commit == commits[anchor] and found.ancestors_walked == anchor
-    assert found.selective_layers == tuple(c for c, m in zip(commits[:anchor], history) if m is not None)
+    assert found.selective_layers == tuple(
+        c for c, m in zip(commits[:anchor], history[:anchor], strict=True) if m is not None
+    )
 
 
 def test_patterns_declare_a_layers_names_as_a_list_does():

@@ -219,7 +219,7 @@ def test_each_invalid_field_is_named_with_the_file(data, message):
 
 
 def test_json_syntax_error_names_line_and_column():
-    text = '{\n  "images": {\n    "a.png": {"content_hash": "%s",}\n  }\n}' % HASH_A
+    text = f'{{\n  "images": {{\n    "a.png": {{"content_hash": "{HASH_A}",}}\n  }}\n}}'
 
     with pytest.raises(ManifestError) as caught:
         parse_manifest(text, "base.json")
@@ -235,8 +235,7 @@ def test_undecodable_bytes_are_a_manifest_error():
 
 
 def test_a_repeated_key_keeps_its_last_value_as_in_sentry():
-    text = '{"images": {"a.png": {"content_hash": "%s"}, "a.png": {"content_hash": "%s"}}}' % (
-        HASH_A, HASH_B)
+    text = f'{{"images": {{"a.png": {{"content_hash": "{HASH_A}"}}, "a.png": {{"content_hash": "{HASH_B}"}}}}}}'
     assert parse_manifest(text, "m.json").images["a.png"].content_hash == HASH_B
 
 
@@ -280,8 +279,7 @@ def test_a_deeply_nested_manifest_is_an_error_naming_the_file():
 
 
 def test_a_5000_digit_width_names_file_and_field_without_echoing_it():
-    text = '{"images": {"a.png": {"content_hash": "%s", "width": %s, "height": 1}}}' % (
-        HASH_A, "9" * 5000)
+    text = f'{{"images": {{"a.png": {{"content_hash": "{HASH_A}", "width": {"9" * 5000}, "height": 1}}}}}}'
     with pytest.raises(ManifestError) as caught:
         parse_manifest(text, "big.json")
     assert str(caught.value) == (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from compare.builds import compare_builds
 from compare.model import (
     Approval,
     ApprovalMismatch,
@@ -17,14 +18,13 @@ from compare.model import (
     Comparison,
     ImageResult,
     Reason,
-    Status,
     Resources,
+    Status,
 )
 from compare.output.report_html import BANNER_NAMES, iter_html
 from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
 from compare.output.reports import write_reports
-from compare.builds import compare_builds
 from tests.compare.output.test_reports import XSS_IMG, Page, _hash, changed
 from tests.sentry_models import ComparisonManifest
 

@@ -75,8 +75,8 @@ def many_changes(out_dir: Path, groups: tuple[int, ...] = (6000, 2500, 900), sin
             name = NEEDLE_IN_GROUP if (number, member) == (1, size // 2) else f"flow{number}/screen-{member:05d}.png"
             own = previews(out_dir, f"own{number}-{member}", (200, 40 * member, 30)) if member in (1, 2) else shared
             bbox = (40, 60, 48, 64) if member % 10 == 3 else (14, 24, 22, 28)
-            members.append(changed(name, index, own, group=f"i1-group{number}", similar="s1-similar" if number < 2 else None,
-                                   bbox=bbox, ratio=0.01 + number / 1000))
+            members.append(changed(name, index, own, group=f"i1-group{number}",
+                                   similar="s1-similar" if number < 2 else None, bbox=bbox, ratio=0.01 + number / 1000))
             index += 1
         change_groups.append(ChangeGroup(f"i1-group{number}", ChangeLevel.IDENTICAL,
                                          tuple(sorted(m.name for m in members)), members[0].name))
@@ -190,7 +190,8 @@ def test_pictures_are_listed_once_and_embedded_under_the_inline_budget(tmp_path:
     assert crop[:5] == ["previews/group0.crop-after.png", 16, 12, 10, 20]
     feed = data["images"][0]
     assert feed["where"] == "x 10–26 px, y 20–32 px"
-    assert {role: data["pictures"][i][0] for role, i in feed["pics"].items()} == comparison.images[feed["name"]].previews
+    pictures = {role: data["pictures"][i][0] for role, i in feed["pics"].items()}
+    assert pictures == comparison.images[feed["name"]].previews
     [csp] = [a for a in Page(text).find("meta") if a.get("http-equiv") == "Content-Security-Policy"]
     assert "img-src data:;" in csp["content"] and "'self'" not in csp["content"]
     assert "previews/ beside this page" not in text

@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from testing.devtools import DevTools
-
 from compare.model import CompareOptions, Comparison
 from compare.output import report_html
 from compare.output.reports import write_reports
-from tests.compare.output.test_report_browser import CHROMIUM, console_messages, dump_dom, with_driver
-from tests.compare.output.test_report_browser import pytestmark  # noqa: F401 - skipped without chromium, as there
+from testing.devtools import DevTools
+from tests.compare.output.test_report_browser import (
+    CHROMIUM,
+    console_messages,
+    dump_dom,
+    pytestmark,  # noqa: F401 - skipped without chromium, as there
+    with_driver,
+)
 from tests.compare.output.test_report_groups import NEEDLE_SINGLE, changed, many_changes, previews
 from tests.compare.output.test_reports import Page
-
 
 WINDOW = (1280, 1000)
 
@@ -88,7 +91,9 @@ def test_pictures_load_from_files_as_the_reviewer_scrolls(tmp_path: Path, files_
 NETWORK = """
 window.addEventListener("load", function () {
   var blocked = [];
-  document.addEventListener("securitypolicyviolation", function (e) { blocked.push(e.violatedDirective + " " + e.blockedURI); });
+  document.addEventListener("securitypolicyviolation", function (e) {
+    blocked.push(e.violatedDirective + " " + e.blockedURI);
+  });
   var probe = document.createElement("img");
   probe.src = "http://127.0.0.1:9/probe.png";
   document.body.appendChild(probe);
@@ -139,7 +144,8 @@ window.addEventListener("load", function () {
     var singles = Array.prototype.map.call(document.querySelectorAll("li[data-item]:not(.group) h3"), function (h) {
       return h.textContent;
     });
-    return document.getElementById("shown").textContent + " / " + groups.join(", ") + " / " + singles.slice(0, 3).join(", ");
+    return document.getElementById("shown").textContent + " / " + groups.join(", ") + " / " +
+      singles.slice(0, 3).join(", ");
   }
   log.push(state());
   var queries = ["flow2/screen-0001", "flow1/", "single/screen-03", "nothing-like-this"];
@@ -172,9 +178,11 @@ def test_filter_and_search_run_over_every_image_of_a_ten_thousand_image_report(
 
     assert log == [
         # From the URL: one image deep in a group of 2,500, one among the single changes.
-        f"Showing 2 of 10,000 images / 2,500 images share this change [The 2,500 images (1 match the search): 1] / {NEEDLE_SINGLE}",
+        "Showing 2 of 10,000 images / 2,500 images share this change "
+        f"[The 2,500 images (1 match the search): 1] / {NEEDLE_SINGLE}",
         "Showing 10 of 10,000 images / 900 images share this change [The 900 images (10 match the search): 10] / ",
-        "Showing 2,500 of 10,000 images / 2,500 images share this change [The 2,500 images (2,500 match the search): 200] / ",
+        "Showing 2,500 of 10,000 images / 2,500 images share this change "
+        "[The 2,500 images (2,500 match the search): 200] / ",
         "Showing 100 of 10,000 images /  / " + ", ".join(f"single/screen-030{n}.png" for n in range(3)),
         "Showing 0 of 10,000 images /  / ",
         # The search is cleared by nothing but the person; the status filter narrows it further.
@@ -204,7 +212,9 @@ window.addEventListener("load", function () {
   log.push(details.open + " " + group.querySelectorAll("ol.names li").length);
   details.querySelector("summary").click();
   setTimeout(function () {
-    var names = Array.prototype.map.call(group.querySelectorAll("ol.names li"), function (li) { return li.textContent; });
+    var names = Array.prototype.map.call(group.querySelectorAll("ol.names li"), function (li) {
+      return li.textContent;
+    });
     log.push(names.length + " " + names.slice(0, 3).join(", "));
     group.querySelectorAll("button.member")[2].click();
     var opened = group.querySelector(".opened li.item");
@@ -213,7 +223,9 @@ window.addEventListener("load", function () {
     });
     log.push(opened.id + " " + opened.querySelector("h3 .name").textContent + " " + pictures.join(" "));
     group.querySelector("input.elsewhere").click();
-    var away = Array.prototype.map.call(group.querySelectorAll("ol.names li"), function (li) { return li.textContent; });
+    var away = Array.prototype.map.call(group.querySelectorAll("ol.names li"), function (li) {
+      return li.textContent;
+    });
     log.push(away.join(", "));
     opened.querySelector("button.close").click();
     log.push(String(group.querySelector(".opened").children.length));

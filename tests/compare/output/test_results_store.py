@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from compare.builds import compare_builds
 from compare.cli import EXIT_DIFFERENCES, EXIT_RESULTS_NOT_WRITTEN, main
 from compare.engine.chunks import plan, run_chunk
 from compare.inputs.manifest import load_manifest
@@ -33,7 +34,6 @@ from compare.output.results_store import (
     store_form,
 )
 from compare.output.sentry_keys import path_stem
-from compare.builds import compare_builds
 from fetchers import BatchUploader, WriteError, fetcher_from_url
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, ObjectstoreServer
 from testing.s3 import CREDENTIALS, REGION
@@ -111,7 +111,7 @@ def builds(tmp_path: Path) -> tuple[Path, Path]:
 
 def upload_and_compare(target: Target, tmp_path: Path, head_id: int, base_id: int, *extra: str) -> int:
     """Upload both builds and their manifests to the store, then compare them from there."""
-    for role, folder in zip(("base", "head"), builds(tmp_path)):
+    for role, folder in zip(("base", "head"), builds(tmp_path), strict=True):
         assert main(["upload", str(folder), "--store", target.url,
                      "--manifest-key", f"manifests/{role}-{head_id}.json", "--quiet"]) == 0
     return main(["compare", "--base", f"store:manifests/base-{head_id}.json",
