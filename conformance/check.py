@@ -41,7 +41,7 @@ def disagreements(ours: Path, theirs: Path) -> list[str]:
         if len(here["results"]) != len(there["results"]):
             problems.append(f"{expected_file}: {len(here['results'])} option sets here, "
                             f"{len(there['results'])} there")
-        for index, (mine, other) in enumerate(zip(here["results"], there["results"])):
+        for index, (mine, other) in enumerate(zip(here["results"], there["results"], strict=False)):
             for key in sorted(mine.keys() | other.keys()):
                 if mine.get(key) != other.get(key):
                     problems.append(f"{expected_file} results[{index}] {key}: {mine.get(key)!r} here, "

@@ -28,7 +28,7 @@ def write_case(name: str, images: tuple[Image.Image, Image.Image], formats: tupl
     other formats) and ``options`` as its own option sets per engine; returns its folder."""
     folder = CASES / name
     folder.mkdir(exist_ok=True)
-    for stem, image, kind in zip(("base", "head"), images, formats):
+    for stem, image, kind in zip(("base", "head"), images, formats, strict=True):
         for other in INPUT_FORMATS:
             (folder / f"{stem}.{other}").unlink(missing_ok=True)
         image.save(folder / f"{stem}.{kind}", **SAVE_OPTIONS[kind])

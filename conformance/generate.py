@@ -97,7 +97,7 @@ class Pair:
 
     def outside_overlap(self) -> np.ndarray:
         """True at every canvas pixel outside the overlap of the two images."""
-        width, height = (min(a, b) for a, b in zip(self.before_size, self.after_size))
+        width, height = (min(a, b) for a, b in zip(self.before_size, self.after_size, strict=True))
         outside = np.ones(self.before.shape[:2], dtype=bool)
         outside[:height, :width] = False
         return outside
@@ -215,7 +215,7 @@ def run_pixelmatch(node: str, module: Path, engine: str, pairs: dict[str, Pair],
     if len(lines) != len(jobs):
         raise RuntimeError(f"{module}: {len(lines)} results for {len(jobs)} jobs")
     results: dict[str, list[Result]] = {name: [] for name in pairs}
-    for (name, options), job, line in zip(keys, jobs, lines):
+    for (name, options), job, line in zip(keys, jobs, lines, strict=True):
         pair = pairs[name]
         states = np.fromfile(job["states"], dtype=np.uint8).reshape(pair.before.shape[:2])
         results[name].append(_counted(pair, options, states, json.loads(line)["returned"]))

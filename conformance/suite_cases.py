@@ -44,7 +44,7 @@ def options(threshold: float, antialiasing: bool, **more) -> dict:
 
 def regions(*boxes: tuple[int, int, int, int]) -> list[dict]:
     """Ignore regions, corners included, as a manifest lists them."""
-    return [dict(zip(("x1", "y1", "x2", "y2"), box)) for box in boxes]
+    return [dict(zip(("x1", "y1", "x2", "y2"), box, strict=True)) for box in boxes]
 
 
 def antialiased(size: tuple[int, int], paint: Callable[[ImageDraw.ImageDraw, int], None],
