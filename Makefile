@@ -1,6 +1,8 @@
 # Two entry points that work on a machine with only python3:
 #   make demo   run a comparison on generated demo data (local folder store)
 #   make test   run the test suite
+# and, for development: make test-unit (the unit tests alone, no servers, browser or cluster),
+# make lint (ruff and mypy, as CI runs them).
 # uv is bootstrapped into .tools/ from PyPI; the project environment (.venv) comes from uv.lock.
 
 PYTHON ?= python3
@@ -8,7 +10,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test sync bench
+.PHONY: demo test test-unit lint sync bench
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -27,3 +29,10 @@ demo: .venv/.synced
 
 test: .venv/.synced
 	$(UV) run --frozen --no-sync pytest $(ARGS)
+
+test-unit: .venv/.synced
+	$(UV) run --frozen --no-sync pytest -m unit $(ARGS)
+
+lint: .venv/.synced
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync mypy

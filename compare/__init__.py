@@ -16,12 +16,12 @@ Layout, lowest layer first (a module imports only from layers below it):
 - `cli` and `demo`: the ``snapcompare`` command and its demo data.
 """
 
+from .builds import compare_builds
 from .imaging.decode import ImageDecodeError, ImageError, ImageTooLarge
 from .imaging.pixeldiff import DiffResult, diff_images
 from .inputs.manifest import ImageEntry, Manifest, ManifestError, load_manifest, parse_manifest
 from .model import CompareOptions, Comparison, ImageResult, InputError, Reason, Resources, Status
 from .output.reports import write_reports
-from .builds import compare_builds
 
 __all__ = [
     "CompareOptions",

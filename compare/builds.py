@@ -16,7 +16,9 @@ from .engine.chunks import plan
 from .engine.local import ArtifactSink, Progress, run_comparison
 from .engine.singles import add_single_previews
 from .inputs.approved import approved_fingerprints, carry_over
+from .inputs.baseline import BaseBuild, NoBaseBuild
 from .inputs.known_changes import apply_known_changes, read_known_changes
+from .inputs.manifest import Manifest
 from .inputs.sources import Side, combine_fetchers, open_side, read_input
 from .model import ApprovalMismatch, CompareOptions, Comparison, InputError, Resources, parameter
 from .output.artifacts import ArtifactWriter
@@ -25,8 +27,8 @@ from .output.sentry_keys import fill_sentry_fields
 
 
 def compare_builds(
-    base: str | os.PathLike[str],
-    head: str | os.PathLike[str],
+    base: str | os.PathLike[str] | Manifest | BaseBuild | NoBaseBuild,
+    head: str | os.PathLike[str] | Manifest,
     *,
     out_dir: str | os.PathLike[str] | None = None,
     store: str | BlobFetcher | None = None,
@@ -44,9 +46,13 @@ def compare_builds(
 ) -> Comparison:
     """Compare build ``head`` against build ``base``; every image of both ends with a status.
 
-    Each build is a manifest JSON file, ``store:KEY`` (a manifest in the store) or a folder of
-    images. ``store`` (a store URL, see `fetchers.fetcher_from_url`, or a fetcher) serves the
-    blobs of manifests; folders serve their own files. ``options`` are the comparison's
+    Each build is a manifest JSON file, ``store:KEY`` (a manifest in the store), a folder of
+    images or a `Manifest` already read. ``base`` may also be the base build found in the head's
+    git history (`compare.inputs.baseline.find_base`, `find_base_from_git`): its manifest is
+    the base (empty for a `NoBaseBuild`: every head image is added) and
+    `Comparison.base_build` says how it was chosen. ``store`` (a store URL, see
+    `fetchers.fetcher_from_url`, or a fetcher) serves the blobs of manifests; folders serve
+    their own files. ``options`` are the comparison's
     settings; ``resources`` what this process may use (default: `Resources()`; cluster workers
     decide their own). ``approved`` (a file or ``store:KEY``)
     is a previously approved ``comparison.json``: when its changes are this comparison's,
@@ -83,6 +89,9 @@ def compare_builds(
     """
     options = options if options is not None else CompareOptions()
     resources = resources if resources is not None else Resources()
+    found: BaseBuild | NoBaseBuild | None = None
+    if isinstance(base, (BaseBuild, NoBaseBuild)):
+        found, base = base, base.manifest
     with ExitStack() as stack:
         store_fetcher = store
         if isinstance(store, str):
@@ -137,6 +146,8 @@ def compare_builds(
                                         progress=progress)
         comparison = add_single_previews(comparison, fetcher, writer, options, resources)
         comparison = fill_sentry_fields(comparison, writer)
+        if found is not None:
+            comparison.base_build = found.to_json()
         if approval_input is not None:
             outcome = carry_over(comparison.images, *approval_input)
             if isinstance(outcome, ApprovalMismatch):

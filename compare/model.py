@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 
 from .regions import IgnorePattern, IgnoreRegion
 
@@ -42,7 +43,8 @@ class InputError(ValueError):
     `parameter`)."""
 
 
-_PARAMETER_NAMES: ContextVar[Mapping[str, str]] = ContextVar("snapcompare_parameter_names", default={})
+_PARAMETER_NAMES: ContextVar[Mapping[str, str]] = ContextVar("snapcompare_parameter_names",
+                                                             default=MappingProxyType({}))
 
 
 def parameter(name: str) -> str:
@@ -415,6 +417,10 @@ class Comparison:
     """The folder the images' ``diff_mask_key``s and ``previews`` are relative to, set by
     `compare.builds.compare_builds` to its ``out_dir``; None when unknown (a comparison put
     together by hand), and then they are looked for where the reports are written."""
+    base_build: Mapping[str, object] | None = None
+    """How the base build was chosen from the head's git history, when it was: the ``to_json()``
+    of the `compare.inputs.baseline.BaseBuild` (or `NoBaseBuild`, and then every head image is
+    added) given to `compare.builds.compare_builds` as its base; None when the base was given."""
 
     @property
     def summary(self) -> dict[str, int]:

@@ -14,8 +14,8 @@ from conformance.check import disagreements
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "diff-conformance"  # beside the repository
 
-pytestmark = pytest.mark.skipif(
-    not SEED.is_dir(), reason=f"no seed conformance data at {SEED} (a clone on its own has none)")
+pytestmark = [pytest.mark.unit, pytest.mark.skipif(
+    not SEED.is_dir(), reason=f"no seed conformance data at {SEED} (a clone on its own has none)")]
 
 
 def test_every_seed_case_is_here() -> None:

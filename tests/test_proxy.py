@@ -18,6 +18,9 @@ import pytest
 
 from testing.proxy import LatencyProxy
 
+
+pytestmark = pytest.mark.integration
+
 TIMEOUT = 10.0
 
 

@@ -14,6 +14,8 @@ from tests.sentry_models import (
     SnapshotManifestWithRegex,
 )
 
+pytestmark = pytest.mark.unit
+
 HASH_A = "a" * 64
 HASH_B = "b" * 64
 

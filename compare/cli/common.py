@@ -63,6 +63,11 @@ FLAGS = {
     "base_artifact_id": "--base-artifact-id",
     "scheduler": "--scheduler",
     "follow_symlinks": "--follow-symlinks",
+    "commit": "--commit",
+    "branch": "--branch",
+    "manifest_key": "--manifest-key",
+    "base_branch": "--base-branch",
+    "max_ancestors": "--max-ancestors",
 }
 """The library's parameters as the commands' flags, for its errors (`compare.model.parameter`)."""
 

@@ -1,5 +1,6 @@
 """``snapcompare compare --base B --head H --out DIR``: the comparison, its reports and its
-outcome on the terminal."""
+outcome on the terminal. With ``--base-from-git`` instead of ``--base``, the base build is found
+in the history of the head's git checkout (`compare.inputs.baseline.find_base_from_git`)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from fetchers import BACKENDS
+from fetchers import BACKENDS, BlobFetcher
 
+from ..builds import compare_builds, open_store
 from ..imaging.engines import DEFAULT_ENGINE, ENGINES
+from ..inputs.baseline import (
+    DEFAULT_BASE_BRANCH,
+    DEFAULT_LOOKUP_WORKERS,
+    DEFAULT_MAX_ANCESTORS,
+    BaseBuild,
+    NoBaseBuild,
+    find_base_from_git,
+)
 from ..model import MAX_ARTIFACT_ID, CompareOptions, Comparison, InputError, Reason, Resources, check_fraction
 from ..output.artifacts import ArtifactWriter
 from ..output.reports import write_reports
 from ..output.results_store import ResultsNotWritten
 from ..regions import parse_ignore_regions
-from ..builds import compare_builds
 from .common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -50,8 +59,15 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    compare.add_argument("--base", required=True, metavar="B",
-                         help="base build: a manifest JSON file, store:KEY or a folder of images")
+    base = compare.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", metavar="B",
+                      help="base build: a manifest JSON file, store:KEY or a folder of images")
+    base.add_argument("--base-from-git", action="store_true",
+                      help="instead of --base: find the base build in the git history of --repo, as "
+                      "the nearest complete build recorded in --store by 'upload --commit' among the "
+                      "merge-base of HEAD with the base branch and its first-parent ancestors; the "
+                      "selective builds between it and the merge-base are folded onto it, as Sentry "
+                      "folds them")
     compare.add_argument("--head", required=True, metavar="H",
                          help="head build: a manifest JSON file, store:KEY or a folder of images")
     compare.add_argument("--store", metavar="URL",
@@ -60,6 +76,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", required=True, type=Path, metavar="DIR",
                          help="folder for the reports and diff masks (created if needed)")
     add_token_option(compare)
+    _add_base_from_git_options(compare)
     _add_options(compare)
     _add_engine_options(compare)
     _add_sentry_options(compare)
@@ -67,6 +84,19 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     _add_scheduler_options(compare)
     _add_results_options(compare)
     compare.set_defaults(run=_run_compare)
+
+
+def _add_base_from_git_options(parser: argparse.ArgumentParser) -> None:
+    # None: not given, so that they are refused without --base-from-git (see _base).
+    parser.add_argument("--base-branch", metavar="NAME",
+                        help="with --base-from-git: the branch the head is compared against, looked "
+                        f"for as origin/NAME, then NAME (default: {DEFAULT_BASE_BRANCH})")
+    parser.add_argument("--repo", type=Path, metavar="PATH",
+                        help="with --base-from-git: the git checkout whose HEAD is the head build's "
+                        "commit (default: the current folder)")
+    parser.add_argument("--max-ancestors", type=positive, metavar="N",
+                        help="with --base-from-git: look for a complete build among at most N commits, "
+                        f"the merge-base and its first-parent ancestors (default: {DEFAULT_MAX_ANCESTORS})")
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -248,16 +278,62 @@ def _run_compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     store_url, setting = store_from(args)
-    code, _ = run_and_report(args.base, args.head, store_url, args.out, options, resources=resources,
+    token = objectstore_token(args)
+    base = _base(args, store_url, setting, token)
+    code, _ = run_and_report(base, args.head, store_url, args.out, options, resources=resources,
                              store_setting=setting, quiet=args.quiet, approved=args.approved,
-                             scheduler=args.scheduler, store_token=objectstore_token(args),
+                             scheduler=args.scheduler, store_token=token,
                              results_store=args.results_store, known_changes=args.known_changes,
                              fail_on_known_changes=args.fail_on_known_changes)
     return code
 
 
+def _base(
+    args: argparse.Namespace, store_url: str | None, setting: str, token: str | None
+) -> str | BaseBuild | NoBaseBuild:
+    """``--base``, or with ``--base-from-git`` the base build found in ``--repo``'s history."""
+    git_options = {"--base-branch": args.base_branch, "--repo": args.repo, "--max-ancestors": args.max_ancestors}
+    if not args.base_from_git:
+        given = [flag for flag, value in git_options.items() if value is not None]
+        if given:
+            raise InputError(f"{given[0]} goes with --base-from-git, not --base")
+        return str(args.base)
+    if not store_url:
+        raise InputError("--base-from-git reads the builds recorded by commit from a store: pass "
+                         f"--store URL or set {STORE_ENV}")
+    return find_base_build(
+        Path(".") if args.repo is None else args.repo, store_url, setting,
+        base_branch=DEFAULT_BASE_BRANCH if args.base_branch is None else args.base_branch,
+        max_ancestors=DEFAULT_MAX_ANCESTORS if args.max_ancestors is None else args.max_ancestors, token=token,
+    )
+
+
+def find_base_build(
+    repository: Path,
+    store_url: str,
+    store_setting: str,
+    *,
+    base_branch: str = DEFAULT_BASE_BRANCH,
+    max_ancestors: int = DEFAULT_MAX_ANCESTORS,
+    token: str | None = None,
+) -> BaseBuild | NoBaseBuild:
+    """The base build of the commit checked out in ``repository``, from the builds recorded in
+    the store (`find_base_from_git`). When there is none, says so on stderr, with how to record
+    one. Raises `InputError` when the repository or the store cannot be read,
+    `fetchers.StoreUnavailable` when the store cannot be used."""
+    with open_store(store_url, store_setting, max_connections=DEFAULT_LOOKUP_WORKERS, token=token) as store:
+        # open_store's fetchers are BlobFetchers too, as every fetcher_from_url gives
+        found = find_base_from_git(repository, cast(BlobFetcher, store), base_branch, max_ancestors=max_ancestors)
+    if isinstance(found, NoBaseBuild):
+        error(found.message, prefix="snapcompare: ")
+        error(f"to record one, upload a build of {base_branch} by its commit, as CI does on each push to it: "
+              f"snapcompare upload DIR --store URL --commit <commit of {base_branch}> --branch {base_branch}",
+              prefix="snapcompare: ")
+    return found
+
+
 def run_and_report(
-    base: str,
+    base: str | BaseBuild | NoBaseBuild,
     head: str,
     store_url: str | None,
     out_dir: Path,
@@ -269,9 +345,10 @@ def run_and_report(
 ) -> tuple[int, dict[str, Path]]:
     """Compare ``head`` against ``base``, write the reports and print the outcome.
 
-    Returns the exit code and the reports' paths. ``store_setting`` names where ``store_url``
-    came from, for messages; ``compare_settings`` (``approved``, ``scheduler``,
-    ``store_token``, ``known_changes``, ...) go to `compare_builds`. Raises `InputError` when an
+    ``base`` is a build as ``--base`` gives it, or the base build found in git history (see
+    `find_base_build`). Returns the exit code and the reports' paths. ``store_setting`` names
+    where ``store_url`` came from, for messages; ``compare_settings`` (``approved``,
+    ``scheduler``, ``store_token``, ``known_changes``, ...) go to `compare_builds`. Raises `InputError` when an
     input or the store cannot be opened, `StoreUnavailable` when the store cannot be used.
     """
     started = time.monotonic()

@@ -57,6 +57,7 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         "  " + "  ".join(f"{status.value} {summary[status]}" for status in Status)
         + f"  total {summary['total']}",
     ]
+    lines += _base_build_lines(comparison)
     resized = [r for r in comparison.images.values() if r.canvas_changed]
     if resized:
         unchanged = sum(1 for r in resized if r.status is Status.UNCHANGED)
@@ -91,6 +92,21 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
         lines += ["", "Reports:"]
         lines += [f"  {shown(str(path))}" for path in reports.values()]
     out.write("\n".join([*lines, ""]) + "\n")
+
+
+def _base_build_lines(comparison: Comparison) -> list[str]:
+    """How the base build was chosen from git history, with the commits of its selective builds."""
+    base = comparison.base_build
+    if base is None:
+        return []
+    chosen = shown(str(base["chosen_by"]))
+    lines = ["", chosen[:1].upper() + chosen[1:]]
+    for title, key in (("selective builds folded onto it, nearest the merge-base first", "selective_layers"),
+                       ("selective builds found", "selective_builds")):
+        commits = base.get(key)
+        if isinstance(commits, list) and commits:
+            lines.append(f"  {title}: " + ", ".join(map(str, commits)))
+    return lines
 
 
 def _approval_lines(comparison: Comparison) -> list[str]:

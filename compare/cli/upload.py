@@ -5,16 +5,18 @@ Every image under DIR is hashed (`manifest_from_folder`); each unique blob is up
 checksum the store keeps, see `fetchers.BatchUploader`; a blob holding other bytes is
 rewritten), concurrently through `fetchers.BatchUploader` within ``--max-memory``. Once every
 blob is in the store, the build's manifest (Sentry's format) is written to ``-o FILE``
-(atomically) and/or to the store under ``--manifest-key KEY``; when some blob is not, no
-manifest is written, and the summary says so. Exit codes: 0 uploaded, 2 some blob (or the
-manifest) could not be written, 3 bad input or a store that cannot be used.
+(atomically) and/or to the store under ``--manifest-key KEY``; with ``--commit SHA`` it is
+recorded as that commit's build (`compare.inputs.baseline.record_build`: the manifest under
+``--manifest-key`` or ``builds/<SHA>/manifest.json``, then the record ``builds/<SHA>/build.json``
+that ``compare --base-from-git`` reads). When some blob is not in the store, no manifest is
+written, and the summary says so. Exit codes: 0 uploaded, 2 some blob (or the manifest or the
+record) could not be written, 3 bad input or a store that cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import json
 import mimetypes
 import os
 import sys
@@ -22,15 +24,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
-from fetchers import BatchUploader, BlobWriter, StoreError, UploadStats
+from fetchers import BatchUploader, BlobWriter, StoreError, StoreUnavailable, UploadStats, WriteError
 from fetchers.keys import check_key
 
-from ..engine.local import Progress
-from ..inputs.manifest import Manifest, ManifestError, dump_manifest, manifest_from_folder, with_ignore_patterns
-from ..model import DEFAULT_FETCH_WORKERS, DEFAULT_MAX_MEMORY, InputError
 from ..builds import describe_os_error, open_store
+from ..engine.local import Progress
+from ..inputs.baseline import BuildRecord, check_branch, check_commit, manifest_json, record_build, record_key
+from ..inputs.manifest import Manifest, ManifestError, manifest_from_folder, with_ignore_patterns
+from ..model import DEFAULT_FETCH_WORKERS, DEFAULT_MAX_MEMORY, InputError
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_ERRORED,
@@ -55,10 +59,11 @@ MANIFEST_CONTENT_TYPE = "application/json"
 
 UPLOAD_HELP = f"""\
 exit codes:
-  {EXIT_SAME}    every blob is in the store and the manifest written where -o and
-       --manifest-key say (with neither, the blobs are uploaded and no manifest written)
-  {EXIT_ERRORED}    some blobs (then no manifest is written) or the manifest could not be
-       written, or files under DIR were left out of the manifest (named on stderr)
+  {EXIT_SAME}    every blob is in the store and the manifest written where -o, --manifest-key
+       and --commit say (with none of them, the blobs are uploaded and no manifest written)
+  {EXIT_ERRORED}    some blobs (then no manifest is written and no build recorded), the manifest
+       or the build's record could not be written, or files under DIR were left out of the
+       manifest (named on stderr)
   {EXIT_BAD_INPUT}    bad input or configuration, or a store that cannot be used (no manifest written)
 """
 
@@ -78,6 +83,17 @@ def add_upload_command(commands: argparse._SubParsersAction) -> None:
     upload.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the manifest to FILE")
     upload.add_argument("--manifest-key", metavar="KEY",
                         help="also store the manifest in the store under KEY (application/json)")
+    upload.add_argument("--commit", metavar="SHA",
+                        help="record the upload as the build of commit SHA (its full id), for "
+                        "'compare --base-from-git': the manifest goes under builds/SHA/manifest.json "
+                        "(or --manifest-key), then its record under builds/SHA/build.json; "
+                        "uploading a commit again replaces its build")
+    upload.add_argument("--branch", metavar="NAME",
+                        help="with --commit: the branch the commit was built on, kept in the record")
+    upload.add_argument("--selective", action="store_true",
+                        help="with --commit: DIR holds only some of the build's images (a selective "
+                        "build, as in Sentry); 'compare --base-from-git' folds it onto the nearest "
+                        "complete build before it, which gives the others")
     add_token_option(upload)
     add_follow_symlinks_option(upload, "they are left out")
     add_ignore_in_option(upload, MANIFEST_IGNORE_IN_HELP)
@@ -104,6 +120,12 @@ def run_upload(args: argparse.Namespace) -> int:
             check_key(args.manifest_key)
         except StoreError as exc:
             raise InputError(f"--manifest-key: {exc.message}") from None
+    if args.commit is not None:
+        check_commit(args.commit, "--commit")
+        if args.branch is not None:
+            check_branch(args.branch, "--branch")
+    elif args.branch is not None or args.selective:
+        raise InputError("--branch and --selective describe the build of a commit: pass --commit SHA")
     try:
         manifest, paths = manifest_from_folder(args.folder, follow_symlinks=args.follow_symlinks)
     except OSError as exc:
@@ -111,22 +133,32 @@ def run_upload(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         raise InputError(str(exc)) from None
     note_left_out(manifest.unreadable)
-    manifest = with_ignore_patterns(manifest, args.ignore_in)
-    manifest_json = (json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n").encode()
+    manifest = replace(with_ignore_patterns(manifest, args.ignore_in), selective=args.selective)
+    data = manifest_json(manifest)
     token = objectstore_token(args)
     started = time.monotonic()
-    with _staged_output(args.output, manifest_json) as publish_output:
+    record = None
+    with _staged_output(args.output, data) as publish_output:
         store = open_store(store_url, setting, max_connections=args.workers, token=token)
-        with closing(store), BatchUploader(_writer(store, setting), max_workers=args.workers,
-                                           max_bytes=args.max_memory) as uploader:
-            stats, failed = _upload_blobs(uploader, manifest, paths, quiet=args.quiet,
-                                          verify_existing=args.verify_existing)
-            blobs_failed = len(failed)
-            if args.manifest_key is not None and not failed:
-                result = uploader.upload_all(
-                    {args.manifest_key: manifest_json}, content_type=MANIFEST_CONTENT_TYPE, skip_existing=False
-                )
-                failed.update(result.errors)
+        with closing(store):
+            writer = _writer(store, setting)
+            with BatchUploader(writer, max_workers=args.workers, max_bytes=args.max_memory) as uploader:
+                stats, failed = _upload_blobs(uploader, manifest, paths, quiet=args.quiet,
+                                              verify_existing=args.verify_existing)
+                blobs_failed = len(failed)
+                if args.commit is not None and not failed:
+                    try:
+                        record = record_build(writer, args.commit, manifest, branch=args.branch,
+                                              manifest_key=args.manifest_key)
+                    except StoreUnavailable:
+                        raise
+                    except WriteError as exc:
+                        failed[exc.key] = exc
+                elif args.manifest_key is not None and not failed:
+                    result = uploader.upload_all(
+                        {args.manifest_key: data}, content_type=MANIFEST_CONTENT_TYPE, skip_existing=False
+                    )
+                    failed.update(result.errors)
         if not blobs_failed:  # the manifest names only blobs the store holds
             publish_output()
     for failure in list(failed.values())[:LISTED]:
@@ -134,7 +166,7 @@ def run_upload(args: argparse.Namespace) -> int:
     # A file left out of the manifest would be "removed" in the next comparison: say so.
     code = EXIT_ERRORED if failed or manifest.unreadable else EXIT_SAME
     print(_outcome_line(args, stats, failed, blobs_failed, len(manifest.unreadable), time.monotonic() - started,
-                        code), flush=True)
+                        code, record), flush=True)
     return code
 
 
@@ -221,6 +253,7 @@ def _outcome_line(
     left_out: int,
     elapsed: float,
     code: int,
+    record: BuildRecord | None,
 ) -> str:
     uploaded = f"uploaded {stats.written} blobs ({stats.bytes_written:,} bytes)"
     if stats.repaired:
@@ -233,12 +266,20 @@ def _outcome_line(
         parts.append(f"{len(failed)} failed")
     if left_out:
         parts.append(f"left out of the manifest: {left_out} files")
-    if blobs_failed and (args.output is not None or args.manifest_key is not None):
-        parts.append(f"manifest not written: {blobs_failed} of its blobs are not in the store")
+    if blobs_failed and (args.output is not None or args.manifest_key is not None or args.commit is not None):
+        recorded = f" and the build of commit {args.commit} not recorded" if args.commit is not None else ""
+        parts.append(f"manifest not written{recorded}: {blobs_failed} of its blobs are not in the store")
     else:
         written_to = [str(args.output)] if args.output is not None else []
-        if args.manifest_key is not None and not failed:
-            written_to.append(f"store key {args.manifest_key}")
+        manifest_key = args.manifest_key if record is None else record.manifest_key
+        if manifest_key is not None and not failed:
+            written_to.append(f"store key {manifest_key}")
         if written_to:
             parts.append("manifest: " + ", ".join(written_to))
+        if record is not None:
+            kind = "selective" if record.selective else "complete"
+            branch = f" on {record.branch}" if record.branch is not None else ""
+            parts.append(f"recorded the {kind} build of commit {record.commit}{branch}: {record_key(record.commit)}")
+        elif args.commit is not None:
+            parts.append(f"the build of commit {args.commit} not recorded")
     return f"snapcompare: {'; '.join(parts)} in {elapsed:.1f}s (exit {code})"

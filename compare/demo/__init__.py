@@ -5,6 +5,10 @@
 - ``store/<sha256 hex>``: every screenshot's bytes, keyed by content hash as a build uploads them;
 - ``base.json`` and ``head.json``: the two builds' manifests in Sentry's format.
 
+`record_demo_history` then makes a small git repository (``repo/``), records builds at commits
+of its main branch in the store (``store/builds/<commit>/``), and writes ``feature.json``, the
+build of a branch whose base is found in that history.
+
 Between base and head there is one of everything a comparison reports: text changes, a
 rename (same bytes, new name), additions, removals, a screen that grew taller, a corrupt
 upload (a truncated PNG), untouched screens, a screen re-encoded with another PNG compression
@@ -18,14 +22,22 @@ import dataclasses
 import functools
 import hashlib
 import io
+import itertools
+import os
 import random
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..inputs.manifest import ImageEntry, Manifest, write_manifest
+from fetchers import LocalFetcher
+
+from ..inputs.baseline import DEFAULT_BASE_BRANCH, record_build
+from ..inputs.baseline.git import run_git
+from ..inputs.manifest import ImageEntry, Manifest, load_manifest, write_manifest
 from ..model import Status
 
 WIDTH, HEIGHT = 390, 844
@@ -344,3 +356,83 @@ def generate_demo(root: str | Path, *, seed: int = SEED) -> DemoBuilds:
         "settings/legacy_sync.png": Status.REMOVED,
     }
     return DemoBuilds(root, store, base_manifest, head_manifest, expected, notes)
+
+
+@dataclass(frozen=True)
+class DemoHistory:
+    """The demo's git repository and the builds `record_demo_history` recorded at its commits.
+
+    Main: ``base_commit`` (a complete build: the demo's base), ``layer_commit`` (a selective
+    build: only ``settings/main.png``, re-rendered), then a commit without a build. The branch
+    checked out, ``feature``, starts at ``layer_commit``; ``head_manifest`` is its build.
+    Its base, found in this history, is the base build with the selective one folded onto it;
+    ``expected`` maps every image of that comparison to its status, ``notes`` says what differs.
+    """
+
+    repository: Path
+    base_commit: str
+    layer_commit: str
+    head_manifest: Path
+    expected: Mapping[str, Status]
+    notes: Mapping[str, str]
+
+
+_FEATURE = "feature"
+_COMMITTED = datetime(2024, 6, 11, 9, 41, tzinfo=UTC)
+_GIT_ENVIRONMENT = {"GIT_AUTHOR_NAME": "snapcompare demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
+                    "GIT_COMMITTER_NAME": "snapcompare demo", "GIT_COMMITTER_EMAIL": "demo@example.com",
+                    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+"""Git as the demo runs it: a fixed identity, and no configuration of the machine's or the user's."""
+
+
+def record_demo_history(builds: DemoBuilds) -> DemoHistory:
+    """Make the demo's git repository under ``builds.root / "repo"`` (anew: an earlier run's is
+    removed), record the demo's base build and a selective build at commits of its main branch
+    in the demo store, and write the build of its feature branch to ``feature.json``.
+
+    Commits have fixed authors and dates, so their ids are the same every run. Raises
+    `compare.inputs.baseline.GitError` when git is missing or fails, OSError when a file
+    cannot be written.
+    """
+    repository = builds.root / "repo"
+    if repository.exists():
+        shutil.rmtree(repository)
+    repository.mkdir()
+    git = functools.partial(run_git, repository, environment=_GIT_ENVIRONMENT)
+    minutes = itertools.count()
+
+    def commit(message: str) -> tuple[str, datetime]:
+        when = _COMMITTED + timedelta(minutes=next(minutes))
+        git("-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", message,
+            environment={**_GIT_ENVIRONMENT, "GIT_AUTHOR_DATE": when.isoformat(),
+                         "GIT_COMMITTER_DATE": when.isoformat()})
+        return git("rev-parse", "HEAD").strip(), when
+
+    git("init", "-q")
+    git("symbolic-ref", "HEAD", f"refs/heads/{DEFAULT_BASE_BRANCH}")
+    (base_commit, base_time), (layer_commit, layer_time) = commit("Screens"), commit("Settings: dark appearance")
+    git("checkout", "-q", "-b", _FEATURE)
+    commit("Shop: new price and a checkout screen")
+    git("checkout", "-q", DEFAULT_BASE_BRANCH)
+    commit("Docs")
+    git("checkout", "-q", _FEATURE)
+
+    base, head = load_manifest(builds.base_manifest), load_manifest(builds.head_manifest)
+    layer = Manifest(images={"settings/main.png": head.images["settings/main.png"]}, selective=True)
+    feature = dict(base.images) | {name: head.images[name] for name in
+                                   ("settings/main.png", "shop/product.png", "shop/checkout.png")}
+    head_manifest = builds.root / "feature.json"
+    write_manifest(Manifest(images=dict(sorted(feature.items()))), head_manifest)
+    with LocalFetcher(builds.store) as store:
+        record_build(store, base_commit, base, branch=DEFAULT_BASE_BRANCH, uploaded_at=base_time)
+        record_build(store, layer_commit, layer, branch=DEFAULT_BASE_BRANCH, uploaded_at=layer_time)
+
+    notes = {
+        "shop/product.png": "price and button label changed",
+        "shop/checkout.png": "new screen",
+        "settings/main.png": "as main's selective build re-rendered it: unchanged against the base, "
+                             "which has that build folded in",
+    }
+    expected = {name: Status.UNCHANGED for name in feature} | {
+        "shop/product.png": Status.CHANGED, "shop/checkout.png": Status.ADDED}
+    return DemoHistory(repository, base_commit, layer_commit, head_manifest, expected, notes)

@@ -1,5 +1,5 @@
-"""Where the two sides of a comparison come from: a manifest file, a manifest in the store, or a
-folder of images.
+"""Where the two sides of a comparison come from: a manifest file, a manifest in the store, a
+folder of images, or a manifest already read (such as the base build found in git history).
 
 A spec starting with ``store:`` names a key in the blob store (``store:1/2/42/manifest.json``),
 read with the store's ``fetch``; any other spec is a local path (write ``./store:x`` for a
@@ -70,19 +70,23 @@ class Side:
 
 
 def open_side(
-    spec: str | os.PathLike[str],
+    spec: str | os.PathLike[str] | Manifest,
     *,
     role: str,
     store: BlobFetcher | None = None,
     require_sizes: bool = True,
     follow_symlinks: bool = False,
 ) -> Side:
-    """Open ``spec`` (a manifest JSON file, ``store:KEY`` or a folder of images) as the ``role`` side.
+    """Open ``spec`` (a manifest JSON file, ``store:KEY``, a folder of images, or a `Manifest`
+    already read, whose blobs are in the store) as the ``role`` side.
 
     ``require_sizes`` and ``follow_symlinks`` are passed on to the manifest parser and the
-    folder reader. Raises ValueError naming the input when it is none of these or cannot be
-    read (`ManifestError` when it is malformed), OSError when a local file fails.
+    folder reader; a `Manifest` is taken as it is. Raises ValueError naming the input when it
+    is none of these or cannot be read (`ManifestError` when it is malformed), OSError when a
+    local file fails.
     """
+    if isinstance(spec, Manifest):
+        return Side(spec, None, spec.source)
     text = os.fspath(spec)
     path = Path(spec)
     if not text.startswith(STORE_PREFIX) and path.is_dir():

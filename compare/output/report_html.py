@@ -1,12 +1,13 @@
 """``report.html``: one page for people, readable offline and without a server.
 
 The page is a shell rendered by Jinja2 with autoescaping (``templates/report.html.j2``: the
-header, the summary, the approval banner, one empty section per status, the settings) and ONE
-embedded JSON block with every image's data; the inline script (``templates/report.js``, with
-``templates/report.css``) builds the cards and rows from it. It never builds them all: each
-section shows pages of at most 50 cards or 500 rows (a card of a shared change counts one) and
-draws a page's entries a few at a time, as the reviewer scrolls towards them, so a report of
-10,000 changed images opens on its first screen about as fast as one of ten. The script reads the JSON (its ``<``, ``>`` and ``&``
+header, the summary, the base build and approval banners, one empty section per status, the
+settings) and ONE embedded JSON block with every image's data; the inline script
+(``templates/report.js``, with ``templates/report.css``) builds the cards and rows from it.
+It never builds them all: each section shows pages of at most 50 cards or 500 rows (a card
+of a shared change counts one) and draws a page's entries a few at a time, as the reviewer
+scrolls towards them, so a report of 10,000 changed images opens on its first screen about as
+fast as one of ten. The script reads the JSON (its ``<``, ``>`` and ``&``
 ``\\u``-escaped) and only ever writes text with ``textContent`` and attributes through the DOM,
 never markup; without the script the page shows its header and summary and says so.
 
@@ -41,6 +42,11 @@ The header and the footer name the engine that compared the pixels and its versi
 Names are shown with control, bidirectional and other invisible characters written as escapes
 (``\\u202e``) and in isolated runs, so no name can reorder the text around it; the JSON carries
 such a name as its runs (`shown_text`), the search the name itself.
+
+With ``--base-from-git``, a banner at the top says how the base build was chosen from the
+head's git history (`Comparison.base_build`): its commit, the merge-base and how far back from
+it, the selective builds folded onto it and what the base would have been without the walk; or
+that there was none, and every head image is added.
 
 With ``--approved``, a banner at the top says what the approval did: carried over from where,
 covering which images' changes, or given but not matching, with the images whose change it does
@@ -255,6 +261,18 @@ class _MismatchBanner:
 
 
 @dataclass(frozen=True)
+class _BaseBuildBanner:
+    """The base build's commit (None: no base build was found), how it was chosen from git
+    history in words, and the commits of the selective builds folded onto it (or found with
+    nothing to fold them onto), under ``title``."""
+
+    commit: str | None
+    chosen_by: str
+    layers: list[str]
+    title: str
+
+
+@dataclass(frozen=True)
 class _Entry:
     """One card or row of a section: an image, or the images of one shared change (the
     representative first, then the others by name)."""
@@ -349,6 +367,7 @@ def iter_html(comparison: Comparison, out_dir: Path) -> Iterator[str]:
         verdict=_verdict(comparison),
         approval=_approval_banner(comparison, page.anchors),
         mismatch=_mismatch_banner(comparison, page.anchors),
+        base_build=_base_build_banner(comparison),
         base_source=shown_text(comparison.base_source or "?"),
         head_source=shown_text(comparison.head_source or "?"),
         total=summary["total"],
@@ -593,6 +612,18 @@ def _mismatch_banner(comparison: Comparison, anchors: dict[str, str]) -> _Mismat
         return None
     return _MismatchBanner(shown_text(mismatch.source), _listed(mismatch.unapproved, anchors),
                            _listed(mismatch.not_present, anchors))
+
+
+def _base_build_banner(comparison: Comparison) -> _BaseBuildBanner | None:
+    base = comparison.base_build
+    if base is None:
+        return None
+    commit = base.get("commit")
+    layers = base.get("selective_builds" if commit is None else "selective_layers")
+    title = ("Selective builds found, with no complete build beneath to fold onto" if commit is None
+             else "Selective builds folded onto it, nearest the merge-base first")
+    commits = [str(layer) for layer in layers] if isinstance(layers, list) else []
+    return _BaseBuildBanner(None if commit is None else str(commit), str(base["chosen_by"]), commits, title)
 
 
 def _listed(names: Iterable[str], anchors: dict[str, str]) -> _Listed:

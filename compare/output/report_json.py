@@ -18,7 +18,7 @@ after sizes differ); and at the top level ``options`` (with
 ``engine``, ``engine_options``, ``window_size``, ``window_min``, ``ignore_regions`` and
 ``ignore_patterns``, ``[{"glob", "regions"}]`` from ``--ignore-in``), ``algorithm_version`` (the chosen
 engine's version), ``base_source``, ``head_source``, ``stats``, ``approval``,
-``approval_mismatch``, ``change_groups`` and ``known_changes``. ``change_groups`` lists the
+``approval_mismatch``, ``change_groups``, ``known_changes`` and ``base_build``. ``change_groups`` lists the
 changes two or more changed images share, largest first: ``{"id", "level", "images",
 "representative"}`` (``level`` ``identical`` or ``similar``; ``id`` is the images'
 ``change_group`` or ``similar_change``). ``known_changes`` is ``{"source", "images",
@@ -26,9 +26,20 @@ changes two or more changed images share, largest first: ``{"id", "level", "imag
 change is a known one, and whether they count in the exit code), else ``null``. With
 ``--approved``: ``approval`` is ``{"carried_over_from", "fingerprint", "images"}`` when the
 approved comparison carries over (where it came from, the digest of the fingerprints both
-share, and the names of the images whose changes it covers), else ``null``; ``approval_mismatch`` is ``{"source", "unapproved", "not_present"}`` when it
-was given but does not carry over (where it came from, the names of the images whose change
-here it does not hold, and of those whose approved change is not here), else ``null``.
+share, and the names of the images whose changes it covers), else ``null``;
+``approval_mismatch`` is ``{"source", "unapproved", "not_present"}`` when it was given but does
+not carry over (where it came from, the names of the images whose change here it does not
+hold, and of those whose approved change is not here), else ``null``.
+``base_build`` says how the base was chosen from the head's git history (``--base-from-git``):
+``{"commit", "merge_base", "ancestors_walked", "selective_layers", "manifest_key",
+"uploaded_at", "chosen_by", "without_walk"}`` (the base build's commit, the merge-base of the
+head with the base branch, how many first-parent commits back from it the base is, the commits
+of the selective builds folded onto it, nearest the merge-base first, where its manifest is
+and when it was uploaded, all that in words, and ``{"commit", "selective"}`` of the
+merge-base's own build, what the base would have been without the walk, or ``null`` when it
+has none); when no base build was found, ``commit`` is ``null``, ``selective_builds`` lists
+the selective builds found with nothing to fold them onto and every head image is ``added``;
+``null`` when the base was given.
 Sentry's model ignores these fields. Every image has every field, ``null`` when it does not
 apply. Images and name lists are in name order, so equal comparisons give equal bytes.
 """
@@ -82,6 +93,7 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
             "images": sorted(known.images),
             "counted": known.counted,
         },
+        "base_build": None if comparison.base_build is None else dict(comparison.base_build),
     }
 
 

@@ -18,6 +18,8 @@ from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
 from compare.regions import IgnorePattern, IgnoreRegion
 
+pytestmark = pytest.mark.unit
+
 
 def h(label: str) -> str:
     return hashlib.sha256(label.encode()).hexdigest()

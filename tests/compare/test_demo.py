@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compare.model import Status
 from compare.classify import categorize
 from compare.cli import EXIT_ERRORED, main
-from compare.demo import HEIGHT, TALL_HEIGHT, WIDTH, generate_demo
+from compare.demo import HEIGHT, TALL_HEIGHT, WIDTH, generate_demo, record_demo_history
+from compare.inputs.baseline import default_manifest_key, record_key
 from compare.inputs.manifest import load_manifest
+from compare.model import Status
+
+pytestmark = pytest.mark.integration
 
 SCRIPT = Path(sys.executable).with_name("snapcompare")
 
@@ -104,6 +107,42 @@ def test_demo_command_compares_the_builds(builds, tmp_path, capsys):
     assert {Status(s) for s in builds.expected.values()} == set(Status) - {Status.SKIPPED}
 
 
+def test_demo_compares_a_feature_branch_against_the_base_found_in_its_git_history(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out)])
+    stdout = capsys.readouterr().out
+    history = record_demo_history(generate_demo(tmp_path / "again"))  # the same commits, made again
+
+    assert code == EXIT_ERRORED
+    comparison = json.loads((out / "report-from-git" / "comparison.json").read_text())
+    assert {name: image["status"] for name, image in comparison["images"].items()} == history.expected
+    base = comparison["base_build"]
+    assert (base["commit"], base["ancestors_walked"], base["selective_layers"]) == (
+        history.base_commit, 1, [history.layer_commit])
+    assert base["merge_base"] == history.layer_commit
+    assert base["without_walk"] == {"commit": history.layer_commit, "selective": True}
+    for commit in (history.base_commit, history.layer_commit):
+        assert (out / "store" / record_key(commit)).is_file()
+        assert (out / "store" / default_manifest_key(commit)).is_file()
+    assert f"\nBase build: commit {history.base_commit}, the nearest complete build, 1 first-parent commit" in stdout
+    for name, note in history.notes.items():
+        assert f"  {name}: {note}\n" in stdout
+    assert "snapcompare: differences found: 1 changed, 1 added; report: " in stdout
+    assert f"Open {(out / 'report-from-git' / 'report.html').resolve().as_uri()} in a browser." in stdout
+
+
+def test_demo_without_git_leaves_the_second_comparison_out_and_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--quiet"])
+    captured = capsys.readouterr()
+
+    assert code == EXIT_ERRORED
+    assert "git is not installed (no git on PATH): the comparison whose base is found in git history is left " \
+           "out" in captured.err
+    assert captured.out.count("snapcompare: differences found") == 1
+    assert not (tmp_path / "demo" / "report-from-git").exists()
+
+
 def test_demo_runs_with_no_arguments_from_the_installed_script(tmp_path):
     result = subprocess.run([SCRIPT, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
@@ -114,5 +153,11 @@ def test_demo_runs_with_no_arguments_from_the_installed_script(tmp_path):
         "snapcompare: differences found: 4 changed, 2 added, 2 removed, 1 renamed; 1 errored; "
         f"report: {Path('snapcompare-demo/report/report.html')} (exit {EXIT_ERRORED})"
     ) in result.stdout.splitlines()
-    assert result.stdout.rstrip().endswith(f"Open {report.as_uri()} in a browser.")
+    assert f"Open {report.as_uri()} in a browser." in result.stdout.splitlines()
+    assert (
+        "snapcompare: differences found: 1 changed, 1 added; "
+        f"report: {Path('snapcompare-demo/report-from-git/report.html')} (exit 1)"
+    ) in result.stdout.splitlines()
+    from_git = tmp_path / "snapcompare-demo" / "report-from-git" / "report.html"
+    assert result.stdout.rstrip().endswith(f"Open {from_git.as_uri()} in a browser.")
     assert "Traceback" not in result.stderr

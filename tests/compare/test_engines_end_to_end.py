@@ -29,6 +29,8 @@ from compare.inputs.manifest import load_manifest
 from compare.output.results_json import chunk_result_from_json, chunk_result_to_json, plan_from_json, plan_to_json
 from conformance import CASES
 
+pytestmark = pytest.mark.unit
+
 W, H = 60, 40
 BLOCK_A = (5, 5, 9, 9)  # x1, y1, x2, y2, corners included: 25 pixels
 BLOCK_B = (40, 20, 44, 24)

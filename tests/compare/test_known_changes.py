@@ -18,6 +18,8 @@ from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_SAME, main
 from compare.model import Status
 from tests.sentry_models import ComparisonManifest
 
+pytestmark = pytest.mark.unit
+
 
 def shot(spinner: tuple[int, int, int] | None = None, block: bool = False) -> bytes:
     """A white 60x40 screen; a spinner (a ring) drawn in ``spinner``'s colour, a grey block."""

@@ -23,6 +23,8 @@ from testing.files import make_fifo, make_too_long_paths, make_zero_device
 from tests.compare.cli.test_cli import png, read_comparison, run, sha, statuses, write_folder
 from tests.compare.output.test_outputs_safety import snapshot
 
+pytestmark = pytest.mark.integration
+
 EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\nshowpage\n%%EOF\n"
 
 

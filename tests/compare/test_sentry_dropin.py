@@ -32,6 +32,8 @@ from compare.model import ImageResult, Status
 from compare.output.sentry_keys import mask_image_id, path_stem
 from tests.sentry_models import ComparisonManifest, SnapshotManifestWithRegex
 
+pytestmark = pytest.mark.unit
+
 RED = (200, 30, 30, 255)
 
 

@@ -17,6 +17,8 @@ from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_SAM
 from compare.model import ApprovalMismatch, CompareOptions, InputError, Resources
 from compare.output.reports import write_reports
 
+pytestmark = pytest.mark.unit
+
 
 def png(colour: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> bytes:
     out = io.BytesIO()

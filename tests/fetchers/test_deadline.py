@@ -18,6 +18,9 @@ from fetchers.backends.gcs import GCSFetcher
 from testing.gcs import STORAGE_EMULATOR_HOST
 from testing.proxy import LatencyProxy
 
+
+pytestmark = pytest.mark.integration
+
 DATA = os.urandom(20_000)
 KEY = hashlib.sha256(DATA).hexdigest()
 

@@ -7,6 +7,9 @@ import pytest
 from fetchers import LocalFetcher, fetcher_from_url
 
 
+pytestmark = pytest.mark.integration
+
+
 def test_plain_path_and_file_url_give_a_local_store(tmp_path):
     (tmp_path / "k").write_bytes(b"v")
     for url in (str(tmp_path), f"file://{tmp_path}", f"file://localhost{tmp_path}"):

@@ -13,6 +13,9 @@ from fetchers import FetchError, IntegrityError, RetryBudget, RetryPolicy
 from fetchers.http import is_retryable_status, parse_retry_after
 
 
+pytestmark = pytest.mark.unit
+
+
 def retryable(retry_after=None):
     return FetchError("k", "x", retryable=True, retry_after=retry_after)
 

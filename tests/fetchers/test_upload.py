@@ -20,6 +20,9 @@ from fetchers import (
     WriteError,
 )
 
+
+pytestmark = pytest.mark.unit
+
 FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
 
 

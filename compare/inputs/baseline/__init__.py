@@ -3,6 +3,7 @@ history of a checkout (`git`), and the base chosen from it and completed by Sent
 (`find`)."""
 
 from .find import (
+    DEFAULT_BASE_BRANCH,
     DEFAULT_MAX_ANCESTORS,
     BaseBuild,
     NoBaseBuild,
@@ -24,6 +25,7 @@ from .records import (
     DEFAULT_LOOKUP_WORKERS,
     BaselineError,
     BuildRecord,
+    check_branch,
     check_commit,
     default_manifest_key,
     is_complete,
@@ -35,6 +37,7 @@ from .records import (
 )
 
 __all__ = [
+    "DEFAULT_BASE_BRANCH",
     "DEFAULT_LOOKUP_WORKERS",
     "DEFAULT_MAX_ANCESTORS",
     "BaseBuild",
@@ -44,6 +47,7 @@ __all__ = [
     "GitError",
     "MergeBase",
     "NoBaseBuild",
+    "check_branch",
     "check_commit",
     "default_manifest_key",
     "find_base",

@@ -32,6 +32,7 @@ from typing import Any
 
 from fetchers import BlobFetcher
 
+from ...model import parameter
 from ..manifest import Manifest
 from .git import git_ancestry
 from .records import (
@@ -47,6 +48,9 @@ from .records import (
 DEFAULT_MAX_ANCESTORS = 100
 """Commits looked at for a base build, the merge-base included, unless told otherwise: their
 records are read in one concurrent batch of that many small requests."""
+
+DEFAULT_BASE_BRANCH = "main"
+"""The branch a head is compared against unless told otherwise."""
 
 
 def fold_layer(layer: Manifest, below: Manifest) -> Manifest:
@@ -90,7 +94,8 @@ class BaseBuild:
     def message(self) -> str:
         """How the base was chosen, in one line."""
         if self.ancestors_walked:
-            where = (f"the nearest complete build, {self.ancestors_walked} first-parent commits back from the "
+            commits = "commit" if self.ancestors_walked == 1 else "commits"
+            where = (f"the nearest complete build, {self.ancestors_walked} first-parent {commits} back from the "
                      f"merge-base {self.merge_base}")
         else:
             where = "the merge-base's complete build"
@@ -159,7 +164,7 @@ def find_base(
     manifest cannot be read; `fetchers.StoreUnavailable` when the store cannot be used.
     """
     if max_ancestors < 1:
-        raise ValueError(f"max_ancestors must be at least 1, got {max_ancestors}")
+        raise ValueError(f"{parameter('max_ancestors')} must be at least 1, got {max_ancestors}")
     commits = list(dict.fromkeys(check_commit(commit) for commit in ancestors))[:max_ancestors]
     if not commits:
         raise BaselineError("no ancestors given: the list must start with the merge-base")
@@ -189,7 +194,7 @@ def find_base(
 def find_base_from_git(
     repository: str | os.PathLike[str],
     store: BlobFetcher,
-    base_branch: str = "main",
+    base_branch: str = DEFAULT_BASE_BRANCH,
     *,
     head: str = "HEAD",
     max_ancestors: int = DEFAULT_MAX_ANCESTORS,

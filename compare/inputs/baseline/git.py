@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ...model import parameter
 from .records import BaselineError
 
 GIT_TIMEOUT = 60.0
@@ -91,7 +93,7 @@ def merge_base(
     ancestor (in a shallow clone, saying so and the fetch depth that would help).
     """
     if not base_branch:
-        raise GitError(repository, "the base branch name is empty")
+        raise GitError(repository, f"{parameter('base_branch')} is empty: expected a branch name")
     head_commit = resolve(repository, head)
     if head_commit is None:
         raise GitError(repository, f"{head!r} names no commit")
@@ -119,12 +121,12 @@ def first_parent_ancestors(repository: str | os.PathLike[str], commit: str, limi
     resolved = resolve(repository, commit)
     if resolved is None:
         raise GitError(repository, f"{commit!r} names no commit")
-    return _git(repository, "rev-list", "--first-parent", f"--max-count={limit}", resolved, "--").split()
+    return run_git(repository, "rev-list", "--first-parent", f"--max-count={limit}", resolved, "--").split()
 
 
 def is_shallow(repository: str | os.PathLike[str]) -> bool:
     """Whether ``repository`` is a shallow clone (some of its history is not fetched)."""
-    return _git(repository, "rev-parse", "--is-shallow-repository").strip() == "true"
+    return run_git(repository, "rev-parse", "--is-shallow-repository").strip() == "true"
 
 
 def resolve(repository: str | os.PathLike[str], revision: str) -> str | None:
@@ -139,22 +141,29 @@ def resolve(repository: str | os.PathLike[str], revision: str) -> str | None:
 
 def _count(repository: str | os.PathLike[str], ancestor: str, tip: str) -> int:
     """How many commits ``tip`` has that ``ancestor`` has not."""
-    return int(_git(repository, "rev-list", "--count", f"^{ancestor}", tip, "--"))
+    return int(run_git(repository, "rev-list", "--count", f"^{ancestor}", tip, "--"))
 
 
-def _git(repository: str | os.PathLike[str], *arguments: str) -> str:
-    done = _run(repository, *arguments)
+def run_git(
+    repository: str | os.PathLike[str], *arguments: str, environment: Mapping[str, str] | None = None
+) -> str:
+    """The output of ``git -C <repository> <arguments>``, run as this module runs git, with
+    ``environment`` added to its environment. Raises `GitError` when it fails."""
+    done = _run(repository, *arguments, environment=environment)
     if done.returncode != 0:
         raise _failed(repository, arguments[0], done)
     return done.stdout
 
 
-def _run(repository: str | os.PathLike[str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
-    environment.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+def _run(
+    repository: str | os.PathLike[str], *arguments: str, environment: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    variables = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    variables.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    variables.update(environment or {})
     try:
         return subprocess.run(["git", "-C", os.fspath(repository), *arguments], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, errors="replace", env=environment,
+                              capture_output=True, text=True, errors="replace", env=variables,
                               timeout=GIT_TIMEOUT, check=False)
     except FileNotFoundError:
         raise GitError(repository, "git is not installed (no git on PATH)") from None

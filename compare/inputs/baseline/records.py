@@ -34,7 +34,7 @@ from fetchers import (
 from fetchers.keys import check_key
 from fetchers.protocol import connection_limit, describe_store
 
-from ...model import InputError
+from ...model import InputError, parameter
 from ..manifest import Manifest, ManifestError, dump_manifest, parse_manifest
 
 BUILDS_PREFIX = "builds"
@@ -57,14 +57,22 @@ class BaselineError(InputError):
     """A base build cannot be found or read; the message names the commit, key or store at fault."""
 
 
-def check_commit(commit: str) -> str:
+def check_commit(commit: str, name: str = "commit") -> str:
     """``commit`` in lowercase when it is a full commit id (40 hex digits, or 64 for SHA-256
-    repositories); else `BaselineError`. Abbreviated ids are refused: a key must not depend on
-    how much of the id was given."""
+    repositories); else `BaselineError`, calling it ``name``. Abbreviated ids are refused: a
+    key must not depend on how much of the id was given."""
     normalized = commit.lower() if isinstance(commit, str) else ""
     if _COMMIT.fullmatch(normalized) is None:
-        raise BaselineError(f"commit {commit!r}: expected a full commit id (40 or 64 hex digits)")
+        raise BaselineError(f"{name} {commit!r}: expected a full commit id (40 or 64 hex digits)")
     return normalized
+
+
+def check_branch(branch: str, name: str = "branch") -> str:
+    """``branch`` when it is a non-empty name without control characters; else `BaselineError`,
+    calling it ``name``."""
+    if not branch or any(ord(c) < 32 or ord(c) == 127 for c in branch):
+        raise BaselineError(f"{name} {branch!r}: expected a non-empty name without control characters")
+    return branch
 
 
 def record_key(commit: str) -> str:
@@ -123,17 +131,18 @@ def record_build(
     under `record_key`; each replaces what was there, so recording a commit again is harmless.
     Whether the build is selective is read from the manifest (`is_complete`). ``uploaded_at``
     defaults to now. Writes are retried as `fetchers.BatchUploader` retries them. Raises
-    `BaselineError` for a bad commit, branch or key, the `fetchers.WriteError` of a write that
-    failed, `fetchers.StoreUnavailable` when the store cannot be used.
+    `BaselineError` naming the parameter (`compare.model.parameter`) for a bad commit, branch or
+    key, the `fetchers.WriteError` of a write that failed, `fetchers.StoreUnavailable` when the
+    store cannot be used.
     """
-    commit = check_commit(commit)
-    if branch is not None and (not branch or any(ord(c) < 32 for c in branch)):
-        raise BaselineError(f"branch {branch!r}: expected a non-empty name without control characters")
+    commit = check_commit(commit, parameter("commit"))
+    if branch is not None:
+        check_branch(branch, parameter("branch"))
     key = default_manifest_key(commit) if manifest_key is None else manifest_key
     try:
         check_key(key)
     except StoreError as exc:
-        raise BaselineError(f"manifest key {key!r}: {exc.message}") from None
+        raise BaselineError(f"{parameter('manifest_key')} {key!r}: {exc.message}") from None
     when = (uploaded_at or datetime.now(UTC)).astimezone(UTC)
     record = BuildRecord(commit, branch, not is_complete(manifest), when.isoformat(timespec="seconds"), key)
     with BatchUploader(store, max_workers=1) as uploader:

@@ -32,6 +32,8 @@ from compare.engine.local import Progress
 from compare.inputs.manifest import load_manifest, manifest_from_folder
 from testing.s3 import REGION
 
+pytestmark = pytest.mark.integration
+
 SCRIPT = Path(sys.executable).with_name("snapcompare")
 PROGRESS_LINE = re.compile(r"^\[\s*[\d.]+s\]\s+(\d+)% fetched (\d+)/(\d+) blobs, diffed (\d+)/(\d+) pairs")
 STATUSES = ("changed", "unchanged", "added", "removed", "errored", "renamed", "skipped")

@@ -19,7 +19,7 @@ def _glibc() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _glibc(), reason="glibc's malloc only")
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(not _glibc(), reason="glibc's malloc only")]
 
 # Allocates and frees a 64 MiB block (written in full) a few times, then counts the page faults
 # of three more rounds; the settings are process-wide, so each case runs in a process of its own.

@@ -20,6 +20,8 @@ from testing.s3 import REGION
 
 from .test_cli import png, read_comparison, run, sha, write_folder
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "tok-3f1b2e-secret"
 
 

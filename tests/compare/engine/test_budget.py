@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from compare.engine.budget import MemoryBudget
 
+pytestmark = pytest.mark.unit
+
 
 def test_owners_acquire_and_release_what_they_hold():
     budget = MemoryBudget(100)

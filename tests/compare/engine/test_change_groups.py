@@ -24,6 +24,8 @@ from tests.sentry_models import ComparisonManifest
 
 from .helpers import Store
 
+pytestmark = pytest.mark.cluster
+
 OPTIONS = CompareOptions(antialiasing=False, require_sizes=False)
 RESOURCES = Resources(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)
 BADGE = np.array([[1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1],

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,8 @@ from compare.output.results_json import chunk_result_from_json, chunk_result_to_
 from fetchers import LocalFetcher
 
 from .helpers import Store, png
+
+pytestmark = pytest.mark.integration
 
 OPTIONS = CompareOptions()
 RESOURCES = Resources(workers=2, fetch_workers=4, max_memory=256 * 1024 * 1024)

@@ -43,6 +43,8 @@ from tests.sentry_models import ComparisonManifest  # noqa: E402
 
 from .helpers import png  # noqa: E402
 
+pytestmark = pytest.mark.cluster
+
 ROOT = Path(__file__).resolve().parents[3]
 AWS_SECRET = f"aws-secret-{uuid.uuid4().hex}"
 OBJECTSTORE_TOKEN = f"objectstore-token-{uuid.uuid4().hex}"

@@ -29,6 +29,8 @@ from fetchers import LocalFetcher
 
 from .helpers import Store, png
 
+pytestmark = pytest.mark.integration
+
 
 class CountingFetcher(LocalFetcher):
     """A local store that records every key it is asked for."""

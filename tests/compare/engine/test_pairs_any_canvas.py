@@ -12,6 +12,8 @@ from compare.engine.pairs import PairTask, diff_pair
 from compare.imaging.previews import CROP_MAX_HEIGHT, CROP_MAX_WIDTH, PREVIEW_MAX_HEIGHT, PREVIEW_WIDTH
 from compare.model import CompareOptions
 
+pytestmark = pytest.mark.unit
+
 
 def _png(pixels: np.ndarray) -> bytes:
     out = io.BytesIO()

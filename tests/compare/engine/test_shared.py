@@ -11,6 +11,8 @@ from compare.engine.shared import SharedImages
 from compare.imaging.decode import OpenedImage, open_image
 from tests.compare.pixel_samples import encode, screen
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def pngs() -> tuple[bytes, bytes, bytes]:

@@ -16,6 +16,8 @@ from fetchers import BatchPrefetcher, FetchError, LocalFetcher, StoreUnavailable
 
 from .helpers import Store, png
 
+pytestmark = pytest.mark.unit
+
 
 class Counting(LocalFetcher):
     """A local store that counts the fetches of each key."""

@@ -19,6 +19,8 @@ from compare.regions import ignore_regions_from_json
 from conformance import CASES as CONFORMANCE_DIR
 from conformance import ENGINES, ODIFF_SIZES, inputs
 
+pytestmark = pytest.mark.unit
+
 # reference -> (engine, expected values, mask of its first option set, options it implies)
 REFERENCES = {
     "pixelmatch": ("pixelmatch", *ENGINES["pixelmatch"], {}),

@@ -14,6 +14,8 @@ from compare.imaging import decode as image_module
 from compare.imaging.decode import FAST_PNG_DECODER, decode_rgba, open_image
 from tests.compare.pixel_samples import encode, png_header_only, screen, with_block
 
+pytestmark = pytest.mark.integration
+
 BLOCK = 25  # a 5x5 square changed to red
 
 

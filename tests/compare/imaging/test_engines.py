@@ -22,6 +22,8 @@ from compare.regions import IgnoreRegion, parse_ignore_regions
 from . import odiff_layout_reference
 from . import pixelmatch_reference as reference
 
+pytestmark = pytest.mark.unit
+
 # Invariants on small random images. A few colours and alphas make equal siblings, anti-aliasing
 # slopes and semi-transparent pixels common.
 _COLOURS = [

@@ -7,6 +7,7 @@ import re
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -19,6 +20,8 @@ from compare.imaging.fingerprint import (
     identical_id,
     similar_id,
 )
+
+pytestmark = pytest.mark.unit
 
 ID = re.compile(r"(i1|s1)-[0-9a-f]{16}")
 

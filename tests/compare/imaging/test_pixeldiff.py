@@ -18,6 +18,8 @@ from compare import DiffResult, diff_images
 from compare.regions import IgnoreRegion
 from tests.compare.pixel_samples import encode, screen, with_block
 
+pytestmark = pytest.mark.unit
+
 WHITE = (255, 255, 255, 255)
 BLACK = (0, 0, 0, 255)
 

@@ -19,6 +19,8 @@ from compare.imaging import decode as image_module
 from compare.imaging.decode import decode_rgba
 from compare.imaging.png import AVAILABLE, decode_png, encode_mask, with_adler32_made_right
 
+pytestmark = pytest.mark.unit
+
 needs_fast_decoder = pytest.mark.skipif(
     not AVAILABLE, reason="the optional fast PNG decoder (pywuffs) is not installed"
 )

@@ -28,6 +28,8 @@ from compare.imaging.previews import (
     preview_factor,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def previews(before, after, mask, bbox) -> dict[str, bytes]:
     factor = preview_factor(mask.shape[1], mask.shape[0])

@@ -33,6 +33,8 @@ from .test_conformance import (
     result_index,
 )
 
+pytestmark = pytest.mark.unit
+
 PIXELMATCH = "pixelmatch 7.2.0 test/test.js"
 ODIFF_CORE = "odiff 4.5.0 src/test_core.zig"
 ODIFF_PNG = "odiff 4.5.0 src/test_io_png.zig"

@@ -37,6 +37,8 @@ from fetchers import BlobNotFound, fetcher_from_url
 from tests.sentry_models import SnapshotManifest
 from tests.sentry_reconstruction import reconstruct_base_manifest
 
+pytestmark = pytest.mark.integration
+
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()

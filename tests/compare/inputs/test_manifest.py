@@ -33,6 +33,8 @@ from compare.inputs.manifest import (
 from compare.regions import IgnorePattern, IgnoreRegion
 from testing.files import make_fifo, make_too_long_paths, make_zero_device
 
+pytestmark = pytest.mark.unit
+
 HASH_A = hashlib.sha256(b"a").hexdigest()
 HASH_B = hashlib.sha256(b"b").hexdigest()
 

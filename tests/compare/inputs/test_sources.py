@@ -13,6 +13,8 @@ from fetchers import BlobNotFound, FetchError, LocalFetcher, fetcher_from_url
 from testing.files import make_fifo
 from testing.objectstore import serve_objectstore
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_missing_store_manifest_names_the_local_store(tmp_path):
     store = LocalFetcher(tmp_path)

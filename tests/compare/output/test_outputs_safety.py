@@ -22,6 +22,8 @@ from compare.output.artifacts import LOCK_FILE, ArtifactWriter
 from compare.output.reports import REPORT_FILES, write_reports
 from tests.compare.pixel_samples import encode
 
+pytestmark = pytest.mark.unit
+
 
 def mask(seed: int) -> bytes:
     return encode(Image.new("1", (8, 4), seed % 2), "PNG", optimize=seed)

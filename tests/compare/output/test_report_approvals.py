@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from compare.builds import compare_builds
@@ -27,6 +28,8 @@ from compare.output.report_junit import render_junit
 from compare.output.reports import write_reports
 from tests.compare.output.test_reports import XSS_IMG, Page, _hash, changed
 from tests.sentry_models import ComparisonManifest
+
+pytestmark = pytest.mark.unit
 
 SOURCE = "approved/comparison.json"
 HOSTILE_SOURCE = f"approved/{XSS_IMG}\u202e.json"

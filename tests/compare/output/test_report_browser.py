@@ -50,10 +50,10 @@ CHROMIUM = _find_chromium()
 BROWSER_TIMEOUT = 60
 
 # CI installs chromium (.ci/run), so there a missing browser is a failure, not a skip.
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"),
     reason="needs Debian's chromium (apt-get install chromium) to check report.html in a browser",
-)
+)]
 
 
 TALL = (1280, 8000)

@@ -21,6 +21,8 @@ from compare.output.report_html import iter_html
 from compare.output.reports import write_reports
 from tests.compare.output.test_reports import XSS_IMG, Page
 
+pytestmark = pytest.mark.unit
+
 NEEDLE_IN_GROUP = "flow1/needle-in-a-group.png"
 NEEDLE_SINGLE = "single/needle-alone.png"
 

@@ -11,20 +11,21 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from PIL import Image
 
-from compare.model import Reason, Resources, Status
+from compare.builds import compare_builds
+from compare.imaging.engines import ENGINES
+from compare.model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
+from compare.output import reports
 from compare.output.report_html import format_percent, iter_html
 from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
-from compare.output import reports
 from compare.output.reports import write_reports
-from compare.imaging.engines import ENGINES
-from compare.model import CompareOptions, Comparison, ImageResult
-from compare.builds import compare_builds
-from urllib.parse import unquote
+
+pytestmark = pytest.mark.unit
 
 XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">.png'
 XSS_SCRIPT = "</script><script>document.title='pwned'</script>.png"

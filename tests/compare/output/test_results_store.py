@@ -40,6 +40,8 @@ from testing.s3 import CREDENTIALS, REGION
 from tests.compare.cli.test_cli import png, write_folder
 from tests.sentry_models import ComparisonManifest
 
+pytestmark = pytest.mark.integration
+
 PREFIX = "1/2"  # Sentry's {org}/{project}
 
 

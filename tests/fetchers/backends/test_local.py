@@ -9,6 +9,9 @@ import pytest
 from fetchers import BlobFetcher, BlobNotFound, BlobWriter, FetchError, LocalFetcher, StoreError, WriteError
 
 
+pytestmark = pytest.mark.unit
+
+
 @pytest.fixture
 def store(tmp_path):
     root = tmp_path / "store"

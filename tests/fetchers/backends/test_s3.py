@@ -29,6 +29,9 @@ from fetchers.backends.s3 import S3Fetcher
 from testing.s3 import CREDENTIALS, REGION
 
 
+pytestmark = pytest.mark.integration
+
+
 def _causes(exc: BaseException) -> list[type[BaseException]]:
     """Types along the chain of causes and contexts below ``exc``."""
     found, seen, current = [], set(), exc.__cause__ or exc.__context__
