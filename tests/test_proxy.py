@@ -18,7 +18,6 @@ import pytest
 
 from testing.proxy import LatencyProxy
 
-
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 10.0

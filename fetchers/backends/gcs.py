@@ -8,11 +8,11 @@ from urllib.parse import SplitResult
 
 import google_crc32c
 import requests
-from requests.adapters import HTTPAdapter
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption
+from requests.adapters import HTTPAdapter
 
 from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError
 from ..http import (

@@ -17,7 +17,6 @@ from ..keys import check_key
 from ..protocol import ClosableFetcher, StoredBlob, names_store
 from ..registry import NETWORK_OPTIONS
 
-
 # Errors worth trying again: the same call may well succeed in a moment.
 _TRANSIENT_ERRNOS = (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import IO
-from typing import Any
+from typing import IO, Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 import urllib3
@@ -18,7 +17,6 @@ from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
 from ..protocol import ClosableFetcher, StoredBlob, names_store
 from ..registry import OBJECTSTORE_TOKEN_ENV
-
 
 TOKEN_ENV = OBJECTSTORE_TOKEN_ENV
 """The environment variable an objectstore token is read from when none is passed."""

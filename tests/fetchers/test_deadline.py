@@ -18,7 +18,6 @@ from fetchers.backends.gcs import GCSFetcher
 from testing.gcs import STORAGE_EMULATOR_HOST
 from testing.proxy import LatencyProxy
 
-
 pytestmark = pytest.mark.integration
 
 DATA = os.urandom(20_000)

@@ -8,7 +8,6 @@ import pytest
 
 from fetchers import BlobNotFound, FetchError, IntegrityError, StoreError, StoreUnavailable, WriteError
 
-
 pytestmark = pytest.mark.unit
 
 FIELDS = ("key", "message", "retryable", "retry_after", "store_wide", "throttled", "store")

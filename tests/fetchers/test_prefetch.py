@@ -22,7 +22,6 @@ from fetchers import (
     StoreUnavailable,
 )
 
-
 pytestmark = pytest.mark.unit
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)

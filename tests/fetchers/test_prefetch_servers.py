@@ -13,7 +13,6 @@ from fetchers.backends.gcs import GCSFetcher
 from fetchers.backends.objectstore import ObjectstoreFetcher
 from testing.gcs import STORAGE_EMULATOR_HOST
 
-
 pytestmark = pytest.mark.integration
 
 QUICK_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.01, max_backoff=0.05, max_retry_after=2)

@@ -6,7 +6,6 @@ import pytest
 
 from fetchers import LocalFetcher, fetcher_from_url
 
-
 pytestmark = pytest.mark.integration
 
 

@@ -12,7 +12,6 @@ import pytest
 from fetchers import FetchError, IntegrityError, RetryBudget, RetryPolicy
 from fetchers.http import is_retryable_status, parse_retry_after
 
-
 pytestmark = pytest.mark.unit
 
 
@@ -86,7 +85,8 @@ def test_invalid_policies_are_refused():
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("3", 3.0), (" 7 ", 7.0), ("0.5", None), ("-4", None), ("", None), (None, None), ("soon", None)]
+    ("value", "expected"),
+    [("3", 3.0), (" 7 ", 7.0), ("0.5", None), ("-4", None), ("", None), (None, None), ("soon", None)],
 )
 def test_parse_retry_after_seconds(value, expected):
     assert parse_retry_after(value) == expected
@@ -98,6 +98,8 @@ def test_parse_retry_after_http_date():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT") == 0.0
 
 
-@pytest.mark.parametrize(("status", "expected"), [(429, True), (503, True), (500, True), (408, True), (404, False), (403, False), (200, False), (None, False)])
+@pytest.mark.parametrize(("status", "expected"), [
+    (429, True), (503, True), (500, True), (408, True), (404, False), (403, False), (200, False), (None, False),
+])
 def test_retryable_statuses(status, expected):
     assert is_retryable_status(status) is expected

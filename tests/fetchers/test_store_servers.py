@@ -28,7 +28,6 @@ from testing.gcs import STORAGE_EMULATOR_HOST
 from testing.objectstore import serve_objectstore
 from testing.s3 import REGION
 
-
 pytestmark = pytest.mark.integration
 
 QUICK_RETRY = RetryPolicy(base_backoff=0.01, max_backoff=0.05)

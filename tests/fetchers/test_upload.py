@@ -15,11 +15,10 @@ from fetchers import (
     BatchUploader,
     FetchError,
     RetryPolicy,
-    StoreUnavailable,
     StoredBlob,
+    StoreUnavailable,
     WriteError,
 )
-
 
 pytestmark = pytest.mark.unit
 

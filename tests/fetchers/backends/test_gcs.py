@@ -20,7 +20,6 @@ from fetchers.backends.gcs import GCSFetcher
 from testing.gcs import STORAGE_EMULATOR_HOST, GCSServer
 from testing.proxy import LatencyProxy
 
-
 pytestmark = pytest.mark.integration
 
 BLOB = os.urandom(200_000)

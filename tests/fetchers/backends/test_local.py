@@ -8,7 +8,6 @@ import pytest
 
 from fetchers import BlobFetcher, BlobNotFound, BlobWriter, FetchError, LocalFetcher, StoreError, WriteError
 
-
 pytestmark = pytest.mark.unit
 
 

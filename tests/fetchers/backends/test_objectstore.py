@@ -20,7 +20,6 @@ from fetchers import BatchPrefetcher, BlobFetcher, BlobNotFound, FetchError
 from fetchers.backends.objectstore import ObjectstoreFetcher
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore
 
-
 pytestmark = pytest.mark.integration
 
 PREFIX = "1/2"  # Sentry's layout: {org}/{project}/{sha256} under scopes org=1, project=2

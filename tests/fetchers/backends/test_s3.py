@@ -28,7 +28,6 @@ from fetchers import BlobFetcher, BlobNotFound, FetchError
 from fetchers.backends.s3 import S3Fetcher
 from testing.s3 import CREDENTIALS, REGION
 
-
 pytestmark = pytest.mark.integration
 
 
