@@ -1,15 +1,16 @@
 """snapcompare's store layer: one backend per store, each a `BlobFetcher` and a `BlobWriter`,
 and `BatchPrefetcher` / `BatchUploader` over any.
 
-Layout: `protocol` (the seams), `errors`, `retry` (policy and budget), `prefetch` (the batch
-machinery and the batch fetcher), `upload` (the batch uploader), `registry` (every backend
-named once, store URLs), `inflight` (interrupting a request on the wire), `files` (reading
-regular files only, within a size) and `backends/` (one module per store, each importing its
-own SDK). It knows nothing of `compare`.
+Layout: `protocol` (the seams), `errors`, `retry` (policy and budget), `batch` (the batch
+machinery, `BatchRunner`), `prefetch` (the batch fetcher), `upload` (the batch uploader),
+`registry` (every backend named once, store URLs), `keys` (key checks), `inflight`
+(interrupting a request on the wire), `files` (reading regular files only, within a size) and
+`backends/` (one module per store, each importing its own SDK). It knows nothing of `compare`.
 """
 
+from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats
 from .errors import BlobNotFound, FetchError, IntegrityError, StoreError, StoreUnavailable, WriteError
-from .prefetch import DEFAULT_DEADLINE, BatchPrefetcher, BatchResult, BatchRunner, BatchStats, CallStats
+from .prefetch import BatchPrefetcher, BatchResult, BatchStats
 from .protocol import BlobFetcher, BlobWriter, ClosableFetcher, StoredBlob
 from .registry import BACKENDS, backend_by_class, fetcher_from_url, token_env
 from .retry import RetryBudget, RetryPolicy

@@ -4,9 +4,9 @@ and only up to a size."""
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
-from typing import BinaryIO
 
 
 class NotRegularFile(OSError):
@@ -24,7 +24,7 @@ def _file_kind(mode: int) -> str:
     return next((kind for test, kind in kinds if test(mode)), "of another kind")
 
 
-def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
+def open_regular_file(path: str | os.PathLike[str]) -> io.BufferedReader:
     """Open ``path`` (symlinks followed) for reading in binary mode, only if it is a regular file.
 
     Anything else raises `NotRegularFile` without being opened (``stat`` first). The open

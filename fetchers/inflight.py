@@ -74,10 +74,11 @@ def _shut_down(connection: HTTPConnection) -> None:
         pass
 
 
-def tracked_connection_class(base: type[HTTPConnection], sockets: RequestSockets) -> type[HTTPConnection]:
-    """A subclass of urllib3 connection class ``base`` that reports each request to ``sockets``."""
+def tracked_connection_class(base: type[Any], sockets: RequestSockets) -> type[Any]:
+    """A subclass of urllib3 connection class ``base`` (an `HTTPConnection`, as a pool's
+    ``ConnectionCls`` is) that reports each request to ``sockets``."""
 
-    class TrackedConnection(base):  # type: ignore[misc, valid-type]
+    class TrackedConnection(base):  # type: ignore[misc]
         def connect(self) -> None:
             super().connect()
             # http.client drops ``sock`` while a response it will close is still being read:

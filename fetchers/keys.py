@@ -1,10 +1,11 @@
-"""Key validation and prefix joining, shared by every backend."""
+"""Key validation, prefix joining and content checks, shared by every backend and batch."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-from .errors import FetchError
+from .errors import FetchError, IntegrityError, StoreError
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
@@ -20,20 +21,21 @@ def is_md5_hex(text: str) -> bool:
     return _MD5_HEX.fullmatch(text) is not None
 
 
-def check_key(key: str) -> str:
-    """Return ``key`` if it is a valid relative blob key, else raise a non-retryable `FetchError`.
+def check_key(key: str, kind: type[StoreError] = FetchError) -> str:
+    """Return ``key`` if it is a valid relative blob key, else raise a non-retryable ``kind``
+    (a `FetchError` by default; a write refuses its key with a `WriteError`).
 
     A valid key is a non-empty ``/``-separated relative path without empty, ``.`` or ``..``
     segments and without control characters.
     """
     if not isinstance(key, str) or not key:
-        raise FetchError(str(key), "invalid key: empty or not a string")
+        raise kind(str(key), "invalid key: empty or not a string")
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
-        raise FetchError(key, "invalid key: contains a control character")
+        raise kind(key, "invalid key: contains a control character")
     if key.startswith("/") or "\\" in key:
-        raise FetchError(key, "invalid key: must be a relative path with '/' separators")
+        raise kind(key, "invalid key: must be a relative path with '/' separators")
     if any(part in ("", ".", "..") for part in key.split("/")):
-        raise FetchError(key, "invalid key: empty, '.' or '..' path segment")
+        raise kind(key, "invalid key: empty, '.' or '..' path segment")
     return key
 
 
@@ -42,7 +44,17 @@ def normalize_prefix(prefix: str) -> str:
     return prefix.strip("/")
 
 
-def join_key(prefix: str, key: str) -> str:
-    """Join a normalized prefix and a checked key with ``/`` (``"1/2"``, ``"k"`` -> ``"1/2/k"``)."""
-    check_key(key)
+def join_key(prefix: str, key: str, kind: type[StoreError] = FetchError) -> str:
+    """Join a normalized prefix and a key checked by `check_key` (which raises ``kind``) with
+    ``/`` (``"1/2"``, ``"k"`` -> ``"1/2/k"``)."""
+    check_key(key, kind)
     return f"{prefix}/{key}" if prefix else key
+
+
+def check_digest(key: str, data: bytes) -> None:
+    """Raise `IntegrityError` unless ``data`` hashes to ``key`` (a sha256 hex digest); a
+    non-retryable `FetchError` when ``key`` is no such digest."""
+    if not is_sha256_hex(key):
+        raise FetchError(key, "verify=True needs keys that are sha256 hex digests")
+    if hashlib.sha256(data).hexdigest() != key.lower():
+        raise IntegrityError(key, f"content of {len(data)} bytes does not match its sha256 key")

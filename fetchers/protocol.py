@@ -116,8 +116,7 @@ def names_store(
 ) -> Callable[Concatenate[Any, _P], _T]:
     """Decorates a backend method so that the `StoreError`s it raises name the store."""
 
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    def wrapper(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return method(self, *args, **kwargs)
         except StoreError as error:
@@ -125,6 +124,7 @@ def names_store(
                 error.store = describe_store(self)
             raise
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
 
 
@@ -148,9 +148,10 @@ class BucketCheck:
             return False
 
 
-def connection_limit(fetcher: BlobFetcher) -> int | None:
+def connection_limit(fetcher: object) -> int | None:
     """A fetcher's optional ``max_connections`` (see `BlobFetcher`), None when it has none."""
-    return getattr(fetcher, "max_connections", None)
+    limit = getattr(fetcher, "max_connections", None)
+    return limit if isinstance(limit, int) else None
 
 
 class ClosableFetcher:

@@ -51,7 +51,10 @@ class Backend:
                 f"{self.class_name} needs {exc.name or 'an optional dependency'}: install {extra}",
                 name=exc.name,
             ) from exc
-        return getattr(module, self.class_name)
+        cls = getattr(module, self.class_name)
+        if not isinstance(cls, type):
+            raise ImportError(f"{self.module}.{self.class_name} is not a class")
+        return cls
 
 
 OBJECTSTORE_TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
@@ -127,7 +130,7 @@ def fetcher_from_url(
     if create and backend.creatable:
         options["create"] = True
     if scheme == "":
-        return backend.load().from_path(Path(url), **options)
+        return _built(backend, "from_path", Path(url), **options)
     if parts.username is not None or parts.password is not None:
         raise ValueError(
             f"{scheme} store URL must not carry credentials: configure them the SDK's own way"
@@ -135,7 +138,15 @@ def fetcher_from_url(
     check_query(scheme, parts.query, backend.query)
     if token is not None and backend.takes_token:
         options["token"] = token
-    return backend.load().from_url(parts._replace(scheme=scheme), **options)
+    return _built(backend, "from_url", parts._replace(scheme=scheme), **options)
+
+
+def _built(backend: Backend, constructor: str, where: object, **options: Any) -> BlobFetcher:
+    """The fetcher the backend's class ``constructor`` (``from_url``, ``from_path``) builds."""
+    fetcher = getattr(backend.load(), constructor)(where, **options)
+    if not isinstance(fetcher, BlobFetcher):
+        raise TypeError(f"{backend.class_name}.{constructor} built no fetcher")
+    return fetcher
 
 
 _SHOWN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}")

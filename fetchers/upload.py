@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
+from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats
 from .errors import FetchError, StoreError, WriteError
 from .files import open_regular_file
-from .prefetch import DEFAULT_DEADLINE, BatchRunner, CallStats, check_digest
+from .keys import check_digest
 from .protocol import BlobFetcher, BlobWriter, StoredBlob
 from .retry import RetryBudget, RetryPolicy
 
@@ -240,7 +241,7 @@ class BatchUploader(BatchRunner):
             except _Stopped:
                 raise WriteError(key, "cancelled while waiting for memory") from None
 
-        for key, outcome in self.stream(blobs, stats, job, max_pending=4 * self.max_workers):
+        for key, outcome in self.stream(blobs, stats, job, max_pending=self.default_lookahead):
             if outcome is True:
                 stats.written += 1
             elif outcome is False:
@@ -288,20 +289,24 @@ class BatchUploader(BatchRunner):
     def _stored(self, key: str) -> StoredBlob | None:
         """What the store keeps under ``key`` (None: nothing): its ``stat``, else ``exists``."""
         stat = getattr(self.writer, "stat", None)
-        if stat is not None:
-            return stat(key)
-        return StoredBlob() if self.writer.exists(key) else None
+        if stat is None:
+            return StoredBlob() if self.writer.exists(key) else None
+        stored = stat(key)
+        if stored is not None and not isinstance(stored, StoredBlob):
+            raise TypeError(f"{type(self.writer).__name__}.stat returned {type(stored).__name__}, not a StoredBlob")
+        return stored
 
     def _read_back_matches(
         self, key: str, stored: StoredBlob, stats: UploadStats, stop: threading.Event
     ) -> bool | None:
         """Whether the stored blob hashes to ``key``, read back within the memory budget;
         None when the writer cannot read."""
-        if not isinstance(self.writer, BlobFetcher):
+        reader = self.writer
+        if not isinstance(reader, BlobFetcher):
             return None
         with self._hold(stored.size or 0, stats, stop):
             try:
-                data = self.with_retries(key, lambda: self.writer.fetch(key), stats, stop)
+                data = self.with_retries(key, lambda: reader.fetch(key), stats, stop)
             except FetchError as exc:
                 raise WriteError(key, f"cannot read the stored blob back: {exc.message}") from exc
             return hashlib.sha256(data).hexdigest() == key.lower()

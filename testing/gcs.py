@@ -75,6 +75,10 @@ class GCSServer:
         self._request("POST", "/storage/v1/b", body=json.dumps({"name": name}),
                       headers={"Content-Type": "application/json"})
 
+    def content_type(self, bucket: str, name: str) -> str:
+        """The content type stored with object ``name``."""
+        return self._request("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")["contentType"]
+
     def upload(self, bucket: str, name: str, data: bytes) -> dict:
         """Store ``data`` as object ``name``; returns the object's metadata."""
         return self._request(

@@ -435,6 +435,14 @@ class ObjectstoreServer:
             return session.put(data, key=key, precompressed=precompressed)
         return session.put(data, key=key, compress=compress)
 
+    def content_type(
+        self, key: str, *, usecase: str = DEFAULT_USECASE, scopes: Mapping[str, str | int] = DEFAULT_SCOPES
+    ) -> str | None:
+        """The content type stored with ``key``, through the real client."""
+        metadata = self._client.session(Usecase(usecase), **scopes).head(key)
+        assert metadata is not None, f"no object {key!r}"
+        return metadata.content_type
+
 
 @contextmanager
 def serve_objectstore(*, token: str | None = None) -> Iterator[ObjectstoreServer]:

@@ -20,6 +20,10 @@ cost a real TCP handshake adds. Both sockets of a connection get TCP_NODELAY; th
 backlog is ``backlog`` (1024). Flow control is end to end: a side stops being read while the
 other side's send buffer or the delay line is full, so memory stays bounded.
 
+Time: the monotonic clock, unless ``clock=ManualClock()``: then delays, stalls and trickles
+end only as far as the test moves that clock (`ManualClock.advance`), however fast or slow
+the machine runs.
+
 Requests: the proxy does not parse HTTP. A *request* is a burst of client bytes that starts
 a connection or follows response bytes, which is exact for HTTP/1.1 clients that send a
 request, read its response, then send the next (requests, urllib3, boto3, http.client).
@@ -255,25 +259,38 @@ class _Link:
         self.to_upstream.flush()
 
     def from_client(self, data: bytes) -> None:
-        if self.awaiting_request:
+        # Forwarded and counted under the proxy's lock, so that a test that reads the count finds
+        # the bytes stamped with the time of a `ManualClock` before it moves it, and a client
+        # reads no answer before the request that caused it is counted.
+        with self.proxy._lock:
+            self._from_client(data)
+
+    def _from_client(self, data: bytes) -> None:
+        starts_request = self.awaiting_request
+        if starts_request:
             self.awaiting_request = False
             self.response_bytes = 0
             self.fault = self.connection_fault or self.proxy._take_fault("request")
             self.connection_fault = None
-            self.proxy._requests_seen += 1
-            self.proxy._count_method(data)
-            if self.fault is not None and self.fault.kind == "reset":
-                self.abort(reset=True)
-                return
-            if self.fault is not None and self.fault.kind in ("http503", "status"):
-                # The request is dropped; the answer comes back as if from the server.
-                self.to_client.push(self.fault.canned_response(), extra=self.proxy.up_delay)
-                self.awaiting_request = True
-                self.fault = None
-                return
-        self.to_upstream.push(data)
+        if starts_request and self.fault is not None and self.fault.kind == "reset":
+            self.abort(reset=True)
+        elif starts_request and self.fault is not None and self.fault.kind in ("http503", "status"):
+            # The request is dropped; the answer comes back as if from the server.
+            self.to_client.push(self.fault.canned_response(), extra=self.proxy.up_delay)
+            self.awaiting_request = True
+            self.fault = None
+        else:
+            self.to_upstream.push(data)
+        self.proxy._count_received(data, starts_request)
 
     def from_upstream(self, data: bytes) -> None:
+        with self.proxy._lock:  # as in `from_client`
+            starts_response = self.response_bytes == 0
+            self._forward_upstream(data)
+            if starts_response:
+                self.proxy._count_response()
+
+    def _forward_upstream(self, data: bytes) -> None:
         self.awaiting_request = True
         fault = self.fault
         start = self.response_bytes
@@ -376,8 +393,8 @@ class LatencyProxy:
     """An asyncio TCP proxy with per-direction latency and switchable faults.
 
     See the module docstring for the full behaviour. Attributes: ``host``, ``port``, ``url``
-    (``http://host:port``), ``connections_accepted``, ``requests_seen``, ``faults_pending``,
-    ``bytes_trickled`` and ``trickled`` (an event).
+    (``http://host:port``), ``connections_accepted``, ``requests_seen``, ``responses_seen``,
+    ``bytes_received``, ``faults_pending``, ``bytes_trickled`` and ``trickled`` (an event).
     """
 
     def __init__(
@@ -390,6 +407,7 @@ class LatencyProxy:
         down_delay: float | None = None,
         handshake: bool = True,
         backlog: int = 1024,
+        clock: ManualClock | None = None,
     ) -> None:
         self.up_delay = rtt / 2 if up_delay is None else up_delay
         self.down_delay = rtt / 2 if down_delay is None else down_delay
@@ -400,13 +418,15 @@ class LatencyProxy:
         self.handshake = handshake
         self._connections_accepted = 0
         self._requests_seen = 0
+        self._responses_seen = 0
+        self._bytes_received = 0
         self._bytes_trickled = 0
         self.trickled = threading.Event()
         self._methods: collections.Counter[str] = collections.Counter()
         self._links: set[_Link] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._fault: Fault | None = None
         self._fault_scope: FaultScope = "request"
         self._fault_count = 0
@@ -416,7 +436,10 @@ class LatencyProxy:
         self._listener.listen(backlog)
         self._listener.setblocking(False)
         self.host, self.port = self._listener.getsockname()[:2]
-        self._loop = asyncio.new_event_loop()
+        self._clock = clock
+        self._loop = asyncio.new_event_loop() if clock is None else _ClockedLoop(clock)
+        if clock is not None:
+            clock._attach(self._wake)
         self._loop.add_reader(self._listener, self._accept)
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"latency-proxy-{self.port}", daemon=True
@@ -435,7 +458,8 @@ class LatencyProxy:
     @property
     def requests_seen(self) -> int:
         """Requests seen so far, faulted ones included."""
-        return self._requests_seen
+        with self._lock:
+            return self._requests_seen
 
     @property
     def bytes_trickled(self) -> int:
@@ -453,10 +477,28 @@ class LatencyProxy:
         with self._lock:
             return self._methods[method]
 
-    def _count_method(self, first_bytes: bytes) -> None:
-        method = first_bytes.split(b" ", 1)[0][:16].decode("ascii", "replace")
+    @property
+    def responses_seen(self) -> int:
+        """Responses whose first bytes came from the upstream so far (a stalled one counts)."""
         with self._lock:
-            self._methods[method] += 1
+            return self._responses_seen
+
+    def _count_response(self) -> None:
+        with self._lock:
+            self._responses_seen += 1
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes received from clients so far."""
+        with self._lock:
+            return self._bytes_received
+
+    def _count_received(self, data: bytes, starts_request: bool) -> None:
+        with self._lock:
+            self._bytes_received += len(data)
+            if starts_request:
+                self._requests_seen += 1
+                self._methods[data.split(b" ", 1)[0][:16].decode("ascii", "replace")] += 1
 
     @property
     def faults_pending(self) -> int:
@@ -550,7 +592,13 @@ class LatencyProxy:
             else:
                 break
 
+    def _wake(self) -> None:
+        """Make the loop look at its timers again: its clock has moved."""
+        self._loop.call_soon_threadsafe(_nothing)
+
     def _stop_loop(self) -> None:
+        if self._clock is not None:
+            self._clock._detach(self._wake)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_CLOSE_TIMEOUT)
         if not self._thread.is_alive():
@@ -571,6 +619,58 @@ class LatencyProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class ManualClock:
+    """The time of the `LatencyProxy`s given it, which passes only when `advance` says: their
+    delays, handshakes, stalls and trickles wait for the test, never for the machine.
+
+    It starts at 0. A proxy stamps bytes with the time they arrive, so a test moves the clock
+    only once the proxy has them (``requests_seen``, ``bytes_received``). Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._lock = threading.Lock()
+        self._wakers: list[Callable[[], None]] = []
+
+    def time(self) -> float:
+        """Seconds since the clock was made, as far as it has been moved."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` on; what falls due by then is sent at once."""
+        if seconds < 0:
+            raise ValueError("a clock does not go back")
+        with self._lock:
+            self._now += seconds
+            wakers = list(self._wakers)
+        for wake in wakers:
+            wake()
+
+    def _attach(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._wakers.append(wake)
+
+    def _detach(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._wakers.remove(wake)
+
+
+class _ClockedLoop(asyncio.SelectorEventLoop):
+    """An event loop whose timers run on a `ManualClock`."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__()
+        self._manual_clock = clock
+
+    def time(self) -> float:
+        return self._manual_clock.time()
+
+
+def _nothing() -> None:
+    """A callback that only wakes a loop."""
 
 
 class _Accepted(_End):

@@ -277,6 +277,10 @@ class S3TestServer:
     def put_object(self, bucket: str, key: str, data: bytes) -> None:
         self._admin.put_object(Bucket=bucket, Key=key, Body=data)
 
+    def content_type(self, bucket: str, key: str) -> str:
+        """The content type stored with ``bucket/key``."""
+        return self._admin.head_object(Bucket=bucket, Key=key)["ContentType"]
+
     def requests(self, method: str, bucket: str, key: str) -> int:
         """How many ``method`` requests the server received for ``bucket/key``."""
         return self._stats.requests(method, f"/{bucket}/{key}")

@@ -8,15 +8,14 @@ import http.server
 import os
 import socket
 import socketserver
-import statistics
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from testing.proxy import LatencyProxy
+from testing.proxy import LatencyProxy, ManualClock
+from testing.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +155,19 @@ def test_round_trip_takes_at_least_the_rtt(echo_server: _Server, latency_proxy) 
         later = [round_trip(sock) for _ in range(5)]
     assert first >= 2 * rtt - 0.002  # a new connection also pays for its handshake
     assert min(later) >= rtt - 0.002
-    assert statistics.median(later) < rtt + 0.5
+
+
+def test_a_round_trip_takes_one_rtt_of_proxy_time_and_a_new_connection_one_more(
+    echo_server: _Server, latency_proxy
+) -> None:
+    clock = ManualClock()
+    proxy = proxy_to(echo_server, latency_proxy, up_delay=1.0, down_delay=0.0, clock=clock)
+    with connect(proxy) as sock:
+        for trip, proxy_time in enumerate([2.0, 1.0, 1.0], start=1):
+            sock.sendall(b"ping")
+            wait_until(lambda trip=trip: proxy.requests_seen == trip)
+            clock.advance(proxy_time)  # a longer delay would leave the echo behind: a timeout
+            assert read_exactly(sock, 4) == b"ping"
 
 
 def test_delays_can_differ_per_direction(echo_server: _Server, latency_proxy) -> None:
@@ -166,35 +177,36 @@ def test_delays_can_differ_per_direction(echo_server: _Server, latency_proxy) ->
 
 
 def test_chunks_are_pipelined_within_a_connection(echo_server: _Server, latency_proxy) -> None:
-    delay, messages, gap = 0.5, 10, 0.05
-    proxy = proxy_to(echo_server, latency_proxy, rtt=2 * delay, handshake=False)
+    # Chunks sent an eighth of a second apart each leave one delay after they came, whatever
+    # is still in the line; forwarding one chunk at a time would take a delay per chunk.
+    clock, delay, gap, messages = ManualClock(), 1.0, 0.125, 8
+    proxy = proxy_to(echo_server, latency_proxy, up_delay=delay, down_delay=0.0, handshake=False,
+                     clock=clock)
     with connect(proxy) as sock:
-        started = time.monotonic()
         for i in range(messages):
             sock.sendall(b"%02d" % i)
-            time.sleep(gap)
-        received = read_exactly(sock, 2 * messages)
-        elapsed = time.monotonic() - started
-    assert received == b"".join(b"%02d" % i for i in range(messages))
-    # Pipelined: the last message leaves about 2 * delay after it was sent. Forwarding one
-    # chunk at a time would take at least messages * delay.
-    assert 2 * delay <= elapsed < messages * delay * 0.7
+            wait_until(lambda sent=2 * (i + 1): proxy.bytes_received == sent)
+            clock.advance(gap)
+        clock.advance(delay - messages * gap)  # the first chunk is due
+        for i in range(messages):
+            assert read_exactly(sock, 2) == b"%02d" % i
+            clock.advance(gap)
 
 
 def test_connections_do_not_wait_for_each_other(echo_server: _Server, latency_proxy) -> None:
-    rtt, clients = 0.3, 16
-    proxy = proxy_to(echo_server, latency_proxy, rtt=rtt, handshake=False)
-
-    def one_client(_: int) -> float:
-        with connect(proxy) as sock:
-            return round_trip(sock)
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(clients) as pool:
-        trips = list(pool.map(one_client, range(clients), timeout=TIMEOUT))
-    elapsed = time.monotonic() - started
-    assert min(trips) >= rtt - 0.002
-    assert elapsed < clients * rtt / 2
+    clock, clients = ManualClock(), 16
+    proxy = proxy_to(echo_server, latency_proxy, up_delay=1.0, down_delay=0.0, handshake=False,
+                     clock=clock)
+    sockets = [connect(proxy) for _ in range(clients)]
+    try:
+        for i, sock in enumerate(sockets):
+            sock.sendall(b"%02d" % i)
+        wait_until(lambda: proxy.requests_seen == clients)
+        clock.advance(1.0)  # one delay for all: connections waiting in turn would need sixteen
+        assert [read_exactly(sock, 2) for sock in sockets] == [b"%02d" % i for i in range(clients)]
+    finally:
+        for sock in sockets:
+            sock.close()
     assert proxy.connections_accepted == clients
 
 
@@ -404,15 +416,16 @@ def test_unreachable_upstream_closes_the_client(latency_proxy) -> None:
 
 def test_close_stops_everything(http_server: _Server) -> None:
     host, port = http_server.server_address[:2]
-    with LatencyProxy(host, port, rtt=0.02) as proxy:
+    # The clock never moves: the stalled response can only end by close() aborting it (a close
+    # that waited for it would fail on its own timeout).
+    with LatencyProxy(host, port, rtt=0.02, clock=ManualClock()) as proxy:
         thread_name = f"latency-proxy-{proxy.port}"
         assert thread_name in {t.name for t in threading.enumerate()}
         proxy.inject("stall", stall=60.0)
         stalled = connect(proxy)
         stalled.sendall(b"GET /10 HTTP/1.1\r\nHost: test\r\n\r\n")
-        started = time.monotonic()
+        wait_until(lambda: proxy.requests_seen == 1)
     try:
-        assert time.monotonic() - started < 5.0  # a stalled response does not hold close() up
         try:
             assert stalled.recv(10) == b""
         except ConnectionResetError:

@@ -351,9 +351,7 @@ class _Unreadable(Exception):
 def _describe_file(name: str, path: Path) -> ImageEntry:
     try:
         with open_regular_file(path) as file:
-            # open_regular_file is typed BinaryIO, which declares no readinto, but it returns a
-            # buffered reader (os.fdopen(fd, "rb")), which has it: mypy cannot see that here.
-            content_hash = hashlib.file_digest(file, "sha256").hexdigest()  # type: ignore[arg-type]
+            content_hash = hashlib.file_digest(file, "sha256").hexdigest()
             file.seek(0)
             width, height = _header_size(file)
     except OSError as exc:

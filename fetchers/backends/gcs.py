@@ -10,8 +10,9 @@ import google_crc32c
 import requests
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
+from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
-from google.cloud.storage.exceptions import DataCorruption
+from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from requests.adapters import HTTPAdapter
 
 from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError
@@ -26,12 +27,27 @@ from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import join_key, normalize_prefix
 from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, names_store
 from ..registry import bucket_and_prefix
+from . import sdk_internal
 
 # The SDK checks the body against the object's crc32c, or its md5 where only the slow
 # pure-Python crc32c is installed.
 _CHECKSUM = "crc32c" if google_crc32c.implementation == "c" else "md5"
 
 _NO_BUCKET = "GCS bucket does not exist (HTTP 404)"
+
+SUPPORTED_SDK = ">=3.11,<4"
+"""The google-cloud-storage versions whose internals `GCSFetcher` relies on: a client's
+``_http`` session (google-cloud-core's) and ``_bucket_metadata_cache`` (added in 3.11)."""
+
+_SDK_ERRORS = (
+    api_exceptions.GoogleAPIError,
+    auth_exceptions.GoogleAuthError,
+    DataCorruption,
+    InvalidResponse,
+    requests.exceptions.RequestException,
+    OSError,
+)
+"""What the SDK raises for a failed request; anything else is a bug and propagates."""
 
 _RETRYABLE_TRANSPORT_ERRORS = (
     requests.exceptions.ConnectionError,
@@ -108,9 +124,10 @@ class GCSFetcher(ClosableFetcher):
         """Return the bytes of ``prefix/key``; raise `FetchError` (or a subclass) on failure."""
         blob = self._blob(key)  # no metadata GET: the media URL is built from the name
         try:
-            return blob.download_as_bytes(checksum=_CHECKSUM, timeout=self._timeout, retry=None)
-        except Exception as exc:
+            data: bytes = blob.download_as_bytes(checksum=_CHECKSUM, timeout=self._timeout, retry=None)
+        except _SDK_ERRORS as exc:
             raise self._store_error(key, exc, FetchError) from exc
+        return data
 
     def exists(self, key: str) -> bool:
         """Whether ``prefix/key`` exists (see `stat`)."""
@@ -123,7 +140,7 @@ class GCSFetcher(ClosableFetcher):
         the bucket has been found)."""
         try:
             blob = self._bucket.get_blob(join_key(self.prefix, key), timeout=self._timeout, retry=None)
-        except Exception as exc:
+        except _SDK_ERRORS as exc:
             raise self._store_error(key, exc, FetchError) from exc
         if blob is None:
             if self._bucket_check.bucket_missing():
@@ -135,29 +152,30 @@ class GCSFetcher(ClosableFetcher):
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Write ``data`` to ``prefix/key`` with one upload; raise `WriteError` on failure."""
-        blob = self._blob(key)
+        blob = self._blob(key, WriteError)
         try:
             blob.upload_from_string(data, content_type=content_type, timeout=self._timeout, retry=None)
-        except Exception as exc:
+        except _SDK_ERRORS as exc:
             raise self._store_error(key, exc, WriteError) from exc
 
-    def _blob(self, key: str) -> storage.Blob:
-        return self._bucket.blob(join_key(self.prefix, key))
+    def _blob(self, key: str, kind: type[StoreError] = FetchError) -> storage.Blob:
+        """The object of ``key`` (no request); an invalid key raises ``kind``."""
+        return self._bucket.blob(join_key(self.prefix, key, kind))
 
     def _store_error(self, key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
         """`_store_error`, with a 404 told apart: the key's, or the bucket's."""
         error = _store_error(key, exc, kind)
-        if getattr(exc, "code", None) == 404 and self._bucket_check.bucket_missing():
+        if isinstance(exc, api_exceptions.NotFound) and self._bucket_check.bucket_missing():
             return kind(key, _NO_BUCKET, store_wide=True)
         return error
 
     def _bucket_exists(self) -> bool | None:
         """One bucket metadata GET; None when it cannot tell."""
         try:
-            return self._bucket.exists(timeout=self._timeout, retry=None)
-        except Exception:  # noqa: BLE001 - cannot tell: the key's own 404 stands
+            exists: bool = self._bucket.exists(timeout=self._timeout, retry=None)
+        except _SDK_ERRORS:  # cannot tell: the key's own 404 stands
             return None
-
+        return exists
 
 
 class _TrackedAdapter(HTTPAdapter):
@@ -177,27 +195,38 @@ class _TrackedAdapter(HTTPAdapter):
 
 
 def _create_client(project: str | None, max_connections: int, sockets: RequestSockets) -> storage.Client:
+    """A client whose pool holds ``max_connections`` tracked connections and which looks up no
+    bucket metadata. `UnsupportedSDK` when the SDK's internals this needs have changed."""
     try:
         client = storage.Client(project=project)
     except auth_exceptions.DefaultCredentialsError as exc:
         raise ValueError(f"GCS credentials: {exc}") from exc
-    # The SDK fetches bucket metadata in background threads on a bucket's first use and
-    # after every 404 (googleapis/google-cloud-python#17650): extra GETs, and threads
-    # nobody joins. Without the cache, a fetch is one GET and nothing else.
-    client._bucket_metadata_cache = None
-    session = client._http
-    prefixes = ("http://",) if session.is_mtls else ("http://", "https://")
-    for prefix in prefixes:
-        session.mount(
-            prefix,
-            _TrackedAdapter(sockets, pool_connections=max_connections, pool_maxsize=max_connections),
-        )
+    try:
+        # The SDK fetches bucket metadata in background threads on a bucket's first use and
+        # after every 404 (googleapis/google-cloud-python#17650): extra GETs, and threads
+        # nobody joins. Its only switch is an environment variable for the whole process;
+        # without the client's cache, a fetch is one GET and nothing else.
+        sdk_internal(client, "_bucket_metadata_cache", object, package="google-cloud-storage",
+                     supported=SUPPORTED_SDK)
+        client._bucket_metadata_cache = None
+        # The client's HTTP session has no public accessor; its adapters hold the pools.
+        session = sdk_internal(client, "_http", AuthorizedSession, package="google-cloud-storage",
+                               supported=SUPPORTED_SDK)
+        prefixes = ("http://",) if session.is_mtls else ("http://", "https://")
+        for prefix in prefixes:
+            session.mount(
+                prefix,
+                _TrackedAdapter(sockets, pool_connections=max_connections, pool_maxsize=max_connections),
+            )
+    except BaseException:
+        client.close()
+        raise
     return client
 
 
 def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
-    """The ``kind`` of error (or `BlobNotFound`, `IntegrityError`) an SDK exception means;
-    messages name no URL, header or credential."""
+    """The ``kind`` of error (or `BlobNotFound`, `IntegrityError`) an SDK exception (one of
+    `_SDK_ERRORS`) means; messages name no URL, header or credential."""
     name = type(exc).__name__
     if isinstance(exc, api_exceptions.GoogleAPICallError):
         status = exc.code
@@ -227,4 +256,4 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
     if isinstance(exc, auth_exceptions.GoogleAuthError):
         retryable = isinstance(exc, auth_exceptions.TransportError) or exc.retryable
         return kind(key, f"credentials failed ({name})", retryable=retryable, store_wide=not retryable)
-    return kind(key, f"unexpected error ({name})")
+    return kind(key, f"GCS client error ({name})")

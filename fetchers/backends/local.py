@@ -39,8 +39,9 @@ class LocalFetcher(ClosableFetcher):
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
         path = Path(root)
+        self._missing: tuple[str, ...] = ()
         if path.is_dir():
-            self._base, self._missing = path.resolve(), ()
+            self._base = path.resolve()
         elif create and not os.path.lexists(path):
             base, self._missing = _split_missing(path)
             self._base = base.resolve()
@@ -95,17 +96,15 @@ class LocalFetcher(ClosableFetcher):
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Write ``data`` to ``<root>/<key>`` atomically, creating folders on the way (and the
         root's missing folders, when it was opened with ``create``)."""
-        *folders, name = check_key(key).split("/")
+        *folders, name = check_key(key, WriteError).split("/")
         try:
-            fd: int | None = os.open(self._base, os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(self._base, os.O_RDONLY | os.O_DIRECTORY)
+            for folder in (*self._missing, *folders):
+                fd = _enter_folder(fd, folder)
             try:
-                for folder in (*self._missing, *folders):
-                    parent, fd = fd, None
-                    fd = _enter_folder(parent, folder)
                 _replace_file(fd, name, data)
             finally:
-                if fd is not None:
-                    os.close(fd)
+                os.close(fd)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 reason = "a folder on the key's path is a symlink or a file"
@@ -139,7 +138,7 @@ def _split_missing(path: Path) -> tuple[Path, tuple[str, ...]]:
 
 def _enter_folder(parent: int, name: str) -> int:
     """Open (creating if missing) folder ``name`` in the folder ``parent``, never through a
-    symlink; closes ``parent`` and returns the new descriptor."""
+    symlink; closes ``parent`` (whether or not this succeeds) and returns the new descriptor."""
     try:
         try:
             os.mkdir(name, dir_fd=parent)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import IO, Any
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 import urllib3
 import zstandard
 from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
+from urllib3.connectionpool import HTTPConnectionPool
 
 from ..errors import BlobNotFound, FetchError, StoreError, WriteError
 from ..http import is_connect_failure, is_denied_status, is_retryable_status, is_throttling_status
@@ -17,6 +18,12 @@ from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
 from ..protocol import ClosableFetcher, StoredBlob, names_store
 from ..registry import OBJECTSTORE_TOKEN_ENV
+from . import UnsupportedSDK, sdk_internal
+
+SUPPORTED_SDK = ">=0.2.10,<0.3"
+"""The objectstore-client versions whose internal `ObjectstoreFetcher` relies on: the urllib3
+pool its `Client` and `Session` keep as ``_pool`` (the pool is closed, sized and made
+interruptible through it)."""
 
 TOKEN_ENV = OBJECTSTORE_TOKEN_ENV
 """The environment variable an objectstore token is read from when none is passed."""
@@ -38,6 +45,8 @@ class ObjectstoreFetcher(ClosableFetcher):
     ``preprod``, scopes ``org`` and ``project``, keys ``{org}/{project}/{sha256}``, so a fetcher
     with ``prefix="1/2"`` reads a blob by its hash alone. Thread-safe: the session's urllib3
     pool serves every thread; build it with `connect` to size that pool and turn its retries off.
+    ``max_connections`` is that pool's size, read from the session when not given (the client
+    has no accessor for it: `UnsupportedSDK` outside `SUPPORTED_SDK`).
 
     The payload is asked for as stored and decompressed here: the client's own zstd reader
     returns a short blob, without error, when the stream ends inside a frame, which this
@@ -61,11 +70,14 @@ class ObjectstoreFetcher(ClosableFetcher):
         self._session = session
         self.prefix = normalize_prefix(prefix)
         if max_connections is None:
-            max_connections = _pool_size(session)
+            connections = _pool(session).pool
+            if connections is None:
+                raise ValueError("the session's connection pool is closed")
+            max_connections = connections.maxsize
         self.max_connections = max_connections
-        """Size of the session's connection pool (None when it cannot be told)."""
+        """Size of the session's connection pool."""
         self.store_url = _describe(session, self.prefix)
-        self._denied_reason = {True: TOKEN_REFUSED, False: NO_TOKEN}.get(sends_token, TOKEN_UNKNOWN)
+        self._denied_reason = TOKEN_UNKNOWN if sends_token is None else TOKEN_REFUSED if sends_token else NO_TOKEN
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> ObjectstoreFetcher:
@@ -135,21 +147,25 @@ class ObjectstoreFetcher(ClosableFetcher):
                 "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             },
         )
+        # The client has no close() of its own: the urllib3 pool is what it holds open.
+        pool = _pool(client)
         try:
-            session = client.session(Usecase(usecase), **scopes)
-        except ValueError:
-            client._pool.close()
-            # The client's message quotes the offending value, which may be a secret pasted
-            # into the URL; name only what was configured.
-            raise ValueError(
-                f"objectstore usecase or scope names/values are invalid (scopes: {', '.join(scopes)})"
-            ) from None
-        fetcher = cls(session, prefix=prefix, max_connections=max_connections,
-                      sends_token=token is not None)
-        # The client has no close() of its own; the urllib3 pool is what it holds open.
-        fetcher._owned = client._pool
+            try:
+                session = client.session(Usecase(usecase), **scopes)
+            except ValueError:
+                # The client's message quotes the offending value, which may be a secret pasted
+                # into the URL; name only what was configured.
+                raise ValueError(
+                    f"objectstore usecase or scope names/values are invalid (scopes: {', '.join(scopes)})"
+                ) from None
+            fetcher = cls(session, prefix=prefix, max_connections=max_connections,
+                          sends_token=token is not None)
+        except BaseException:
+            pool.close()
+            raise
+        fetcher._owned = pool
         sockets = RequestSockets()
-        client._pool.ConnectionCls = tracked_connection_class(client._pool.ConnectionCls, sockets)
+        pool.ConnectionCls = tracked_connection_class(pool.ConnectionCls, sockets)
         fetcher._track_requests(sockets)
         return fetcher
 
@@ -182,7 +198,7 @@ class ObjectstoreFetcher(ClosableFetcher):
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Store ``data`` under ``key`` with one PUT, as it is; raise `WriteError` on failure."""
-        path = join_key(self.prefix, key)
+        path = join_key(self.prefix, key, WriteError)
         try:
             self._session.put(
                 data, key=path, compress="none", content_type=content_type, resumable_threshold_bytes="none"
@@ -192,6 +208,8 @@ class ObjectstoreFetcher(ClosableFetcher):
 
 
 _CLIENT_ERRORS = (RequestError, urllib3.exceptions.HTTPError, OSError)
+_OBJECTS_PATH = "/v1/objects/"  # objectstore's object API: <base>/v1/objects/<usecase>/<scopes>/<key>
+_NO_SCOPES = "_"
 
 
 def _store_error(key: str, exc: Exception, kind: type[StoreError], denied: str) -> StoreError:
@@ -211,31 +229,32 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError], denied: str) 
     reason: BaseException = exc
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         reason = exc.reason  # with retries off, this wraps the one failure
-    return kind(
-        key,
-        f"objectstore request failed: {type(reason).__name__}: {reason}",
-        retryable=True,
-        store_wide=is_connect_failure(exc),
-    )
+    if is_connect_failure(exc):
+        return kind(key, f"cannot connect to the endpoint ({type(reason).__name__})", retryable=True,
+                    store_wide=True)
+    return kind(key, f"objectstore request failed: {type(reason).__name__}: {reason}", retryable=True)
 
 
 def _describe(session: Session, prefix: str) -> str:
-    """``objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2`` for messages."""
-    pool = getattr(session, "_pool", None)
-    usecase = getattr(getattr(session, "_usecase", None), "name", "?")
-    scope = getattr(session, "_scope", None)
-    scopes = list(scope.dict().items()) if scope is not None else []
-    query = urlencode([*scopes, *([("prefix", prefix)] if prefix else [])], safe="/")
-    base = getattr(session, "_base_path", "").rstrip("/")
-    where = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else "objectstore"
-    return f"objectstore+{where}{base}/{usecase}" + (f"?{query}" if query else "")
+    """``objectstore+http://host:port/<usecase>?org=1&project=2&prefix=1/2`` for messages, read
+    from the URL the session gives an object (``.../v1/objects/<usecase>/<scopes>/<key>``)."""
+    url = urlsplit(session.object_url("_"))
+    base, api, rest = url.path.rpartition(_OBJECTS_PATH)
+    usecase, _, scopes = rest.rpartition("/")[0].partition("/")
+    if not api or not usecase or not scopes:
+        raise UnsupportedSDK(f"objectstore-client gives object URLs of another form ({url.path!r}): "
+                             f"install objectstore-client{SUPPORTED_SDK}")
+    pairs = [] if scopes == _NO_SCOPES else [scope.partition("=")[::2] for scope in scopes.split(";")]
+    query = urlencode([*((unquote(name), unquote(value)) for name, value in pairs),
+                       *([("prefix", prefix)] if prefix else [])], safe="/")
+    where = f"objectstore+{url.scheme}://{url.netloc}{unquote(base)}/{unquote(usecase)}"
+    return f"{where}?{query}" if query else where
 
 
-def _pool_size(session: Session) -> int | None:
-    """How many connections the session's urllib3 pool keeps (the client exposes no accessor)."""
-    queue = getattr(getattr(session, "_pool", None), "pool", None)
-    size = getattr(queue, "maxsize", None)
-    return size if isinstance(size, int) and size > 0 else None
+def _pool(owner: Client | Session) -> HTTPConnectionPool:
+    """The urllib3 pool of a client or session: the SDK keeps it as ``_pool``, with no accessor."""
+    return sdk_internal(owner, "_pool", HTTPConnectionPool, package="objectstore-client",
+                        supported=SUPPORTED_SDK)
 
 
 def _read_all(payload: IO[bytes]) -> bytes:

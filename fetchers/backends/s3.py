@@ -7,6 +7,7 @@ from urllib.parse import SplitResult
 
 import boto3
 from botocore.config import Config
+from botocore.endpoint import Endpoint
 from botocore.exceptions import (
     BotoCoreError,
     ChecksumError,
@@ -20,14 +21,20 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as SDKConnectionError
+from botocore.httpsession import URLLib3Session
 from urllib3.exceptions import HTTPError as URLLib3Error
 
-from ..errors import BlobNotFound, FetchError, StoreError, WriteError
+from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError
 from ..http import is_denied_status, is_retryable_status, is_throttling_status, parse_retry_after
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import is_md5_hex, join_key, normalize_prefix
 from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, names_store
 from ..registry import bucket_and_prefix
+from . import sdk_internal
+
+SUPPORTED_SDK = ">=1.35,<2"
+"""The botocore versions whose internals `S3Fetcher` relies on to interrupt requests: a
+client's ``_endpoint``, its ``http_session`` and that session's ``_pool_classes_by_scheme``."""
 
 # S3 sends these with statuses that say nothing of retrying (RequestTimeout is a 400).
 _TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"})
@@ -76,8 +83,12 @@ class S3Fetcher(ClosableFetcher):
         endpoint_url: str | None = None,
         region_name: str | None = None,
     ) -> None:
+        if not isinstance(bucket, str) or not bucket:
+            raise ValueError("S3 bucket name is empty")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.store_url = f"s3://{bucket}/{self.prefix}"
@@ -97,9 +108,11 @@ class S3Fetcher(ClosableFetcher):
             except BotoCoreError as exc:  # e.g. an invalid region; resolves no credentials
                 raise ValueError(f"S3 client configuration: {type(exc).__name__}: {exc}") from exc
             self._owned = client
-            sockets = _tracked_sockets(client)
-            if sockets is not None:
-                self._track_requests(sockets)
+            try:
+                self._track_requests(_tracked_sockets(client))
+            except BaseException:
+                client.close()
+                raise
         self._client = client
         self.max_connections: int = client.meta.config.max_pool_connections
 
@@ -117,7 +130,7 @@ class S3Fetcher(ClosableFetcher):
             response = self._client.get_object(Bucket=self.bucket, Key=object_key)
             body = response["Body"]
             try:
-                data = body.read()
+                data: bytes = body.read()
             finally:
                 body.close()
         except _SDK_ERRORS as exc:
@@ -170,7 +183,7 @@ class S3Fetcher(ClosableFetcher):
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Write ``data`` under ``key`` with one ``PutObject``; raise `WriteError` on failure."""
-        object_key = join_key(self.prefix, key)
+        object_key = join_key(self.prefix, key, WriteError)
         try:
             self._client.put_object(Bucket=self.bucket, Key=object_key, Body=data, ContentType=content_type)
         except _SDK_ERRORS as exc:
@@ -180,15 +193,14 @@ class S3Fetcher(ClosableFetcher):
         return f"S3Fetcher(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
 
-def _tracked_sockets(client: Any) -> RequestSockets | None:
+def _tracked_sockets(client: Any) -> RequestSockets:
     """The requests of a client built here, recorded so they can be interrupted: botocore's HTTP
     session keeps the pool classes its pool managers create pools from in one dict, whose
-    classes are swapped for tracked ones (`fetchers.inflight`) before the first request. None
-    if botocore no longer has that dict."""
-    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
-    classes = getattr(session, "_pool_classes_by_scheme", None)
-    if not isinstance(classes, dict):
-        return None
+    classes are swapped for tracked ones (`fetchers.inflight`) before the first request.
+    botocore offers no public way to this; `UnsupportedSDK` when its internals have changed."""
+    endpoint = sdk_internal(client, "_endpoint", Endpoint, package="botocore", supported=SUPPORTED_SDK)
+    session = sdk_internal(endpoint, "http_session", URLLib3Session, package="botocore", supported=SUPPORTED_SDK)
+    classes = sdk_internal(session, "_pool_classes_by_scheme", dict, package="botocore", supported=SUPPORTED_SDK)
     sockets = RequestSockets()
     for scheme, pool_class in classes.items():
         classes[scheme] = tracked_pool_class(pool_class, sockets)
@@ -196,8 +208,8 @@ def _tracked_sockets(client: Any) -> RequestSockets | None:
 
 
 def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
-    """Classify an SDK or transport exception as a ``kind`` (or `BlobNotFound`); messages
-    name error codes and types only."""
+    """Classify an SDK or transport exception as a ``kind`` (or `BlobNotFound`, `IntegrityError`);
+    messages name error codes and types only."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         metadata = exc.response.get("ResponseMetadata", {})
@@ -214,6 +226,8 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
             return kind(key, message, retryable=True, retry_after=retry_after, throttled=throttled)
         return kind(key, message)
     name = type(exc).__name__
+    if kind is FetchError and isinstance(exc, (ChecksumError, FlexibleChecksumError)):
+        return IntegrityError(key, f"body does not match the object's checksum ({name})")
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return kind(key, f"no usable AWS credentials ({name})", store_wide=True)
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):

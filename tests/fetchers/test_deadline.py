@@ -10,13 +10,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import psutil
 import pytest
 
 from fetchers import BatchPrefetcher, BatchUploader, ClosableFetcher, fetcher_from_url
 from fetchers.backends.gcs import GCSFetcher
 from testing.gcs import STORAGE_EMULATOR_HOST
 from testing.proxy import LatencyProxy
+
+from .helpers import connections_to, runner_threads
 
 pytestmark = pytest.mark.integration
 
@@ -63,15 +64,6 @@ def trickling(request) -> Iterator[Trickling]:
     # read timeout's reach (each wait for bytes is short) and past the test (20 kB: 16 min).
     store.proxy.inject("trickle", count=1000, at_byte=1000, interval=0.05)
     yield store
-
-
-def connections_to(port: int) -> list:
-    """This process's TCP sockets to ``port`` (open, in any state but closed)."""
-    return [c for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == port]
-
-
-def runner_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("snapcompare-")]
 
 
 def test_a_trickled_answer_ends_at_the_deadline(trickling):

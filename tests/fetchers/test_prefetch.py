@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import traceback
 from collections import Counter
 
 import pytest
@@ -21,6 +22,7 @@ from fetchers import (
     RetryPolicy,
     StoreUnavailable,
 )
+from testing.waiting import PATIENCE, wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -35,13 +37,14 @@ class ScriptedFetcher:
     """Thread-safe fake store: per key, a script of outcomes for successive attempts.
 
     An outcome is "ok", "missing", "retry" (retryable error), "fatal" (non-retryable),
-    "boom" (a plain exception), or "corrupt" (wrong bytes). When the script runs out the last
-    outcome repeats. Records attempts per key and the peak number of concurrent calls.
+    "boom" (an OS error, as a socket raises), "bug" (an ``IndexError``: a bug of the store's
+    code) or "corrupt" (wrong bytes). When the script runs out the last outcome repeats.
+    Records attempts per key and the peak number of concurrent calls. A test's subclass holds
+    a fetch (counted, in flight) in `hold`.
     """
 
-    def __init__(self, scripts=None, *, delay: float = 0.0, retry_after: float | None = None):
+    def __init__(self, scripts=None, *, retry_after: float | None = None):
         self.scripts = scripts or {}
-        self.delay = delay
         self.retry_after = retry_after
         self.calls: Counter[str] = Counter()
         self.completed = 0
@@ -56,8 +59,7 @@ class ScriptedFetcher:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
         try:
-            if self.delay:
-                time.sleep(self.delay)
+            self.hold(key)
             script = self.scripts.get(key, ["ok"])
             outcome = script[min(attempt, len(script) - 1)]
             if outcome == "missing":
@@ -67,7 +69,9 @@ class ScriptedFetcher:
             if outcome == "fatal":
                 raise FetchError(key, "denied")
             if outcome == "boom":
-                raise RuntimeError("socket exploded")
+                raise ConnectionResetError("socket exploded")
+            if outcome == "bug":
+                raise IndexError("planted")
             if outcome == "corrupt":
                 return b"not the content"
             return blob_for(key)
@@ -76,12 +80,8 @@ class ScriptedFetcher:
                 self.in_flight -= 1
                 self.completed += 1
 
-
-def wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
+    def hold(self, key: str) -> None:
+        """Called as each fetch starts, once counted; returns at once."""
 
 
 def no_fetch_threads() -> bool:
@@ -97,7 +97,7 @@ def expected_attempts(script: list[str], policy: RetryPolicy) -> int:
     return policy.max_attempts
 
 
-OUTCOMES = st.sampled_from(["ok", "missing", "retry", "fatal", "boom"])
+OUTCOMES = st.sampled_from(["ok", "missing", "retry", "fatal", "boom"])  # "bug" ends a call: see below
 
 
 @settings(max_examples=60, deadline=None)
@@ -130,7 +130,7 @@ def test_every_unique_key_resolved_once_with_exact_fetch_counts(keys, scripts, w
             assert isinstance(error, BlobNotFound) == (final == "missing")
             assert error.retryable == (final == "retry")
             if final == "boom":
-                assert isinstance(error.__cause__, RuntimeError)
+                assert isinstance(error.__cause__, ConnectionResetError)
     stats = result.stats
     assert stats.keys_requested == len(keys)
     assert stats.unique_keys == len(unique)
@@ -142,9 +142,16 @@ def test_every_unique_key_resolved_once_with_exact_fetch_counts(keys, scripts, w
 
 
 def test_concurrency_reaches_but_never_exceeds_max_workers():
-    fetcher = ScriptedFetcher(delay=0.02)
+    all_in = threading.Barrier(5)
+
+    class Meeting(ScriptedFetcher):
+        def hold(self, key):
+            if "k01" <= key <= "k05":  # once k00 has answered, five fetches wait for each other
+                all_in.wait(PATIENCE)
+
+    fetcher = Meeting()
     with BatchPrefetcher(fetcher, max_workers=5) as prefetcher:
-        result = prefetcher.fetch_all([f"k{i}" for i in range(40)])
+        result = prefetcher.fetch_all([f"k{i:02}" for i in range(40)])
     assert len(result.blobs) == 40
     assert fetcher.peak == 5
     assert result.stats.peak_in_flight == 5
@@ -212,98 +219,131 @@ def test_iter_fetch_yields_as_fetches_complete():
 
 
 def test_iter_fetch_stays_bounded_with_a_slow_consumer():
+    # While the consumer holds a key, the call holds at most max_pending - 1 others: once their
+    # fetches have run, nothing more starts until the consumer asks for the next key.
     fetcher = ScriptedFetcher()
     with BatchPrefetcher(fetcher, max_workers=2, max_pending=5) as prefetcher:
         consumed = 0
         for _key, _value in prefetcher.iter_fetch([f"k{i}" for i in range(30)]):
             consumed += 1
-            time.sleep(0.005)
-            assert sum(fetcher.calls.values()) - consumed <= 5
+            expected = min(consumed + 4, 30)
+            wait_until(lambda expected=expected: sum(fetcher.calls.values()) >= expected)
+            assert sum(fetcher.calls.values()) == expected
     assert consumed == 30
 
 
 def test_iter_fetch_bounds_bytes_held_ahead_of_the_consumer():
+    # Blobs of one size, four to the budget: once a size is known, the call holds three fetched
+    # blobs besides the one its consumer has; before that, as many as there are workers.
     size = len(blob_for("k00"))
     fetcher = ScriptedFetcher()
     with BatchPrefetcher(fetcher, max_workers=2, max_pending=100, max_pending_bytes=4 * size) as prefetcher:
-        ahead = []
         for consumed, _ in enumerate(prefetcher.iter_fetch([f"k{i:02}" for i in range(60)]), start=1):
-            time.sleep(0.003)
-            ahead.append(fetcher.completed - consumed)
-    assert max(ahead) <= 4 + 2 + 1  # the byte budget, plus what the workers had started
-    assert len(ahead) == 60
+            expected = 2 if consumed == 1 else min(consumed + 3, 60)
+            wait_until(lambda expected=expected: fetcher.completed >= expected)
+            assert fetcher.completed == expected
 
 
 def test_iter_fetch_bounds_bytes_before_any_size_is_known():
-    fetcher = ScriptedFetcher(delay=0.05)
+    # k01..k03 hold three of the four workers, and no size of a blob held is known: so those are
+    # all the call admitted, and another call's key goes straight to the fourth worker.
+    release = threading.Event()
+
+    class Gated(ScriptedFetcher):
+        def hold(self, key):
+            if key not in ("k00", "probe"):
+                assert release.wait(PATIENCE)
+
+    fetcher = Gated()
     size = len(blob_for("k00"))
     with BatchPrefetcher(fetcher, max_workers=4, max_pending=100, max_pending_bytes=2 * size) as prefetcher:
         stream = prefetcher.iter_fetch([f"k{i:02}" for i in range(60)])
-        next(stream)
-        time.sleep(0.4)  # a slow consumer: nothing beyond what was admitted may be fetched
-        fetched_while_waiting = sum(fetcher.calls.values())
-        stream.close()
-    assert fetched_while_waiting <= 4
+        probe = threading.Thread(target=prefetcher.fetch_all, args=(["probe"],))
+        try:
+            assert next(stream)[0] == "k00"
+            probe.start()
+            wait_until(lambda: fetcher.calls["probe"] == 1)  # a fifth admitted key would hold it back
+            assert set(fetcher.calls) <= {"k00", "k01", "k02", "k03", "probe"}
+        finally:
+            release.set()
+            stream.close()
+            if probe.ident is not None:
+                probe.join()
 
 
 def test_stats_are_filled_for_iter_fetch():
     stats = BatchStats()
     with BatchPrefetcher(ScriptedFetcher(), max_workers=2) as prefetcher:
+        started = time.monotonic()
         items = dict(prefetcher.iter_fetch(["a", "b", "a"], stats=stats))
+        elapsed = time.monotonic() - started
     assert set(items) == {"a", "b"}
     assert (stats.keys_requested, stats.unique_keys, stats.fetches_issued) == (3, 2, 2)
-    assert stats.wall_time > 0
+    assert 0 < stats.wall_time <= elapsed  # the call's own time, taken within it
 
 
 def test_consumer_exception_cancels_pending_fetches():
-    fetcher = ScriptedFetcher(delay=0.05)
+    # Two keys hold the two workers when the consumer fails; of the keys admitted behind them
+    # none may start: a key of another call, queued after them, runs next.
+    release = threading.Event()
+
+    class Gated(ScriptedFetcher):
+        def hold(self, key):
+            if key not in ("k0", "k1", "k2", "probe"):
+                assert release.wait(PATIENCE)
+
+    fetcher = Gated()
     with BatchPrefetcher(fetcher, max_workers=2, max_pending=50) as prefetcher:
         with pytest.raises(KeyboardInterrupt):
             for index, _ in enumerate(prefetcher.iter_fetch([f"k{i}" for i in range(200)])):
                 if index == 2:
+                    wait_until(lambda: sum(fetcher.calls.values()) == 5)  # k3 and k4 hold the workers
                     raise KeyboardInterrupt
-        calls_at_exit = sum(fetcher.calls.values())
-        time.sleep(0.3)  # pending fetches would have run by now had they not been cancelled
-        assert sum(fetcher.calls.values()) <= calls_at_exit + 2  # at most the running ones finish
-    assert calls_at_exit < 50
+        release.set()
+        assert prefetcher.fetch_all(["probe"]).blobs == {"probe": blob_for("probe")}
+    assert set(fetcher.calls) == {"k0", "k1", "k2", "k3", "k4", "probe"}
     assert no_fetch_threads()
 
 
 def test_abandoned_fetch_stops_retrying():
+    # One worker: "slow" (its first attempt on the wire when the consumer leaves) ends before the
+    # key of another call runs, and it ends without a retry.
     release = threading.Event()
 
     class Throttled(ScriptedFetcher):
-        def fetch(self, key):
+        def hold(self, key):
             if key == "slow":
-                assert release.wait(5)
-            return super().fetch(key)
+                assert release.wait(PATIENCE)
 
-    fetcher = Throttled({"slow": ["retry"]}, retry_after=0.2)
+    fetcher = Throttled({"slow": ["retry"]}, retry_after=0.0)
     budget = RetryBudget(retry_cost=1, success_refill=0, initial=1.0, capacity=1.0)
-    with BatchPrefetcher(fetcher, max_workers=2, retry=RetryPolicy(max_attempts=10), budget=budget) as prefetcher:
-        stream = prefetcher.iter_fetch(["slow", "fast"])
+    with BatchPrefetcher(fetcher, max_workers=1, retry=RetryPolicy(max_attempts=10), budget=budget) as prefetcher:
+        stream = prefetcher.iter_fetch(["fast", "slow"])
         assert next(stream)[0] == "fast"
+        wait_until(lambda: fetcher.calls["slow"] == 1)
         stream.close()  # nobody wants "slow" any more; its first attempt is on the wire
         release.set()
-        time.sleep(0.6)  # three more attempts would fit in here were it still retrying
-    assert fetcher.calls["slow"] == 1
+        prefetcher.fetch_all(["probe"])
+        assert fetcher.calls["slow"] == 1
     assert budget.tokens == 1.0  # an abandoned fetch spends no retry budget
     assert no_fetch_threads()
 
 
-def test_close_interrupts_retry_waits_promptly():
-    fetcher = ScriptedFetcher({"k": ["retry"]}, retry_after=20.0)
-    prefetcher = BatchPrefetcher(fetcher, max_workers=1)
+def test_close_interrupts_retry_waits():
+    # The store asks for a minute's wait before the retry: close must not wait for it.
+    fetcher = ScriptedFetcher({"k": ["retry"]}, retry_after=60.0)
+    prefetcher = BatchPrefetcher(fetcher, max_workers=1, retry=RetryPolicy(max_retry_after=120))
+    stats = BatchStats()
     outcome: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: outcome.update(r=prefetcher.fetch_all(["k"])))
+    worker = threading.Thread(target=lambda: outcome.update(prefetcher.iter_fetch(["k"], stats=stats)))
     worker.start()
-    wait_until(lambda: fetcher.calls["k"] == 1)
-    started = time.monotonic()
-    prefetcher.close()
-    worker.join(10)
-    assert time.monotonic() - started < 10  # far below the 20 s the store asked to wait
-    error = outcome["r"].errors["k"]
-    assert "cancelled" in error.message
+    wait_until(lambda: stats.retries == 1)  # the retry is waiting
+    closer = threading.Thread(target=prefetcher.close, daemon=True)
+    closer.start()
+    closer.join(PATIENCE)
+    assert not closer.is_alive()
+    worker.join()
+    assert "cancelled" in outcome["k"].message
     assert no_fetch_threads()
 
 
@@ -386,6 +426,38 @@ def test_a_fetcher_returning_non_bytes_is_an_error():
         assert "int" in prefetcher.fetch_all(["a"]).errors["a"].message
 
 
+def test_a_bug_in_the_fetcher_reaches_the_caller_as_it_is():
+    fetcher = ScriptedFetcher({"bad": ["bug"]})
+    with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY) as prefetcher:
+        with pytest.raises(IndexError, match="^planted$") as caught:
+            prefetcher.fetch_all(["a", "bad", "b"])
+        assert traceback.extract_tb(caught.value.__traceback__)[-1].name == "fetch"  # raised there
+        assert caught.value.__cause__ is None and caught.value.__context__ is None
+        with pytest.raises(IndexError, match="^planted$"):
+            list(prefetcher.iter_fetch(["bad"]))
+        assert prefetcher.fetch_all(["c"]).blobs == {"c": blob_for("c")}  # the prefetcher still works
+    assert fetcher.calls["bad"] == 2  # once per call: a bug is not retried
+    assert no_fetch_threads()
+
+
+def test_a_failing_interrupt_reaches_the_caller_as_it_is():
+    interrupted = threading.Event()
+
+    class BrokenInterrupt(ScriptedFetcher):
+        def hold(self, key):
+            assert interrupted.wait(PATIENCE)  # a request that only the deadline ends
+
+        def interrupt(self, thread_id):
+            interrupted.set()
+            raise TypeError("planted")
+
+    with BatchPrefetcher(BrokenInterrupt(), max_workers=1, deadline=0.01) as prefetcher:
+        with pytest.raises(TypeError, match="^planted$") as caught:
+            prefetcher.fetch_all(["k"])
+    assert traceback.extract_tb(caught.value.__traceback__)[-1].name == "interrupt"
+    assert no_fetch_threads()
+
+
 def test_refuses_more_workers_than_the_fetchers_connection_pool():
     class Pooled(ScriptedFetcher):
         max_connections = 4
@@ -404,7 +476,7 @@ class UnusableStore(ScriptedFetcher):
     """Every fetch fails with one store-wide error (after ``fine`` keys that work)."""
 
     def __init__(self, error: FetchError, fine=()):
-        super().__init__(delay=0.002)
+        super().__init__()
         self.error = error
         self.fine = set(fine)
 

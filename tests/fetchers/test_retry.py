@@ -98,8 +98,9 @@ def test_parse_retry_after_http_date():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT") == 0.0
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (429, True), (503, True), (500, True), (408, True), (404, False), (403, False), (200, False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(429, True), (503, True), (500, True), (408, True), (404, False), (403, False), (200, False), (None, False)],
+)
 def test_retryable_statuses(status, expected):
     assert is_retryable_status(status) is expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
+import traceback
 from collections import Counter
 
 import pytest
@@ -19,6 +19,7 @@ from fetchers import (
     StoreUnavailable,
     WriteError,
 )
+from testing.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -140,6 +141,33 @@ def test_a_store_wide_failure_stops_the_upload_early():
     assert isinstance(info.value, WriteError) and isinstance(info.value, FetchError)
 
 
+def test_a_bug_in_the_writer_or_a_source_reaches_the_caller_as_it_is():
+    class Buggy(MemoryStore):
+        def put(self, key: str, data: bytes, content_type: str) -> None:
+            raise TypeError("planted")
+
+    def source() -> bytes:
+        raise IndexError("planted")
+
+    data = blobs(1)
+    with BatchUploader(Buggy(), retry=FAST_RETRY) as uploader:
+        with pytest.raises(TypeError, match="^planted$") as caught:
+            uploader.upload_all(data)
+        assert traceback.extract_tb(caught.value.__traceback__)[-1].name == "put"
+        with pytest.raises(IndexError, match="^planted$"):
+            uploader.upload_all({key: source for key in data})
+
+
+def test_a_source_that_cannot_be_read_is_one_blob_s_error(tmp_path):
+    data = blobs(2)
+    missing, present = data
+    (tmp_path / "present").write_bytes(data[present])
+    with BatchUploader(MemoryStore()) as uploader:
+        result = uploader.upload_all({missing: tmp_path / "missing", present: tmp_path / "present"})
+    assert result.written == [present] and isinstance(result.errors[missing], WriteError)
+    assert isinstance(result.errors[missing].__cause__, FileNotFoundError)
+
+
 def test_writer_without_put_is_refused():
     with pytest.raises(TypeError):
         BatchUploader(object())
@@ -256,10 +284,3 @@ def test_a_blob_larger_than_max_bytes_is_uploaded_alone():
     with BatchUploader(store, max_workers=3, max_bytes=100) as uploader:
         result = uploader.upload_all(data)
     assert sorted(result.written) == sorted(data) and result.stats.peak_bytes_held in (100, 300)
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.002)

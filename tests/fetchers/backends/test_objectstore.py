@@ -1,4 +1,6 @@
-"""ObjectstoreFetcher through the real objectstore_client against the objectstore test server."""
+"""ObjectstoreFetcher through the real objectstore_client against the objectstore test server: what
+only objectstore does, zstd payloads, tokens, the client's internals, and the test server
+itself; what every store does is in ``test_contract``."""
 
 from __future__ import annotations
 
@@ -6,19 +8,19 @@ import hashlib
 import http.client
 import logging
 import random
-import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import urllib3
 import zstandard
 from objectstore_client import Client, Usecase
 
-from fetchers import BatchPrefetcher, BlobFetcher, BlobNotFound, FetchError
-from fetchers.backends.objectstore import ObjectstoreFetcher
+from fetchers import BatchPrefetcher, BatchUploader, BlobNotFound, FetchError, StoreUnavailable, fetcher_from_url
+from fetchers.backends import UnsupportedSDK
+from fetchers.backends.objectstore import TOKEN_ENV, ObjectstoreFetcher
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore
+
+from ..helpers import QUICK_RETRY, blobs, unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -61,30 +63,10 @@ def connect(objectstore_server):
 # --- round trips and layout -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compress", ["zstd", "none"])
 @pytest.mark.parametrize("size", [0, 1, 4_000, 65_537, 1_000_000])
-def test_round_trip_one_get_per_fetch(objectstore_server, connect, compress, size):
+def test_a_zstd_object_round_trips_with_one_get(objectstore_server, connect, size):
     data = blob(size, seed=size)
-    key = store(objectstore_server, data, compress=compress)
-
-    assert connect().fetch(key) == data
-    assert objectstore_server.counters.gets(f"{PREFIX}/{key}") == 1
-
-
-def test_prefix_is_joined_with_a_slash(objectstore_server, connect):
-    data = blob(3_000, seed=1)
-    key = store(objectstore_server, data)
-
-    assert connect(prefix="/1/2/").fetch(key) == data
-    assert connect(prefix="").fetch(f"{PREFIX}/{key}") == data
-    with pytest.raises(BlobNotFound):
-        connect(prefix="1/3").fetch(key)
-
-
-def test_key_with_reserved_characters_round_trips(objectstore_server, connect):
-    data = blob(500, seed=2)
-    key = f"dir {uuid.uuid4().hex}/a+b;c=d%e"
-    objectstore_server.put(f"{PREFIX}/{key}", data)
+    key = store(objectstore_server, data, compress="zstd")
 
     assert connect().fetch(key) == data
     assert objectstore_server.counters.gets(f"{PREFIX}/{key}") == 1
@@ -99,65 +81,13 @@ def test_multi_frame_zstd_payload_is_decoded_whole(objectstore_server, connect):
     assert connect().fetch(key) == first + second
 
 
-def test_missing_key_is_blob_not_found(objectstore_server, connect):
-    fetcher = connect()
-    key = f"missing-{uuid.uuid4().hex}"
-
-    with pytest.raises(BlobNotFound) as caught:
-        fetcher.fetch(key)
-
-    assert caught.value.key == key
-    assert not caught.value.retryable
-    assert objectstore_server.counters.gets(f"{PREFIX}/{key}") == 1
-
-
-@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a", "a\\b", "a\nb", "a/"])
-def test_invalid_key_is_rejected_without_a_request(objectstore_server, connect, key):
-    fetcher = connect()
-    gets, connections = (objectstore_server.counters.total_gets,
-                         objectstore_server.counters.connections)
-
-    with pytest.raises(FetchError) as caught:
-        fetcher.fetch(key)
-
-    assert not caught.value.retryable
-    assert caught.value.key == key
-    assert objectstore_server.counters.total_gets == gets
-    assert objectstore_server.counters.connections == connections
-
-
 # --- faults -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("status", "retryable"),
-    [(503, True), (429, True), (500, True), (502, True), (401, False), (403, False), (400, False)],
-)
-def test_http_errors_map_to_retryable_or_not(objectstore_server, connect, status, retryable):
-    data = blob(2_000, seed=status)
-    key = store(objectstore_server, data)
-    fetcher = connect()
-    objectstore_server.faults.inject(status, key=f"{PREFIX}/{key}", retry_after="7")
-
-    with pytest.raises(FetchError) as caught:
-        fetcher.fetch(key)
-
-    error = caught.value
-    assert type(error) is FetchError
-    assert error.retryable is retryable
-    assert str(status) in str(error)
-    # objectstore_client's RequestError drops the response headers: no Retry-After to report.
-    assert error.retry_after is None
-    assert error.__cause__ is not None
-    assert fetcher.fetch(key) == data  # the fault was one-shot and the pool still works
-    assert objectstore_server.counters.gets(f"{PREFIX}/{key}") == 2
-
-
 @pytest.mark.parametrize("mode", ["reset", "truncate"])
-@pytest.mark.parametrize("compress", ["zstd", "none"])
-def test_broken_connections_are_retryable(objectstore_server, connect, mode, compress):
+def test_a_broken_transfer_of_a_zstd_object_is_retryable(objectstore_server, connect, mode):
     data = blob(300_000, seed=5)
-    key = store(objectstore_server, data, compress=compress)
+    key = store(objectstore_server, data, compress="zstd")
     fetcher = connect()
     objectstore_server.faults.inject(mode, key=f"{PREFIX}/{key}")
 
@@ -167,30 +97,6 @@ def test_broken_connections_are_retryable(objectstore_server, connect, mode, com
     assert caught.value.retryable
     assert isinstance(caught.value.__cause__, urllib3.exceptions.HTTPError)
     assert fetcher.fetch(key) == data
-
-
-def test_stall_times_out_as_retryable(objectstore_server, connect):
-    data = blob(2_000, seed=6)
-    key = store(objectstore_server, data)
-    fetcher = connect(read_timeout=0.3)
-    objectstore_server.faults.inject("stall", key=f"{PREFIX}/{key}", delay=6.0)
-
-    started = time.monotonic()
-    with pytest.raises(FetchError) as caught:
-        fetcher.fetch(key)
-
-    assert time.monotonic() - started < 4.0  # the 0.3 s read timeout, not the 6 s stall
-    assert caught.value.retryable
-    assert "timed out" in str(caught.value)
-    assert fetcher.fetch(key) == data
-
-
-def test_short_stall_within_the_timeout_succeeds(objectstore_server, connect):
-    data = blob(2_000, seed=7)
-    key = store(objectstore_server, data)
-    objectstore_server.faults.inject("stall", key=f"{PREFIX}/{key}", delay=0.2)
-
-    assert connect(read_timeout=2.0).fetch(key) == data
 
 
 def test_corrupt_zstd_body_is_retryable(objectstore_server, connect):
@@ -229,22 +135,11 @@ def test_zstd_stream_cut_inside_a_frame_is_retryable(objectstore_server, connect
     assert "truncated" in str(caught.value)
 
 
-def test_unreachable_server_is_retryable():
-    with serve_objectstore() as gone:
-        url = gone.url
-    with ObjectstoreFetcher.connect(url, DEFAULT_USECASE, scopes=DEFAULT_SCOPES,
-                                    connect_timeout=1.0) as fetcher:
-        with pytest.raises(FetchError) as caught:
-            fetcher.fetch("a")
-    assert caught.value.retryable
-
-
 # --- connections and concurrency --------------------------------------------------------------
 
 
-def test_connection_is_reused_across_bodies_misses_and_errors(objectstore_server, connect):
-    keys = [store(objectstore_server, blob(size, seed=size), compress=compress)
-            for size in (10, 70_000, 900_000) for compress in ("zstd", "none")]
+def test_one_connection_serves_zstd_bodies_misses_and_errors(objectstore_server, connect):
+    keys = [store(objectstore_server, blob(size, seed=size), compress="zstd") for size in (10, 70_000, 900_000)]
     fetcher = connect()
     before = objectstore_server.counters.connections
 
@@ -260,56 +155,7 @@ def test_connection_is_reused_across_bodies_misses_and_errors(objectstore_server
     assert objectstore_server.counters.connections - before == 1
 
 
-def test_32_threads_share_a_32_connection_pool(objectstore_server, connect, caplog):
-    caplog.set_level(logging.WARNING, logger="urllib3")
-    objects = {}
-    for seed in range(48):
-        data = blob(random.Random(seed).randrange(1_000, 200_000), seed=100 + seed)
-        objects[store(objectstore_server, data, compress="zstd" if seed % 2 else "none")] = data
-    keys = list(objects)
-    fetcher = connect(max_connections=32)
-    before = objectstore_server.counters.connections
-    start = threading.Barrier(32, timeout=10)
-
-    def work(worker: int) -> int:
-        start.wait()
-        mismatches = 0
-        for i in range(12):
-            key = keys[(worker * 7 + i) % len(keys)]
-            mismatches += fetcher.fetch(key) != objects[key]
-        return mismatches
-
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        mismatches = sum(pool.map(work, range(32), timeout=60))
-
-    assert mismatches == 0
-    assert sum(objectstore_server.counters.gets(f"{PREFIX}/{k}") for k in keys) == 32 * 12
-    assert objectstore_server.counters.connections - before <= 32
-    assert "Connection pool is full" not in caplog.text
-
-
-def test_close_releases_pooled_connections(objectstore_server, connect):
-    key = store(objectstore_server, blob(1_000, seed=11))
-    fetcher = connect()
-    fetcher.fetch(key)
-    baseline = objectstore_server.counters.open_connections
-
-    fetcher.close()
-
-    deadline = time.monotonic() + 5
-    while objectstore_server.counters.open_connections >= baseline:
-        assert time.monotonic() < deadline, "the server never saw the pooled connection close"
-        time.sleep(0.01)
-
-
 # --- construction, protocol and credentials ---------------------------------------------------
-
-
-def test_is_a_blob_fetcher_exposing_its_pool_size(objectstore_server, connect):
-    fetcher = connect(max_connections=12)
-
-    assert isinstance(fetcher, BlobFetcher)
-    assert fetcher.max_connections == 12
 
 
 def test_wraps_a_caller_session_without_owning_it(objectstore_server):
@@ -332,9 +178,6 @@ def test_rejects_bad_configuration():
         ObjectstoreFetcher.connect("http://svc:hunter2@127.0.0.1:1", DEFAULT_USECASE,
                                    scopes=DEFAULT_SCOPES)
     assert "hunter2" not in str(caught.value)
-    with pytest.raises(ValueError):
-        ObjectstoreFetcher.connect("http://127.0.0.1:1", DEFAULT_USECASE, scopes=DEFAULT_SCOPES,
-                                   max_connections=0)
     with pytest.raises(ValueError):
         ObjectstoreFetcher.connect("http://127.0.0.1:1", "x", scopes=DEFAULT_SCOPES)
     with pytest.raises(ValueError):
@@ -361,6 +204,88 @@ def test_token_is_sent_and_never_echoed(caplog):
     assert "401" in str(caught.value)
     for text in (str(caught.value), repr(caught.value), caplog.text):
         assert secret not in text and wrong not in text
+
+
+def by_url(url: str, **options) -> ObjectstoreFetcher:
+    """The fetcher of usecase ``preprod``, scopes org 1 and project 2, prefix ``1/2`` at ``url``."""
+    host = url.removeprefix("http://")
+    return fetcher_from_url(f"objectstore+http://{host}/preprod?org=1&project=2&prefix=1/2", **options)
+
+
+def test_without_the_token_the_store_is_unavailable_and_with_it_works():
+    with serve_objectstore(token="s3cret-token") as server:
+        with by_url(server.url) as fetcher:
+            error = unavailable(fetcher)
+        assert server.counters.total("GET") <= 12
+        with by_url(server.url, token="s3cret-token", max_connections=4) as fetcher:
+            fetcher.put("k", b"written", "image/png")
+            assert fetcher.fetch("k") == b"written"
+    assert "HTTP 401" in str(error) and "s3cret" not in str(error)
+    assert str(error).startswith("objectstore+http://127.0.0.1:")
+    assert "/preprod?org=1&project=2&prefix=1/2: " in str(error)
+
+
+def test_denied_says_how_to_give_a_token_or_that_it_was_refused(monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    token, wrong = "s3cret-" + uuid.uuid4().hex, "wr0ng-" + uuid.uuid4().hex
+    with serve_objectstore(token=token) as server:
+        with by_url(server.url) as fetcher:
+            without = unavailable(fetcher)
+            with BatchUploader(fetcher, max_workers=4, retry=QUICK_RETRY) as uploader:
+                with pytest.raises(StoreUnavailable) as writing:
+                    uploader.upload_all(blobs(20, size=10))
+        with by_url(server.url, token=wrong) as fetcher:
+            refused = unavailable(fetcher)
+        monkeypatch.setenv(TOKEN_ENV, wrong)
+        with by_url(server.url) as fetcher:
+            refused_from_env = unavailable(fetcher)
+
+    for error in (without, writing.value):
+        assert str(error).endswith(
+            "store unavailable: objectstore answered HTTP 401: no token is configured: "
+            "set SNAPCOMPARE_OBJECTSTORE_TOKEN or pass --objectstore-token-file FILE"), str(error)
+    for error in (refused, refused_from_env):
+        assert str(error).endswith(
+            "store unavailable: objectstore answered HTTP 401: the configured token was refused "
+            "(wrong, expired, or not valid for this usecase and scope)"), str(error)
+    for error in (without, writing.value, refused, refused_from_env):
+        assert str(error).startswith("objectstore+http://127.0.0.1:")
+        for text in (str(error), repr(error), str(error.cause), repr(error.cause)):
+            assert token not in text and wrong not in text
+
+
+def test_forbidden_without_a_token_says_how_to_give_one(objectstore_server, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    objectstore_server.faults.inject(403, times=1000)
+    try:
+        with by_url(objectstore_server.url) as fetcher:
+            error = unavailable(fetcher)
+    finally:
+        objectstore_server.faults.clear()
+    assert "HTTP 403: no token is configured: set SNAPCOMPARE_OBJECTSTORE_TOKEN" in str(error)
+
+
+# --- the client's internals -------------------------------------------------------------------
+
+
+def test_a_client_without_its_pool_is_refused_by_name(objectstore_server, monkeypatch):
+    original = Client.__init__
+
+    def pool_renamed(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._connection_pool = self.__dict__.pop("_pool")
+
+    monkeypatch.setattr(Client, "__init__", pool_renamed)
+    with pytest.raises(UnsupportedSDK, match=r"^objectstore-client \S+ is not supported: Client\._pool is missing; "
+                                             r"install objectstore-client>=0\.2\.10,<0\.3$"):
+        ObjectstoreFetcher.connect(objectstore_server.url, DEFAULT_USECASE, scopes=DEFAULT_SCOPES)
+
+
+def test_a_session_whose_pool_is_not_urllib3s_is_refused_by_name(objectstore_server):
+    session = Client(objectstore_server.url).session(Usecase(DEFAULT_USECASE), **DEFAULT_SCOPES)
+    session._pool = object()
+    with pytest.raises(UnsupportedSDK, match=r"Session\._pool is of type object, not HTTPConnectionPool"):
+        ObjectstoreFetcher(session, prefix=PREFIX)
 
 
 # --- the test server itself -------------------------------------------------------------------
@@ -420,6 +345,7 @@ def test_server_fault_can_target_one_key(objectstore_server, connect):
 
 
 def test_a_closed_fetcher_fails_without_inviting_retries(objectstore_server):
+    # Objectstore's pool refuses requests once closed; S3's and GCS's clients open new pools.
     fetcher = ObjectstoreFetcher.connect(objectstore_server.url, DEFAULT_USECASE, scopes=DEFAULT_SCOPES)
     fetcher.close()
     with pytest.raises(FetchError, match="closed") as caught:
