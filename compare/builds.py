@@ -8,11 +8,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
-from fetchers import BatchUploader, BlobFetcher, BlobWriter, ClosableFetcher, fetcher_from_url, token_env
+from fetchers import BatchUploader, BlobFetcher, BlobSource, BlobWriter, token_env
 
-from .engine.chunks import plan
+from .engine.chunks import StoreFetcher, plan, store_fetcher
 from .engine.local import ArtifactSink, Progress, run_comparison
 from .engine.singles import add_single_previews
 from .inputs.approved import approved_fingerprints, carry_over
@@ -20,7 +21,7 @@ from .inputs.baseline import BaseBuild, NoBaseBuild
 from .inputs.known_changes import apply_known_changes, read_known_changes
 from .inputs.manifest import Manifest
 from .inputs.sources import Side, combine_fetchers, open_side, read_input
-from .model import ApprovalMismatch, CompareOptions, Comparison, InputError, Resources, parameter
+from .model import ApprovalMismatch, CompareOptions, Comparison, ImageResult, InputError, Resources, parameter
 from .output.artifacts import ArtifactWriter
 from .output.results_store import ResultsPublisher, SentryLayout, mask_uploads, publish_comparison, publish_plan
 from .output.sentry_keys import fill_sentry_fields
@@ -93,11 +94,13 @@ def compare_builds(
     if isinstance(base, (BaseBuild, NoBaseBuild)):
         found, base = base, base.manifest
     with ExitStack() as stack:
-        store_fetcher = store
+        store_fetcher: BlobFetcher | None
         if isinstance(store, str):
             store_fetcher = stack.enter_context(
                 open_store(store, store_setting, max_connections=resources.fetch_workers, token=store_token)
             )
+        else:
+            store_fetcher = store
         try:
             sides = {role: open_side(spec, role=role, store=store_fetcher,
                                      require_sizes=options.require_sizes,
@@ -124,26 +127,29 @@ def compare_builds(
                     f"{parameter('base_artifact_id')}: results are kept under {{head}}/{{base}}/ below "
                     "the store's prefix, and without the ids every run would write over the others' under 0/0")
             results = stack.enter_context(_ResultsTarget.open(results_store, options, resources, store_token))
-        if out_dir is None and artifacts is None:
+        writer: ArtifactSink
+        files = artifacts
+        if files is None and out_dir is not None:
+            files = stack.enter_context(ArtifactWriter(Path(out_dir)))
+        if files is None:
             if results is not None:
                 raise InputError(f"{parameter('results_store')} needs {parameter('out_dir')}: "
                                  "the masks are written there first")
-            writer: ArtifactSink = _NoFiles()
+            writer = _NoFiles()
             options = replace(options, previews=False)
         else:
-            writer = artifacts if artifacts is not None else stack.enter_context(ArtifactWriter(Path(out_dir)))
             try:
-                writer.open()
+                files.open()
             except OSError as exc:
                 raise InputError(f"{parameter('out_dir')}: {describe_os_error(exc)}") from None
-        manifests = [sides[role].manifest for role in ("base", "head")]
+            writer = files
         if scheduler is not None:
             cluster_store = _cluster_store(sides["base"], sides["head"], store, scheduler, stack)
             comparison = _compare_on_cluster(sides["base"], sides["head"], cluster_store, scheduler,
                                              writer, options, progress, results, store_token)
         else:
-            comparison = run_comparison(*manifests, fetcher, options, artifacts=writer, resources=resources,
-                                        progress=progress)
+            comparison = run_comparison(sides["base"].manifest, sides["head"].manifest, fetcher, options,
+                                        artifacts=writer, resources=resources, progress=progress)
         comparison = add_single_previews(comparison, fetcher, writer, options, resources)
         comparison = fill_sentry_fields(comparison, writer)
         if found is not None:
@@ -159,10 +165,16 @@ def compare_builds(
                 comparison.images, *known_input, counted=fail_on_known_changes)
         if results is not None:
             # On a cluster the workers stored the masks; here they are read back from out_dir.
-            masks = {} if scheduler is not None else mask_uploads(
-                comparison.images, results.layout, lambda image: (writer.out_dir / image.diff_mask_key).read_bytes)
+            masks = {} if scheduler is not None else mask_uploads(comparison.images, results.layout,
+                                                                  partial(_mask_file, files))
             publish_comparison(comparison, results.uploader, results.layout, masks)
         return comparison
+
+
+def _mask_file(files: ArtifactWriter | None, image: ImageResult) -> BlobSource:
+    """How `mask_uploads` reads ``image``'s mask: from the output folder it was written to."""
+    assert files is not None and image.diff_mask_key is not None  # a results store has both
+    return (files.out_dir / image.diff_mask_key).read_bytes
 
 
 class _NoFiles:
@@ -222,8 +234,8 @@ def _cluster_store(base: Side, head: Side, store: str | BlobFetcher | None, sche
             f"and a manifest ({folders[0].source!r} is a folder); upload the folder first (snapcompare "
             "upload DIR --store URL -o build.json)")
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="snapcompare-blobs-")))
-    for side in folders:
-        for key, path in side.fetcher.paths.items():
+    for folder in (side.fetcher for side in folders if side.fetcher is not None):
+        for key, path in folder.paths.items():
             _link_or_copy(path, root / key)
     return str(root)
 
@@ -267,12 +279,12 @@ def _compare_on_cluster(
 
 
 def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None,
-               create: bool = False) -> ClosableFetcher:
+               create: bool = False) -> StoreFetcher:
     """The store at ``url`` (read and written through); `InputError` naming ``setting`` if it
     cannot be opened. ``create`` lets a local store's folder be made on its first write. The
     URL itself is never echoed: it may carry secrets in its query."""
     try:
-        return fetcher_from_url(url, max_connections=max_connections, token=token, create=create)
+        return store_fetcher(url, max_connections=max_connections, token=token, create=create)
     except ImportError as exc:
         raise InputError(f"{setting}: {exc}") from None
     except ValueError as exc:

@@ -65,7 +65,7 @@ def parameter_names(names: Mapping[str, str]) -> Iterator[None]:
 
 def check_fraction(name: str, value: object) -> float:
     """Return ``value`` as a float if it is a real number from 0 to 1, else raise ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
         raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
     return float(value)
 
@@ -252,7 +252,8 @@ def as_regions(value: object, where: str) -> tuple[IgnoreRegion, ...]:
     """``value`` (IgnoreRegions or 4-number sequences) as a tuple of `IgnoreRegion`; ValueError
     naming ``where`` otherwise."""
     try:
-        regions = tuple(IgnoreRegion(*map(_whole, region)) for region in value)  # type: ignore[union-attr]
+        # Anything not iterable as regions raises TypeError, which is the answer here.
+        regions = tuple(IgnoreRegion(*map(_whole, region)) for region in value)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise ValueError(f"{where} must be a sequence of (x1, y1, x2, y2) regions, got {value!r}") from None
     for region in regions:
@@ -265,7 +266,8 @@ def _as_patterns(value: object) -> tuple[IgnorePattern, ...]:
     """``value`` ((glob, regions) pairs, lists when read back from JSON) as a tuple of
     `IgnorePattern`; ValueError otherwise."""
     try:
-        pairs = [(glob, regions) for glob, regions in value]  # type: ignore[union-attr]
+        # Anything not iterable as pairs raises TypeError, which is the answer here.
+        pairs = [(glob, regions) for glob, regions in value]  # type: ignore[attr-defined]
         valid = all(isinstance(glob, str) for glob, _ in pairs)
     except (TypeError, ValueError):
         valid = False

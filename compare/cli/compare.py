@@ -33,6 +33,7 @@ from .common import (
     EXIT_RESULTS_NOT_WRITTEN,
     LISTED,
     STORE_ENV,
+    ParserT,
     add_follow_symlinks_option,
     add_ignore_in_option,
     add_token_option,
@@ -49,7 +50,7 @@ from .progress import ProgressDisplay
 from .summary import errored, exit_code, outcome_line, print_summary
 
 
-def add_compare_command(commands: argparse._SubParsersAction) -> None:
+def add_compare_command(commands: argparse._SubParsersAction[ParserT]) -> None:
     """Register ``compare`` on the ``snapcompare`` subcommands."""
     compare = commands.add_parser(
         "compare",
@@ -162,7 +163,7 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                          "GLOB matches, on top of --ignore and their own ignore_regions")
 
 
-def _engine_settings(args: argparse.Namespace) -> dict[str, object]:
+def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The engine options of ``args``: explicit options, else the --profile's, else the defaults."""
     given = {"engine": args.engine, "threshold": args.threshold, "antialiasing": args.antialiasing}
     settings = {**PROFILES.get(args.profile, {}), **{k: v for k, v in given.items() if v is not None}}
@@ -218,7 +219,7 @@ def _add_known_changes_options(parser: argparse.ArgumentParser) -> None:
                         "in the exit code all the same (they are still marked known_change)")
 
 
-def _sentry_options(args: argparse.Namespace) -> dict[str, object]:
+def _sentry_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"head_artifact_id": args.head_artifact_id, "base_artifact_id": args.base_artifact_id,
             "require_sizes": not args.allow_unsized, "follow_symlinks": args.follow_symlinks}
 

@@ -10,7 +10,7 @@ from ..builds import describe_os_error
 from ..demo import generate_demo, record_demo_history
 from ..inputs.baseline import GitError
 from ..model import CompareOptions, InputError
-from .common import EXIT_CODES_HELP, error, shown
+from .common import EXIT_CODES_HELP, ParserT, error, shown
 from .compare import find_base_build, run_and_report
 from .summary import main_report
 
@@ -18,7 +18,7 @@ DEMO_OUT = "snapcompare-demo"
 DEMO_STORE = "the demo store"
 
 
-def add_demo_command(commands: argparse._SubParsersAction) -> None:
+def add_demo_command(commands: argparse._SubParsersAction[ParserT]) -> None:
     """Register ``demo`` on the ``snapcompare`` subcommands."""
     demo = commands.add_parser(
         "demo",

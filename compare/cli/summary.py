@@ -154,5 +154,5 @@ def more_line(count: int) -> list[str]:
 
 
 def main_report(reports: dict[str, Path]) -> Path | None:
-    html = [path for path in reports.values() if path.suffix == ".html"]
-    return (html or list(reports.values()) or [None])[0]
+    shown = [path for path in reports.values() if path.suffix == ".html"] or list(reports.values())
+    return shown[0] if shown else None

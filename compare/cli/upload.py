@@ -42,6 +42,7 @@ from .common import (
     LISTED,
     MANIFEST_IGNORE_IN_HELP,
     STORE_ENV,
+    ParserT,
     add_follow_symlinks_option,
     add_ignore_in_option,
     add_token_option,
@@ -68,7 +69,7 @@ exit codes:
 """
 
 
-def add_upload_command(commands: argparse._SubParsersAction) -> None:
+def add_upload_command(commands: argparse._SubParsersAction[ParserT]) -> None:
     """Register ``upload`` on the ``snapcompare`` subcommands."""
     upload = commands.add_parser(
         "upload",

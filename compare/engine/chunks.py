@@ -67,7 +67,10 @@ class ChunkPublisher(Protocol):
     """Stores a chunk's results where the worker that ran it is (see
     `compare.output.results_store.ResultsPublisher`); picklable, naming its store by URL."""
 
-    store_url: str
+    @property
+    def store_url(self) -> str:
+        """The store the results go to, for the worker to open with its own credentials."""
+        ...
 
     def chunk(self, chunk: ChunkAssignment, result: ChunkResult, store: BlobWriter,
               options: CompareOptions, resources: Resources) -> ChunkResult:
@@ -276,7 +279,7 @@ def _cut(
     return chunks
 
 
-class WorkerFetcher(BlobFetcher, Protocol):
+class StoreFetcher(BlobFetcher, Protocol):
     """A `BlobFetcher` that releases its connections, by ``close()`` or ``with``: what every
     fetcher snapcompare ships is (a `fetchers.ClosableFetcher`)."""
 
@@ -287,14 +290,19 @@ class WorkerFetcher(BlobFetcher, Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
-def worker_fetcher(url: str, resources: Resources) -> WorkerFetcher:
-    """The fetcher of store ``url`` on the process that runs chunks, credentials from its own
-    environment (each store's own convention, see `fetchers.registry.BACKENDS`). Raises what
-    `fetchers.fetcher_from_url` raises."""
-    fetcher = fetcher_from_url(url, max_connections=resources.fetch_workers)
+def store_fetcher(url: str, **options: Any) -> StoreFetcher:
+    """`fetchers.fetcher_from_url` (``url``, ``options``), typed as what each of its backends is:
+    a fetcher that releases its connections. Raises what it raises."""
+    fetcher = fetcher_from_url(url, **options)
     if not isinstance(fetcher, ClosableFetcher):  # every backend of fetcher_from_url is one
         raise TypeError(f"{describe_store(fetcher)} cannot be closed")
     return fetcher
+
+
+def worker_fetcher(url: str, resources: Resources) -> StoreFetcher:
+    """The fetcher of store ``url`` on the process that runs chunks, credentials from its own
+    environment (each store's own convention, see `fetchers.registry.BACKENDS`)."""
+    return store_fetcher(url, max_connections=resources.fetch_workers)
 
 
 def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: CompareOptions,

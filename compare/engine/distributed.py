@@ -43,7 +43,7 @@ from .chunks import (
     ChunkPublisher,
     ChunkResult,
     ComparisonPlan,
-    WorkerFetcher,
+    StoreFetcher,
     finalize,
     run_chunk,
     store_files,
@@ -64,7 +64,7 @@ class FetcherCache(WorkerPlugin):
     idempotent = True  # a cluster that ran a comparison before keeps its fetchers
 
     def setup(self, worker: object) -> None:
-        self._fetchers: dict[tuple[str, int], WorkerFetcher] = {}
+        self._fetchers: dict[tuple[str, int], StoreFetcher] = {}
         self._lock = threading.Lock()
 
     def teardown(self, worker: object) -> None:
@@ -73,7 +73,7 @@ class FetcherCache(WorkerPlugin):
         for fetcher in fetchers:
             fetcher.close()
 
-    def fetcher(self, store_url: str, resources: Resources) -> WorkerFetcher:
+    def fetcher(self, store_url: str, resources: Resources) -> StoreFetcher:
         """This process's fetcher of ``store_url``, built on first use."""
         key = (store_url, resources.fetch_workers)
         with self._lock:
@@ -102,7 +102,7 @@ def chunk_task(
 
 
 @contextmanager
-def _worker_store(cache: object, store_url: str, resources: Resources) -> Iterator[WorkerFetcher]:
+def _worker_store(cache: object, store_url: str, resources: Resources) -> Iterator[StoreFetcher]:
     """The worker's cached fetcher of ``store_url``; without the cache, one for this task."""
     if isinstance(cache, FetcherCache):
         yield cache.fetcher(store_url, resources)
