@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import odiff, oklab, pixelmatch
-from ._grid import window_max
+from .kernel import window_max
 from .scan import Scan
 
 

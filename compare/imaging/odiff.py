@@ -34,7 +34,7 @@ import functools
 
 import numpy as np
 
-from ._grid import Y_MAJOR, Bounds, Siblings, find_changes, slope
+from .kernel import Y_MAJOR, Bounds, Siblings, find_changes, slope
 from .scan import Scan
 
 _SHIFT = 12

@@ -25,7 +25,7 @@ import functools
 
 import numpy as np
 
-from ._grid import (
+from .kernel import (
     Siblings,
     antialiased_pixelmatch,
     find_changes,

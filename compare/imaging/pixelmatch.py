@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._grid import (
+from .kernel import (
     Siblings,
     antialiased_pixelmatch,
     find_changes,

@@ -84,6 +84,7 @@ from markupsafe import Markup
 from PIL import Image, UnidentifiedImageError
 
 from ..engine.singles import SINGLE_ROLES
+from ..formats import open_allowed
 from ..imaging.engines import get_engine
 from ..imaging.previews import CROP_ORIGIN_KEY
 from ..model import ChangeGroup, Comparison, ImageResult, Status, canvas_size
@@ -715,7 +716,7 @@ def _picture_file(out_dir: Path, key: str) -> _PictureFile | None:
     if path is None:
         return None
     try:
-        with Image.open(path) as image:
+        with path.open("rb") as file, open_allowed(file) as image:
             mime = _MIME_TYPES.get(image.format or "")
             width, height = image.size
             origin = _ORIGIN.fullmatch(str(image.info.get(CROP_ORIGIN_KEY, "")))

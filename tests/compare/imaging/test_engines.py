@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compare import diff_images
-from compare.imaging import _grid, odiff, oklab, pixelmatch
-from compare.imaging._grid import Siblings, many_siblings
+from compare.imaging import kernel, odiff, oklab, pixelmatch
 from compare.imaging.engines import ENGINES
+from compare.imaging.kernel import Siblings, many_siblings
 from compare.imaging.pixeldiff import pad_to_canvas
 from compare.regions import IgnoreRegion, parse_ignore_regions
 
@@ -341,7 +341,7 @@ def test_pixelmatch_agrees_with_its_reference_pixel_by_pixel(
     first, second = _random_pair(np.random.default_rng(seed))
     height, width = first.shape[:2]
     mask, excluded = reference.count(first, second, threshold, checkerboard)
-    with mock.patch.object(_grid, "BAND_PIXELS", band), \
+    with mock.patch.object(kernel, "BAND_PIXELS", band), \
             mock.patch.object(Siblings, "DENSE_SHARE", share):
         result = pixelmatch.scan(first, second, (width, height), threshold=threshold,
                                  antialiasing=True, checkerboard=checkerboard)
@@ -374,7 +374,7 @@ def test_every_engine_gives_the_same_result_with_or_without_sibling_maps(
     height, width = first.shape[:2]
     results = []
     for share in (1, 1 << 30):  # never mapped, always mapped
-        with mock.patch.object(_grid, "BAND_PIXELS", band), \
+        with mock.patch.object(kernel, "BAND_PIXELS", band), \
                 mock.patch.object(Siblings, "DENSE_SHARE", share):
             results.append(ENGINES[engine].run(
                 first, second, (width, height), threshold=threshold, antialiasing=True,

@@ -1,4 +1,4 @@
-"""Shared pieces of the vectorised engines: differing pixels in row bands, 3x3 neighbourhoods and
+"""The diff kernel the vectorised engines share: differing pixels in row bands, 3x3 neighbourhoods and
 the anti-aliasing tests around them (slopes, identical siblings, mapped at once in busy bands)."""
 
 from __future__ import annotations
