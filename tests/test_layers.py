@@ -92,3 +92,39 @@ def test_imports_follow_the_layers(module: str, path: Path):
         owner = SDKS.get(name.split(".")[0])
         assert owner is None or owner == module, f"{module} imports {name}, which only {owner} may"
     assert not any(n.split(".")[0] in ("tests", "testing") for n in imported)
+
+
+def _graph() -> dict[str, set[str]]:
+    """Which of our modules each of our modules imports (anywhere in it, functions included)."""
+    names = {module for module, _ in MODULES}
+    graph: dict[str, set[str]] = {}
+    for module, path in MODULES:
+        targets = set()
+        for name in _imports(module, path):
+            while name and name not in names:  # `pkg.mod.Name` -> `pkg.mod`
+                name = name.rpartition(".")[0]
+            if name and name != module and not module.startswith(name + "."):
+                targets.add(name)  # a module may use its own package's __init__
+        graph[module] = targets
+    return graph
+
+
+def test_no_module_imports_itself_through_others():
+    graph = _graph()
+    assert sum(map(len, graph.values())) > 50
+    cycles = []
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
