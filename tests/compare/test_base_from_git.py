@@ -19,12 +19,9 @@ from compare.inputs.baseline import BaseBuild, default_manifest_key, find_base_f
 from compare.output.report_json import comparison_dict
 from fetchers import fetcher_from_url
 from testing.s3 import REGION
-from tests.compare.cli.test_cli import png, read_comparison, run, statuses, write_folder
-from tests.compare.inputs import test_builds
+from tests.compare.helpers import png, read_comparison, run, statuses, write_folder
 
 pytestmark = pytest.mark.integration
-
-git_env, history = test_builds.git_env, test_builds.history  # main, a side branch merged, feature
 
 
 @pytest.fixture(autouse=True)

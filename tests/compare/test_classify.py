@@ -250,15 +250,16 @@ def test_unknown_sizes_stay_candidates_unless_the_known_ones_already_exceed():
 
 
 def test_threshold_resolution_order():
+    """The one place the rule is tested; the engine and the Sentry drop-in test only what they add."""
     base = manifest(image("own.png", "a1", diff_threshold=0.9), image("zero.png", "b1"),
-                    image("inherit.png", "c1", diff_threshold=0.7))
+                    image("inherit.png", "c1", diff_threshold=0.7), diff_threshold=0.8)
     head = manifest(image("own.png", "a2", diff_threshold=0.2),
                     image("zero.png", "b2", diff_threshold=0.0), image("inherit.png", "c2"),
                     diff_threshold=0.3)
 
     plan = categorize(base, head, default_diff_threshold=0.05)
 
-    # The head image's own threshold wins, even 0.0; the base image's is never used.
+    # The head image's own threshold wins, even 0.0; the base image's and manifest's are never used.
     assert {n: c.diff_threshold for n, c in plan.candidates.items()} == {
         "own.png": 0.2, "zero.png": 0.0, "inherit.png": 0.3}
     no_manifest_threshold = categorize(base, manifest(*head.images.values()),

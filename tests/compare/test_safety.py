@@ -20,8 +20,7 @@ from PIL import Image
 from compare import cli
 from compare.output.artifacts import LOCK_FILE, ArtifactWriter
 from testing.files import make_fifo, make_too_long_paths, make_zero_device
-from tests.compare.cli.test_cli import png, read_comparison, run, sha, statuses, write_folder
-from tests.compare.output.test_outputs_safety import snapshot
+from tests.compare.helpers import png, read_comparison, run, sha, snapshot, statuses, write_folder
 
 pytestmark = pytest.mark.integration
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -16,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from compare.cli import (
     EXIT_BAD_INPUT,
@@ -25,36 +23,18 @@ from compare.cli import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_SAME,
-    main,
 )
 from compare.cli.progress import BAR_INTERVAL, LINE_INTERVAL, ProgressDisplay
 from compare.engine.local import Progress
 from compare.inputs.manifest import load_manifest, manifest_from_folder
 from testing.s3 import REGION
+from tests.compare.helpers import png, read_comparison, run, sha, statuses, write_folder
 
 pytestmark = pytest.mark.integration
 
 SCRIPT = Path(sys.executable).with_name("snapcompare")
 PROGRESS_LINE = re.compile(r"^\[\s*[\d.]+s\]\s+(\d+)% fetched (\d+)/(\d+) blobs, diffed (\d+)/(\d+) pairs")
 STATUSES = ("changed", "unchanged", "added", "removed", "errored", "renamed", "skipped")
-
-
-def png(seed: int, size: tuple[int, int] = (100, 100), *, compress_level: int = 6) -> bytes:
-    """A PNG of coloured rectangles drawn from ``seed``: equal seeds give equal pixels."""
-    rng = random.Random(seed)
-    image = Image.new("RGB", size, (255, 255, 255))
-    draw = ImageDraw.Draw(image)
-    for _ in range(6):
-        x0, y0 = rng.randrange(size[0] - 10), rng.randrange(size[1] - 10)
-        x1, y1 = rng.randrange(x0 + 5, size[0]), rng.randrange(y0 + 5, size[1])
-        draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=compress_level)
-    return out.getvalue()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -82,20 +62,6 @@ class Build:
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(self.manifest()))
         return path
-
-
-def run(capsys, *args: str | Path) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def read_comparison(out_dir: Path) -> dict:
-    return json.loads((out_dir / "comparison.json").read_text())
-
-
-def statuses(comparison: dict) -> dict[str, str]:
-    return {name: image["status"] for name, image in comparison["images"].items()}
 
 
 def summary_counts(stdout: str) -> dict[str, int]:
@@ -252,13 +218,6 @@ def test_a_changed_pair_under_its_diff_threshold_is_unchanged(s3_store, tmp_path
     assert 0 < read_comparison(out)["images"]["dot.png"]["changed_pixels"] <= 9
     assert run(capsys, "compare", "--base", tmp_path / "b.json", "--head", tmp_path / "h.json",
                "--store", store, "--out", out, "--quiet")[0] == EXIT_DIFFERENCES
-
-
-def write_folder(root: Path, images: dict[str, bytes]) -> Path:
-    for name, data in images.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return root
 
 
 def test_folders_need_no_store(tmp_path, capsys):

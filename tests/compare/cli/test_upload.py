@@ -17,8 +17,7 @@ from fetchers import fetcher_from_url
 from testing.gcs import STORAGE_EMULATOR_HOST
 from testing.objectstore import serve_objectstore
 from testing.s3 import REGION
-
-from .test_cli import png, read_comparison, run, sha, write_folder
+from tests.compare.helpers import png, read_comparison, run, sha, write_folder
 
 pytestmark = pytest.mark.integration
 

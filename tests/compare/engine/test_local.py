@@ -131,7 +131,10 @@ def test_identical_pairs_are_diffed_once_and_fanned_out(tmp_path, store):
     assert len({r.diff_mask_key for r in comparison.images.values()}) == 5
 
 
-def test_thresholds_resolve_image_then_manifest_then_option(tmp_path, store):
+def test_each_name_of_a_shared_diff_is_judged_against_its_own_threshold(tmp_path, store):
+    """Which threshold a name gets is classify's rule (test_classify.test_threshold_resolution_order);
+    the engine passes it the comparison's option as the default, judges each name's changed
+    pixels against the threshold it resolved, keeps the count when under it and records it."""
     before, after = png(40, 30), png(40, 30, mark=(10, 10))  # 9 of 1200 pixels: 0.0075
     base = store.manifest({"a.png": before, "b.png": before, "c.png": before}, "base.json")
     head_data = {
@@ -140,15 +143,17 @@ def test_thresholds_resolve_image_then_manifest_then_option(tmp_path, store):
             "b.png": {"content_hash": store.add(after)},
             "c.png": {"content_hash": store.add(after), "diff_threshold": 0.5},
         },
-        "diff_threshold": 0.01,
     }
     head = parse_manifest(head_data, "head.json")
     comparison = run_comparison(
-        base, head, LocalFetcher(store.root), OPTIONS, resources=RESOURCES, artifacts=ArtifactWriter(tmp_path / "out")
+        base, head, LocalFetcher(store.root), CompareOptions(diff_threshold=0.01), resources=RESOURCES,
+        artifacts=ArtifactWriter(tmp_path / "out"),
     )
+    assert comparison.stats["pairs_diffed"] == 1
+    assert {name: image.diff_threshold for name, image in comparison.images.items()} == {
+        "a.png": 0.001, "b.png": 0.01, "c.png": 0.5}
     assert comparison.images["a.png"].status is Status.CHANGED
     assert comparison.images["b.png"].status is Status.UNCHANGED
-    assert comparison.images["b.png"].diff_threshold == 0.01
     assert comparison.images["c.png"].status is Status.UNCHANGED
     assert comparison.images["c.png"].changed_pixels == 9
 

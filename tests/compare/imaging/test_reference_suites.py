@@ -26,7 +26,7 @@ from PIL import Image
 
 from compare import DiffResult, diff_images
 
-from .test_conformance import (
+from .conformance_cases import (
     case_inputs,
     diff_as_expected,
     expected_values,

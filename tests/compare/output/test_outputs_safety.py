@@ -20,6 +20,7 @@ from compare.model import CompareOptions, Comparison, ImageResult, Status
 from compare.output import reports
 from compare.output.artifacts import LOCK_FILE, ArtifactWriter
 from compare.output.reports import REPORT_FILES, write_reports
+from tests.compare.helpers import snapshot
 from tests.compare.pixel_samples import encode
 
 pytestmark = pytest.mark.unit
@@ -50,23 +51,6 @@ def one_run(out: Path, masks: dict[str, int], *, during: Callable[[], None] | No
         comparison = Comparison(images=images, options=CompareOptions())
         write_reports(comparison, writer)
     return comparison
-
-
-def snapshot(root: Path) -> dict[str, tuple[str, bytes | str, int]]:
-    """Every entry under ``root``: kind, content (or link target) and inode."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder, name)
-            info = path.lstat()
-            key = str(path.relative_to(root))
-            if path.is_symlink():
-                found[key] = ("link", os.readlink(path), info.st_ino)
-            elif path.is_file():
-                found[key] = ("file", path.read_bytes(), info.st_ino)
-            else:
-                found[key] = ("dir", "", info.st_ino)
-    return found
 
 
 def referenced(comparison: Comparison) -> set[str]:

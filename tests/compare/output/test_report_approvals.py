@@ -26,7 +26,7 @@ from compare.output.report_html import BANNER_NAMES, iter_html
 from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
 from compare.output.reports import write_reports
-from tests.compare.output.test_reports import XSS_IMG, Page, _hash, changed
+from tests.compare.output.helpers import XSS_IMG, Page, changed, fake_hash
 from tests.sentry_models import ComparisonManifest
 
 pytestmark = pytest.mark.unit
@@ -40,12 +40,12 @@ def approval_comparison() -> Comparison:
     """A change, an error, an addition and a removal (what an approval covers), and the rest."""
     images = [
         changed("screens/home.png", 0.25),
-        ImageResult("screens/crash.png", Status.ERRORED, base_hash=_hash("1"),
+        ImageResult("screens/crash.png", Status.ERRORED, base_hash=fake_hash("1"),
                     reason=Reason.IMAGE_PROCESSING_FAILED, detail="truncated PNG"),
-        ImageResult("new.png", Status.ADDED, head_hash=_hash("2")),
-        ImageResult("gone.png", Status.REMOVED, base_hash=_hash("3")),
-        ImageResult("same.png", Status.UNCHANGED, base_hash=_hash("4"), head_hash=_hash("4")),
-        ImageResult("tablet/skip.png", Status.SKIPPED, base_hash=_hash("5")),
+        ImageResult("new.png", Status.ADDED, head_hash=fake_hash("2")),
+        ImageResult("gone.png", Status.REMOVED, base_hash=fake_hash("3")),
+        ImageResult("same.png", Status.UNCHANGED, base_hash=fake_hash("4"), head_hash=fake_hash("4")),
+        ImageResult("tablet/skip.png", Status.SKIPPED, base_hash=fake_hash("5")),
     ]
     return Comparison(images={r.name: r for r in images}, options=CompareOptions())
 
@@ -191,7 +191,7 @@ def test_html_banner_says_what_a_mismatched_approval_misses(tmp_path: Path) -> N
     comparison = approval_comparison()
     extra = [f"screens/extra-{i:02d}.png" for i in range(BANNER_NAMES + 10)]
     comparison.images.update(
-        {name: ImageResult(name, Status.ADDED, head_hash=_hash("6")) for name in extra})
+        {name: ImageResult(name, Status.ADDED, head_hash=fake_hash("6")) for name in extra})
     comparison.approval_mismatch = ApprovalMismatch(
         HOSTILE_SOURCE, unapproved=tuple(sorted(["new.png", *extra])), not_present=("gone.png", "old.png"))
 

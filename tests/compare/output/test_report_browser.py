@@ -9,14 +9,8 @@ entry of the small sample at once; the page draws only what is near the window.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 import os
 import re
-import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +20,8 @@ from PIL import Image
 from compare.cli import main
 from compare.model import Approval
 from compare.output.reports import write_reports
-from tests.compare.output.test_reports import (
+from tests.compare.output.browser import console_messages, dump_dom, screenshot, skip_without_chromium, with_driver
+from tests.compare.output.helpers import (
     BIDI_NAME,
     CHANGED_COLOUR,
     XSS_ATTR,
@@ -39,74 +34,10 @@ from tests.compare.output.test_reports import (
     sample_comparison,
 )
 
-
-def _find_chromium() -> str | None:
-    if os.access("/usr/bin/chromium", os.X_OK):
-        return "/usr/bin/chromium"
-    return shutil.which("chromium")
-
-
-CHROMIUM = _find_chromium()
-BROWSER_TIMEOUT = 60
-
-# CI installs chromium (.ci/run), so there a missing browser is a failure, not a skip.
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"),
-    reason="needs Debian's chromium (apt-get install chromium) to check report.html in a browser",
-)]
-
+pytestmark = [pytest.mark.browser, skip_without_chromium]
 
 TALL = (1280, 8000)
 """A window in which the sample report's every entry is near enough to be drawn."""
-
-
-def dump_dom(url: str, profile: Path, window: tuple[int, int] | None = None) -> tuple[Page, str]:
-    """Load ``url`` headless (in a window of ``window`` CSS pixels, else the default) and return
-    the DOM after its scripts ran, and the browser's log."""
-    size = [f"--window-size={window[0]},{window[1]}"] if window else []
-    stdout, log = run_chromium([*size, "--dump-dom", url], profile)
-    return Page(stdout.decode("utf-8")), log
-
-
-def screenshot(url: str, profile: Path, path: Path, size: tuple[int, int] = (1280, 1100)) -> np.ndarray:
-    """Load ``url`` headless in a window of ``size`` CSS pixels (one device pixel each) and
-    return the top of the page as drawn, as an HxWx3 int array."""
-    run_chromium(
-        ["--hide-scrollbars", "--force-device-scale-factor=1", f"--window-size={size[0]},{size[1]}",
-         f"--screenshot={path}", url],
-        profile,
-    )
-    return np.asarray(Image.open(path).convert("RGB")).astype(int)
-
-
-def run_chromium(arguments: list[str], profile: Path) -> tuple[bytes, str]:
-    """Run headless chromium with ``arguments``; return its output and its log."""
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", *arguments,
-    ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=BROWSER_TIMEOUT)
-    except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
-    finally:
-        # Chromium's helper processes share its session; none may outlive the test.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    log = stderr.decode(errors="replace")
-    assert process.returncode == 0, log
-    return stdout, log
-
-
-def console_messages(log: str) -> list[str]:
-    return re.findall(r":CONSOLE[^\]]*\] (.*)", log)
 
 
 @pytest.fixture
@@ -262,17 +193,6 @@ DRIVER = """
   }, 500);
 })();
 """
-
-
-def with_driver(report: Path, driver: str) -> Path:
-    """A copy of ``report`` that runs ``driver`` after the page's own script."""
-    digest = base64.b64encode(hashlib.sha256(driver.encode()).digest()).decode()
-    text = report.read_text(encoding="utf-8")
-    text = text.replace("script-src '", f"script-src 'sha256-{digest}' '", 1)
-    text = text.replace("</body>", f"<script>{driver}</script>\n</body>", 1)
-    driven = report.with_name("driven.html")
-    driven.write_text(text, encoding="utf-8")
-    return driven
 
 
 def test_clicks_and_typing_drive_the_filter_and_viewer(report: Path, tmp_path: Path) -> None:

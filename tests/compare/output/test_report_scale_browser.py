@@ -14,15 +14,11 @@ from compare.model import CompareOptions, Comparison
 from compare.output import report_html
 from compare.output.reports import write_reports
 from testing.devtools import DevTools
-from tests.compare.output.test_report_browser import (
-    CHROMIUM,
-    console_messages,
-    dump_dom,
-    pytestmark,  # noqa: F401 - skipped without chromium, as there
-    with_driver,
-)
-from tests.compare.output.test_report_groups import NEEDLE_SINGLE, changed, many_changes, previews
-from tests.compare.output.test_reports import Page
+from tests.compare.output.browser import CHROMIUM, console_messages, dump_dom, skip_without_chromium, with_driver
+from tests.compare.output.change_groups import NEEDLE_SINGLE, changed, many_changes, previews
+from tests.compare.output.helpers import Page
+
+pytestmark = [pytest.mark.browser, skip_without_chromium]
 
 WINDOW = (1280, 1000)
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -18,23 +16,29 @@ from PIL import Image
 
 from compare.builds import compare_builds
 from compare.imaging.engines import ENGINES
-from compare.model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
+from compare.model import CompareOptions, Comparison, ImageResult, Resources, Status
 from compare.output import reports
 from compare.output.report_html import format_percent, iter_html
 from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
 from compare.output.reports import write_reports
+from tests.compare.output.helpers import (
+    BACKGROUND,
+    BIDI_NAME,
+    CHANGED_COLOUR,
+    CONTROL_NAME,
+    XSS_ATTR,
+    XSS_IMG,
+    XSS_SCRIPT,
+    Page,
+    decode_data_uri,
+    errored,
+    fake_hash,
+    one_pixel_change,
+    sample_comparison,
+)
 
 pytestmark = pytest.mark.unit
-
-XSS_IMG = '<img src=x onerror="document.title=\'pwned\'">.png'
-XSS_SCRIPT = "</script><script>document.title='pwned'</script>.png"
-XSS_ATTR = "\"><svg onload=\"document.title='pwned'\">.png"
-CONTROL_NAME = "tab\there\x00nul\x1bescape.png"
-BIDI_NAME = "invoice\u202egnp.exe"  # shows as "invoiceexe.png" when the override is obeyed
-
-BACKGROUND = (200, 200, 200)
-CHANGED_COLOUR = (255, 0, 255)
 
 SENTRY_FIELDS = {
     "status", "head_hash", "base_hash", "changed_pixels", "total_pixels", "diff_mask_key",
@@ -44,164 +48,6 @@ SENTRY_FIELDS = {
 OUR_FIELDS = {"diff_ratio", "aa_pixels", "bbox", "diff_threshold", "detail", "previews",
               "window_max", "ignore_regions", "change_group", "similar_change", "known_change",
               "canvas_changed"}
-
-
-def _hash(char: str) -> str:
-    return char * 64
-
-
-def write_previews(out_dir: Path, stem: str, colour: tuple[int, int, int]) -> dict[str, str]:
-    """Write small before / after / diff PNGs under out_dir/previews; return their keys."""
-    keys = {}
-    for role, shade in (("before", 0), ("after", 60), ("diff", 120)):
-        key = f"previews/{stem}.{role}.png"
-        path = out_dir / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (12, 20), tuple(min(255, c + shade) for c in colour)).save(path)
-        keys[role] = key
-    return keys
-
-
-def changed(name: str, ratio: float, previews: dict[str, str] | None = None) -> ImageResult:
-    total = 240
-    return ImageResult(
-        name=name, status=Status.CHANGED, base_hash=_hash("a"), head_hash=_hash("b"),
-        before_width=12, before_height=20, after_width=12, after_height=20,
-        changed_pixels=round(ratio * total), total_pixels=total, diff_ratio=ratio, aa_pixels=3,
-        bbox=(1, 2, 10, 18), diff_threshold=0.01, diff_mask_key=f"diff/{name}.png",
-        previews=previews,
-    )
-
-
-def sample_comparison(out_dir: Path) -> Comparison:
-    """Every status, hostile names, previews on disk (one missing, one outside out_dir)."""
-    feed = write_previews(out_dir, "feed", (200, 30, 30))
-    xss = write_previews(out_dir, "xss", (30, 30, 200))
-    broken = dict(write_previews(out_dir, "broken", (30, 200, 30)))
-    (out_dir / broken["after"]).unlink()
-    (out_dir.parent / "secret.png").write_bytes((out_dir / broken["before"]).read_bytes())
-    broken["before"] = "../secret.png"
-    images = [
-        changed("home/feed.png", 0.25, feed),
-        changed(XSS_IMG, 0.5, xss),
-        changed("settings/broken previews.png", 0.05, broken),
-        changed(XSS_SCRIPT, 0.125),
-        ImageResult(
-            name="huge.png", status=Status.ERRORED, base_hash=_hash("c"), head_hash=_hash("d"),
-            reason=Reason.EXCEEDS_PIXEL_LIMIT,
-            detail="canvas 9000x9000 is over 40,000,000 pixels <b>really</b>",
-        ),
-        ImageResult(
-            name=XSS_ATTR, status=Status.ERRORED, base_hash=_hash("e"),
-            reason=Reason.IMAGE_FETCH_FAILED,
-            detail="</pre><script>document.title='pwned'</script>",
-        ),
-        ImageResult(
-            name="login/new.png", status=Status.RENAMED, base_hash=_hash("f"), head_hash=_hash("f"),
-            previous_image_file_name="login/<old>.png",
-        ),
-        ImageResult(name="onboarding/step4.png", status=Status.ADDED, head_hash=_hash("1"),
-                    after_width=12, after_height=20),
-        ImageResult(name="legacy/banner.png", status=Status.REMOVED, base_hash=_hash("2")),
-        ImageResult(name="tablet/home.png", status=Status.SKIPPED, base_hash=_hash("3")),
-        ImageResult(name=CONTROL_NAME, status=Status.UNCHANGED, base_hash=_hash("4"),
-                    head_hash=_hash("4")),
-        ImageResult(
-            name="almost.png", status=Status.UNCHANGED, base_hash=_hash("5"), head_hash=_hash("6"),
-            changed_pixels=1, total_pixels=240, diff_ratio=1 / 240, diff_threshold=0.01,
-        ),
-    ]
-    return Comparison(
-        images={result.name: result for result in images},
-        options=CompareOptions(threshold=0.2, antialiasing=False, diff_threshold=0.01),
-        base_source="builds/<base>",
-        head_source="builds/head & co",
-        stats={"elapsed_seconds": 1.5, "blobs_fetched": 9},
-    )
-
-
-def one_pixel_change(tmp_path: Path, size: tuple[int, int], at: tuple[int, int]) -> Path:
-    """Compare two folders whose one image differs in the pixel ``at``; return report.html."""
-    base, head, out_dir = tmp_path / "base", tmp_path / "head", tmp_path / "out"
-    base.mkdir()
-    head.mkdir()
-    image = Image.new("RGB", size, BACKGROUND)
-    image.save(base / "screen.png")
-    image.putpixel(at, CHANGED_COLOUR)
-    image.save(head / "screen.png")
-    options = CompareOptions()
-    resources = Resources(workers=1, fetch_workers=1)
-    comparison = compare_builds(base, head, out_dir=out_dir, options=options, resources=resources)
-    return write_reports(comparison, out_dir)["html"]
-
-
-def decode_data_uri(src: str) -> Image.Image:
-    assert src.startswith("data:image/png;base64,")
-    return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
-
-
-def errored(names: list[str], detail: str) -> Comparison:
-    """A comparison of images that all errored, each with ``detail`` formatted with its name."""
-    return Comparison(
-        images={
-            name: ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED,
-                              detail=detail.format(name))
-            for name in names
-        },
-        options=CompareOptions(),
-    )
-
-
-class Page(HTMLParser):
-    """The tags, attributes and texts of an HTML page, as a browser's tokenizer sees them."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.names: list[str] = []
-        self.title = ""
-        self.scripts: list[str] = []
-        self.texts: list[str] = []
-        self._capture: str | None = None
-        self.feed(text)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        self.tags.append((tag, attributes))
-        classes = (attributes.get("class") or "").split()
-        if tag == "span" and "name" in classes:
-            self._capture = "name"
-            self.names.append("")
-        elif tag == "title":
-            self._capture = "title"
-        elif tag == "script":
-            self._capture = "script"
-            self.scripts.append("")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("span", "title", "script"):
-            self._capture = None
-
-    def handle_data(self, data: str) -> None:
-        self.texts.append(data)
-        if self._capture == "name":
-            self.names[-1] += data
-        elif self._capture == "title":
-            self.title += data
-        elif self._capture == "script":
-            self.scripts[-1] += data
-
-    def find(self, tag: str) -> list[dict[str, str | None]]:
-        return [attributes for name, attributes in self.tags if name == tag]
-
-    def report_data(self) -> dict:
-        [block] = [
-            attributes for name, attributes in self.tags
-            if name == "script" and attributes.get("type") == "application/json"
-        ]
-        assert block["id"] == "report-data"
-        return json.loads(next(s for s in self.scripts if s.startswith("{")))
 
 
 @pytest.fixture
@@ -273,7 +119,7 @@ def test_json_images_have_every_field_in_name_order(
 
     feed = report["images"]["home/feed.png"]
     assert feed == {
-        "status": "changed", "head_hash": _hash("b"), "base_hash": _hash("a"),
+        "status": "changed", "head_hash": fake_hash("b"), "base_hash": fake_hash("a"),
         "changed_pixels": 60, "total_pixels": 240, "diff_mask_key": "diff/home/feed.png.png",
         "before_width": 12, "before_height": 20, "after_width": 12, "after_height": 20,
         "reason": None, "previous_image_file_name": None, "diff_ratio": 0.25, "aa_pixels": 3,
@@ -323,7 +169,7 @@ def test_json_is_deterministic_and_matches_the_dict(
     assert json.loads(data) == comparison_dict(comparison)
     # Names are written as UTF-8 text, not \u escapes, so the file reads well.
     unicode_name = Comparison(
-        images={"ü/日本.png": ImageResult("ü/日本.png", Status.ADDED, head_hash=_hash("1"))},
+        images={"ü/日本.png": ImageResult("ü/日本.png", Status.ADDED, head_hash=fake_hash("1"))},
         options=CompareOptions(),
     )
     assert "ü/日本.png".encode() in render_json(unicode_name)
@@ -332,7 +178,7 @@ def test_json_is_deterministic_and_matches_the_dict(
 def test_json_keeps_names_with_undecodable_bytes() -> None:
     name = os.fsdecode(b"caf\xe9.png")
     comparison = Comparison(
-        images={name: ImageResult(name, Status.ADDED, head_hash=_hash("1"))},
+        images={name: ImageResult(name, Status.ADDED, head_hash=fake_hash("1"))},
         options=CompareOptions(),
     )
     data = render_json(comparison)
@@ -463,14 +309,14 @@ def test_html_shows_figures_reasons_and_renames(written: dict[str, Path]) -> Non
     assert image_entry(data, "home/feed.png")["facts"] == [
         ["ratio", "25%", "60 of 240"], ["allowed", "1%"], ["text", "3 anti-aliased pixels ignored"],
         ["area", "changed area x 1–10 px, y 2–18 px"], ["text", "12×20 px"],
-        ["hash", "base", _hash("a")], ["hash", "head", _hash("b")]]
+        ["hash", "base", fake_hash("a")], ["hash", "head", fake_hash("b")]]
     assert 'id="tuning-diff-threshold"' in text and "--diff-threshold" in text
     huge = image_entry(data, "huge.png")
     assert huge["facts"][0] == ["reason", "exceeds pixel limit"]
     assert huge["detail"] == [["canvas 9000x9000 is over 40,000,000 pixels <b>really</b>", 0]]
     assert image_entry(data, XSS_ATTR)["facts"][0] == ["reason", "image fetch failed"]
     renamed = image_entry(data, "login/new.png")
-    assert (renamed["previous"], renamed["facts"]) == ("login/<old>.png", [["hash", "head", _hash("f")]])
+    assert (renamed["previous"], renamed["facts"]) == ("login/<old>.png", [["hash", "head", fake_hash("f")]])
     assert "4 changed, 2 errored" in Page(text).title
 
 

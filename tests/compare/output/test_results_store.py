@@ -37,7 +37,7 @@ from compare.output.sentry_keys import path_stem
 from fetchers import BatchUploader, WriteError, fetcher_from_url
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, ObjectstoreServer
 from testing.s3 import CREDENTIALS, REGION
-from tests.compare.cli.test_cli import png, write_folder
+from tests.compare.helpers import png, write_folder
 from tests.sentry_models import ComparisonManifest
 
 pytestmark = pytest.mark.integration
