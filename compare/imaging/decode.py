@@ -10,7 +10,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ..formats import SUPPORTED_FORMATS, open_allowed, sniff_format
 from .png import AVAILABLE as _FAST_PNG_AVAILABLE
-from .png import decode_png, with_adler32_made_right
+from .png import decode_png, fast_size, with_adler32_made_right
 
 FAST_PNG_DECODER: bool = _FAST_PNG_AVAILABLE
 """Whether the fast PNG decoder (`compare.imaging.png.decode_png`: Wuffs, from the optional pywuffs)
@@ -77,7 +77,7 @@ class OpenedImage:
         self,
         label: str,
         size: tuple[int, int],
-        source: Image.Image | np.ndarray,
+        source: Image.Image | np.ndarray | None,
         detail: str,
         owned: bool,
         png: bytes | bytearray | memoryview | None = None,
@@ -103,6 +103,11 @@ class OpenedImage:
             fast = decode_png(self._png) if self._png is not None and FAST_PNG_DECODER else None
             if fast is not None:
                 return fast
+            if source is None:  # a PNG sized for the fast decoder, which handed it back
+                assert self._png is not None
+                read = f"{len(self._png)} bytes of PNG"
+                source = self._source = _pillow_header(self._png, "PNG", self.label, read)
+                self._detail = _described(read, source)
             try:
                 source = self._loaded(source)
                 if self._transpose is not None:
@@ -186,16 +191,13 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
             f"({', '.join(SUPPORTED_FORMATS)})"
         )
     read = f"{len(data)} bytes of {kind}"
-    try:
-        # Image.open parses the header only; pixel data is decoded later, by load(). Only the
-        # plugin of the format the magic bytes name may look at the data.
-        opened = open_allowed(io.BytesIO(data), kind)
-    except Image.DecompressionBombError as exc:
-        raise _bomb(label, exc) from exc
-    except MemoryError:
-        raise
-    except Exception as exc:
-        raise ImageDecodeError(f"{label}: cannot decode {read}: {describe_error(exc)}") from exc
+    size = fast_size(data) if kind == "PNG" and FAST_PNG_DECODER else None
+    if size is not None:
+        # The fast decoder reads this PNG: its size comes from the IHDR, with Pillow's bomb
+        # limit applied, and Pillow parses the header only if the decoder hands the PNG back.
+        _check_bomb(size, label)
+        return OpenedImage(label, size, None, f"{read} (header: PNG {size[0]}x{size[1]})", owned=True, png=data)
+    opened = _pillow_header(data, kind, label, read)
     progressive = kind == "JPEG" and opened.info.get("progressive")
     if progressive and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
         opened.close()
@@ -204,7 +206,7 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
     transpose = _transpose(opened, kind, exif_orientation)
     sideways = transpose in (_T.TRANSPOSE, _T.TRANSVERSE, _T.ROTATE_90, _T.ROTATE_270)
     width, height = opened.size[::-1] if sideways else opened.size
-    detail = f"{read} (header: {opened.format} {opened.mode} {opened.size[0]}x{opened.size[1]})"
+    detail = _described(read, opened)
     # A PNG's bytes go along: the fast decoder takes those it gives exactly Pillow's pixels of and
     # hands anything else back, to Pillow, which reads them again if it refuses the checksum alone.
     return OpenedImage(
@@ -262,6 +264,36 @@ def describe_error(exc: BaseException) -> str:
         return "unreadable header"
     text = _BYTES_REPR.sub("b'...'", _ADDRESS.sub("", str(exc)))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _pillow_header(data: bytes | bytearray | memoryview, kind: str, label: str, read: str) -> Image.Image:
+    """``data`` opened by Pillow, the header only (pixels decode on ``load()``), with the plugin
+    of ``kind`` alone; ImageTooLarge or ImageDecodeError naming ``label`` when it refuses."""
+    try:
+        return open_allowed(io.BytesIO(data), kind)
+    except Image.DecompressionBombError as exc:
+        raise _bomb(label, exc) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise ImageDecodeError(f"{label}: cannot decode {read}: {describe_error(exc)}") from exc
+
+
+def _described(read: str, opened: Image.Image) -> str:
+    """What an image's errors say it is: its bytes and, from its header, format, mode and size."""
+    return f"{read} (header: {opened.format} {opened.mode} {opened.size[0]}x{opened.size[1]})"
+
+
+def _check_bomb(size: tuple[int, int], label: str) -> None:
+    """Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, refused above twice it)
+    for a size read without Pillow."""
+    limit = Image.MAX_IMAGE_PIXELS
+    pixels = max(size[0], 1) * max(size[1], 1)
+    if limit is not None and pixels > 2 * limit:
+        raise ImageTooLarge(
+            f"{label}: refused by Pillow's decompression-bomb guard: Image size ({pixels} pixels) "
+            f"exceeds limit of {2 * limit} pixels, could be decompression bomb DOS attack.",
+            pixels=None, max_pixels=2 * limit)
 
 
 def _bomb(label: str, exc: Image.DecompressionBombError) -> ImageTooLarge:

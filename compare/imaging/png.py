@@ -75,6 +75,35 @@ def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
     return pixels
 
 
+_PLAIN_CHUNKS = {b"IHDR": None, b"PLTE": None, b"tRNS": None, b"sRGB": 1, b"gAMA": 4, b"pHYs": 9}
+"""Chunks (with their length where it is fixed) that Pillow's header parse reads without ever
+refusing one whose checksum is right: before its first IDAT, a PNG holding only these is
+refused by that parse exactly when a checksum, a chunk name or the IHDR is wrong."""
+
+
+def fast_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """(width, height) of a PNG `decode_png` will try and whose header Pillow would accept, read
+    from its chunks alone, so its header need not be parsed twice; None when the fast decoder
+    is not installed, would hand the PNG back, or the header holds anything else (Pillow then
+    parses it, and refuses it where it must)."""
+    if not AVAILABLE:
+        return None
+    view = memoryview(data)
+    size = _eligible_size(view)
+    if size is None or _IHDR.unpack_from(view, 16)[4:] not in ((0, 0, 0), (0, 0, 1)):
+        return None  # compression and filter method 0, interlace none or Adam7, as Pillow requires
+    for kind, start, length in _chunks(view):
+        if kind == b"IDAT":
+            return size
+        fixed = _PLAIN_CHUNKS.get(kind, -1)
+        if fixed == -1 or (fixed is not None and length != fixed) or start + length + 4 > len(view):
+            return None
+        stored = int.from_bytes(view[start + length:start + length + 4], "big")
+        if zlib.crc32(view[start:start + length], zlib.crc32(kind)) != stored:
+            return None
+    return None
+
+
 def _eligible_size(data: memoryview) -> tuple[int, int] | None:
     """(width, height) of a PNG whose pixels Wuffs gives as Pillow does, from its IHDR and the
     kinds of its chunks (tRNS and acTL, and whether a tRNS comes after an IDAT); None for any

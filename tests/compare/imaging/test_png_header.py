@@ -1,0 +1,87 @@
+"""A PNG the fast decoder reads is sized from its chunks, without Pillow's header parse: the
+outcome (pixels, or the kind of error) must be what the Pillow path gives, whatever chunks
+precede the image data."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from compare import ImageError
+from compare.imaging import decode as image_module
+from compare.imaging.decode import decode_rgba, open_image
+from compare.imaging.png import fast_size
+
+pytestmark = pytest.mark.unit
+
+
+def _png(width: int = 6, height: int = 5) -> bytes:
+    rng = np.random.default_rng(width * 31 + height)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8), "RGBA").save(out, "PNG")
+    return out.getvalue()
+
+
+def _chunk(kind: bytes, body: bytes, crc_ok: bool = True) -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(kind)) ^ (0 if crc_ok else 1)
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def _outcome(data: bytes, fast: bool) -> tuple[str, bytes | str]:
+    saved = image_module.FAST_PNG_DECODER
+    image_module.FAST_PNG_DECODER = fast
+    try:
+        return "pixels", decode_rgba(data, "shot").tobytes()
+    except ImageError as exc:
+        return "error", type(exc).__name__
+    finally:
+        image_module.FAST_PNG_DECODER = saved
+
+
+CHUNK_KINDS = [b"sRGB", b"gAMA", b"pHYs", b"tEXt", b"iCCP", b"zTXt", b"abcd", b"\x01\x02\x03\x04", b"tRNS"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(CHUNK_KINDS), st.binary(max_size=12), st.booleans()), max_size=3),
+       st.booleans())
+def test_chunks_before_the_image_data_give_the_pillow_paths_outcome(chunks, bad_header_crc) -> None:
+    png = _png()
+    header_end = 8 + 25
+    head = bytearray(png[:header_end])
+    if bad_header_crc:
+        head[-1] ^= 1
+    data = bytes(head) + b"".join(_chunk(k, b, ok) for k, b, ok in chunks) + png[header_end:]
+    assert _outcome(data, fast=True) == _outcome(data, fast=False)
+
+
+def test_a_plain_screenshot_png_is_sized_without_pillow(monkeypatch) -> None:
+    png = _png(7, 3)
+    assert fast_size(png) == (7, 3)
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("Pillow parsed the header")
+
+    monkeypatch.setattr(image_module, "open_allowed", refused)
+    opened = open_image(png)
+    assert opened.size == (7, 3)
+    assert opened.rgba().shape == (3, 7, 4)
+
+
+def test_a_header_pillow_would_refuse_is_left_to_pillow() -> None:
+    png = _png()
+    broken = png[:29] + b"\xde\xad\xbe\xef" + png[33:]  # the IHDR's checksum
+    assert fast_size(broken) is None
+    assert fast_size(png[:33] + _chunk(b"zTXt", b"k\x00\x00x") + png[33:]) is None  # not a plain chunk
+
+
+def test_pillows_bomb_limit_applies_to_a_size_read_without_it(monkeypatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    with pytest.raises(image_module.ImageTooLarge, match="decompression-bomb guard"):
+        open_image(_png(6, 5))
