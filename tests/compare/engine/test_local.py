@@ -7,7 +7,6 @@ import io
 import multiprocessing
 import pickle
 import threading
-import time
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from compare.engine import pairs
+from compare.engine.budget import MemoryBudget
 from compare.engine.chunks import plan, run_chunk
 from compare.engine.local import run_comparison
 from compare.engine.pairs import PairOutcome, PairTask, stream_pairs
@@ -264,18 +264,32 @@ def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas
                  store.add(header_only_png(2000, 4000, b"h%d" % i)), f"n{i}.png", canvas_from_manifest)
         for i in range(6)
     ]
-    lock, running, peak = threading.Lock(), [0], [0]
+    # Admission is read from the budget: the diffs holding a reservation at once. When four are
+    # admitted, they also meet at a barrier, so they really run at once (it breaks otherwise).
+    lock, held, peak = threading.Lock(), set(), [0]
+    together = threading.Barrier(4, timeout=60) if expected_peak == 4 else None
+    acquire, release = MemoryBudget.acquire, MemoryBudget.release
 
-    def slow_diff(task, before, after, options, images=None):
+    def acquiring(budget, owner, size):
+        acquire(budget, owner, size)
+        if owner[0] == "diff":
+            with lock:
+                held.add(owner)
+                peak[0] = max(peak[0], len(held))
+
+    def releasing(budget, owner):
         with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
-        with lock:
-            running[0] -= 1
+            held.discard(owner)
+        release(budget, owner)
+
+    def diff(task, before, after, options, images=None):
+        if together is not None and task.name in {"n0.png", "n1.png", "n2.png", "n3.png"}:
+            together.wait()
         return PairOutcome(task.base_hash, task.head_hash, changed_pixels=0, total_pixels=1)
 
-    monkeypatch.setattr(pairs, "diff_pair", slow_diff)
+    monkeypatch.setattr(MemoryBudget, "acquire", acquiring)
+    monkeypatch.setattr(MemoryBudget, "release", releasing)
+    monkeypatch.setattr(pairs, "diff_pair", diff)
     options = CompareOptions(previews=False)
     resources = Resources(workers=4, fetch_workers=4, max_memory=256 * 1024 * 1024)
     outcomes = list(stream_pairs(LocalFetcher(store.root), options, resources, tasks))
