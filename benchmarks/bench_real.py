@@ -4,9 +4,13 @@ Run from the repository root (the first run renders the corpus with Chromium, bu
 benchmarks/.cache/venv with the `bench` dependency group and installs the node peers):
 
     .venv/bin/python -m benchmarks.bench_real [--repeats 3] [--rounds 1] [--quick]
+        [--categories "components,photographic page"]
 
-The corpus is benchmarks/corpus.py's: about 220 (base, head) pairs of Chromium screenshots in
-four categories (small UI, phone, tall page, identical pixels). It prints, as medians:
+The corpus is benchmarks/corpus.py's: about 355 (base, head) pairs of Chromium screenshots in
+six categories (small UI, phone, tall page, identical pixels, components, photographic page);
+``--categories`` keeps only some of them. Every measure is reported per category, with the
+median over the category's pairs and its worst pair (the largest ratio against blazediff, or
+against pixelmatch for the engines). It prints:
 
 1. per-pair CPU time (one thread, in this process) from PNG files to the changed-pixel count and a
    1-bit mask PNG: snapcompare (`diff_images(bytes, bytes)` then `.mask_png()`, in memory)
@@ -14,9 +18,10 @@ four categories (small UI, phone, tall page, identical pixels). It prints, as me
    image written to a file, and against decoding both files alone (the floor of any pair);
 2. whole-machine throughput over every pair: snapcompare on a thread pool of 2, blazediff in a
    process pool of 2, odiff 4.5.0 `--server` (one server per core, JSON lines on stdin/stdout)
-   and the odiff CLI per pair (two at a time);
-3. the largest tall page: wall time and peak RSS of `snapcompare compare --base DIR --head DIR
-   --out OUT` as a subprocess against the odiff CLI on the same pair;
+   and the odiff CLI per pair (two at a time); per category, each pair's wall under that load
+   summed and divided by the cores, next to the one-core figure of section 1;
+3. the largest page of each category of 5 MP or more: wall time and peak RSS of `snapcompare
+   compare --base DIR --head DIR --out OUT` as a subprocess against the odiff CLI on the pair;
 4. the changed-pixel counts of snapcompare against pixelmatch 7.2.0 on node (pngjs decoding) on
    every pair, which must be identical (blazediff's and odiff's shown for information);
 5. snapcompare's engines (pixelmatch, odiff, oklab) side by side: process CPU over every pair,
@@ -73,13 +78,15 @@ class Pair:
         return self.width * self.height / 1e6
 
 
-def load_pairs(quick: bool) -> list[Pair]:
-    """The corpus pairs (rendering what is missing); with ``quick`` three per category."""
+def load_pairs(quick: bool, categories: tuple[str, ...] = corpus.CATEGORIES) -> list[Pair]:
+    """The corpus pairs of ``categories`` (rendering what is missing); with ``quick`` three per
+    category."""
     raw = corpus.load_pairs()
     pairs = [
         Pair(p["name"], p["category"], corpus.CORPUS / p["base"], corpus.CORPUS / p["head"],
              p["size"][0], p["size"][1])
         for p in raw
+        if p["category"] in categories
     ]
     if quick:
         picked: dict[str, list[Pair]] = defaultdict(list)
@@ -122,11 +129,13 @@ def blaze_one(pair: Pair, out: str | None = None) -> int:
     return int(result.diff_count or 0)
 
 
-def _blaze_paths(base: str, head: str) -> int:
+def _blaze_timed(base: str, head: str) -> float:
+    """Wall seconds of blazediff (no output) on two files, timed in the worker process."""
     import blazediff
 
-    return int(blazediff.compare(base, head, None, threshold=THRESHOLD,
-                                 antialiasing=True).diff_count or 0)
+    start = time.perf_counter()
+    blazediff.compare(base, head, None, threshold=THRESHOLD, antialiasing=True)
+    return time.perf_counter() - start
 
 
 def odiff_cli(binary: Path, pair: Pair, out: Path) -> int:
@@ -250,38 +259,49 @@ def _shuffled(pairs: list[Pair]) -> list[Pair]:
     return jobs
 
 
-def run_threads(pairs: list[Pair], workers: int, fn: Callable[[Pair], int]) -> float:
+Walls = dict[str, float]
+
+
+def run_threads(pairs: list[Pair], workers: int, fn: Callable[[Pair], int]) -> tuple[float, Walls]:
     """Wall seconds to run ``fn`` over ``pairs`` on a warm thread pool of ``workers`` (two
-    pairs per thread first, untimed, as the process pools are warmed)."""
+    pairs per thread first, untimed, as the process pools are warmed), and each pair's wall."""
+
+    def timed(pair: Pair) -> tuple[str, float]:
+        start = time.perf_counter()
+        fn(pair)
+        return pair.name, time.perf_counter() - start
+
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(fn, pairs[: workers * 2]))
         start = time.perf_counter()
-        list(pool.map(fn, pairs))
-        return time.perf_counter() - start
+        walls = dict(pool.map(timed, pairs))
+        return time.perf_counter() - start, walls
 
 
-def run_blaze_processes(pairs: list[Pair], workers: int) -> float:
-    """Wall seconds for blazediff (no output) on a warm process pool of ``workers``."""
+def run_blaze_processes(pairs: list[Pair], workers: int) -> tuple[float, Walls]:
+    """Wall seconds for blazediff (no output) on a warm process pool of ``workers``, and each
+    pair's wall in its worker."""
     import multiprocessing
 
     # The workers' malloc is set as this process's is (see main), blazediff's Rust allocations
     # going through it as well.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=reuse_freed_memory) as pool:
-        warm = [pool.submit(_blaze_paths, str(pairs[0].base), str(pairs[0].head))
+        warm = [pool.submit(_blaze_timed, str(pairs[0].base), str(pairs[0].head))
                 for _ in range(workers * 2)]
         for future in warm:
             future.result()
         start = time.perf_counter()
-        list(pool.map(_blaze_paths, [str(p.base) for p in pairs], [str(p.head) for p in pairs],
-                      chunksize=1))
-        return time.perf_counter() - start
+        walls = list(pool.map(_blaze_timed, [str(p.base) for p in pairs],
+                              [str(p.head) for p in pairs], chunksize=1))
+        return time.perf_counter() - start, {p.name: w for p, w in zip(pairs, walls, strict=True)}
 
 
 def run_odiff_servers(
     pairs: list[Pair], workers: int, binary: Path, work: Path, counts: dict[str, int]
-) -> float:
-    """Wall seconds for ``workers`` odiff servers, each fed by its own thread from one queue.
+) -> tuple[float, Walls]:
+    """Wall seconds for ``workers`` odiff servers, each fed by its own thread from one queue,
+    and each request's wall.
 
     Each pair's diffCount goes into ``counts``.
     """
@@ -290,6 +310,7 @@ def run_odiff_servers(
     for pair in pairs:
         jobs.put(pair)
     errors: list[BaseException] = []
+    walls: Walls = {}
 
     def drive(server: OdiffServer) -> None:
         try:
@@ -298,7 +319,9 @@ def run_odiff_servers(
                     pair = jobs.get_nowait()
                 except queue.Empty:
                     return
+                sent = time.perf_counter()
                 counts[pair.name] = server.compare(pair)
+                walls[pair.name] = time.perf_counter() - sent
         except BaseException as exc:  # noqa: BLE001 - reported after the run
             errors.append(exc)
 
@@ -313,13 +336,14 @@ def run_odiff_servers(
         server.close()
     if errors:
         raise errors[0]
-    return wall
+    return wall, walls
 
 
 def throughput(
     pairs: list[Pair], rounds: int, binary: Path, work: Path, odiff_counts: dict[str, int]
 ) -> dict:
-    """Pairs per second over the whole corpus for each whole-machine set-up.
+    """Pairs per second over the whole corpus for each whole-machine set-up, and each pair's
+    wall under that load (median over rounds).
 
     odiff's server counts per pair are left in ``odiff_counts``.
     """
@@ -327,7 +351,7 @@ def throughput(
 
     jobs = _shuffled(pairs)
     cores = os.cpu_count() or 2
-    setups: dict[str, tuple[str, Callable[[], float]]] = {
+    setups: dict[str, tuple[str, Callable[[], tuple[float, Walls]]]] = {
         "snapcompare, thread pool": (
             f"{cores} threads in 1 process; mask PNG made in memory, nothing written",
             lambda: run_threads(jobs, cores, snap_one),
@@ -351,24 +375,30 @@ def throughput(
     megapixels = sum(p.megapixels for p in pairs)
     results: dict[str, dict] = {}
     walls: dict[str, list[float]] = defaultdict(list)
+    pair_walls: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     busy: dict[str, list[float]] = defaultdict(list)
     for _ in range(rounds):
         for label, (_, run) in setups.items():
             psutil.cpu_percent(None)
-            walls[label].append(run())
+            wall, each = run()
+            walls[label].append(wall)
+            for name, seconds in each.items():
+                pair_walls[label][name].append(seconds)
             busy[label].append(psutil.cpu_percent(None))
-            print(f"  throughput: {label} {walls[label][-1]:.1f} s", file=sys.stderr)
+            print(f"  throughput: {label} {wall:.1f} s", file=sys.stderr)
     for label, (how, _) in setups.items():
         wall = statistics.median(walls[label])
         results[label] = {
             "how": how, "wall": wall, "walls": walls[label], "pairs_per_s": len(pairs) / wall,
             "mp_per_s": megapixels / wall, "machine_busy_pct": statistics.median(busy[label]),
+            "cores": cores,
+            "pair_walls": {n: statistics.median(w) for n, w in pair_walls[label].items()},
         }
     return results
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. the tall page
+# 3. the largest pages
 
 
 def run_measured(command: list[str], ok: Iterable[int], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -391,17 +421,28 @@ def run_measured(command: list[str], ok: Iterable[int], env: dict[str, str] | No
     return wall, int(line.split("=")[1]) / 1024
 
 
-def tall_page(pairs: list[Pair], repeats: int, binary: Path, work: Path) -> dict:
-    """The largest changed tall pair: the snapcompare CLI against the odiff CLI."""
-    tall = [p for p in pairs if p.category == "tall page" and not p.name.endswith("/same")]
-    pair = max(tall, key=lambda p: (p.megapixels, p.name.endswith("/text")))
-    base, head = work / "tall" / "base", work / "tall" / "head"
+def large_pairs(pairs: list[Pair]) -> list[Pair]:
+    """Of each category whose median pair has 5 MP or more, its largest changed pair (a text
+    edit if there is one of that size)."""
+    chosen = []
+    for category in corpus.CATEGORIES:
+        members = [p for p in pairs if p.category == category]
+        if members and statistics.median(p.megapixels for p in members) >= 5:
+            changed = [p for p in members if not p.name.endswith("/same")]
+            chosen.append(max(changed, key=lambda p: (p.megapixels, p.name.endswith(("/text", "/word")))))
+    return chosen
+
+
+def large_page(pair: Pair, repeats: int, binary: Path, work: Path) -> dict:
+    """One large pair: the snapcompare CLI against the odiff CLI."""
+    root = work / pair.name.replace("/", "_")
+    base, head = root / "base", root / "head"
     for folder, source in ((base, pair.base), (head, pair.head)):
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, folder / "page.png")
     snapcompare = Path(sys.prefix) / "bin" / "snapcompare"
     command = [str(snapcompare), "compare", "--base", str(base), "--head", str(head), "--out",
-               str(work / "tall" / "out"), "--quiet"]
+               str(root / "out"), "--quiet"]
     # As installed, Python caches compiled bytecode: a PYTHONDONTWRITEBYTECODE set around the
     # benchmark would make every run compile the modules again (0.5 s here). An unmeasured
     # first run writes the caches.
@@ -409,16 +450,16 @@ def tall_page(pairs: list[Pair], repeats: int, binary: Path, work: Path) -> dict
     run_measured(command, ok=(0, 1), env=env)
     runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for _ in range(repeats):
-        out = work / "tall" / "out"
+        out = root / "out"
         shutil.rmtree(out, ignore_errors=True)
         runs["snapcompare compare (CLI)"].append(run_measured(command, ok=(0, 1), env=env))
         runs["odiff CLI"].append(run_measured(
             [str(binary), str(base / "page.png"), str(head / "page.png"),
-             str(work / "tall" / "odiff.png"), "--antialiasing", f"--threshold={THRESHOLD}"],
+             str(root / "odiff.png"), "--antialiasing", f"--threshold={THRESHOLD}"],
             ok=(0, 22)))
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     return {
-        "pair": pair.name, "size": [pair.width, pair.height],
+        "pair": pair.name, "category": pair.category, "size": [pair.width, pair.height],
         "snapcompare_writes": written,
         "runs": {
             label: {"wall": statistics.median(r[0] for r in got),
@@ -463,16 +504,16 @@ def pixelmatch_counts(pairs: list[Pair]) -> dict[str, int | None]:
 # 5. engines
 
 
-def engines(pairs: list[Pair]) -> dict[str, float]:
-    """Process CPU seconds of each snapcompare engine over all pairs (bytes to counts and mask
+def engines(pairs: list[Pair]) -> dict[str, dict[str, float]]:
+    """Process CPU seconds of each snapcompare engine on each pair (bytes to counts and mask
     PNG), the engines taking turns on each pair so load changes hit them alike."""
     from compare.imaging.engines import ENGINES
 
-    total = dict.fromkeys(ENGINES, 0.0)
+    spent: dict[str, dict[str, float]] = {name: {} for name in ENGINES}
     for pair in pairs:
-        for name in total:
-            total[name] += cpu_of(partial(snap_one, pair, name))[0]
-    return total
+        for name, got in spent.items():
+            got[pair.name] = cpu_of(partial(snap_one, pair, name))[0]
+    return spent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,6 +524,10 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
+def mp(megapixels: float) -> str:
+    return f"{megapixels:.2f}" if megapixels < 1 else f"{megapixels:.1f}"
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
@@ -490,32 +535,105 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def groups(pairs: list[Pair]) -> list[tuple[str, list[Pair]]]:
+    """(category, its pairs) for each category present, then ("all", every pair)."""
+    present = [(c, [p for p in pairs if p.category == c]) for c in corpus.CATEGORIES]
+    return [(c, members) for c, members in present if members] + [("all", pairs)]
+
+
+def worst(members: list[Pair], mine: dict[str, float], other: dict[str, float]) -> str:
+    """The pair with the largest ratio mine / other, as "ratio (pair)"."""
+    pair = max(members, key=lambda p: mine[p.name] / other[p.name])
+    return f"{mine[pair.name] / other[pair.name]:.2f}x ({pair.name})"
+
+
 def report_per_pair(pairs: list[Pair], rows: dict) -> str:
-    groups = [*corpus.CATEGORIES, "all"]
-    header = ["category", "pairs", "median MP"]
     labels = list(rows)
+    header = ["category", "pairs", "median MP"]
     header += [f"{label} CPU" for label in labels]
     header += [f"vs {label}" for label in labels[1:]]
-    header += ["max vs decoding both", "snapcompare wall"]
+    header += ["max vs decoding both", "worst pair vs blazediff, no output", "snapcompare wall"]
+    cpu = {label: {name: r["cpu"] for name, r in got.items()} for label, got in rows.items()}
     out = []
-    for group in groups:
-        members = [p for p in pairs if group in ("all", p.category)]
-        if not members:
-            continue
-        med = {label: statistics.median(rows[label][p.name]["cpu"] for p in members)
-               for label in labels}
+    for group, members in groups(pairs):
+        med = {label: statistics.median(cpu[label][p.name] for p in members) for label in labels}
         # Ratios are medians of per-pair ratios (each pair against itself).
-        ratio = {label: statistics.median(rows["snapcompare"][p.name]["cpu"]
-                                          / rows[label][p.name]["cpu"] for p in members)
+        ratio = {label: statistics.median(cpu["snapcompare"][p.name] / cpu[label][p.name]
+                                          for p in members)
                  for label in labels[1:]}
         out.append([
-            group, str(len(members)), f"{statistics.median(p.megapixels for p in members):.1f}",
+            group, str(len(members)), mp(statistics.median(p.megapixels for p in members)),
             *(ms(med[label]) for label in labels),
             *(f"{ratio[label]:.2f}x" for label in labels[1:]),
-            f"{max(rows['snapcompare'][p.name]['cpu'] / rows['decoding both'][p.name]['cpu'] for p in members):.2f}x",
+            f"{max(cpu['snapcompare'][p.name] / cpu['decoding both'][p.name] for p in members):.2f}x",
+            worst(members, cpu["snapcompare"], cpu["blazediff, no output"]),
             ms(statistics.median(rows["snapcompare"][p.name]["wall"] for p in members)),
         ])
     return table(header, out)
+
+
+def report_throughput(pairs: list[Pair], tp: dict, rows: dict | None) -> str:
+    """The set-ups over all pairs, then per category: pairs/s on one core (the per-pair CPU,
+    summed) next to the whole machine (each pair's wall under load, summed, over the cores)."""
+    base = tp["blazediff, process pool"]["pairs_per_s"]
+    srv = tp["odiff --server"]["pairs_per_s"]
+    overall = table(
+        ["set-up", "how", "wall", "pairs/s", "MP/s", "machine busy", "vs blazediff pool",
+         "vs odiff server"],
+        [[label, r["how"], f"{r['wall']:.1f} s", f"{r['pairs_per_s']:.1f}", f"{r['mp_per_s']:.0f}",
+          f"{r['machine_busy_pct']:.0f}%", f"{r['pairs_per_s'] / base:.2f}x",
+          f"{r['pairs_per_s'] / srv:.2f}x"]
+         for label, r in tp.items()])
+    walls = {label: r["pair_walls"] for label, r in tp.items()}
+    snap, blaze = walls["snapcompare, thread pool"], walls["blazediff, process pool"]
+
+    def machine(label: str, group: str, members: list[Pair]) -> float:
+        if group == "all":
+            return tp[label]["pairs_per_s"]
+        return len(members) * tp[label]["cores"] / sum(walls[label][p.name] for p in members)
+
+    def one_core(label: str, members: list[Pair]) -> str:
+        if rows is None:
+            return "-"
+        return f"{len(members) / sum(rows[label][p.name]['cpu'] for p in members):.1f}"
+
+    body = []
+    for group, members in groups(pairs):
+        speed = {label: machine(label, group, members) for label in tp}
+        body.append([
+            group, str(len(members)), mp(sum(p.megapixels for p in members)),
+            one_core("snapcompare", members), f"{speed['snapcompare, thread pool']:.1f}",
+            one_core("blazediff, no output", members), f"{speed['blazediff, process pool']:.1f}",
+            f"{speed['odiff --server']:.1f}", f"{speed['odiff CLI per pair']:.1f}",
+            f"{speed['snapcompare, thread pool'] / speed['blazediff, process pool']:.2f}x",
+            f"{speed['snapcompare, thread pool'] / speed['odiff --server']:.2f}x",
+            worst(members, snap, blaze),
+        ])
+    per_category = table(
+        ["category", "pairs", "MP a side", "snapcompare 1 core", "snapcompare machine",
+         "blazediff 1 core", "blazediff pool", "odiff server", "odiff CLI",
+         "machine vs blazediff pool", "machine vs odiff server",
+         "worst pair, snapcompare / blazediff pool wall"],
+        body)
+    return (overall + "\n\nPer category, pairs/s: one core from the per-pair CPU (section 1); "
+            "the whole machine from each pair's wall under the set-up's full load, summed over "
+            "the category and divided by the cores (\"all\": the run's own wall).\n\n"
+            + per_category)
+
+
+def report_engines(pairs: list[Pair], spent: dict[str, dict[str, float]]) -> str:
+    names = list(spent)
+    others = [n for n in names if n != "pixelmatch"]
+    body = []
+    for group, members in groups(pairs):
+        total = {n: sum(spent[n][p.name] for p in members) for n in names}
+        body.append([
+            group, str(len(members)),
+            *(f"{ms(total[n])} ({total[n] / total['pixelmatch']:.2f}x)" for n in names),
+            *(worst(members, spent[n], spent["pixelmatch"]) for n in others),
+        ])
+    return table(["category", "pairs", *(f"{n} CPU (vs pixelmatch)" for n in names),
+                  *(f"worst pair, {n} / pixelmatch" for n in others)], body)
 
 
 def report_counts(pairs: list[Pair], rows: dict, reference: dict, others: dict) -> str:
@@ -524,10 +642,7 @@ def report_counts(pairs: list[Pair], rows: dict, reference: dict, others: dict) 
               "odiff = pixelmatch"]
     body = []
     mismatches: list[str] = []
-    for group in (*corpus.CATEGORIES, "all"):
-        members = [p for p in pairs if group in ("all", p.category)]
-        if not members:
-            continue
+    for group, members in groups(pairs):
         same = sum(rows["snapcompare"][p.name]["count"] == reference[p.name] for p in members)
         blaze = sum(rows["blazediff, no output"][p.name]["count"] == reference[p.name]
                     for p in members)
@@ -570,23 +685,31 @@ def main() -> None:
     parser.add_argument("--big-repeats", type=int, default=1,
                         help="runs per pair of 5 MP or more for the per-pair CPU (1)")
     parser.add_argument("--tall-repeats", type=int, default=3,
-                        help="runs of each command on the largest tall page (3)")
+                        help="runs of each command on each category's largest page (3)")
     parser.add_argument("--quick", action="store_true", help="three pairs per category, 1 run")
-    parser.add_argument("--skip", default="", help="comma list of: perpair,throughput,tall,counts,engines")
+    parser.add_argument("--categories", default=",".join(corpus.CATEGORIES),
+                        help="comma list of the categories to run (all: " + ", ".join(corpus.CATEGORIES) + ")")
+    parser.add_argument("--skip", default="",
+                        help="comma list of: perpair,throughput,tall (the largest pages),counts,engines")
     args = parser.parse_args()
     peers.ensure_python("benchmarks.bench_real")
     # As the snapcompare command does: freed pixel buffers are reused, not faulted in afresh.
     # In-process blazediff runs with the same malloc, and its process pool is set likewise.
     malloc_reuse = reuse_freed_memory()
     skip = set(filter(None, args.skip.split(",")))
+    categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
+    unknown = [c for c in categories if c not in corpus.CATEGORIES]
+    if unknown or not categories:
+        parser.error(f"unknown categories {unknown}; known: {', '.join(corpus.CATEGORIES)}")
     if args.quick:
         args.repeats, args.rounds, args.tall_repeats = 1, 1, 1
-    pairs = load_pairs(args.quick)
+    pairs = load_pairs(args.quick, categories)
     binary = peers.odiff_binary()
     info = {**machine(), "malloc_reuse": malloc_reuse}
     print(f"machine: {info}", file=sys.stderr)
     started = time.strftime("%Y-%m-%d %H:%M")
-    results: dict = {"machine": info, "started": started, "pairs": len(pairs)}
+    results: dict = {"machine": info, "started": started, "pairs": len(pairs),
+                     "categories": categories}
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         work = Path(tmp)
         sections = []
@@ -610,31 +733,24 @@ def main() -> None:
             print("throughput ...", file=sys.stderr)
             tp = throughput(pairs, args.rounds, binary, work, odiff_found)
             results["throughput"] = tp
-            base = tp["blazediff, process pool"]["pairs_per_s"]
-            srv = tp["odiff --server"]["pairs_per_s"]
             sections.append(
                 f"## Throughput over all {len(pairs)} pairs "
                 f"({sum(p.megapixels for p in pairs):.0f} MP per side), "
-                f"median of {args.rounds} round(s)\n\n" + table(
-                    ["set-up", "how", "wall", "pairs/s", "MP/s", "machine busy",
-                     "vs blazediff pool", "vs odiff server"],
-                    [[label, r["how"], f"{r['wall']:.1f} s", f"{r['pairs_per_s']:.1f}",
-                      f"{r['mp_per_s']:.0f}", f"{r['machine_busy_pct']:.0f}%",
-                      f"{r['pairs_per_s'] / base:.2f}x", f"{r['pairs_per_s'] / srv:.2f}x"]
-                     for label, r in tp.items()]))
-        if "tall" not in skip:
-            print("tall page ...", file=sys.stderr)
-            tall = tall_page(pairs, args.tall_repeats, binary, work)
-            results["tall"] = tall
+                f"median of {args.rounds} round(s)\n\n" + report_throughput(pairs, tp, rows))
+        large = large_pairs(pairs)
+        if "tall" not in skip and large:
+            print("largest pages ...", file=sys.stderr)
+            results["large"] = [large_page(pair, args.tall_repeats, binary, work) for pair in large]
             sections.append(
-                f"## Tall page {tall['pair']} ({tall['size'][0]}x{tall['size'][1]}), "
-                f"median wall of {args.tall_repeats}, peak RSS (GNU time, largest run)\n\n"
+                f"## Each category's largest page, median wall of {args.tall_repeats}, "
+                "peak RSS (GNU time, largest run)\n\n"
                 + table(
-                    ["command", "wall", "peak RSS", "runs"],
-                    [[label, f"{r['wall']:.2f} s", f"{r['rss_mib']:.0f} MiB",
+                    ["category", "pair", "size", "command", "wall", "peak RSS", "runs"],
+                    [[got["category"], got["pair"], f"{got['size'][0]}x{got['size'][1]}", label,
+                      f"{r['wall']:.2f} s", f"{r['rss_mib']:.0f} MiB",
                       " / ".join(f"{w:.2f}" for w in r["walls"])]
-                     for label, r in tall["runs"].items()])
-                + "\n\nsnapcompare writes: " + ", ".join(tall["snapcompare_writes"])
+                     for got in results["large"] for label, r in got["runs"].items()])
+                + "\n\nsnapcompare writes: " + ", ".join(results["large"][0]["snapcompare_writes"])
                 + "; odiff writes its diff image.")
         if "counts" not in skip and rows is not None:
             print("counts ...", file=sys.stderr)
@@ -648,11 +764,8 @@ def main() -> None:
             print("engines ...", file=sys.stderr)
             spent = engines(pairs)
             results["engines"] = spent
-            sections.append(
-                "## snapcompare's engines over every pair, process CPU, one pass\n\n" + table(
-                    ["engine", "CPU", "vs pixelmatch"],
-                    [[name, f"{cpu:.2f} s", f"{cpu / spent['pixelmatch']:.2f}x"]
-                     for name, cpu in spent.items()]))
+            sections.append("## snapcompare's engines, process CPU summed over each category, "
+                            "one pass\n\n" + report_engines(pairs, spent))
     results["load_avg_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = hashlib.sha256(started.encode()).hexdigest()[:6]

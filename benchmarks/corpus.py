@@ -5,13 +5,23 @@ Run from the repository root:
     .venv/bin/python -m benchmarks.corpus [--jobs 3] [--chromium /usr/bin/chromium]
 
 Python templates write self-contained pages (inline CSS and SVG, "photos" generated here as PNG
-data URIs, system fonts only) and a head variant of each for a typical change: a text edit, a
-colour change, a block shifted by 1 to 20 px, an added row, a font change, an image swap, no
-change at all (rendered again) and identical pixels in other bytes (the base PNG re-encoded by
-Pillow with another zlib level and filter). Chromium's screenshots are kept exactly as it wrote
-them, under benchmarks/.cache/corpus/ (git-ignored): shots/<sha256 of page source and
-viewport>.png, so a page renders again only when its source changes. pairs.json lists every
-pair with its category: small UI, phone, tall page or identical pixels.
+or JPEG data URIs, system fonts only) and a head variant of each for a typical change: a text
+edit, a colour change, a block shifted by 1 to 20 px, an added row, a font change, an image swap,
+no change at all (rendered again) and identical pixels in other bytes (the base PNG re-encoded by
+Pillow with another zlib level and filter). Two more classes of screenshot:
+
+- components: element screenshots of icons, buttons, badges, table rows, cards, form fields,
+  toggles, tabs, alerts, avatars and tooltips (24x24 to 280x340 px, all under 0.1 MP, some on a
+  transparent background), the element filling the viewport as an element screenshot crops it;
+  heads change a colour, a border, one word, a 1-px shift, a hover or checked state, the text's
+  sub-pixel position (anti-aliasing only), a picture, or nothing;
+- photographic pages: full-page captures of 13 to 40 MP, mostly JPEG photographs generated here
+  (fractal landscapes and textures, bokeh), CSS gradients and text; heads change one word, one
+  photo, a whole section, shift the lower half by 2 px, or nothing.
+
+Chromium's screenshots are kept exactly as it wrote them, under benchmarks/.cache/corpus/
+(git-ignored): shots/<sha256 of page source and viewport>.png, so a page renders again only when
+its source changes. pairs.json lists every pair with its category (CATEGORIES).
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 CORPUS = Path(__file__).resolve().parent / ".cache" / "corpus"
 CHROMIUM = "/usr/bin/chromium"
@@ -48,7 +58,9 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--hide-scrollbars",
 )
-CATEGORIES = ("small UI", "phone", "tall page", "identical pixels")
+CATEGORIES = ("small UI", "phone", "tall page", "identical pixels", "components", "photographic page")
+# Each page of these categories also gets its base re-encoded, a pair in "identical pixels".
+REENCODED = ("small UI", "phone", "tall page")
 
 WORDS = (
     "account activity alert analysis archive billing branch build cache change channel client "
@@ -77,11 +89,16 @@ class Change:
     row: bool = False
     font: bool = False
     image: bool = False
+    border: bool = False
+    hover: bool = False
+    subpixel: bool = False
+    section: bool = False
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page: a template, a data seed, a viewport (CSS px) and device scale factor."""
+    """One page: a template, a data seed, a viewport (CSS px) and device scale factor;
+    ``transparent``: rendered on a transparent background (an RGBA screenshot)."""
 
     name: str
     template: str
@@ -91,6 +108,7 @@ class Page:
     scale: int
     category: str
     repeats: int = 1
+    transparent: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +151,59 @@ def photo(seed: int, width: int, height: int) -> str:
         Image.fromarray(pixels, "RGB").save(out, "PNG", compress_level=6)
         _PHOTOS[key] = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
     return _PHOTOS[key]
+
+
+def fractal(rng: np.random.Generator, height: int, width: int, beta: float) -> np.ndarray:
+    """Spectral 1/f^beta noise scaled to [0, 1] (clipped at its 1st and 99th percentiles)."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    freq = np.hypot(fx, fy)
+    freq[0, 0] = 1
+    spectrum = (rng.normal(size=freq.shape) + 1j * rng.normal(size=freq.shape)) / freq ** (beta / 2)
+    spectrum[0, 0] = 0
+    field = np.fft.irfft2(spectrum, s=(height, width))
+    low, high = np.percentile(field, (1, 99))
+    return np.clip((field - low) / (high - low), 0, 1).astype(np.float32)
+
+
+_PICTURES: dict[tuple[int, int, int], str] = {}
+
+
+def picture(seed: int, width: int, height: int) -> str:
+    """A deterministic photograph as a JPEG data URI: a fractal landscape under a sky gradient,
+    a fractal texture through a three-colour map, or blurred discs (bokeh), with film grain."""
+    key = (seed, width, height)
+    if key not in _PICTURES:
+        rng = np.random.default_rng(seed)
+        palette = rng.uniform(30, 230, size=(3, 3)).astype(np.float32)
+        y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+        x = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+        kind = seed % 3
+        if kind == 0:
+            sky = palette[0] * (1 - y) + np.float32(235) * y
+            ridge = 0.3 + 0.3 * fractal(rng, 1, width, 2.2)[0][None, :, None]
+            ground = fractal(rng, height, width, 2.2)[..., None]
+            land = (palette[1] * (1 - ground) + palette[2] * ground) * (1.1 - 0.5 * y)
+            img = np.where(y < ridge, sky, land)
+        elif kind == 1:
+            t = fractal(rng, height, width, 2.6)[..., None]
+            img = np.where(t < 0.5, palette[0] + (palette[1] - palette[0]) * 2 * t,
+                           palette[1] + (palette[2] - palette[1]) * (2 * t - 1))
+        else:
+            discs = Image.new("RGB", (width, height))
+            draw = ImageDraw.Draw(discs)
+            for _ in range(40):
+                cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0.02, 0.08) * width
+                draw.ellipse((cx - r, cy - r, cx + r, cy + r),
+                             fill=tuple(int(v) for v in rng.uniform(60, 255, 3)))
+            blurred = np.asarray(discs.filter(ImageFilter.GaussianBlur(width / 100)), np.float32)
+            img = 0.7 * (palette[0] * (1 - x) * (1 - y) + palette[1] * x + palette[2] * y * (1 - x))
+            img = img + 0.5 * blurred
+        img = img + rng.normal(0, 4, size=(height, width, 1)).astype(np.float32)
+        out = io.BytesIO()
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").save(out, "JPEG", quality=84)
+        _PICTURES[key] = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+    return _PICTURES[key]
 
 
 def line_chart(rng: random.Random, width: int, height: int, colour: str) -> str:
@@ -613,6 +684,305 @@ def t_inbox(seed: int, c: Change, repeats: int) -> str:
     return document(body, css, font=font)
 
 
+def _photo_section(seed: int, kind: int, text: bool, image: bool) -> str:
+    """One section of a photographic page, with one word or one photo changed."""
+    rng = random.Random(seed)
+    pic = seed * 50 + (7 if image else 0)
+    if kind == 0:
+        words = paragraph(rng, 9).split(" ")
+        if text:
+            words[7] = next(w for w in WORDS if len(w) == len(words[7]) and w != words[7])
+        return (
+            f"<section class='story'><div class='cols'><h2>{sentence(rng, 4)[:-1]}</h2>"
+            f"<p>{' '.join(words)}</p><p>{paragraph(rng, 8)}</p></div><figure>"
+            f"<img src='{picture(pic, 1400, 930)}'><figcaption>{sentence(rng, 9)}</figcaption>"
+            f"</figure></section>"
+        )
+    if kind == 1:
+        cells = "".join(
+            f"<figure><img src='{picture(pic + k, 900, 600)}'><figcaption>{sentence(rng, 6)}"
+            f"</figcaption></figure>"
+            for k in range(6)
+        )
+        return f"<section class='gallery'><h2>{sentence(rng, 3)[:-1]}</h2><div>{cells}</div></section>"
+    if kind == 2:
+        hue = rng.randint(0, 359)
+        return (
+            f"<section class='band' style='background:radial-gradient(circle at 20% 30%,"
+            f"hsl({hue} 80% 70%),transparent 55%),linear-gradient(120deg,hsl({hue + 40} 70% 35%),"
+            f"hsl({hue + 160} 60% 20%))'><img src='{picture(pic, 320, 320)}'><blockquote>"
+            f"{paragraph(rng, 2)}<br><b>{rng.choice(NAMES)}</b></blockquote></section>"
+        )
+    if kind == 3:
+        cards = "".join(
+            f"<div class='card'><img src='{picture(pic + k, 800, 600)}'><h3>{sentence(rng, 3)[:-1]}"
+            f"</h3><p>{sentence(rng, 10)}</p><b>${rng.randint(40, 900)}</b>"
+            f"<button>Book now</button></div>"
+            for k in range(4)
+        )
+        return f"<section class='cards'>{cards}</section>"
+    tiles = "".join(
+        f"<div style=\"background-image:linear-gradient(#0000 50%,#000b),url('{picture(pic + k, 1600, 1000)}')\">"
+        f"<h3>{sentence(rng, 3)[:-1]}</h3></div>"
+        for k in range(3)
+    )
+    return f"<section class='mosaic'>{tiles}</section>"
+
+
+def t_photo(seed: int, c: Change, repeats: int) -> str:
+    """Photographic full page: photo hero, then ``repeats`` sections (text beside a photo, photo
+    gallery, gradient band with a quote, photo cards, photo mosaic), footer. Its changes, all
+    around the middle: one word (same length), one photo, a whole section replaced by another
+    of the same kind (same height), every section below shifted."""
+    rng = random.Random(seed)
+    mid = repeats // 2
+
+    def first_after_mid(kind: int) -> int:
+        return mid + (kind - mid) % 5
+
+    sections = []
+    for i in range(repeats):
+        sseed = seed * 1000 + i + (500 if c.section and i == first_after_mid(3) else 0)
+        html = _photo_section(sseed, i % 5, c.text and i == first_after_mid(0),
+                              c.image and i == first_after_mid(1))
+        if i == mid and c.shift:
+            html = f"<div style='height:{c.shift}px'></div>" + html
+        sections.append(html)
+    css = (
+        "body{background:#fbfaf7}h1{font:700 64px/1.1 'DejaVu Serif',serif;margin:0}"
+        "h2{font:600 32px 'DejaVu Serif',serif;margin:0 0 16px}img{display:block}"
+        ".hero{height:720px;background-size:cover;color:#fff;padding:360px 6% 0;"
+        "text-shadow:0 2px 12px #000a}.hero p{font-size:22px;max-width:900px}"
+        "section{padding:56px 6%}.story{display:flex;gap:48px;align-items:flex-start}"
+        ".story .cols{flex:1;columns:2;column-gap:32px}.story h2{column-span:all}"
+        ".story figure{flex:1;margin:0}.story img{width:100%;border-radius:4px}"
+        "figcaption{font-size:13px;color:#6b6b6b;white-space:nowrap;overflow:hidden;"
+        "text-overflow:ellipsis}.gallery>div{display:grid;grid-template-columns:repeat(3,1fr);gap:20px}"
+        ".gallery figure{margin:0}.gallery img{width:100%;aspect-ratio:3/2;object-fit:cover}"
+        ".band{display:flex;gap:40px;align-items:center;color:#fff;padding:80px 12%}"
+        ".band img{width:200px;height:200px;border-radius:50%;box-shadow:0 8px 30px #0006}"
+        ".band blockquote{font:italic 26px/1.4 'DejaVu Serif',serif;margin:0}"
+        ".cards{display:grid;grid-template-columns:repeat(4,1fr);gap:24px;background:#f1efe9}"
+        ".card{background:#fff;border-radius:14px;overflow:hidden;box-shadow:0 4px 18px #0002;"
+        "padding-bottom:16px}.card img{width:100%;aspect-ratio:4/3;object-fit:cover}"
+        ".card h3,.card p,.card b{margin:10px 16px;display:block;white-space:nowrap;overflow:hidden;"
+        "text-overflow:ellipsis}.card button{margin:0 16px;background:#2b8a3e;color:#fff;border:0;"
+        "border-radius:20px;padding:8px 18px;font:inherit}"
+        ".mosaic{display:grid;grid-template-columns:2fr 1fr;grid-template-rows:1fr 1fr;gap:12px;"
+        "aspect-ratio:2.4}.mosaic div{background-size:cover;background-position:center;"
+        "color:#fff;display:flex;align-items:flex-end;padding:24px;border-radius:6px}"
+        ".mosaic div:first-child{grid-row:span 2}.mosaic h3{font-size:28px;margin:0}"
+        "footer{background:linear-gradient(#1b1f24,#0b0d10);color:#aab;padding:64px 6%;height:400px}"
+    )
+    body = (
+        f"<header class='hero' style=\"background-image:linear-gradient(#0000 35%,#000a),"
+        f"url('{picture(seed, 2400, 1100)}')\"><h1>{sentence(rng, 5)[:-1]}</h1>"
+        f"<p>{paragraph(rng, 2)}</p></header>{''.join(sections)}"
+        f"<footer>{paragraph(rng, 4)}</footer>"
+    )
+    return document(body, css)
+
+
+# Components: each fills the viewport as an element screenshot crops it, and paints only itself
+# (around rounded corners Chromium's default background shows: white, or transparent).
+
+
+def component(body: str, css: str) -> str:
+    """A page holding one component that fills the viewport."""
+    return document(body, "html,body{height:100%;overflow:hidden;background:transparent}"
+                          "body>*{width:100%;height:100%}" + css)
+
+
+def offset(c: Change) -> str:
+    """The CSS transform moving content by the change's shift and sub-pixel offset."""
+    return f"transform:translate({0.4 if c.subpixel else 0}px,{c.shift}px)"
+
+
+def c_icon(seed: int, c: Change, repeats: int) -> str:
+    """A stroked SVG icon; the border change thickens its strokes."""
+    rng = random.Random(seed)
+    colour = rng.choice(("#1c7ed6", "#2b8a3e", "#495057", "#862e9c"))
+    shape = rng.choice((
+        '<circle cx="12" cy="12" r="9"/><path d="M7.5 12.5l3 3 6-7"/>',
+        '<path d="M6 17V11a6 6 0 0 1 12 0v6l2 2H4z"/><path d="M10 21h4"/>',
+        '<path d="M12 3l2.7 5.6 6.1.9-4.4 4.3 1 6.1L12 17l-5.4 2.9 1-6.1L3.2 9.5l6.1-.9z"/>',
+        '<path d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6"/>',
+    ))
+    stroke = "2.6" if c.border else "2"
+    return component(
+        f'<svg viewBox="0 0 24 24" fill="none" stroke="{"#e8590c" if c.colour else colour}" '
+        f'stroke-width="{stroke}" stroke-linecap="round" stroke-linejoin="round" '
+        f'style="{offset(c)}">{shape}</svg>', "svg{display:block}")
+
+
+def c_button(seed: int, c: Change, repeats: int) -> str:
+    """A filled button with a two-word label; hover darkens it and adds a shadow."""
+    rng = random.Random(seed)
+    colour = rng.choice(("#1971c2", "#2f9e44", "#5f3dc4", "#212529"))
+    if c.colour:
+        colour = "#e8590c"
+    verb, noun = rng.choice(("Save", "Export", "Send", "Create", "Invite")), rng.choice(WORDS)
+    hover = "box-shadow:inset 0 0 0 40px #0003,0 2px 6px #0005;" if c.hover else ""
+    border = "2px solid #0008" if c.border else "1px solid #0003"
+    return component(
+        f"<button><span style='{offset(c)}'>{verb} {'changes' if c.text else noun}</span></button>",
+        f"button{{background:{colour};color:#fff;border:{border};border-radius:6px;{hover}"
+        f"font:600 13px 'DejaVu Sans',sans-serif;padding:0;white-space:nowrap}}"
+        "span{display:inline-block}")
+
+
+def c_badge(seed: int, c: Change, repeats: int) -> str:
+    """A status pill: a dot and a word on a tinted background."""
+    rng = random.Random(seed)
+    colour = rng.choice(("#2b8a3e", "#e67700", "#1864ab"))
+    if c.colour:
+        colour = "#c92a2a"
+    word = rng.choice(("active", "paused", "queued", "ready"))
+    border = f"1px solid {colour}" if c.border else "1px solid transparent"
+    return component(
+        f"<span class='b'><i></i>{'failing' if c.text else word}</span>",
+        f".b{{display:flex;align-items:center;justify-content:center;gap:5px;border-radius:12px;"
+        f"background:{colour}22;color:{colour};font:600 11px 'DejaVu Sans';border:{border}}}"
+        f"i{{width:6px;height:6px;border-radius:50%;background:{colour}}}")
+
+
+def c_row(seed: int, c: Change, repeats: int) -> str:
+    """A table row: checkbox, avatar photo, name, status badge, right-aligned number."""
+    rng = random.Random(seed)
+    colour = rng.choice(("#2b8a3e", "#1864ab"))
+    if c.colour:
+        colour = "#c92a2a"
+    name, number = rng.choice(NAMES), f"{rng.randint(1000, 99999):,}"
+    if c.text:
+        number = f"{int(number.replace(',', '')) + 1:,}"
+    return component(
+        f"<div class='r'><input type='checkbox'><img src='{photo(seed, 24, 24)}'>"
+        f"<span class='n' style='{offset(c)}'>{name}</span><span class='b'>ok</span>"
+        f"<span class='v' style='{offset(c)}'>{number}</span></div>",
+        f".r{{display:flex;align-items:center;gap:10px;padding:0 10px;font-size:13px;"
+        f"border-bottom:1px solid #e9ecef;background:{'#f1f3f5' if c.hover else '#fff'}}}"
+        f"img{{border-radius:50%}}.n{{flex:1;white-space:nowrap;overflow:hidden}}"
+        f".b{{color:{colour};background:{colour}22;padding:1px 8px;border-radius:9px}}"
+        f".v{{font-family:'DejaVu Sans Mono';width:56px;text-align:right}}")
+
+
+def c_card(seed: int, c: Change, repeats: int) -> str:
+    """A product card: photo, title, two lines of text, price and button; hover underlines the
+    title."""
+    rng = random.Random(seed)
+    title, text = sentence(rng, 3)[:-1], sentence(rng, 12)
+    if c.text:
+        title = "Updated " + title.split(" ", 1)[1]
+    price = f"${rng.randint(5, 400)}"
+    hover = "color:#1971c2;text-decoration:underline" if c.hover else ""
+    return component(
+        f"<div class='k'><img src='{picture(seed + (9 if c.image else 0), 560, 300)}'>"
+        f"<div style='{offset(c)}'><h4>{title}</h4><p>{text}</p><b>{price}</b><button>Buy</button>"
+        f"</div></div>",
+        f".k{{background:#fff;border-radius:12px;overflow:hidden;"
+        f"border:1px solid {'#adb5bd' if c.border else '#e9ecef'}}}"
+        "img{width:100%;height:45%;object-fit:cover;display:block}"
+        f"h4{{margin:10px 12px 4px;white-space:nowrap;overflow:hidden;{hover}}}"
+        "p{margin:0 12px;font-size:12px;"
+        "color:#495057;height:36px;overflow:hidden;line-height:18px}b{margin:8px 12px;display:inline-block}"
+        f"button{{float:right;margin:4px 12px;background:{'#e8590c' if c.colour else '#1971c2'};"
+        "color:#fff;border:0;border-radius:6px;padding:6px 14px;font:inherit}")
+
+
+def c_field(seed: int, c: Change, repeats: int) -> str:
+    """A labelled text input with a value and help text; border: focus ring, colour: error."""
+    rng = random.Random(seed)
+    label, value, help_text = sentence(rng, 2)[:-1], rng.choice(NAMES), sentence(rng, 4)
+    if c.text:
+        value = value.split(" ")[0] + " Smith"
+    tone = "#e03131" if c.colour else "#868e96"
+    ring = "border-color:#1c7ed6;box-shadow:0 0 0 3px #1c7ed633" if c.border else ""
+    return component(
+        f"<label>{label}<input value='{value}' style='{ring}'>"
+        f"<small style='{offset(c)}'>{help_text}</small></label>",
+        "label{display:block;font-size:12px;color:#495057;padding:2px 4px;background:#fff}"
+        "input{display:block;width:100%;margin:3px 0;padding:5px 8px;border:1px solid #ced4da;"
+        f"border-radius:6px;font:13px 'DejaVu Sans'}}small{{display:block;color:{tone};"
+        "white-space:nowrap;overflow:hidden}")
+
+
+def c_toggle(seed: int, c: Change, repeats: int) -> str:
+    """A switch and its label; hover stands for the switch flipped."""
+    rng = random.Random(seed)
+    on = rng.random() < 0.5
+    if c.hover:
+        on = not on
+    label = "Notify team" if c.text else sentence(rng, 2)[:-1]
+    return component(
+        f"<div class='t'><span class='s{' on' if on else ''}'><i></i></span>{label}</div>",
+        f".t{{display:flex;align-items:center;gap:8px;font-size:13px;background:#fff;"
+        f"color:{'#1864ab' if c.colour else '#212529'}}}"
+        ".s{width:34px;height:18px;border-radius:9px;background:#ced4da;position:relative;flex:none}"
+        ".s.on{background:#37b24d}.s i{position:absolute;left:2px;top:2px;width:14px;height:14px;"
+        "border-radius:50%;background:#fff;box-shadow:0 1px 2px #0004}.s.on i{left:18px}")
+
+
+def c_tabs(seed: int, c: Change, repeats: int) -> str:
+    """A tab bar, the first tab active; hover highlights the second."""
+    rng = random.Random(seed)
+    names = [rng.choice(WORDS).title() for _ in range(4)]
+    if c.text:
+        names[2] = "Edited"
+    accent = "#e8590c" if c.colour else "#1c7ed6"
+    tabs = "".join(f"<span class='{'a' if i == 0 else 'h' if c.hover and i == 1 else ''}'>{n}</span>"
+                   for i, n in enumerate(names))
+    return component(
+        f"<nav>{tabs}</nav>",
+        "nav{display:flex;border-bottom:1px solid #dee2e6;background:#fff;font-size:13px}"
+        f"span{{padding:0 12px;display:flex;align-items:center;color:#495057;{offset(c)}}}"
+        f"span.a{{color:{accent};box-shadow:inset 0 -2px {accent}}}"
+        "span.h{background:#f1f3f5}")
+
+
+def c_alert(seed: int, c: Change, repeats: int) -> str:
+    """An inline alert: tinted box, accent edge, round icon, bold title and one line of text."""
+    rng = random.Random(seed)
+    accent = rng.choice(("#1c7ed6", "#f08c00", "#2f9e44"))
+    if c.colour:
+        accent = "#e03131"
+    title, text = sentence(rng, 2)[:-1], sentence(rng, 5)
+    if c.text:
+        title = title.split(" ")[0] + " failed"
+    return component(
+        f"<div class='a'><i>i</i><div style='{offset(c)}'><b>{title}</b><br>{text}</div></div>",
+        f".a{{display:flex;gap:10px;align-items:center;padding:0 12px;font-size:12px;"
+        f"background:{accent}14;border-left:{6 if c.border else 4}px solid {accent};border-radius:4px}}"
+        f"i{{width:20px;height:20px;border-radius:50%;background:{accent};color:#fff;flex:none;"
+        "text-align:center;font:bold 13px/20px 'DejaVu Serif'}div{white-space:nowrap;overflow:hidden}")
+
+
+def c_avatar(seed: int, c: Change, repeats: int) -> str:
+    """An avatar chip: round photo, name and role; border rings the photo."""
+    rng = random.Random(seed)
+    name, role = rng.choice(NAMES), rng.choice(WORDS)
+    ring = "box-shadow:0 0 0 2px #fff,0 0 0 4px #1c7ed6" if c.border else ""
+    return component(
+        f"<div class='v'><img src='{photo(seed * 3 + (1 if c.image else 0), 64, 64)}' style='{ring}'>"
+        f"<div><b>{name.split(' ')[0]}</b><br>{'admin' if c.text else role}</div></div>",
+        ".v{display:flex;align-items:center;gap:8px;padding:0 10px 0 6px;font-size:11px;"
+        "line-height:1.3;background:#f1f3f5;border-radius:22px}"
+        "img{width:30px;height:30px;border-radius:50%}")
+
+
+def c_tooltip(seed: int, c: Change, repeats: int) -> str:
+    """A dark tooltip bubble with an arrow, on a transparent background."""
+    rng = random.Random(seed)
+    text = sentence(rng, 3)[:-1]
+    if c.text:
+        text = "Copied " + text.split(" ", 1)[1]
+    return component(
+        f"<div class='p'><span style='{offset(c)}'>{text}</span></div>",
+        ".p{position:relative;height:calc(100% - 8px)!important;background:#212529;color:#fff;"
+        "border-radius:6px;font-size:11px;display:flex;align-items:center;padding:0 10px}"
+        "span{white-space:nowrap;overflow:hidden}.p:after{content:'';position:absolute;left:16px;"
+        "bottom:-6px;border:6px solid transparent;border-top-color:#212529;border-bottom:0}")
+
+
 TEMPLATES: dict[str, Callable[[int, Change, int], str]] = {
     "doc": t_doc,
     "dashboard": t_dashboard,
@@ -624,6 +994,25 @@ TEMPLATES: dict[str, Callable[[int, Change, int], str]] = {
     "kanban": t_kanban,
     "inbox": t_inbox,
 }
+
+# Component kind: (template, its head variants, instances as CSS width, height, device scale and
+# whether the background is transparent). Every instance is at most 0.1 MP in device pixels.
+COMPONENTS: dict[str, tuple[Callable[[int, Change, int], str], str, tuple[tuple[int, int, int, bool], ...]]] = {
+    "icon": (c_icon, "colour border shift1 subpixel same", ((24, 24, 1, True), (20, 20, 2, True))),
+    "button": (c_button, "colour border text shift1 hover subpixel same",
+               ((120, 40, 1, False), (96, 32, 2, False))),
+    "badge": (c_badge, "colour text border same", ((72, 24, 1, False), (64, 22, 2, False))),
+    "row": (c_row, "colour text hover shift1 subpixel same", ((320, 44, 1, False), (300, 40, 2, False))),
+    "card": (c_card, "text colour border hover image shift1 same",
+             ((280, 340, 1, False), (220, 300, 1, False))),
+    "field": (c_field, "border text colour shift1 subpixel same", ((260, 72, 1, False), (200, 68, 2, False))),
+    "toggle": (c_toggle, "hover colour text same", ((160, 28, 1, False), (140, 24, 2, False))),
+    "tabs": (c_tabs, "hover text shift1 colour same", ((300, 44, 1, False), (240, 40, 2, False))),
+    "alert": (c_alert, "colour border text subpixel same", ((300, 64, 1, False), (280, 60, 2, False))),
+    "avatar": (c_avatar, "image text border same", ((140, 44, 1, False), (120, 40, 2, True))),
+    "tooltip": (c_tooltip, "text shift1 subpixel same", ((180, 48, 1, True), (150, 44, 2, True))),
+}
+ALL_TEMPLATES = {**TEMPLATES, "photo": t_photo, **{kind: spec[0] for kind, spec in COMPONENTS.items()}}
 
 PAGES: tuple[Page, ...] = (
     *(Page(f"{t}-1280", t, 1, 1280, 900, 1, "small UI") for t in TEMPLATES),
@@ -638,6 +1027,16 @@ PAGES: tuple[Page, ...] = (
     Page("doc-tall", "doc", 4, 1280, 10000, 1, "tall page", repeats=6),
     Page("table-tall", "table", 5, 1280, 12000, 1, "tall page", repeats=12),
     Page("products-huge", "products", 6, 1723, 5364, 2, "tall page", repeats=4),
+    *(
+        Page(f"{kind}-{w}x{h}@{scale}", kind, 100 + 10 * k + i, w, h, scale, "components",
+             transparent=clear)
+        for k, (kind, (_, _, instances)) in enumerate(COMPONENTS.items())
+        for i, (w, h, scale, clear) in enumerate(instances)
+    ),
+    Page("photo-1440", "photo", 21, 1440, 9000, 1, "photographic page", repeats=15),
+    Page("photo-1920", "photo", 22, 1920, 10000, 1, "photographic page", repeats=14),
+    Page("photo-2560", "photo", 23, 2560, 10000, 1, "photographic page", repeats=13),
+    Page("photo-1280@2", "photo", 24, 1280, 7800, 2, "photographic page", repeats=14),
 )
 
 SMALL_HEADS: dict[str, Change] = {
@@ -659,6 +1058,30 @@ TALL_HEADS: dict[str, Change] = {
     "image": Change(image=True),
     "same": Change(),
 }
+PHOTO_HEADS: dict[str, Change] = {
+    "word": Change(text=True),
+    "photo": Change(image=True),
+    "section": Change(section=True),
+    "shift2": Change(shift=2),
+    "same": Change(),
+}
+COMPONENT_HEADS: dict[str, Change] = {
+    "colour": Change(colour=True),
+    "border": Change(border=True),
+    "text": Change(text=True),
+    "shift1": Change(shift=1),
+    "hover": Change(hover=True),
+    "subpixel": Change(subpixel=True),
+    "image": Change(image=True),
+    "same": Change(),
+}
+
+
+def heads_of(page: Page) -> dict[str, Change]:
+    """The head variants of ``page``, by name."""
+    if page.category == "components":
+        return {name: COMPONENT_HEADS[name] for name in COMPONENTS[page.template][1].split()}
+    return {"tall page": TALL_HEADS, "photographic page": PHOTO_HEADS}.get(page.category, SMALL_HEADS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -667,37 +1090,51 @@ TALL_HEADS: dict[str, Change] = {
 
 def page_source(page: Page, change: Change) -> str:
     """The HTML of ``page`` with ``change`` applied."""
-    return TEMPLATES[page.template](page.seed, change, page.repeats)
+    return ALL_TEMPLATES[page.template](page.seed, change, page.repeats)
 
 
 def shot_key(html: str, page: Page) -> str:
     """Cache key of a screenshot: the page source and the viewport."""
     digest = hashlib.sha256(html.encode())
     digest.update(f"|{page.width}x{page.height}@{page.scale}".encode())
+    if page.transparent:
+        digest.update(b"|transparent")
     return digest.hexdigest()[:32]
 
 
-def render(html: str, page: Page, out: Path, chromium: str) -> float:
-    """Screenshot ``html`` at the page's viewport with a fresh Chromium profile; returns seconds."""
+def render(html: str, page: Page, out: Path, chromium: str, attempts: int = 3) -> float:
+    """Screenshot ``html`` at the page's viewport with a fresh Chromium profile; returns seconds.
+
+    Headless Chromium now and then never delivers its screenshot: a run past a timeout scaled to
+    the page's size is started again, up to ``attempts`` runs.
+    """
+    megapixels = page.width * page.height * page.scale**2 / 1e6
     with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
         source = Path(tmp) / "page.html"
         source.write_text(html, encoding="utf-8")
         shot = Path(tmp) / "shot.png"
         start = time.perf_counter()
-        result = subprocess.run(
-            [
-                chromium,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={tmp}/profile",
-                f"--screenshot={shot}",
-                f"--window-size={page.width},{page.height}",
-                f"--force-device-scale-factor={page.scale}",
-                source.as_uri(),
-            ],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        for attempt in range(1, attempts + 1):
+            try:
+                result = subprocess.run(
+                    [
+                        chromium,
+                        *CHROMIUM_FLAGS,
+                        f"--user-data-dir={tmp}/profile{attempt}",
+                        f"--screenshot={shot}",
+                        f"--window-size={page.width},{page.height}",
+                        f"--force-device-scale-factor={page.scale}",
+                        *(["--default-background-color=00000000"] if page.transparent else []),
+                        source.as_uri(),
+                    ],
+                    capture_output=True,
+                    timeout=60 + 6 * megapixels,
+                    check=False,
+                )
+                break
+            except subprocess.TimeoutExpired:
+                if attempt == attempts:
+                    raise
         elapsed = time.perf_counter() - start
         if result.returncode != 0 or not shot.exists():
             raise RuntimeError(
@@ -734,8 +1171,7 @@ def build(jobs: int = 3, chromium: str = CHROMIUM, quiet: bool = False) -> Path:
         base_html = page_source(page, Change())
         base = shot_key(base_html, page)
         todo[base] = (base_html, page)
-        heads = TALL_HEADS if page.category == "tall page" else SMALL_HEADS
-        for variant, change in heads.items():
+        for variant, change in heads_of(page).items():
             html = page_source(page, change)
             key = shot_key(html, page)
             if variant == "same":
@@ -745,7 +1181,8 @@ def build(jobs: int = 3, chromium: str = CHROMIUM, quiet: bool = False) -> Path:
                 raise RuntimeError(f"{page.name}/{variant} changes nothing in the source")
             todo[key] = (html, page)
             pairs.append(_pair(page, variant, page.category, base, key))
-        pairs.append(_pair(page, "reencoded", "identical pixels", base, f"{base}-reencoded"))
+        if page.category in REENCODED:
+            pairs.append(_pair(page, "reencoded", "identical pixels", base, f"{base}-reencoded"))
     missing = [(k, h, p) for k, (h, p) in todo.items() if not (shots / f"{k}.png").exists()]
     if missing and not quiet:
         print(f"corpus: rendering {len(missing)} of {len(todo)} screenshots, {jobs} at a time",
@@ -759,6 +1196,8 @@ def build(jobs: int = 3, chromium: str = CHROMIUM, quiet: bool = False) -> Path:
                 print(f"corpus: {done}/{len(missing)} ({time.perf_counter() - start:.0f} s)",
                       file=sys.stderr)
     for page in PAGES:
+        if page.category not in REENCODED:
+            continue
         base = shot_key(page_source(page, Change()), page)
         target = shots / f"{base}-reencoded.png"
         if not target.exists():
