@@ -264,10 +264,18 @@ def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas
                  store.add(header_only_png(2000, 4000, b"h%d" % i)), f"n{i}.png", canvas_from_manifest)
         for i in range(6)
     ]
-    # Admission is read from the budget: the diffs holding a reservation at once. When four are
-    # admitted, they also meet at a barrier, so they really run at once (it breaks otherwise).
-    lock, held, peak = threading.Lock(), set(), [0]
+    # One at a time: a diff finishes only once the stream waits for it, so a stream that admitted
+    # a second one instead of waiting holds two reservations (read from the budget). Four at
+    # once: they meet at a barrier, which breaks unless four run together; the pool runs no more.
+    lock, held, running, peak = threading.Lock(), set(), [0], {"held": 0, "running": 0}
     together = threading.Barrier(4, timeout=60) if expected_peak == 4 else None
+    stream_waits = threading.Event()
+    real_wait = pairs.wait
+
+    def waiting(futures, timeout=None, return_when=None):
+        if timeout is None:
+            stream_waits.set()
+        return real_wait(futures, timeout=timeout, return_when=return_when)
     acquire, release = MemoryBudget.acquire, MemoryBudget.release
 
     def acquiring(budget, owner, size):
@@ -275,7 +283,7 @@ def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas
         if owner[0] == "diff":
             with lock:
                 held.add(owner)
-                peak[0] = max(peak[0], len(held))
+                peak["held"] = max(peak["held"], len(held))
 
     def releasing(budget, owner):
         with lock:
@@ -283,18 +291,26 @@ def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas
         release(budget, owner)
 
     def diff(task, before, after, options, images=None):
+        with lock:
+            running[0] += 1
+            peak["running"] = max(peak["running"], running[0])
         if together is not None and task.name in {"n0.png", "n1.png", "n2.png", "n3.png"}:
             together.wait()
+        elif together is None:
+            assert stream_waits.wait(timeout=60)
+        with lock:
+            running[0] -= 1
         return PairOutcome(task.base_hash, task.head_hash, changed_pixels=0, total_pixels=1)
 
     monkeypatch.setattr(MemoryBudget, "acquire", acquiring)
     monkeypatch.setattr(MemoryBudget, "release", releasing)
     monkeypatch.setattr(pairs, "diff_pair", diff)
+    monkeypatch.setattr(pairs, "wait", waiting)
     options = CompareOptions(previews=False)
     resources = Resources(workers=4, fetch_workers=4, max_memory=256 * 1024 * 1024)
     outcomes = list(stream_pairs(LocalFetcher(store.root), options, resources, tasks))
     assert len(outcomes) == 6
-    assert peak[0] == expected_peak
+    assert peak["held" if expected_peak == 1 else "running"] == expected_peak
 
 
 def test_a_base_shared_by_several_pairs_is_decoded_once(store, monkeypatch):
