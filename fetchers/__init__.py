@@ -4,14 +4,23 @@ and `BatchPrefetcher` / `BatchUploader` over any.
 Layout: `protocol` (the seams), `errors`, `retry` (policy and budget), `batch` (the batch
 machinery, `BatchRunner`), `prefetch` (the batch fetcher), `upload` (the batch uploader),
 `registry` (every backend named once, store URLs), `keys` (key checks), `inflight`
-(interrupting a request on the wire), `files` (reading regular files only, within a size) and
-`backends/` (one module per store, each importing its own SDK). It knows nothing of `compare`.
+(interrupting a request on the wire), `files` (reading regular files only, within a size),
+`formdata` (the multipart bodies of batch requests, read as they stream) and `backends/` (one
+module per store, each importing its own SDK). It knows nothing of `compare`.
 """
 
 from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats
-from .errors import BlobNotFound, FetchError, IntegrityError, StoreError, StoreUnavailable, WriteError
+from .errors import (
+    BatchUnsupported,
+    BlobNotFound,
+    FetchError,
+    IntegrityError,
+    StoreError,
+    StoreUnavailable,
+    WriteError,
+)
 from .prefetch import BatchPrefetcher, BatchResult, BatchStats
-from .protocol import BlobFetcher, BlobWriter, ClosableFetcher, StoredBlob
+from .protocol import BlobFetcher, BlobWriter, ClosableFetcher, ManyFetcher, ManyWriter, StoredBlob
 from .registry import BACKENDS, backend_by_class, fetcher_from_url, token_env
 from .retry import RetryBudget, RetryPolicy
 from .upload import DEFAULT_MAX_BYTES, BatchUploader, BlobSource, UploadResult, UploadStats
@@ -33,6 +42,7 @@ __all__ = [
     "BatchResult",
     "BatchRunner",
     "BatchStats",
+    "BatchUnsupported",
     "BatchUploader",
     "BlobFetcher",
     "BlobNotFound",
@@ -44,6 +54,8 @@ __all__ = [
     "GCSFetcher",
     "IntegrityError",
     "LocalFetcher",
+    "ManyFetcher",
+    "ManyWriter",
     "ObjectstoreFetcher",
     "RetryBudget",
     "RetryPolicy",

@@ -3,22 +3,24 @@
 The machinery under `fetchers.prefetch.BatchPrefetcher` (its job: a fetch) and
 `fetchers.upload.BatchUploader` (an existence check and a write): long-lived workers, one
 flight per key, bounded look-ahead, one retry policy and budget, a deadline per operation, and
-an early stop when the store itself is unusable.
+an early stop when the store itself is unusable. `Groups` runs keys many to a request instead,
+for stores that answer many keys at once, with the same promises per key.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import FetchError, StoreError, StoreUnavailable
+from .errors import BatchUnsupported, FetchError, StoreError, StoreUnavailable
 from .protocol import connection_limit, describe_store
 from .retry import RetryBudget, RetryPolicy
 
@@ -52,7 +54,10 @@ class CallStats:
 
     A key that joined a flight already under way for another call (``shared``) issues no
     request. ``peak_in_flight`` is the most requests the runner had running at once while the
-    call's own requests ran.
+    call's own requests ran. Keys run in groups (`Groups`) count one operation each as a
+    request (`count_request`); ``batch_requests`` counts the requests that carried them, and
+    ``batch_fallback`` says why the call's keys went one a request after all (the store has no
+    batch requests), "" otherwise.
     """
 
     keys_requested: int = 0
@@ -62,6 +67,8 @@ class CallStats:
     errors: int = 0
     wall_time: float = 0.0
     peak_in_flight: int = 0
+    batch_requests: int = 0
+    batch_fallback: str = ""
 
     def count_request(self) -> None:
         """One request (a first attempt or a retry) was issued for this call."""
@@ -70,6 +77,24 @@ class CallStats:
 
 # A job runs one key to its end on a worker: (key, call's stats, stop event) -> value.
 Job = Callable[[str, Any, threading.Event], Any]
+
+# A group job is one request about many keys: it yields (key, value or StoreError) for each key
+# as its answer arrives, and raises for a failure of the whole request (see `Groups`).
+GroupJob = Callable[[Sequence[str]], Iterator[tuple[str, Any]]]
+
+GROUP_SPREAD = 6
+"""Requests a queue of keys is spread over at once, each on its own connection: what one
+connection carries per round trip is bounded by its window, so a large answer goes faster
+over a few."""
+
+MIN_GROUP = 100
+"""Keys a queue is split into requests of, at least: fewer go in one request, so that the
+waves of a streaming call refilling its look-ahead cost a request each, not several."""
+
+REFILL_AT = 0.75
+"""While keys go in groups, a streaming call that has filled its look-ahead admits keys again
+only once what it holds has fallen to this share of it: then as many as fit, many to a
+request, rather than one key a request each time its consumer takes one."""
 
 
 class _Flight:
@@ -290,6 +315,7 @@ class BatchRunner:
         self._in_flight = 0
         self._resume_at = 0.0  # monotonic time before which no request starts (throttled)
         self._rng = random.Random()
+        self._lanes: list[Groups] = []  # closed with the runner
 
     @property
     def default_lookahead(self) -> int:
@@ -319,6 +345,8 @@ class BatchRunner:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         self._watchdog.close()
+        for groups in self._lanes:
+            groups.close()
 
     def stream(
         self,
@@ -328,14 +356,17 @@ class BatchRunner:
         *,
         max_pending: int | None,
         max_bytes: int | None = None,
+        groups: Groups | None = None,
     ) -> Iterator[tuple[str, Any]]:
         """Yield ``(key, job's value or StoreError)`` for each unique key as its job ends.
 
         At most ``max_pending`` keys (and, for byte values, about ``max_bytes`` bytes) are run
         or held ahead of the consumer; None: no bound (every key may be run before the
-        consumer takes one). Raises `StoreUnavailable` per the fail-fast rule, and whatever
-        else a job raised that is not a `StoreError`. Closing the iterator early cancels this
-        call's jobs not yet started.
+        consumer takes one). With ``groups`` (while it is on), the keys admitted go to it and
+        run many to a request instead of one ``job`` each, and a full look-ahead refills from
+        `REFILL_AT`. Raises `StoreUnavailable` per the
+        fail-fast rule, and whatever else a job raised that is not a `StoreError`. Closing the
+        iterator early cancels this call's jobs not yet started.
         """
         if self._closed.is_set():
             raise RuntimeError(f"{type(self).__name__} is closed")
@@ -349,20 +380,35 @@ class BatchRunner:
         todo = iter(ordered)
         done: _Done = queue.SimpleQueue()
         held: dict[str, _Flight] = {}
+        ahead = _Ahead()
         with self._lock:
             self._waiting.add(done)
+        refill = True  # below the bounds, and keys go one a request or it refills from low water
+        fresh: list[_Entry] = []  # keys admitted for groups, not yet handed to them
+
+        def room(share: float) -> bool:
+            return ((max_pending is None or len(held) < max_pending * share)
+                    and (max_bytes is None or self._bytes_allow_more(ahead, len(held), int(max_bytes * share))))
+
         try:
             while True:
+                grouped = groups is not None and groups.on
+                refill = refill or not grouped or room(REFILL_AT)
                 while (
-                    (max_pending is None or len(held) < max_pending)
-                    and (max_bytes is None or self._bytes_allow_more(held, max_bytes))
-                    and (self._answered.is_set() or not health.needed or len(held) < health.needed)
+                    refill
+                    and room(1.0)
+                    and (grouped or self._answered.is_set() or not health.needed or len(held) < health.needed)
                 ):
                     admitted = next(todo, None)
                     if admitted is None:
                         break
-                    held[admitted] = self._join(admitted, stats, job)
-                    held[admitted].future.add_done_callback(functools.partial(_report_done, done, admitted))
+                    held[admitted] = self._join(admitted, stats, job, groups, fresh)
+                    held[admitted].future.add_done_callback(functools.partial(_report_done, done, admitted, ahead))
+                refill = room(1.0)
+                if groups is not None:
+                    groups.add(fresh)  # all at once, so that they go in one request
+                    fresh = []
+                    groups.dispatch()
                 if not held:
                     break
                 item = done.get()
@@ -370,6 +416,7 @@ class BatchRunner:
                     continue
                 key, future = item
                 del held[key]
+                ahead.taken(future)
                 self._release(key, future)
                 value = _outcome(key, future)
                 unusable = health.verdict(value)
@@ -386,24 +433,26 @@ class BatchRunner:
                 self._release(key, flight.future, cancel=True)
             stats.wall_time = time.monotonic() - started
 
-    def _bytes_allow_more(self, held: dict[str, _Flight], max_bytes: int) -> bool:
-        """Whether one more fetch fits ``max_bytes`` ahead of the consumer.
+    def _bytes_allow_more(self, ahead: _Ahead, held: int, max_bytes: int) -> bool:
+        """Whether one more fetch fits ``max_bytes`` ahead of the consumer, ``held`` keys being
+        held or run now.
 
-        Finished fetches count at their size, unfinished ones at the mean size of the finished;
-        until a size is known, no more fetches are started than the workers can run at once.
+        Finished fetches count at their size, unfinished ones at the mean size of those the
+        call has fetched; until a size is known, no more fetches are started than the workers
+        can run at once.
         """
-        sizes = [
-            len(flight.future.result())
-            for flight in held.values()
-            if flight.future.done() and not flight.future.cancelled() and flight.future.exception() is None
-        ]
-        unfinished = sum(not flight.future.done() for flight in held.values())
-        if not sizes:
+        held_bytes, finished, mean = ahead.state()
+        unfinished = held - finished
+        if mean is None:
             return unfinished < self.max_workers
-        return sum(sizes) + unfinished * sum(sizes) // len(sizes) < max_bytes
+        return held_bytes + unfinished * mean < max_bytes
 
-    def _join(self, key: str, stats: CallStats, job: Job) -> _Flight:
-        """Return the flight running ``key``, starting one unless one is under way."""
+    def _join(
+        self, key: str, stats: CallStats, job: Job, groups: Groups | None = None, fresh: list[_Entry] | None = None
+    ) -> _Flight:
+        """Return the flight running ``key``, starting one unless one is under way: a job of
+        its own, or, while ``groups`` is on, an entry appended to ``fresh`` for the caller to
+        hand to ``groups``."""
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
@@ -416,11 +465,27 @@ class BatchRunner:
                 flight.future.cancel()
                 flight.future.set_running_or_notify_cancel()
                 return flight
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix=self._thread_name)
-            flight = _Flight(self._executor.submit(job, key, stats, stop), stop)
+            if groups is not None and groups.on and fresh is not None:
+                entry = _Entry(key, stats, stop, ends_at=time.monotonic() + self.deadline)
+                fresh.append(entry)
+                flight = _Flight(entry.future, stop)
+            else:
+                flight = _Flight(self._executor_locked().submit(job, key, stats, stop), stop)
             self._flights[key] = flight
             return flight
+
+    def _executor_locked(self) -> ThreadPoolExecutor:
+        """The workers, started on first use; the caller holds the lock and the runner is open."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix=self._thread_name)
+        return self._executor
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
+        """Run ``fn(*args)`` on a worker; None once the runner is closed."""
+        with self._lock:
+            if self._closed.is_set():
+                return None
+            return self._executor_locked().submit(fn, *args)
 
     def _release(self, key: str, future: Future[Any], *, cancel: bool = False) -> None:
         """Drop one holder of ``key``'s flight; the last one forgets it (and may cancel it)."""
@@ -540,6 +605,378 @@ class BatchRunner:
             done.put(None)
 
 
+@dataclass(eq=False)
+class _Entry:
+    """One key's place in `Groups`: its flight's future, its call, and its retries so far."""
+
+    key: str
+    stats: CallStats
+    stop: threading.Event
+    future: Future[Any] = field(default_factory=Future)
+    ends_at: float = 0.0
+    retries: int = 0
+    ready_at: float = 0.0
+    started: bool = False
+
+
+class Groups:
+    """Runs a `BatchRunner`'s keys many to a request: ``run(keys)`` (a `GroupJob`) on the
+    runner's workers, for at most ``max_keys()`` keys and about ``max_bytes`` expected bytes a
+    request, while ``max_keys()`` is above 0.
+
+    Every promise the runner makes per key holds per key here: one flight per key, a deadline
+    from the moment it was admitted, the retry policy and the throttle pause. A key's value is
+    handed over the moment ``run`` yields it, not when its request ends. A key that fails alone
+    is retried alone (in a later request, after its backoff), each retry taken from the budget;
+    a request that fails as a whole is retried once for all its keys not answered yet, as one
+    retry from the budget, since it was one request. What is queued is sent at once, spread
+    over up to `GROUP_SPREAD` requests (no more than the workers free). The fail-fast rule
+    counts requests here, not keys: until the store has answered, at most the runner's
+    ``fail_fast_after`` requests are out (each carrying its share of the keys), so a call costs
+    no round trip of its own to learn that the store is there. Once ``run`` raises
+    `BatchUnsupported` (and ``max_keys()`` turns 0), the keys go one ``fallback`` job each,
+    and every call that had keys in the groups says why in its ``batch_fallback``.
+
+    A request whose keys nobody wants any more is abandoned between two answers. Thread-safe;
+    created by the runner's subclass with the runner, and closed with it.
+    """
+
+    def __init__(
+        self,
+        runner: BatchRunner,
+        run: GroupJob,
+        *,
+        max_keys: Callable[[], int],
+        fallback: Job,
+        max_bytes: int | None = None,
+        error_type: type[StoreError] = FetchError,
+    ) -> None:
+        self._runner = runner
+        self._run = run
+        self._max_keys = max_keys
+        self._fallback = fallback
+        self._max_bytes = max_bytes
+        self._error_type = error_type
+        self._queue: list[_Entry] = []
+        self._running = 0  # group requests on the workers
+        self._size = 0  # the size of request the keys queued for a free slot were cut for
+        self._timer = False  # a worker waits for the first queued retry to fall due
+        self._fetched_bytes = 0
+        self._fetched = 0
+        self.note = ""
+        """Why keys went one a request after all ("" while groups work)."""
+        runner._lanes.append(self)
+
+    @property
+    def on(self) -> bool:
+        """Whether keys admitted now go in groups."""
+        return self._max_keys() > 0
+
+    def add(self, entries: list[_Entry]) -> None:
+        """Queue keys admitted together (cancelled, if the runner has closed meanwhile)."""
+        with self._runner._lock:
+            if not self._runner._closed.is_set():
+                self._queue += entries
+                return
+        self._cancelled(entries)
+
+    def dispatch(self) -> None:
+        """Send what is queued and due, as the class says; start the retry timer if needed."""
+        runner = self._runner
+        groups: list[list[_Entry]] = []
+        singles: list[_Entry] = []
+        dropped: list[_Entry] = []
+        timer = False
+        with runner._lock:
+            if runner._closed.is_set():
+                return
+            now = time.monotonic()
+            live = []
+            for entry in self._queue:
+                if entry.stop.is_set() or entry.future.cancelled():
+                    dropped.append(entry)
+                else:
+                    live.append(entry)
+            ready = [entry for entry in live if entry.ready_at <= now]
+            limit = self._max_keys()
+            if limit <= 0:
+                singles, self._queue = live, []
+            else:
+                groups = self._cut(ready, limit)
+                sent = {id(entry) for group in groups for entry in group}
+                self._queue = [entry for entry in live if id(entry) not in sent]
+                self._running += len(groups)
+            if self._queue and not self._timer and not self._running:
+                self._timer = timer = True
+        for entry in dropped:
+            self._fail(entry, self._error_type(entry.key, "cancelled before the request started"))
+        for group in groups:
+            self._submit(self._send, group)
+        for entry in singles:
+            self._submit(self._one, [entry])
+        if timer:
+            self._submit(self._wait_for_retries, [])
+
+    def _cut(self, ready: list[_Entry], limit: int) -> list[list[_Entry]]:
+        """The requests to send now from the ``ready`` keys, in order (the runner's lock held).
+
+        Keys that wait for a free slot keep the size of request they were cut for (``_size``),
+        so that a queue spread over requests is not spread again as its first ones leave."""
+        runner = self._runner
+        free = runner.max_workers - self._running - self._timer
+        if runner.fail_fast_after and not runner._answered.is_set():
+            free = min(free, runner.fail_fast_after - self._running)  # fail fast, counted in requests
+        if not ready or free <= 0:
+            return []
+        size = min(limit, max(MIN_GROUP, math.ceil(len(ready) / GROUP_SPREAD)))
+        if self._max_bytes is not None and self._fetched:
+            size = min(size, max(1, self._max_bytes * self._fetched // self._fetched_bytes))
+        size = max(size, min(self._size, limit))
+        groups = [ready[start:start + size] for start in range(0, len(ready), size)]
+        self._size = size if len(groups) > free else 0
+        return groups[:free]
+
+    def _submit(self, work: Callable[[list[_Entry]], None], entries: list[_Entry]) -> None:
+        """Run ``work(entries)`` on a worker; if it never runs (the runner closed), the entries
+        end cancelled."""
+        future = self._runner._submit(work, entries)
+        if future is None:
+            self._cancelled(entries)
+        else:
+            future.add_done_callback(lambda ran: self._cancelled(entries) if ran.cancelled() else None)
+
+    def _cancelled(self, entries: list[_Entry]) -> None:
+        for entry in entries:
+            self._fail(entry, self._error_type(entry.key, "cancelled: the batch was closed"))
+
+    def _wait_for_retries(self, _: list[_Entry]) -> None:
+        """Wait until the first queued retry is due (or the runner closes), then dispatch."""
+        with self._runner._lock:
+            due = min((entry.ready_at for entry in self._queue), default=0.0)
+        self._runner._closed.wait(max(0.0, due - time.monotonic()))
+        with self._runner._lock:
+            self._timer = False
+        self.dispatch()
+
+    def _one(self, entries: list[_Entry]) -> None:
+        """A key's own ``fallback`` job, its outcome on its future."""
+        (entry,) = entries
+        if not self._start(entry):
+            return
+        if self.note:
+            entry.stats.batch_fallback = self.note
+        try:
+            value = self._fallback(entry.key, entry.stats, entry.stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            entry.future.set_exception(exc)
+        else:
+            entry.future.set_result(value)
+
+    def _start(self, entry: _Entry) -> bool:
+        """Mark a queued entry's future running; False if nobody wants it any more."""
+        if not entry.started:
+            if not entry.future.set_running_or_notify_cancel():
+                return False
+            entry.started = True
+        if entry.stop.is_set() or self._runner._closed.is_set():
+            self._fail(entry, self._error_type(entry.key, "cancelled before the request started"))
+            return False
+        return True
+
+    def _send(self, entries: list[_Entry]) -> None:
+        """One group request on a worker; dispatches what is queued when it ends."""
+        try:
+            self._request(entries)
+        finally:
+            with self._runner._lock:
+                self._running -= 1
+            self.dispatch()
+
+    def _request(self, entries: list[_Entry]) -> None:
+        runner = self._runner
+        now = time.monotonic()
+        live = []
+        for entry in entries:
+            if not self._start(entry):
+                continue
+            if entry.ends_at <= now:
+                self._fail(entry, self._error_type(entry.key, f"not sent: the {runner.deadline:g} s deadline passed"))
+            else:
+                live.append(entry)
+        if not live or runner._held_back(runner._closed):
+            self._cancelled(live)
+            return
+        attempt = runner._watchdog.start(min(entry.ends_at for entry in live))
+        if attempt is None:
+            self._cancelled(live)
+            return
+        with runner._lock:
+            runner._in_flight += 1
+            for stats in {id(entry.stats): entry.stats for entry in live}.values():
+                stats.batch_requests += 1
+                stats.peak_in_flight = max(stats.peak_in_flight, runner._in_flight)
+            for entry in live:
+                entry.stats.count_request()
+        pending = {entry.key: entry for entry in live}
+        failure: BaseException | None = None
+        answers: Iterator[tuple[str, Any]] | None = None
+        try:
+            answers = self._run(list(pending))
+            for key, value in answers:
+                if key in pending:
+                    self._answered(pending.pop(key), value)
+                if pending and (runner._closed.is_set() or all(e.stop.is_set() for e in pending.values())):
+                    break  # nobody wants the rest: the request is abandoned
+        except BaseException as exc:  # noqa: BLE001 - sorted out below, once the request has ended
+            failure = exc
+        finally:
+            close = getattr(answers, "close", None)
+            if close is not None:
+                close()
+            runner._watchdog.end(attempt)
+            with runner._lock:
+                runner._in_flight -= 1
+        self._after(list(pending.values()), failure, attempt)
+
+    def _after(self, pending: list[_Entry], failure: BaseException | None, attempt: _Attempt) -> None:
+        """Settle the keys a request did not answer: retried, failed, or sent one by one."""
+        runner = self._runner
+        try:
+            runner._watchdog.raise_failure()
+        except Exception as exc:  # noqa: BLE001 - the watchdog's bug reaches every caller
+            failure = exc
+        if failure is not None and not isinstance(failure, STORE_FAILURES):
+            for entry in pending:
+                entry.future.set_exception(failure)
+            return
+        if not pending:
+            return
+        if attempt.ended_by is not None:
+            reason = runner._interrupted_reason(attempt)
+            now = time.monotonic()
+            for entry in pending:
+                if attempt.ended_by == "close" or entry.ends_at <= now:
+                    self._fail(entry, self._error_type(entry.key, reason))
+                else:  # cut short for another key's deadline: sent again as it was
+                    self._requeue(entry, now)
+            return
+        if isinstance(failure, BatchUnsupported):
+            self.note = failure.message
+            for entry in pending:
+                entry.stats.batch_fallback = self.note
+                self._submit(self._one, [entry])
+            return
+        if failure is None:
+            for entry in pending:
+                if entry.stop.is_set() or runner._closed.is_set():
+                    self._fail(entry, self._error_type(entry.key, "cancelled: its request was abandoned"))
+                else:
+                    self._retry(entry, self._error_type(entry.key, "the answer did not include this key",
+                                                        retryable=True))
+            return
+        if not isinstance(failure, StoreError):
+            failure = self._error_type(pending[0].key, f"{type(failure).__name__}: {failure}")
+        if not failure.store_wide:
+            runner._mark_answered()
+        retrying = [(entry, delay) for entry in pending
+                    if (delay := self._retry_delay(entry, self._copy(entry.key, failure))) is not None]
+        if retrying and not runner.budget.try_spend():
+            for entry, _ in retrying:
+                error = self._copy(entry.key, failure)
+                error.message += " (not retried: retry budget exhausted)"
+                self._fail(entry, error)
+            return
+        for entry, delay in retrying:
+            self._schedule(entry, failure, delay)
+
+    def _answered(self, entry: _Entry, value: Any) -> None:
+        """One key's answer: its value handed over, or its error retried or reported."""
+        runner = self._runner
+        if isinstance(value, StoreError):
+            if not value.store_wide:
+                runner._mark_answered()
+            self._retry(entry, value)
+            return
+        runner.budget.record_success(retried=entry.retries > 0)
+        runner._mark_answered()
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            with runner._lock:
+                self._fetched_bytes += len(value)
+                self._fetched += 1
+        entry.future.set_result(value)
+
+    def _retry(self, entry: _Entry, error: StoreError) -> None:
+        """Retry one key that failed alone, as `BatchRunner.with_retries` would; else fail it."""
+        delay = self._retry_delay(entry, error)
+        if delay is None:
+            return
+        if not self._runner.budget.try_spend():
+            error.message = f"{error.message} (not retried: retry budget exhausted)"
+            self._fail(entry, error)
+            return
+        self._schedule(entry, error, delay)
+
+    def _retry_delay(self, entry: _Entry, error: StoreError) -> float | None:
+        """The wait before ``entry``'s next attempt after ``error``; None (the entry failed with
+        it) when the policy, the deadline or its callers say it is not tried again."""
+        runner = self._runner
+        entry.retries += 1
+        delay = runner.retry.delay(error, entry.retries, runner._rng)
+        if delay is None:
+            self._fail(entry, error)
+        elif entry.stop.is_set() or runner._closed.is_set():
+            failed = self._error_type(entry.key, f"cancelled instead of retrying after: {error.message}")
+            failed.__cause__ = error
+            self._fail(entry, failed)
+        elif time.monotonic() + delay >= entry.ends_at:
+            error.message = f"{error.message} (not retried: the {runner.deadline:g} s deadline would pass)"
+            self._fail(entry, error)
+        else:
+            return delay
+        return None
+
+    def _schedule(self, entry: _Entry, error: StoreError, delay: float) -> None:
+        """Queue ``entry`` again, due after ``delay``; a throttled store holds every request."""
+        runner = self._runner
+        with runner._lock:
+            entry.stats.retries += 1
+            if error.throttled:
+                runner._resume_at = max(runner._resume_at, time.monotonic() + delay)
+        self._requeue(entry, time.monotonic() + delay)
+
+    def _requeue(self, entry: _Entry, ready_at: float) -> None:
+        with self._runner._lock:
+            entry.ready_at = ready_at
+            self._queue.append(entry)
+
+    def _copy(self, key: str, error: StoreError) -> StoreError:
+        """``key``'s own error for a failure of its whole request, the request's chained."""
+        copy = self._error_type(key, error.message, retryable=error.retryable, retry_after=error.retry_after,
+                                store_wide=error.store_wide, throttled=error.throttled, store=error.store)
+        copy.__cause__ = error
+        return copy
+
+    def _fail(self, entry: _Entry, error: StoreError) -> None:
+        """End ``entry`` in ``error``, unless its future was cancelled before it started."""
+        if not entry.started and not entry.future.set_running_or_notify_cancel():
+            return
+        entry.started = True
+        entry.future.set_exception(error)
+
+    def close(self) -> None:
+        """End every queued key cancelled (the runner has closed)."""
+        with self._runner._lock:
+            queued, self._queue = self._queue, []
+        self._cancelled(queued)
+
+    def detach(self) -> None:
+        """Groups made for one call, which has ended: its keys still queued end cancelled, and
+        the runner forgets it."""
+        self.close()
+        with self._runner._lock:
+            self._runner._lanes.remove(self)
+
+
 class _Interrupted(Exception):
     """A request the watchdog cut short; ``reason`` says why."""
 
@@ -548,8 +985,51 @@ class _Interrupted(Exception):
         self.reason = reason
 
 
-def _report_done(done: _Done, key: str, future: Future[Any]) -> None:
-    """Put a finished job in its call's queue."""
+class _Ahead:
+    """What one streaming call holds ahead of its consumer: the finished keys not yet taken
+    and their bytes, and the mean size of what it has fetched. Thread-safe: the workers
+    report what finishes, the consumer's thread what it takes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._finished = 0
+        self._held_bytes = 0
+        self._fetched_bytes = 0
+        self._fetched = 0
+
+    def finished(self, future: Future[Any]) -> None:
+        size = _size(future)
+        with self._lock:
+            self._finished += 1
+            if size is not None:
+                self._held_bytes += size
+                self._fetched_bytes += size
+                self._fetched += 1
+
+    def taken(self, future: Future[Any]) -> None:
+        size = _size(future)
+        with self._lock:
+            self._finished -= 1
+            self._held_bytes -= size or 0
+
+    def state(self) -> tuple[int, int, int | None]:
+        """Bytes held, keys finished and held, and the mean size fetched (None: none yet)."""
+        with self._lock:
+            mean = self._fetched_bytes // self._fetched if self._fetched else None
+            return self._held_bytes, self._finished, mean
+
+
+def _size(future: Future[Any]) -> int | None:
+    """The size of a finished job's bytes; None for any other outcome."""
+    if future.cancelled() or future.exception() is not None:
+        return None
+    value = future.result()
+    return len(value) if isinstance(value, (bytes, bytearray, memoryview)) else None
+
+
+def _report_done(done: _Done, key: str, ahead: _Ahead, future: Future[Any]) -> None:
+    """Count a finished job and put it in its call's queue."""
+    ahead.finished(future)
     done.put((key, future))
 
 

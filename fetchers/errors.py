@@ -6,6 +6,7 @@
     +-- FetchError             a read failed (fetch, exists)
     |   +-- BlobNotFound       the store has no blob under the key
     |   +-- IntegrityError     the body does not hash to its key
+    |   +-- BatchUnsupported   the store has no batch route: fetch the keys one by one
     +-- WriteError             a write failed (put)
     StoreUnavailable           (FetchError and WriteError) the whole store is out of reach
 
@@ -102,6 +103,11 @@ class IntegrityError(FetchError):
 
     def __init__(self, key: str, message: str = "content does not match its sha256 key") -> None:
         super().__init__(key, message, retryable=True)
+
+
+class BatchUnsupported(FetchError):
+    """The store has no route for batch requests (an older server answered 404 or 405): the
+    fetcher has switched batching off, and the keys asked for are to be fetched one by one."""
 
 
 class StoreUnavailable(FetchError, WriteError):

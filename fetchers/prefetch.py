@@ -4,20 +4,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats
+from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats, Groups
 from .errors import FetchError, StoreError
 from .keys import check_digest
-from .protocol import BlobFetcher
+from .protocol import BlobFetcher, ManyFetcher
 from .retry import RetryBudget, RetryPolicy
 
 
 @dataclass
 class BatchStats(CallStats):
     """What one `fetch_all` or `iter_fetch` call did; ``fetches_issued`` counts every call to
-    the fetcher (first attempts and retries)."""
+    the fetcher (first attempts and retries), a key in a batch request counting as one
+    (``batch_requests`` counts those requests)."""
 
     fetches_issued: int = 0
     bytes_fetched: int = 0
@@ -47,6 +48,15 @@ class BatchPrefetcher(BatchRunner):
     workers allow.
     ``deadline`` bounds each key's fetch, retries included (see `BatchRunner`). Calls never
     raise a per-key fetch error, only `StoreUnavailable`, and the bugs `BatchRunner` raises.
+
+    A fetcher that can read many keys a request (a `fetchers.protocol.ManyFetcher` whose
+    ``batch_keys`` is above 0) is used that way (`fetchers.batch.Groups`): each request carries
+    at most ``batch_keys`` keys and about ``max_batch_bytes`` expected bytes (the mean size of
+    the blobs fetched so far), each blob is handed over (and verified) as its part arrives, and
+    everything above holds per key. ``max_pending`` then defaults to at least ``batch_keys``, so
+    that the memory budget, not the count, sizes the requests of `iter_fetch`. Should the store
+    turn out to have no batch route, the keys go one a request and ``batch_fallback`` in the
+    call's stats says so.
     """
 
     def __init__(
@@ -61,6 +71,7 @@ class BatchPrefetcher(BatchRunner):
         max_pending_bytes: int = 256 * 1024 * 1024,
         fail_fast_after: int = 3,
         deadline: float = DEFAULT_DEADLINE,
+        max_batch_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         if not isinstance(fetcher, BlobFetcher):
             raise TypeError(f"{fetcher!r} has no fetch(key) method")
@@ -72,7 +83,13 @@ class BatchPrefetcher(BatchRunner):
         )
         self.fetcher = fetcher
         self.verify = verify
-        self.max_pending = self.default_lookahead if max_pending is None else max_pending
+        self._many = fetcher if isinstance(fetcher, ManyFetcher) else None
+        self._groups = None if self._many is None else Groups(
+            self, self._read_many, max_keys=lambda: self._many.batch_keys if self._many else 0,
+            fallback=self._fetch, max_bytes=max_batch_bytes,
+        )
+        lookahead = max(self.default_lookahead, self._many.batch_keys if self._many else 0)
+        self.max_pending = lookahead if max_pending is None else max_pending
         self.max_pending_bytes = max_pending_bytes
 
     def __enter__(self) -> BatchPrefetcher:
@@ -108,16 +125,37 @@ class BatchPrefetcher(BatchRunner):
     def _fetching(
         self, keys: Iterable[str], stats: BatchStats, *, max_pending: int | None, max_bytes: int | None
     ) -> Iterator[tuple[str, bytes | FetchError]]:
-        for key, value in self.stream(keys, stats, self._fetch, max_pending=max_pending, max_bytes=max_bytes):
+        if self._groups is not None and not self._groups.on and self._groups.note:
+            stats.batch_fallback = self._groups.note
+        for key, value in self.stream(keys, stats, self._fetch, max_pending=max_pending, max_bytes=max_bytes,
+                                      groups=self._groups):
             if not isinstance(value, StoreError):
                 stats.bytes_fetched += len(value)
             yield key, value
 
     def _fetch(self, key: str, stats: BatchStats, stop: threading.Event) -> bytes:
-        return self.with_retries(key, lambda: self._read(key), stats, stop)
+        return self.with_retries(key, lambda: self._checked(key, self.fetcher.fetch(key)), stats, stop)
 
-    def _read(self, key: str) -> bytes:
-        data = self.fetcher.fetch(key)
+    def _read_many(self, keys: Sequence[str]) -> Iterator[tuple[str, bytes | FetchError]]:
+        """One batch request for ``keys``: each key's checked blob or its error, as it arrives."""
+        assert self._many is not None
+        answers = self._many.fetch_many(keys)
+        try:
+            for key, value in answers:
+                if not isinstance(value, FetchError):
+                    try:
+                        value = self._checked(key, value)
+                    except FetchError as error:
+                        value = error
+                yield key, value
+        finally:
+            close = getattr(answers, "close", None)
+            if close is not None:
+                close()
+
+    def _checked(self, key: str, data: object) -> bytes:
+        """The blob a fetcher returned for ``key``, as bytes, checked against its key if
+        ``verify``; a `FetchError` if it is no bytes, an `IntegrityError` if it does not match."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise FetchError(key, f"fetcher returned {type(data).__name__}, not bytes")
         data = bytes(data)

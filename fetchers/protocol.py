@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, runtime_checkable
 
-from .errors import StoreError
+from .errors import FetchError, StoreError, WriteError
 from .inflight import RequestSockets
 
 _P = ParamSpec("_P")
@@ -39,10 +39,43 @@ class BlobFetcher(Protocol):
     flight (its blocked read returns, the call raises a retryable `FetchError`). The batch
     machinery calls it when a request passes its deadline or the batch closes; without it a
     request runs until the store's own timeouts end it.
+
+    Optional capability: `ManyFetcher` (many keys a request).
     """
 
     def fetch(self, key: str) -> bytes:
         """Return the bytes stored under ``key``."""
+        ...
+
+
+@runtime_checkable
+class ManyFetcher(BlobFetcher, Protocol):
+    """A `BlobFetcher` that can also read many blobs with one request: an optional capability,
+    which `BatchPrefetcher` uses when a fetcher offers it.
+
+    ``batch_keys`` is the most keys one ``fetch_many`` call takes; 0 while batching is off
+    (switched off, or the store turned out to have no batch route). ``fetch_many(keys)``, for
+    at most that many distinct keys, is:
+
+    - one request, with no retries of its own; thread-safe, and interruptible as ``fetch`` is
+      (the request runs on the calling thread);
+    - streamed: it yields ``(key, bytes)`` or ``(key, FetchError)`` for each key as its answer
+      arrives, in any order, each key once; the bytes are what ``fetch`` returns;
+    - precise in failure: each key's error is what ``fetch`` would raise for it alone
+      (`BlobNotFound`, a throttled key's retryable error); a key the answer leaves out ends in
+      a retryable error. A failure of the whole request (refused, cut off) raises a
+      `FetchError` whose flags hold for every key not answered yet; `BatchUnsupported` when
+      the store has no batch route, after which ``batch_keys`` is 0;
+    - clean: its response is read to the end, or closed, however the iteration ends.
+    """
+
+    @property
+    def batch_keys(self) -> int:
+        """The most keys one `fetch_many` call takes; 0 while batching is off."""
+        ...
+
+    def fetch_many(self, keys: Sequence[str]) -> Iterator[tuple[str, bytes | FetchError]]:
+        """Yield ``(key, bytes or FetchError)`` for each of ``keys`` as its answer arrives."""
         ...
 
 
@@ -66,6 +99,8 @@ class BlobWriter(Protocol):
     Optional method ``stat(key) -> StoredBlob | None``: like ``exists`` (one metadata request,
     None when absent) but with what the store keeps of the blob, its size and checksums, so
     that `BatchUploader` can tell a blob holding other bytes than its key says.
+
+    Optional capability: `ManyWriter` (many checks or writes a request).
     """
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -74,6 +109,38 @@ class BlobWriter(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether the store holds a blob under ``key``."""
+        ...
+
+
+@runtime_checkable
+class ManyWriter(BlobWriter, Protocol):
+    """A `BlobWriter` that can also check and write many blobs a request: an optional
+    capability, which `BatchUploader` uses when a writer offers it.
+
+    ``batch_keys`` is as `ManyFetcher` has it, ``max_batch_blob`` the largest blob ``put_many``
+    takes. ``stat_many(keys)`` is ``stat`` (`BlobWriter`) for many keys and ``put_many(blobs)``
+    ``put`` for many ``(key, data, content_type)``, each one request whose answers are yielded
+    as they arrive, with every promise of `ManyFetcher.fetch_many` (a whole request's failure
+    raised, `BatchUnsupported` when the store has no batch route); ``put_many`` yields
+    ``(key, None)`` for a blob stored and ``(key, WriteError)`` for one that is not.
+    """
+
+    @property
+    def batch_keys(self) -> int:
+        """The most keys one `stat_many` or `put_many` call takes; 0 while batching is off."""
+        ...
+
+    @property
+    def max_batch_blob(self) -> int:
+        """The largest blob, in bytes, `put_many` takes."""
+        ...
+
+    def stat_many(self, keys: Sequence[str]) -> Iterator[tuple[str, StoredBlob | None | FetchError]]:
+        """Yield ``(key, what the store keeps of it, None if nothing, or FetchError)``."""
+        ...
+
+    def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> Iterator[tuple[str, WriteError | None]]:
+        """Yield ``(key, None once stored, or WriteError)`` for each ``(key, data, content_type)``."""
         ...
 
 

@@ -60,8 +60,9 @@ class Backend:
 OBJECTSTORE_TOKEN_ENV = "SNAPCOMPARE_OBJECTSTORE_TOKEN"
 """Where an objectstore store reads its token from when none is passed."""
 
-_OBJECTSTORE_QUERY = ("org", "project", "prefix")
-"""Sentry's objectstore scopes, in order, and the key prefix: ids, never secrets."""
+_OBJECTSTORE_QUERY = ("org", "project", "prefix", "batch")
+"""Sentry's objectstore scopes, in order, the key prefix, and whether to send batch requests
+(``batch=0`` switches them off): ids and switches, never secrets."""
 
 BACKENDS: dict[str, Backend] = {
     "file": Backend("fetchers.backends.local", "LocalFetcher", None,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats
+from .batch import DEFAULT_DEADLINE, STORE_FAILURES, BatchRunner, CallStats, Groups
 from .errors import FetchError, StoreError, WriteError
 from .files import open_regular_file
 from .keys import check_digest
-from .protocol import BlobFetcher, BlobWriter, StoredBlob
+from .protocol import BlobFetcher, BlobWriter, ManyWriter, StoredBlob
 from .retry import RetryBudget, RetryPolicy
 
 BlobSource = bytes | os.PathLike[str] | Callable[[], bytes]
@@ -23,6 +23,9 @@ needed."""
 
 DEFAULT_MAX_BYTES = 1024**3
 """Bytes of blobs `BatchUploader` holds in memory at once by default (1 GiB)."""
+
+MAX_INSERT_BODY = 100 * 1024 * 1024
+"""Bytes of blobs one batch write carries at most (as objectstore's Rust client sends them)."""
 
 
 @dataclass
@@ -156,6 +159,13 @@ class BatchUploader(BatchRunner):
     or compared stay within ``max_bytes``, whatever ``max_workers``; a blob larger than that
     is handled alone. Only sizes known before reading count: give sources as bytes or paths
     (a source given as a function is not counted). Thread-safe.
+
+    A writer that checks and writes many blobs a request (a `fetchers.protocol.ManyWriter`
+    whose ``batch_keys`` is above 0) is used that way (`fetchers.batch.Groups`): the keys are
+    checked with one request per group, and the blobs to write of at most ``max_batch_blob``
+    bytes (known before reading) go in batch writes of at most `MAX_INSERT_BODY` bytes, the
+    larger ones one request each. Everything above holds per key; a key that fails is retried
+    whole (checked again, then written).
     """
 
     def __init__(
@@ -241,12 +251,149 @@ class BatchUploader(BatchRunner):
             except _Stopped:
                 raise WriteError(key, "cancelled while waiting for memory") from None
 
-        for key, outcome in self.stream(blobs, stats, job, max_pending=self.default_lookahead):
-            if outcome is True:
-                stats.written += 1
-            elif outcome is False:
-                stats.skipped += 1
-            yield key, outcome
+        def group(keys: Sequence[str]) -> Iterator[tuple[str, bool | StoreError]]:
+            return self._upload_group({key: _Source(key, blobs[key]) for key in keys}, content_type,
+                                      skip_existing, verify, verify_existing, stats)
+
+        many = self.writer if isinstance(self.writer, ManyWriter) else None
+        groups = None if many is None else Groups(
+            self, group, max_keys=lambda: many.batch_keys, fallback=job, error_type=WriteError)
+        lookahead = max(self.default_lookahead, many.batch_keys if many is not None else 0)
+        try:
+            for key, outcome in self.stream(blobs, stats, job, max_pending=lookahead, groups=groups):
+                if outcome is True:
+                    stats.written += 1
+                elif outcome is False:
+                    stats.skipped += 1
+                yield key, outcome
+        finally:
+            if groups is not None:
+                groups.detach()
+
+    def _upload_group(
+        self, sources: dict[str, _Source], content_type: str, skip_existing: bool, verify: bool,
+        verify_existing: bool, stats: UploadStats,
+    ) -> Iterator[tuple[str, bool | StoreError]]:
+        """One group of keys (see the class): checked with one request, then written, each
+        key's outcome yielded as it is known; raises for a failure of a whole request."""
+        writer = self.writer
+        assert isinstance(writer, ManyWriter)
+        to_write: list[tuple[_Source, StoredBlob | None]] = []
+        if skip_existing:
+            answers = writer.stat_many(list(sources))
+            try:
+                for key, stored in answers:
+                    if isinstance(stored, StoreError):
+                        yield key, stored
+                    elif stored is not None and self._settled(key, sources[key], stored, verify, verify_existing,
+                                                              stats):
+                        yield key, False
+                    else:
+                        to_write.append((sources[key], stored))
+            finally:
+                _close(answers)
+        else:
+            to_write = [(source, None) for source in sources.values()]
+        batched = [item for item in to_write if item[0].size is not None and item[0].size <= writer.max_batch_blob]
+        for source, stored in to_write:
+            if not any(source is item[0] for item in batched):
+                yield source.key, self._write_alone(source, stored, content_type, verify, stats)
+        for chunk in _chunks(batched, MAX_INSERT_BODY):
+            yield from self._write_together(writer, chunk, content_type, verify, stats)
+
+    def _settled(
+        self, key: str, source: _Source, stored: StoredBlob, verify: bool, verify_existing: bool,
+        stats: UploadStats,
+    ) -> bool:
+        """Whether what the store keeps under ``key`` makes writing it needless, as
+        `_upload_one` decides it before reading the source (an MD5 is compared at write time)."""
+        if verify and stored.md5 is not None:
+            return False
+        holds = stored.holds(key, source.read, source.size) if verify else True
+        if holds is None and verify_existing:
+            holds = self._read_back_matches(key, stored, stats, self._closed)
+        if holds is False:
+            return False
+        with self._lock:
+            stats.unverified += holds is None
+        return True
+
+    def _prepared(self, source: _Source, stored: StoredBlob | None, verify: bool) -> bytes | bool:
+        """The source's bytes, checked against its key when ``verify``; False when the stored
+        blob turns out to hold them (its MD5 matches)."""
+        data = source.read()
+        if verify:
+            try:
+                check_digest(source.key, data)
+            except StoreError as exc:
+                raise WriteError(source.key, exc.message) from exc
+            if stored is not None and stored.md5 is not None and stored.holds(source.key, lambda: data, len(data)):
+                return False
+        return data
+
+    def _write_alone(
+        self, source: _Source, stored: StoredBlob | None, content_type: str, verify: bool, stats: UploadStats,
+    ) -> bool | StoreError:
+        """One blob too large for a batch write, written with a request of its own."""
+        try:
+            with self._hold(source.size or 0, stats, self._closed):
+                data = self._prepared(source, stored, verify)
+                if data is False:
+                    return False
+                assert isinstance(data, bytes)
+                with self._lock:
+                    stats.count_request()
+                self.writer.put(source.key, data, content_type)
+        except _Stopped:
+            return WriteError(source.key, "cancelled while waiting for memory")
+        except STORE_FAILURES as exc:
+            return exc if isinstance(exc, StoreError) else WriteError(source.key, f"{type(exc).__name__}: {exc}")
+        self._written(len(data), stored, stats)
+        return True
+
+    def _write_together(
+        self, writer: ManyWriter, chunk: list[tuple[_Source, StoredBlob | None]], content_type: str, verify: bool,
+        stats: UploadStats,
+    ) -> Iterator[tuple[str, bool | StoreError]]:
+        """Blobs written with one batch request, within the memory budget."""
+        try:
+            with self._hold(sum(source.size or 0 for source, _ in chunk), stats, self._closed):
+                ready: dict[str, tuple[bytes, StoredBlob | None]] = {}
+                for source, stored in chunk:
+                    try:
+                        data = self._prepared(source, stored, verify)
+                    except StoreError as error:
+                        yield source.key, error
+                        continue
+                    if data is False:
+                        yield source.key, False
+                    else:
+                        assert isinstance(data, bytes)
+                        ready[source.key] = (data, stored)
+                if not ready:
+                    return
+                with self._lock:
+                    stats.batch_requests += 1
+                    for _ in ready:
+                        stats.count_request()
+                answers = writer.put_many([(key, data, content_type) for key, (data, _) in ready.items()])
+                try:
+                    for key, refused in answers:
+                        if refused is not None:
+                            yield key, refused
+                        else:
+                            self._written(len(ready[key][0]), ready[key][1], stats)
+                            yield key, True
+                finally:
+                    _close(answers)
+        except _Stopped:
+            for source, _ in chunk:
+                yield source.key, WriteError(source.key, "cancelled while waiting for memory")
+
+    def _written(self, size: int, stored: StoredBlob | None, stats: UploadStats) -> None:
+        with self._lock:
+            stats.bytes_written += size
+            stats.repaired += stored is not None
 
     def _upload_one(
         self, key: str, source: _Source, content_type: str, skip_existing: bool, verify: bool,
@@ -310,3 +457,27 @@ class BatchUploader(BatchRunner):
             except FetchError as exc:
                 raise WriteError(key, f"cannot read the stored blob back: {exc.message}") from exc
             return hashlib.sha256(data).hexdigest() == key.lower()
+
+
+def _chunks(
+    items: list[tuple[_Source, StoredBlob | None]], max_bytes: int
+) -> Iterator[list[tuple[_Source, StoredBlob | None]]]:
+    """``items`` in order, cut into runs of at most ``max_bytes`` (a larger one alone)."""
+    chunk: list[tuple[_Source, StoredBlob | None]] = []
+    size = 0
+    for item in items:
+        item_size = item[0].size or 0
+        if chunk and size + item_size > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item_size
+    if chunk:
+        yield chunk
+
+
+def _close(answers: Iterator[object]) -> None:
+    """End a writer's stream of answers early (its response closed), if it can be."""
+    close = getattr(answers, "close", None)
+    if close is not None:
+        close()

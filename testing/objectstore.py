@@ -4,13 +4,27 @@ It speaks what `objectstore_client` sends: ``/v1/objects/{usecase}/{scopes}/{key
 matrix form (``org=1;project=2``, ``_`` for none), the key being the rest of the path with its
 slashes (the client leaves ``/`` unescaped; other reserved characters arrive percent-encoded).
 
-- Counters: requests per method and key, connections accepted and open.
+- Counters: requests per method and key (a batch's operations included, by their method),
+  batch requests, connections accepted and open.
 - GET: 200 with the body exactly as uploaded and the metadata headers (``content-encoding:
   zstd`` for a zstd upload, so the client decompresses), or 404 with an empty body.
 - HEAD: the same headers, no body. PUT: stores the body as received (chunked or not) and
   answers 200 ``{"key": ...}``; POST to ``.../{scopes}/`` stores under a generated key (201).
   DELETE: 204. Errors: JSON ``{"detail": ...}``. Header names go out in lower case, as
   objectstore's own server writes them and as the client's metadata parser requires.
+- Batch: ``POST /v1/objects:batch/{usecase}/{scopes}/`` as objectstore's server has it at
+  `SERVER_COMMIT` (``objectstore-server/src/endpoints/batch.rs``, ``extractors/batch.rs``,
+  ``src/multipart.rs``): a ``multipart/form-data`` body, one part per operation with
+  ``x-sn-batch-operation-kind`` (``get``, ``head``, ``insert``, ``delete``) and
+  ``x-sn-batch-operation-key`` (percent-encoded); at most `MAX_OPERATIONS` operations (each one
+  past it fails alone with 413), an insert's body at most `MAX_FIELD_SIZE` (413 for that
+  operation), a body at most `MAX_BODY_SIZE` (413 for the request). The answer is 200 and a
+  ``multipart/form-data`` stream (boundary ``os-boundary-<32 hex>``, chunked), one part per
+  operation in completion order, written as each completes: ``x-sn-batch-operation-index``,
+  ``-key``, ``-kind`` and ``-status`` (``200 OK``, ``404 Not Found``, ``201 Created``, ``204 No
+  Content``) with the object's metadata headers; an operation that fails has only the index and
+  the status, and a JSON ``{"detail": ...}`` body. Operations run in order here, so completion
+  order is request order, except for a stalled one (below), which completes last.
 - Every connection gets its own thread, TCP_NODELAY and HTTP/1.1 keep-alive; the listen
   backlog is 1024.
 
@@ -20,6 +34,7 @@ shares one across the test run.
 
 from __future__ import annotations
 
+import http
 import json
 import socket
 import socketserver
@@ -28,7 +43,7 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,12 +51,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 import pytest
+from multipart import MultipartError, MultipartSegment, PushMultipartParser
 from objectstore_client import Client, Usecase
 
 DEFAULT_USECASE = "preprod"
 DEFAULT_SCOPES: Mapping[str, int] = {"org": 1, "project": 2}
 
+SERVER_COMMIT = "a2e21969acccc4681879fa46d82dd778638fbe62"
+"""The getsentry/objectstore commit whose batch endpoint this server follows."""
+MAX_OPERATIONS = 1000
+"""Operations one batch request may carry (``MAX_OPERATIONS``, ``extractors/batch.rs``)."""
+MAX_FIELD_SIZE = 1024 * 1024
+"""Bytes of one insert operation's body (``MAX_FIELD_SIZE``, ``extractors/batch.rs``)."""
+MAX_BODY_SIZE = 1024 * 1024 * 1024
+"""Bytes of one batch request's body (``MAX_BODY_SIZE``, ``endpoints/batch.rs``)."""
+
 _API_PREFIX = "/v1/objects/"
+_BATCH_PREFIX = "/v1/objects:batch/"
+_OPERATION_METHODS = {"get": "GET", "head": "HEAD", "insert": "PUT", "delete": "DELETE"}
 # Request headers that are object metadata, kept and served back under the same name.
 _STORED_HEADERS = ("content-type", "content-encoding", "x-sn-expiration", "x-sn-origin",
                    "x-sn-filename")
@@ -69,19 +96,30 @@ class _Fault:
 
 
 class FaultSwitch:
-    """Thread-safe faults for the next GET (or PUT) requests, optionally only for one key.
+    """Thread-safe faults for the next GET (or PUT, HEAD, batch) requests, optionally only for
+    one key.
 
     Modes: an HTTP status (e.g. 503, 429, 500, 401), answered with a JSON error body and, for
     429 and 503, a ``retry-after`` header; ``"reset"`` closes the connection without a
     response; ``"truncate"`` announces the full content-length, sends half the body and closes;
-    ``"stall"`` waits ``delay`` seconds (cut short when the server stops) and then answers
-    normally; ``"corrupt"`` sends a body of the right length with every byte inverted.
-    PUT faults (``method="PUT"``) are statuses and ``"reset"``, after the body is read.
+    ``"stall"`` waits ``delay`` seconds (cut short when the server stops, or by `release`) and
+    then answers normally; ``"corrupt"`` sends a body of the right length with every byte
+    inverted. PUT faults (``method="PUT"``) are statuses and ``"reset"``, after the body is
+    read; HEAD faults are statuses.
+
+    A fault armed for a key's GET, HEAD or PUT also meets that key's operation inside a batch,
+    where it is that operation's own: a status becomes its part's status (as objectstore
+    answers a throttled operation, with no ``retry-after``), ``"truncate"`` ends the answer
+    halfway through its part, ``"reset"`` resets the connection where its part would start,
+    ``"stall"`` makes it complete after every other operation. ``method="BATCH"`` arms a fault
+    for the whole batch request: a status (the web tier's 503, or an old server's 404 or 405)
+    or ``"reset"``, after its body is read.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
+        self._released = threading.Event()
 
     def inject(
         self,
@@ -96,8 +134,12 @@ class FaultSwitch:
         """Arm ``mode`` for the next ``times`` ``method`` requests (of ``key`` only, when given)."""
         if not (isinstance(mode, int) and 400 <= mode <= 599) and mode not in _FAULT_MODES:
             raise ValueError(f"unknown fault mode {mode!r}")
-        if method not in ("GET", "PUT") or (method == "PUT" and mode not in ("reset",) and isinstance(mode, str)):
+        if method not in ("GET", "PUT", "HEAD", "BATCH"):
+            raise ValueError(f"no faults on {method} requests")
+        if method in ("PUT", "BATCH") and isinstance(mode, str) and mode != "reset":
             raise ValueError(f"faults on {method} requests are statuses and 'reset' only")
+        if method == "HEAD" and isinstance(mode, str):
+            raise ValueError("faults on HEAD requests are statuses only")
         if times < 1 or not 0 <= delay <= 30:
             raise ValueError("times must be >= 1 and delay within 0..30 s")
         with self._lock:
@@ -107,6 +149,20 @@ class FaultSwitch:
         """Disarm every pending fault."""
         with self._lock:
             self._faults.clear()
+
+    def release(self) -> None:
+        """End every stall under way now (those armed later stall as armed)."""
+        with self._lock:
+            released, self._released = self._released, threading.Event()
+        released.set()
+
+    def _stall(self, delay: float, stopping: threading.Event) -> bool:
+        """Wait out a stall of ``delay`` seconds; True if the server stopped meanwhile."""
+        with self._lock:
+            released = self._released
+        if not stopping.is_set():
+            released.wait(delay)
+        return stopping.is_set()
 
     @property
     def pending(self) -> int:
@@ -131,6 +187,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: Counter[tuple[str, str]] = Counter()
+        self._batches = 0
         self._connections = 0
         self._open: set[socket.socket] = set()
 
@@ -148,6 +205,12 @@ class Counters:
         """``method`` requests received, by key (the object key, prefix included)."""
         with self._lock:
             return {key: n for (m, key), n in self._requests.items() if m == method}
+
+    @property
+    def batches(self) -> int:
+        """Batch requests received (their operations are counted by method and key)."""
+        with self._lock:
+            return self._batches
 
     def gets(self, key: str) -> int:
         """GET requests received for ``key`` (the object key, prefix included)."""
@@ -173,6 +236,10 @@ class Counters:
     def _count(self, method: str, key: str) -> None:
         with self._lock:
             self._requests[(method, key)] += 1
+
+    def _count_batch(self) -> None:
+        with self._lock:
+            self._batches += 1
 
     def _opened(self, sock: socket.socket) -> None:
         with self._lock:
@@ -248,7 +315,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(generate_key=False)
 
     def do_POST(self) -> None:
-        self._write(generate_key=True)
+        if self.path.startswith(_BATCH_PREFIX):
+            self._batch()
+        else:
+            self._write(generate_key=True)
 
     def do_DELETE(self) -> None:
         target = self._target()
@@ -268,26 +338,28 @@ class _Handler(BaseHTTPRequestHandler):
 
         ``collection``: the route is ``.../{scopes}/`` (no key), else it needs a key.
         """
-        if self.server.expected_auth is not None:
-            if self.headers.get("x-os-auth") != self.server.expected_auth:
-                self._error(401, "auth error: missing or invalid token")
-                return None
+        if not self._authorised():
+            return None
         path = self.path.split("?", 1)[0]
         parts = path[len(_API_PREFIX):].split("/", 2) if path.startswith(_API_PREFIX) else []
         if len(parts) != 3:
             self._error(404, "no such route")
             return None
         usecase, scopes, key = (unquote(part) for part in parts)
-        scopes_ok = scopes == "_" or all(
-            name and value for name, _, value in (s.partition("=") for s in scopes.split(";"))
-        )
-        if not 3 <= len(usecase) <= 64 or not scopes_ok:
+        if not _valid_context(usecase, scopes):
             self._error(400, "client error: invalid usecase or scopes")
             return None
         if collection != (key == ""):
             self._error(405, "method not allowed")
             return None
         return usecase, scopes, key
+
+    def _authorised(self) -> bool:
+        """Whether the request carries the token the server expects; else answers it 401."""
+        if self.server.expected_auth is not None and self.headers.get("x-os-auth") != self.server.expected_auth:
+            self._error(401, "auth error: missing or invalid token")
+            return False
+        return True
 
     def _read(self, *, send_body: bool) -> None:
         target = self._target()
@@ -296,8 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
         key = target[2]
         fault = None
         self.server.counters._count(self.command, key)
-        if send_body:
-            fault = self.server.faults._take("GET", key)
+        fault = self.server.faults._take(self.command, key)
         if fault is not None and self._fault_answered(fault):
             return
         with self.server.objects_lock:
@@ -326,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             self.close_connection = True
             return True
-        if fault.mode == "stall" and self.server.stopping.wait(fault.delay):
+        if fault.mode == "stall" and self.server.faults._stall(fault.delay, self.server.stopping):
             self.close_connection = True
             return True
         return False
@@ -350,20 +421,125 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key = key or uuid.uuid4().hex
         with self.server.objects_lock:
-            self.server.objects[(usecase, scopes, key)] = _Object(body, self._metadata(body))
+            self.server.objects[(usecase, scopes, key)] = _Object(body, _metadata(self.headers.items(), body))
         reply = json.dumps({"key": key}).encode()
         self._send(201 if generate_key else 200, b"content-type: application/json\r\n", reply)
 
-    def _metadata(self, body: bytes) -> bytes:
-        headers = {"content-type": "application/octet-stream"}
-        for name, value in self.headers.items():
-            name = name.lower()
-            if name in _STORED_HEADERS or name.startswith(_META_PREFIX):
-                headers[name] = value
-        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        headers["x-sn-time-created"] = created
-        headers["x-sn-size"] = str(len(body))
-        return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
+    def _batch(self) -> None:
+        """A batch request: its operations run and their parts stream out (see the module)."""
+        if int(self.headers.get("content-length") or 0) > MAX_BODY_SIZE:
+            self.close_connection = True  # its body is not read
+            self._error(413, "length limit exceeded")
+            return
+        body = self._request_body()
+        if not self._authorised():
+            return
+        route = self.path.split("?", 1)[0][len(_BATCH_PREFIX):].split("/")
+        if len(route) != 3 or route[2]:
+            self._error(404, "no such route")
+            return
+        usecase, scopes = unquote(route[0]), unquote(route[1])
+        if not _valid_context(usecase, scopes):
+            self._error(400, "client error: invalid usecase or scopes")
+            return
+        self.server.counters._count_batch()
+        fault = self.server.faults._take("BATCH", "")
+        if fault is not None and self._fault_answered(fault):
+            return
+        boundary = _boundary(self.headers.get("content-type"))
+        try:
+            if boundary is None:
+                raise MultipartError("no multipart/form-data boundary")
+            operations = _operations(body, boundary)
+        except MultipartError as exc:
+            self._error(400, f"invalid multipart body: {exc}")
+            return
+        self._stream_parts(usecase, scopes, operations)
+
+    def _stream_parts(self, usecase: str, scopes: str, operations: list[_Operation]) -> None:
+        """Run the operations in order, a stalled one after all others, and write each one's
+        part as it completes."""
+        boundary = f"os-boundary-{uuid.uuid4().hex}".encode()
+        self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: multipart/form-data; boundary=\"%s\"\r\n"
+                         b"transfer-encoding: chunked\r\n\r\n" % boundary)
+        stalled: list[_Operation] = []
+        for operation in operations:
+            fault = None
+            if operation.error is None:
+                assert operation.kind is not None
+                method = _OPERATION_METHODS[operation.kind]
+                self.server.counters._count(method, operation.key or "")
+                fault = self.server.faults._take(method, operation.key or "")
+            if fault is not None and fault.mode == "stall":
+                operation.stall = fault.delay
+                stalled.append(operation)
+            elif not self._write_part(boundary, operation, fault, usecase, scopes):
+                return
+        for operation in stalled:
+            if self.server.faults._stall(operation.stall, self.server.stopping):
+                self.close_connection = True
+                return
+            if not self._write_part(boundary, operation, None, usecase, scopes):
+                return
+        self._write_chunk(b"--%s--" % boundary)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_part(
+        self, boundary: bytes, operation: _Operation, fault: _Fault | None, usecase: str, scopes: str
+    ) -> bool:
+        """Run one operation and write its part; False when a fault broke the connection."""
+        if fault is not None and fault.mode == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            self.close_connection = True
+            return False
+        if operation.error is not None:
+            head, body = _error_part(operation.index, *operation.error)
+        elif fault is not None and isinstance(fault.mode, int):
+            detail = "batch error: rate limited" if fault.mode == 429 else "service error: injected fault"
+            head, body = _error_part(operation.index, fault.mode, detail)
+        else:
+            head, body = self._run(operation, usecase, scopes)
+        if fault is not None and fault.mode == "corrupt":
+            body = body.translate(_INVERT)
+        part = b"--%s\r\n%s\r\n" % (boundary, head)
+        if fault is not None and fault.mode == "truncate":
+            self.wfile.write(b"%x\r\n" % (len(part) + len(body) + 2) + part + body[: len(body) // 2])
+            self.close_connection = True
+            return False
+        self._write_chunk(part, body, b"\r\n")
+        return True
+
+    def _run(self, operation: _Operation, usecase: str, scopes: str) -> tuple[bytes, bytes]:
+        """Carry out a well-formed operation: its part's headers and body."""
+        key, kind = operation.key, operation.kind
+        if kind == "insert":
+            encoding = operation.headers.get("content-encoding")
+            if encoding is not None and encoding != "zstd":
+                return _error_part(operation.index, 400, "client error: invalid compression value")
+            key = key or uuid.uuid4().hex
+            with self.server.objects_lock:
+                self.server.objects[(usecase, scopes, key)] = _Object(
+                    operation.body, _metadata(operation.headers.items(), operation.body))
+            return _success_part(operation.index, key, "insert", 201), b""
+        assert key is not None and kind is not None
+        with self.server.objects_lock:
+            obj = self.server.objects.pop((usecase, scopes, key), None) if kind == "delete" else \
+                self.server.objects.get((usecase, scopes, key))
+        if kind == "delete":
+            return _success_part(operation.index, key, kind, 204), b""
+        if obj is None:
+            return _success_part(operation.index, key, kind, 404), b""
+        if kind == "head":
+            return _success_part(operation.index, key, kind, 204, obj.headers), b""
+        return _success_part(operation.index, key, kind, 200, obj.headers), obj.body
+
+    def _write_chunk(self, *pieces: bytes) -> None:
+        """One chunk of a chunked answer; large pieces go out without being joined."""
+        self.wfile.write(b"%x\r\n" % sum(map(len, pieces)))
+        for piece in pieces:
+            if piece:
+                self.wfile.write(piece)
+        self.wfile.write(b"\r\n")
 
     def _request_body(self) -> bytes:
         if "chunked" not in self.headers.get("transfer-encoding", "").lower():
@@ -402,6 +578,129 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.wfile.write(head)
             self.wfile.write(payload)
+
+
+@dataclass
+class _Operation:
+    """One part of a batch request, parsed as objectstore's extractor parses it."""
+
+    index: int
+    kind: str | None = None
+    key: str | None = None
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+    error: tuple[int, str] | None = None
+    """(status, detail) of an operation refused as it was parsed."""
+    stall: float = 0.0
+
+
+class _PartParser(PushMultipartParser):
+    """`PushMultipartParser` taking parts without ``content-disposition``, as objectstore does."""
+
+    def _create_segment(self, headerlist: list[tuple[str, str]]) -> MultipartSegment:
+        return MultipartSegment(headerlist)
+
+
+def _operations(body: bytes, boundary: str) -> list[_Operation]:
+    """The operations of a batch request body; raises `MultipartError` for a malformed one."""
+    operations: list[_Operation] = []
+    headers: dict[str, str] = {}
+    chunks: list[bytes] = []
+    with _PartParser(boundary, max_header_count=64) as parser:
+        for event in parser.parse(body):
+            if isinstance(event, MultipartSegment):
+                headers = {name.lower(): value for name, value in event.headerlist}
+            elif event is not None:
+                chunks.append(bytes(event))
+            else:
+                operations.append(_operation(len(operations), headers, b"".join(chunks)))
+                chunks = []
+    return operations
+
+
+def _operation(index: int, headers: dict[str, str], body: bytes) -> _Operation:
+    """One part as an operation, or the error objectstore answers it with."""
+    if index >= MAX_OPERATIONS:
+        return _Operation(index, error=(413, f"batch error: batch limit exceeded: exceeded {MAX_OPERATIONS} "
+                                             "operations per batch request"))
+    kind = headers.get("x-sn-batch-operation-kind", "").lower()
+    if not kind:
+        return _Operation(index, error=(400, "batch error: bad request: missing x-sn-batch-operation-kind header"))
+    key = headers.get("x-sn-batch-operation-key")
+    if key is not None:
+        try:
+            key = unquote(key, errors="strict")
+        except UnicodeDecodeError:
+            return _Operation(index, error=(400, "batch error: bad request: unable to percent-decode "
+                                                 "x-sn-batch-operation-key header value"))
+    if kind not in _OPERATION_METHODS:
+        return _Operation(index, error=(400, f"batch error: bad request: invalid operation kind: {kind}"))
+    if key is None and kind != "insert":
+        return _Operation(index, error=(400, "batch error: bad request: missing x-sn-batch-operation-key "
+                                             f"header for {kind} operation"))
+    if kind == "insert" and len(body) > MAX_FIELD_SIZE:
+        return _Operation(index, error=(413, "batch error: batch limit exceeded: individual request in batch "
+                                             f"exceeds body size limit of {MAX_FIELD_SIZE} bytes"))
+    return _Operation(index, kind, key, headers, body if kind == "insert" else b"")
+
+
+def _success_part(index: int, key: str, kind: str, status: int, metadata: bytes = b"") -> bytes:
+    """The headers of an operation's part that names its key: index, key, kind, status, metadata."""
+    return (b"x-sn-batch-operation-index: %d\r\nx-sn-batch-operation-key: %s\r\n"
+            b"x-sn-batch-operation-kind: %s\r\nx-sn-batch-operation-status: %s\r\n%s"
+            b"content-disposition: form-data; name=part\r\n"
+            % (index, _percent_encode(key), kind.encode(), _status(status), metadata))
+
+
+def _error_part(index: int, status: int, detail: str) -> tuple[bytes, bytes]:
+    """The headers and body of a failed operation's part: only its index and status."""
+    head = (b"x-sn-batch-operation-index: %d\r\nx-sn-batch-operation-status: %s\r\n"
+            b"content-disposition: form-data; name=part\r\n" % (index, _status(status)))
+    return head, json.dumps({"detail": detail}).encode()
+
+
+def _status(status: int) -> bytes:
+    return f"{status} {http.HTTPStatus(status).phrase}".encode()
+
+
+def _percent_encode(key: str) -> bytes:
+    """Every byte but ASCII letters and digits as ``%XX``, as objectstore encodes a key header."""
+    return "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"%{b:02X}"
+                   for b in key.encode()).encode()
+
+
+def _boundary(content_type: str | None) -> str | None:
+    """The boundary of a ``multipart/form-data`` content type, else None."""
+    if content_type is None:
+        return None
+    kind, _, params = content_type.partition(";")
+    if kind.strip().lower() != "multipart/form-data":
+        return None
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary" and value.strip('"'):
+            return value.strip('"')
+    return None
+
+
+def _valid_context(usecase: str, scopes: str) -> bool:
+    """Whether a usecase and matrix scopes (``org=1;project=2``, ``_``) are well-formed."""
+    scopes_ok = scopes == "_" or all(
+        name and value for name, _, value in (s.partition("=") for s in scopes.split(";"))
+    )
+    return 3 <= len(usecase) <= 64 and scopes_ok
+
+
+def _metadata(headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+    """The metadata header lines stored with an object uploaded with ``headers``."""
+    stored = {"content-type": "application/octet-stream"}
+    for name, value in headers:
+        name = name.lower()
+        if name in _STORED_HEADERS or name.startswith(_META_PREFIX):
+            stored[name] = value
+    stored["x-sn-time-created"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stored["x-sn-size"] = str(len(body))
+    return "".join(f"{name}: {value}\r\n" for name, value in stored.items()).encode("latin-1")
 
 
 class ObjectstoreServer:
@@ -459,6 +758,7 @@ def serve_objectstore(*, token: str | None = None) -> Iterator[ObjectstoreServer
         yield ObjectstoreServer(server, token)
     finally:
         server.stopping.set()
+        server.faults.release()
         server.shutdown()
         thread.join(timeout=5)
         for sock in server.counters._drain_open():

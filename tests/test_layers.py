@@ -30,6 +30,7 @@ SDKS = {
     "requests": "fetchers.backends.gcs",
     "objectstore_client": "fetchers.backends.objectstore",
     "zstandard": "fetchers.backends.objectstore",
+    "multipart": "fetchers.formdata",
 }
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import IO, Any
-from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, Any, TypeVar
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 import urllib3
 import zstandard
 from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
 from urllib3.connectionpool import HTTPConnectionPool
 
-from ..errors import BlobNotFound, FetchError, StoreError, WriteError
+from .. import formdata
+from ..errors import BatchUnsupported, BlobNotFound, FetchError, StoreError, WriteError
 from ..http import is_connect_failure, is_denied_status, is_retryable_status, is_throttling_status
 from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
@@ -21,9 +23,26 @@ from ..registry import OBJECTSTORE_TOKEN_ENV
 from . import UnsupportedSDK, sdk_internal
 
 SUPPORTED_SDK = ">=0.2.10,<0.3"
-"""The objectstore-client versions whose internal `ObjectstoreFetcher` relies on: the urllib3
+"""The objectstore-client versions whose internals `ObjectstoreFetcher` relies on: the urllib3
 pool its `Client` and `Session` keep as ``_pool`` (the pool is closed, sized and made
-interruptible through it)."""
+interruptible through it, and batch requests go through it), and the session's
+``_make_headers()`` (the headers of every request, the token's included), which batch
+requests send too: the client has no batch requests of its own."""
+
+SERVER_COMMIT = "a2e21969acccc4681879fa46d82dd778638fbe62"
+"""The getsentry/objectstore commit whose batch endpoint ``fetch_many`` follows
+(``objectstore-server/src/endpoints/batch.rs``, ``extractors/batch.rs``)."""
+
+MAX_BATCH_KEYS = 1000
+"""Operations one batch request may carry: the server's ``MAX_OPERATIONS``."""
+
+MAX_INSERT_BYTES = 1024 * 1024
+"""The largest body an insert operation of a batch may carry: the server's ``MAX_FIELD_SIZE``."""
+
+OP_KIND = "x-sn-batch-operation-kind"
+OP_KEY = "x-sn-batch-operation-key"
+OP_INDEX = "x-sn-batch-operation-index"
+OP_STATUS = "x-sn-batch-operation-status"
 
 TOKEN_ENV = OBJECTSTORE_TOKEN_ENV
 """The environment variable an objectstore token is read from when none is passed."""
@@ -39,7 +58,8 @@ TOKEN_UNKNOWN = f"a token is missing, wrong or expired ({TOKEN_ENV} or --objects
 
 
 class ObjectstoreFetcher(ClosableFetcher):
-    """Reads blobs from one objectstore usecase and scope with one GET per `fetch`.
+    """Reads blobs from one objectstore usecase and scope with one GET per `fetch`, or many
+    with one batch request per `fetch_many`.
 
     ``fetch(key)`` reads the object ``{prefix}/{key}`` of ``session``. Sentry's layout is usecase
     ``preprod``, scopes ``org`` and ``project``, keys ``{org}/{project}/{sha256}``, so a fetcher
@@ -61,16 +81,36 @@ class ObjectstoreFetcher(ClosableFetcher):
     (a missing, wrong or expired token) is a store-wide error whose message says, without the
     token, whether one was sent (`TOKEN_REFUSED`) or how to configure one (`NO_TOKEN`);
     ``sends_token`` tells it which (`connect` sets it).
+
+    Batches (`fetch_many`, a `fetchers.protocol.ManyFetcher`): ``POST
+    /v1/objects:batch/<usecase>/<scopes>/`` as objectstore's server has it at `SERVER_COMMIT`,
+    one ``get`` operation per key, at most `MAX_BATCH_KEYS`. The answer is read part by part
+    as it streams in (`fetchers.formdata`): each part, in the server's completion order, is
+    decoded as `fetch` decodes a body and handed over at once, its status mapped as `fetch`
+    maps a response's (404: `BlobNotFound` for that key alone; 429 and 5xx: retryable for that
+    key alone). `stat_many` and `put_many` (a `fetchers.protocol.ManyWriter`) send ``head``
+    and ``insert`` operations the same way, an insert's blob at most `MAX_INSERT_BYTES`, as is.
+    ``batch=False`` switches batches off (``batch_keys`` is then 0). A server
+    without the route (404 or 405 on it) switches them off too, the first time:
+    `BatchUnsupported` is raised, ``batch_note`` says why, and the caller reads one blob a
+    request from then on.
     """
 
     def __init__(
         self, session: Session, *, prefix: str = "", max_connections: int | None = None,
-        sends_token: bool | None = None,
+        sends_token: bool | None = None, batch: bool = True,
     ) -> None:
         self._session = session
+        self._pool = _pool(session)
+        self._request_headers: Callable[[], dict[str, str]] = sdk_internal(
+            session, "_make_headers", types.MethodType, package="objectstore-client", supported=SUPPORTED_SDK)
+        self._batch_path = _batch_path(session)
+        self._batch_limit = MAX_BATCH_KEYS if batch else 0
+        self.batch_note: str | None = None
+        """Why batches were switched off when the store had no route for them; else None."""
         self.prefix = normalize_prefix(prefix)
         if max_connections is None:
-            connections = _pool(session).pool
+            connections = self._pool.pool
             if connections is None:
                 raise ValueError("the session's connection pool is closed")
             max_connections = connections.maxsize
@@ -82,9 +122,11 @@ class ObjectstoreFetcher(ClosableFetcher):
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> ObjectstoreFetcher:
         """The fetcher of ``objectstore+http(s)://host:port/<usecase>?org=1&project=2&prefix=1/2``:
-        every query parameter but ``prefix`` is a scope, in order (`fetchers.fetcher_from_url`
-        lets only ``org`` and ``project`` through). Without a ``token`` option the token is read
-        from `TOKEN_ENV`, as the SDKs of the other stores read theirs."""
+        every query parameter but ``prefix`` and ``batch`` is a scope, in order
+        (`fetchers.fetcher_from_url` lets only ``org`` and ``project`` through). ``batch=0``
+        switches batch requests off for this deployment (``batch=1``, the default, leaves them
+        on). Without a ``token`` option the token is read from `TOKEN_ENV`, as the SDKs of the
+        other stores read theirs."""
         scheme = parts.scheme
         if not parts.hostname:
             raise ValueError(f"{scheme} store URL needs a host: {scheme}://host:port/<usecase>")
@@ -100,6 +142,10 @@ class ObjectstoreFetcher(ClosableFetcher):
         for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
             if name == "prefix":
                 prefix = value
+            elif name == "batch":
+                if value not in ("0", "1"):
+                    raise ValueError(f"{scheme} store URL takes batch=0 or batch=1")
+                options["batch"] = value == "1"
             elif name in scopes:
                 raise ValueError(f"{scheme} store URL repeats scope {name!r}")
             else:
@@ -121,6 +167,7 @@ class ObjectstoreFetcher(ClosableFetcher):
         max_connections: int = 32,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        batch: bool = True,
     ) -> ObjectstoreFetcher:
         """Build the client and session for ``base_url`` (e.g. ``http://objectstore:8888``).
 
@@ -131,7 +178,7 @@ class ObjectstoreFetcher(ClosableFetcher):
         refused. The pool holds ``max_connections`` connections, so that many threads fetch at
         once without opening or discarding any; the client's retries are off (`BatchPrefetcher`
         is the one retry layer); ``read_timeout`` bounds each wait for data. Its requests can be
-        interrupted (`interrupt`).
+        interrupted (`interrupt`). ``batch=False`` switches batch requests off.
         """
         url = urlsplit(base_url)
         if url.username is not None or url.password is not None:
@@ -159,7 +206,7 @@ class ObjectstoreFetcher(ClosableFetcher):
                     f"objectstore usecase or scope names/values are invalid (scopes: {', '.join(scopes)})"
                 ) from None
             fetcher = cls(session, prefix=prefix, max_connections=max_connections,
-                          sends_token=token is not None)
+                          sends_token=token is not None, batch=batch)
         except BaseException:
             pool.close()
             raise
@@ -181,6 +228,182 @@ class ObjectstoreFetcher(ClosableFetcher):
         except _CLIENT_ERRORS as exc:
             raise _store_error(key, exc, FetchError, self._denied_reason) from exc
         return _decode(key, body, result.metadata.compression)
+
+    @property
+    def batch_keys(self) -> int:
+        """The most keys one `fetch_many`, `stat_many` or `put_many` call takes; 0 while
+        batches are off."""
+        return self._batch_limit
+
+    @property
+    def max_batch_blob(self) -> int:
+        """The largest blob `put_many` takes: `MAX_INSERT_BYTES`."""
+        return MAX_INSERT_BYTES
+
+    def fetch_many(self, keys: Sequence[str]) -> Iterator[tuple[str, bytes | FetchError]]:
+        """Yield ``(key, blob or FetchError)`` for each of ``keys`` (at most `batch_keys`,
+        distinct) as the one batch request's answer brings it; see the class and
+        `fetchers.protocol.ManyFetcher`. An invalid key is refused without a request; while
+        batches are off, `BatchUnsupported` is raised without one."""
+        return self._batch("get", [(key, b"", "") for key in keys], FetchError, self._got)
+
+    def stat_many(self, keys: Sequence[str]) -> Iterator[tuple[str, StoredBlob | None | FetchError]]:
+        """`stat` for each of ``keys`` (at most `batch_keys`, distinct) with one batch request
+        of ``head`` operations, each answer yielded as it arrives; see `fetch_many`."""
+        return self._batch("head", [(key, b"", "") for key in keys], FetchError, self._headed)
+
+    def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> Iterator[tuple[str, WriteError | None]]:
+        """`put` for each ``(key, data, content_type)`` (at most `batch_keys`, distinct keys,
+        each at most `MAX_INSERT_BYTES`) with one batch request of ``insert`` operations:
+        ``(key, None)`` once it is stored, else ``(key, WriteError)``; see `fetch_many`."""
+        return self._batch("insert", list(blobs), WriteError, self._inserted)
+
+    def _batch(
+        self,
+        kind: str,
+        operations: list[tuple[str, bytes, str]],
+        error_type: type[StoreError],
+        outcome: Callable[[str, formdata.Part], Any],
+    ) -> Iterator[tuple[str, Any]]:
+        """One batch request of ``kind`` operations, ``(key, body, content type)`` each; yields
+        ``(key, outcome(key, part) or the key's error)`` as the parts arrive."""
+        if not self._batch_limit and operations:
+            raise self._named(BatchUnsupported(operations[0][0], self.batch_note or "batch requests are switched off"))
+        parts: dict[str, tuple[Mapping[str, str], bytes]] = {}
+        for key, body, content_type in operations:
+            try:
+                path = join_key(self.prefix, key, error_type)
+            except StoreError as error:
+                yield key, self._named(error)
+                continue
+            headers = {OP_KIND: kind, OP_KEY: quote(path, safe="")}
+            if content_type:
+                headers["content-type"] = content_type
+            parts[key] = (headers, body)
+        if not parts:
+            return
+        order = list(parts)
+        boundary = formdata.new_boundary()
+        headers = self._request_headers()
+        headers["Content-Type"] = formdata.content_type(boundary)
+        try:
+            response = self._pool.urlopen("POST", self._batch_path, body=formdata.encode(parts.values(), boundary),
+                                          headers=headers, preload_content=False, decode_content=False)
+        except _CLIENT_ERRORS as exc:
+            raise self._batch_failure(order, exc, error_type) from exc
+        complete = False
+        try:
+            yield from self._answers(response, order, error_type, outcome)
+            complete = True
+        finally:
+            if not complete:  # a connection in the middle of an answer is of no further use
+                response.close()
+            response.release_conn()
+
+    def _answers(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        order: list[str],
+        error_type: type[StoreError],
+        outcome: Callable[[str, formdata.Part], Any],
+    ) -> Iterator[tuple[str, Any]]:
+        """Each key's outcome from a batch answer, part by part; raises for the whole request."""
+        if response.status != 200:
+            response.read()  # an error's short body: reading it keeps the connection
+            if response.status in (404, 405):
+                self._batch_limit = 0
+                self.batch_note = (f"objectstore answered HTTP {response.status} to a batch request "
+                                   "(a server without batches): one request a blob from now on")
+                raise self._named(BatchUnsupported(order[0], self.batch_note))
+            if response.status == 413:
+                self._batch_limit = max(1, len(order) // 2)
+            exc = RequestError(f"HTTP {response.status}", response.status, None)
+            raise self._batch_failure(order, exc, error_type) from exc
+        boundary = formdata.boundary_of(response.headers.get("content-type"))
+        if boundary is None:
+            raise self._named(error_type(order[0], "the batch answer is not multipart/form-data", retryable=True))
+        unanswered = dict(enumerate(order))
+        try:
+            for part in formdata.parts(response.read1, boundary):
+                index = _index(part.headers.get(OP_INDEX))
+                key = unanswered.pop(index, None) if index is not None else None
+                if index is None or key is None:
+                    raise formdata.FormDataError(f"a part of operation {index} that was not asked for or "
+                                                 "answered twice")
+                yield key, self._part_outcome(key, index, part, error_type, outcome)
+        except (formdata.FormDataError, *_CLIENT_ERRORS) as exc:
+            raise self._batch_failure(order, exc, error_type, answered=len(order) - len(unanswered)) from exc
+        for key in unanswered.values():
+            yield key, self._named(error_type(key, "the batch answer has no part for this key", retryable=True))
+
+    def _batch_failure(
+        self, order: list[str], exc: Exception, error_type: type[StoreError], answered: int | None = None
+    ) -> StoreError:
+        """The error of a batch request that failed as a whole: refused (its status, worded as
+        `fetch` words it), or broken off after ``answered`` parts."""
+        if isinstance(exc, formdata.FormDataError):
+            error = error_type(order[0], str(exc), retryable=True)
+        else:
+            error = _store_error(order[0], exc, error_type, self._denied_reason)
+        if answered is not None:
+            error.message = f"batch answer broke off after {answered} of {len(order)} parts: {error.message}"
+        return self._named(error)
+
+    def _part_outcome(
+        self,
+        key: str,
+        index: int,
+        part: formdata.Part,
+        error_type: type[StoreError],
+        outcome: Callable[[str, formdata.Part], Any],
+    ) -> Any:
+        """What operation ``index``'s part says of ``key``: ``outcome(key, part)`` for a success
+        (or a 404 of a read), else the key's error, its status mapped as `fetch` maps one."""
+        status_text = part.headers.get(OP_STATUS, "")
+        code = status_text.split(" ", 1)[0]
+        if not code.isdigit():
+            return self._named(error_type(key, f"a batch answer's part has no valid status ({status_text!r})",
+                                          retryable=True))
+        status = int(code)
+        try:
+            if status < 300 or (status == 404 and error_type is FetchError):
+                return outcome(key, part)
+        except StoreError as error:
+            return self._named(error)
+        if status == 413:  # past the operations the server takes: later batches carry fewer
+            self._batch_limit = max(1, min(self._batch_limit, index))
+        is_denied = is_denied_status(status)
+        return self._named(error_type(
+            key,
+            f"objectstore answered HTTP {status}" + (f": {self._denied_reason}" if is_denied else ""),
+            retryable=is_retryable_status(status) or status == 413,
+            store_wide=is_denied,
+            throttled=is_throttling_status(status),
+        ))
+
+    @staticmethod
+    def _got(key: str, part: formdata.Part) -> bytes:
+        """A get operation's blob, decoded as `fetch` decodes one; `BlobNotFound` for a 404."""
+        if part.headers[OP_STATUS].startswith("404"):
+            raise BlobNotFound(key)
+        return _decode(key, part.body, part.headers.get("content-encoding"))
+
+    @staticmethod
+    def _headed(key: str, part: formdata.Part) -> StoredBlob | None:
+        """What a head operation tells of ``key``, as `stat` does: None for a 404."""
+        if part.headers[OP_STATUS].startswith("404"):
+            return None
+        size = part.headers.get("x-sn-size", "")
+        return StoredBlob(size=int(size) if size.isdigit() else None)
+
+    @staticmethod
+    def _inserted(key: str, part: formdata.Part) -> None:
+        """An insert operation that succeeded."""
+
+    def _named(self, error: _E) -> _E:
+        if error.store is None:
+            error.store = self.store_url
+        return error
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``: one HEAD."""
@@ -209,7 +432,24 @@ class ObjectstoreFetcher(ClosableFetcher):
 
 _CLIENT_ERRORS = (RequestError, urllib3.exceptions.HTTPError, OSError)
 _OBJECTS_PATH = "/v1/objects/"  # objectstore's object API: <base>/v1/objects/<usecase>/<scopes>/<key>
+_BATCH_API = "/v1/objects:batch/"  # its batch API: <base>/v1/objects:batch/<usecase>/<scopes>/
 _NO_SCOPES = "_"
+_E = TypeVar("_E", bound=StoreError)
+
+
+def _index(value: str | None) -> int | None:
+    """An operation index header's value as a number, else None."""
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _batch_path(session: Session) -> str:
+    """The path of the session's batch route, from the URL it gives an object."""
+    path = urlsplit(session.object_url("_")).path
+    base, api, rest = path.rpartition(_OBJECTS_PATH)
+    if not api or not rest.endswith("/_"):
+        raise UnsupportedSDK(f"objectstore-client gives object URLs of another form ({path!r}): "
+                             f"install objectstore-client{SUPPORTED_SDK}")
+    return f"{base}{_BATCH_API}{rest.removesuffix('_')}"
 
 
 def _store_error(key: str, exc: Exception, kind: type[StoreError], denied: str) -> StoreError:

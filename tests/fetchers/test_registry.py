@@ -118,7 +118,7 @@ def test_the_objectstore_token_of_the_report_is_refused():
     with pytest.raises(ValueError) as info:
         fetcher_from_url("objectstore+http://127.0.0.1:9/preprod?org=1&project=2&token=s3cr3t-token")
     assert str(info.value) == ("objectstore+http store URL takes no query parameter 'token' "
-                               "(only org, project, prefix): credentials never go in a URL")
+                               "(only org, project, prefix, batch): credentials never go in a URL")
     assert "s3cr3t" not in repr(info.value)
 
 

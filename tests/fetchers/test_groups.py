@@ -1,0 +1,343 @@
+"""BatchPrefetcher over a fetcher that reads many keys a request (`fetchers.batch.Groups`),
+through its public API, over a scripted in-memory `ManyFetcher`."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from fetchers import BatchPrefetcher, BatchStats, BlobNotFound, FetchError, IntegrityError, RetryBudget, RetryPolicy
+from fetchers.batch import GROUP_SPREAD
+from fetchers.errors import BatchUnsupported
+from fetchers.protocol import ManyFetcher
+from testing.waiting import PATIENCE, wait_until
+
+pytestmark = pytest.mark.unit
+
+FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
+SIZE = 1_000
+
+
+def blob_for(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest() * (SIZE // 32 + 1)
+
+
+def keys(count: int, prefix: str = "k") -> list[str]:
+    return [f"{prefix}{i:04}" for i in range(count)]
+
+
+class ScriptedMany:
+    """Thread-safe fake store answering many keys a request.
+
+    ``scripts``: per key, outcomes of its successive attempts ("ok", "missing", "retry",
+    "throttled", "fatal", "corrupt"; the last repeats). ``requests``: per request, in order,
+    how the whole request goes ("ok", "refused": a retryable failure before any answer,
+    "cut": answers half its keys then fails, "unsupported": no batch route, "bug"); past the
+    list every request is "ok". ``gate``: keys whose answer waits for the event, and so comes
+    after the others of its request. Records every request's keys, every key's attempts and
+    single fetches.
+    """
+
+    def __init__(self, scripts=None, requests=None, *, limit: int = 1000, gate=None):
+        self.scripts = scripts or {}
+        self.request_script = list(requests or [])
+        self.limit = limit
+        self.gate: dict[str, threading.Event] = gate or {}
+        self.requests: list[list[str]] = []
+        self.attempts: Counter[str] = Counter()
+        self.singles: Counter[str] = Counter()
+        self.answered: list[str] = []
+        self.lock = threading.Lock()
+
+    @property
+    def batch_keys(self) -> int:
+        return self.limit
+
+    def fetch(self, key: str) -> bytes:
+        with self.lock:
+            self.singles[key] += 1
+        return blob_for(key)
+
+    def fetch_many(self, keys: Sequence[str]) -> Iterator[tuple[str, bytes | FetchError]]:
+        assert keys and len(set(keys)) == len(keys)
+        if not self.limit:
+            raise BatchUnsupported(keys[0], "no batch route")
+        assert len(keys) <= self.limit
+        with self.lock:
+            number = len(self.requests)
+            self.requests.append(list(keys))
+        how = self.request_script[number] if number < len(self.request_script) else "ok"
+        return self._answers(list(keys), how)
+
+    def _answers(self, keys: list[str], how: str) -> Iterator[tuple[str, bytes | FetchError]]:
+        if how == "refused":
+            raise FetchError(keys[0], "HTTP 503", retryable=True, throttled=True)
+        if how == "unsupported":
+            self.limit = 0
+            raise BatchUnsupported(keys[0], "no batch route")
+        if how == "bug":
+            raise IndexError("planted")
+        # In completion order, as objectstore answers: the keys held back come last.
+        keys = [key for key in keys if key not in self.gate] + [key for key in keys if key in self.gate]
+        for position, key in enumerate(keys):
+            if how == "cut" and position == len(keys) // 2:
+                raise FetchError(key, "answer cut off", retryable=True)
+            if key in self.gate:
+                assert self.gate[key].wait(PATIENCE)
+            with self.lock:
+                attempt = self.attempts[key]
+                self.attempts[key] += 1
+                self.answered.append(key)
+            script = self.scripts.get(key, ["ok"])
+            yield key, self._outcome(key, script[min(attempt, len(script) - 1)])
+
+    @staticmethod
+    def _outcome(key: str, outcome: str) -> bytes | FetchError:
+        if outcome == "missing":
+            return BlobNotFound(key)
+        if outcome == "retry":
+            return FetchError(key, "HTTP 500", retryable=True)
+        if outcome == "throttled":
+            return FetchError(key, "HTTP 429", retryable=True, throttled=True)
+        if outcome == "fatal":
+            return FetchError(key, "HTTP 400")
+        if outcome == "corrupt":
+            return b"not the content"
+        return blob_for(key)
+
+
+def no_fetch_threads() -> bool:
+    return not [t for t in threading.enumerate() if t.name.startswith("snapcompare-fetch")]
+
+
+def test_the_scripted_store_is_a_many_fetcher():
+    assert isinstance(ScriptedMany(), ManyFetcher)
+
+
+def test_every_unique_key_is_one_operation_in_few_requests():
+    fetcher = ScriptedMany()
+    wanted = keys(700)
+    with BatchPrefetcher(fetcher, max_workers=16) as prefetcher:
+        result = prefetcher.fetch_all(wanted + wanted[::-1] + wanted[:100])
+    assert result.blobs == {key: blob_for(key) for key in wanted} and not result.errors
+    assert fetcher.attempts == Counter(dict.fromkeys(wanted, 1)) and not fetcher.singles
+    assert len(fetcher.requests) <= GROUP_SPREAD
+    assert max(len(request) for request in fetcher.requests) == math.ceil(700 / GROUP_SPREAD)
+    assert result.stats.batch_requests == len(fetcher.requests)
+    assert result.stats.fetches_issued == 700 and result.stats.unique_keys == 700
+    assert no_fetch_threads()
+
+
+def test_until_the_store_answers_only_fail_fast_after_requests_are_out():
+    release = threading.Event()
+    fetcher = ScriptedMany(gate={key: release for key in keys(700)})
+    answered_when_sent: list[int] = []
+    fetch_many = fetcher.fetch_many
+
+    def counting(batch):
+        answered_when_sent.append(len(fetcher.answered))
+        return fetch_many(batch)
+
+    fetcher.fetch_many = counting
+    with BatchPrefetcher(fetcher, max_workers=16, fail_fast_after=3) as prefetcher:
+        caller = threading.Thread(target=prefetcher.fetch_all, args=(keys(700),))
+        caller.start()
+        wait_until(lambda: len(answered_when_sent) == 3)
+        release.set()
+        caller.join(PATIENCE)
+    assert answered_when_sent[:3] == [0, 0, 0] and all(answered_when_sent[3:])
+
+
+def test_a_request_never_exceeds_the_fetchers_batch_keys():
+    fetcher = ScriptedMany(limit=50)
+    with BatchPrefetcher(fetcher, max_workers=4) as prefetcher:
+        result = prefetcher.fetch_all(keys(500))
+    assert len(result.blobs) == 500
+    assert max(len(request) for request in fetcher.requests) == 50
+
+
+def test_requests_are_sized_by_expected_bytes():
+    # Once blobs are known to be about SIZE bytes, a request carries about max_batch_bytes.
+    fetcher = ScriptedMany()
+    with BatchPrefetcher(fetcher, max_workers=4, max_batch_bytes=10 * SIZE) as prefetcher:
+        prefetcher.fetch_all(keys(20, prefix="first"))
+        sent = len(fetcher.requests)
+        result = prefetcher.fetch_all(keys(200))
+    assert len(result.blobs) == 200
+    assert max(len(request) for request in fetcher.requests[sent:]) == 9
+
+
+def test_concurrent_callers_share_one_operation_per_key():
+    # Each caller's first key tells the size of a blob; the forty keys they share are answered
+    # only once all three callers have asked for every one of them.
+    release = threading.Event()
+    fetcher = ScriptedMany(gate={key: release for key in keys(40)})
+    stats = [BatchStats() for _ in range(3)]
+    results: list[dict[str, object]] = []
+
+    def call(number: int) -> None:
+        results.append(dict(prefetcher.iter_fetch([f"size{number}", *keys(40)], stats=stats[number])))
+
+    # Held requests hold workers: enough for every caller's (at most five each) to be sent.
+    with BatchPrefetcher(fetcher, max_workers=16, fail_fast_after=0) as prefetcher:
+        callers = [threading.Thread(target=call, args=(number,)) for number in range(3)]
+        for caller in callers:
+            caller.start()
+        wait_until(lambda: sum(s.shared for s in stats) == 80)
+        release.set()
+        for caller in callers:
+            caller.join(PATIENCE)
+    assert len(results) == 3 and all(len(result) == 41 for result in results)
+    assert fetcher.attempts == Counter(dict.fromkeys([*keys(40), "size0", "size1", "size2"], 1))
+
+
+def test_blobs_are_handed_over_as_their_answers_arrive():
+    # The request's last key is held back: every other blob reaches the consumer before it.
+    wanted = keys(30)
+    last = threading.Event()
+    fetcher = ScriptedMany(gate={wanted[-1]: last})
+    with BatchPrefetcher(fetcher, max_workers=2, fail_fast_after=0) as prefetcher:
+        stream = prefetcher.iter_fetch(wanted)
+        received = [next(stream)[0] for _ in range(29)]
+        assert set(received) == set(wanted[:-1]) and wanted[-1] not in fetcher.answered
+        last.set()
+        assert next(stream)[0] == wanted[-1]
+        assert next(stream, None) is None
+
+
+def test_a_key_that_fails_alone_is_retried_alone_within_the_budget():
+    scripts = {"k0003": ["throttled", "throttled", "ok"], "k0004": ["missing"], "k0005": ["fatal"]}
+    fetcher = ScriptedMany(scripts)
+    budget = RetryBudget()
+    with BatchPrefetcher(fetcher, max_workers=4, retry=FAST_RETRY, budget=budget) as prefetcher:
+        result = prefetcher.fetch_all(keys(20))
+    assert result.blobs["k0003"] == blob_for("k0003")
+    assert isinstance(result.errors["k0004"], BlobNotFound) and not result.errors["k0005"].retryable
+    assert set(result.errors) == {"k0004", "k0005"}
+    assert fetcher.attempts["k0003"] == 3 and fetcher.attempts["k0004"] == 1
+    assert [request for request in fetcher.requests if "k0003" in request][1:] == [["k0003"], ["k0003"]]
+    assert result.stats.retries == 2 and result.stats.fetches_issued == 22
+    assert budget.tokens == 500  # two retries spent, and given back by the retried success
+
+
+def test_retries_stop_when_the_budget_is_spent():
+    fetcher = ScriptedMany({key: ["retry"] for key in keys(10)})
+    budget = RetryBudget(capacity=15, retry_cost=5, success_refill=0)
+    with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, budget=budget, fail_fast_after=0) as prefetcher:
+        result = prefetcher.fetch_all(keys(10))
+    assert len(result.errors) == 10
+    assert sum(fetcher.attempts.values()) == 10 + 3
+    assert all("retry budget exhausted" in error.message for error in result.errors.values())
+
+
+def test_a_request_refused_as_a_whole_is_retried_as_one():
+    # One token pays for one retry: the whole request is one.
+    fetcher = ScriptedMany(requests=["refused"])
+    budget = RetryBudget(capacity=5, retry_cost=5, success_refill=0)
+    with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, budget=budget, fail_fast_after=0) as prefetcher:
+        result = prefetcher.fetch_all(keys(40))
+    assert len(result.blobs) == 40 and result.stats.retries == 40
+    assert fetcher.requests == [keys(40), keys(40)] and fetcher.attempts == Counter(dict.fromkeys(keys(40), 1))
+
+
+def test_an_answer_cut_off_keeps_what_arrived_and_retries_the_rest():
+    fetcher = ScriptedMany(requests=["cut"])
+    with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, fail_fast_after=0) as prefetcher:
+        result = prefetcher.fetch_all(keys(10))
+    assert len(result.blobs) == 10
+    assert fetcher.attempts == Counter(dict.fromkeys(keys(10), 1))
+    assert fetcher.requests == [keys(10), keys(10)[5:]]
+
+
+def test_verification_retries_a_corrupt_blob_once_then_reports_it():
+    fetcher = ScriptedMany({"a" * 64: ["corrupt"]})
+    good = hashlib.sha256(b"x").hexdigest()
+    fetcher.scripts[good] = ["ok"]
+    with BatchPrefetcher(fetcher, max_workers=2, verify=True, retry=FAST_RETRY) as prefetcher:
+        result = prefetcher.fetch_all(["a" * 64])
+    assert isinstance(result.errors["a" * 64], IntegrityError)
+    assert fetcher.attempts["a" * 64] == 2
+
+
+def test_iter_fetch_keeps_to_the_memory_budget_and_refills_in_groups():
+    # Ten blobs fit the budget: no more keys are asked for than fit, and once full, none until
+    # a quarter of it is free again: requests of several keys, not one a key.
+    gate = threading.Event()
+    wanted = keys(100)
+    fetcher = ScriptedMany(gate={wanted[0]: gate})
+    budget = 10 * len(blob_for("k"))
+    with BatchPrefetcher(fetcher, max_workers=2, max_pending_bytes=budget, fail_fast_after=0) as prefetcher:
+        stream = prefetcher.iter_fetch(wanted)
+        gate.set()
+        for taken, _ in enumerate(stream, start=1):
+            with fetcher.lock:
+                asked = sum(len(request) for request in fetcher.requests)
+            assert asked <= taken + 10
+    assert all(len(request) >= 2 for request in fetcher.requests[1:-1])
+
+
+def test_closing_the_iterator_cancels_keys_not_yet_requested():
+    # The request carrying k0005 and k0006 answers its other keys, then waits at k0005: by then
+    # the consumer has left. No request is sent for the keys still queued, and the request
+    # is abandoned after k0005, before k0006.
+    wanted = keys(500)
+    hold = threading.Event()
+    fetcher = ScriptedMany(gate={wanted[5]: hold, wanted[6]: hold}, limit=100)
+    with BatchPrefetcher(fetcher, max_workers=1, fail_fast_after=0, max_pending=200) as prefetcher:
+        stream = prefetcher.iter_fetch(wanted)
+        for _ in range(5):
+            next(stream)
+        stream.close()
+        sent = len(fetcher.requests)
+        hold.set()
+        prefetcher.fetch_all(["probe"])
+    assert fetcher.requests[sent:] == [["probe"]]
+    assert wanted[5] in fetcher.answered and wanted[6] not in fetcher.answered
+    assert no_fetch_threads()
+
+
+def test_close_ends_a_call_waiting_for_a_retry():
+    fetcher = ScriptedMany({"k0000": ["retry"]})
+    prefetcher = BatchPrefetcher(fetcher, max_workers=1,
+                                 retry=RetryPolicy(base_backoff=60, max_backoff=60, max_attempts=2))
+    stats = BatchStats()
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: outcome.update(prefetcher.iter_fetch(["k0000"], stats=stats)))
+    worker.start()
+    wait_until(lambda: stats.retries == 1)
+    prefetcher.close()
+    worker.join(PATIENCE)
+    assert not worker.is_alive() and "cancelled" in outcome["k0000"].message
+    assert no_fetch_threads()
+
+
+def test_a_store_without_batches_falls_back_to_one_request_a_key_once():
+    fetcher = ScriptedMany(requests=["unsupported"])
+    with BatchPrefetcher(fetcher, max_workers=4, fail_fast_after=0) as prefetcher:
+        first = prefetcher.fetch_all(keys(30))
+        second = prefetcher.fetch_all(keys(30, prefix="n"))
+    assert len(first.blobs) == 30 and len(second.blobs) == 30
+    assert len(fetcher.requests) == 1 and sum(fetcher.singles.values()) == 60
+    assert first.stats.batch_fallback == "no batch route" == second.stats.batch_fallback
+
+
+def test_a_bug_in_the_fetcher_reaches_the_caller_as_it_is():
+    fetcher = ScriptedMany(requests=["bug"])
+    with BatchPrefetcher(fetcher, max_workers=2) as prefetcher:
+        with pytest.raises(IndexError, match="planted"):
+            prefetcher.fetch_all(keys(5))
+    assert no_fetch_threads()
+
+
+def test_a_key_past_its_deadline_is_not_retried():
+    fetcher = ScriptedMany({"k0000": ["retry"]})
+    policy = RetryPolicy(base_backoff=10, max_backoff=10, max_attempts=3)
+    with BatchPrefetcher(fetcher, max_workers=1, retry=policy, deadline=0.5) as prefetcher:
+        result = prefetcher.fetch_all(["k0000"])
+    # Full jitter may draw a wait that still fits: then the second attempt fails for good.
+    assert "deadline" in result.errors["k0000"].message or fetcher.attempts["k0000"] == 2
