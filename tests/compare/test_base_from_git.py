@@ -24,12 +24,6 @@ from tests.compare.helpers import png, read_comparison, run, statuses, write_fol
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def no_store_settings_from_environment(monkeypatch):
-    monkeypatch.delenv("SNAPCOMPARE_STORE", raising=False)
-    monkeypatch.delenv("SNAPCOMPARE_OBJECTSTORE_TOKEN", raising=False)
-
-
 @pytest.fixture
 def s3_url(s3_server, s3_bucket, s3_env, monkeypatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)

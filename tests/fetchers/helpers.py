@@ -9,13 +9,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 import pytest
 
 from fetchers import BatchPrefetcher, BlobFetcher, ClosableFetcher, RetryPolicy, StoreUnavailable
+from fetchers.backends.objectstore import ObjectstoreFetcher
+from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, ObjectstoreServer
 from testing.proxy import LatencyProxy, ManualClock
 from testing.waiting import PATIENCE
 
@@ -118,3 +122,31 @@ class Store:
         """Writes the store's fetchers have sent."""
         assert self.proxy is not None, f"{self.name} is not a network store"
         return self.proxy.requests_by_method(self.write_method)
+
+
+OBJECTSTORE_PREFIX = "1/2"
+"""Sentry's layout: {org}/{project}/{sha256} under scopes org=1, project=2."""
+
+
+@contextmanager
+def objectstore_fetchers(server: ObjectstoreServer, read_timeout: float) -> Iterator[Callable[..., ObjectstoreFetcher]]:
+    """A factory of fetchers on ``server`` (Sentry's scopes and prefix unless told otherwise);
+    on leaving, its faults are released and disarmed and every fetcher it made is closed."""
+    made: list[ObjectstoreFetcher] = []
+
+    def make(**options: Any) -> ObjectstoreFetcher:
+        options.setdefault("scopes", DEFAULT_SCOPES)
+        options.setdefault("prefix", OBJECTSTORE_PREFIX)
+        options.setdefault("read_timeout", read_timeout)
+        fetcher = ObjectstoreFetcher.connect(server.url, DEFAULT_USECASE, **options)
+        made.append(fetcher)
+        return fetcher
+
+    server.faults.clear()
+    try:
+        yield make
+    finally:
+        server.faults.release()
+        server.faults.clear()
+        for fetcher in made:
+            fetcher.close()

@@ -33,12 +33,6 @@ class Store:
     token: str | None = None
 
 
-@pytest.fixture(autouse=True)
-def no_store_settings_from_environment(monkeypatch):
-    monkeypatch.delenv("SNAPCOMPARE_STORE", raising=False)
-    monkeypatch.delenv("SNAPCOMPARE_OBJECTSTORE_TOKEN", raising=False)
-
-
 @pytest.fixture
 def s3_store(s3_server, s3_bucket, s3_env, monkeypatch) -> Store:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)

@@ -54,12 +54,6 @@ class Target:
     content_type: Callable[[str], str]  # of the object at a full key
 
 
-@pytest.fixture(autouse=True)
-def no_store_settings_from_environment(monkeypatch):
-    monkeypatch.delenv("SNAPCOMPARE_STORE", raising=False)
-    monkeypatch.delenv("SNAPCOMPARE_OBJECTSTORE_TOKEN", raising=False)
-
-
 @pytest.fixture
 def objectstore_target(objectstore_server: ObjectstoreServer) -> Iterator[Target]:
     server = objectstore_server

@@ -20,11 +20,11 @@ from fetchers.backends import UnsupportedSDK
 from fetchers.backends.objectstore import TOKEN_ENV, ObjectstoreFetcher
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore
 
-from ..helpers import QUICK_RETRY, blobs, unavailable
+from ..helpers import OBJECTSTORE_PREFIX as PREFIX
+from ..helpers import QUICK_RETRY, blobs, objectstore_fetchers, unavailable
 
 pytestmark = pytest.mark.integration
 
-PREFIX = "1/2"  # Sentry's layout: {org}/{project}/{sha256} under scopes org=1, project=2
 
 
 def blob(size: int, seed: int) -> bytes:
@@ -43,21 +43,9 @@ def store(server, data: bytes, **put_options) -> str:
 
 @pytest.fixture
 def connect(objectstore_server):
-    """Build fetchers on the shared server; closes them and disarms faults afterwards."""
-    made: list[ObjectstoreFetcher] = []
-
-    def make(**options) -> ObjectstoreFetcher:
-        options.setdefault("scopes", DEFAULT_SCOPES)
-        options.setdefault("prefix", PREFIX)
-        options.setdefault("read_timeout", 5.0)
-        fetcher = ObjectstoreFetcher.connect(objectstore_server.url, DEFAULT_USECASE, **options)
-        made.append(fetcher)
-        return fetcher
-
-    yield make
-    objectstore_server.faults.clear()
-    for fetcher in made:
-        fetcher.close()
+    """Build fetchers on the server; closes them and disarms faults afterwards."""
+    with objectstore_fetchers(objectstore_server, read_timeout=5.0) as make:
+        yield make
 
 
 # --- round trips and layout -------------------------------------------------------------------

@@ -45,11 +45,11 @@ from testing.objectstore import (
 )
 from testing.waiting import PATIENCE, wait_until
 
-from ..helpers import connections_to, runner_threads
+from ..helpers import OBJECTSTORE_PREFIX as PREFIX
+from ..helpers import connections_to, objectstore_fetchers, runner_threads
 
 pytestmark = pytest.mark.integration
 
-PREFIX = "1/2"
 QUICK = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.01)
 
 
@@ -62,22 +62,9 @@ def server():
 
 @pytest.fixture
 def connect(server):
-    made: list[ObjectstoreFetcher] = []
-
-    def make(**options) -> ObjectstoreFetcher:
-        options.setdefault("scopes", DEFAULT_SCOPES)
-        options.setdefault("prefix", PREFIX)
-        options.setdefault("read_timeout", 10.0)
-        fetcher = ObjectstoreFetcher.connect(server.url, DEFAULT_USECASE, **options)
-        made.append(fetcher)
-        return fetcher
-
-    server.faults.clear()
-    yield make
-    server.faults.release()
-    server.faults.clear()
-    for fetcher in made:
-        fetcher.close()
+    """Build fetchers on the server; closes them and disarms faults afterwards."""
+    with objectstore_fetchers(server, read_timeout=10.0) as make:
+        yield make
 
 
 def stored(server, count: int, size: int = 30_000, *, compress: str = "none") -> dict[str, bytes]:
