@@ -81,8 +81,8 @@ def history(tmp_path, git_env) -> History:
     return History(tmp_path, git_env)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_store_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every comparison test chooses its store itself: none comes from the environment."""
+    """A test that chooses its store itself: none comes from this process's environment."""
     monkeypatch.delenv("SNAPCOMPARE_STORE", raising=False)
     monkeypatch.delenv("SNAPCOMPARE_OBJECTSTORE_TOKEN", raising=False)

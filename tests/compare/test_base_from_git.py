@@ -21,7 +21,7 @@ from fetchers import fetcher_from_url
 from testing.s3 import REGION
 from tests.compare.helpers import png, read_comparison, run, statuses, write_folder
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_store_settings_from_environment")]
 
 
 @pytest.fixture

@@ -233,13 +233,14 @@ def test_iter_fetch_stays_bounded_with_a_slow_consumer():
 
 
 def test_iter_fetch_bounds_bytes_held_ahead_of_the_consumer():
-    # Blobs of one size, four to the budget: once a size is known, the call holds three fetched
-    # blobs besides the one its consumer has; before that, as many as there are workers.
+    # Blobs of one size, four to the budget: once a size is known (the first blob's, by the time
+    # the consumer has it), the call holds three fetched blobs besides the one its consumer has,
+    # never more. (Before any size is known: test_iter_fetch_bounds_bytes_before_any_size_is_known.)
     size = len(blob_for("k00"))
     fetcher = ScriptedFetcher()
     with BatchPrefetcher(fetcher, max_workers=2, max_pending=100, max_pending_bytes=4 * size) as prefetcher:
         for consumed, _ in enumerate(prefetcher.iter_fetch([f"k{i:02}" for i in range(60)]), start=1):
-            expected = 2 if consumed == 1 else min(consumed + 3, 60)
+            expected = min(consumed + 3, 60)
             wait_until(lambda expected=expected: fetcher.completed >= expected)
             assert fetcher.completed == expected
 

@@ -19,7 +19,7 @@ from testing.objectstore import serve_objectstore
 from testing.s3 import REGION
 from tests.compare.helpers import png, read_comparison, run, sha, write_folder
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_store_settings_from_environment")]
 
 TOKEN = "tok-3f1b2e-secret"
 

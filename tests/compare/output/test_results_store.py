@@ -40,7 +40,7 @@ from testing.s3 import CREDENTIALS, REGION
 from tests.compare.helpers import png, write_folder
 from tests.sentry_models import ComparisonManifest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_store_settings_from_environment")]
 
 PREFIX = "1/2"  # Sentry's {org}/{project}
 
