@@ -27,8 +27,10 @@ sync: .venv/.synced
 demo: .venv/.synced
 	$(UV) run --frozen --no-sync snapcompare demo $(ARGS) || [ $$? -le 2 ]
 
+# One pytest worker per core (pytest-xdist), each test module on one worker, so a module's
+# servers and clusters start once: 2 cores take about 140 s instead of 190 s.
 test: .venv/.synced
-	$(UV) run --frozen --no-sync pytest $(ARGS)
+	$(UV) run --frozen --no-sync pytest -n auto --dist loadfile $(ARGS)
 
 test-unit: .venv/.synced
 	$(UV) run --frozen --no-sync pytest -m unit $(ARGS)
