@@ -1,4 +1,4 @@
-"""Report benchmark: a report of 10,000 changed screenshots that opens in 2 s (issue 19).
+"""Report benchmark: a report of 10,000 changed screenshots that opens in 2 s.
 
 Run from the repository root (about 10 minutes the first time, which draws the corpus into
 benchmarks/.cache/bench_report/; about 5 after):

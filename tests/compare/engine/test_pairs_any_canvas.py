@@ -1,4 +1,4 @@
-"""A pair of any canvas shape within --max-pixels gets its mask and previews (issue 24, row 5)."""
+"""A pair of any canvas shape within --max-pixels gets its mask and previews."""
 
 from __future__ import annotations
 

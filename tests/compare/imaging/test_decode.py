@@ -408,7 +408,7 @@ def test_exception_text_loses_addresses_and_bytes() -> None:
     assert describe_error(OSError()) == "OSError"
 
 
-# A progressive JPEG's decoding work is bounded by its scans (issue 24, row 4).
+# A progressive JPEG's decoding work is bounded by its scans.
 
 
 def _scans(data: bytes) -> list[tuple[int, int]]:

@@ -300,7 +300,7 @@ def test_a_checksum_made_right_leaves_the_rest_as_it_was() -> None:
     assert [kind for kind, _ in _chunks(repaired)] == [b"IHDR", b"IDAT", b"IEND"]
 
 
-# The same bytes, the same result, whichever decoder runs (issue 24, row 12).
+# The same bytes, the same result, whichever decoder runs.
 
 
 def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:

@@ -148,7 +148,7 @@ def test_crops_are_full_resolution_with_an_overlay_and_their_origin():
     assert np.argwhere(overlay[..., 3] == 255).tolist() == [[5, 5]]
 
 
-# Previews and crops for any canvas within --max-pixels (issue 24, row 5).
+# Previews and crops for any canvas within --max-pixels.
 
 
 @settings(max_examples=200, deadline=None)

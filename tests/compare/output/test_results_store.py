@@ -233,7 +233,7 @@ def test_names_sharing_a_mask_key_leave_the_last_in_name_order(names):
     assert {result.diff_mask_key for result in stored.values()} == {layout.full_key(key) for key in uploads}
 
 
-# One odd name errors its own image only (issue 24, row 3).
+# One odd name errors its own image only.
 
 ODD_NAMES = ["a//b.png", "./a.png", "../x.png", "\\..\\y.png", "new\nline.png", "L" * 300 + ".png"]
 """Names whose Sentry mask key a store refuses: empty, '.' or '..' segments, a control
@@ -314,7 +314,7 @@ def image_json(image: ImageResult) -> dict:
             "diff_mask_key": image.diff_mask_key}
 
 
-# A stored comparison.json never names a mask another run wrote (issue 24, row 11).
+# A stored comparison.json never names a mask another run wrote.
 
 
 class StopsAt:
