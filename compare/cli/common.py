@@ -181,6 +181,11 @@ def one_line(text: str | None, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def print_lines(text: str) -> None:
+    """``text`` (a traceback) on stderr, line by line, each safe for a terminal (`shown`)."""
+    sys.stderr.write("".join(shown(line) + "\n" for line in text.splitlines()))
+
+
 def error(message: str, *, prefix: str = "snapcompare: error: ") -> None:
     # Messages name inputs (paths, image names, URLs' parts): their control characters are escaped.
     sys.stderr.write(prefix + shown(message) + "\n")

@@ -42,6 +42,7 @@ from .common import (
     one_line,
     parsed,
     positive,
+    print_lines,
     shown,
     size,
     store_from,
@@ -390,7 +391,7 @@ def _report_internal_errors(comparison: Comparison) -> bool:
     """Print the traceback of every image a bug in snapcompare stopped (the first few); True if any."""
     stopped = [r for r in comparison.images.values() if r.reason is Reason.INTERNAL_ERROR]
     for result in stopped[:LISTED]:
-        sys.stderr.write("".join(shown(line) + "\n" for line in (result.detail or "").splitlines()))
+        print_lines(result.detail or "")
     if stopped:
         error(f"a bug in snapcompare stopped {len(stopped)} images (tracebacks above); the reports "
               "list them as internal_error")

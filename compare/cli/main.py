@@ -26,7 +26,7 @@ from .common import (
     FLAGS,
     error,
     one_line,
-    shown,
+    print_lines,
 )
 from .compare import add_compare_command
 from .demo import add_demo_command
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         error(f"the comparison failed: {describe_os_error(exc)}")
         return EXIT_FAILED
     except Exception:  # noqa: BLE001 - whatever broke, CI must not read it as "differences"
-        sys.stderr.write("".join(shown(line) + "\n" for line in traceback.format_exc().splitlines()))
+        print_lines(traceback.format_exc())
         error("the comparison failed (see the traceback above)")
         return EXIT_FAILED
     finally:
