@@ -100,7 +100,9 @@ class OpenedImage:
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source)
         try:
-            fast = decode_png(self._png) if self._png is not None and FAST_PNG_DECODER else None
+            # An image with no source yet was sized by fast_size: its chunks are checked already.
+            known = self.size if self._source is None else None
+            fast = decode_png(self._png, known) if self._png is not None and FAST_PNG_DECODER else None
             if fast is not None:
                 return fast
             if source is None:  # a PNG sized for the fast decoder, which handed it back

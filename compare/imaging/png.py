@@ -45,8 +45,11 @@ _PALETTE = 3
 _decoders = threading.local()  # one Wuffs decoder per thread: a decoder is not shared while it runs
 
 
-def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
+def decode_png(data: bytes | bytearray | memoryview, size: tuple[int, int] | None = None) -> np.ndarray | None:
     """RGBA pixels (HxWx4 uint8) of a PNG, exactly as Pillow's ``convert("RGBA")`` gives them.
+
+    ``size`` is what `fast_size` returned for ``data``, when the caller has it: its chunks are
+    then not walked again.
 
     Returns None for a PNG whose pixels Wuffs would give differently (see the module docstring)
     and for any PNG Wuffs refuses (damaged, truncated, too much data): the caller's general
@@ -58,7 +61,7 @@ def decode_png(data: bytes | bytearray | memoryview) -> np.ndarray | None:
     if not AVAILABLE:
         return None
     view = memoryview(data)
-    size = _eligible_size(view)
+    size = size if size is not None else _eligible_size(view)
     if size is None:
         return None
     decoder = getattr(_decoders, "decoder", None)

@@ -325,9 +325,9 @@ def test_a_base_shared_by_several_pairs_is_decoded_once(store, monkeypatch):
     decoded: Counter[str] = Counter()
     real_decode = image_module.decode_png
 
-    def counted(data):  # every PNG decoded from bytes passes here first (Pillow gets it on None)
+    def counted(data, size=None):  # every PNG decoded from bytes passes here first (Pillow gets it on None)
         decoded[hashlib.sha256(data).hexdigest()] += 1
-        return real_decode(data)
+        return real_decode(data, size)
 
     monkeypatch.setattr(image_module, "FAST_PNG_DECODER", True)
     monkeypatch.setattr(image_module, "decode_png", counted)

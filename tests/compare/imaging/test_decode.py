@@ -227,8 +227,8 @@ def test_fast_png_decoder_gives_pillows_pixels(rgba: np.ndarray, channels: int, 
     calls = []
     real = image_module.decode_png
 
-    def recorded(data):
-        pixels = real(data)
+    def recorded(data, size=None):
+        pixels = real(data, size)
         calls.append(pixels is not None)
         return pixels
 
