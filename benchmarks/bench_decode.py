@@ -7,8 +7,10 @@ Run from the repository root (builds the corpus and benchmarks/.cache/venv when 
 Decoders, each from the PNG bytes in memory to an HxWx4 uint8 RGBA array, checked pixel-equal to
 Pillow's `convert("RGBA")` on every file:
 
-- `compare.imaging.png.decode_png`: snapcompare's fast path (Wuffs through pywuffs, straight to
-  RGBA), and `decode_rgba`, the whole path (Pillow reads the header, then decode_png);
+- `compare.imaging.png.decode_png`: snapcompare's fast path (Wuffs compiled at install, straight
+  into the array), and `decode_rgba`, the whole path (header read, then decode_png);
+- pywuffs 2.0.1's `aux.ImageDecoder`, the same Wuffs through its C++ wrapper (a zero-filled
+  buffer per image, then copied into numpy);
 - imagecodecs `png_decode` (libpng) and `spng_decode` (libspng), which return RGB for RGB files:
   their RGBA expansion is timed too, as its own column;
 - Pillow: `Image.open(...).convert("RGBA")` into an array;
@@ -50,7 +52,9 @@ def to_rgba(pixels: np.ndarray) -> np.ndarray:
 def decoders() -> tuple[dict[str, Decoder], dict[str, bool]]:
     """Name -> decoder giving the library's native output; name -> whether that needs to_rgba."""
     import imagecodecs
+    import pywuffs
     from PIL import Image
+    from pywuffs import aux
 
     from compare.imaging.decode import decode_rgba
     from compare.imaging.png import decode_png
@@ -62,12 +66,22 @@ def decoders() -> tuple[dict[str, Decoder], dict[str, bool]]:
     def fast(data: bytes) -> np.ndarray:
         pixels = decode_png(data)
         if pixels is None:
-            raise ValueError("decode_png handed this PNG back (pywuffs missing or not its PNG)")
+            raise ValueError("decode_png handed this PNG back (_wuffs not built or not its PNG)")
+        return pixels
+
+    config = aux.ImageDecoderConfig()
+    config.enabled_decoders = [pywuffs.ImageDecoderType.PNG]
+    config.pixel_format = pywuffs.PixelFormat.RGBA_NONPREMUL
+    wrapper = aux.ImageDecoder(config)
+
+    def through_pywuffs(data: bytes) -> np.ndarray:
+        pixels: np.ndarray = wrapper.decode(data).pixbuf
         return pixels
 
     found: dict[str, Decoder] = {
         "snapcompare decode_png (Wuffs)": fast,
-        "snapcompare decode_rgba (Pillow header, then decode_png)": decode_rgba,
+        "snapcompare decode_rgba (header, then decode_png)": decode_rgba,
+        "pywuffs ImageDecoder (Wuffs)": through_pywuffs,
         "imagecodecs png_decode (libpng)": imagecodecs.png_decode,
         "imagecodecs spng_decode (libspng)": imagecodecs.spng_decode,
         "Pillow": pillow,
@@ -176,7 +190,7 @@ def main() -> None:
         print(f"- {c}: {shares} of {total} rows")
     install = peers.CACHE / "bench-env-install.txt"
     if install.exists():
-        print("\nbench env installs (the first one builds pywuffs from its sdist):\n"
+        print("\nbench env installs (the first one builds pywuffs, a peer here, from its sdist):\n"
               + install.read_text().strip())
     out = peers.CACHE / "results" / f"bench_decode-{time.strftime('%Y%m%d-%H%M')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,17 @@ def snap_one(pair: Pair, engine: str = DEFAULT_ENGINE) -> int:
     return result.changed_pixels
 
 
+def snap_vectorised(pair: Pair) -> int:
+    """`snap_one` with pixelmatch's vectorised scan instead of the compiled one."""
+    from compare.imaging import pixelmatch
+
+    compiled, pixelmatch.COMPILED_SCAN = pixelmatch.COMPILED_SCAN, False
+    try:
+        return snap_one(pair)
+    finally:
+        pixelmatch.COMPILED_SCAN = compiled
+
+
 def decode_both(pair: Pair) -> int:
     """snapcompare's decoding of both files' bytes to RGBA, and nothing else: the floor of any
     pair (the identical-pixels pairs must cost at most 1.2x this)."""
@@ -227,6 +238,7 @@ def per_pair(pairs: list[Pair], repeats: int, big_repeats: int, work: Path) -> d
         "blazediff, no output": blaze_one,
         "blazediff, diff image written": lambda p: blaze_one(p, out),
         "decoding both": decode_both,
+        "snapcompare, vectorised scan": snap_vectorised,
     }
     for fn in contenders.values():  # warm imports and caches
         fn(pairs[0])
@@ -665,10 +677,12 @@ def machine() -> dict:
     import PIL
 
     from compare.imaging.decode import FAST_PNG_DECODER
+    from compare.imaging.pixelmatch import COMPILED_SCAN
 
     return {
         "python": platform.python_version(), "numpy": numpy.__version__,
         "pillow": PIL.__version__, "cores": os.cpu_count(), "decoder": FAST_PNG_DECODER,
+        "compiled_scan": COMPILED_SCAN,
         "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
         "load_avg": os.getloadavg(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -726,8 +740,9 @@ def main() -> None:
                             "this thread (mask in memory); blazediff: `blazediff.compare(paths)` "
                             "in this process, no output / diff image written to a file; "
                             "decoding both: snapcompare's decoding of the two files' bytes to "
-                            "RGBA, nothing else. Ratios are medians (and the largest) of per-pair "
-                            "ratios, snapcompare / the other's CPU.\n\n"
+                            "RGBA, nothing else; snapcompare, vectorised scan: as snapcompare, "
+                            "with pixelmatch's numpy scan instead of the compiled one. Ratios are "
+                            "medians (and the largest) of per-pair ratios, snapcompare / the other's CPU.\n\n"
                             + report_per_pair(pairs, rows))
         if "throughput" not in skip:
             print("throughput ...", file=sys.stderr)

@@ -41,12 +41,13 @@ def ensure_python(module: str) -> None:
     """Build benchmarks/.cache/venv if needed and re-run ``module`` in it (argv kept).
 
     Returns only when already running inside that venv. Prints how long the install took (the
-    first build compiles pywuffs from its sdist).
+    first build compiles pywuffs, a peer of bench_decode, from its sdist).
     """
     if in_bench_env():
         return
     stamp_file = VENV / ".bench-stamp"
-    stamp = _stamp(ROOT / "pyproject.toml", ROOT / "uv.lock")
+    stamp = _stamp(ROOT / "pyproject.toml", ROOT / "uv.lock", ROOT / "setup.py",
+                   *sorted((ROOT / "compare").rglob("*.c")))
     if not stamp_file.exists() or stamp_file.read_text() != stamp:
         if not UV.exists():
             subprocess.run(["make", "-C", str(ROOT), "sync"], check=True)

@@ -21,12 +21,23 @@ from collections.abc import Callable
 import numpy as np
 
 from .kernel import (
+    Bounds,
     Siblings,
     antialiased_pixelmatch,
+    check_inputs,
     find_changes,
     mark_outside_overlap,
 )
 from .scan import Scan
+
+try:
+    from . import _pixelmatch as _compiled
+except ImportError:  # built at install only where the machine has a C compiler
+    _compiled = None  # type: ignore[assignment]
+
+COMPILED_SCAN: bool = _compiled is not None
+"""Whether `scan` runs the compiled scan (``_pixelmatch.c``, pixel by pixel in one pass with the
+GIL released) instead of the vectorised one; both give the same masks and counts."""
 
 MAX_YIQ_DELTA = 35215
 """The largest possible YIQ delta between two colours; pixelmatch scales threshold**2 by it."""
@@ -56,6 +67,16 @@ def scan(
     """Compare two padded canvases as pixelmatch 7.2.0 does; see the module docstring."""
     height, width = a.shape[:2]
     max_delta = MAX_YIQ_DELTA * float(threshold) * float(threshold)
+    if COMPILED_SCAN and _compiled is not None:
+        check_inputs(a, b, ignore)
+        mask = np.zeros((height, width), dtype=bool)
+        changed, aa, box = _compiled.scan(a, b, mask, ignore, width, height, *overlap, max_delta,
+                                          antialiasing, checkerboard)
+        bounds = Bounds(width)
+        if box is not None:
+            bounds.add_rect(*box)
+        changed += mark_outside_overlap(mask, *overlap, ignore, bounds)
+        return Scan(mask, changed, aa, bounds.get())
     background = _checkerboard if checkerboard else _white
 
     surely_under, surely_over = _distance_bounds(max_delta)

@@ -1,8 +1,9 @@
-"""PNG for the diff: the fast decoder (Google's Wuffs, memory-safe, from the optional pywuffs) and
-the mask encoder.
+"""PNG for the diff: the fast decoder (Google's Wuffs, memory-safe, compiled at install as
+``_wuffs.c``) and the mask encoder.
 
 On browser screenshots Wuffs decodes three to four times faster than Pillow, libpng or libspng
-(benchmarks/bench_decode.py) and releases the GIL while it works. The same bytes give the same
+(benchmarks/bench_decode.py); it writes straight into the array the diff reads, with the GIL
+released. The same bytes give the same
 result whichever decoder runs. Wuffs takes only the PNGs whose pixels it gives exactly as the
 Pillow path of `compare.imaging.decode` does, checked for every colour type, bit depth and
 interlacing; it leaves to Pillow 16-bit grey (scaled with rounding there, Wuffs keeps the high
@@ -18,20 +19,19 @@ Pillow refuses for that checksum alone is given to it with the checksum made rig
 from __future__ import annotations
 
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
 
 import numpy as np
 
 try:
-    import pywuffs
-    from pywuffs import aux as _wuffs
-except ImportError:  # an optional accelerator: Pillow decodes everything without it
-    pywuffs = _wuffs = None
+    from . import _wuffs
+except ImportError:  # built at install where a C compiler and Wuffs' source were at hand
+    _wuffs = None  # type: ignore[assignment]
 
 AVAILABLE = _wuffs is not None
-"""Whether the fast decoder can run (pywuffs, the ``fast`` extra, is installed)."""
+"""Whether the fast decoder can run (``_wuffs`` was built at install): Pillow decodes everything
+without it."""
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEAD = struct.Struct(">I4s")
@@ -42,7 +42,6 @@ _SAME_AS_PILLOW = frozenset(
     + [(3, depth) for depth in (1, 2, 4, 8)]
 )
 _PALETTE = 3
-_decoders = threading.local()  # one Wuffs decoder per thread: a decoder is not shared while it runs
 
 
 def decode_png(data: bytes | bytearray | memoryview, size: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -58,22 +57,14 @@ def decode_png(data: bytes | bytearray | memoryview, size: tuple[int, int] | Non
     limited here: callers check the header first (`compare.imaging.decode.open_image` and the
     canvas limit of the diff).
     """
-    if not AVAILABLE:
+    if _wuffs is None:
         return None
-    view = memoryview(data)
-    size = size if size is not None else _eligible_size(view)
-    if size is None:
+    size = size if size is not None else _eligible_size(memoryview(data))
+    if size is None or 0 in size:
         return None
-    decoder = getattr(_decoders, "decoder", None)
-    if decoder is None:
-        config = _wuffs.ImageDecoderConfig()
-        config.enabled_decoders = [pywuffs.ImageDecoderType.PNG]
-        config.pixel_format = pywuffs.PixelFormat.RGBA_NONPREMUL
-        decoder = _decoders.decoder = _wuffs.ImageDecoder(config)
-    # pywuffs takes bytes only; bytes in, as from every fetcher, are not copied.
-    result = decoder.decode(data if isinstance(data, bytes) else view.tobytes())
-    pixels: np.ndarray = result.pixbuf
-    if result.error_message or pixels.shape != (size[1], size[0], 4) or pixels.dtype != np.uint8:
+    width, height = size
+    pixels = np.empty((height, width, 4), dtype=np.uint8)  # every byte is written, or it is dropped
+    if _wuffs.decode(data, pixels, width, height) is not None:
         return None
     return pixels
 

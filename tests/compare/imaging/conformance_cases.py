@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -62,8 +63,17 @@ def _fast_decodes(data: bytes) -> bool:
     return (colour, depth) != (0, 16) and not keyed and b"acTL" not in before_data
 
 
+class Path(NamedTuple):
+    """A path through decoding and scanning (the ``decoder`` fixture): its name, and a list that
+    grows by one for each PNG the fast decoder decoded and each compiled scan that ran."""
+
+    name: str
+    fast_decodes: list[int]
+    compiled_scans: list[int]
+
+
 def diff_as_expected(reference: str, case: str, expected: dict, index: int,
-                     decoder: tuple[str, list[int]], **given) -> DiffResult:
+                     decoder: Path, **given) -> DiffResult:
     """diff_images on the case's inputs with the options of ``expected``'s result ``index`` (and
     ``given``, passed as well) through the ``decoder`` path; asserts every value the reference
     gave, the mask too for the first option set, and returns the result."""
@@ -74,13 +84,14 @@ def diff_as_expected(reference: str, case: str, expected: dict, index: int,
         options["ignore_regions"] = ignore_regions_from_json(options["ignore_regions"], "ignore_regions")
     options |= given
     before, after = case_inputs(case)
-    path, fast_decodes = decoder
-    decoded_before = len(fast_decodes)
+    decoded_before, scanned_before = len(decoder.fast_decodes), len(decoder.compiled_scans)
 
     diff = diff_images(before, after, engine=engine, **options)
 
-    expected_fast = sum(map(_fast_decodes, (before, after))) if path == "wuffs" else 0
-    assert len(fast_decodes) - decoded_before == expected_fast
+    fast = decoder.name == "fast"
+    expected_fast = sum(map(_fast_decodes, (before, after))) if fast else 0
+    assert len(decoder.fast_decodes) - decoded_before == expected_fast
+    assert len(decoder.compiled_scans) - scanned_before == (fast and engine == "pixelmatch")
     assert diff.changed_pixels == result["changed_pixels"]
     # odiff's own mask of images of other sizes is the base image's size; ours is the canvas's.
     width, height = diff.before_size if reference == "odiff-sizes" else diff.canvas_size

@@ -12,7 +12,7 @@ import pytest
 
 from conformance import CASES as CONFORMANCE_DIR
 
-from .conformance_cases import REFERENCES, diff_as_expected
+from .conformance_cases import REFERENCES, Path, diff_as_expected
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ def _cases() -> list:
 
 
 @pytest.mark.parametrize(("reference", "case", "expected", "index"), _cases())
-def test_matches_reference(reference, case, expected, index: int, decoder: tuple[str, list[int]]) -> None:
+def test_matches_reference(reference, case, expected, index: int, decoder: Path) -> None:
     if reference is None:
         pytest.fail(expected)
     diff_as_expected(reference, case, expected, index, decoder)

@@ -220,8 +220,8 @@ def test_max_pixels_is_inclusive() -> None:
 
 
 @pytest.mark.parametrize("channels", [3, 4], ids=["rgb", "rgba"])
+@pytest.mark.usefixtures("fast_decoder")
 def test_fast_png_decoder_gives_pillows_pixels(rgba: np.ndarray, channels: int, monkeypatch) -> None:
-    pytest.importorskip("pywuffs", reason="the optional fast PNG decoder is not installed")
     assert FAST_PNG_DECODER
     png = encode(rgba[..., :channels])
     calls = []

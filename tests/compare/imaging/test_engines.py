@@ -21,6 +21,7 @@ from compare.regions import IgnoreRegion, parse_ignore_regions
 
 from . import odiff_layout_reference
 from . import pixelmatch_reference as reference
+from .compiled import need_compiled_scan
 
 pytestmark = pytest.mark.unit
 
@@ -55,7 +56,31 @@ _SCANS = {
     "odiff": lambda a, b, overlap, sizes, **kw: odiff.scan(a, b, overlap, sizes=sizes, **kw),
     "odiff-padded": lambda a, b, overlap, **kw: odiff.scan(a, b, overlap, padded=True, **kw),
     "pixelmatch": lambda a, b, overlap, **kw: pixelmatch.scan(a, b, overlap, **kw),
+    "pixelmatch-vectorised": lambda a, b, overlap, **kw: _vectorised(pixelmatch.scan, a, b, overlap, **kw),
 }
+
+
+def _vectorised(scan, *args, **kwargs):
+    """``scan(*args, **kwargs)`` with pixelmatch's vectorised scan instead of the compiled one."""
+    with mock.patch.object(pixelmatch, "COMPILED_SCAN", False):
+        return scan(*args, **kwargs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=_pairs(), threshold=st.sampled_from([0.0, 0.01, 0.1, 0.5]), aa=st.booleans(),
+       checkerboard=st.booleans(), ignoring=st.booleans())
+def test_pixelmatch_compiled_and_vectorised_scans_agree(
+    pair, threshold: float, aa: bool, checkerboard: bool, ignoring: bool
+) -> None:
+    need_compiled_scan()
+    a, b, overlap, ignore, _ = pair
+    options = {"threshold": threshold, "antialiasing": aa, "checkerboard": checkerboard,
+               "ignore": ignore if ignoring else None}
+    compiled = pixelmatch.scan(a, b, overlap, **options)
+    vectorised = _vectorised(pixelmatch.scan, a, b, overlap, **options)
+    assert np.array_equal(compiled.mask, vectorised.mask)
+    assert (compiled.changed_pixels, compiled.aa_pixels, compiled.bbox) == (
+        vectorised.changed_pixels, vectorised.aa_pixels, vectorised.bbox)
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -330,19 +355,24 @@ def _random_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "vectorised"])
 @settings(max_examples=400, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([0.0, 0.05, 0.1, 0.3, 1.0]),
        band=st.sampled_from([1, 16, 1 << 19]), share=st.sampled_from([1, 16, 1 << 30]),
        checkerboard=st.booleans())
 def test_pixelmatch_agrees_with_its_reference_pixel_by_pixel(
-    seed: int, threshold: float, band: int, share: int, checkerboard: bool
+    compiled: bool, seed: int, threshold: float, band: int, share: int, checkerboard: bool
 ) -> None:
-    # Row bands of one row up to the whole image; sibling maps never, sometimes or always.
+    # The vectorised scan in row bands of one row up to the whole image, sibling maps never,
+    # sometimes or always; the compiled scan has neither.
+    if compiled:
+        need_compiled_scan()
     first, second = _random_pair(np.random.default_rng(seed))
     height, width = first.shape[:2]
     mask, excluded = reference.count(first, second, threshold, checkerboard)
     with mock.patch.object(kernel, "BAND_PIXELS", band), \
-            mock.patch.object(Siblings, "DENSE_SHARE", share):
+            mock.patch.object(Siblings, "DENSE_SHARE", share), \
+            mock.patch.object(pixelmatch, "COMPILED_SCAN", compiled):
         result = pixelmatch.scan(first, second, (width, height), threshold=threshold,
                                  antialiasing=True, checkerboard=checkerboard)
     assert (result.mask == mask).all()
@@ -369,13 +399,15 @@ def _opaque_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 def test_every_engine_gives_the_same_result_with_or_without_sibling_maps(
     seed: int, engine: str, threshold: float, band: int, make
 ) -> None:
-    # The maps (and each engine's neighbourhood rule on them) only skip work.
+    # The maps (and each engine's neighbourhood rule on them) only skip work; pixelmatch's
+    # vectorised scan uses them, its compiled one does not.
     first, second = make(np.random.default_rng(seed))
     height, width = first.shape[:2]
     results = []
     for share in (1, 1 << 30):  # never mapped, always mapped
         with mock.patch.object(kernel, "BAND_PIXELS", band), \
-                mock.patch.object(Siblings, "DENSE_SHARE", share):
+                mock.patch.object(Siblings, "DENSE_SHARE", share), \
+                mock.patch.object(pixelmatch, "COMPILED_SCAN", False):
             results.append(ENGINES[engine].run(
                 first, second, (width, height), threshold=threshold, antialiasing=True,
                 ignore=None, window_size=None, options={}, sizes=((width, height),) * 2))

@@ -17,13 +17,11 @@ from PIL import Image
 from compare import ImageDecodeError, diff_images
 from compare.imaging import decode as image_module
 from compare.imaging.decode import decode_rgba
-from compare.imaging.png import AVAILABLE, decode_png, encode_mask, with_adler32_made_right
+from compare.imaging.png import decode_png, encode_mask, with_adler32_made_right
 
 pytestmark = pytest.mark.unit
 
-needs_fast_decoder = pytest.mark.skipif(
-    not AVAILABLE, reason="the optional fast PNG decoder (pywuffs) is not installed"
-)
+needs_fast_decoder = pytest.mark.usefixtures("fast_decoder")
 
 NONE, SUB, UP, AVERAGE, PAETH = range(5)
 

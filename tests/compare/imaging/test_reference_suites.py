@@ -27,6 +27,7 @@ from PIL import Image
 from compare import DiffResult, diff_images
 
 from .conformance_cases import (
+    Path,
     case_inputs,
     diff_as_expected,
     expected_values,
@@ -59,7 +60,7 @@ class Restated:
     given: dict[str, Any] = field(default_factory=dict)
 
 
-def restate(restated: Restated, decoder: tuple[str, list[int]]) -> DiffResult:
+def restate(restated: Restated, decoder: Path) -> DiffResult:
     """diff_images as the peer's test runs, checked against the reference's result and the claim."""
     expected = expected_values(restated.reference, restated.case)
     index = result_index(expected, restated.options, f"{restated.case} {restated.reference}")
@@ -143,18 +144,18 @@ RESTATED = _params(
 
 
 @pytest.mark.parametrize("restated", RESTATED)
-def test_restated(restated: Restated, decoder: tuple[str, list[int]]) -> None:
+def test_restated(restated: Restated, decoder: Path) -> None:
     restate(restated, decoder)
 
 
-def test_pixelmatch_ignores_more_at_a_higher_threshold(decoder: tuple[str, list[int]]) -> None:
+def test_pixelmatch_ignores_more_at_a_higher_threshold(decoder: Path) -> None:
     # pixelmatch 7.2.0 test/test.js "comparing 1a to 1b": 143 at threshold 0.05, 106 at the default
     lower, default = (restate(Restated(PIXELMATCH, "labels_moved", "pixelmatch", options), decoder)
                       for options in (AT_005, {"threshold": 0.1, "antialiasing": True}))
     assert lower.changed_pixels > default.changed_pixels
 
 
-def test_odiff_leaves_out_anti_aliased_pixels(decoder: tuple[str, list[int]]) -> None:
+def test_odiff_leaves_out_anti_aliased_pixels(decoder: Path) -> None:
     # odiff 4.5.0 src/test_core.zig "antialiasing: does not count anti-aliased pixels as different"
     counted, all_pixels = (restate(Restated(ODIFF_CORE, "antialiased_disc", "odiff", options), decoder)
                            for options in ({"threshold": 0.1, "antialiasing": True}, ODIFF_DEFAULTS))
@@ -168,7 +169,7 @@ def test_odiff_leaves_out_anti_aliased_pixels(decoder: tuple[str, list[int]]) ->
                  "rotated_banner", "rotated_banner_back", False, id="banner turned a quarter"),
 ])
 def test_odiff_counts_images_of_other_layouts_alike_both_ways(
-    cites: str, case: str, other_way: str, everything: bool, decoder: tuple[str, list[int]]
+    cites: str, case: str, other_way: str, everything: bool, decoder: Path
 ) -> None:
     one, other = (restate(Restated(cites, name, "odiff-sizes", ODIFF_DEFAULTS, "some"), decoder)
                   for name in (case, other_way))
@@ -178,7 +179,7 @@ def test_odiff_counts_images_of_other_layouts_alike_both_ways(
     assert (one.diff_ratio == 1.0) is everything
 
 
-def test_odiff_ignores_its_regions_as_rectangles(decoder: tuple[str, list[int]]) -> None:
+def test_odiff_ignores_its_regions_as_rectangles(decoder: Path) -> None:
     # odiff 4.5.0 src/test_core.zig "unrollIgnoreRegions: should only mark rectangular region
     # pixels, not entire linear range": the changes left of the region, on its rows, still count
     region = {"x1": 70, "y1": 50, "x2": 90, "y2": 52}
@@ -187,7 +188,7 @@ def test_odiff_ignores_its_regions_as_rectangles(decoder: tuple[str, list[int]])
     assert [tuple(map(int, p)) for p in np.argwhere(diff.mask)] == [(50, 10), (51, 10), (52, 10)]
 
 
-def test_odiff_bounding_rectangle_covers_every_change(decoder: tuple[str, list[int]]) -> None:
+def test_odiff_bounding_rectangle_covers_every_change(decoder: Path) -> None:
     # odiff 4.5.0 src/test_core.zig "diff_cols + diff_lines: derives the bounding rectangle of the
     # changes"; node-binding.test.cjs "Derives the bounding rectangle of changes from diff lines &
     # cols", "Server mode - derives the bounding rectangle ...": the first and last changed column
@@ -199,7 +200,7 @@ def test_odiff_bounding_rectangle_covers_every_change(decoder: tuple[str, list[i
                      "none"), decoder)
 
 
-def test_odiff_percentage_is_the_share_of_the_canvas(decoder: tuple[str, list[int]]) -> None:
+def test_odiff_percentage_is_the_share_of_the_canvas(decoder: Path) -> None:
     # node-binding.test.cjs "Correctly calculates and outputs diff percentage": count / (510 * 234)
     diff = restate(Restated(ODIFF_NODE, "fruit_labelled", "odiff", ODIFF_DEFAULTS, "some"), decoder)
     assert diff.diff_ratio == diff.changed_pixels / (128 * 64)
@@ -231,7 +232,7 @@ ODIFF_FILES = [
 
 @pytest.mark.parametrize(("cites", "case", "options", "claim", "decoding"), ODIFF_FILES)
 def test_odiff_on_the_same_files(cites: str, case: str, options: dict, claim: Claim,
-                                 decoding: str, decoder: tuple[str, list[int]]) -> None:
+                                 decoding: str, decoder: Path) -> None:
     diff = restate(Restated(cites, case, "odiff", options, claim), decoder)
     expected = expected_values("odiff", case)
     on_files = expected["results"][result_index(expected, options, case)]["on_files"]

@@ -1,0 +1,3 @@
+import numpy as np
+
+def decode(png: bytes | bytearray | memoryview, out: np.ndarray, width: int, height: int, /) -> str | None: ...
