@@ -172,9 +172,10 @@ def compare_builds(
 
 
 def _mask_file(files: ArtifactWriter | None, image: ImageResult) -> BlobSource:
-    """How `mask_uploads` reads ``image``'s mask: from the output folder it was written to."""
+    """Where `mask_uploads` reads ``image``'s mask: the file in the output folder it was written
+    to, a path, so the uploader knows its size before reading it (small ones go in batches)."""
     assert files is not None and image.diff_mask_key is not None  # a results store has both
-    return (files.out_dir / image.diff_mask_key).read_bytes
+    return files.out_dir / image.diff_mask_key
 
 
 class _NoFiles:

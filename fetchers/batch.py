@@ -898,12 +898,14 @@ class Groups:
             self._retry(entry, value)
             return
         runner.budget.record_success(retried=entry.retries > 0)
-        runner._mark_answered()
         if isinstance(value, (bytes, bytearray, memoryview)):
             with runner._lock:
                 self._fetched_bytes += len(value)
                 self._fetched += 1
+        # The value first, then the word that the store answered: a streaming call's consumer
+        # then takes the value before it admits the next keys, not after.
         entry.future.set_result(value)
+        runner._mark_answered()
 
     def _retry(self, entry: _Entry, error: StoreError) -> None:
         """Retry one key that failed alone, as `BatchRunner.with_retries` would; else fail it."""

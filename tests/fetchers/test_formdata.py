@@ -1,0 +1,73 @@
+"""`fetchers.formdata.parts`: an answer read in pieces of any size gives the same parts, each as
+soon as its closing delimiter is in; malformed or cut-off bodies raise `FormDataError`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fetchers import formdata
+
+pytestmark = pytest.mark.unit
+
+BOUNDARY = "os-boundary-0123456789abcdef"
+
+
+def answer(*bodies: bytes) -> bytes:
+    return formdata.encode([({"x-sn-batch-operation-index": str(i)}, body) for i, body in enumerate(bodies)],
+                           BOUNDARY)
+
+
+def read_in(data: bytes, sizes: list[int]):
+    """``read`` over ``data`` in pieces of the given sizes, in turn."""
+    pieces, at, turn = [], 0, 0
+    while at < len(data):
+        size = sizes[turn % len(sizes)]
+        pieces.append(data[at:at + size])
+        at, turn = at + size, turn + 1
+    chunks = iter([*pieces, b""])
+    return lambda _: next(chunks)
+
+
+BODIES = [b"", b"\r\n", b"\r\n--" + BOUNDARY.encode()[:-1], b"--" + BOUNDARY.encode(), b"\r", os.urandom(5000),
+          b"tail\r\n--os-boundary"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 31, 32, 33, 34, 35, 100, 4096, 1 << 20])
+def test_parts_are_the_same_whatever_the_read_sizes(size):
+    data = answer(*BODIES)
+    parts = list(formdata.parts(read_in(data, [size, size + 5]), BOUNDARY))
+    assert [part.body for part in parts] == BODIES
+    assert [part.headers["x-sn-batch-operation-index"] for part in parts] == [str(i) for i in range(len(BODIES))]
+    assert all(part.headers["content-disposition"] == 'form-data; name="part"' for part in parts)
+
+
+def test_a_part_is_yielded_once_its_closing_delimiter_is_in():
+    data = answer(b"first", b"second")
+    cut = data.index(b"\r\n--" + BOUNDARY.encode(), data.index(b"first")) + len(BOUNDARY) + 6
+    chunks = iter([data[:cut], data[cut:], b""])
+    parts = formdata.parts(lambda _: next(chunks), BOUNDARY)
+    assert next(parts).body == b"first"
+    assert next(chunks) == data[cut:]  # the rest was not read for it
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", "ended before"),
+    (b"no boundary here", "ended before"),
+    (f"--{BOUNDARY}\r\nx: 1\r\n\r\nbody\r\n--{BOUNDARY}--".encode(), "(?i)content-disposition"),
+    (f"--{BOUNDARY}\r\ncontent-disposition: form-data\r\nbad header\r\n\r\n\r\n--{BOUNDARY}--".encode(), "malformed"),
+    (f"--{BOUNDARY}xx".encode(), "after first boundary"),
+    (f"--{BOUNDARY}\r\ncontent-disposition: form-data\r\n\r\nbody".encode(), "ended before"),
+    (f"junk--{BOUNDARY}\r\n".encode(), "ended before"),  # junk is a preamble; no boundary follows
+])
+def test_malformed_or_cut_off_bodies_raise(body, message):
+    with pytest.raises(formdata.FormDataError, match=message):
+        list(formdata.parts(read_in(body, [3]) if body else (lambda _: b""), BOUNDARY))
+
+
+def test_too_many_headers_raise():
+    headers = {f"x-h{i}": "v" for i in range(formdata.MAX_PART_HEADERS)}
+    data = formdata.encode([(headers, b"x")], BOUNDARY)
+    with pytest.raises(formdata.FormDataError, match="header count"):
+        list(formdata.parts(read_in(data, [1 << 20]), BOUNDARY))
