@@ -16,7 +16,7 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) pyproject.toml uv.lock
+.venv/.synced: $(UV) pyproject.toml uv.lock setup.py $(wildcard compare/imaging/*.c)
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	touch $@
 

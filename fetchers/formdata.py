@@ -1,9 +1,10 @@
 """``multipart/form-data`` as batch requests carry it: a body built from parts, and an answer
 read part by part while it streams in.
 
-Parsing is `multipart`'s push parser (`multipart.PushMultipartParser`): it is fed whatever the
-socket has and emits a part's headers, its body in slices and its end as they arrive, so a
-part is whole as soon as its closing boundary is in, whatever follows it.
+The answer is parsed here, push-style: each read's bytes are searched for the next delimiter
+and a part's body is kept as views of the bytes read, joined once when the part is complete
+(one copy of its bytes, whatever the read sizes), so a part is whole as soon as its closing
+delimiter and the two bytes after it are in, whatever follows it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 
-from multipart import MultipartError, MultipartSegment, PushMultipartParser
-
-READ_SIZE = 256 * 1024
+READ_SIZE = 1024 * 1024
 """Bytes asked of the socket per read: as much as has arrived, up to this."""
 
 MAX_PART_HEADERS = 64
 """Headers one part may have: the operation's four, the disposition and the object's metadata."""
+
+MAX_HEADER_LINE = 8 * 1024
+"""Bytes one header line of a part may have."""
+
+MAX_PREAMBLE = 64 * 1024
+"""Bytes a body may carry before its first delimiter."""
 
 
 class FormDataError(ValueError):
@@ -76,22 +81,149 @@ def parts(read: Callable[[int], bytes], boundary: str) -> Iterator[Part]:
     Raises `FormDataError` for a malformed body or one that ends before its closing boundary;
     the exceptions of ``read`` pass through.
     """
-    parser = PushMultipartParser(boundary, max_header_count=MAX_PART_HEADERS)
-    headers: dict[str, str] = {}
-    body: list[bytes] = []
-    try:
-        while chunk := read(READ_SIZE):
-            for event in parser.parse(chunk):
-                if event is None:
-                    yield Part(headers, b"".join(body))
-                    headers, body = {}, []
-                elif isinstance(event, MultipartSegment):
-                    headers = {name.lower(): value for name, value in event.headerlist}
+    parser = _Parser(boundary.encode("latin-1"))
+    while chunk := read(READ_SIZE):
+        yield from parser.feed(chunk)
+    if not parser.done:
+        raise FormDataError("the multipart body ended before its closing boundary")
+
+
+_PREAMBLE, _HEADERS, _BODY, _DONE = range(4)
+
+
+class _Parser:
+    """The state of one answer's parse: `feed` takes each read's bytes, yields the parts completed."""
+
+    def __init__(self, boundary: bytes) -> None:
+        if not boundary or b"\r" in boundary or b"\n" in boundary:
+            raise FormDataError("malformed multipart body: invalid boundary")
+        self._delimiter = b"\r\n--" + boundary
+        self._state = _PREAMBLE
+        self._carry = b""  # bytes read but not yet placed: a partial line or delimiter
+        self._preamble = 0
+        self._headers: dict[str, str] = {}
+        self._header_count = 0
+        self._body: list[bytes | memoryview] = []
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    def feed(self, chunk: bytes) -> Iterator[Part]:
+        if self._state == _DONE:
+            return  # an epilogue, ignored
+        carry, self._carry = self._carry, b""
+        reach = len(self._delimiter) + 2  # a delimiter and the two bytes that say what follows
+        if not carry:
+            data, start = chunk, 0
+        elif self._state != _BODY or len(chunk) < reach:
+            data, start = carry + chunk, 0
+        else:
+            # Inside a body, the carry is a possible start of the delimiter (a few bytes):
+            # decide on it with the chunk's first bytes, rather than copy the whole chunk.
+            probe = carry + chunk[:reach]
+            at = probe.find(self._delimiter)
+            if at == -1 or at >= len(carry):
+                self._body.append(carry)
+                data, start = chunk, 0
+            else:
+                if at:
+                    self._body.append(carry[:at])
+                yield from self._delimited(probe, at)
+                if self._state == _DONE:
+                    return
+                data, start = chunk, at + reach - len(carry)
+        yield from self._run(data, start)
+
+    def _run(self, data: bytes, pos: int) -> Iterator[Part]:
+        view = memoryview(data)
+        delimiter = self._delimiter
+        size = len(data)
+        while pos < size:
+            state = self._state
+            if state == _BODY:
+                at = data.find(delimiter, pos)
+                if at == -1:
+                    # Keep back what may be the start of a delimiter cut off by the read.
+                    keep = data.rfind(b"\r", max(pos, size - len(delimiter) + 1))
+                    if keep != -1 and delimiter.startswith(data[keep:]):
+                        if keep > pos:
+                            self._body.append(view[pos:keep])
+                        self._carry = data[keep:]
+                    else:
+                        self._body.append(view[pos:] if pos else data)
+                    return
+                if at > pos:
+                    self._body.append(view[pos:at])
+                if at + len(delimiter) + 2 > size:
+                    self._carry = data[at:]  # what follows the delimiter is not in yet
+                    return
+                yield from self._delimited(data, at)
+                pos = at + len(delimiter) + 2
+            elif state == _HEADERS:
+                end = data.find(b"\r\n", pos)
+                if end == -1:
+                    if size - pos > MAX_HEADER_LINE:
+                        raise FormDataError("malformed multipart body: a part's header line is too long")
+                    self._carry = data[pos:]
+                    return
+                if end == pos:
+                    self._end_headers()
                 else:
-                    body.append(bytes(event))
-    except MultipartError as exc:
-        raise FormDataError(f"malformed multipart body: {exc}") from exc
-    try:
-        parser.close()
-    except MultipartError as exc:
-        raise FormDataError("the multipart body ended before its closing boundary") from exc
+                    self._header(data[pos:end])
+                pos = end + 2
+            elif state == _PREAMBLE:
+                opening = delimiter[2:]
+                at = data.find(opening, pos)
+                if at == -1 or at + len(opening) + 2 > size:
+                    keep = max(pos, size - len(opening) - 1) if at == -1 else at
+                    self._preamble += keep - pos
+                    if self._preamble > MAX_PREAMBLE:
+                        raise FormDataError("malformed multipart body: no boundary where the body starts")
+                    self._carry = data[keep:]
+                    return
+                if at and (at < 2 or data[at - 2:at] != b"\r\n"):
+                    raise FormDataError("malformed multipart body: unexpected bytes in front of the first boundary")
+                self._after_delimiter(data[at + len(opening):at + len(opening) + 2])
+                pos = at + len(opening) + 2
+                if self._state == _DONE:
+                    return
+            else:
+                return
+
+    def _delimited(self, data: bytes, at: int) -> Iterator[Part]:
+        """The delimiter at ``at`` of ``data`` (its two following bytes included) ends the part
+        being read: yield it, and go on to the next part's headers or to the end."""
+        body, self._body = self._body, []
+        headers, self._headers = self._headers, {}
+        self._header_count = 0
+        tail = data[at + len(self._delimiter):at + len(self._delimiter) + 2]
+        self._after_delimiter(tail)
+        yield Part(headers, b"".join(body))
+
+    def _after_delimiter(self, tail: bytes) -> None:
+        if tail == b"\r\n":
+            self._state = _HEADERS
+        elif tail == b"--":
+            self._state = _DONE
+        else:
+            raise FormDataError("malformed multipart body: unexpected bytes after a boundary")
+
+    def _header(self, line: bytes) -> None:
+        if len(line) > MAX_HEADER_LINE:
+            raise FormDataError("malformed multipart body: a part's header line is too long")
+        self._header_count += 1
+        if self._header_count > MAX_PART_HEADERS:
+            raise FormDataError(f"malformed multipart body: a part has more than {MAX_PART_HEADERS} headers")
+        text = line.decode("latin-1")
+        name, colon, value = text.partition(":")
+        name = name.strip()
+        if not colon or not name or name != name.split()[0] or "\n" in text:
+            raise FormDataError("malformed multipart body: a part's header line is malformed")
+        self._headers[name.lower()] = value.strip(" \t")
+
+    def _end_headers(self) -> None:
+        disposition = self._headers.get("content-disposition", "")
+        if disposition.split(";", 1)[0].strip().lower() != "form-data":
+            raise FormDataError("malformed multipart body: a part has no content-disposition: form-data")
+        self._state = _BODY

@@ -55,11 +55,11 @@ def test_a_part_is_yielded_once_its_closing_delimiter_is_in():
 @pytest.mark.parametrize("body, message", [
     (b"", "ended before"),
     (b"no boundary here", "ended before"),
-    (f"--{BOUNDARY}\r\nx: 1\r\n\r\nbody\r\n--{BOUNDARY}--".encode(), "(?i)content-disposition"),
+    (f"--{BOUNDARY}\r\nx: 1\r\n\r\nbody\r\n--{BOUNDARY}--".encode(), "content-disposition"),
     (f"--{BOUNDARY}\r\ncontent-disposition: form-data\r\nbad header\r\n\r\n\r\n--{BOUNDARY}--".encode(), "malformed"),
-    (f"--{BOUNDARY}xx".encode(), "after first boundary"),
+    (f"--{BOUNDARY}xx".encode(), "after a boundary"),
     (f"--{BOUNDARY}\r\ncontent-disposition: form-data\r\n\r\nbody".encode(), "ended before"),
-    (f"junk--{BOUNDARY}\r\n".encode(), "ended before"),  # junk is a preamble; no boundary follows
+    (f"junk--{BOUNDARY}\r\n".encode(), "in front of the first boundary"),
 ])
 def test_malformed_or_cut_off_bodies_raise(body, message):
     with pytest.raises(formdata.FormDataError, match=message):
@@ -69,5 +69,5 @@ def test_malformed_or_cut_off_bodies_raise(body, message):
 def test_too_many_headers_raise():
     headers = {f"x-h{i}": "v" for i in range(formdata.MAX_PART_HEADERS)}
     data = formdata.encode([(headers, b"x")], BOUNDARY)
-    with pytest.raises(formdata.FormDataError, match="header count"):
+    with pytest.raises(formdata.FormDataError, match="more than"):
         list(formdata.parts(read_in(data, [1 << 20]), BOUNDARY))
