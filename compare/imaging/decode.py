@@ -13,8 +13,8 @@ from .png import AVAILABLE as _FAST_PNG_AVAILABLE
 from .png import decode_png, fast_size, with_adler32_made_right
 
 FAST_PNG_DECODER: bool = _FAST_PNG_AVAILABLE
-"""Whether the fast PNG decoder (`compare.imaging.png.decode_png`: Wuffs, from the optional pywuffs)
-is installed and used for the PNGs whose pixels it gives exactly as Pillow does."""
+"""Whether the fast PNG decoder (`compare.imaging.png.decode_png`: Wuffs, compiled at install) was
+built, and so is used for the PNGs whose pixels it gives exactly as Pillow does."""
 
 ImageInput = bytes | bytearray | memoryview | Image.Image | np.ndarray
 """Encoded image bytes (PNG, JPEG, WebP...), a PIL image of any mode, or an HxWx4 uint8 array."""
