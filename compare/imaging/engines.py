@@ -33,7 +33,7 @@ class Engine:
 
     def check_options(self, names: Iterable[str]) -> None:
         """Raise ValueError naming the options in ``names`` this engine does not take."""
-        unknown = sorted(set(names) - self.options)
+        unknown = sorted(set(names) - self.options) if names else []
         if unknown:
             raise ValueError(f"engine {self.name!r} has no option {', '.join(unknown)}")
 

@@ -255,6 +255,8 @@ def mark_outside_overlap(
 ) -> int:
     """Set every pixel outside the overlap (bar ignored ones); return how many were set."""
     height, width = mask.shape
+    if (ow, oh) == (width, height):
+        return 0
     total = 0
     for rows, cols, x_off, y_off in (
         (slice(None), slice(ow, None), ow, 0),

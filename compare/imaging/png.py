@@ -82,41 +82,44 @@ def fast_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
     parses it, and refuses it where it must)."""
     if not AVAILABLE:
         return None
-    view = memoryview(data)
-    size = _eligible_size(view)
-    if size is None or _IHDR.unpack_from(view, 16)[4:] not in ((0, 0, 0), (0, 0, 1)):
-        return None  # compression and filter method 0, interlace none or Adam7, as Pillow requires
-    for kind, start, length in _chunks(view):
-        if kind == b"IDAT":
-            return size
-        fixed = _PLAIN_CHUNKS.get(kind, -1)
-        if fixed == -1 or (fixed is not None and length != fixed) or start + length + 4 > len(view):
-            return None
-        stored = int.from_bytes(view[start + length:start + length + 4], "big")
-        if zlib.crc32(view[start:start + length], zlib.crc32(kind)) != stored:
-            return None
-    return None
+    return _eligible_size(memoryview(data), pillow_header=True)
 
 
-def _eligible_size(data: memoryview) -> tuple[int, int] | None:
+def _eligible_size(data: memoryview, *, pillow_header: bool = False) -> tuple[int, int] | None:
     """(width, height) of a PNG whose pixels Wuffs gives as Pillow does, from its IHDR and the
     kinds of its chunks (tRNS and acTL, and whether a tRNS comes after an IDAT); None for any
-    other."""
+    other. With ``pillow_header``, also None unless Pillow's header parse would accept it as
+    it is: the methods Pillow requires, and before the first IDAT only `_PLAIN_CHUNKS`, each
+    with a right checksum (one walk over the chunks checks both)."""
     if data[:8] != SIGNATURE or len(data) < 8 + 12 + _IHDR.size:
         return None
     length, kind = _CHUNK_HEAD.unpack_from(data, 8)
     if kind != b"IHDR" or length != _IHDR.size:
         return None
-    width, height, depth, colour, _, _, _ = _IHDR.unpack_from(data, 16)
+    width, height, depth, colour, compression, filtering, interlace = _IHDR.unpack_from(data, 16)
     if (colour, depth) not in _SAME_AS_PILLOW:
         return None
+    if pillow_header and (compression, filtering, interlace) not in ((0, 0, 0), (0, 0, 1)):
+        return None  # compression and filter method 0, interlace none or Adam7, as Pillow requires
     image_data = False
-    for kind, _, _ in _chunks(data):
+    for kind, start, length in _chunks(data):
         if kind == b"IDAT":
             image_data = True
         elif kind == b"acTL" or (kind == b"tRNS" and (colour != _PALETTE or image_data)):
             return None
+        if pillow_header and not image_data and not _plain(data, kind, start, length):
+            return None
     return (width, height) if image_data else None
+
+
+def _plain(data: memoryview, kind: bytes, start: int, length: int) -> bool:
+    """Whether a chunk before the image data is one of `_PLAIN_CHUNKS`, whole and of the right
+    length, with a right checksum."""
+    fixed = _PLAIN_CHUNKS.get(kind, -1)
+    if fixed == -1 or (fixed is not None and length != fixed) or start + length + 4 > len(data):
+        return False
+    stored = int.from_bytes(data[start + length:start + length + 4], "big")
+    return zlib.crc32(data[start:start + length], zlib.crc32(kind)) == stored
 
 
 def _chunks(data: memoryview) -> Iterator[tuple[bytes, int, int]]:
@@ -185,18 +188,35 @@ def encode_mask(mask: np.ndarray) -> bytes:
     """A bool HxW mask as a 1-bit greyscale PNG, True as white (255 decoded to 8 bits).
 
     Rows are bit-packed and left unfiltered, and zlib level 1 compresses them: a mask is mostly
-    long runs, which filters do not shorten.
+    long runs, which filters do not shorten. The rows of a small mask are stored as they are
+    (`_zlib_stored`): starting a compressor costs more than the bytes it would save.
     """
     height, width = mask.shape
     row_bytes = -(-width // 8) + 1
     if mask.any():
         rows = np.zeros((height, row_bytes), dtype=np.uint8)
         rows[:, 1:] = np.packbits(mask, axis=1)
-        data = zlib.compress(rows.data, 1)  # the array's buffer, not copied
+        if rows.size <= _STORED_MASK_BYTES:
+            data = _zlib_stored(rows.tobytes())
+        else:
+            data = zlib.compress(rows.data, 1)  # the array's buffer, not copied
     else:  # an unchanged pair's mask: every byte (filter types included) is 0
         data = _zlib_zeros(height * row_bytes)
     header = _IHDR.pack(width, height, 1, 0, 0, 0, 0)
     return b"".join((SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", data), _END))
+
+
+_STORED_MASK_BYTES = 4096
+"""Masks of at most this many bytes of rows are stored uncompressed. zlib's compressor costs
+3 us to start where freed memory is reused, 50 us where each start maps and faults in its
+fresh state (glibc's defaults), against 0.3 us for a stored block."""
+
+
+def _zlib_stored(raw: bytes) -> bytes:
+    """A zlib stream holding ``raw`` (at most 65,535 bytes) in one stored (uncompressed) block."""
+    length = len(raw)
+    return b"".join((b"\x78\x01\x01", length.to_bytes(2, "little"), (length ^ 0xFFFF).to_bytes(2, "little"),
+                     raw, zlib.adler32(raw).to_bytes(4, "big")))
 
 
 _ZERO_RUN = 1 << 16

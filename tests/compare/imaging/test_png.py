@@ -409,15 +409,20 @@ def test_ancillary_chunks_are_skipped() -> None:
     density=st.floats(0, 1),
 )
 @example(height=3, width=9, seed=0, density=0.0)  # nothing changed: the all-zero mask
+@example(height=105, width=300, seed=1, density=0.5)  # 4,095 bytes of rows: stored
+@example(height=106, width=300, seed=1, density=0.5)  # 4,134 bytes of rows: compressed
 def test_mask_round_trips_through_pillow(
     height: int, width: int, seed: int, density: float
 ) -> None:
     mask = np.random.default_rng(seed).random((height, width)) < density
 
-    decoded = Image.open(io.BytesIO(encode_mask(mask)))
+    png = encode_mask(mask)
+    decoded = Image.open(io.BytesIO(png))
 
     assert (decoded.mode, decoded.size) == ("1", (width, height))
     assert np.array_equal(np.asarray(decoded.convert("L")) == 255, mask)
+    length = struct.unpack_from(">I", png, 33)[0]
+    zlib.decompress(png[41 : 41 + length])  # a whole zlib stream with a right Adler-32
 
 
 @pytest.mark.parametrize("height, width", [
