@@ -61,6 +61,7 @@ def test_chunks_before_the_image_data_give_the_pillow_paths_outcome(chunks, bad_
     assert _outcome(data, fast=True) == _outcome(data, fast=False)
 
 
+@pytest.mark.usefixtures("fast_decoder")
 def test_a_plain_screenshot_png_is_sized_without_pillow(monkeypatch) -> None:
     png = _png(7, 3)
     assert fast_size(png) == (7, 3)
