@@ -9,6 +9,7 @@ not, the Python code then taking its pure fallback:
 
 import hashlib
 import io
+import os
 import platform
 import sys
 import tarfile
@@ -26,8 +27,9 @@ WUFFS_FLAGS = [] if sys.platform == "win32" else ["-O3"]
 def _x86_features() -> list[str]:
     """Compiler flags for the SIMD features Wuffs would otherwise ask the CPU for with cpuid on
     every decode (costly where cpuid traps to a hypervisor: 8 us a call, 50 us a small PNG), as
-    far as this Linux machine's CPU has them; the extension is built for the machine it runs on."""
-    if platform.machine() not in ("x86_64", "AMD64"):
+    far as this Linux machine's CPU has them: the extension is then for CPUs that have them all.
+    SNAPCOMPARE_PORTABLE_BUILD=1 leaves them out, for a wheel that runs on any x86-64."""
+    if platform.machine() not in ("x86_64", "AMD64") or os.environ.get("SNAPCOMPARE_PORTABLE_BUILD") == "1":
         return []
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
