@@ -19,8 +19,9 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
-# Contraction off: no fused multiply-add may round pixelmatch's arithmetic differently.
-SCAN_FLAGS = [] if sys.platform == "win32" else ["-O2", "-ffp-contract=off"]
+# Contraction off: no fused multiply-add may round pixelmatch's arithmetic differently; the scan
+# reads RGBA bytes as packed 32-bit pixels, which strict aliasing would not allow.
+SCAN_FLAGS = [] if sys.platform == "win32" else ["-O2", "-ffp-contract=off", "-fno-strict-aliasing"]
 WUFFS_FLAGS = [] if sys.platform == "win32" else ["-O3"]
 
 
@@ -48,13 +49,15 @@ WUFFS_RELEASE = (
 )
 WUFFS_RELEASE_SHA256 = "5a9fd8a5026badf9e133940cee87ad58bd5cb4cd5264b9c46b607cb34e2bb9ab"
 WUFFS_FILE = "wuffs-unsupported-snapshot.c"
+WUFFS_FILE_SHA256 = "2bf34180305c775cb46654d1279132f1cde5ed29e86c8b46f4f0b4f67622fee2"
 WUFFS_DIR = Path(__file__).resolve().parent / "build" / "wuffs"
 
 
 def wuffs_source() -> Path | None:
-    """The folder holding Wuffs' C file, fetched if it is not there yet; None when it cannot be."""
+    """The folder holding Wuffs' C file, fetched if it is not there yet (or not the one pinned);
+    None when it cannot be."""
     target = WUFFS_DIR / WUFFS_FILE
-    if target.exists():
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == WUFFS_FILE_SHA256:
         return WUFFS_DIR
     try:
         with urllib.request.urlopen(WUFFS_RELEASE, timeout=120) as response:
@@ -69,6 +72,10 @@ def wuffs_source() -> Path | None:
         member = archive.extractfile(f"pywuffs-2.0.1/libs/wuffs/release/c/{WUFFS_FILE}")
         assert member is not None  # the archive's sha256 is the one checked above
         source = member.read()
+    if hashlib.sha256(source).hexdigest() != WUFFS_FILE_SHA256:
+        warnings.warn(f"{WUFFS_FILE} in {WUFFS_RELEASE} has another sha256: PNGs will be decoded by Pillow",
+                      stacklevel=1)
+        return None
     WUFFS_DIR.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
     partial.write_bytes(source)

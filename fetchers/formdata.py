@@ -176,7 +176,9 @@ class _Parser:
                 opening = delimiter[2:]
                 at = data.find(opening, pos)
                 if at == -1 or at + len(opening) + 2 > size:
-                    keep = max(pos, size - len(opening) - 1) if at == -1 else at
+                    # Keep what may be the opening and, for the check below, the two bytes
+                    # before it.
+                    keep = max(pos, size - len(opening) - 3) if at == -1 else max(pos, at - 2)
                     self._preamble += keep - pos
                     if self._preamble > MAX_PREAMBLE:
                         raise FormDataError("malformed multipart body: no boundary where the body starts")

@@ -107,6 +107,8 @@ def _eligible_size(data: memoryview, *, pillow_header: bool = False) -> tuple[in
             image_data = True
         elif kind == b"acTL" or (kind == b"tRNS" and (colour != _PALETTE or image_data)):
             return None
+        elif kind == b"IHDR" and start != 16:
+            return None  # a second header: Wuffs refuses it, and Pillow would read its size
         if pillow_header and not image_data and not _plain(data, kind, start, length):
             return None
     return (width, height) if image_data else None

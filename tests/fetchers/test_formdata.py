@@ -71,3 +71,18 @@ def test_too_many_headers_raise():
     data = formdata.encode([(headers, b"x")], BOUNDARY)
     with pytest.raises(formdata.FormDataError, match="more than"):
         list(formdata.parts(read_in(data, [1 << 20]), BOUNDARY))
+
+
+@pytest.mark.parametrize("preamble", [b"", b"\r\n", b"junk\r\n", b"junk"])
+def test_what_comes_before_the_first_boundary_is_judged_alike_wherever_the_reads_split(preamble):
+    # A preamble ends with a line break before the boundary (RFC 2046); bytes that run into
+    # the boundary are refused, however the reads fall around it.
+    data = preamble + answer(b"hello")
+    outcomes = set()
+    for cut in range(1, len(preamble) + len(BOUNDARY) + 8):
+        try:
+            outcomes.add(tuple(part.body for part in formdata.parts(read_in(data, [cut, 1 << 20]), BOUNDARY)))
+        except formdata.FormDataError as exc:
+            assert "in front of the first boundary" in str(exc)
+            outcomes.add(("refused",))
+    assert outcomes == ({("refused",)} if preamble == b"junk" else {(b"hello",)})

@@ -355,6 +355,18 @@ def _random_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
+def test_pixelmatch_takes_arrays_that_start_between_two_pixels() -> None:
+    # A C-contiguous view at an odd byte offset, as diff_images accepts: both scans agree.
+    first, second = _random_pair(np.random.default_rng(5))
+    height, width = first.shape[:2]
+    shifted = [np.frombuffer(b"\0" + img.tobytes(), np.uint8)[1:].reshape(height, width, 4)
+               for img in (first, second)]
+    assert all(img.ctypes.data % 4 for img in shifted)
+    got = pixelmatch.scan(*shifted, (width, height), threshold=0.1, antialiasing=True)
+    want = _vectorised(pixelmatch.scan, first, second, (width, height), threshold=0.1, antialiasing=True)
+    assert np.array_equal(got.mask, want.mask) and got.changed_pixels == want.changed_pixels
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "vectorised"])
 @settings(max_examples=400, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), threshold=st.sampled_from([0.0, 0.05, 0.1, 0.3, 1.0]),

@@ -61,6 +61,19 @@ def test_chunks_before_the_image_data_give_the_pillow_paths_outcome(chunks, bad_
     assert _outcome(data, fast=True) == _outcome(data, fast=False)
 
 
+def test_a_second_header_leaves_the_size_to_pillow() -> None:
+    # The first IHDR says 1x1, a second one (its checksum right) the size of the image data:
+    # the size is not taken from the first, so the pixel limit sees the size Pillow decodes.
+    png = _png(30, 20)
+    small = _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
+    data = png[:8] + small + png[8:]
+    assert fast_size(data) is None
+    opened = open_image(data)
+    assert opened.size == (30, 20)
+    assert opened.rgba().shape == (20, 30, 4)
+    assert _outcome(data, fast=True) == _outcome(data, fast=False)
+
+
 @pytest.mark.usefixtures("fast_decoder")
 def test_a_plain_screenshot_png_is_sized_without_pillow(monkeypatch) -> None:
     png = _png(7, 3)
