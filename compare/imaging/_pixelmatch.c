@@ -15,13 +15,14 @@
 #include <string.h>
 
 typedef struct {
-    const uint8_t *img;  /* RGBA bytes of the canvas tested */
-    const uint32_t *a32; /* packed pixels of the two canvases, in pixelmatch's order */
-    const uint32_t *b32;
+    const uint8_t *img; /* RGBA bytes of the canvas tested */
+    const uint8_t *a;   /* the two canvases, in pixelmatch's order */
+    const uint8_t *b;
     Py_ssize_t width, height;
     int checkerboard;
 } Canvas;
 
+/* The packed pixel at byte p (any alignment). */
 static inline uint32_t load32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -75,16 +76,16 @@ static inline double yiq_delta(const uint8_t *p, const uint8_t *q, Py_ssize_t k,
 }
 
 /* Whether the pixel (x1, y1) has 3+ neighbours with its packed value; the border counts as one. */
-static int many_siblings(const uint32_t *img, Py_ssize_t x1, Py_ssize_t y1, Py_ssize_t width,
+static int many_siblings(const uint8_t *img, Py_ssize_t x1, Py_ssize_t y1, Py_ssize_t width,
                          Py_ssize_t height) {
     Py_ssize_t x0 = x1 > 0 ? x1 - 1 : 0, y0 = y1 > 0 ? y1 - 1 : 0;
     Py_ssize_t x2 = x1 + 1 < width ? x1 + 1 : width - 1, y2 = y1 + 1 < height ? y1 + 1 : height - 1;
-    uint32_t value = img[y1 * width + x1];
+    uint32_t value = load32(img + (y1 * width + x1) * 4);
     int zeroes = (x1 == x0 || x1 == x2 || y1 == y0 || y1 == y2) ? 1 : 0;
     for (Py_ssize_t x = x0; x <= x2; x++) {
         for (Py_ssize_t y = y0; y <= y2; y++) {
             if (x == x1 && y == y1) continue;
-            zeroes += value == img[y * width + x];
+            zeroes += value == load32(img + (y * width + x) * 4);
             if (zeroes > 2) return 1;
         }
     }
@@ -126,10 +127,10 @@ static int antialiased(const Canvas *c, Py_ssize_t x1, Py_ssize_t y1) {
         }
     }
     if (min == 0.0 || max == 0.0) return 0;
-    return (many_siblings(c->a32, min_x, min_y, width, height) &&
-            many_siblings(c->b32, min_x, min_y, width, height)) ||
-           (many_siblings(c->a32, max_x, max_y, width, height) &&
-            many_siblings(c->b32, max_x, max_y, width, height));
+    return (many_siblings(c->a, min_x, min_y, width, height) &&
+            many_siblings(c->b, min_x, min_y, width, height)) ||
+           (many_siblings(c->a, max_x, max_y, width, height) &&
+            many_siblings(c->b, max_x, max_y, width, height));
 }
 
 typedef struct {
@@ -140,15 +141,14 @@ typedef struct {
 static void scan_overlap(const uint8_t *a, const uint8_t *b, uint8_t *mask, const uint8_t *ignore,
                          Py_ssize_t width, Py_ssize_t height, Py_ssize_t ow, Py_ssize_t oh,
                          double max_delta, int antialiasing, int checkerboard, Totals *t) {
-    const uint32_t *a32 = (const uint32_t *)a, *b32 = (const uint32_t *)b;
-    Canvas in_a = {a, a32, b32, width, height, checkerboard};
-    Canvas in_b = {b, b32, a32, width, height, checkerboard};
+    Canvas in_a = {a, a, b, width, height, checkerboard};
+    Canvas in_b = {b, b, a, width, height, checkerboard};
     for (Py_ssize_t y = 0; y < oh; y++) {
         Py_ssize_t row = y * width;
         if (memcmp(a + row * 4, b + row * 4, (size_t)ow * 4) == 0) continue;
         for (Py_ssize_t x = 0; x < ow; x++) {
             Py_ssize_t i = row + x;
-            if (a32[i] == b32[i] || (ignore != NULL && ignore[i])) continue;
+            if (load32(a + i * 4) == load32(b + i * 4) || (ignore != NULL && ignore[i])) continue;
             if (!(yiq_delta(a + i * 4, b + i * 4, i * 4, checkerboard) > max_delta)) continue;
             if (antialiasing && (antialiased(&in_a, x, y) || antialiased(&in_b, x, y))) {
                 t->antialiased++;
@@ -206,10 +206,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_ssize_t pixels = width * height;
-    if ((uintptr_t)a.buf % 4 || (uintptr_t)b.buf % 4) {
-        PyErr_SetString(PyExc_ValueError, "a and b must be aligned to 4 bytes");
-        goto done;
-    }
     if (!check_length(&a, pixels * 4, "a") || !check_length(&b, pixels * 4, "b") ||
         !check_length(&mask, pixels, "mask") || (have_ignore && !check_length(&ignore, pixels, "ignore")))
         goto done;

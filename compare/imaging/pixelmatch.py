@@ -69,8 +69,6 @@ def scan(
     max_delta = MAX_YIQ_DELTA * float(threshold) * float(threshold)
     if COMPILED_SCAN and _compiled is not None:
         check_inputs(a, b, ignore)
-        # The compiled scan reads whole pixels: a view starting between two is copied first.
-        a, b = (img if img.ctypes.data % 4 == 0 else img.copy() for img in (a, b))
         mask = np.zeros((height, width), dtype=bool)
         changed, aa, box = _compiled.scan(a, b, mask, ignore, width, height, *overlap, max_delta,
                                           antialiasing, checkerboard)
