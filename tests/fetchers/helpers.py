@@ -47,7 +47,14 @@ def threads_left(before: set[threading.Thread]) -> list[str]:
     given until `PATIENCE` has passed to end."""
     deadline = time.monotonic() + PATIENCE
     for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
+        while True:
+            try:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                break
+            except RuntimeError:  # listed while still being started: join refuses it yet
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
     return [thread.name for thread in set(threading.enumerate()) - before]
 
 
