@@ -66,6 +66,9 @@ def runner_threads() -> list[str]:
 QUICK_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.01, max_backoff=0.05, max_retry_after=2)
 """Retries that cost a test little time."""
 
+FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
+"""Retries with no backoff at all, for fakes that fail on purpose."""
+
 
 def unavailable(store: BlobFetcher) -> StoreUnavailable:
     """The `StoreUnavailable` a batch of 200 keys over ``store`` ends in."""

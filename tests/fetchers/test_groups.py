@@ -17,9 +17,10 @@ from fetchers.errors import BatchUnsupported
 from fetchers.protocol import ManyFetcher
 from testing.waiting import PATIENCE, wait_until
 
+from .helpers import FAST_RETRY
+
 pytestmark = pytest.mark.unit
 
-FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
 SIZE = 1_000
 
 

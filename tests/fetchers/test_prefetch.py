@@ -24,9 +24,9 @@ from fetchers import (
 )
 from testing.waiting import PATIENCE, wait_until
 
-pytestmark = pytest.mark.unit
+from .helpers import FAST_RETRY
 
-FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
+pytestmark = pytest.mark.unit
 
 
 def blob_for(key: str) -> bytes:

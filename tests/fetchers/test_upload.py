@@ -14,16 +14,15 @@ from hypothesis import strategies as st
 from fetchers import (
     BatchUploader,
     FetchError,
-    RetryPolicy,
     StoredBlob,
     StoreUnavailable,
     WriteError,
 )
 from testing.waiting import wait_until
 
-pytestmark = pytest.mark.unit
+from .helpers import FAST_RETRY
 
-FAST_RETRY = RetryPolicy(max_attempts=4, base_backoff=0.0, max_backoff=0.0)
+pytestmark = pytest.mark.unit
 
 
 def sha(data: bytes) -> str:
