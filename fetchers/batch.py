@@ -10,6 +10,7 @@ for stores that answer many keys at once, with the same promises per key.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import queue
 import random
@@ -88,8 +89,9 @@ connection carries per round trip is bounded by its window, so a large answer go
 over a few."""
 
 MIN_GROUP = 100
-"""Keys a queue is split into requests of, at least: fewer go in one request, so that the
-waves of a streaming call refilling its look-ahead cost a request each, not several."""
+"""Keys a request carries at least, unless fewer are queued (or the fetcher's limit or the
+expected bytes allow fewer): a queue goes in at most ``len(queue) // MIN_GROUP`` requests (in
+one below twice this), so that they cost at most one request per `MIN_GROUP` keys."""
 
 REFILL_AT = 0.75
 """While keys go in groups, a streaming call that has filled its look-ahead admits keys again
@@ -371,10 +373,10 @@ class BatchRunner:
         if self._closed.is_set():
             raise RuntimeError(f"{type(self).__name__} is closed")
         started = time.monotonic()
-        ordered: dict[str, None] = {}
-        for key in keys:
-            stats.keys_requested += 1
-            ordered.setdefault(key, None)
+        listed = list(keys)
+        stats.keys_requested += len(listed)
+        ordered = dict.fromkeys(listed)
+        del listed  # the call holds on to the unique keys only
         stats.unique_keys = len(ordered)
         health = _StoreHealth(self.fail_fast_after, len(ordered))
         todo = iter(ordered)
@@ -385,33 +387,39 @@ class BatchRunner:
             self._waiting.add(done)
         refill = True  # below the bounds, and keys go one a request or it refills from low water
         fresh: list[_Entry] = []  # keys admitted for groups, not yet handed to them
+        woken = True  # the store has just answered: what the fail-fast rule held back may go now
 
-        def room(share: float) -> bool:
-            return ((max_pending is None or len(held) < max_pending * share)
-                    and (max_bytes is None or self._bytes_allow_more(ahead, len(held), int(max_bytes * share))))
+        def room(share: float) -> int | None:
+            """How many more keys fit the bounds scaled by ``share``; None: no bound."""
+            fits = None if max_pending is None else math.ceil(max_pending * share) - len(held)
+            if max_bytes is not None:
+                fits = _least(fits, self._bytes_room(ahead, len(held), int(max_bytes * share)))
+            return fits
 
         try:
             while True:
                 grouped = groups is not None and groups.on
-                refill = refill or not grouped or room(REFILL_AT)
-                while (
-                    refill
-                    and room(1.0)
-                    and (grouped or self._answered.is_set() or not health.needed or len(held) < health.needed)
-                ):
-                    admitted = next(todo, None)
-                    if admitted is None:
+                refill = refill or not grouped or _some(room(REFILL_AT))
+                while refill:
+                    fits = room(1.0)
+                    if not (grouped or self._answered.is_set() or not health.needed):
+                        fits = _least(fits, health.needed - len(held))
+                    admitted = list(itertools.islice(todo, fits)) if _some(fits) else []
+                    if not admitted:
                         break
-                    held[admitted] = self._join(admitted, stats, job, groups, fresh)
-                    held[admitted].future.add_done_callback(functools.partial(_report_done, done, admitted, ahead))
-                refill = room(1.0)
-                if groups is not None:
+                    # All in one go, so that other threads see the runner's lock taken once.
+                    for key, flight in zip(admitted, self._join(admitted, stats, job, groups, fresh), strict=True):
+                        held[key] = flight
+                        flight.future.add_done_callback(functools.partial(_report_done, done, key, ahead))
+                refill = _some(room(1.0))
+                if groups is not None and (fresh or woken):
                     groups.add(fresh)  # all at once, so that they go in one request
                     fresh = []
                     groups.dispatch()
                 if not held:
                     break
                 item = done.get()
+                woken = item is None
                 if item is None:  # the store answered: more may start now
                     continue
                 key, future = item
@@ -433,9 +441,9 @@ class BatchRunner:
                 self._release(key, flight.future, cancel=True)
             stats.wall_time = time.monotonic() - started
 
-    def _bytes_allow_more(self, ahead: _Ahead, held: int, max_bytes: int) -> bool:
-        """Whether one more fetch fits ``max_bytes`` ahead of the consumer, ``held`` keys being
-        held or run now.
+    def _bytes_room(self, ahead: _Ahead, held: int, max_bytes: int) -> int | None:
+        """How many more fetches fit ``max_bytes`` ahead of the consumer, ``held`` keys being
+        held or run now; None: no bound.
 
         Finished fetches count at their size, unfinished ones at the mean size of those the
         call has fetched; until a size is known, no more fetches are started than the workers
@@ -444,35 +452,43 @@ class BatchRunner:
         held_bytes, finished, mean = ahead.state()
         unfinished = held - finished
         if mean is None:
-            return unfinished < self.max_workers
-        return held_bytes + unfinished * mean < max_bytes
+            return self.max_workers - unfinished
+        if not mean:
+            return None
+        return -(-(max_bytes - held_bytes - unfinished * mean) // mean)  # the ceiling
 
     def _join(
-        self, key: str, stats: CallStats, job: Job, groups: Groups | None = None, fresh: list[_Entry] | None = None
-    ) -> _Flight:
-        """Return the flight running ``key``, starting one unless one is under way: a job of
-        its own, or, while ``groups`` is on, an entry appended to ``fresh`` for the caller to
-        hand to ``groups``."""
+        self, keys: list[str], stats: CallStats, job: Job, groups: Groups | None, fresh: list[_Entry]
+    ) -> list[_Flight]:
+        """The flight running each of ``keys``, starting one for each that has none under way:
+        a job of its own, or, while ``groups`` is on, an entry appended to ``fresh`` for the
+        caller to hand to ``groups``."""
+        flights = []
         with self._lock:
-            flight = self._flights.get(key)
-            if flight is not None:
-                flight.holders += 1
-                stats.shared += 1
-                return flight
-            stop = threading.Event()
-            if self._closed.is_set():
-                flight = _Flight(Future[Any](), stop)
-                flight.future.cancel()
-                flight.future.set_running_or_notify_cancel()
-                return flight
-            if groups is not None and groups.on and fresh is not None:
-                entry = _Entry(key, stats, stop, ends_at=time.monotonic() + self.deadline)
-                fresh.append(entry)
-                flight = _Flight(entry.future, stop)
-            else:
-                flight = _Flight(self._executor_locked().submit(job, key, stats, stop), stop)
-            self._flights[key] = flight
-            return flight
+            grouped = groups is not None and groups.on
+            for key in keys:
+                flight = self._flights.get(key)
+                if flight is not None:
+                    flight.holders += 1
+                    stats.shared += 1
+                    flights.append(flight)
+                    continue
+                stop = threading.Event()
+                if self._closed.is_set():
+                    flight = _Flight(Future[Any](), stop)
+                    flight.future.cancel()
+                    flight.future.set_running_or_notify_cancel()
+                    flights.append(flight)
+                    continue
+                if grouped:
+                    entry = _Entry(key, stats, stop, ends_at=time.monotonic() + self.deadline)
+                    fresh.append(entry)
+                    flight = _Flight(entry.future, stop)
+                else:
+                    flight = _Flight(self._executor_locked().submit(job, key, stats, stop), stop)
+                self._flights[key] = flight
+                flights.append(flight)
+        return flights
 
     def _executor_locked(self) -> ThreadPoolExecutor:
         """The workers, started on first use; the caller holds the lock and the runner is open."""
@@ -630,7 +646,8 @@ class Groups:
     is retried alone (in a later request, after its backoff), each retry taken from the budget;
     a request that fails as a whole is retried once for all its keys not answered yet, as one
     retry from the budget, since it was one request. What is queued is sent at once, spread
-    over up to `GROUP_SPREAD` requests (no more than the workers free). The fail-fast rule
+    evenly over up to `GROUP_SPREAD` requests of at least `MIN_GROUP` keys each (no more
+    requests than the workers free). The fail-fast rule
     counts requests here, not keys: until the store has answered, at most the runner's
     ``fail_fast_after`` requests are out (each carrying its share of the keys), so a call costs
     no round trip of its own to learn that the store is there. Once ``run`` raises
@@ -661,6 +678,7 @@ class Groups:
         self._running = 0  # group requests on the workers
         self._size = 0  # the size of request the keys queued for a free slot were cut for
         self._timer = False  # a worker waits for the first queued retry to fall due
+        self._sizes = threading.Lock()  # guards the two below, which answers update
         self._fetched_bytes = 0
         self._fetched = 0
         self.note = ""
@@ -728,11 +746,14 @@ class Groups:
             free = min(free, runner.fail_fast_after - self._running)  # fail fast, counted in requests
         if not ready or free <= 0:
             return []
-        size = min(limit, max(MIN_GROUP, math.ceil(len(ready) / GROUP_SPREAD)))
-        if self._max_bytes is not None and self._fetched:
-            size = min(size, max(1, self._max_bytes * self._fetched // self._fetched_bytes))
+        size = min(limit, math.ceil(len(ready) / max(1, min(GROUP_SPREAD, len(ready) // MIN_GROUP))))
+        with self._sizes:
+            fetched, fetched_bytes = self._fetched, self._fetched_bytes
+        if self._max_bytes is not None and fetched_bytes:  # none yet, or all empty: no estimate
+            size = min(size, max(1, self._max_bytes * fetched // fetched_bytes))
         size = max(size, min(self._size, limit))
-        groups = [ready[start:start + size] for start in range(0, len(ready), size)]
+        count = math.ceil(len(ready) / size)  # as even as they go: none far smaller than the rest
+        groups = [ready[i * len(ready) // count:(i + 1) * len(ready) // count] for i in range(count)]
         self._size = size if len(groups) > free else 0
         return groups[:free]
 
@@ -899,7 +920,7 @@ class Groups:
             return
         runner.budget.record_success(retried=entry.retries > 0)
         if isinstance(value, (bytes, bytearray, memoryview)):
-            with runner._lock:
+            with self._sizes:
                 self._fetched_bytes += len(value)
                 self._fetched += 1
         # The value first, then the word that the store answered: a streaming call's consumer
@@ -1019,6 +1040,16 @@ class _Ahead:
         with self._lock:
             mean = self._fetched_bytes // self._fetched if self._fetched else None
             return self._held_bytes, self._finished, mean
+
+
+def _least(bound: int | None, other: int | None) -> int | None:
+    """The tighter of two bounds, None being no bound."""
+    return other if bound is None else bound if other is None else min(bound, other)
+
+
+def _some(fits: int | None) -> bool:
+    """Whether a bound (None: no bound) leaves room for at least one more."""
+    return fits is None or fits > 0
 
 
 def _size(future: Future[Any]) -> int | None:

@@ -10,9 +10,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fetchers import BatchPrefetcher, BatchStats, BlobNotFound, FetchError, IntegrityError, RetryBudget, RetryPolicy
-from fetchers.batch import GROUP_SPREAD
+from fetchers.batch import GROUP_SPREAD, MIN_GROUP
 from fetchers.errors import BatchUnsupported
 from fetchers.protocol import ManyFetcher
 from testing.waiting import PATIENCE, wait_until
@@ -134,6 +136,19 @@ def test_every_unique_key_is_one_operation_in_few_requests():
     assert no_fetch_threads()
 
 
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(1, 2_500), workers=st.integers(1, 16))
+def test_a_queue_goes_in_few_even_requests_of_min_group_keys_or_more(count, workers):
+    fetcher = ScriptedMany()
+    with BatchPrefetcher(fetcher, max_workers=workers) as prefetcher:
+        result = prefetcher.fetch_all(keys(count))
+    assert len(result.blobs) == count
+    sizes = sorted(len(request) for request in fetcher.requests)
+    assert sum(sizes) == count
+    assert len(sizes) == max(1, min(GROUP_SPREAD, count // MIN_GROUP))
+    assert sizes[0] >= min(count, MIN_GROUP) and sizes[-1] - sizes[0] <= 1
+
+
 def test_until_the_store_answers_only_fail_fast_after_requests_are_out():
     release = threading.Event()
     fetcher = ScriptedMany(gate={key: release for key in keys(700)})
@@ -160,6 +175,22 @@ def test_a_request_never_exceeds_the_fetchers_batch_keys():
         result = prefetcher.fetch_all(keys(500))
     assert len(result.blobs) == 500
     assert max(len(request) for request in fetcher.requests) == 50
+
+
+def test_empty_blobs_size_no_request_by_bytes():
+    # Blobs of 0 bytes give no estimate of a request's bytes: requests go by count alone.
+    class Empty(ScriptedMany):
+        def fetch_many(self, batch):
+            for key, value in super().fetch_many(batch):
+                yield key, b"" if isinstance(value, bytes) else value
+
+    fetcher = Empty()
+    with BatchPrefetcher(fetcher, max_workers=4, max_batch_bytes=10 * SIZE) as prefetcher:
+        first = prefetcher.fetch_all(keys(20, prefix="first"))
+        result = prefetcher.fetch_all(keys(300))
+    assert first.blobs == dict.fromkeys(keys(20, prefix="first"), b"")
+    assert result.blobs == dict.fromkeys(keys(300), b"") and not result.errors
+    assert len(fetcher.requests) == 1 + 3
 
 
 def test_requests_are_sized_by_expected_bytes():
