@@ -75,7 +75,6 @@ _STORED_HEADERS = ("content-type", "content-encoding", "x-sn-expiration", "x-sn-
 _META_PREFIX = "x-snme-"
 _INVERT = bytes(range(255, -1, -1))  # maps each byte b to b ^ 0xff
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
-_SMALL_BODY = 64 * 1024  # up to this size a response goes out in one write
 _FAULT_MODES = ("reset", "truncate", "stall", "corrupt")
 
 
@@ -481,8 +480,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if not self._write_part(boundary, operation, None, usecase, scopes):
                 return
-        self._write_chunk(b"--%s--" % boundary)
-        self.wfile.write(b"0\r\n\r\n")
+        closing = b"--%s--" % boundary
+        _send_gathered(self.connection, [b"%x\r\n" % len(closing), closing, b"\r\n0\r\n\r\n"])
 
     def _write_part(
         self, boundary: bytes, operation: _Operation, fault: _Fault | None, usecase: str, scopes: str
@@ -534,12 +533,8 @@ class _Handler(BaseHTTPRequestHandler):
         return _success_part(operation.index, key, kind, 200, obj.headers), obj.body
 
     def _write_chunk(self, *pieces: bytes) -> None:
-        """One chunk of a chunked answer; large pieces go out without being joined."""
-        self.wfile.write(b"%x\r\n" % sum(map(len, pieces)))
-        for piece in pieces:
-            if piece:
-                self.wfile.write(piece)
-        self.wfile.write(b"\r\n")
+        """One chunk of a chunked answer, in one gathered write (large pieces are not joined)."""
+        _send_gathered(self.connection, [b"%x\r\n" % sum(map(len, pieces)), *pieces, b"\r\n"])
 
     def _request_body(self) -> bytes:
         if "chunked" not in self.headers.get("transfer-encoding", "").lower():
@@ -572,12 +567,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             headers += b"connection: close\r\n"
         head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, self.responses[status][0].encode(), headers)
-        payload = body if sent is None else body[:sent]
-        if len(payload) <= _SMALL_BODY:
-            self.wfile.write(head + payload)
-        else:
-            self.wfile.write(head)
-            self.wfile.write(payload)
+        _send_gathered(self.connection, [head, body if sent is None else body[:sent]])
+
+
+def _send_gathered(connection: socket.socket, pieces: list[bytes]) -> None:
+    """Send ``pieces`` in order with as few writes as the socket takes, none of them joined
+    (as a server writing vectored buffers does)."""
+    views = [memoryview(piece) for piece in pieces if piece]
+    while views:
+        sent = connection.sendmsg(views)
+        while sent:
+            if sent >= len(views[0]):
+                sent -= len(views.pop(0))
+            else:
+                views[0], sent = views[0][sent:], 0
 
 
 @dataclass

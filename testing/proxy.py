@@ -135,7 +135,11 @@ class _DelayLine:
                     self.queued -= len(item)
                     self.dest.write(item)
                 elif item is _EOF and self.dest.can_write_eof():
-                    self.dest.write_eof()
+                    try:
+                        self.dest.write_eof()
+                    except OSError:  # the destination's peer is gone already (ENOTCONN)
+                        self.dest.abort()
+                        self.discard()
                 else:
                     self.dest.close()
                     self.discard()
