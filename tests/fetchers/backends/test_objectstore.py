@@ -60,6 +60,13 @@ def test_a_zstd_object_round_trips_with_one_get(objectstore_server, connect, siz
     assert objectstore_server.counters.gets(f"{PREFIX}/{key}") == 1
 
 
+def test_a_zstd_object_that_expands_far_past_its_size_round_trips(objectstore_server, connect):
+    data = bytes(3_000_000) + blob(1_000, seed=5)  # a few KB compressed
+    key = store(objectstore_server, data, compress="zstd")
+
+    assert connect().fetch(key) == data
+
+
 def test_multi_frame_zstd_payload_is_decoded_whole(objectstore_server, connect):
     first, second = blob(40_000, seed=3), blob(30_000, seed=4)
     compressor = zstandard.ZstdCompressor()
