@@ -24,7 +24,9 @@ Strategies, each run with a fresh fetcher (a fresh connection pool):
 (d) objectstore only: `BatchPrefetcher.fetch_all` over a fetcher sending batch requests
     (``POST /v1/objects:batch/...``, up to 1,000 keys each), at P = 16;
 (e) the same with `BatchPrefetcher.iter_fetch`, timing the first blob handed over (the pool
-    warmed by one request first, so that the time is the request's, not a TCP handshake's).
+    warmed by one request first, so that the time is the request's, not a TCP handshake's),
+    beside a lone GET of that blob, a lone batch request of it, and the first blob of the same
+    call over single GETs.
 
 Per row: U unique keys of the whole set, P, server-side GETs per unique key (a batch's
 operations included), batch requests per unique key, connections the proxy accepted, T0, the
@@ -375,6 +377,8 @@ class Row:
     rtt: float
     first_blob: float | None = None  # seconds until iter_fetch handed over its first blob
     lone_get: float | None = None  # seconds a GET of that same blob alone takes
+    single_first: float | None = None  # seconds until iter_fetch over single GETs handed over its first
+    lone_batch: float | None = None  # seconds a batch request of that one blob takes to hand it over
 
     @property
     def wall(self) -> float:
@@ -449,20 +453,47 @@ class Bench:
         return Run(wall, after.gets - before.gets, after.batches - before.batches,
                    after.connections[url] - before.connections[url], fetch_time, in_flight, cpu)
 
-    def lone_get(self, key: str, runs: int) -> float:
+    def lone_get(self, key: str, runs: int, *, batch: bool = False) -> float:
         """Median wall time of one GET of ``key`` through the RTT, on a warm connection, alone:
-        one RTT plus that blob's bytes (outside the counted runs)."""
-        fetcher = make_fetcher(self.address, self.address.latency_url, 1)
+        one RTT plus that blob's bytes (outside the counted runs); with ``batch``, of a batch
+        request of that one key instead, until its blob is handed over."""
+        fetcher = make_fetcher(self.address, self.address.latency_url, 1, batch=batch)
         try:
             fetcher.exists(key)  # one warm connection
             walls = []
             for _ in range(runs):
                 start = time.perf_counter()
-                fetcher.fetch(key)
+                if isinstance(fetcher, ObjectstoreFetcher) and batch:
+                    answers = fetcher.fetch_many([key])
+                    ((_, blob),) = answers
+                    if not isinstance(blob, bytes):
+                        raise RuntimeError(f"the batch request for {key} failed: {blob!r}")
+                else:
+                    fetcher.fetch(key)
                 walls.append(time.perf_counter() - start)
         finally:
             fetcher.close()
         return statistics.median(walls)
+
+    def single_first(self, runs: int) -> float:
+        """Median seconds until `BatchPrefetcher.iter_fetch` at P = `REFERENCE_P` over single
+        GETs (a fresh fetcher, its pool warmed by one request) hands over its first blob
+        through the RTT: what the call itself costs before a blob, batches aside."""
+        keys = [key for pair in self.dataset.pairs for key in pair]
+        firsts = []
+        for _ in range(runs):
+            fetcher = make_fetcher(self.address, self.address.latency_url, REFERENCE_P)
+            try:
+                fetcher.exists(keys[0])  # one warm connection
+                with BatchPrefetcher(fetcher, max_workers=REFERENCE_P) as prefetcher:
+                    start = time.perf_counter()
+                    blobs = prefetcher.iter_fetch(keys)
+                    next(blobs)
+                    firsts.append(time.perf_counter() - start)
+                    blobs.close()
+            finally:
+                fetcher.close()
+        return statistics.median(firsts)
 
     def measure(
         self,
@@ -521,6 +552,8 @@ def bench_backend(backend: str, dataset: Dataset, args: argparse.Namespace) -> l
             ]
             rows[-1].first_blob = statistics.median(streamed.first)
             rows[-1].lone_get = bench.lone_get(streamed.first_key, args.runs)
+            rows[-1].single_first = bench.single_first(args.runs)
+            rows[-1].lone_batch = bench.lone_get(streamed.first_key, args.runs, batch=True)
     return rows
 
 
@@ -565,12 +598,15 @@ def print_table(backend: str, rows: list[Row], dataset: Dataset, args: argparse.
             ("(d), (e) exactly 1.00 operations per unique key", all(row.gets_per_key == 1 for row in batch_rows)),
         ]
         streamed = batch_rows[-1]
-        if streamed.first_blob is not None and streamed.lone_get is not None:
+        if (streamed.first_blob is not None and streamed.lone_get is not None and streamed.single_first is not None
+                and streamed.lone_batch is not None):
             # A lone GET of the same blob is one RTT plus its bytes and the fixed costs of a
             # request in this set-up; (a)'s mean fetch is the same for a blob of mean size.
             targets.append((f"(e) first blob {streamed.first_blob * 1e3:.1f} ms after the call, within one RTT "
-                            f"plus its bytes: a lone GET of that blob takes {streamed.lone_get * 1e3:.1f} ms, "
-                            f"of a mean-size blob {rows[0].fetch_time * 1e3:.1f} ms",
+                            f"plus its bytes: a lone GET of that blob takes {streamed.lone_get * 1e3:.1f} ms "
+                            f"(a lone batch request of it {streamed.lone_batch * 1e3:.1f} ms), of a mean-size blob "
+                            f"{rows[0].fetch_time * 1e3:.1f} ms; the same call over single GETs hands its first "
+                            f"over after {streamed.single_first * 1e3:.1f} ms",
                             streamed.first_blob <= streamed.lone_get))
         print(f"- client CPU per blob: (d) {fetch_all.cpu_per_blob * 1e3:.2f} ms, (c) P={REFERENCE_P} "
               f"{reference.cpu_per_blob * 1e3:.2f} ms (single GETs)")
