@@ -19,7 +19,9 @@ Strategies, each run with a fresh fetcher (a fresh connection pool):
     pairs and scaled linearly to all pairs;
 (b) per batch: batches of 50 pairs, each fetched by a new ThreadPoolExecutor(8) over its
     unique keys into a per-batch dict cache;
-(c) `BatchPrefetcher.fetch_all` over every pair's keys at P workers, pool of P connections.
+(c) `BatchPrefetcher.fetch_all` over every pair's keys at P workers, pool of P connections;
+    with ``--verify``, (c) to (e) check every blob's sha256 against its key, as ``compare``
+    does by default (without it, none does).
 (a) to (c) send one GET a blob (objectstore with ``batch=False``).
 (d) objectstore only: `BatchPrefetcher.fetch_all` over a fetcher sending batch requests
     (``POST /v1/objects:batch/...``, up to 1,000 keys each), at P = 16;
@@ -296,9 +298,9 @@ def per_batch(fetcher: BlobFetcher, pairs: Sequence[tuple[str, str]]) -> dict[st
     return blobs
 
 
-def prefetched(workers: int) -> Strategy:
+def prefetched(workers: int, verify: bool) -> Strategy:
     def run(fetcher: BlobFetcher, pairs: Sequence[tuple[str, str]]) -> dict[str, bytes]:
-        with BatchPrefetcher(fetcher, max_workers=workers) as prefetcher:
+        with BatchPrefetcher(fetcher, max_workers=workers, verify=verify) as prefetcher:
             result = prefetcher.fetch_all(key for pair in pairs for key in pair)
         if result.errors:
             key, error = next(iter(result.errors.items()))
@@ -312,14 +314,15 @@ class Streamed:
     """`BatchPrefetcher.iter_fetch` over every pair's keys, recording when the first blob came,
     after warming the pool with one request (so a TCP handshake is not what is timed)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, verify: bool) -> None:
         self.workers = workers
+        self.verify = verify
         self.first: list[float] = []
         self.first_key = ""
 
     def __call__(self, fetcher: BlobFetcher, pairs: Sequence[tuple[str, str]]) -> dict[str, bytes]:
         blobs: dict[str, bytes] = {}
-        with BatchPrefetcher(fetcher, max_workers=self.workers) as prefetcher:
+        with BatchPrefetcher(fetcher, max_workers=self.workers, verify=self.verify) as prefetcher:
             start = time.perf_counter()
             for key, value in prefetcher.iter_fetch(key for pair in pairs for key in pair):
                 if not blobs:
@@ -425,6 +428,7 @@ class Bench:
     counts: Callable[[], Counts]
     dataset: Dataset
     rtt: float
+    verify: bool  # BatchPrefetcher checks every blob's sha256, as `compare` does by default
 
     def run_once(
         self, url: str, strategy: Strategy, pairs: Sequence[tuple[str, str]], connections: int, batch: bool
@@ -485,7 +489,7 @@ class Bench:
             fetcher = make_fetcher(self.address, self.address.latency_url, REFERENCE_P)
             try:
                 fetcher.exists(keys[0])  # one warm connection
-                with BatchPrefetcher(fetcher, max_workers=REFERENCE_P) as prefetcher:
+                with BatchPrefetcher(fetcher, max_workers=REFERENCE_P, verify=self.verify) as prefetcher:
                     start = time.perf_counter()
                     blobs = prefetcher.iter_fetch(keys)
                     next(blobs)
@@ -533,20 +537,20 @@ def bench_backend(backend: str, dataset: Dataset, args: argparse.Namespace) -> l
         if address.keys_digest != _digest(list(dataset.blobs)):
             raise RuntimeError("the store process generated different data")
         print(f"{backend}: loaded in {time.perf_counter() - start:.1f} s", flush=True)
-        bench = Bench(address, counts, dataset, rtt)
+        bench = Bench(address, counts, dataset, rtt, args.verify)
         first = dataset.pairs[: args.sequential_pairs or len(dataset.pairs)]
         rows = [
             bench.measure("(a) sequential per pair", sequential, 1, runs=1, pairs=first),
             bench.measure("(b) 8 threads per batch of 50", per_batch, BATCH_THREADS, runs=args.runs),
         ]
         rows += [
-            bench.measure("(c) BatchPrefetcher", prefetched(workers), workers, runs=args.runs)
+            bench.measure("(c) BatchPrefetcher", prefetched(workers, args.verify), workers, runs=args.runs)
             for workers in PREFETCH_WORKERS
         ]
         if backend == "objectstore":
-            streamed = Streamed(REFERENCE_P)
+            streamed = Streamed(REFERENCE_P, args.verify)
             rows += [
-                bench.measure("(d) batch requests, fetch_all", prefetched(REFERENCE_P), REFERENCE_P,
+                bench.measure("(d) batch requests, fetch_all", prefetched(REFERENCE_P, args.verify), REFERENCE_P,
                               runs=args.runs, batch=True),
                 bench.measure("(e) batch requests, iter_fetch", streamed, REFERENCE_P, runs=args.runs, batch=True),
             ]
@@ -626,6 +630,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--in-process", action="store_true",
                         help="run servers and proxies in this process (they then share its GIL)")
+    parser.add_argument("--verify", action="store_true",
+                        help="BatchPrefetcher checks every blob's sha256 against its key, as compare does by default")
     parser.add_argument("--quick", action="store_true",
                         help="200 blobs, 300 pairs, 1 run, (a) on 30 pairs")
     args = parser.parse_args()
@@ -633,7 +639,8 @@ def main() -> None:
         args.blobs, args.pairs, args.runs, args.sequential_pairs = 200, 300, 1, 30
 
     print(f"# {platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}")
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}; "
+          f"sha256 of every blob checked: {'yes' if args.verify else 'no'}")
     _isolate_aws_environment()
     dataset = make_dataset(args.blobs, args.pairs, args.seed)
     per_batch_keys = sum(
