@@ -93,6 +93,8 @@ MIN_GROUP = 100
 expected bytes allow fewer): a queue goes in at most ``len(queue) // MIN_GROUP`` requests (in
 one below twice this), so that they cost at most one request per `MIN_GROUP` keys."""
 
+_JOIN_SLICE = 64  # keys admitted under one hold of the runner's lock: its workers wait no longer
+
 REFILL_AT = 0.75
 """While keys go in groups, a streaming call that has filled its look-ahead admits keys again
 only once what it holds has fallen to this share of it: then as many as fit, many to a
@@ -407,9 +409,9 @@ class BatchRunner:
                     admitted = list(itertools.islice(todo, fits)) if _some(fits) else []
                     if not admitted:
                         break
-                    # All in one go, so that other threads see the runner's lock taken once.
-                    for key, flight in zip(admitted, self._join(admitted, stats, job, groups, fresh), strict=True):
-                        held[key] = flight
+                    flights = self._join(admitted, stats, job, groups, fresh)
+                    held.update(zip(admitted, flights, strict=True))
+                    for key, flight in zip(admitted, flights, strict=True):
                         flight.future.add_done_callback(functools.partial(_report_done, done, key, ahead))
                 refill = _some(room(1.0))
                 if groups is not None and (fresh or woken):
@@ -453,8 +455,8 @@ class BatchRunner:
         unfinished = held - finished
         if mean is None:
             return self.max_workers - unfinished
-        if not mean:
-            return None
+        if not mean:  # blobs of (about) no bytes: only what is held counts
+            return None if held_bytes < max_bytes else 0
         return -(-(max_bytes - held_bytes - unfinished * mean) // mean)  # the ceiling
 
     def _join(
@@ -464,30 +466,31 @@ class BatchRunner:
         a job of its own, or, while ``groups`` is on, an entry appended to ``fresh`` for the
         caller to hand to ``groups``."""
         flights = []
-        with self._lock:
-            grouped = groups is not None and groups.on
-            for key in keys:
-                flight = self._flights.get(key)
-                if flight is not None:
-                    flight.holders += 1
-                    stats.shared += 1
+        for start in range(0, len(keys), _JOIN_SLICE):
+            with self._lock:
+                grouped = groups is not None and groups.on
+                for key in keys[start:start + _JOIN_SLICE]:
+                    flight = self._flights.get(key)
+                    if flight is not None:
+                        flight.holders += 1
+                        stats.shared += 1
+                        flights.append(flight)
+                        continue
+                    stop = threading.Event()
+                    if self._closed.is_set():
+                        flight = _Flight(Future[Any](), stop)
+                        flight.future.cancel()
+                        flight.future.set_running_or_notify_cancel()
+                        flights.append(flight)
+                        continue
+                    if grouped:
+                        entry = _Entry(key, stats, stop, ends_at=time.monotonic() + self.deadline)
+                        fresh.append(entry)
+                        flight = _Flight(entry.future, stop)
+                    else:
+                        flight = _Flight(self._executor_locked().submit(job, key, stats, stop), stop)
+                    self._flights[key] = flight
                     flights.append(flight)
-                    continue
-                stop = threading.Event()
-                if self._closed.is_set():
-                    flight = _Flight(Future[Any](), stop)
-                    flight.future.cancel()
-                    flight.future.set_running_or_notify_cancel()
-                    flights.append(flight)
-                    continue
-                if grouped:
-                    entry = _Entry(key, stats, stop, ends_at=time.monotonic() + self.deadline)
-                    fresh.append(entry)
-                    flight = _Flight(entry.future, stop)
-                else:
-                    flight = _Flight(self._executor_locked().submit(job, key, stats, stop), stop)
-                self._flights[key] = flight
-                flights.append(flight)
         return flights
 
     def _executor_locked(self) -> ThreadPoolExecutor:
@@ -724,7 +727,7 @@ class Groups:
                 sent = {id(entry) for group in groups for entry in group}
                 self._queue = [entry for entry in live if id(entry) not in sent]
                 self._running += len(groups)
-            if self._queue and not self._timer and not self._running:
+            if not self._timer and any(entry.ready_at > now for entry in self._queue):
                 self._timer = timer = True
         for entry in dropped:
             self._fail(entry, self._error_type(entry.key, "cancelled before the request started"))
@@ -771,9 +774,11 @@ class Groups:
             self._fail(entry, self._error_type(entry.key, "cancelled: the batch was closed"))
 
     def _wait_for_retries(self, _: list[_Entry]) -> None:
-        """Wait until the first queued retry is due (or the runner closes), then dispatch."""
+        """Wait until the first queued retry not yet due falls due (or the runner closes), then
+        dispatch."""
         with self._runner._lock:
-            due = min((entry.ready_at for entry in self._queue), default=0.0)
+            now = time.monotonic()
+            due = min((entry.ready_at for entry in self._queue if entry.ready_at > now), default=now)
         self._runner._closed.wait(max(0.0, due - time.monotonic()))
         with self._runner._lock:
             self._timer = False
@@ -917,6 +922,7 @@ class Groups:
             if not value.store_wide:
                 runner._mark_answered()
             self._retry(entry, value)
+            self.dispatch()  # its retry goes out when due, not when this request ends
             return
         runner.budget.record_success(retried=entry.retries > 0)
         if isinstance(value, (bytes, bytearray, memoryview)):

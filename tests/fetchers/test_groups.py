@@ -149,6 +149,23 @@ def test_a_queue_goes_in_few_even_requests_of_min_group_keys_or_more(count, work
     assert sizes[0] >= min(count, MIN_GROUP) and sizes[-1] - sizes[0] <= 1
 
 
+def test_a_key_that_fails_alone_is_retried_while_its_request_still_runs():
+    wanted = keys(10)
+    late, slow = threading.Event(), threading.Event()
+    fetcher = ScriptedMany({wanted[8]: ["retry", "ok"]}, gate={wanted[8]: late, wanted[9]: slow})
+    with BatchPrefetcher(fetcher, max_workers=4, retry=FAST_RETRY) as prefetcher:
+        results = []
+        caller = threading.Thread(target=lambda: results.append(prefetcher.fetch_all(wanted)))
+        caller.start()
+        wait_until(lambda: len(fetcher.answered) == 8)  # the store has answered: no more wake-ups
+        late.set()
+        wait_until(lambda: fetcher.attempts[wanted[8]] == 2)  # while the first request waits on the last key
+        assert len(fetcher.requests) == 2 and fetcher.requests[1] == [wanted[8]]
+        slow.set()
+        caller.join(PATIENCE)
+    assert results[0].blobs == {key: blob_for(key) for key in wanted} and not results[0].errors
+
+
 def test_until_the_store_answers_only_fail_fast_after_requests_are_out():
     release = threading.Event()
     fetcher = ScriptedMany(gate={key: release for key in keys(700)})
