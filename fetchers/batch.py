@@ -26,6 +26,7 @@ from .protocol import connection_limit, describe_store
 from .retry import RetryBudget, RetryPolicy
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=StoreError)
 
 _Done = queue.SimpleQueue["tuple[str, Future[Any]] | None"]
 """A call's queue of finished jobs, ``(key, future)``; None makes the call look at its bounds
@@ -553,23 +554,41 @@ class BatchRunner:
             if not error.store_wide:
                 self._mark_answered()
             retry_number += 1
-            delay = self.retry.delay(error, retry_number, self._rng)
-            if delay is None:
-                raise error
-            if stop.is_set() or self._closed.is_set():  # nobody wants it: spend no budget on it
-                raise error_type(key, f"cancelled instead of retrying after: {error.message}") from error
-            if time.monotonic() + delay >= ends_at:
-                error.message = f"{error.message} (not retried: the {self.deadline:g} s deadline would pass)"
-                raise error
+            delay = self._retry_wait(key, error, retry_number, stop, ends_at, error_type)
+            if isinstance(delay, StoreError):
+                raise delay
             if not self.budget.try_spend():
-                error.message = f"{error.message} (not retried: retry budget exhausted)"
-                raise error
-            with self._lock:
-                stats.retries += 1
-                if error.throttled:
-                    self._resume_at = max(self._resume_at, time.monotonic() + delay)
+                raise _budget_spent(error)
+            self._count_retry(stats, error, delay)
             if stop.wait(delay) or self._closed.is_set():
                 raise error_type(key, f"cancelled while waiting to retry after: {error.message}") from error
+
+    def _retry_wait(
+        self, key: str, error: StoreError, retry_number: int, stop: threading.Event, ends_at: float,
+        error_type: type[StoreError],
+    ) -> float | StoreError:
+        """The wait before retry ``retry_number`` of ``key`` after ``error``, or the error the
+        key ends in: ``error`` when the policy or the deadline (``ends_at``) says no more, a
+        cancellation when nobody wants it (no budget is spent on it then)."""
+        delay = self.retry.delay(error, retry_number, self._rng)
+        if delay is None:
+            return error
+        if stop.is_set() or self._closed.is_set():
+            cancelled = error_type(key, f"cancelled instead of retrying after: {error.message}")
+            cancelled.__cause__ = error
+            return cancelled
+        if time.monotonic() + delay >= ends_at:
+            error.message = f"{error.message} (not retried: the {self.deadline:g} s deadline would pass)"
+            return error
+        return delay
+
+    def _count_retry(self, stats: CallStats, error: StoreError, delay: float) -> None:
+        """A retry of ``stats``' call is due after ``delay``; a throttled store holds every
+        request until then."""
+        with self._lock:
+            stats.retries += 1
+            if error.throttled:
+                self._resume_at = max(self._resume_at, time.monotonic() + delay)
 
     def _held_back(self, stop: threading.Event) -> bool:
         """Wait until the throttled store's pause, as it stands now, ends; True if stopped.
@@ -908,9 +927,7 @@ class Groups:
                     if (delay := self._retry_delay(entry, self._copy(entry.key, failure))) is not None]
         if retrying and not runner.budget.try_spend():
             for entry, _ in retrying:
-                error = self._copy(entry.key, failure)
-                error.message += " (not retried: retry budget exhausted)"
-                self._fail(entry, error)
+                self._fail(entry, _budget_spent(self._copy(entry.key, failure)))
             return
         for entry, delay in retrying:
             self._schedule(entry, failure, delay)
@@ -940,37 +957,24 @@ class Groups:
         if delay is None:
             return
         if not self._runner.budget.try_spend():
-            error.message = f"{error.message} (not retried: retry budget exhausted)"
-            self._fail(entry, error)
+            self._fail(entry, _budget_spent(error))
             return
         self._schedule(entry, error, delay)
 
     def _retry_delay(self, entry: _Entry, error: StoreError) -> float | None:
         """The wait before ``entry``'s next attempt after ``error``; None (the entry failed with
         it) when the policy, the deadline or its callers say it is not tried again."""
-        runner = self._runner
         entry.retries += 1
-        delay = runner.retry.delay(error, entry.retries, runner._rng)
-        if delay is None:
-            self._fail(entry, error)
-        elif entry.stop.is_set() or runner._closed.is_set():
-            failed = self._error_type(entry.key, f"cancelled instead of retrying after: {error.message}")
-            failed.__cause__ = error
-            self._fail(entry, failed)
-        elif time.monotonic() + delay >= entry.ends_at:
-            error.message = f"{error.message} (not retried: the {runner.deadline:g} s deadline would pass)"
-            self._fail(entry, error)
-        else:
-            return delay
-        return None
+        delay = self._runner._retry_wait(entry.key, error, entry.retries, entry.stop, entry.ends_at,
+                                         self._error_type)
+        if isinstance(delay, StoreError):
+            self._fail(entry, delay)
+            return None
+        return delay
 
     def _schedule(self, entry: _Entry, error: StoreError, delay: float) -> None:
         """Queue ``entry`` again, due after ``delay``; a throttled store holds every request."""
-        runner = self._runner
-        with runner._lock:
-            entry.stats.retries += 1
-            if error.throttled:
-                runner._resume_at = max(runner._resume_at, time.monotonic() + delay)
+        self._runner._count_retry(entry.stats, error, delay)
         self._requeue(entry, time.monotonic() + delay)
 
     def _requeue(self, entry: _Entry, ready_at: float) -> None:
@@ -1046,6 +1050,12 @@ class _Ahead:
         with self._lock:
             mean = self._fetched_bytes // self._fetched if self._fetched else None
             return self._held_bytes, self._finished, mean
+
+
+def _budget_spent(error: _E) -> _E:
+    """``error``, saying it was not retried for want of budget."""
+    error.message = f"{error.message} (not retried: retry budget exhausted)"
+    return error
 
 
 def _least(bound: int | None, other: int | None) -> int | None:
