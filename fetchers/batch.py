@@ -875,9 +875,8 @@ class Groups:
         except BaseException as exc:  # noqa: BLE001 - sorted out below, once the request has ended
             failure = exc
         finally:
-            close = getattr(answers, "close", None)
-            if close is not None:
-                close()
+            if answers is not None:
+                close_answers(answers)
             runner._watchdog.end(attempt)
             with runner._lock:
                 runner._in_flight -= 1
@@ -1050,6 +1049,13 @@ class _Ahead:
         with self._lock:
             mean = self._fetched_bytes // self._fetched if self._fetched else None
             return self._held_bytes, self._finished, mean
+
+
+def close_answers(answers: Iterator[object]) -> None:
+    """End a stream of a request's answers early (its response closed), if it can be."""
+    close = getattr(answers, "close", None)
+    if close is not None:
+        close()
 
 
 def _budget_spent(error: _E) -> _E:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats, Groups
+from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats, Groups, close_answers
 from .errors import FetchError, StoreError
 from .keys import check_digest
 from .protocol import BlobFetcher, ManyFetcher
@@ -149,9 +149,7 @@ class BatchPrefetcher(BatchRunner):
                         value = error
                 yield key, value
         finally:
-            close = getattr(answers, "close", None)
-            if close is not None:
-                close()
+            close_answers(answers)
 
     def _checked(self, key: str, data: object) -> bytes:
         """The blob a fetcher returned for ``key``, as bytes, checked against its key if

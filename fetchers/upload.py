@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from .batch import DEFAULT_DEADLINE, STORE_FAILURES, BatchRunner, CallStats, Groups
+from .batch import DEFAULT_DEADLINE, STORE_FAILURES, BatchRunner, CallStats, Groups, close_answers
 from .errors import FetchError, StoreError, WriteError
 from .files import open_regular_file
 from .keys import check_digest
@@ -286,12 +286,12 @@ class BatchUploader(BatchRunner):
                     if isinstance(stored, StoreError):
                         yield key, stored
                     elif stored is not None and self._settled(key, sources[key], stored, verify, verify_existing,
-                                                              stats):
+                                                              stats, self._closed):
                         yield key, False
                     else:
                         to_write.append((sources[key], stored))
             finally:
-                _close(answers)
+                close_answers(answers)
         else:
             to_write = [(source, None) for source in sources.values()]
         batched = [item for item in to_write if item[0].size is not None and item[0].size <= writer.max_batch_blob]
@@ -303,15 +303,15 @@ class BatchUploader(BatchRunner):
 
     def _settled(
         self, key: str, source: _Source, stored: StoredBlob, verify: bool, verify_existing: bool,
-        stats: UploadStats,
+        stats: UploadStats, stop: threading.Event,
     ) -> bool:
-        """Whether what the store keeps under ``key`` makes writing it needless, as
-        `_upload_one` decides it before reading the source (an MD5 is compared at write time)."""
+        """Whether what the store keeps under ``key`` makes writing it needless, decided before
+        the source is read (an MD5 is compared at write time); ``stop`` cuts a read-back short."""
         if verify and stored.md5 is not None:
             return False
         holds = stored.holds(key, source.read, source.size) if verify else True
         if holds is None and verify_existing:
-            holds = self._read_back_matches(key, stored, stats, self._closed)
+            holds = self._read_back_matches(key, stored, stats, stop)
         if holds is False:
             return False
         with self._lock:
@@ -385,7 +385,7 @@ class BatchUploader(BatchRunner):
                             self._written(len(ready[key][0]), ready[key][1], stats)
                             yield key, True
                 finally:
-                    _close(answers)
+                    close_answers(answers)
         except _Stopped:
             for source, _ in chunk:
                 yield source.key, WriteError(source.key, "cancelled while waiting for memory")
@@ -405,14 +405,8 @@ class BatchUploader(BatchRunner):
         is compared and written), so jobs never wait for each other's memory while holding some.
         """
         stored = self.with_retries(key, lambda: self._stored(key), stats, stop) if skip_existing else None
-        if stored is not None and (not verify or stored.md5 is None):  # the source is not needed
-            holds = stored.holds(key, source.read, source.size) if verify else True
-            if holds is None and verify_existing:
-                holds = self._read_back_matches(key, stored, stats, stop)
-            if holds is not False:
-                with self._lock:
-                    stats.unverified += holds is None
-                return False
+        if stored is not None and self._settled(key, source, stored, verify, verify_existing, stats, stop):
+            return False
         with self._hold(source.size or 0, stats, stop):
             if stored is not None and stored.md5 is not None and stored.holds(key, source.read, source.size):
                 return False
@@ -424,9 +418,7 @@ class BatchUploader(BatchRunner):
                     raise WriteError(key, exc.message) from exc
             self.with_retries(key, lambda: self.writer.put(key, data, content_type), stats, stop,
                               error_type=WriteError)
-        with self._lock:
-            stats.bytes_written += len(data)
-            stats.repaired += stored is not None
+        self._written(len(data), stored, stats)
         return True
 
     def _hold(self, size: int, stats: UploadStats, stop: threading.Event) -> AbstractContextManager[None]:
@@ -474,10 +466,3 @@ def _chunks(
         size += item_size
     if chunk:
         yield chunk
-
-
-def _close(answers: Iterator[object]) -> None:
-    """End a writer's stream of answers early (its response closed), if it can be."""
-    close = getattr(answers, "close", None)
-    if close is not None:
-        close()
