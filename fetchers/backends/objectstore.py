@@ -372,14 +372,7 @@ class ObjectstoreFetcher(ClosableFetcher):
             return self._named(error)
         if status == 413:  # past the operations the server takes: later batches carry fewer
             self._batch_limit = max(1, min(self._batch_limit, index))
-        is_denied = is_denied_status(status)
-        return self._named(error_type(
-            key,
-            f"objectstore answered HTTP {status}" + (f": {self._denied_reason}" if is_denied else ""),
-            retryable=is_retryable_status(status) or status == 413,
-            store_wide=is_denied,
-            throttled=is_throttling_status(status),
-        ))
+        return self._named(_status_error(key, status, error_type, self._denied_reason, retryable=status == 413))
 
     @staticmethod
     def _got(key: str, part: formdata.Part) -> bytes:
@@ -452,18 +445,26 @@ def _batch_path(session: Session) -> str:
     return f"{base}{_BATCH_API}{rest.removesuffix('_')}"
 
 
+def _status_error(
+    key: str, status: int | None, kind: type[StoreError], denied: str, *, retryable: bool = False
+) -> StoreError:
+    """The ``kind`` of error an HTTP ``status`` from objectstore means (``retryable`` adds to
+    the statuses that are); a 401/403 adds ``denied``, the fetcher's word on its token."""
+    is_denied = is_denied_status(status)
+    return kind(
+        key,
+        f"objectstore answered HTTP {status}" + (f": {denied}" if is_denied else ""),
+        retryable=retryable or is_retryable_status(status),
+        store_wide=is_denied,
+        throttled=is_throttling_status(status),
+    )
+
+
 def _store_error(key: str, exc: Exception, kind: type[StoreError], denied: str) -> StoreError:
     """The ``kind`` of error a client exception means; messages name statuses and types only,
     and a 401/403 adds ``denied``, the fetcher's word on its token."""
     if isinstance(exc, RequestError):
-        is_denied = is_denied_status(exc.status)
-        return kind(
-            key,
-            f"objectstore answered HTTP {exc.status}" + (f": {denied}" if is_denied else ""),
-            retryable=is_retryable_status(exc.status),
-            store_wide=is_denied,
-            throttled=is_throttling_status(exc.status),
-        )
+        return _status_error(key, exc.status, kind, denied)
     if isinstance(exc, urllib3.exceptions.ClosedPoolError):
         return kind(key, "the fetcher was closed")
     reason: BaseException = exc
