@@ -480,8 +480,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if not self._write_part(boundary, operation, None, usecase, scopes):
                 return
-        closing = b"--%s--" % boundary
-        _send_gathered(self.connection, [b"%x\r\n" % len(closing), closing, b"\r\n0\r\n\r\n"])
+        self._write_chunk(b"--%s--" % boundary, last=True)
 
     def _write_part(
         self, boundary: bytes, operation: _Operation, fault: _Fault | None, usecase: str, scopes: str
@@ -532,9 +531,11 @@ class _Handler(BaseHTTPRequestHandler):
             return _success_part(operation.index, key, kind, 204, obj.headers), b""
         return _success_part(operation.index, key, kind, 200, obj.headers), obj.body
 
-    def _write_chunk(self, *pieces: bytes) -> None:
-        """One chunk of a chunked answer, in one gathered write (large pieces are not joined)."""
-        _send_gathered(self.connection, [b"%x\r\n" % sum(map(len, pieces)), *pieces, b"\r\n"])
+    def _write_chunk(self, *pieces: bytes, last: bool = False) -> None:
+        """One chunk of a chunked answer, in one gathered write (large pieces are not joined);
+        ``last``: the answer's terminating chunk follows in the same write."""
+        _send_gathered(self.connection, [b"%x\r\n" % sum(map(len, pieces)), *pieces,
+                                         b"\r\n0\r\n\r\n" if last else b"\r\n"])
 
     def _request_body(self) -> bytes:
         if "chunked" not in self.headers.get("transfer-encoding", "").lower():
