@@ -9,6 +9,7 @@ from .errors import FetchError, IntegrityError, StoreError
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_sha256_hex(key: str) -> bool:
@@ -30,7 +31,7 @@ def check_key(key: str, kind: type[StoreError] = FetchError) -> str:
     """
     if not isinstance(key, str) or not key:
         raise kind(str(key), "invalid key: empty or not a string")
-    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+    if _CONTROL.search(key):
         raise kind(key, "invalid key: contains a control character")
     if key.startswith("/") or "\\" in key:
         raise kind(key, "invalid key: must be a relative path with '/' separators")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any, TypeVar
@@ -38,6 +39,8 @@ MAX_BATCH_KEYS = 1000
 
 MAX_INSERT_BYTES = 1024 * 1024
 """The largest body an insert operation of a batch may carry: the server's ``MAX_FIELD_SIZE``."""
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what `quote` leaves as it is, and the slash
 
 OP_KIND = "x-sn-batch-operation-kind"
 OP_KEY = "x-sn-batch-operation-key"
@@ -276,7 +279,7 @@ class ObjectstoreFetcher(ClosableFetcher):
             except StoreError as error:
                 yield key, self._named(error)
                 continue
-            headers = {OP_KIND: kind, OP_KEY: quote(path, safe="")}
+            headers = {OP_KIND: kind, OP_KEY: _percent_encoded(path)}
             if content_type:
                 headers["content-type"] = content_type
             parts[key] = (headers, body)
@@ -443,6 +446,12 @@ def _batch_path(session: Session) -> str:
         raise UnsupportedSDK(f"objectstore-client gives object URLs of another form ({path!r}): "
                              f"install objectstore-client{SUPPORTED_SDK}")
     return f"{base}{_BATCH_API}{rest.removesuffix('_')}"
+
+
+def _percent_encoded(path: str) -> str:
+    """``path`` percent-encoded whole, ``/`` included, as a batch part's key header carries it
+    (what ``quote(path, safe="")`` gives, without its cost for a path of plain characters)."""
+    return path.replace("/", "%2F") if _PLAIN_PATH.fullmatch(path) else quote(path, safe="")
 
 
 def _status_error(

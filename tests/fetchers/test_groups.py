@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fetchers import BatchPrefetcher, BatchStats, BlobNotFound, FetchError, IntegrityError, RetryBudget, RetryPolicy
-from fetchers.batch import GROUP_SPREAD, MIN_GROUP
+from fetchers.batch import GROUP_SPREAD, MIN_GROUP, REFILL_AT
 from fetchers.errors import BatchUnsupported
 from fetchers.protocol import ManyFetcher
 from testing.waiting import PATIENCE, wait_until
@@ -42,8 +42,8 @@ class ScriptedMany:
     how the whole request goes ("ok", "refused": a retryable failure before any answer,
     "cut": answers half its keys then fails, "unsupported": no batch route, "bug"); past the
     list every request is "ok". ``gate``: keys whose answer waits for the event, and so comes
-    after the others of its request. Records every request's keys, every key's attempts and
-    single fetches.
+    after the others of its request (``waiting``: the gated keys whose answer waits now).
+    Records every request's keys, every key's attempts and single fetches.
     """
 
     def __init__(self, scripts=None, requests=None, *, limit: int = 1000, gate=None):
@@ -55,6 +55,7 @@ class ScriptedMany:
         self.attempts: Counter[str] = Counter()
         self.singles: Counter[str] = Counter()
         self.answered: list[str] = []
+        self.waiting: set[str] = set()
         self.lock = threading.Lock()
 
     @property
@@ -91,7 +92,11 @@ class ScriptedMany:
             if how == "cut" and position == len(keys) // 2:
                 raise FetchError(key, "answer cut off", retryable=True)
             if key in self.gate:
+                with self.lock:
+                    self.waiting.add(key)
                 assert self.gate[key].wait(PATIENCE)
+                with self.lock:
+                    self.waiting.discard(key)
             with self.lock:
                 attempt = self.attempts[key]
                 self.attempts[key] += 1
@@ -315,19 +320,29 @@ def test_verification_retries_a_corrupt_blob_once_then_reports_it():
 
 def test_iter_fetch_keeps_to_the_memory_budget_and_refills_in_groups():
     # Ten blobs fit the budget: no more keys are asked for than fit, and once full, none until
-    # a quarter of it is free again: requests of several keys, not one a key.
-    gate = threading.Event()
+    # a quarter of it is free again: requests of several keys, not one or two a key. The gates
+    # make the order certain: the look-ahead is full of keys not yet answered when the consumer
+    # takes its second blob, and a blob or two of room is not yet a reason to send a request.
+    first, rest = threading.Event(), threading.Event()
     wanted = keys(100)
-    fetcher = ScriptedMany(gate={wanted[0]: gate})
+    fetcher = ScriptedMany(gate={wanted[0]: first, **dict.fromkeys(wanted[2:11], rest)})
     budget = 10 * len(blob_for("k"))
     with BatchPrefetcher(fetcher, max_workers=2, max_pending_bytes=budget, fail_fast_after=0) as prefetcher:
         stream = prefetcher.iter_fetch(wanted)
-        gate.set()
-        for taken, _ in enumerate(stream, start=1):
+        taken = [next(stream)[0]]
+        first.set()
+        taken.append(next(stream)[0])
+        wait_until(lambda: len(fetcher.requests) == 2)  # sent as the consumer came back for more
+        assert taken == [wanted[1], wanted[0]] and fetcher.requests == [wanted[:2], wanted[2:11]]
+        rest.set()
+        for key, _ in stream:
+            taken.append(key)
             with fetcher.lock:
                 asked = sum(len(request) for request in fetcher.requests)
-            assert asked <= taken + 10
-    assert all(len(request) >= 2 for request in fetcher.requests[1:-1])
+            assert asked <= len(taken) + 10
+    assert sorted(taken) == wanted
+    refill = math.ceil(10 * (1 - REFILL_AT))  # the share of the look-ahead a refill waits for
+    assert all(len(request) >= refill for request in fetcher.requests[2:-1]), [len(r) for r in fetcher.requests]
 
 
 def test_closing_the_iterator_cancels_keys_not_yet_requested():
@@ -341,6 +356,7 @@ def test_closing_the_iterator_cancels_keys_not_yet_requested():
         stream = prefetcher.iter_fetch(wanted)
         for _ in range(5):
             next(stream)
+        wait_until(lambda: wanted[5] in fetcher.waiting)
         stream.close()
         sent = len(fetcher.requests)
         hold.set()

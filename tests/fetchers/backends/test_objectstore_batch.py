@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import pytest
 import urllib3
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fetchers import (
     BatchPrefetcher,
@@ -259,6 +261,21 @@ def test_fetch_many_decodes_each_blob_and_maps_each_status(server, connect):
     assert type(error) is FetchError and error.retryable and error.throttled and error.retry_after is None
     assert "HTTP 429" in error.message
     assert not answers["../escape"].retryable  # refused without being sent
+
+
+_SEGMENTS = st.text(st.sampled_from("aZ09-_.~ %+#?&=;:@!$'()*,ü中😀"), min_size=1, max_size=8).filter(
+    lambda segment: segment not in (".", ".."))
+
+
+@settings(max_examples=25, deadline=None)
+@given(keys=st.lists(st.lists(_SEGMENTS, min_size=1, max_size=3).map("/".join), min_size=1, max_size=12,
+                     unique=True))
+def test_any_valid_key_goes_in_a_batch_and_comes_back_under_its_own_name(server, keys):
+    blobs = {key: os.urandom(64) for key in keys}
+    for key, data in blobs.items():
+        server.put(f"{PREFIX}/{key}", data)
+    with objectstore_fetchers(server, read_timeout=10.0) as make:
+        assert dict(make().fetch_many(keys)) == blobs
 
 
 def test_a_part_cut_off_mid_stream_keeps_what_arrived(server, connect):
