@@ -318,17 +318,18 @@ class BatchUploader(BatchRunner):
             stats.unverified += holds is None
         return True
 
-    def _prepared(self, source: _Source, stored: StoredBlob | None, verify: bool) -> bytes | bool:
-        """The source's bytes, checked against its key when ``verify``; False when the stored
-        blob turns out to hold them (its MD5 matches)."""
+    def _prepared(self, source: _Source, stored: StoredBlob | None, verify: bool) -> bytes | None:
+        """The source's bytes to write, checked against its key when ``verify`` (a `WriteError`
+        if they changed since they were hashed: not retried); None when the stored blob turns
+        out to hold them already (its MD5 matches)."""
         data = source.read()
         if verify:
             try:
                 check_digest(source.key, data)
             except StoreError as exc:
                 raise WriteError(source.key, exc.message) from exc
-            if stored is not None and stored.md5 is not None and stored.holds(source.key, lambda: data, len(data)):
-                return False
+        if stored is not None and stored.md5 is not None and stored.holds(source.key, lambda: data, len(data)):
+            return None
         return data
 
     def _write_alone(
@@ -338,9 +339,8 @@ class BatchUploader(BatchRunner):
         try:
             with self._hold(source.size or 0, stats, self._closed):
                 data = self._prepared(source, stored, verify)
-                if data is False:
+                if data is None:
                     return False
-                assert isinstance(data, bytes)
                 with self._lock:
                     stats.count_request()
                 self.writer.put(source.key, data, content_type)
@@ -365,10 +365,9 @@ class BatchUploader(BatchRunner):
                     except StoreError as error:
                         yield source.key, error
                         continue
-                    if data is False:
+                    if data is None:
                         yield source.key, False
                     else:
-                        assert isinstance(data, bytes)
                         ready[source.key] = (data, stored)
                 if not ready:
                     return
@@ -408,14 +407,9 @@ class BatchUploader(BatchRunner):
         if stored is not None and self._settled(key, source, stored, verify, verify_existing, stats, stop):
             return False
         with self._hold(source.size or 0, stats, stop):
-            if stored is not None and stored.md5 is not None and stored.holds(key, source.read, source.size):
+            data = self._prepared(source, stored, verify)
+            if data is None:
                 return False
-            data = source.read()
-            if verify:
-                try:
-                    check_digest(key, data)
-                except StoreError as exc:  # bytes that changed since they were hashed: not retried
-                    raise WriteError(key, exc.message) from exc
             self.with_retries(key, lambda: self.writer.put(key, data, content_type), stats, stop,
                               error_type=WriteError)
         self._written(len(data), stored, stats)

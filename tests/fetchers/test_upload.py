@@ -220,6 +220,41 @@ def test_wrong_bytes_under_a_hash_are_rewritten_where_the_store_can_tell(keeps):
     assert {key: body for key, (body, _) in store.blobs.items()} == data
 
 
+class CheckedManyStore(CheckedStore):
+    """A `CheckedStore` that also checks and writes many blobs a call (a `ManyWriter`)."""
+
+    batch_keys = 1000
+    max_batch_blob = 1024 * 1024
+
+    def stat_many(self, keys):
+        for key in keys:
+            yield key, self.stat(key)
+
+    def put_many(self, blobs):
+        for key, data, content_type in blobs:
+            self.put(key, data, content_type)
+            yield key, None
+
+
+@pytest.mark.parametrize("store_type", [CheckedStore, CheckedManyStore])
+def test_a_source_that_changed_since_it_was_hashed_is_refused_though_the_store_holds_it(tmp_path, store_type):
+    # The store keeps an MD5 that matches the source's bytes now, and those bytes no longer
+    # hash to their key: with verify, an error for that key, one request a blob or many;
+    # without, the store already holds what the source holds, and nothing is written.
+    (key, original), = blobs(1).items()
+    changed = bytes(reversed(original))
+    (tmp_path / "blob").write_bytes(changed)
+    store = store_type("md5")
+    store.blobs[key] = (changed, "image/png")
+    with BatchUploader(store, retry=FAST_RETRY) as uploader:
+        checked = uploader.upload_all({key: tmp_path / "blob"}, verify=True)
+        unchecked = uploader.upload_all({key: tmp_path / "blob"})
+    assert list(checked.errors) == [key] and "does not match" in checked.errors[key].message
+    assert not checked.errors[key].retryable and checked.written == checked.skipped == []
+    assert unchecked.skipped == [key] and unchecked.written == [] and not unchecked.errors
+    assert store.puts == Counter()
+
+
 def test_a_stored_blob_of_another_size_is_rewritten_without_reading_its_source(tmp_path):
     data = blobs(1)
     key = next(iter(data))
