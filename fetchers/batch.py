@@ -402,7 +402,8 @@ class BatchRunner:
         try:
             while True:
                 grouped = groups is not None and groups.on
-                refill = refill or not grouped or _some(room(REFILL_AT))
+                # Nothing held: a refill, whatever a tiny bound scaled by REFILL_AT says.
+                refill = refill or not grouped or not held or _some(room(REFILL_AT))
                 while refill:
                     fits = room(1.0)
                     if not (grouped or self._answered.is_set() or not health.needed):
@@ -1019,8 +1020,8 @@ class _Interrupted(Exception):
 
 class _Ahead:
     """What one streaming call holds ahead of its consumer: the finished keys not yet taken
-    and their bytes, and the mean size of what it has fetched. Thread-safe: the workers
-    report what finishes, the consumer's thread what it takes."""
+    and their bytes, the mean size of what it has fetched, and whether the consumer has taken
+    any yet. Thread-safe: the workers report what finishes, the consumer's thread what it takes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -77,6 +77,8 @@ class BatchPrefetcher(BatchRunner):
             raise TypeError(f"{fetcher!r} has no fetch(key) method")
         if max_pending is not None and max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        if max_pending_bytes < 1:
+            raise ValueError(f"max_pending_bytes must be at least 1, got {max_pending_bytes}")
         super().__init__(
             fetcher, max_workers=max_workers, retry=retry, budget=budget, fail_fast_after=fail_fast_after,
             deadline=deadline, thread_name="snapcompare-fetch",

@@ -345,10 +345,27 @@ def test_iter_fetch_keeps_to_the_memory_budget_and_refills_in_groups():
     assert all(len(request) >= refill for request in fetcher.requests[2:-1]), [len(r) for r in fetcher.requests]
 
 
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(0, 60), budget=st.integers(1, 5 * SIZE), workers=st.integers(1, 4),
+       grouped=st.booleans())
+def test_iter_fetch_hands_over_every_key_once_whatever_its_byte_budget(count, budget, workers, grouped):
+    # A budget smaller than any blob, even of one byte, still lets one key go at a time.
+    wanted = keys(count)
+    fetcher = ScriptedMany(limit=1000 if grouped else 0)
+    with BatchPrefetcher(fetcher, max_workers=workers, fail_fast_after=0, max_pending_bytes=budget) as prefetcher:
+        taken = [key for key, _ in prefetcher.iter_fetch(wanted)]
+    assert sorted(taken) == wanted
+
+
+def test_a_byte_budget_below_one_byte_is_refused():
+    with pytest.raises(ValueError, match="max_pending_bytes"):
+        BatchPrefetcher(ScriptedMany(), max_pending_bytes=0)
+
+
 def test_closing_the_iterator_cancels_keys_not_yet_requested():
-    # The request carrying k0005 and k0006 answers its other keys, then waits at k0005: by then
-    # the consumer has left. No request is sent for the keys still queued, and the request
-    # is abandoned after k0005, before k0006.
+    # The request carrying k0005 and k0006 answers its other keys, then waits at k0005, and
+    # the consumer leaves. No request is sent for the keys still queued, and the request is
+    # abandoned after k0005, before k0006.
     wanted = keys(500)
     hold = threading.Event()
     fetcher = ScriptedMany(gate={wanted[5]: hold, wanted[6]: hold}, limit=100)

@@ -236,11 +236,18 @@ class CheckedManyStore(CheckedStore):
             yield key, None
 
 
-@pytest.mark.parametrize("store_type", [CheckedStore, CheckedManyStore])
+class TinyBatchStore(CheckedManyStore):
+    """A `CheckedManyStore` whose batch writes take no blob: each goes with a request of its own."""
+
+    max_batch_blob = 1
+
+
+@pytest.mark.parametrize("store_type", [CheckedStore, CheckedManyStore, TinyBatchStore])
 def test_a_source_that_changed_since_it_was_hashed_is_refused_though_the_store_holds_it(tmp_path, store_type):
     # The store keeps an MD5 that matches the source's bytes now, and those bytes no longer
-    # hash to their key: with verify, an error for that key, one request a blob or many;
-    # without, the store already holds what the source holds, and nothing is written.
+    # hash to their key: with verify, an error for that key, whether it is written alone,
+    # in a batch, or alone by a store that writes batches; without, the store already holds
+    # what the source holds, and nothing is written.
     (key, original), = blobs(1).items()
     changed = bytes(reversed(original))
     (tmp_path / "blob").write_bytes(changed)
