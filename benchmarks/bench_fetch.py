@@ -101,12 +101,16 @@ class Dataset:
         return sum(len(data) for data in self.blobs.values())
 
 
-def make_dataset(n_blobs: int, n_pairs: int, seed: int) -> Dataset:
+def make_dataset(
+    n_blobs: int, n_pairs: int, seed: int, min_size: int = MIN_SIZE, max_size: int = MAX_SIZE
+) -> Dataset:
     """Random blobs of log-uniform size; every blob in some pair, extra slots Zipf-weighted."""
     if 2 * n_pairs < n_blobs:
         raise ValueError("need at least as many pair slots (2 x pairs) as blobs")
+    if not 0 < min_size <= max_size:
+        raise ValueError(f"need 0 < --min-size <= --max-size, got {min_size} and {max_size}")
     rng = np.random.default_rng(seed)
-    sizes = np.exp(rng.uniform(math.log(MIN_SIZE), math.log(MAX_SIZE), n_blobs)).astype(int)
+    sizes = np.exp(rng.uniform(math.log(min_size), math.log(max_size), n_blobs)).astype(int)
     blobs = {}
     for size in sizes:
         data = rng.bytes(int(size))
@@ -193,7 +197,8 @@ def loaded_store(
 def _store_process(connection: Connection, backend: str, args: argparse.Namespace, rtt: float) -> None:
     """Body of the store process: load, report the address, answer count requests until told to stop."""
     try:
-        with loaded_store(backend, make_dataset(args.blobs, args.pairs, args.seed), rtt) as (address, counts):
+        dataset = make_dataset(args.blobs, args.pairs, args.seed, args.min_size, args.max_size)
+        with loaded_store(backend, dataset, rtt) as (address, counts):
             connection.send(("ready", address))
             while connection.recv() == "counts":
                 connection.send(("counts", counts()))
@@ -631,6 +636,8 @@ def main() -> None:
     parser.add_argument("--sequential-pairs", type=int, default=100,
                         help="pairs (a) runs on, scaled to all pairs; 0 for all")
     parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--min-size", type=int, default=MIN_SIZE, help="smallest blob, bytes")
+    parser.add_argument("--max-size", type=int, default=MAX_SIZE, help="largest blob, bytes")
     parser.add_argument("--in-process", action="store_true",
                         help="run servers and proxies in this process (they then share its GIL)")
     parser.add_argument("--verify", action="store_true",
@@ -645,7 +652,7 @@ def main() -> None:
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}; "
           f"sha256 of every blob checked: {'yes' if args.verify else 'no'}")
     _isolate_aws_environment()
-    dataset = make_dataset(args.blobs, args.pairs, args.seed)
+    dataset = make_dataset(args.blobs, args.pairs, args.seed, args.min_size, args.max_size)
     per_batch_keys = sum(
         len({key for pair in dataset.pairs[i:i + BATCH_PAIRS] for key in pair})
         for i in range(0, len(dataset.pairs), BATCH_PAIRS)

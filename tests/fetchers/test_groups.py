@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fetchers import BatchPrefetcher, BatchStats, BlobNotFound, FetchError, IntegrityError, RetryBudget, RetryPolicy
-from fetchers.batch import GROUP_SPREAD, MIN_GROUP, REFILL_AT
+from fetchers.batch import BLIND_GROUP, GROUP_SPREAD, MIN_GROUP, REFILL_AT
 from fetchers.errors import BatchUnsupported
 from fetchers.protocol import ManyFetcher
 from testing.waiting import PATIENCE, wait_until
@@ -142,16 +142,21 @@ def test_every_unique_key_is_one_operation_in_few_requests():
 
 
 @settings(max_examples=40, deadline=None)
-@given(count=st.integers(1, 2_500), workers=st.integers(1, 16))
-def test_a_queue_goes_in_few_even_requests_of_min_group_keys_or_more(count, workers):
+@given(count=st.integers(1, 2_500), workers=st.integers(1, 16), known=st.booleans())
+def test_a_queue_goes_in_few_even_requests_of_min_group_keys_or_more(count, workers, known):
+    # Once a blob's size is known, at least MIN_GROUP keys a request; before, BLIND_GROUP.
     fetcher = ScriptedMany()
     with BatchPrefetcher(fetcher, max_workers=workers) as prefetcher:
+        if known:
+            prefetcher.fetch_all(["first"])
+            fetcher.requests.clear()
         result = prefetcher.fetch_all(keys(count))
     assert len(result.blobs) == count
     sizes = sorted(len(request) for request in fetcher.requests)
     assert sum(sizes) == count
-    assert len(sizes) == max(1, min(GROUP_SPREAD, count // MIN_GROUP))
-    assert sizes[0] >= min(count, MIN_GROUP) and sizes[-1] - sizes[0] <= 1
+    group = MIN_GROUP if known else BLIND_GROUP
+    assert len(sizes) == max(1, min(GROUP_SPREAD, count // group))
+    assert sizes[0] >= min(count, group) and sizes[-1] - sizes[0] <= 1
 
 
 def test_a_key_that_fails_alone_is_retried_while_its_request_still_runs():
@@ -291,12 +296,13 @@ def test_retries_stop_when_the_budget_is_spent():
 
 def test_a_request_refused_as_a_whole_is_retried_as_one():
     # One token pays for one retry: the whole request is one.
+    wanted = keys(2 * BLIND_GROUP - 1)  # one request while no size is known
     fetcher = ScriptedMany(requests=["refused"])
     budget = RetryBudget(capacity=5, retry_cost=5, success_refill=0)
     with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, budget=budget, fail_fast_after=0) as prefetcher:
-        result = prefetcher.fetch_all(keys(40))
-    assert len(result.blobs) == 40 and result.stats.retries == 40
-    assert fetcher.requests == [keys(40), keys(40)] and fetcher.attempts == Counter(dict.fromkeys(keys(40), 1))
+        result = prefetcher.fetch_all(wanted)
+    assert len(result.blobs) == len(wanted) and result.stats.retries == len(wanted)
+    assert fetcher.requests == [wanted, wanted] and fetcher.attempts == Counter(dict.fromkeys(wanted, 1))
 
 
 def test_an_answer_cut_off_keeps_what_arrived_and_retries_the_rest():
