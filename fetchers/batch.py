@@ -774,7 +774,10 @@ class Groups:
         free = runner.max_workers - self._running - self._timer
         if runner.fail_fast_after and not runner._answered.is_set():
             free = min(free, runner.fail_fast_after - self._running)  # fail fast, counted in requests
-        if not ready or free <= 0:
+        if not ready:
+            self._size = 0  # no key waits for a slot any more (sent, or dropped)
+            return []
+        if free <= 0:
             return []
         size = min(limit, math.ceil(len(ready) / max(1, min(GROUP_SPREAD, len(ready) // MIN_GROUP))))
         with self._sizes:
@@ -783,8 +786,7 @@ class Groups:
             size = min(size, math.ceil(len(ready) / max(1, min(GROUP_SPREAD, len(ready) // BLIND_GROUP))))
         elif self._max_bytes is not None and fetched_bytes:  # (all empty so far: no estimate)
             size = min(size, max(1, self._max_bytes * fetched // fetched_bytes))
-        if self._size:
-            size = min(self._size, limit)
+        size = max(size, min(self._size, limit))
         count = math.ceil(len(ready) / size)  # as even as they go: none far smaller than the rest
         groups = [ready[i * len(ready) // count:(i + 1) * len(ready) // count] for i in range(count)]
         self._size = size if len(groups) > free else 0
