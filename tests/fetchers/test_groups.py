@@ -162,6 +162,19 @@ def test_a_queue_goes_in_few_even_requests_of_min_group_keys_or_more(count, work
     assert sizes[0] >= min(count, group) and sizes[-1] - sizes[0] <= 1
 
 
+def test_keys_cut_blind_that_wait_are_cut_again_by_the_sizes_known_and_later_keys_too():
+    # Until the store answers, 3 requests of the 6 cut blind go; the 75 keys left are cut once
+    # sizes are known (small blobs: one request), and a later call's keys by the same rule.
+    fetcher = ScriptedMany()
+    with BatchPrefetcher(fetcher, max_workers=16, fail_fast_after=3) as prefetcher:
+        prefetcher.fetch_all(keys(6 * 25))
+        first = [len(request) for request in fetcher.requests]
+        fetcher.requests.clear()
+        prefetcher.fetch_all(keys(2_000, prefix="n"))
+    assert first == [25, 25, 25, 75]
+    assert len(fetcher.requests) == GROUP_SPREAD and min(map(len, fetcher.requests)) >= MIN_GROUP
+
+
 def test_a_key_that_fails_alone_is_retried_while_its_request_still_runs():
     wanted = keys(10)
     late, slow = threading.Event(), threading.Event()
