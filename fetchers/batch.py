@@ -768,8 +768,9 @@ class Groups:
     def _cut(self, ready: list[_Entry], limit: int) -> list[list[_Entry]]:
         """The requests to send now from the ``ready`` keys, in order (the runner's lock held).
 
-        Keys that wait for a free slot keep the size of request they were cut for (``_size``),
-        so that a queue spread over requests is not spread again as its first ones leave."""
+        Keys that wait for a free slot are cut again into requests no smaller than those they
+        were cut for (``_size``), so that a queue spread over requests is not spread again as
+        its first ones leave."""
         runner = self._runner
         free = runner.max_workers - self._running - self._timer
         if runner.fail_fast_after and not runner._answered.is_set():
