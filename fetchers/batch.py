@@ -780,12 +780,12 @@ class Groups:
             return []
         if free <= 0:
             return []
-        size = min(limit, math.ceil(len(ready) / max(1, min(GROUP_SPREAD, len(ready) // MIN_GROUP))))
         with self._sizes:
             fetched, fetched_bytes = self._fetched, self._fetched_bytes
-        if self._max_bytes is not None and not fetched:  # blobs of no known size yet: see BLIND_GROUP
-            size = min(size, math.ceil(len(ready) / max(1, min(GROUP_SPREAD, len(ready) // BLIND_GROUP))))
-        elif self._max_bytes is not None and fetched_bytes:  # (all empty so far: no estimate)
+        blind = self._max_bytes is not None and not fetched  # blobs of no known size yet: see BLIND_GROUP
+        group = BLIND_GROUP if blind else MIN_GROUP
+        size = min(limit, math.ceil(len(ready) / max(1, min(GROUP_SPREAD, len(ready) // group))))
+        if self._max_bytes is not None and fetched_bytes:  # none yet, or all empty: no estimate
             size = min(size, max(1, self._max_bytes * fetched // fetched_bytes))
         size = max(size, min(self._size, limit))
         count = math.ceil(len(ready) / size)  # as even as they go: none far smaller than the rest
