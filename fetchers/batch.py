@@ -319,6 +319,7 @@ class BatchRunner:
         self._thread_name = thread_name
         self._watchdog = _Watchdog(store, f"{thread_name}-watchdog")
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # wakes the groups' retry timers (see `Groups`)
         self._flights: dict[str, _Flight] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._closed = threading.Event()
@@ -353,6 +354,7 @@ class BatchRunner:
             executor, self._executor = self._executor, None
             for flight in self._flights.values():
                 flight.stop.set()
+            self._wake.notify_all()
         self._watchdog.cancel_all()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -430,6 +432,7 @@ class BatchRunner:
                 if not held:
                     break
                 item = done.get()
+                self._watchdog.raise_failure()
                 woken = item is None
                 if item is None:  # the store answered: more may start now
                     continue
@@ -545,9 +548,12 @@ class BatchRunner:
         """
         ends_at = time.monotonic() + self.deadline
         retry_number = 0
+        error: StoreError | None = None
         while True:
-            if stop.is_set() or self._closed.is_set() or self._held_back(stop):
+            if stop.is_set() or self._closed.is_set() or self._held_back(stop, ends_at):
                 raise error_type(key, "cancelled before the request started")
+            if time.monotonic() >= ends_at:  # the throttle pause outlasted it
+                raise _not_sent(key, error, self.deadline, error_type)
             try:
                 value = self._attempt(call, stats, ends_at)
                 self.budget.record_success(retried=retry_number > 0)
@@ -598,14 +604,15 @@ class BatchRunner:
             if error.throttled:
                 self._resume_at = max(self._resume_at, time.monotonic() + delay)
 
-    def _held_back(self, stop: threading.Event) -> bool:
-        """Wait until the throttled store's pause, as it stands now, ends; True if stopped.
+    def _held_back(self, stop: threading.Event, ends_at: float) -> bool:
+        """Wait until the throttled store's pause, as it stands now, ends, or until ``ends_at``
+        (a deadline) if sooner; True if stopped.
 
         A pause extended while a request waits does not hold it again: requests released
         together go together, and a key failing again alone cannot keep the others waiting.
         """
         with self._lock:
-            remaining = self._resume_at - time.monotonic()
+            remaining = min(self._resume_at, ends_at) - time.monotonic()
         return remaining > 0 and (stop.wait(remaining) or self._closed.is_set())
 
     def _attempt(self, call: Callable[[], _T], stats: CallStats, ends_at: float) -> _T:
@@ -708,6 +715,7 @@ class Groups:
         self._running = 0  # group requests on the workers
         self._size = 0  # the size of request the keys queued for a free slot were cut for
         self._timer = False  # a worker waits for the first queued retry to fall due
+        self._timer_at = math.inf  # when it dispatches (an earlier retry queued meanwhile moves it)
         self._sizes = threading.Lock()  # guards the two below, which answers update
         self._fetched_bytes = 0
         self._fetched = 0
@@ -807,14 +815,16 @@ class Groups:
             self._fail(entry, self._error_type(entry.key, "cancelled: the batch was closed"))
 
     def _wait_for_retries(self, _: list[_Entry]) -> None:
-        """Wait until the first queued retry not yet due falls due (or the runner closes), then
-        dispatch."""
-        with self._runner._lock:
+        """Wait until the first queued retry not yet due falls due (one queued meanwhile that
+        falls due sooner shortens the wait; the runner closing ends it), then dispatch."""
+        runner = self._runner
+        with runner._lock:
             now = time.monotonic()
-            due = min((entry.ready_at for entry in self._queue if entry.ready_at > now), default=now)
-        self._runner._closed.wait(max(0.0, due - time.monotonic()))
-        with self._runner._lock:
+            self._timer_at = min((entry.ready_at for entry in self._queue if entry.ready_at > now), default=now)
+            while not runner._closed.is_set() and (remaining := self._timer_at - time.monotonic()) > 0:
+                runner._wake.wait(remaining)
             self._timer = False
+            self._timer_at = math.inf
         self.dispatch()
 
     def _one(self, entries: list[_Entry]) -> None:
@@ -846,6 +856,9 @@ class Groups:
         """One group request on a worker; dispatches what is queued when it ends."""
         try:
             self._request(entries)
+        except BaseException as exc:  # noqa: BLE001 - a bug (the watchdog's, say): the keys' callers get it
+            for entry in entries:
+                self._fail(entry, exc)
         finally:
             with self._runner._lock:
                 self._running -= 1
@@ -853,17 +866,20 @@ class Groups:
 
     def _request(self, entries: list[_Entry]) -> None:
         runner = self._runner
+        # A throttled store's pause first: what is wanted, and in time, is known after it.
+        if runner._held_back(runner._closed, min(entry.ends_at for entry in entries)):
+            self._cancelled(entries)
+            return
         now = time.monotonic()
         live = []
         for entry in entries:
             if not self._start(entry):
                 continue
             if entry.ends_at <= now:
-                self._fail(entry, self._error_type(entry.key, f"not sent: the {runner.deadline:g} s deadline passed"))
+                self._fail(entry, _not_sent(entry.key, None, runner.deadline, self._error_type))
             else:
                 live.append(entry)
-        if not live or runner._held_back(runner._closed):
-            self._cancelled(live)
+        if not live:
             return
         attempt = runner._watchdog.start(min(entry.ends_at for entry in live))
         if attempt is None:
@@ -994,6 +1010,9 @@ class Groups:
         with self._runner._lock:
             entry.ready_at = ready_at
             self._queue.append(entry)
+            if ready_at < self._timer_at:  # the waiting timer must dispatch it sooner
+                self._timer_at = ready_at
+                self._runner._wake.notify_all()
 
     def _copy(self, key: str, error: StoreError) -> StoreError:
         """``key``'s own error for a failure of its whole request, the request's chained."""
@@ -1002,12 +1021,14 @@ class Groups:
         copy.__cause__ = error
         return copy
 
-    def _fail(self, entry: _Entry, error: StoreError) -> None:
-        """End ``entry`` in ``error``, unless its future was cancelled before it started."""
+    def _fail(self, entry: _Entry, error: BaseException) -> None:
+        """End ``entry`` in ``error``, unless it has ended already or its future was cancelled
+        before it started."""
         if not entry.started and not entry.future.set_running_or_notify_cancel():
             return
         entry.started = True
-        entry.future.set_exception(error)
+        if not entry.future.done():
+            entry.future.set_exception(error)
 
     def close(self) -> None:
         """End every queued key cancelled (the runner has closed)."""
@@ -1075,6 +1096,15 @@ def close_answers(answers: Iterator[object]) -> None:
     close = getattr(answers, "close", None)
     if close is not None:
         close()
+
+
+def _not_sent(key: str, error: StoreError | None, deadline: float, error_type: type[StoreError]) -> StoreError:
+    """The error of a key whose deadline passed before its next request could start: its last
+    attempt's ``error``, saying so, or a new one if it had none."""
+    if error is None:
+        return error_type(key, f"not sent: the {deadline:g} s deadline passed")
+    error.message = f"{error.message} (not retried: the {deadline:g} s deadline passed)"
+    return error
 
 
 def _budget_spent(error: _E) -> _E:

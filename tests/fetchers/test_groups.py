@@ -4,8 +4,10 @@ through its public API, over a scripted in-memory `ManyFetcher`."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
@@ -38,7 +40,8 @@ class ScriptedMany:
     """Thread-safe fake store answering many keys a request.
 
     ``scripts``: per key, outcomes of its successive attempts ("ok", "missing", "retry",
-    "throttled", "fatal", "corrupt"; the last repeats). ``requests``: per request, in order,
+    "throttled", "fatal", "corrupt"; the last repeats; "retry after S" and "throttled after
+    S" ask for a retry after S seconds). ``requests``: per request, in order,
     how the whole request goes ("ok", "refused": a retryable failure before any answer,
     "cut": answers half its keys then fails, "unsupported": no batch route, "bug"); past the
     list every request is "ok". ``gate``: keys whose answer waits for the event, and so comes
@@ -106,12 +109,14 @@ class ScriptedMany:
 
     @staticmethod
     def _outcome(key: str, outcome: str) -> bytes | FetchError:
+        outcome, _, after = outcome.partition(" after ")
+        retry_after = float(after) if after else None
         if outcome == "missing":
             return BlobNotFound(key)
         if outcome == "retry":
-            return FetchError(key, "HTTP 500", retryable=True)
+            return FetchError(key, "HTTP 500", retryable=True, retry_after=retry_after)
         if outcome == "throttled":
-            return FetchError(key, "HTTP 429", retryable=True, throttled=True)
+            return FetchError(key, "HTTP 429", retryable=True, throttled=True, retry_after=retry_after)
         if outcome == "fatal":
             return FetchError(key, "HTTP 400")
         if outcome == "corrupt":
@@ -445,3 +450,74 @@ def test_a_key_past_its_deadline_is_not_retried():
         result = prefetcher.fetch_all(["k0000"])
     # Full jitter may draw a wait that still fits: then the second attempt fails for good.
     assert "deadline" in result.errors["k0000"].message or fetcher.attempts["k0000"] == 2
+
+
+def test_a_retry_queued_while_the_timer_waits_for_a_later_one_goes_out_when_due():
+    gate = threading.Event()
+    fetcher = ScriptedMany({"late": ["retry after 20", "ok"], "soon": ["retry after 0.05", "ok"]},
+                           gate={"soon": gate})
+    taken: list[str] = []
+    with BatchPrefetcher(fetcher, max_workers=2, fail_fast_after=0,
+                         retry=RetryPolicy(base_backoff=0, max_backoff=0)) as prefetcher:
+        call = prefetcher.iter_fetch(["late", "soon"])
+
+        def consume() -> None:
+            taken.extend(key for key, _ in itertools.islice(call, 1))
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        wait_until(lambda: fetcher.attempts["late"] == 1)  # its retry, 20 s away, holds the timer
+        gate.set()
+        consumer.join(PATIENCE)
+        assert not consumer.is_alive(), "a retry due in 0.05 s waited for one due in 20 s"
+        call.close()
+    assert taken == ["soon"] and fetcher.requests == [["late", "soon"], ["soon"]]
+
+
+def test_keys_abandoned_during_a_throttle_pause_are_never_sent():
+    fetcher = ScriptedMany({"t": ["throttled after 0.3", "ok"]})
+    with BatchPrefetcher(fetcher, max_workers=4, fail_fast_after=0,
+                         retry=RetryPolicy(base_backoff=0, max_backoff=0)) as prefetcher:
+        stats = BatchStats()
+        first = prefetcher.iter_fetch(["d", "e", "t"], stats=stats)
+        taken = next(first)[0]
+        wait_until(lambda: stats.retries == 1)  # "t" was throttled: no request starts for 0.3 s
+        held = ({"d", "e"} - {taken}).pop()  # fetched, not taken yet
+        second = prefetcher.iter_fetch([held, "x", "y"])
+        assert next(second)[0] == held  # while "x" and "y" wait in their request for the pause
+        time.sleep(0.05)  # their request has begun (whichever way this goes, they must not be sent)
+        second.close()
+        assert "t" in {key for key, _ in first}  # the pause is over
+        assert prefetcher.fetch_all(["z"]).blobs  # a request after it, while the runner is open
+    assert not [request for request in fetcher.requests if {"x", "y"} & set(request)]
+
+
+def test_a_failed_watchdog_reaches_every_call_and_none_hangs():
+    interrupted = threading.Event()
+
+    class BuggyInterrupt(ScriptedMany):
+        def interrupt(self, thread_id: int) -> None:
+            interrupted.set()
+            raise RuntimeError("planted interrupt bug")
+
+    gate = threading.Event()
+    fetcher = BuggyInterrupt(gate={"slow": gate})
+    outcomes: list[object] = []
+    with BatchPrefetcher(fetcher, max_workers=2, deadline=0.2, fail_fast_after=0) as prefetcher:
+
+        def call(keys: list[str]) -> None:
+            try:
+                outcomes.append(prefetcher.fetch_all(keys))
+            except RuntimeError as exc:
+                outcomes.append(exc)
+
+        first = threading.Thread(target=call, args=(["slow"],))
+        first.start()
+        assert interrupted.wait(PATIENCE)
+        gate.set()
+        first.join(PATIENCE)
+        later = threading.Thread(target=call, args=(["k0000", "k0001"],))
+        later.start()
+        later.join(PATIENCE)
+        assert not first.is_alive() and not later.is_alive()
+    assert [str(outcome) for outcome in outcomes] == ["planted interrupt bug"] * 2

@@ -521,3 +521,31 @@ def test_fail_fast_can_be_turned_off():
     with BatchPrefetcher(fetcher, max_workers=4, fail_fast_after=0) as prefetcher:
         result = prefetcher.fetch_all(f"k{i}" for i in range(10))
     assert len(result.errors) == 10 and fetcher.peak <= 4
+
+
+def test_a_retry_held_by_a_throttle_pause_that_outlasts_its_deadline_is_not_made():
+    attempts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    class PausingStore:
+        """``b`` fails once after 0.5 s; ``a``, started at 0.3 s when ``c`` ends, asks every
+        client to hold off for 0.9 s: ``b``'s retry could start only after its 1 s deadline."""
+
+        def fetch(self, key: str) -> bytes:
+            with lock:
+                attempts[key] += 1
+                attempt = attempts[key]
+            if key == "b" and attempt == 1:
+                time.sleep(0.5)
+                raise FetchError(key, "HTTP 500", retryable=True)
+            if key == "c":
+                time.sleep(0.3)
+            if key == "a" and attempt == 1:
+                raise FetchError(key, "HTTP 429", retryable=True, throttled=True, retry_after=0.9)
+            return blob_for(key)
+
+    policy = RetryPolicy(base_backoff=0, max_backoff=0)
+    with BatchPrefetcher(PausingStore(), max_workers=2, deadline=1.0, fail_fast_after=0, retry=policy) as prefetcher:
+        result = prefetcher.fetch_all(["b", "c", "a"])
+    assert sorted(result.blobs) == ["a", "c"] and attempts["b"] == 1
+    assert result.errors["b"].message == "HTTP 500 (not retried: the 1 s deadline passed)"
