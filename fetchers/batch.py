@@ -716,6 +716,7 @@ class Groups:
         self._size = 0  # the size of request the keys queued for a free slot were cut for
         self._timer = False  # a worker waits for the first queued retry to fall due
         self._timer_at = math.inf  # when it dispatches (an earlier retry queued meanwhile moves it)
+        self._detached = False  # its call has ended (see `detach`)
         self._sizes = threading.Lock()  # guards the two below, which answers update
         self._fetched_bytes = 0
         self._fetched = 0
@@ -826,6 +827,7 @@ class Groups:
             self._timer = False
             self._timer_at = math.inf
         self.dispatch()
+        self._forget_when_idle()
 
     def _one(self, entries: list[_Entry]) -> None:
         """A key's own ``fallback`` job, its outcome on its future."""
@@ -863,6 +865,7 @@ class Groups:
             with self._runner._lock:
                 self._running -= 1
             self.dispatch()
+            self._forget_when_idle()
 
     def _request(self, entries: list[_Entry]) -> None:
         runner = self._runner
@@ -1037,11 +1040,19 @@ class Groups:
         self._cancelled(queued)
 
     def detach(self) -> None:
-        """Groups made for one call, which has ended: its keys still queued end cancelled, and
-        the runner forgets it."""
-        self.close()
+        """Groups made for one call, which has ended: its queued keys that no other call waits
+        for end cancelled; those another call joined go on, and the runner forgets these groups
+        once nothing is queued or running."""
         with self._runner._lock:
-            self._runner._lanes.remove(self)
+            self._detached = True
+        self.dispatch()  # drops what nobody wants
+        self._forget_when_idle()
+
+    def _forget_when_idle(self) -> None:
+        runner = self._runner
+        with runner._lock:
+            if self._detached and not (self._queue or self._running or self._timer) and self in runner._lanes:
+                runner._lanes.remove(self)
 
 
 class _Interrupted(Exception):

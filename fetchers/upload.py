@@ -280,18 +280,39 @@ class BatchUploader(BatchRunner):
         assert isinstance(writer, ManyWriter)
         to_write: list[tuple[_Source, StoredBlob | None]] = []
         if skip_existing:
+            to_read_back: list[tuple[str, StoredBlob]] = []  # once the check's answer is closed
             answers = writer.stat_many(list(sources))
             try:
                 for key, stored in answers:
                     if isinstance(stored, StoreError):
                         yield key, stored
-                    elif stored is not None and self._settled(key, sources[key], stored, verify, verify_existing,
-                                                              stats, self._closed):
+                        continue
+                    if stored is None:
+                        to_write.append((sources[key], None))
+                        continue
+                    try:
+                        holds = self._holds(sources[key], stored, verify)
+                    except StoreError as error:  # its source cannot be read
+                        yield key, error
+                        continue
+                    if holds is None and verify_existing:
+                        to_read_back.append((key, stored))
+                    elif self._skipped(holds, stats):
                         yield key, False
                     else:
                         to_write.append((sources[key], stored))
             finally:
                 close_answers(answers)
+            for key, stored in to_read_back:
+                try:
+                    holds = self._read_back_matches(key, stored, stats, self._closed)
+                except StoreError as error:
+                    yield key, error
+                    continue
+                if self._skipped(holds, stats):
+                    yield key, False
+                else:
+                    to_write.append((sources[key], stored))
         else:
             to_write = [(source, None) for source in sources.values()]
         batched = [item for item in to_write if item[0].size is not None and item[0].size <= writer.max_batch_blob]
@@ -301,17 +322,18 @@ class BatchUploader(BatchRunner):
         for chunk in _chunks(batched, MAX_INSERT_BODY):
             yield from self._write_together(writer, chunk, content_type, verify, stats)
 
-    def _settled(
-        self, key: str, source: _Source, stored: StoredBlob, verify: bool, verify_existing: bool,
-        stats: UploadStats, stop: threading.Event,
-    ) -> bool:
-        """Whether what the store keeps under ``key`` makes writing it needless, decided before
-        the source is read (an MD5 is compared at write time); ``stop`` cuts a read-back short."""
+    @staticmethod
+    def _holds(source: _Source, stored: StoredBlob, verify: bool) -> bool | None:
+        """Whether what the store keeps under the source's key holds its bytes, as far as that
+        tells without reading the stored blob back: None when it cannot tell. An MD5 is left
+        to the write (False), which compares it with the bytes it reads anyway."""
         if verify and stored.md5 is not None:
             return False
-        holds = stored.holds(key, source.read, source.size) if verify else True
-        if holds is None and verify_existing:
-            holds = self._read_back_matches(key, stored, stats, stop)
+        return stored.holds(source.key, source.read, source.size) if verify else True
+
+    def _skipped(self, holds: bool | None, stats: UploadStats) -> bool:
+        """Whether a stored blob that ``holds`` the source (None: nobody can tell) is skipped;
+        counts the unverified skips."""
         if holds is False:
             return False
         with self._lock:
@@ -404,8 +426,12 @@ class BatchUploader(BatchRunner):
         is compared and written), so jobs never wait for each other's memory while holding some.
         """
         stored = self.with_retries(key, lambda: self._stored(key), stats, stop) if skip_existing else None
-        if stored is not None and self._settled(key, source, stored, verify, verify_existing, stats, stop):
-            return False
+        if stored is not None:
+            holds = self._holds(source, stored, verify)
+            if holds is None and verify_existing:
+                holds = self._read_back_matches(key, stored, stats, stop)
+            if self._skipped(holds, stats):
+                return False
         with self._hold(source.size or 0, stats, stop):
             data = self._prepared(source, stored, verify)
             if data is None:

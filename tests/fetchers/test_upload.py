@@ -13,12 +13,14 @@ from hypothesis import strategies as st
 
 from fetchers import (
     BatchUploader,
+    BlobNotFound,
     FetchError,
     StoredBlob,
     StoreUnavailable,
+    UploadStats,
     WriteError,
 )
-from testing.waiting import wait_until
+from testing.waiting import PATIENCE, wait_until
 
 from .helpers import FAST_RETRY
 
@@ -325,3 +327,83 @@ def test_a_blob_larger_than_max_bytes_is_uploaded_alone():
     with BatchUploader(store, max_workers=3, max_bytes=100) as uploader:
         result = uploader.upload_all(data)
     assert sorted(result.written) == sorted(data) and result.stats.peak_bytes_held in (100, 300)
+
+
+
+class VanishingStore(CheckedStore):
+    """A `CheckedStore` keeping sizes only (as objectstore), whose ``vanished`` blob its checks
+    list but is gone when read back."""
+
+    def __init__(self, vanished: str, size: int):
+        super().__init__("size")
+        self.vanished, self.size = vanished, size
+        self.read_while_checking = False
+
+    def stat(self, key: str) -> StoredBlob | None:
+        return StoredBlob(size=self.size) if key == self.vanished else super().stat(key)
+
+    def fetch(self, key: str) -> bytes:
+        if key == self.vanished:
+            raise BlobNotFound(key)
+        return super().fetch(key)
+
+
+class VanishingManyStore(VanishingStore, CheckedManyStore):
+    """A `VanishingStore` that checks many blobs a call, and records a read back while the
+    answer to such a check is still open."""
+
+    checking = False
+
+    def stat_many(self, keys):
+        self.checking = True
+        try:
+            yield from super().stat_many(keys)
+        finally:
+            self.checking = False
+
+    def fetch(self, key: str) -> bytes:
+        self.read_while_checking |= self.checking
+        return super().fetch(key)
+
+
+@pytest.mark.parametrize("store_type", [VanishingStore, VanishingManyStore])
+def test_a_stored_blob_that_cannot_be_read_back_is_that_key_s_error_alone(store_type):
+    data = blobs(4)
+    vanished = next(iter(data))
+    store = store_type(vanished, len(data[vanished]))
+    store.blobs.update({key: (body, "image/png") for key, body in data.items() if key != vanished})
+    with BatchUploader(store, max_workers=1, retry=FAST_RETRY) as uploader:
+        result = uploader.upload_all(data, verify=True, verify_existing=True)
+    assert list(result.errors) == [vanished] and "cannot read the stored blob back" in result.errors[vanished].message
+    assert sorted(result.skipped) == sorted(set(data) - {vanished}) and not store.read_while_checking
+
+
+def test_an_upload_that_ends_early_leaves_the_keys_another_upload_joined_running():
+    gate = threading.Event()
+
+    class GatedChecks(CheckedManyStore):
+        batch_keys = 2
+
+        def stat_many(self, keys):
+            for key in keys:
+                if key == held_up:
+                    assert gate.wait(PATIENCE)
+                yield key, self.stat(key)
+
+    data = blobs(4)
+    present, held_up, _, shared = data
+    store = GatedChecks("md5")
+    store.blobs[present] = (data[present], "image/png")
+    stats = UploadStats()
+    outcomes: dict[str, object] = {}
+    with BatchUploader(store, max_workers=1, fail_fast_after=0, retry=FAST_RETRY) as uploader:
+        first = uploader.iter_upload(data)
+        assert next(first) == (present, False)  # its request waits on `held_up`; the next two are queued
+        second = threading.Thread(target=lambda: outcomes.update(uploader.iter_upload({shared: data[shared]},
+                                                                                      stats=stats)))
+        second.start()
+        wait_until(lambda: stats.shared == 1)  # it joined the first upload's queued key
+        first.close()
+        gate.set()
+        second.join(PATIENCE)
+    assert outcomes == {shared: True} and store.blobs[shared][0] == data[shared]
