@@ -17,11 +17,12 @@ from email.message import Message
 READ_SIZE = 1024 * 1024
 """Bytes asked of the socket per read: as much as has arrived, up to this."""
 
-MAX_PART_HEADERS = 64
-"""Headers one part may have: the operation's four, the disposition and the object's metadata."""
+MAX_PART_HEADERS = 256
+"""Headers one part may have: the operation's four, the disposition and the object's metadata
+(one header each; objectstore sets no limit of its own, its HTTP server takes 100 a request)."""
 
-MAX_HEADER_LINE = 8 * 1024
-"""Bytes one header line of a part may have."""
+MAX_HEADER_LINE = 64 * 1024
+"""Bytes one header line of a part may have: as many as a single GET's HTTP client takes."""
 
 MAX_PREAMBLE = 64 * 1024
 """Bytes a body may carry before its first delimiter."""
@@ -163,7 +164,7 @@ class _Parser:
             elif state == _HEADERS:
                 end = data.find(b"\r\n", pos)
                 if end == -1:
-                    if size - pos > MAX_HEADER_LINE:
+                    if size - pos > MAX_HEADER_LINE + 1:  # the line, and the CR of its CRLF
                         raise FormDataError("malformed multipart body: a part's header line is too long")
                     self._carry = data[pos:]
                     return

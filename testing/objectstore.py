@@ -8,10 +8,13 @@ slashes (the client leaves ``/`` unescaped; other reserved characters arrive per
   batch requests, connections accepted and open.
 - GET: 200 with the body exactly as uploaded and the metadata headers (``content-encoding:
   zstd`` for a zstd upload, so the client decompresses), or 404 with an empty body.
-- HEAD: the same headers, no body. PUT: stores the body as received (chunked or not) and
-  answers 200 ``{"key": ...}``; POST to ``.../{scopes}/`` stores under a generated key (201).
-  DELETE: 204. Errors: JSON ``{"detail": ...}``. Header names go out in lower case, as
-  objectstore's own server writes them and as the client's metadata parser requires.
+- HEAD: 204 with the same headers, no body. No answer carries the object's size
+  (``x-sn-size``): objectstore's metadata leaves it out of its headers
+  (``objectstore-types/src/metadata.rs``, ``size_not_included_in_headers``).
+- PUT: stores the body as received (chunked or not) and answers 200 ``{"key": ...}``; POST to
+  ``.../{scopes}/`` stores under a generated key (201). DELETE: 204. Errors: JSON
+  ``{"detail": ...}``. Header names go out in lower case, as objectstore's own server writes
+  them and as the client's metadata parser requires.
 - Batch: ``POST /v1/objects:batch/{usecase}/{scopes}/`` as objectstore's server has it at
   `SERVER_COMMIT` (``objectstore-server/src/endpoints/batch.rs``, ``extractors/batch.rs``,
   ``src/multipart.rs``): a ``multipart/form-data`` body, one part per operation with
@@ -382,7 +385,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, obj.headers, body, declared_length=len(body), sent=len(body) // 2)
             self.close_connection = True
             return
-        self._send(200, obj.headers, body if send_body else b"", declared_length=len(body))
+        if send_body:
+            self._send(200, obj.headers, body)
+        else:
+            self._send(204, obj.headers)  # as objectstore's ``object_head``: no body, no length
 
     def _fault_answered(self, fault: _Fault) -> bool:
         """Apply a fault that replaces the answer; False lets the normal answer follow."""
@@ -420,7 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key = key or uuid.uuid4().hex
         with self.server.objects_lock:
-            self.server.objects[(usecase, scopes, key)] = _Object(body, _metadata(self.headers.items(), body))
+            self.server.objects[(usecase, scopes, key)] = _Object(body, _metadata(self.headers.items()))
         reply = json.dumps({"key": key}).encode()
         self._send(201 if generate_key else 200, b"content-type: application/json\r\n", reply)
 
@@ -517,7 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
             key = key or uuid.uuid4().hex
             with self.server.objects_lock:
                 self.server.objects[(usecase, scopes, key)] = _Object(
-                    operation.body, _metadata(operation.headers.items(), operation.body))
+                    operation.body, _metadata(operation.headers.items()))
             return _success_part(operation.index, key, "insert", 201), b""
         assert key is not None and kind is not None
         with self.server.objects_lock:
@@ -695,7 +701,7 @@ def _valid_context(usecase: str, scopes: str) -> bool:
     return 3 <= len(usecase) <= 64 and scopes_ok
 
 
-def _metadata(headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+def _metadata(headers: Iterable[tuple[str, str]]) -> bytes:
     """The metadata header lines stored with an object uploaded with ``headers``."""
     stored = {"content-type": "application/octet-stream"}
     for name, value in headers:
@@ -703,7 +709,6 @@ def _metadata(headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
         if name in _STORED_HEADERS or name.startswith(_META_PREFIX):
             stored[name] = value
     stored["x-sn-time-created"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    stored["x-sn-size"] = str(len(body))
     return "".join(f"{name}: {value}\r\n" for name, value in stored.items()).encode("latin-1")
 
 

@@ -40,6 +40,16 @@ MAX_BATCH_KEYS = 1000
 MAX_INSERT_BYTES = 1024 * 1024
 """The largest body an insert operation of a batch may carry: the server's ``MAX_FIELD_SIZE``."""
 
+MAX_DECODED_BYTES = 1024**3
+"""Bytes a zstd-compressed object may decode to: a payload of a few KB can claim gigabytes, so
+more is refused (that key's error) as soon as it is passed."""
+
+_MAX_ZSTD_RATIO = 1 << 15
+"""About the most bytes one byte of a zstd frame can decode to (a block of 128 KiB from a
+3-byte header and one byte repeated)."""
+
+_MIN_ZSTD_SLICE = 4096  # the smallest slice of input decompressed at once (see `_unzstd`)
+
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what `quote` leaves as it is, and the slash
 
 OP_KIND = "x-sn-batch-operation-kind"
@@ -257,8 +267,9 @@ class ObjectstoreFetcher(ClosableFetcher):
 
     def put_many(self, blobs: Sequence[tuple[str, bytes, str]]) -> Iterator[tuple[str, WriteError | None]]:
         """`put` for each ``(key, data, content_type)`` (at most `batch_keys`, distinct keys,
-        each at most `MAX_INSERT_BYTES`) with one batch request of ``insert`` operations:
-        ``(key, None)`` once it is stored, else ``(key, WriteError)``; see `fetch_many`."""
+        each at most `MAX_INSERT_BYTES`: a larger one is refused without a request) with one batch
+        request of ``insert`` operations: ``(key, None)`` once it is stored, else
+        ``(key, WriteError)``; see `fetch_many`."""
         return self._batch("insert", list(blobs), WriteError, self._inserted)
 
     def _batch(
@@ -278,6 +289,10 @@ class ObjectstoreFetcher(ClosableFetcher):
                 path = join_key(self.prefix, key, error_type)
             except StoreError as error:
                 yield key, self._named(error)
+                continue
+            if len(body) > MAX_INSERT_BYTES:  # the server would refuse it (413), again on every retry
+                yield key, self._named(error_type(key, f"{len(body):,} bytes: a batch insert takes at most "
+                                                       f"{MAX_INSERT_BYTES:,}"))
                 continue
             headers = {OP_KIND: kind, OP_KEY: _percent_encoded(path)}
             if content_type:
@@ -364,7 +379,7 @@ class ObjectstoreFetcher(ClosableFetcher):
         (or a 404 of a read), else the key's error, its status mapped as `fetch` maps one."""
         status_text = part.headers.get(OP_STATUS, "")
         code = status_text.split(" ", 1)[0]
-        if not code.isdigit():
+        if not _is_number(code):
             return self._named(error_type(key, f"a batch answer's part has no valid status ({status_text!r})",
                                           retryable=True))
         status = int(code)
@@ -373,9 +388,12 @@ class ObjectstoreFetcher(ClosableFetcher):
                 return outcome(key, part)
         except StoreError as error:
             return self._named(error)
-        if status == 413:  # past the operations the server takes: later batches carry fewer
+        # Past the operations the server takes (inserts over its size limit are never sent):
+        # later batches carry fewer. The first operation cannot be past that limit.
+        over_count = status == 413 and index > 0
+        if over_count:
             self._batch_limit = max(1, min(self._batch_limit, index))
-        return self._named(_status_error(key, status, error_type, self._denied_reason, retryable=status == 413))
+        return self._named(_status_error(key, status, error_type, self._denied_reason, retryable=over_count))
 
     @staticmethod
     def _got(key: str, part: formdata.Part) -> bytes:
@@ -390,7 +408,7 @@ class ObjectstoreFetcher(ClosableFetcher):
         if part.headers[OP_STATUS].startswith("404"):
             return None
         size = part.headers.get("x-sn-size", "")
-        return StoredBlob(size=int(size) if size.isdigit() else None)
+        return StoredBlob(size=int(size) if _is_number(size) else None)
 
     @staticmethod
     def _inserted(key: str, part: formdata.Part) -> None:
@@ -435,7 +453,12 @@ _E = TypeVar("_E", bound=StoreError)
 
 def _index(value: str | None) -> int | None:
     """An operation index header's value as a number, else None."""
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and _is_number(value) else None
+
+
+def _is_number(text: str) -> bool:
+    """Whether a header value is a decimal number in ASCII digits (``str.isdigit`` takes "²")."""
+    return text.isascii() and text.isdigit()
 
 
 def _batch_path(session: Session) -> str:
@@ -522,19 +545,48 @@ def _decode(key: str, body: bytes, compression: str | None) -> bytes:
     if compression != "zstd":
         raise FetchError(key, f"unsupported content-encoding {compression!r}")
     try:
-        return _unzstd(body)
+        return _unzstd(body, MAX_DECODED_BYTES)
     except zstandard.ZstdError as exc:
         raise FetchError(key, f"bad zstd payload: {exc}", retryable=True) from exc
+    except _TooLarge:
+        raise FetchError(key, f"its zstd payload ({len(body):,} bytes) decodes to more than "
+                              f"{MAX_DECODED_BYTES:,} bytes") from None
 
 
-def _unzstd(data: bytes) -> bytes:
-    """Decompress every zstd frame of ``data``; raise `zstandard.ZstdError` if one is cut off."""
-    out = []
-    while True:
-        frame = zstandard.ZstdDecompressor().decompressobj()
-        out.append(frame.decompress(data))
-        if not frame.eof:
-            raise zstandard.ZstdError("stream ends inside a frame (truncated)")
-        data = frame.unused_data
-        if not data:
-            return b"".join(out)
+class _TooLarge(Exception):
+    """A compressed payload decodes to more bytes than allowed."""
+
+
+def _unzstd(data: bytes, limit: int) -> bytes:
+    """Decompress every zstd frame of ``data``; raise `zstandard.ZstdError` if one is cut off,
+    `_TooLarge` once the output passes ``limit`` bytes.
+
+    The input goes in slices small enough that even the densest frame cannot bring much more
+    than the room left from one (`_MAX_ZSTD_RATIO`), and each frame starts on what the last
+    one left of its slice: memory stays within about twice ``limit``, and time linear in the
+    input, whatever the frames."""
+    decompressor = zstandard.ZstdDecompressor()
+    frame = decompressor.decompressobj()
+    view = memoryview(data)
+    out: list[bytes] = []
+    produced = pos = 0
+    left: bytes = b""  # what followed the last frame's end in its slice
+    while left or pos < len(view):
+        piece: bytes | memoryview
+        if left:
+            piece, left = left, b""
+        else:
+            step = max(_MIN_ZSTD_SLICE, (limit - produced) // _MAX_ZSTD_RATIO)
+            piece = view[pos:pos + step]
+            pos += len(piece)
+        output = frame.decompress(piece)
+        produced += len(output)
+        if produced > limit:
+            raise _TooLarge
+        out.append(output)
+        if frame.eof:
+            left = frame.unused_data
+            if not left and pos == len(view):
+                return b"".join(out)
+            frame = decompressor.decompressobj()
+    raise zstandard.ZstdError("stream ends inside a frame (truncated)")

@@ -134,7 +134,7 @@ def objectstore_store(opened: Opened, objectstore_server, latency_proxy) -> Iter
     yield Store(
         "objectstore", open_store,
         lambda path, data: objectstore_server.put(path, data, compress="none"), proxy, clock,
-        content_type=objectstore_server.content_type, reports_retry_after=False,
+        content_type=objectstore_server.content_type, reports_retry_after=False, tells_size=False,
         open_named=lambda name: open_store(usecase=name),
         open_unreachable=lambda: open_store(url=f"http://127.0.0.1:{closed_port()}", connect_timeout=1.0),
         fail_writes=fail_writes, status_cause=RequestError,

@@ -100,6 +100,8 @@ class Store:
     """The HTTP method of a write."""
     reports_retry_after: bool = True
     """Whether a ``Retry-After`` reaches the error (objectstore's client drops the headers)."""
+    tells_size: bool = True
+    """Whether ``stat`` tells an object's size (objectstore's server sends none)."""
     first_miss_requests: int = 1
     """Requests the first missing key costs (GCS also asks whether the bucket exists)."""
     open_named: Callable[[str], ClosableFetcher] | None = None

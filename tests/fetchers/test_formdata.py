@@ -86,3 +86,24 @@ def test_what_comes_before_the_first_boundary_is_judged_alike_wherever_the_reads
             assert "in front of the first boundary" in str(exc)
             outcomes.add(("refused",))
     assert outcomes == ({("refused",)} if preamble == b"junk" else {(b"hello",)})
+
+
+
+@pytest.mark.parametrize("split", ["at once", "after the CR", "in 4 KiB reads"])
+def test_a_header_line_is_judged_by_its_length_alone_wherever_the_reads_split(split):
+    # 100 metadata headers (what objectstore's HTTP server takes on a write) and a line of
+    # exactly MAX_HEADER_LINE bytes are read; one byte more is refused, however reads fall.
+    name = "x-snme-long: "
+    fits = {f"x-snme-{i}": "v" for i in range(100)} | {"x-snme-long": "v" * (formdata.MAX_HEADER_LINE - len(name))}
+    too_long = {"x-snme-long": fits["x-snme-long"] + "v"}
+
+    def reads(headers: dict[str, str]):
+        data = formdata.encode([(headers, b"body")], BOUNDARY)
+        line_end = data.index(b"v\r\n", data.index(name.encode())) + 2  # the line and its CR
+        sizes = {"at once": [len(data)], "after the CR": [line_end, len(data)], "in 4 KiB reads": [4096]}[split]
+        return read_in(data, sizes)
+
+    (part,) = formdata.parts(reads(fits), BOUNDARY)
+    assert part.body == b"body" and len(part.headers["x-snme-long"]) + len(name) == formdata.MAX_HEADER_LINE
+    with pytest.raises(formdata.FormDataError, match="too long"):
+        list(formdata.parts(reads(too_long), BOUNDARY))

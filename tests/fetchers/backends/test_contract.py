@@ -351,7 +351,8 @@ def test_put_replaces_the_blob_with_one_request_and_exists_tells(store: Store) -
     fetcher.put("new/deep/blob", b"first", "image/png")
     fetcher.put("new/deep/blob", b"second", "image/png")
     assert fetcher.fetch("new/deep/blob") == b"second"
-    assert fetcher.exists("new/deep/blob") and fetcher.stat("new/deep/blob").size == len(b"second")
+    size = fetcher.stat("new/deep/blob").size
+    assert fetcher.exists("new/deep/blob") and size == (len(b"second") if store.tells_size else None)
     if store.content_type is not None:
         assert store.content_type("1/2/new/deep/blob") == "image/png"
     if store.proxy is not None:

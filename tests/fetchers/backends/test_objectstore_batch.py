@@ -30,6 +30,7 @@ from fetchers import (
     FetchError,
     RetryBudget,
     RetryPolicy,
+    StoredBlob,
     fetcher_from_url,
     formdata,
 )
@@ -444,7 +445,7 @@ def test_stat_many_and_put_many_speak_for_each_key(server, connect):
     assert dict(fetcher.put_many([(key, data, "image/png") for key, data in blobs.items()])) == dict.fromkeys(blobs)
     stats = dict(fetcher.stat_many([*blobs, gone]))
 
-    assert {key: stats[key].size for key in blobs} == {key: len(data) for key, data in blobs.items()}
+    assert {key: stats[key] for key in blobs} == dict.fromkeys(blobs, StoredBlob())  # no size: see the server
     assert stats[gone] is None
     assert all(server.content_type(f"{PREFIX}/{key}") == "image/png" for key in blobs)
     assert dict(fetcher.fetch_many(list(blobs))) == blobs
@@ -480,3 +481,52 @@ def test_an_upload_to_a_server_without_batches_goes_one_request_a_blob(server, c
     with BatchUploader(connect(), max_workers=2) as uploader:
         result = uploader.upload_all(blobs)
     assert sorted(result.written) == sorted(blobs) and "HTTP 404" in result.stats.batch_fallback
+
+
+def test_a_payload_that_decodes_past_the_limit_is_that_key_s_error_alone(server, connect, monkeypatch):
+    monkeypatch.setattr(objectstore, "MAX_DECODED_BYTES", 1_000_000)
+    bomb = bytes(3_000_000)  # 3 MB of zeros: a few hundred bytes compressed
+    bomb_key = hashlib.sha256(bomb).hexdigest()
+    server.put(f"{PREFIX}/{bomb_key}", bomb, compress="zstd")
+    fine = stored(server, 2, compress="zstd")
+    fetcher = connect()
+
+    answers = dict(fetcher.fetch_many([bomb_key, *fine]))
+    with pytest.raises(FetchError) as single:
+        fetcher.fetch(bomb_key)
+
+    assert {key: answers[key] for key in fine} == fine
+    for error in (answers[bomb_key], single.value):
+        assert isinstance(error, FetchError) and not error.retryable
+        assert "decodes to more than 1,000,000 bytes" in error.message
+
+
+def test_an_insert_over_the_limit_is_refused_without_a_request_and_the_batch_size_kept(server, connect):
+    blobs = {hashlib.sha256(data).hexdigest(): data
+             for data in (os.urandom(objectstore.MAX_INSERT_BYTES + 1), os.urandom(100))}
+    keys = list(blobs)
+    fetcher = connect()
+    before = server.counters.requests("PUT", f"{PREFIX}/{keys[0]}")
+
+    outcomes = dict(fetcher.put_many([(key, data, "image/png") for key, data in blobs.items()]))
+
+    assert outcomes[keys[1]] is None and not outcomes[keys[0]].retryable
+    assert "a batch insert takes at most" in outcomes[keys[0]].message
+    assert server.counters.requests("PUT", f"{PREFIX}/{keys[0]}") == before
+    assert fetcher.batch_keys == MAX_BATCH_KEYS
+
+
+@pytest.mark.parametrize("index", [0, 5])
+def test_a_413_past_the_first_operation_lowers_the_batch_size_and_on_the_first_is_final(server, connect, index):
+    blobs = stored(server, 6)
+    order = list(blobs)
+    refused = order[index]
+    server.faults.inject(413, key=f"{PREFIX}/{refused}")
+    fetcher = connect()
+
+    answers = dict(fetcher.fetch_many(order))
+
+    assert answers[refused].retryable is (index > 0)
+    assert fetcher.batch_keys == (index or MAX_BATCH_KEYS)
+    del answers[refused], blobs[refused]
+    assert answers == blobs
