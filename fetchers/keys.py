@@ -27,12 +27,17 @@ def check_key(key: str, kind: type[StoreError] = FetchError) -> str:
     (a `FetchError` by default; a write refuses its key with a `WriteError`).
 
     A valid key is a non-empty ``/``-separated relative path without empty, ``.`` or ``..``
-    segments and without control characters.
+    segments, without control characters and without lone surrogates (no store can name them).
     """
     if not isinstance(key, str) or not key:
         raise kind(str(key), "invalid key: empty or not a string")
     if _CONTROL.search(key):
         raise kind(key, "invalid key: contains a control character")
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: an undecodable file name, a JSON escape
+            raise kind(key, "invalid key: not valid Unicode (a lone surrogate)") from None
     if key.startswith("/") or "\\" in key:
         raise kind(key, "invalid key: must be a relative path with '/' separators")
     if any(part in ("", ".", "..") for part in key.split("/")):

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ..builds import describe_os_error
-from ..inputs.manifest import ManifestError, dump_manifest, manifest_from_folder, with_ignore_patterns, write_manifest
+from ..inputs.manifest import (
+    ManifestError,
+    manifest_from_folder,
+    manifest_text,
+    with_ignore_patterns,
+    write_manifest,
+)
 from ..model import InputError
 from .common import (
     EXIT_SAME,
@@ -45,8 +50,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
     note_left_out(manifest.unreadable)
     manifest = with_ignore_patterns(manifest, args.ignore_in)
     if args.output is None:
-        text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False)
-        sys.stdout.write(_printable_json(text) + "\n")
+        sys.stdout.write(manifest_text(manifest))
         return EXIT_SAME
     try:
         write_manifest(manifest, args.output)
@@ -57,19 +61,3 @@ def _run_manifest(args: argparse.Namespace) -> int:
     error(f"wrote {len(manifest.images)} images{note} to {args.output}", prefix="snapcompare: ")
     return EXIT_SAME
 
-
-def _printable_json(text: str) -> str:
-    """JSON ``text`` with every unprintable character but its line breaks spelled ``\\uXXXX``.
-
-    Only strings can hold such characters, where the escape means the same: names with
-    terminal control sequences (C1 controls, bidi overrides) or undecodable bytes (lone
-    surrogates) print as text, and the output stays the same JSON.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
-
-
-def _json_escape(char: str) -> str:
-    units = char.encode("utf-16-be", "surrogatepass")
-    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))

@@ -205,9 +205,28 @@ def dump_manifest(manifest: Manifest) -> dict[str, Any]:
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
-    """Write the manifest to ``path`` as indented UTF-8 JSON."""
-    text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n"
-    Path(path).write_text(text, encoding="utf-8")
+    """Write the manifest to ``path`` as `manifest_text` gives it, in UTF-8."""
+    Path(path).write_bytes(manifest_text(manifest).encode())
+
+
+def manifest_text(manifest: Manifest) -> str:
+    """The manifest as written: indented JSON with a final newline, every character as it is
+    but the unprintable ones, spelled ``\\uXXXX``.
+
+    Only strings can hold those, where the escape means the same: names with terminal control
+    sequences (C1 controls, bidi overrides) print as text, and names with undecodable bytes of
+    a file name (lone surrogates, which UTF-8 cannot encode) can be written at all, and read
+    back as the same names.
+    """
+    text = json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
+    return text + "\n"
+
+
+def _json_escape(char: str) -> str:
+    units = char.encode("utf-16-be", "surrogatepass")
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
 
 
 def ignore_regions_of(manifest: Manifest, name: str) -> tuple[IgnoreRegion, ...]:

@@ -140,7 +140,12 @@ def render_json(comparison: Comparison) -> bytes:
 
     Raises ValueError if a figure is NaN or infinite, which JSON cannot hold.
     """
-    text = json.dumps(comparison_dict(comparison), indent=2, ensure_ascii=False, allow_nan=False)
+    return json_bytes(comparison_dict(comparison))
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as indented UTF-8 JSON ending in a newline; ValueError for NaN or infinity."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     # A name read from a file system may hold lone surrogates (undecodable bytes), which UTF-8
     # cannot encode; they only occur inside JSON strings, where backslashreplace spells them as
     # the JSON escape \udcXX, so the file stays valid and reads back to the same name.

@@ -48,7 +48,7 @@ from fetchers import (
 from ..engine.chunks import ChunkAssignment, ChunkFailure, ChunkResult, ComparisonPlan, finalize, store_files
 from ..engine.pairs import PairOutcome
 from ..model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
-from .report_json import render_json
+from .report_json import json_bytes, render_json
 from .results_json import chunk_result_from_json, chunk_result_to_json, plan_from_json, plan_to_json
 from .sentry_keys import fill_images, mask_image_id
 
@@ -148,11 +148,6 @@ def upload(uploader: BatchUploader, blobs: Mapping[str, BlobSource], content_typ
         return uploader.upload_all(blobs, content_type=content_type, skip_existing=False).errors
     except StoreUnavailable as exc:
         raise ResultsNotWritten(uploader.store_name, {exc.key: exc}) from None
-
-
-def json_bytes(data: Any) -> bytes:
-    """``data`` as the JSON bytes of a plan or chunk object."""
-    return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
 def publish_with_masks(

@@ -35,7 +35,7 @@ from fetchers.keys import check_key
 from fetchers.protocol import connection_limit, describe_store
 
 from ...model import InputError, parameter
-from ..manifest import Manifest, ManifestError, dump_manifest, parse_manifest
+from ..manifest import Manifest, ManifestError, manifest_text, parse_manifest
 
 BUILDS_PREFIX = "builds"
 """The folder, under the store's prefix, that holds one folder per recorded commit."""
@@ -92,8 +92,8 @@ def is_complete(manifest: Manifest) -> bool:
 
 
 def manifest_json(manifest: Manifest) -> bytes:
-    """The manifest as stored: indented UTF-8 JSON with a final newline."""
-    return (json.dumps(dump_manifest(manifest), indent=2, ensure_ascii=False) + "\n").encode()
+    """The manifest as stored: `manifest_text`, in UTF-8."""
+    return manifest_text(manifest).encode()
 
 
 @dataclass(frozen=True)

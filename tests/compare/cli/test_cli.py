@@ -284,6 +284,30 @@ def test_manifest_subcommand(tmp_path, capsys):
     assert set(json.loads(stdout)["images"]) == {"a.png", "deep/b.png"}
 
 
+
+def test_a_file_name_that_is_not_utf8_goes_into_written_manifests_and_reads_back_the_same(tmp_path, capsys):
+    folder = write_folder(tmp_path / "shots", {"ok.png": png(1)})
+    undecodable = os.path.join(os.fsencode(folder), b"caf\xe9.png")  # Latin-1, as an old tool wrote it
+    Path(os.fsdecode(undecodable)).write_bytes(png(2))
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "m.json").write_text("{}")
+
+    written = [run(capsys, "manifest", folder, "-o", tmp_path / "m.json"),
+               run(capsys, "upload", folder, "--store", store.as_uri(), "-o", tmp_path / "up.json", "--quiet")]
+    code, stdout, _ = run(capsys, "manifest", folder)
+
+    assert [outcome[0] for outcome in written] == [EXIT_SAME, EXIT_SAME] and code == EXIT_SAME
+    for text in ((tmp_path / "m.json").read_text(encoding="utf-8"), (tmp_path / "up.json").read_text(encoding="utf-8"),
+                 stdout):
+        assert '"caf\\udce9.png"' in text
+    for manifest in ("m.json", "up.json"):
+        assert load_manifest(tmp_path / manifest) == manifest_from_folder(folder).manifest
+        code, _, _ = run(capsys, "compare", "--base", tmp_path / manifest, "--head", folder, "--store", store.as_uri(),
+                         "--out", tmp_path / "out", "--quiet")
+        assert code == EXIT_SAME
+
+
 def test_manifest_writes_pattern_regions_that_a_comparison_with_it_as_head_applies(tmp_path, capsys):
     base = write_folder(tmp_path / "base", {"phone/home.png": png(1), "desk.png": png(2)})
     head = write_folder(tmp_path / "head", {"phone/home.png": png(11), "desk.png": png(22)})

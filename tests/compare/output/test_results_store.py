@@ -235,9 +235,10 @@ def test_names_sharing_a_mask_key_leave_the_last_in_name_order(names):
 
 # One odd name errors its own image only.
 
-ODD_NAMES = ["a//b.png", "./a.png", "../x.png", "\\..\\y.png", "new\nline.png", "L" * 300 + ".png"]
+ODD_NAMES = ["a//b.png", "./a.png", "../x.png", "\\..\\y.png", "new\nline.png", "L" * 300 + ".png", "x\ud800.png"]
 """Names whose Sentry mask key a store refuses: empty, '.' or '..' segments, a control
-character, a file name longer than NAME_MAX in a local store."""
+character, a file name longer than NAME_MAX in a local store, a lone surrogate (a JSON escape
+of half a character, which no store can name)."""
 FINE_NAMES = ["fine.png", "deep/fine.png"]
 
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 MISSING = hashlib.sha256(b"never written").hexdigest()
 DATA = os.urandom(200_000)
 INVALID_KEYS = ["", "/abs", "a//b", "a/", "./a", "a/./b", "../x", "a/..", "a/../b", "1/../../secret",
-                "a\\b", "a\nb", "a\x00b"]
+                "a\\b", "a\nb", "a\x00b", "a/x\ud800.png"]
 MISSING_BUCKET = {"s3": "S3 NoSuchBucket (HTTP 404)", "gcs": "GCS bucket does not exist (HTTP 404)"}
 
 
