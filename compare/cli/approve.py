@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 from contextlib import closing
-from pathlib import Path
 
 from fetchers import BatchUploader, BlobWriter, StoreError
 from fetchers.keys import check_key
@@ -30,6 +29,7 @@ from .common import (
     error,
     objectstore_token,
     one_line,
+    path_argument,
     shown,
     store_from,
 )
@@ -55,7 +55,7 @@ def add_approve_command(commands: argparse._SubParsersAction[ParserT]) -> None:
         epilog=APPROVE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    approve.add_argument("comparison", type=Path, metavar="COMPARISON",
+    approve.add_argument("comparison", type=path_argument, metavar="COMPARISON",
                          help="the comparison.json to approve (ours or Sentry's)")
     approve.add_argument("--store", metavar="URL", help=f"store to keep it in (default: ${STORE_ENV})")
     approve.add_argument("--key", required=True, metavar="KEY",

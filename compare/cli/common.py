@@ -74,7 +74,7 @@ FLAGS = {
 
 def add_token_option(parser: argparse.ArgumentParser) -> None:
     """``--objectstore-token-file``: where an objectstore store's token is read from."""
-    parser.add_argument("--objectstore-token-file", type=Path, metavar="FILE",
+    parser.add_argument("--objectstore-token-file", type=path_argument, metavar="FILE",
                         help="file holding the objectstore token (default: "
                         "$SNAPCOMPARE_OBJECTSTORE_TOKEN); other stores use their SDK's credentials")
 
@@ -141,6 +141,14 @@ def parsed(parse: Callable[[str], _Parsed]) -> Callable[[str], _Parsed]:
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return convert
+
+
+def path_argument(text: str) -> Path:
+    """A file or folder argument; an empty one (an unset variable, say) is a usage error rather
+    than the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
+    return Path(text)
 
 
 def positive(text: str) -> int:

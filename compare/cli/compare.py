@@ -41,6 +41,7 @@ from .common import (
     objectstore_token,
     one_line,
     parsed,
+    path_argument,
     positive,
     print_lines,
     shown,
@@ -75,7 +76,7 @@ def add_compare_command(commands: argparse._SubParsersAction[ParserT]) -> None:
     compare.add_argument("--store", metavar="URL",
                          help=f"blob store of the manifests' images (default: ${STORE_ENV}): "
                          + ", ".join(dict.fromkeys(b.url_form for b in BACKENDS.values())))
-    compare.add_argument("--out", required=True, type=Path, metavar="DIR",
+    compare.add_argument("--out", required=True, type=path_argument, metavar="DIR",
                          help="folder for the reports and diff masks (created if needed)")
     add_token_option(compare)
     _add_base_from_git_options(compare)
@@ -93,7 +94,7 @@ def _add_base_from_git_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-branch", metavar="NAME",
                         help="with --base-from-git: the branch the head is compared against, looked "
                         f"for as origin/NAME, then NAME (default: {DEFAULT_BASE_BRANCH})")
-    parser.add_argument("--repo", type=Path, metavar="PATH",
+    parser.add_argument("--repo", type=path_argument, metavar="PATH",
                         help="with --base-from-git: the git checkout whose HEAD is the head build's "
                         "commit (default: the current folder)")
     parser.add_argument("--max-ancestors", type=positive, metavar="N",

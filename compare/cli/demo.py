@@ -10,7 +10,7 @@ from ..builds import describe_os_error
 from ..demo import generate_demo, record_demo_history
 from ..inputs.baseline import GitError
 from ..model import CompareOptions, InputError
-from .common import EXIT_CODES_HELP, ParserT, error, shown
+from .common import EXIT_CODES_HELP, ParserT, error, path_argument, shown
 from .compare import find_base_build, run_and_report
 from .summary import main_report
 
@@ -30,7 +30,7 @@ def add_demo_command(commands: argparse._SubParsersAction[ParserT]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--out", type=Path, default=Path(DEMO_OUT), metavar="DIR",
+    demo.add_argument("--out", type=path_argument, default=Path(DEMO_OUT), metavar="DIR",
                       help=f"folder for the demo builds and the reports (default: ./{DEMO_OUT})")
     demo.add_argument("--quiet", action="store_true", help="print only errors and the outcome")
     demo.set_defaults(run=_run_demo)

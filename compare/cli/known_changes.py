@@ -24,7 +24,7 @@ from ..inputs.known_changes import (
 from ..inputs.manifest import decode_json
 from ..inputs.sources import read_input
 from ..model import InputError
-from .common import EXIT_BAD_INPUT, EXIT_SAME, ParserT, positive, shown
+from .common import EXIT_BAD_INPUT, EXIT_SAME, ParserT, path_argument, positive, shown
 
 KNOWN_CHANGES_HELP = f"""\
 A change counts once per comparison that holds it, for the image it was seen on; only the last
@@ -48,9 +48,9 @@ def add_known_changes_command(commands: argparse._SubParsersAction[ParserT]) -> 
         epilog=KNOWN_CHANGES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("comparisons", type=Path, nargs="+", metavar="COMPARISON",
+    command.add_argument("comparisons", type=path_argument, nargs="+", metavar="COMPARISON",
                          help="comparison.json files, oldest first")
-    command.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
+    command.add_argument("-o", "--output", type=path_argument, required=True, metavar="FILE",
                          help="where to write the known changes (JSON)")
     command.add_argument("--min-count", type=positive, default=DEFAULT_MIN_COUNT, metavar="N",
                          help="comparisons a change must be found in (default: %(default)s)")

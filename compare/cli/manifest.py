@@ -22,6 +22,7 @@ from .common import (
     add_ignore_in_option,
     error,
     note_left_out,
+    path_argument,
 )
 
 
@@ -32,8 +33,8 @@ def add_manifest_command(commands: argparse._SubParsersAction[ParserT]) -> None:
         help="build a manifest from a folder of images",
         description="Hash every image under DIR and write its manifest (Sentry's format).",
     )
-    manifest.add_argument("folder", metavar="DIR", help="folder of images")
-    manifest.add_argument("-o", "--output", metavar="FILE",
+    manifest.add_argument("folder", type=path_argument, metavar="DIR", help="folder of images")
+    manifest.add_argument("-o", "--output", type=path_argument, metavar="FILE",
                           help="where to write the manifest (default: standard output)")
     add_follow_symlinks_option(manifest, "they are left out")
     add_ignore_in_option(manifest, MANIFEST_IGNORE_IN_HELP)

@@ -50,6 +50,7 @@ from .common import (
     note_left_out,
     objectstore_token,
     one_line,
+    path_argument,
     positive,
     size,
     store_from,
@@ -79,9 +80,9 @@ def add_upload_command(commands: argparse._SubParsersAction[ParserT]) -> None:
         epilog=UPLOAD_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    upload.add_argument("folder", metavar="DIR", help="folder of images")
+    upload.add_argument("folder", type=path_argument, metavar="DIR", help="folder of images")
     upload.add_argument("--store", metavar="URL", help=f"blob store to upload to (default: ${STORE_ENV})")
-    upload.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the manifest to FILE")
+    upload.add_argument("-o", "--output", type=path_argument, metavar="FILE", help="write the manifest to FILE")
     upload.add_argument("--manifest-key", metavar="KEY",
                         help="also store the manifest in the store under KEY (application/json)")
     upload.add_argument("--commit", metavar="SHA",

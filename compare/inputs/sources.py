@@ -127,8 +127,10 @@ def read_input(
         return data, text
     try:
         return read_regular_file(spec, max_bytes), text
-    except (FileNotFoundError, NotADirectoryError, NotRegularFile):
+    except (FileNotFoundError, NotADirectoryError):
         raise ValueError(f"{setting} {text!r}: no such {what}") from None
+    except NotRegularFile as exc:  # there, but a folder, a FIFO, a device: saying what it is
+        raise ValueError(f"{setting} {text!r}: {exc.strerror}") from None
     except FileTooLarge as exc:
         raise ValueError(f"{setting} {text!r}: {exc.strerror}") from None
 

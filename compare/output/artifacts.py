@@ -20,8 +20,8 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import secrets
-import shutil
 import signal
 import stat
 import threading
@@ -41,6 +41,13 @@ LOCK_FILE = ".snapcompare.lock"
 
 FOLDERS = ("diff", "previews")
 """The subfolders of the output folder that hold masks and previews; nothing else goes there."""
+
+_OURS = {
+    "diff": re.compile(r"\.?.+\.[0-9a-f]{16}\.png(?:\.[0-9a-f]{8}\.tmp)?", re.DOTALL),
+    "previews": re.compile(r"\.?[0-9a-f]{16}\.(?:png|jpg)(?:\.[0-9a-f]{8}\.tmp)?"),
+}
+"""The names a run gives the files of each of `FOLDERS` (see `ArtifactWriter.mask` and
+`ArtifactWriter.previews`), and of their temporary files: the only ones pruning deletes."""
 
 _T = TypeVar("_T")
 _PROBE = ".snapcompare.probe"
@@ -84,7 +91,8 @@ class ArtifactWriter:
         """Create ``out_dir`` if needed, check it is writable and lock it against other runs.
 
         Raises OSError naming the folder: EAGAIN when another run holds the lock, EROFS, EACCES
-        or ENOSPC when nothing can be written there.
+        or ENOSPC when nothing can be written there, and naming one of `FOLDERS` that is there
+        but no folder (a symbolic link, a file).
         """
         if self._lock is not None:
             return self
@@ -105,6 +113,8 @@ class ArtifactWriter:
                 os.close(lock)
         # The lock file may exist already: only creating a file shows the folder takes writes.
         self._write(root, self.out_dir, _PROBE, [b""], keep=False)
+        for folder in FOLDERS:  # one there that is no folder (a link, a file) is told now, not after the work
+            self._existing_folder(folder)
         return self
 
     def mask(self, name: str, png: bytes) -> str:
@@ -221,7 +231,12 @@ class ArtifactWriter:
                 pass
             except OSError as exc:
                 raise _naming(exc, path) from None
-            fd = _named(lambda: os.open(name, _DIRECTORY, dir_fd=root), path)
+            try:
+                fd = os.open(name, _DIRECTORY, dir_fd=root)
+            except OSError as exc:
+                if _is_link(root, name):
+                    raise OSError(exc.errno, "a symbolic link, which nothing is written through", str(path)) from None
+                raise _naming(exc, path) from None
         self._fds[name] = fd
         return fd
 
@@ -263,18 +278,17 @@ class ArtifactWriter:
         return temp
 
     def _prune(self, referenced: set[str], temporary: tuple[str, ...]) -> None:
-        """Delete what is in `FOLDERS` but not ``referenced``, and the temporary files (names
-        starting with one of ``temporary``) that killed runs left in ``out_dir``."""
+        """Delete the masks and previews in `FOLDERS` (and their temporary files) that are not
+        ``referenced``, and the temporary files (names starting with one of ``temporary``)
+        that killed runs left in ``out_dir``. Nothing else is touched: not a file a run would
+        not have named so, not a folder."""
         for folder in FOLDERS:
             fd = self._existing_folder(folder)
             if fd is None:
                 continue
             for entry in list(os.scandir(fd)):
-                if f"{folder}/{entry.name}" in referenced:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.name, dir_fd=fd)
-                else:
+                if (f"{folder}/{entry.name}" not in referenced and _OURS[folder].fullmatch(entry.name)
+                        and not entry.is_dir(follow_symlinks=False)):
                     _unlink(fd, entry.name)
         root = self._folder("")
         for entry in list(os.scandir(root)):
@@ -320,6 +334,13 @@ def _named(action: Callable[[], _T], path: Path) -> _T:
 def _naming(exc: OSError, path: Path) -> OSError:
     """``exc`` naming ``path`` (a descriptor-relative call names a relative name or nothing)."""
     return exc if exc.errno is None else OSError(exc.errno, exc.strerror, str(path))
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _same_file(fd: int, dir_fd: int, name: str) -> bool:

@@ -213,4 +213,4 @@ def test_a_fifo_given_as_a_comparison_is_never_opened(builds, capsys, command):
              else ["-o", str(builds.root / "known.json")])
 
     assert main([command, str(fifo), *extra]) == EXIT_BAD_INPUT
-    assert f"COMPARISON {str(fifo)!r}: no such file" in capsys.readouterr().err
+    assert f"COMPARISON {str(fifo)!r}: not a regular file (a FIFO)" in capsys.readouterr().err

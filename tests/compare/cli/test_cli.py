@@ -20,7 +20,6 @@ from compare.cli import (
     EXIT_BAD_INPUT,
     EXIT_DIFFERENCES,
     EXIT_ERRORED,
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_SAME,
 )
@@ -239,7 +238,8 @@ def test_folders_need_no_store(tmp_path, capsys):
     assert stderr == ""
 
 
-def test_a_failure_while_writing_exits_with_the_failure_code(tmp_path, capsys):
+def test_a_file_where_the_masks_folder_goes_is_bad_input_told_before_the_work(tmp_path, capsys):
+    # (A failure while writing, after the work, exits EXIT_FAILED: tests/compare/test_safety.py.)
     base = write_folder(tmp_path / "base", {"a.png": png(1)})
     head = write_folder(tmp_path / "head", {"a.png": png(2)})
     out = tmp_path / "out"
@@ -248,11 +248,9 @@ def test_a_failure_while_writing_exits_with_the_failure_code(tmp_path, capsys):
 
     code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
 
-    assert code == EXIT_FAILED
+    assert code == EXIT_BAD_INPUT
     assert stdout == ""
-    assert stderr.startswith("snapcompare: error: the comparison failed: ")
-    assert str(out / "diff") in stderr
-    assert "Traceback" not in stderr
+    assert stderr == f"snapcompare: error: --out: {out / 'diff'}: Not a directory\n"
 
 
 def test_a_manifest_side_reads_a_local_store_and_the_folder_side_its_files(tmp_path, capsys):
@@ -388,6 +386,20 @@ def test_bad_input_is_one_line_naming_it(inputs, capsys, monkeypatch, args, env,
     assert stderr.count("\n") == 1 and stderr.startswith("snapcompare: error: "), stderr
     assert expected in stderr
     assert not (inputs / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["compare", "--base", "folder", "--head", "folder", "--out"],
+                                     ["manifest", "folder", "-o"], ["manifest"], ["upload", "--store", "STORE"],
+                                     ["demo", "--out"]])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(inputs, capsys, monkeypatch, command):
+    monkeypatch.chdir(inputs)
+    before = sorted(os.listdir(inputs))
+
+    code, stdout, stderr = run(capsys, *[inputs.as_uri() if a == "STORE" else a for a in command], "")
+
+    assert code == EXIT_BAD_INPUT and stdout == ""
+    assert "expected a path, got an empty one" in stderr
+    assert sorted(os.listdir(inputs)) == before
 
 
 def test_a_secret_in_an_objectstore_scope_is_not_echoed(inputs, capsys, monkeypatch):

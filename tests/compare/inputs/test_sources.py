@@ -84,10 +84,12 @@ def test_a_store_input_that_keeps_failing_names_the_store(objectstore_server, ob
         read_input("store:m.json", objectstore_fetcher, "head")
 
 
-def test_a_fifo_given_as_an_input_file_is_never_opened(tmp_path):
+def test_a_fifo_given_as_an_input_file_is_never_opened_and_named_for_what_it_is(tmp_path):
     make_fifo(tmp_path / "base.json")
-    with pytest.raises(ValueError, match=r"^base '.*base.json': no such manifest file or image folder$"):
+    with pytest.raises(ValueError, match=r"^base '.*base.json': not a regular file \(a FIFO\)$"):
         open_side(tmp_path / "base.json", role="base")
+    with pytest.raises(ValueError, match=r"^approved '/dev/null': not a regular file \(a character device\)$"):
+        read_input("/dev/null", None, "approved")
 
 
 def test_an_image_file_swapped_for_a_fifo_after_hashing_errors_on_read(tmp_path):

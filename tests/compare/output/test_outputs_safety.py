@@ -18,7 +18,7 @@ from PIL import Image
 from compare.engine.pairs import PairOutcome
 from compare.model import CompareOptions, Comparison, ImageResult, Status
 from compare.output import reports
-from compare.output.artifacts import LOCK_FILE, ArtifactWriter
+from compare.output.artifacts import FOLDERS, LOCK_FILE, ArtifactWriter
 from compare.output.reports import REPORT_FILES, write_reports
 from tests.compare.helpers import snapshot
 from tests.compare.pixel_samples import encode
@@ -81,6 +81,25 @@ def test_a_run_adds_beside_the_previous_files_and_then_removes_the_stale_ones(tm
     assert second.images["a.png"].diff_mask_key == kept
     assert snapshot(out)[kept] == before[kept]  # the same file, not a copy
     assert not (out / first.images["b.png"].diff_mask_key).exists()
+
+
+
+def test_a_run_deletes_only_the_masks_and_previews_a_run_would_have_written(tmp_path):
+    # An output folder given as a folder that holds other things (".", say): files and folders
+    # in diff/ and previews/ that no run names so are the user's, and stay.
+    out = tmp_path / "out"
+    first = one_run(out, {"a.png": 1, "b.png": 2})
+    theirs = {"diff/notes.md": b"mine", "diff/old.patch": b"mine", "previews/design.png": b"mine",
+              "previews/sketches/one.png": b"mine", "diff/x.png": b"mine"}
+    for key, data in theirs.items():
+        (out / key).parent.mkdir(parents=True, exist_ok=True)
+        (out / key).write_bytes(data)
+
+    second = one_run(out, {"a.png": 1, "c.png": 3})
+
+    assert files_in(out) == referenced(second) | set(theirs)
+    assert not (out / first.images["b.png"].diff_mask_key).exists()
+    assert all((out / key).read_bytes() == data for key, data in theirs.items())
 
 
 class Boom(Exception):
@@ -230,6 +249,11 @@ def test_a_link_in_place_of_a_folder_or_the_lock_fails_naming_it_and_writes_noth
     assert caught.value.filename == str(out / planted)
     assert sorted(p.name for p in outside.iterdir()) == ["keep.png"]
     assert (outside / "keep.png").read_bytes() == b"precious"
+    if planted in FOLDERS:  # told by `open`, before a run does its work
+        with pytest.raises(OSError, match="a symbolic link, which nothing is written through") as opening:
+            with ArtifactWriter(out) as writer:
+                writer.open()
+        assert opening.value.filename == str(out / planted)
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
@@ -249,7 +273,8 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
 def test_temporary_files_of_killed_runs_go_and_other_files_stay(tmp_path):
     out = tmp_path / "out"
     one_run(out, {"a.png": 1})
-    leftovers = [out / ".comparison.json.1a2b.tmp", out / ".report.html.3c4d.tmp", out / "diff" / ".x.png.5e.tmp"]
+    leftovers = [out / ".comparison.json.1a2b.tmp", out / ".report.html.3c4d.tmp",
+                 out / "diff" / ".x.0123456789abcdef.png.5e6f7a8b.tmp"]
     for path in leftovers:
         path.write_bytes(b"half")
     (out / ".mine.tmp").write_bytes(b"the user's")
