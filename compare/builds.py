@@ -97,14 +97,16 @@ def compare_builds(
         store_fetcher: BlobFetcher | None
         if isinstance(store, str):
             store_fetcher = stack.enter_context(
-                open_store(store, store_setting, max_connections=resources.fetch_workers, token=store_token)
+                open_store(store, store_setting, max_connections=resources.fetch_workers, token=store_token,
+                           max_blob_bytes=resources.fetch_budget)
             )
         else:
             store_fetcher = store
         try:
             sides = {role: open_side(spec, role=role, store=store_fetcher,
                                      require_sizes=options.require_sizes,
-                                     follow_symlinks=options.follow_symlinks)
+                                     follow_symlinks=options.follow_symlinks,
+                                     max_blob_bytes=resources.fetch_budget)
                      for role, spec in (("base", base), ("head", head))}
             approval_input = None
             if approved is not None:
@@ -280,12 +282,14 @@ def _compare_on_cluster(
 
 
 def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None,
-               create: bool = False) -> StoreFetcher:
+               create: bool = False, max_blob_bytes: int | None = None) -> StoreFetcher:
     """The store at ``url`` (read and written through); `InputError` naming ``setting`` if it
-    cannot be opened. ``create`` lets a local store's folder be made on its first write. The
-    URL itself is never echoed: it may carry secrets in its query."""
+    cannot be opened. ``create`` lets a local store's folder be made on its first write;
+    ``max_blob_bytes`` refuses larger blobs unread. The URL itself is never echoed: it may
+    carry secrets in its query."""
     try:
-        return store_fetcher(url, max_connections=max_connections, token=token, create=create)
+        return store_fetcher(url, max_connections=max_connections, token=token, create=create,
+                             max_blob_bytes=max_blob_bytes)
     except ImportError as exc:
         raise InputError(f"{setting}: {exc}") from None
     except ValueError as exc:

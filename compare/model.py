@@ -222,6 +222,12 @@ class Resources:
     fetch_workers: int = DEFAULT_FETCH_WORKERS
     max_memory: int = DEFAULT_MAX_MEMORY
 
+    @property
+    def fetch_budget(self) -> int:
+        """The bytes of blobs fetched ahead of the diffs: a quarter of ``max_memory``; also
+        the most bytes one blob may have (a larger one is that image's error, never read)."""
+        return self.max_memory // 4
+
     def __post_init__(self) -> None:
         if not (_positive_int(self.workers) and _positive_int(self.fetch_workers)):
             raise ValueError(f"workers and fetch_workers must be integers >= 1, got "

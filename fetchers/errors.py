@@ -130,3 +130,10 @@ class StoreUnavailable(FetchError, WriteError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.store, self.cause))
+
+
+def blob_too_large(key: str, limit: int, size: int | None = None) -> FetchError:
+    """The error of a blob refused for its size (a fetcher's ``max_blob_bytes``): ``size``
+    bytes, or more than ``limit`` when reading stopped at the limit."""
+    said = f"{size:,} bytes, more than the {limit:,}" if size is not None else f"more than the {limit:,} bytes"
+    return FetchError(key, f"blob too large: {said} a blob may have here (max_blob_bytes)")

@@ -34,10 +34,14 @@ class FormDataError(ValueError):
 
 @dataclass(frozen=True)
 class Part:
-    """One part: its headers (names in lower case, the last of a repeated name) and its body."""
+    """One part: its headers (names in lower case, the last of a repeated name) and its body.
+
+    ``too_large`` is the size of a body over the parser's ``max_body``, which is not kept (the
+    part's ``body`` is then empty); 0 otherwise."""
 
     headers: Mapping[str, str]
     body: bytes
+    too_large: int = 0
 
 
 def new_boundary() -> str:
@@ -74,15 +78,16 @@ def encode(parts: Iterable[tuple[Mapping[str, str], bytes]], boundary: str) -> b
     return b"".join(chunks)
 
 
-def parts(read: Callable[[int], bytes], boundary: str) -> Iterator[Part]:
+def parts(read: Callable[[int], bytes], boundary: str, *, max_body: int | None = None) -> Iterator[Part]:
     """Yield each part of the body that ``read(size)`` returns (as much as has arrived, up to
     ``size``; ``b""`` at its end) as soon as the part is complete. Every part must have a
-    ``content-disposition: form-data`` header, as objectstore's server writes on each.
+    ``content-disposition: form-data`` header, as objectstore's server writes on each. A body
+    over ``max_body`` bytes is read past, not kept (see `Part.too_large`).
 
     Raises `FormDataError` for a malformed body or one that ends before its closing boundary;
     the exceptions of ``read`` pass through.
     """
-    parser = _Parser(boundary.encode("latin-1"))
+    parser = _Parser(boundary.encode("latin-1"), max_body)
     while chunk := read(READ_SIZE):
         yield from parser.feed(chunk)
     if not parser.done:
@@ -95,10 +100,12 @@ _PREAMBLE, _HEADERS, _BODY, _DONE = range(4)
 class _Parser:
     """The state of one answer's parse: `feed` takes each read's bytes, yields the parts completed."""
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(self, boundary: bytes, max_body: int | None = None) -> None:
         if not boundary or b"\r" in boundary or b"\n" in boundary:
             raise FormDataError("malformed multipart body: invalid boundary")
         self._delimiter = b"\r\n--" + boundary
+        self._max_body = max_body
+        self._body_size = 0
         self._state = _PREAMBLE
         self._carry = b""  # bytes read but not yet placed: a partial line or delimiter
         self._preamble = 0
@@ -125,11 +132,11 @@ class _Parser:
             probe = carry + chunk[:reach]
             at = probe.find(self._delimiter)
             if at == -1 or at >= len(carry):
-                self._body.append(carry)
+                self._keep(carry)
                 data, start = chunk, 0
             else:
                 if at:
-                    self._body.append(carry[:at])
+                    self._keep(carry[:at])
                 yield from self._delimited(probe, at)
                 if self._state == _DONE:
                     return
@@ -149,13 +156,13 @@ class _Parser:
                     keep = data.rfind(b"\r", max(pos, size - len(delimiter) + 1))
                     if keep != -1 and delimiter.startswith(data[keep:]):
                         if keep > pos:
-                            self._body.append(view[pos:keep])
+                            self._keep(view[pos:keep])
                         self._carry = data[keep:]
                     else:
-                        self._body.append(view[pos:] if pos else data)
+                        self._keep(view[pos:] if pos else data)
                     return
                 if at > pos:
-                    self._body.append(view[pos:at])
+                    self._keep(view[pos:at])
                 if at + len(delimiter) + 2 > size:
                     self._carry = data[at:]  # what follows the delimiter is not in yet
                     return
@@ -194,15 +201,26 @@ class _Parser:
             else:
                 return
 
+    def _keep(self, piece: bytes | memoryview) -> None:
+        """Add ``piece`` to the body being read, unless the body is over ``max_body``: then
+        only its size is kept."""
+        self._body_size += len(piece)
+        if self._max_body is not None and self._body_size > self._max_body:
+            self._body.clear()
+        else:
+            self._body.append(piece)
+
     def _delimited(self, data: bytes, at: int) -> Iterator[Part]:
         """The delimiter at ``at`` of ``data`` (its two following bytes included) ends the part
         being read: yield it, and go on to the next part's headers or to the end."""
         body, self._body = self._body, []
+        size, self._body_size = self._body_size, 0
         headers, self._headers = self._headers, {}
         self._header_count = 0
         tail = data[at + len(self._delimiter):at + len(self._delimiter) + 2]
         self._after_delimiter(tail)
-        yield Part(headers, b"".join(body))
+        too_large = size if self._max_body is not None and size > self._max_body else 0
+        yield Part(headers, b"".join(body), too_large)
 
     def _after_delimiter(self, tail: bytes) -> None:
         if tail == b"\r\n":

@@ -178,6 +178,13 @@ def describe_store(store: object) -> str:
     return getattr(store, "store_url", None) or type(store).__name__
 
 
+def check_max_blob_bytes(limit: int | None) -> int | None:
+    """A fetcher's ``max_blob_bytes`` option, checked: None (no limit) or a positive int."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"max_blob_bytes must be a positive number of bytes or None, got {limit!r}")
+    return limit
+
+
 def names_store(
     method: Callable[Concatenate[Any, _P], _T],
 ) -> Callable[Concatenate[Any, _P], _T]:

@@ -302,7 +302,7 @@ def store_fetcher(url: str, **options: Any) -> StoreFetcher:
 def worker_fetcher(url: str, resources: Resources) -> StoreFetcher:
     """The fetcher of store ``url`` on the process that runs chunks, credentials from its own
     environment (each store's own convention, see `fetchers.registry.BACKENDS`)."""
-    return store_fetcher(url, max_connections=resources.fetch_workers)
+    return store_fetcher(url, max_connections=resources.fetch_workers, max_blob_bytes=resources.fetch_budget)
 
 
 def run_chunk(chunk: ChunkAssignment, store: str | BlobFetcher, options: CompareOptions,

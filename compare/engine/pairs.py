@@ -174,7 +174,7 @@ class _PairStream:
         self.images = SharedImages()
         self.ready: deque[int] = deque()
         self.running: dict[Future[PairOutcome], int] = {}
-        self.fetch_budget = resources.max_memory // 4
+        self.fetch_budget = resources.fetch_budget
         self.budget = MemoryBudget(resources.max_memory - self.fetch_budget)
 
     def keys(self) -> list[str]:

@@ -82,7 +82,7 @@ def _thumbnails(
     fetcher: BlobFetcher, options: CompareOptions, resources: Resources, keys: list[str]
 ) -> Iterator[tuple[str, bytes]]:
     """Yield (blob key, preview JPEG) for each blob of ``keys`` whose picture could be made."""
-    fetch_budget = resources.max_memory // 4
+    fetch_budget = resources.fetch_budget
     budget = MemoryBudget(resources.max_memory - fetch_budget)
     running: dict[Future[bytes | None], str] = {}
     prefetcher = BatchPrefetcher(fetcher, max_workers=resources.fetch_workers, verify=options.verify,

@@ -30,17 +30,19 @@ has about 90 MB and decodes in about 0.4 GB); manifests have their own lower bou
 
 
 class FolderFetcher(ClosableFetcher):
-    """Serves blobs by content hash from the image files a folder manifest was built from."""
+    """Serves blobs by content hash from the image files a folder manifest was built from; a
+    file over ``max_blob_bytes`` is refused unread, as a store's blob is."""
 
-    def __init__(self, paths_by_hash: Mapping[str, Path]) -> None:
+    def __init__(self, paths_by_hash: Mapping[str, Path], max_blob_bytes: int | None = None) -> None:
         self.paths = dict(paths_by_hash)
+        self.max_blob_bytes = max_blob_bytes
 
     def fetch(self, key: str) -> bytes:
         """Return the bytes of the file whose sha256 is ``key``."""
         path = self.paths.get(key)
         if path is None:
             raise BlobNotFound(key, "no image file in the input folders has this hash")
-        return read_blob(key, path)
+        return read_blob(key, path, self.max_blob_bytes)
 
 
 class _Chain:
@@ -76,12 +78,14 @@ def open_side(
     store: BlobFetcher | None = None,
     require_sizes: bool = True,
     follow_symlinks: bool = False,
+    max_blob_bytes: int | None = None,
 ) -> Side:
     """Open ``spec`` (a manifest JSON file, ``store:KEY``, a folder of images, or a `Manifest`
     already read, whose blobs are in the store) as the ``role`` side.
 
     ``require_sizes`` and ``follow_symlinks`` are passed on to the manifest parser and the
-    folder reader; a `Manifest` is taken as it is. Raises ValueError naming the input when it
+    folder reader, ``max_blob_bytes`` to a folder's `FolderFetcher`; a `Manifest` is taken as
+    it is. Raises ValueError naming the input when it
     is none of these or cannot be read (`ManifestError` when it is malformed), OSError when a
     local file fails.
     """
@@ -92,7 +96,7 @@ def open_side(
     if not text.startswith(STORE_PREFIX) and path.is_dir():
         manifest, paths = manifest_from_folder(path, follow_symlinks=follow_symlinks)
         by_hash = {manifest.images[name].content_hash: file for name, file in paths.items()}
-        return Side(manifest, FolderFetcher(by_hash), str(path))
+        return Side(manifest, FolderFetcher(by_hash, max_blob_bytes), str(path))
     data, source = read_input(spec, store, parameter(role), what="manifest file or image folder",
                               max_bytes=MAX_MANIFEST_BYTES)
     return Side(parse_manifest(data, source, require_sizes=require_sizes), None, source)
@@ -156,7 +160,9 @@ def combine_fetchers(base: Side, head: Side, store: BlobFetcher | None) -> BlobF
         raise ValueError(
             f"manifest {needs[0]!r} needs a blob store: pass {parameter('store')}"
         )
-    files = FolderFetcher({key: path for folder in folders for key, path in folder.paths.items()})
+    limits = [folder.max_blob_bytes for folder in folders if folder.max_blob_bytes is not None]
+    files = FolderFetcher({key: path for folder in folders for key, path in folder.paths.items()},
+                          min(limits, default=None))
     if store is None:
         return files
     return _Chain(files, store) if folders else store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -15,7 +16,7 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from requests.adapters import HTTPAdapter
 
-from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError
+from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError, blob_too_large
 from ..http import (
     is_connect_failure,
     is_denied_status,
@@ -25,7 +26,7 @@ from ..http import (
 )
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import join_key, normalize_prefix
-from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, names_store
+from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
 from ..registry import bucket_and_prefix
 from . import sdk_internal
 
@@ -70,8 +71,9 @@ class GCSFetcher(ClosableFetcher):
     the concurrency it serves, and set ``DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA=true``
     to keep it from looking up bucket metadata in the background.
 
-    Each fetch is ``download_as_bytes`` with the SDK's checksum validation, timeouts of
-    ``(connect_timeout, read_timeout)`` seconds and the SDK's retries off. A missing object
+    Each fetch is a media download (``download_to_file``) with the SDK's checksum validation,
+    timeouts of ``(connect_timeout, read_timeout)`` seconds and the SDK's retries off; past
+    ``max_blob_bytes`` bytes it stops and the blob is refused (a non-retryable `FetchError`). A missing object
     raises `BlobNotFound`; a checksum mismatch an `IntegrityError`; anything else a
     `FetchError`, retryable for throttling, 5xx, timeouts, resets and truncated bodies, not
     for 401/403 and other client errors. GCS answers a missing object and a missing bucket
@@ -94,9 +96,11 @@ class GCSFetcher(ClosableFetcher):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         project: str | None = None,
+        max_blob_bytes: int | None = None,
     ) -> None:
         if not isinstance(bucket, str) or not bucket:
             raise ValueError("GCS bucket name is empty")
+        self.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         if connect_timeout <= 0 or read_timeout <= 0:
@@ -123,11 +127,15 @@ class GCSFetcher(ClosableFetcher):
     def fetch(self, key: str) -> bytes:
         """Return the bytes of ``prefix/key``; raise `FetchError` (or a subclass) on failure."""
         blob = self._blob(key)  # no metadata GET: the media URL is built from the name
+        sink = _Bounded(self.max_blob_bytes)
         try:
-            data: bytes = blob.download_as_bytes(checksum=_CHECKSUM, timeout=self._timeout, retry=None)
+            blob.download_to_file(sink, checksum=_CHECKSUM, timeout=self._timeout, retry=None)
+        except _Bounded.Overflow:
+            assert self.max_blob_bytes is not None
+            raise blob_too_large(key, self.max_blob_bytes) from None
         except _SDK_ERRORS as exc:
             raise self._store_error(key, exc, FetchError) from exc
-        return data
+        return sink.getvalue()
 
     def exists(self, key: str) -> bool:
         """Whether ``prefix/key`` exists (see `stat`)."""
@@ -176,6 +184,23 @@ class GCSFetcher(ClosableFetcher):
         except _SDK_ERRORS:  # cannot tell: the key's own 404 stands
             return None
         return exists
+
+
+class _Bounded(io.BytesIO):
+    """The bytes of a download, which stops (`Overflow` from ``write``) once past ``limit``
+    (None: no limit)."""
+
+    class Overflow(Exception):
+        pass
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__()
+        self._limit = limit
+
+    def write(self, data: Any) -> int:
+        if self._limit is not None and self.tell() + len(data) > self._limit:
+            raise self.Overflow
+        return super().write(data)
 
 
 class _TrackedAdapter(HTTPAdapter):

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
-from ..errors import BlobNotFound, FetchError, WriteError
-from ..files import NotRegularFile, open_regular_file
+from ..errors import BlobNotFound, FetchError, WriteError, blob_too_large
+from ..files import FileTooLarge, NotRegularFile, open_regular_file, read_regular_file
 from ..keys import check_key
-from ..protocol import ClosableFetcher, StoredBlob, names_store
+from ..protocol import ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
 from ..registry import NETWORK_OPTIONS
 
 # Errors worth trying again: the same call may well succeed in a moment.
@@ -35,10 +35,16 @@ class LocalFetcher(ClosableFetcher):
     store): then a root that does not exist yet is made on the first `put`, parents included,
     the missing folders the way a key's are (``O_NOFOLLOW``, so a symlink planted there in
     the meantime is refused, not followed). Until then reads find no blob.
+
+    ``max_blob_bytes``: a larger blob is refused (a non-retryable `FetchError`) without being
+    read, as every backend does.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, create: bool = False, max_blob_bytes: int | None = None
+    ) -> None:
         path = Path(root)
+        self.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
         self._missing: tuple[str, ...] = ()
         if path.is_dir():
             self._base = path.resolve()
@@ -58,13 +64,15 @@ class LocalFetcher(ClosableFetcher):
         return cls.from_path(Path(unquote(parts.path)), **options)
 
     @classmethod
-    def from_path(cls, path: Path, *, create: bool = False, **options: Any) -> LocalFetcher:
+    def from_path(
+        cls, path: Path, *, create: bool = False, max_blob_bytes: int | None = None, **options: Any
+    ) -> LocalFetcher:
         """The fetcher of folder ``path`` (made on first write with ``create``); network
         options are accepted and ignored."""
         unknown = set(options) - set(NETWORK_OPTIONS)
         if unknown:
             raise ValueError(f"file store takes no options {sorted(unknown)}")
-        return cls(path, create=create)
+        return cls(path, create=create, max_blob_bytes=max_blob_bytes)
 
     def __repr__(self) -> str:
         return f"LocalFetcher({str(self.root)!r})"
@@ -72,7 +80,7 @@ class LocalFetcher(ClosableFetcher):
     @names_store
     def fetch(self, key: str) -> bytes:
         """Return the bytes of the file ``<root>/<key>``."""
-        return read_blob(key, self._resolve(key))
+        return read_blob(key, self._resolve(key), self.max_blob_bytes)
 
     @names_store
     def exists(self, key: str) -> bool:
@@ -165,12 +173,16 @@ def _replace_file(folder: int, name: str, data: bytes) -> None:
         raise
 
 
-def read_blob(key: str, path: Path) -> bytes:
+def read_blob(key: str, path: Path, max_bytes: int | None = None) -> bytes:
     """Read the file ``path`` that holds blob ``key`` (a regular file: see `open_regular_file`),
-    mapping OS errors to fetch errors."""
+    mapping OS errors to fetch errors; one over ``max_bytes`` is refused by its size, unread."""
     try:
+        if max_bytes is not None:
+            return read_regular_file(path, max_bytes)
         with open_regular_file(path) as file:
             return file.read()
+    except FileTooLarge as exc:
+        raise blob_too_large(key, exc.limit, exc.size) from None
     except OSError as exc:
         raise _read_error(key, exc) from exc
 

@@ -15,11 +15,11 @@ from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
 from urllib3.connectionpool import HTTPConnectionPool
 
 from .. import formdata
-from ..errors import BatchUnsupported, BlobNotFound, FetchError, StoreError, WriteError
+from ..errors import BatchUnsupported, BlobNotFound, FetchError, StoreError, WriteError, blob_too_large
 from ..http import is_connect_failure, is_denied_status, is_retryable_status, is_throttling_status
 from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
-from ..protocol import ClosableFetcher, StoredBlob, names_store
+from ..protocol import ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
 from ..registry import OBJECTSTORE_TOKEN_ENV
 from . import UnsupportedSDK, sdk_internal
 
@@ -111,8 +111,9 @@ class ObjectstoreFetcher(ClosableFetcher):
 
     def __init__(
         self, session: Session, *, prefix: str = "", max_connections: int | None = None,
-        sends_token: bool | None = None, batch: bool = True,
+        sends_token: bool | None = None, batch: bool = True, max_blob_bytes: int | None = None,
     ) -> None:
+        self.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
         self._session = session
         self._pool = _pool(session)
         self._request_headers: Callable[[], dict[str, str]] = sdk_internal(
@@ -181,6 +182,7 @@ class ObjectstoreFetcher(ClosableFetcher):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         batch: bool = True,
+        max_blob_bytes: int | None = None,
     ) -> ObjectstoreFetcher:
         """Build the client and session for ``base_url`` (e.g. ``http://objectstore:8888``).
 
@@ -219,7 +221,7 @@ class ObjectstoreFetcher(ClosableFetcher):
                     f"objectstore usecase or scope names/values are invalid (scopes: {', '.join(scopes)})"
                 ) from None
             fetcher = cls(session, prefix=prefix, max_connections=max_connections,
-                          sends_token=token is not None, batch=batch)
+                          sends_token=token is not None, batch=batch, max_blob_bytes=max_blob_bytes)
         except BaseException:
             pool.close()
             raise
@@ -237,10 +239,12 @@ class ObjectstoreFetcher(ClosableFetcher):
             result = self._session.get(path, decompress=False)
             if result is None:
                 raise BlobNotFound(key)
-            body = _read_all(result.payload)
+            body = _read_all(result.payload, self.max_blob_bytes)
         except _CLIENT_ERRORS as exc:
             raise _store_error(key, exc, FetchError, self._denied_reason) from exc
-        return _decode(key, body, result.metadata.compression)
+        if self.max_blob_bytes is not None and len(body) > self.max_blob_bytes:
+            raise blob_too_large(key, self.max_blob_bytes)
+        return self._decode(key, body, result.metadata.compression)
 
     @property
     def batch_keys(self) -> int:
@@ -342,7 +346,7 @@ class ObjectstoreFetcher(ClosableFetcher):
             raise self._named(error_type(order[0], "the batch answer is not multipart/form-data", retryable=True))
         unanswered = dict(enumerate(order))
         try:
-            for part in formdata.parts(response.read1, boundary):
+            for part in formdata.parts(response.read1, boundary, max_body=self.max_blob_bytes):
                 index = _index(part.headers.get(OP_INDEX))
                 key = unanswered.pop(index, None) if index is not None else None
                 if index is None or key is None:
@@ -395,12 +399,30 @@ class ObjectstoreFetcher(ClosableFetcher):
             self._batch_limit = max(1, min(self._batch_limit, index))
         return self._named(_status_error(key, status, error_type, self._denied_reason, retryable=over_count))
 
-    @staticmethod
-    def _got(key: str, part: formdata.Part) -> bytes:
+    def _got(self, key: str, part: formdata.Part) -> bytes:
         """A get operation's blob, decoded as `fetch` decodes one; `BlobNotFound` for a 404."""
         if part.headers[OP_STATUS].startswith("404"):
             raise BlobNotFound(key)
-        return _decode(key, part.body, part.headers.get("content-encoding"))
+        if part.too_large:
+            assert self.max_blob_bytes is not None
+            raise blob_too_large(key, self.max_blob_bytes, part.too_large)
+        return self._decode(key, part.body, part.headers.get("content-encoding"))
+
+    def _decode(self, key: str, body: bytes, compression: str | None) -> bytes:
+        """A body as it was stored, decompressed as its encoding says, within `max_blob_bytes`
+        (`MAX_DECODED_BYTES` when there is none)."""
+        if compression is None:
+            return body
+        if compression != "zstd":
+            raise FetchError(key, f"unsupported content-encoding {compression!r}")
+        limit = MAX_DECODED_BYTES if self.max_blob_bytes is None else self.max_blob_bytes
+        try:
+            return _unzstd(body, limit)
+        except zstandard.ZstdError as exc:
+            raise FetchError(key, f"bad zstd payload: {exc}", retryable=True) from exc
+        except _TooLarge:
+            raise FetchError(key, f"blob too large: its zstd payload of {len(body):,} bytes decodes to more than "
+                                  f"the {limit:,} a blob may have here") from None
 
     @staticmethod
     def _headed(key: str, part: formdata.Part) -> StoredBlob | None:
@@ -530,27 +552,16 @@ def _pool(owner: Client | Session) -> HTTPConnectionPool:
                         supported=SUPPORTED_SDK)
 
 
-def _read_all(payload: IO[bytes]) -> bytes:
-    # Reading to the end hands the connection back to the pool; a failed read has already
-    # closed it. close() then frees the response in every case.
+def _read_all(payload: IO[bytes], limit: int | None) -> bytes:
+    """The payload's bytes, up to one past ``limit`` (None: all of them).
+
+    Reading to the end hands the connection back to the pool; a failed read has already
+    closed it, and so does close() after a read stopped short. close() then frees the
+    response in every case."""
     try:
-        return payload.read()
+        return payload.read() if limit is None else payload.read(limit + 1)
     finally:
         payload.close()
-
-
-def _decode(key: str, body: bytes, compression: str | None) -> bytes:
-    if compression is None:
-        return body
-    if compression != "zstd":
-        raise FetchError(key, f"unsupported content-encoding {compression!r}")
-    try:
-        return _unzstd(body, MAX_DECODED_BYTES)
-    except zstandard.ZstdError as exc:
-        raise FetchError(key, f"bad zstd payload: {exc}", retryable=True) from exc
-    except _TooLarge:
-        raise FetchError(key, f"its zstd payload ({len(body):,} bytes) decodes to more than "
-                              f"{MAX_DECODED_BYTES:,} bytes") from None
 
 
 class _TooLarge(Exception):

@@ -24,11 +24,11 @@ from botocore.exceptions import ConnectionError as SDKConnectionError
 from botocore.httpsession import URLLib3Session
 from urllib3.exceptions import HTTPError as URLLib3Error
 
-from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError
+from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError, blob_too_large
 from ..http import is_denied_status, is_retryable_status, is_throttling_status, parse_retry_after
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import is_md5_hex, join_key, normalize_prefix
-from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, names_store
+from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
 from ..registry import bucket_and_prefix
 from . import sdk_internal
 
@@ -69,6 +69,9 @@ class S3Fetcher(ClosableFetcher):
     the standard chain, a pool of ``max_connections``, the given timeouts and no SDK retries
     (`BatchPrefetcher` retries), and its requests can be interrupted (`interrupt`). A given
     ``client`` is used as is; its pool size is read back into ``max_connections``.
+
+    ``max_blob_bytes``: a larger object is refused (a non-retryable `FetchError`) by the size
+    its ``GetObject`` answer declares, its body not read.
     """
 
     def __init__(
@@ -82,9 +85,11 @@ class S3Fetcher(ClosableFetcher):
         read_timeout: float = 30.0,
         endpoint_url: str | None = None,
         region_name: str | None = None,
+        max_blob_bytes: int | None = None,
     ) -> None:
         if not isinstance(bucket, str) or not bucket:
             raise ValueError("S3 bucket name is empty")
+        self.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         if connect_timeout <= 0 or read_timeout <= 0:
@@ -130,6 +135,9 @@ class S3Fetcher(ClosableFetcher):
             response = self._client.get_object(Bucket=self.bucket, Key=object_key)
             body = response["Body"]
             try:
+                declared = response.get("ContentLength")
+                if self.max_blob_bytes is not None and (declared or 0) > self.max_blob_bytes:
+                    raise blob_too_large(key, self.max_blob_bytes, declared)  # closing drops the body unread
                 data: bytes = body.read()
             finally:
                 body.close()

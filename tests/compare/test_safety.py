@@ -412,3 +412,26 @@ def test_a_bug_on_one_image_errors_it_with_its_traceback_the_others_finish_and_t
     assert images["b.png"]["status"] == "errored" and images["b.png"]["reason"] == "internal_error"
     assert "internal error while diffing" in images["b.png"]["detail"]
     assert "IndexError: list index out of range" in images["b.png"]["detail"]
+
+
+@pytest.mark.parametrize("source", ["store", "folder"])
+def test_a_blob_over_a_quarter_of_max_memory_errors_only_its_image_unread(tmp_path, capsys, source):
+    # --max-memory 64M: 16 MiB of blobs fetched ahead, and no blob larger. Bytes that would not
+    # even decode say nothing: the error is the size, told before the blob is read.
+    huge = b"\x89PNG\r\n\x1a\n" + bytes(16 * 1024**2)
+    base = write_folder(tmp_path / "base", {"a.png": png(1), "huge.png": png(2)})
+    head_files = {"a.png": png(3), "huge.png": huge}
+    head = write_folder(tmp_path / "head", head_files)
+    extra = []
+    if source == "store":
+        store = write_folder(tmp_path / "store", {sha(data): data for data in (*head_files.values(), png(1), png(2))})
+        (tmp_path / "head.json").write_text(run(capsys, "manifest", head)[1])
+        head, extra = tmp_path / "head.json", ["--store", store.as_uri(), "--allow-unsized"]
+
+    code, _, _ = run(capsys, "compare", "--base", base, "--head", head, *extra, "--out", tmp_path / "out",
+                     "--max-memory", "64M", "--quiet")
+
+    images = read_comparison(tmp_path / "out")["images"]
+    assert code == cli.EXIT_ERRORED and images["a.png"]["status"] == "changed"
+    assert images["huge.png"]["status"] == "errored" and images["huge.png"]["reason"] == "image_fetch_failed"
+    assert f"blob too large: {len(huge):,} bytes, more than the {16 * 1024**2:,}" in images["huge.png"]["detail"]

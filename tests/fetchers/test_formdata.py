@@ -43,6 +43,16 @@ def test_parts_are_the_same_whatever_the_read_sizes(size):
     assert all(part.headers["content-disposition"] == 'form-data; name="part"' for part in parts)
 
 
+@pytest.mark.parametrize("size", [1, 7, 35, 4096, 1 << 20])
+@pytest.mark.parametrize("max_body", [0, 31, 32, 10_000])
+def test_a_body_over_max_body_is_read_past_and_sized_whatever_the_read_sizes(size, max_body):
+    data = answer(*BODIES)
+    parts = list(formdata.parts(read_in(data, [size, size + 5]), BOUNDARY, max_body=max_body))
+    assert [part.body for part in parts] == [body if len(body) <= max_body else b"" for body in BODIES]
+    assert [part.too_large for part in parts] == [len(body) if len(body) > max_body else 0 for body in BODIES]
+    assert [part.headers["x-sn-batch-operation-index"] for part in parts] == [str(i) for i in range(len(BODIES))]
+
+
 def test_a_part_is_yielded_once_its_closing_delimiter_is_in():
     data = answer(b"first", b"second")
     cut = data.index(b"\r\n--" + BOUNDARY.encode(), data.index(b"first")) + len(BOUNDARY) + 6

@@ -74,6 +74,26 @@ def test_a_fetch_returns_the_exact_bytes_with_one_request(store: Store, size: in
         assert store.requests == 2  # a GET each: no HEAD, no lookup first
 
 
+def test_a_blob_over_max_blob_bytes_is_refused_and_the_fetcher_goes_on(store: Store) -> None:
+    limit = 300_000
+    fits = os.urandom(limit)
+    store.write("1/2/fits", fits)
+    store.write("1/2/over", os.urandom(limit + 1))
+    store.write("1/2/far/over", os.urandom(5_000_000))
+    fetcher = store.open(max_blob_bytes=limit)
+
+    assert fetcher.fetch("fits") == fits
+    for key in ("over", "far/over"):
+        with pytest.raises(FetchError) as caught:
+            fetcher.fetch(key)
+        assert type(caught.value) is FetchError and not caught.value.retryable
+        assert caught.value.message.startswith("blob too large: ") and f"{limit:,}" in caught.value.message
+    assert fetcher.fetch("fits") == fits
+    for wrong in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="max_blob_bytes"):
+            store.open(max_blob_bytes=wrong)
+
+
 @pytest.mark.parametrize("prefix", ["1/2", "/1/2/"])
 def test_the_prefix_is_joined_with_a_slash(store: Store, prefix: str) -> None:
     store.write("1/2/k", b"under the prefix")

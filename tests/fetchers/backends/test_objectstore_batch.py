@@ -483,22 +483,24 @@ def test_an_upload_to_a_server_without_batches_goes_one_request_a_blob(server, c
     assert sorted(result.written) == sorted(blobs) and "HTTP 404" in result.stats.batch_fallback
 
 
-def test_a_payload_that_decodes_past_the_limit_is_that_key_s_error_alone(server, connect, monkeypatch):
-    monkeypatch.setattr(objectstore, "MAX_DECODED_BYTES", 1_000_000)
+def test_a_blob_over_max_blob_bytes_is_that_key_s_error_alone_stored_or_decoded_past_it(server, connect):
     bomb = bytes(3_000_000)  # 3 MB of zeros: a few hundred bytes compressed
     bomb_key = hashlib.sha256(bomb).hexdigest()
     server.put(f"{PREFIX}/{bomb_key}", bomb, compress="zstd")
-    fine = stored(server, 2, compress="zstd")
-    fetcher = connect()
+    large = stored(server, 1, size=1_200_000)
+    fine = {**stored(server, 2, compress="zstd"), **stored(server, 2)}
+    fetcher = connect(max_blob_bytes=1_000_000)
 
-    answers = dict(fetcher.fetch_many([bomb_key, *fine]))
+    answers = dict(fetcher.fetch_many([bomb_key, *large, *fine]))
     with pytest.raises(FetchError) as single:
         fetcher.fetch(bomb_key)
 
     assert {key: answers[key] for key in fine} == fine
-    for error in (answers[bomb_key], single.value):
-        assert isinstance(error, FetchError) and not error.retryable
-        assert "decodes to more than 1,000,000 bytes" in error.message
+    for error in (answers[bomb_key], single.value, answers[next(iter(large))]):
+        assert type(error) is FetchError and not error.retryable
+        assert error.message.startswith("blob too large: ") and "1,000,000" in error.message
+    assert "its zstd payload of" in answers[bomb_key].message
+    assert "1,200,000 bytes" in answers[next(iter(large))].message
 
 
 def test_an_insert_over_the_limit_is_refused_without_a_request_and_the_batch_size_kept(server, connect):
