@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import threading
@@ -532,3 +533,49 @@ def test_a_413_past_the_first_operation_lowers_the_batch_size_and_on_the_first_i
     assert fetcher.batch_keys == (index or MAX_BATCH_KEYS)
     del answers[refused], blobs[refused]
     assert answers == blobs
+
+
+class _CannedAnswer(http.server.BaseHTTPRequestHandler):
+    """Answers every batch request with the server's ``answer`` parts, as written."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        boundary = b"os-boundary-0"
+        body = b"".join(b"--%s\r\n%scontent-disposition: form-data; name=part\r\n\r\n%s\r\n" % (boundary, head, data)
+                        for head, data in self.server.answer) + b"--%s--" % boundary  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("content-type", f'multipart/form-data; boundary="{boundary.decode()}"')
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("field", ["index", "status"])
+def test_a_part_whose_number_is_not_in_ascii_digits_is_an_error_of_the_answer_not_a_crash(field):
+    # "²" and "¹" are digits to str.isdigit, not to int().
+    keys = [missing(), missing()]
+    index, status = ("²", "200 OK") if field == "index" else ("0", "¹00 OK")
+    answer = [(b"x-sn-batch-operation-index: %s\r\nx-sn-batch-operation-status: %s\r\n"
+               % (index.encode(), status.encode()), b"blob"),
+              (b"x-sn-batch-operation-index: 1\r\nx-sn-batch-operation-status: 404 Not Found\r\n", b"")]
+    canned = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CannedAnswer)
+    canned.answer = answer  # type: ignore[attr-defined]
+    threading.Thread(target=canned.serve_forever, daemon=True).start()
+    fetcher = ObjectstoreFetcher.connect(f"http://127.0.0.1:{canned.server_address[1]}", DEFAULT_USECASE,
+                                         scopes={"org": 1, "project": 2})
+    try:
+        answers = list(fetcher.fetch_many(keys))
+    except FetchError as exc:  # the whole answer refused: an index that is no number matches no key
+        assert field == "index" and exc.retryable and "not asked for" in exc.message
+    else:
+        assert field == "status"
+        error = dict(answers)[keys[0]]
+        assert isinstance(error, FetchError) and "no valid status" in error.message
+        assert isinstance(dict(answers)[keys[1]], BlobNotFound)
+    finally:
+        fetcher.close()
+        canned.shutdown()
+        canned.server_close()
