@@ -555,11 +555,12 @@ class _CannedAnswer(http.server.BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("field", ["index", "status"])
 def test_a_part_whose_number_is_not_in_ascii_digits_is_an_error_of_the_answer_not_a_crash(field):
-    # "²" and "¹" are digits to str.isdigit, not to int().
+    # "²" and "¹" (one byte each in the latin-1 that header bytes are read as) are digits to
+    # str.isdigit, not to int().
     keys = [missing(), missing()]
     index, status = ("²", "200 OK") if field == "index" else ("0", "¹00 OK")
     answer = [(b"x-sn-batch-operation-index: %s\r\nx-sn-batch-operation-status: %s\r\n"
-               % (index.encode(), status.encode()), b"blob"),
+               % (index.encode("latin-1"), status.encode("latin-1")), b"blob"),
               (b"x-sn-batch-operation-index: 1\r\nx-sn-batch-operation-status: 404 Not Found\r\n", b"")]
     canned = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CannedAnswer)
     canned.answer = answer  # type: ignore[attr-defined]
