@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from fetchers import BatchUploader, BlobFetcher, BlobSource, BlobWriter, token_env
+from fetchers import BatchUploader, BlobFetcher, BlobSource, BlobWriter, ClosableFetcher, token_env
 
 from .engine.chunks import StoreFetcher, plan, store_fetcher
 from .engine.local import ArtifactSink, Progress, run_comparison
@@ -20,7 +20,7 @@ from .inputs.approved import approved_fingerprints, carry_over
 from .inputs.baseline import BaseBuild, NoBaseBuild
 from .inputs.known_changes import apply_known_changes, read_known_changes
 from .inputs.manifest import Manifest
-from .inputs.sources import Side, combine_fetchers, open_side, read_input
+from .inputs.sources import MAX_INPUT_BYTES, Side, combine_fetchers, open_side, read_input
 from .model import ApprovalMismatch, CompareOptions, Comparison, ImageResult, InputError, Resources, parameter
 from .output.artifacts import ArtifactWriter
 from .output.results_store import ResultsPublisher, SentryLayout, mask_uploads, publish_comparison, publish_plan
@@ -98,7 +98,7 @@ def compare_builds(
         if isinstance(store, str):
             store_fetcher = stack.enter_context(
                 open_store(store, store_setting, max_connections=resources.fetch_workers, token=store_token,
-                           max_blob_bytes=resources.fetch_budget)
+                           max_blob_bytes=MAX_INPUT_BYTES)
             )
         else:
             store_fetcher = store
@@ -116,7 +116,10 @@ def compare_builds(
             if known_changes is not None:
                 data, known_source = read_input(known_changes, store_fetcher, parameter("known_changes"))
                 known_input = (read_known_changes(data, known_source), known_source)
-            fetcher = combine_fetchers(sides["base"], sides["head"], store_fetcher)
+            # Images within the run's fetch budget; manifests, approvals and records within their own bounds.
+            images_store = (store_fetcher.limited(resources.fetch_budget)
+                            if isinstance(store_fetcher, ClosableFetcher) else store_fetcher)
+            fetcher = combine_fetchers(sides["base"], sides["head"], images_store)
         except ValueError as exc:  # ManifestError included
             raise InputError(str(exc)) from None
         except OSError as exc:

@@ -13,6 +13,7 @@ from .batch import DEFAULT_DEADLINE, BatchRunner, CallStats
 from .errors import (
     BatchUnsupported,
     BlobNotFound,
+    BlobTooLarge,
     FetchError,
     IntegrityError,
     StoreError,
@@ -46,6 +47,7 @@ __all__ = [
     "BatchUploader",
     "BlobFetcher",
     "BlobNotFound",
+    "BlobTooLarge",
     "BlobSource",
     "BlobWriter",
     "CallStats",

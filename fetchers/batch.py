@@ -869,8 +869,9 @@ class Groups:
 
     def _request(self, entries: list[_Entry]) -> None:
         runner = self._runner
-        # A throttled store's pause first: what is wanted, and in time, is known after it.
-        if runner._held_back(runner._closed, min(entry.ends_at for entry in entries)):
+        # A throttled store's pause first (all of it, unless every key's deadline comes first):
+        # what is wanted, and in time, is known after it.
+        if runner._held_back(runner._closed, max(entry.ends_at for entry in entries)):
             self._cancelled(entries)
             return
         now = time.monotonic()

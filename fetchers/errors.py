@@ -5,6 +5,7 @@
     StoreError                 any failed store operation (key, message, retryable, ...)
     +-- FetchError             a read failed (fetch, exists)
     |   +-- BlobNotFound       the store has no blob under the key
+    |   +-- BlobTooLarge       the blob is larger than the fetcher takes (max_blob_bytes)
     |   +-- IntegrityError     the body does not hash to its key
     |   +-- BatchUnsupported   the store has no batch route: fetch the keys one by one
     +-- WriteError             a write failed (put)
@@ -132,8 +133,12 @@ class StoreUnavailable(FetchError, WriteError):
         return (type(self), (self.store, self.cause))
 
 
-def blob_too_large(key: str, limit: int, size: int | None = None) -> FetchError:
+class BlobTooLarge(FetchError):
+    """The blob is larger than the fetcher takes (its ``max_blob_bytes``); it was not held."""
+
+
+def blob_too_large(key: str, limit: int, size: int | None = None) -> BlobTooLarge:
     """The error of a blob refused for its size (a fetcher's ``max_blob_bytes``): ``size``
     bytes, or more than ``limit`` when reading stopped at the limit."""
     said = f"{size:,} bytes, more than the {limit:,}" if size is not None else f"more than the {limit:,} bytes"
-    return FetchError(key, f"blob too large: {said} a blob may have here (max_blob_bytes)")
+    return BlobTooLarge(key, f"blob too large: {said} a blob may have here (max_blob_bytes)")

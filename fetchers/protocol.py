@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import threading
@@ -243,6 +244,9 @@ class ClosableFetcher:
     interrupt: Callable[[int], None]
     """``interrupt(thread_id)``: set by `_track_requests` only; absent on fetchers that cannot."""
     max_connections: int | None = None
+    max_blob_bytes: int | None = None
+    """The most bytes a blob `fetch` returns may have; a larger one is refused before it is
+    held (None: no bound). See `limited`."""
     store_url: str | None = None
     """The store as a URL for messages (``s3://bucket/prefix``); never carries a credential."""
     prefix: str = ""
@@ -253,6 +257,14 @@ class ClosableFetcher:
         """Make the requests ``sockets`` records interruptible: ``interrupt(thread_id)``."""
         self._sockets = sockets
         self.interrupt = sockets.interrupt
+
+    def limited(self, max_blob_bytes: int | None) -> Self:
+        """This fetcher with another ``max_blob_bytes``, sharing its client, connections and
+        ``interrupt``; this one keeps owning them (closing the other closes nothing)."""
+        other = copy.copy(self)
+        other.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
+        other._owned = other._sockets = None
+        return other
 
     def close(self) -> None:
         """End the requests still in flight and release the connections this fetcher opened."""

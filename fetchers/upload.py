@@ -10,10 +10,10 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from .batch import DEFAULT_DEADLINE, STORE_FAILURES, BatchRunner, CallStats, Groups, close_answers
-from .errors import FetchError, StoreError, WriteError
+from .errors import BlobTooLarge, FetchError, StoreError, WriteError
 from .files import open_regular_file
 from .keys import check_digest
-from .protocol import BlobFetcher, BlobWriter, ManyWriter, StoredBlob
+from .protocol import BlobFetcher, BlobWriter, ClosableFetcher, ManyWriter, StoredBlob
 from .retry import RetryBudget, RetryPolicy
 
 BlobSource = bytes | os.PathLike[str] | Callable[[], bytes]
@@ -152,8 +152,9 @@ class BatchUploader(BatchRunner):
     skipped only when what the store keeps of it agrees with the content (`StoredBlob.holds`:
     its sha256 for a local store, its MD5 for S3 and GCS, which costs reading the local
     source), and rewritten (``repaired``) when it does not. Where the store keeps no checksum
-    (objectstore: only the size) a blob of the right size is skipped ``unverified``, unless
-    ``verify_existing``, which reads the stored blob back and hashes it.
+    (objectstore: nothing, not even the size at the server commit `fetchers.backends.objectstore`
+    follows) a blob is skipped ``unverified`` (one of another size, where it is told, is
+    rewritten), unless ``verify_existing``, which reads the stored blob back and hashes it.
 
     Memory: the bytes of blobs read (sources, and stored blobs read back) and not yet written
     or compared stay within ``max_bytes``, whatever ``max_workers``; a blob larger than that
@@ -305,7 +306,7 @@ class BatchUploader(BatchRunner):
                 close_answers(answers)
             for key, stored in to_read_back:
                 try:
-                    holds = self._read_back_matches(key, stored, stats, self._closed)
+                    holds = self._read_back_matches(sources[key], stored, stats, self._closed)
                 except StoreError as error:
                     yield key, error
                     continue
@@ -429,7 +430,7 @@ class BatchUploader(BatchRunner):
         if stored is not None:
             holds = self._holds(source, stored, verify)
             if holds is None and verify_existing:
-                holds = self._read_back_matches(key, stored, stats, stop)
+                holds = self._read_back_matches(source, stored, stats, stop)
             if self._skipped(holds, stats):
                 return False
         with self._hold(source.size or 0, stats, stop):
@@ -456,16 +457,26 @@ class BatchUploader(BatchRunner):
         return stored
 
     def _read_back_matches(
-        self, key: str, stored: StoredBlob, stats: UploadStats, stop: threading.Event
+        self, source: _Source, stored: StoredBlob, stats: UploadStats, stop: threading.Event
     ) -> bool | None:
-        """Whether the stored blob hashes to ``key``, read back within the memory budget;
-        None when the writer cannot read."""
-        reader = self.writer
+        """Whether the stored blob hashes to the source's key, read back within the memory
+        budget; None when the writer cannot read.
+
+        It is held at its size, or the source's where the store tells none (objectstore), or
+        the whole budget where neither is known; where a size is known, a reader that can be
+        limited (`fetchers.ClosableFetcher.limited`) reads no further than it: a larger blob
+        is not the source."""
+        key, reader = source.key, self.writer
         if not isinstance(reader, BlobFetcher):
             return None
-        with self._hold(stored.size or 0, stats, stop):
+        expected = stored.size if stored.size is not None else source.size
+        if expected is not None and isinstance(reader, ClosableFetcher):
+            reader = reader.limited(max(expected, 1))
+        with self._hold(self.memory.limit if expected is None else expected, stats, stop):
             try:
                 data = self.with_retries(key, lambda: reader.fetch(key), stats, stop)
+            except BlobTooLarge:
+                return False
             except FetchError as exc:
                 raise WriteError(key, f"cannot read the stored blob back: {exc.message}") from exc
             return hashlib.sha256(data).hexdigest() == key.lower()

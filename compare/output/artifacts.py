@@ -42,16 +42,18 @@ LOCK_FILE = ".snapcompare.lock"
 FOLDERS = ("diff", "previews")
 """The subfolders of the output folder that hold masks and previews; nothing else goes there."""
 
-_OURS = {
-    "diff": re.compile(r"\.?.+\.[0-9a-f]{16}\.png(?:\.[0-9a-f]{8}\.tmp)?", re.DOTALL),
-    "previews": re.compile(r"\.?[0-9a-f]{16}\.(?:png|jpg)(?:\.[0-9a-f]{8}\.tmp)?"),
-}
-"""The names a run gives the files of each of `FOLDERS` (see `ArtifactWriter.mask` and
-`ArtifactWriter.previews`), and of their temporary files: the only ones pruning deletes."""
-
 _T = TypeVar("_T")
 _PROBE = ".snapcompare.probe"
 _TEMP_SUFFIX = ".tmp"
+
+_MASK = r"[A-Za-z0-9._~%-]*\.[0-9a-f]{16}\.png"  # `safe_file_name` of an image name, the digest
+_PREVIEW = r"[0-9a-f]{16}\.(?:png|jpg)"
+_OURS = {folder: re.compile(rf"{name}|\.{name}\.[0-9a-f]{{8}}{re.escape(_TEMP_SUFFIX)}")
+         for folder, name in (("diff", _MASK), ("previews", _PREVIEW))}
+"""The names a run gives the files of each of `FOLDERS` (see `ArtifactWriter.mask` and
+`ArtifactWriter.previews`), and of their temporary files (`ArtifactWriter._write`): the only
+ones pruning deletes."""
+
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OLD_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC

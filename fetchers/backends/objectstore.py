@@ -15,7 +15,7 @@ from objectstore_client import Client, RequestError, SecretKey, Session, Usecase
 from urllib3.connectionpool import HTTPConnectionPool
 
 from .. import formdata
-from ..errors import BatchUnsupported, BlobNotFound, FetchError, StoreError, WriteError, blob_too_large
+from ..errors import BatchUnsupported, BlobNotFound, BlobTooLarge, FetchError, StoreError, WriteError, blob_too_large
 from ..http import is_connect_failure, is_denied_status, is_retryable_status, is_throttling_status
 from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
@@ -421,8 +421,8 @@ class ObjectstoreFetcher(ClosableFetcher):
         except zstandard.ZstdError as exc:
             raise FetchError(key, f"bad zstd payload: {exc}", retryable=True) from exc
         except _TooLarge:
-            raise FetchError(key, f"blob too large: its zstd payload of {len(body):,} bytes decodes to more than "
-                                  f"the {limit:,} a blob may have here") from None
+            raise BlobTooLarge(key, f"blob too large: its zstd payload of {len(body):,} bytes decodes to more than "
+                                    f"the {limit:,} a blob may have here") from None
 
     @staticmethod
     def _headed(key: str, part: formdata.Part) -> StoredBlob | None:

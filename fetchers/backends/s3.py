@@ -71,7 +71,8 @@ class S3Fetcher(ClosableFetcher):
     ``client`` is used as is; its pool size is read back into ``max_connections``.
 
     ``max_blob_bytes``: a larger object is refused (a non-retryable `FetchError`) by the size
-    its ``GetObject`` answer declares, its body not read.
+    its ``GetObject`` answer declares, its body not read (by what was read, past that many
+    bytes, when it declares none).
     """
 
     def __init__(
@@ -134,15 +135,18 @@ class S3Fetcher(ClosableFetcher):
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=object_key)
             body = response["Body"]
+            limit = self.max_blob_bytes
             try:
                 declared = response.get("ContentLength")
-                if self.max_blob_bytes is not None and (declared or 0) > self.max_blob_bytes:
-                    raise blob_too_large(key, self.max_blob_bytes, declared)  # closing drops the body unread
-                data: bytes = body.read()
+                if limit is not None and (declared or 0) > limit:
+                    raise blob_too_large(key, limit, declared)  # closing drops the body unread
+                data: bytes = body.read() if limit is None else body.read(limit + 1)
             finally:
                 body.close()
         except _SDK_ERRORS as exc:
             raise _store_error(key, exc, FetchError) from exc
+        if limit is not None and len(data) > limit:  # an answer that declared no length
+            raise blob_too_large(key, limit)
         expected = response.get("ContentLength")
         if expected is not None and len(data) != expected:
             raise FetchError(

@@ -435,3 +435,18 @@ def test_a_blob_over_a_quarter_of_max_memory_errors_only_its_image_unread(tmp_pa
     assert code == cli.EXIT_ERRORED and images["a.png"]["status"] == "changed"
     assert images["huge.png"]["status"] == "errored" and images["huge.png"]["reason"] == "image_fetch_failed"
     assert f"blob too large: {len(huge):,} bytes, more than the {16 * 1024**2:,}" in images["huge.png"]["detail"]
+
+
+def test_a_store_manifest_is_bounded_by_the_manifest_limit_not_by_the_blob_budget(tmp_path, capsys):
+    # 17 MiB of manifest (padding) against a 16 MiB blob bound (--max-memory 64M): a manifest
+    # may have 64 MiB, and is read as one.
+    store = write_folder(tmp_path / "store", {sha(data): data for data in (png(1), png(2))})
+    for name, data in (("base.json", png(1)), ("head.json", png(2))):
+        entry = {"a.png": {"content_hash": sha(data), "width": 100, "height": 100}}
+        (store / name).write_text(json.dumps({"images": entry}) + " " * (17 * 1024**2))
+
+    code, _, stderr = run(capsys, "compare", "--base", "store:base.json", "--head", "store:head.json",
+                          "--store", store.as_uri(), "--out", tmp_path / "out", "--max-memory", "64M", "--quiet")
+
+    assert code == cli.EXIT_DIFFERENCES, stderr
+    assert statuses(read_comparison(tmp_path / "out")) == {"a.png": "changed"}

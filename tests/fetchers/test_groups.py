@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fetchers import BatchPrefetcher, BatchStats, BlobNotFound, FetchError, IntegrityError, RetryBudget, RetryPolicy
-from fetchers.batch import BLIND_GROUP, GROUP_SPREAD, MIN_GROUP, REFILL_AT
+from fetchers.batch import BLIND_GROUP, GROUP_SPREAD, MIN_GROUP, REFILL_AT, BatchRunner, Groups, _Entry
 from fetchers.errors import BatchUnsupported
 from fetchers.protocol import ManyFetcher
 from testing.waiting import PATIENCE, wait_until
@@ -521,3 +521,28 @@ def test_a_failed_watchdog_reaches_every_call_and_none_hangs():
         later.join(PATIENCE)
         assert not first.is_alive() and not later.is_alive()
     assert [str(outcome) for outcome in outcomes] == ["planted interrupt bug"] * 2
+
+
+def test_a_request_whose_first_deadline_falls_inside_a_throttle_pause_waits_out_the_pause():
+    # Groups' own seam (`Groups.add` takes the runner's entries): a retry near its deadline and
+    # a fresh key share a request while the store has asked every client to wait 0.6 s. The
+    # retry fails unsent at the end; the fresh key goes only once the pause is over.
+    sent: list[tuple[float, list[str]]] = []
+
+    def run(keys):
+        sent.append((time.monotonic(), list(keys)))
+        for key in keys:
+            yield key, blob_for(key)
+
+    with BatchRunner(ScriptedMany(), max_workers=2, fail_fast_after=0, deadline=30) as runner:
+        groups = Groups(runner, run, max_keys=lambda: 100, fallback=lambda *_: None)
+        start = time.monotonic()
+        runner._count_retry(BatchStats(), FetchError("t", "HTTP 429", retryable=True, throttled=True), 0.6)
+        stats = BatchStats()
+        near = _Entry("near", stats, threading.Event(), ends_at=start + 0.1)
+        fresh = _Entry("fresh", stats, threading.Event(), ends_at=start + 30)
+        groups.add([near, fresh])
+        groups.dispatch()
+        assert fresh.future.result(PATIENCE) == blob_for("fresh")
+        assert "deadline passed" in str(near.future.exception(PATIENCE))
+    assert [keys for _, keys in sent] == [["fresh"]] and sent[0][0] - start >= 0.6

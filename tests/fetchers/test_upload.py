@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import traceback
 from collections import Counter
@@ -20,6 +21,7 @@ from fetchers import (
     UploadStats,
     WriteError,
 )
+from fetchers.backends.local import LocalFetcher
 from testing.waiting import PATIENCE, wait_until
 
 from .helpers import FAST_RETRY
@@ -407,3 +409,46 @@ def test_an_upload_that_ends_early_leaves_the_keys_another_upload_joined_running
         gate.set()
         second.join(PATIENCE)
     assert outcomes == {shared: True} and store.blobs[shared][0] == data[shared]
+
+
+class SizelessFolder(LocalFetcher):
+    """A folder store that, as objectstore's server, tells neither a checksum nor a size, and
+    records (in ``reads``, which its limited copies share) the largest blob read back and the
+    most read-backs at once."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.lock = threading.Lock()
+        self.reads = Counter()
+
+    def stat(self, key: str) -> StoredBlob | None:
+        return None if super().stat(key) is None else StoredBlob()
+
+    def fetch(self, key: str) -> bytes:
+        with self.lock:
+            self.reads["now"] += 1
+            self.reads["most at once"] = max(self.reads["most at once"], self.reads["now"])
+        try:
+            data = super().fetch(key)
+        finally:
+            with self.lock:
+                self.reads["now"] -= 1
+        with self.lock:
+            self.reads["largest"] = max(self.reads["largest"], len(data))
+        return data
+
+
+def test_read_backs_from_a_store_that_tells_no_size_keep_to_the_budget_and_the_source_size(tmp_path):
+    sources = {sha(data): data for data in (os.urandom(2_000) for _ in range(6))}
+    same, longer, shorter, *rest = sources
+    (tmp_path / "store").mkdir()
+    store = SizelessFolder(tmp_path / "store")
+    for key, data in sources.items():
+        stored = data + b"tail" if key == longer else data[:-1] if key == shorter else data
+        (tmp_path / "store" / key).write_bytes(stored)
+    with BatchUploader(store, max_workers=6, max_bytes=2_000, retry=FAST_RETRY) as uploader:
+        result = uploader.upload_all(sources, verify=True, verify_existing=True)
+    assert sorted(result.written) == sorted([longer, shorter]) and sorted(result.skipped) == sorted([same, *rest])
+    assert result.stats.peak_bytes_held <= 2_000 and store.reads["most at once"] == 1  # a source's size at a time
+    assert store.reads["largest"] == 2_000  # the longer blob was not read past the source's size
+    assert {key: (tmp_path / "store" / key).read_bytes() for key in sources} == sources

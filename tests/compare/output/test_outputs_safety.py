@@ -88,9 +88,10 @@ def test_a_run_deletes_only_the_masks_and_previews_a_run_would_have_written(tmp_
     # An output folder given as a folder that holds other things (".", say): files and folders
     # in diff/ and previews/ that no run names so are the user's, and stay.
     out = tmp_path / "out"
-    first = one_run(out, {"a.png": 1, "b.png": 2})
+    first = one_run(out, {"a.png": 1, "b.png": 2, ".png": 4})  # ".png": the mask diff/.<digest>.png
     theirs = {"diff/notes.md": b"mine", "diff/old.patch": b"mine", "previews/design.png": b"mine",
-              "previews/sketches/one.png": b"mine", "diff/x.png": b"mine"}
+              "previews/sketches/one.png": b"mine", "diff/x.png": b"mine",
+              "diff/My Design (v2).0123456789abcdef.png": b"mine"}
     for key, data in theirs.items():
         (out / key).parent.mkdir(parents=True, exist_ok=True)
         (out / key).write_bytes(data)
@@ -99,6 +100,7 @@ def test_a_run_deletes_only_the_masks_and_previews_a_run_would_have_written(tmp_
 
     assert files_in(out) == referenced(second) | set(theirs)
     assert not (out / first.images["b.png"].diff_mask_key).exists()
+    assert not (out / first.images[".png"].diff_mask_key).exists()
     assert all((out / key).read_bytes() == data for key, data in theirs.items())
 
 

@@ -23,6 +23,7 @@ from fetchers import (
     BatchUploader,
     BlobFetcher,
     BlobNotFound,
+    BlobTooLarge,
     BlobWriter,
     FetchError,
     IntegrityError,
@@ -86,7 +87,7 @@ def test_a_blob_over_max_blob_bytes_is_refused_and_the_fetcher_goes_on(store: St
     for key in ("over", "far/over"):
         with pytest.raises(FetchError) as caught:
             fetcher.fetch(key)
-        assert type(caught.value) is FetchError and not caught.value.retryable
+        assert type(caught.value) is BlobTooLarge and not caught.value.retryable
         assert caught.value.message.startswith("blob too large: ") and f"{limit:,}" in caught.value.message
     assert fetcher.fetch("fits") == fits
     for wrong in (0, -1, True, 1.5):

@@ -28,6 +28,7 @@ from fetchers import (
     BatchStats,
     BatchUploader,
     BlobNotFound,
+    BlobTooLarge,
     FetchError,
     RetryBudget,
     RetryPolicy,
@@ -498,7 +499,7 @@ def test_a_blob_over_max_blob_bytes_is_that_key_s_error_alone_stored_or_decoded_
 
     assert {key: answers[key] for key in fine} == fine
     for error in (answers[bomb_key], single.value, answers[next(iter(large))]):
-        assert type(error) is FetchError and not error.retryable
+        assert type(error) is BlobTooLarge and not error.retryable
         assert error.message.startswith("blob too large: ") and "1,000,000" in error.message
     assert "its zstd payload of" in answers[bomb_key].message
     assert "1,200,000 bytes" in answers[next(iter(large))].message

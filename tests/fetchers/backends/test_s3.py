@@ -19,7 +19,7 @@ from botocore.httpsession import URLLib3Session
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from fetchers import FetchError
+from fetchers import BlobTooLarge, FetchError
 from fetchers.backends import UnsupportedSDK
 from fetchers.backends.s3 import S3Fetcher
 from testing.s3 import CREDENTIALS, REGION
@@ -150,6 +150,30 @@ def test_body_shorter_than_content_length_is_retryable():
             S3Fetcher("b", client=client).fetch("k")
     assert info.value.retryable
     assert "3 of 10" in str(info.value)
+    client.close()
+
+
+def test_an_answer_declaring_no_length_is_read_no_further_than_max_blob_bytes():
+    # A chunked answer (an S3-compatible server, a proxy) declares no ContentLength.
+    class Counted(io.BytesIO):
+        given = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            data = super().read(size)
+            self.given += len(data)
+            return data
+
+    client = boto3.session.Session().client("s3", region_name=REGION, **CREDENTIALS)
+    bodies = [Counted(bytes(5_000_000)), Counted(bytes(1_000))]
+    with Stubber(client) as stubber:
+        for body in bodies:
+            stubber.add_response("get_object", {"Body": StreamingBody(body, None)}, {"Bucket": "b", "Key": "k"})
+        fetcher = S3Fetcher("b", client=client, max_blob_bytes=1_000)
+        with pytest.raises(BlobTooLarge) as info:
+            fetcher.fetch("k")
+        assert fetcher.fetch("k") == bytes(1_000)
+    assert not info.value.retryable and "more than the 1,000 bytes" in info.value.message
+    assert bodies[0].given <= 1_001  # read no further
     client.close()
 
 
