@@ -116,9 +116,12 @@ def compare_builds(
             if known_changes is not None:
                 data, known_source = read_input(known_changes, store_fetcher, parameter("known_changes"))
                 known_input = (read_known_changes(data, known_source), known_source)
-            # Images within the run's fetch budget; manifests, approvals and records within their own bounds.
-            images_store = (store_fetcher.limited(resources.fetch_budget)
-                            if isinstance(store_fetcher, ClosableFetcher) else store_fetcher)
+            # Images within the run's fetch budget (and a given fetcher's own bound, if tighter);
+            # manifests, approvals and records within their own bounds.
+            images_store = store_fetcher
+            if isinstance(store_fetcher, ClosableFetcher):
+                given = None if isinstance(store, str) else store_fetcher.max_blob_bytes
+                images_store = store_fetcher.limited(min(resources.fetch_budget, given or resources.fetch_budget))
             fetcher = combine_fetchers(sides["base"], sides["head"], images_store)
         except ValueError as exc:  # ManifestError included
             raise InputError(str(exc)) from None

@@ -869,12 +869,21 @@ class Groups:
 
     def _request(self, entries: list[_Entry]) -> None:
         runner = self._runner
-        # A throttled store's pause first (all of it, unless every key's deadline comes first):
-        # what is wanted, and in time, is known after it.
-        if runner._held_back(runner._closed, max(entry.ends_at for entry in entries)):
-            self._cancelled(entries)
-            return
-        now = time.monotonic()
+        # A throttled store's pause first, as it stands now: a key whose deadline comes first
+        # ends then, unsent; what is wanted, and in time, is known after it.
+        with runner._lock:
+            resume_at = runner._resume_at
+        while (now := time.monotonic()) < resume_at:
+            if runner._closed.wait(min(resume_at, min(entry.ends_at for entry in entries)) - now):
+                self._cancelled(entries)
+                return
+            now = time.monotonic()
+            for entry in entries:
+                if entry.ends_at <= now and self._start(entry):
+                    self._fail(entry, _not_sent(entry.key, None, runner.deadline, self._error_type))
+            entries = [entry for entry in entries if entry.ends_at > now]
+            if not entries:
+                return
         live = []
         for entry in entries:
             if not self._start(entry):

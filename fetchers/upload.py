@@ -463,16 +463,17 @@ class BatchUploader(BatchRunner):
         budget; None when the writer cannot read.
 
         It is held at its size, or the source's where the store tells none (objectstore), or
-        the whole budget where neither is known; where a size is known, a reader that can be
-        limited (`fetchers.ClosableFetcher.limited`) reads no further than it: a larger blob
-        is not the source."""
+        the whole budget where neither is known, and a reader that can be limited
+        (`fetchers.ClosableFetcher.limited`) reads no further than that: a larger blob is not
+        the source."""
         key, reader = source.key, self.writer
         if not isinstance(reader, BlobFetcher):
             return None
         expected = stored.size if stored.size is not None else source.size
-        if expected is not None and isinstance(reader, ClosableFetcher):
-            reader = reader.limited(max(expected, 1))
-        with self._hold(self.memory.limit if expected is None else expected, stats, stop):
+        bound = self.memory.limit if expected is None else expected
+        if isinstance(reader, ClosableFetcher):
+            reader = reader.limited(max(bound, 1))
+        with self._hold(bound, stats, stop):
             try:
                 data = self.with_retries(key, lambda: reader.fetch(key), stats, stop)
             except BlobTooLarge:

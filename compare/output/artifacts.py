@@ -46,7 +46,7 @@ _T = TypeVar("_T")
 _PROBE = ".snapcompare.probe"
 _TEMP_SUFFIX = ".tmp"
 
-_MASK = r"[A-Za-z0-9._~%-]*\.[0-9a-f]{16}\.png"  # `safe_file_name` of an image name, the digest
+_MASK = r"(?:(?:[A-Za-z0-9._~-]|%[0-9A-F]{2}){0,200}|%%[0-9a-f]{64})\.[0-9a-f]{16}\.png"  # see `safe_file_name`
 _PREVIEW = r"[0-9a-f]{16}\.(?:png|jpg)"
 _OURS = {folder: re.compile(rf"{name}|\.{name}\.[0-9a-f]{{8}}{re.escape(_TEMP_SUFFIX)}")
          for folder, name in (("diff", _MASK), ("previews", _PREVIEW))}

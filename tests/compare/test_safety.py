@@ -450,3 +450,20 @@ def test_a_store_manifest_is_bounded_by_the_manifest_limit_not_by_the_blob_budge
 
     assert code == cli.EXIT_DIFFERENCES, stderr
     assert statuses(read_comparison(tmp_path / "out")) == {"a.png": "changed"}
+
+
+def test_a_store_fetcher_given_with_a_tighter_blob_bound_keeps_it(tmp_path):
+    from compare import compare_builds
+    from compare.inputs.manifest import ImageEntry, Manifest
+    from fetchers.backends.local import LocalFetcher
+
+    store = write_folder(tmp_path / "store", {sha(data): data for data in (png(1), png(2))})
+    manifests = [Manifest(images={"a.png": ImageEntry("a.png", content_hash=sha(data), width=100, height=100)})
+                 for data in (png(1), png(2))]
+    bound = min(len(png(1)), len(png(2))) - 1
+
+    with LocalFetcher(store, max_blob_bytes=bound) as tight:
+        comparison = compare_builds(*manifests, store=tight)
+
+    result = comparison.images["a.png"]
+    assert result.status.value == "errored" and "blob too large" in (result.detail or "")

@@ -541,8 +541,11 @@ def test_a_request_whose_first_deadline_falls_inside_a_throttle_pause_waits_out_
         stats = BatchStats()
         near = _Entry("near", stats, threading.Event(), ends_at=start + 0.1)
         fresh = _Entry("fresh", stats, threading.Event(), ends_at=start + 30)
+        ended: list[float] = []
+        near.future.add_done_callback(lambda _: ended.append(time.monotonic()))
         groups.add([near, fresh])
         groups.dispatch()
         assert fresh.future.result(PATIENCE) == blob_for("fresh")
         assert "deadline passed" in str(near.future.exception(PATIENCE))
     assert [keys for _, keys in sent] == [["fresh"]] and sent[0][0] - start >= 0.6
+    assert ended[0] < start + 0.6  # at its own deadline, before the pause ends

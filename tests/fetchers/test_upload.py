@@ -440,15 +440,18 @@ class SizelessFolder(LocalFetcher):
 
 def test_read_backs_from_a_store_that_tells_no_size_keep_to_the_budget_and_the_source_size(tmp_path):
     sources = {sha(data): data for data in (os.urandom(2_000) for _ in range(6))}
-    same, longer, shorter, *rest = sources
+    same, longer, shorter, unsized, *rest = sources
     (tmp_path / "store").mkdir()
     store = SizelessFolder(tmp_path / "store")
     for key, data in sources.items():
-        stored = data + b"tail" if key == longer else data[:-1] if key == shorter else data
+        stored = data + b"tail" if key in (longer, unsized) else data[:-1] if key == shorter else data
         (tmp_path / "store" / key).write_bytes(stored)
+    given = {key: (lambda data=data: data) if key == unsized else data for key, data in sources.items()}
     with BatchUploader(store, max_workers=6, max_bytes=2_000, retry=FAST_RETRY) as uploader:
-        result = uploader.upload_all(sources, verify=True, verify_existing=True)
-    assert sorted(result.written) == sorted([longer, shorter]) and sorted(result.skipped) == sorted([same, *rest])
+        result = uploader.upload_all(given, verify=True, verify_existing=True)
+    # (The unsized source, read by a function, is read back no further than the whole budget.)
+    assert sorted(result.written) == sorted([longer, shorter, unsized])
+    assert sorted(result.skipped) == sorted([same, *rest])
     assert result.stats.peak_bytes_held <= 2_000 and store.reads["most at once"] == 1  # a source's size at a time
     assert store.reads["largest"] == 2_000  # the longer blob was not read past the source's size
     assert {key: (tmp_path / "store" / key).read_bytes() for key in sources} == sources

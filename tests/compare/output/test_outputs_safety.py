@@ -91,7 +91,7 @@ def test_a_run_deletes_only_the_masks_and_previews_a_run_would_have_written(tmp_
     first = one_run(out, {"a.png": 1, "b.png": 2, ".png": 4})  # ".png": the mask diff/.<digest>.png
     theirs = {"diff/notes.md": b"mine", "diff/old.patch": b"mine", "previews/design.png": b"mine",
               "previews/sketches/one.png": b"mine", "diff/x.png": b"mine",
-              "diff/My Design (v2).0123456789abcdef.png": b"mine"}
+              "diff/My Design (v2).0123456789abcdef.png": b"mine", "diff/100%.0123456789abcdef.png": b"mine"}
     for key, data in theirs.items():
         (out / key).parent.mkdir(parents=True, exist_ok=True)
         (out / key).write_bytes(data)
