@@ -765,6 +765,8 @@ class Groups:
                 self._running += len(groups)
             if not self._timer and any(entry.ready_at > now for entry in self._queue):
                 self._timer = timer = True
+            elif self._timer and any(entry.ready_at <= now for entry in self._queue):
+                runner._wake.notify_all()  # keys wait: perhaps for the timer's worker (see `_in_the_way`)
         for entry in dropped:
             self._fail(entry, self._error_type(entry.key, "cancelled before the request started"))
         for group in groups:
@@ -780,10 +782,7 @@ class Groups:
         Keys that wait for a free slot are cut again into requests no smaller than those they
         were cut for (``_size``), so that a queue spread over requests is not spread again as
         its first ones leave."""
-        runner = self._runner
-        free = runner.max_workers - self._running - self._timer
-        if runner.fail_fast_after and not runner._answered.is_set():
-            free = min(free, runner.fail_fast_after - self._running)  # fail fast, counted in requests
+        free = self._free(timer=self._timer)
         if not ready:
             self._size = 0  # no key waits for a slot any more (sent, or dropped)
             return []
@@ -802,6 +801,22 @@ class Groups:
         self._size = size if len(groups) > free else 0
         return groups[:free]
 
+    def _free(self, *, timer: bool) -> int:
+        """How many requests may start now, the retry timer's worker counted as busy or not
+        (the runner's lock held)."""
+        runner = self._runner
+        free = runner.max_workers - self._running - timer
+        if runner.fail_fast_after and not runner._answered.is_set():
+            free = min(free, runner.fail_fast_after - self._running)  # fail fast, counted in requests
+        return free
+
+    def _in_the_way(self) -> bool:
+        """Whether keys are ready that only the retry timer's worker keeps from going (the
+        runner's lock held): then the timer gives its worker up and dispatches, rather than
+        hold fresh keys until a retry falls due."""
+        now = time.monotonic()
+        return self._free(timer=False) > 0 and any(entry.ready_at <= now for entry in self._queue)
+
     def _submit(self, work: Callable[[list[_Entry]], None], entries: list[_Entry]) -> None:
         """Run ``work(entries)`` on a worker; if it never runs (the runner closed), the entries
         end cancelled."""
@@ -817,12 +832,14 @@ class Groups:
 
     def _wait_for_retries(self, _: list[_Entry]) -> None:
         """Wait until the first queued retry not yet due falls due (one queued meanwhile that
-        falls due sooner shortens the wait; the runner closing ends it), then dispatch."""
+        falls due sooner shortens the wait; keys ready that need this worker, or the runner
+        closing, end it), then dispatch."""
         runner = self._runner
         with runner._lock:
             now = time.monotonic()
             self._timer_at = min((entry.ready_at for entry in self._queue if entry.ready_at > now), default=now)
-            while not runner._closed.is_set() and (remaining := self._timer_at - time.monotonic()) > 0:
+            while (not runner._closed.is_set() and not self._in_the_way()
+                   and (remaining := self._timer_at - time.monotonic()) > 0):
                 runner._wake.wait(remaining)
             self._timer = False
             self._timer_at = math.inf

@@ -549,3 +549,24 @@ def test_a_request_whose_first_deadline_falls_inside_a_throttle_pause_waits_out_
         assert "deadline passed" in str(near.future.exception(PATIENCE))
     assert [keys for _, keys in sent] == [["fresh"]] and sent[0][0] - start >= 0.6
     assert ended[0] < start + 0.6  # at its own deadline, before the pause ends
+
+
+def test_with_one_worker_a_fresh_key_does_not_wait_for_a_pending_retry():
+    # The retry timer waits on a worker; with one worker, keys that become ready take it over.
+    fetcher = ScriptedMany({"late": ["retry after 20", "ok"]})
+    with BatchPrefetcher(fetcher, max_workers=1, fail_fast_after=0,
+                         retry=RetryPolicy(base_backoff=0, max_backoff=0)) as prefetcher:
+        stats = BatchStats()
+        late = prefetcher.iter_fetch(["late"], stats=stats)
+        waiting = threading.Thread(target=lambda: list(late))
+        waiting.start()
+        wait_until(lambda: stats.retries == 1)  # its retry is 20 s away
+
+        outcome: dict[str, object] = {}
+        fresh = threading.Thread(target=lambda: outcome.update(prefetcher.fetch_all(["fresh"]).blobs))
+        fresh.start()
+        fresh.join(PATIENCE)
+        assert not fresh.is_alive(), "a fresh key waited for a retry 20 s away"
+        assert outcome == {"fresh": blob_for("fresh")} and fetcher.requests == [["late"], ["fresh"]]
+    waiting.join(PATIENCE)
+    assert not waiting.is_alive()
