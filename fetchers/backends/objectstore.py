@@ -49,6 +49,9 @@ _MAX_ZSTD_RATIO = 1 << 15
 3-byte header and one byte repeated)."""
 
 _MIN_ZSTD_SLICE = 4096  # the smallest slice of input decompressed at once (see `_unzstd`)
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_MAX_HEADER = 18  # bytes of a frame header at most: magic, descriptor, window, dictionary, size
+_ZSTD_BLOCK_MAX = 128 * 1024  # bytes a compressed block decodes to at most
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what `quote` leaves as it is, and the slash
 
@@ -569,35 +572,64 @@ class _TooLarge(Exception):
 
 
 def _unzstd(data: bytes, limit: int) -> bytes:
-    """Decompress every zstd frame of ``data``; raise `zstandard.ZstdError` if one is cut off,
-    `_TooLarge` once the output passes ``limit`` bytes.
+    """Decompress every zstd frame of ``data``; raise `zstandard.ZstdError` if one is cut off
+    or malformed, `_TooLarge` once the output passes ``limit`` bytes.
 
-    The input goes in slices small enough that even the densest frame cannot bring much more
-    than the room left from one (`_MAX_ZSTD_RATIO`), and each frame starts on what the last
-    one left of its slice: memory stays within about twice ``limit``, and time linear in the
-    input, whatever the frames."""
+    A frame whose block headers bound what it decodes to within the room left (`_frame_extent`)
+    goes in one call; any other goes in slices small enough that even the densest frame cannot
+    bring much more than the room left from one (`_MAX_ZSTD_RATIO`). Memory stays within about
+    twice ``limit``, and time linear in the input, whatever the frames."""
+    if not data:
+        raise zstandard.ZstdError("no zstd frame")
     decompressor = zstandard.ZstdDecompressor()
-    frame = decompressor.decompressobj()
     view = memoryview(data)
     out: list[bytes] = []
     produced = pos = 0
-    left: bytes = b""  # what followed the last frame's end in its slice
-    while left or pos < len(view):
-        piece: bytes | memoryview
-        if left:
-            piece, left = left, b""
-        else:
-            step = max(_MIN_ZSTD_SLICE, (limit - produced) // _MAX_ZSTD_RATIO)
-            piece = view[pos:pos + step]
+    while pos < len(view):
+        frame = decompressor.decompressobj()
+        extent = _frame_extent(view, pos)
+        if extent is not None and extent[1] <= limit - produced:
+            output = frame.decompress(view[pos:extent[0]])
+            if not frame.eof or frame.unused_data:
+                raise zstandard.ZstdError("a frame does not end where its blocks say")
+            produced += len(output)
+            out.append(output)
+            pos = extent[0]
+            continue
+        while not frame.eof:
+            if pos >= len(view):
+                raise zstandard.ZstdError("stream ends inside a frame (truncated)")
+            piece = view[pos:pos + max(_MIN_ZSTD_SLICE, (limit - produced) // _MAX_ZSTD_RATIO)]
             pos += len(piece)
-        output = frame.decompress(piece)
-        produced += len(output)
-        if produced > limit:
-            raise _TooLarge
-        out.append(output)
-        if frame.eof:
-            left = frame.unused_data
-            if not left and pos == len(view):
-                return b"".join(out)
-            frame = decompressor.decompressobj()
-    raise zstandard.ZstdError("stream ends inside a frame (truncated)")
+            output = frame.decompress(piece)
+            produced += len(output)
+            if produced > limit:
+                raise _TooLarge
+            out.append(output)
+        pos -= len(frame.unused_data)  # the next frame starts where this one ended
+    return out[0] if len(out) == 1 else b"".join(out)
+
+
+def _frame_extent(view: memoryview, pos: int) -> tuple[int, int] | None:
+    """Where the zstd frame at ``pos`` ends, and the most bytes it can decode to, read from its
+    block headers (RFC 8878, 3.1.1: a raw or RLE block decodes to its size, a compressed one to
+    at most 128 KiB); None when that cannot be told (no plain zstd frame, or one cut off):
+    decompressing it then says what is wrong."""
+    if view[pos:pos + 4] != _ZSTD_MAGIC:
+        return None
+    try:
+        at = pos + zstandard.frame_header_size(view[pos:pos + _ZSTD_MAX_HEADER])
+    except zstandard.ZstdError:
+        return None
+    most = 0
+    while at + 3 <= len(view):
+        word = int.from_bytes(view[at:at + 3], "little")
+        kind, size = (word >> 1) & 3, word >> 3
+        if kind == 3:  # reserved
+            return None
+        at += 3 + (1 if kind == 1 else size)
+        most += _ZSTD_BLOCK_MAX if kind == 2 else size
+        if word & 1:  # the last block; then the content checksum, if the frame has one
+            at += 4 if view[pos + 4] & 0x04 else 0
+            return (at, most) if at <= len(view) else None
+    return None

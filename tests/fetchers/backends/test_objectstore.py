@@ -15,7 +15,15 @@ import urllib3
 import zstandard
 from objectstore_client import Client, Usecase
 
-from fetchers import BatchPrefetcher, BatchUploader, BlobNotFound, FetchError, StoreUnavailable, fetcher_from_url
+from fetchers import (
+    BatchPrefetcher,
+    BatchUploader,
+    BlobNotFound,
+    BlobTooLarge,
+    FetchError,
+    StoreUnavailable,
+    fetcher_from_url,
+)
 from fetchers.backends import UnsupportedSDK
 from fetchers.backends.objectstore import TOKEN_ENV, ObjectstoreFetcher
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore
@@ -346,3 +354,21 @@ def test_a_closed_fetcher_fails_without_inviting_retries(objectstore_server):
     with pytest.raises(FetchError, match="closed") as caught:
         fetcher.fetch("anything")
     assert not caught.value.retryable
+
+
+def test_frames_of_every_kind_decode_whole_and_a_dense_one_after_them_is_refused(objectstore_server, connect):
+    # Declared size or not, a checksum or not, raw and compressed blocks; then a frame of
+    # zeros claiming far more than the fetcher takes.
+    first, second, third = blob(40_000, seed=21), bytes(300_000), blob(70_000, seed=22)
+    streamed = zstandard.ZstdCompressor().compressobj()
+    frames = (zstandard.ZstdCompressor(write_checksum=True).compress(first)
+              + streamed.compress(second) + streamed.flush()
+              + zstandard.ZstdCompressor(level=-5).compress(third))
+    dense = zstandard.ZstdCompressor().compressobj()
+    key = store(objectstore_server, frames, precompressed="zstd")
+    bomb = store(objectstore_server, frames + dense.compress(bytes(5_000_000)) + dense.flush(), precompressed="zstd")
+    fetcher = connect(max_blob_bytes=1_000_000)
+
+    assert fetcher.fetch(key) == first + second + third
+    with pytest.raises(BlobTooLarge, match="decodes to more than the 1,000,000"):
+        fetcher.fetch(bomb)
