@@ -765,7 +765,7 @@ class Groups:
                 self._running += len(groups)
             if not self._timer and any(entry.ready_at > now for entry in self._queue):
                 self._timer = timer = True
-            elif self._timer and any(entry.ready_at <= now for entry in self._queue):
+            elif self._timer and (singles or any(entry.ready_at <= now for entry in self._queue)):
                 runner._wake.notify_all()  # keys wait: perhaps for the timer's worker (see `_in_the_way`)
         for entry in dropped:
             self._fail(entry, self._error_type(entry.key, "cancelled before the request started"))
@@ -811,10 +811,13 @@ class Groups:
         return free
 
     def _in_the_way(self) -> bool:
-        """Whether keys are ready that only the retry timer's worker keeps from going (the
-        runner's lock held): then the timer gives its worker up and dispatches, rather than
-        hold fresh keys until a retry falls due."""
+        """Whether the retry timer should give its worker up and dispatch now (the runner's
+        lock held): keys are ready that only its worker keeps from going, or no queued key
+        waits for a retry any more (keys sent one a request once batches are off, say), rather
+        than hold the worker until a retry falls due."""
         now = time.monotonic()
+        if not any(entry.ready_at > now for entry in self._queue):
+            return True
         return self._free(timer=False) > 0 and any(entry.ready_at <= now for entry in self._queue)
 
     def _submit(self, work: Callable[[list[_Entry]], None], entries: list[_Entry]) -> None:

@@ -52,6 +52,7 @@ _MIN_ZSTD_SLICE = 4096  # the smallest slice of input decompressed at once (see 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZSTD_MAX_HEADER = 18  # bytes of a frame header at most: magic, descriptor, window, dictionary, size
 _ZSTD_BLOCK_MAX = 128 * 1024  # bytes a compressed block decodes to at most
+_ZSTD_MAX_BLOCKS = 1024  # blocks read from a frame's headers at most (128 MiB of compressed blocks)
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what `quote` leaves as it is, and the slash
 
@@ -587,8 +588,8 @@ def _unzstd(data: bytes, limit: int) -> bytes:
     produced = pos = 0
     while pos < len(view):
         frame = decompressor.decompressobj()
-        extent = _frame_extent(view, pos)
-        if extent is not None and extent[1] <= limit - produced:
+        extent = _frame_extent(view, pos, limit - produced)
+        if extent is not None:
             output = frame.decompress(view[pos:extent[0]])
             if not frame.eof or frame.unused_data:
                 raise zstandard.ZstdError("a frame does not end where its blocks say")
@@ -610,25 +611,29 @@ def _unzstd(data: bytes, limit: int) -> bytes:
     return out[0] if len(out) == 1 else b"".join(out)
 
 
-def _frame_extent(view: memoryview, pos: int) -> tuple[int, int] | None:
+def _frame_extent(view: memoryview, pos: int, room: int) -> tuple[int, int] | None:
     """Where the zstd frame at ``pos`` ends, and the most bytes it can decode to, read from its
     block headers (RFC 8878, 3.1.1: a raw or RLE block decodes to its size, a compressed one to
-    at most 128 KiB); None when that cannot be told (no plain zstd frame, or one cut off):
-    decompressing it then says what is wrong."""
+    at most 128 KiB), when that is at most ``room``; None otherwise, and when it cannot be told
+    cheaply (no plain zstd frame, one cut off, more than `_ZSTD_MAX_BLOCKS` blocks):
+    decompressing it in slices then bounds it or says what is wrong."""
     if view[pos:pos + 4] != _ZSTD_MAGIC:
         return None
     try:
         at = pos + zstandard.frame_header_size(view[pos:pos + _ZSTD_MAX_HEADER])
     except zstandard.ZstdError:
         return None
-    most = 0
-    while at + 3 <= len(view):
+    most = blocks = 0
+    while at + 3 <= len(view) and blocks < _ZSTD_MAX_BLOCKS:
+        blocks += 1
         word = int.from_bytes(view[at:at + 3], "little")
         kind, size = (word >> 1) & 3, word >> 3
         if kind == 3:  # reserved
             return None
         at += 3 + (1 if kind == 1 else size)
         most += _ZSTD_BLOCK_MAX if kind == 2 else size
+        if most > room:
+            return None
         if word & 1:  # the last block; then the content checksum, if the frame has one
             at += 4 if view[pos + 4] & 0x04 else 0
             return (at, most) if at <= len(view) else None

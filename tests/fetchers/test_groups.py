@@ -551,8 +551,10 @@ def test_a_request_whose_first_deadline_falls_inside_a_throttle_pause_waits_out_
     assert ended[0] < start + 0.6  # at its own deadline, before the pause ends
 
 
-def test_with_one_worker_a_fresh_key_does_not_wait_for_a_pending_retry():
-    # The retry timer waits on a worker; with one worker, keys that become ready take it over.
+@pytest.mark.parametrize("batches", ["on", "switched off meanwhile"])
+def test_with_one_worker_a_fresh_key_does_not_wait_for_a_pending_retry(batches):
+    # The retry timer waits on a worker; with one worker, keys that become ready take it over
+    # (sent one a request, once batches are off).
     fetcher = ScriptedMany({"late": ["retry after 20", "ok"]})
     with BatchPrefetcher(fetcher, max_workers=1, fail_fast_after=0,
                          retry=RetryPolicy(base_backoff=0, max_backoff=0)) as prefetcher:
@@ -561,12 +563,18 @@ def test_with_one_worker_a_fresh_key_does_not_wait_for_a_pending_retry():
         waiting = threading.Thread(target=lambda: list(late))
         waiting.start()
         wait_until(lambda: stats.retries == 1)  # its retry is 20 s away
+        if batches != "on":
+            fetcher.limit = 0
 
         outcome: dict[str, object] = {}
         fresh = threading.Thread(target=lambda: outcome.update(prefetcher.fetch_all(["fresh"]).blobs))
         fresh.start()
         fresh.join(PATIENCE)
         assert not fresh.is_alive(), "a fresh key waited for a retry 20 s away"
-        assert outcome == {"fresh": blob_for("fresh")} and fetcher.requests == [["late"], ["fresh"]]
+        assert outcome == {"fresh": blob_for("fresh")}
+        if batches == "on":
+            assert fetcher.requests == [["late"], ["fresh"]]
+        else:
+            assert fetcher.requests == [["late"]] and fetcher.singles["fresh"] == 1
     waiting.join(PATIENCE)
     assert not waiting.is_alive()

@@ -361,14 +361,16 @@ def test_frames_of_every_kind_decode_whole_and_a_dense_one_after_them_is_refused
     # zeros claiming far more than the fetcher takes.
     first, second, third = blob(40_000, seed=21), bytes(300_000), blob(70_000, seed=22)
     streamed = zstandard.ZstdCompressor().compressobj()
+    # A frame of 2,000 empty raw blocks, then "abc" (magic, single-segment descriptor, size 3).
+    empty_blocks = bytes.fromhex("28b52ffd2003") + b"\x00\x00\x00" * 2_000 + bytes([25, 0, 0]) + b"abc"
     frames = (zstandard.ZstdCompressor(write_checksum=True).compress(first)
               + streamed.compress(second) + streamed.flush()
-              + zstandard.ZstdCompressor(level=-5).compress(third))
+              + zstandard.ZstdCompressor(level=-5).compress(third) + empty_blocks)
     dense = zstandard.ZstdCompressor().compressobj()
     key = store(objectstore_server, frames, precompressed="zstd")
     bomb = store(objectstore_server, frames + dense.compress(bytes(5_000_000)) + dense.flush(), precompressed="zstd")
     fetcher = connect(max_blob_bytes=1_000_000)
 
-    assert fetcher.fetch(key) == first + second + third
+    assert fetcher.fetch(key) == first + second + third + b"abc"
     with pytest.raises(BlobTooLarge, match="decodes to more than the 1,000,000"):
         fetcher.fetch(bomb)
