@@ -897,21 +897,10 @@ class Groups:
             if runner._closed.wait(min(resume_at, min(entry.ends_at for entry in entries)) - now):
                 self._cancelled(entries)
                 return
-            now = time.monotonic()
-            for entry in entries:
-                if entry.ends_at <= now and self._start(entry):
-                    self._fail(entry, _not_sent(entry.key, None, runner.deadline, self._error_type))
-            entries = [entry for entry in entries if entry.ends_at > now]
+            entries = self._in_time(entries, time.monotonic())
             if not entries:
                 return
-        live = []
-        for entry in entries:
-            if not self._start(entry):
-                continue
-            if entry.ends_at <= now:
-                self._fail(entry, _not_sent(entry.key, None, runner.deadline, self._error_type))
-            else:
-                live.append(entry)
+        live = [entry for entry in self._in_time(entries, now) if self._start(entry)]
         if not live:
             return
         attempt = runner._watchdog.start(min(entry.ends_at for entry in live))
@@ -944,6 +933,13 @@ class Groups:
             with runner._lock:
                 runner._in_flight -= 1
         self._after(list(pending.values()), failure, attempt)
+
+    def _in_time(self, entries: list[_Entry], now: float) -> list[_Entry]:
+        """Those of ``entries`` whose deadline is still ahead at ``now``; the others end, unsent."""
+        for entry in entries:
+            if entry.ends_at <= now and self._start(entry):
+                self._fail(entry, _not_sent(entry.key, None, self._runner.deadline, self._error_type))
+        return [entry for entry in entries if entry.ends_at > now]
 
     def _after(self, pending: list[_Entry], failure: BaseException | None, attempt: _Attempt) -> None:
         """Settle the keys a request did not answer: retried, failed, or sent one by one."""

@@ -133,9 +133,7 @@ def read_input(
         return read_regular_file(spec, max_bytes), text
     except (FileNotFoundError, NotADirectoryError):
         raise ValueError(f"{setting} {text!r}: no such {what}") from None
-    except NotRegularFile as exc:  # there, but a folder, a FIFO, a device: saying what it is
-        raise ValueError(f"{setting} {text!r}: {exc.strerror}") from None
-    except FileTooLarge as exc:
+    except (NotRegularFile, FileTooLarge) as exc:  # there, but a folder, a FIFO, a device; or too large
         raise ValueError(f"{setting} {text!r}: {exc.strerror}") from None
 
 
