@@ -176,7 +176,7 @@ def test_keys_cut_blind_that_wait_are_cut_again_by_the_sizes_known_and_later_key
         first = [len(request) for request in fetcher.requests]
         fetcher.requests.clear()
         prefetcher.fetch_all(keys(2_000, prefix="n"))
-    assert first == [25, 25, 25, 75]
+    assert sorted(first) == [25, 25, 25, 75]  # requests sent by different workers: in any order
     assert len(fetcher.requests) == GROUP_SPREAD and min(map(len, fetcher.requests)) >= MIN_GROUP
 
 
