@@ -90,6 +90,8 @@ def compare_builds(
     """
     options = options if options is not None else CompareOptions()
     resources = resources if resources is not None else Resources()
+    if out_dir is not None:
+        _check_out_dir_apart(Path(out_dir), {"base": base, "head": head})
     found: BaseBuild | NoBaseBuild | None = None
     if isinstance(base, (BaseBuild, NoBaseBuild)):
         found, base = base, base.manifest
@@ -177,6 +179,19 @@ def compare_builds(
                                                                   partial(_mask_file, files))
             publish_comparison(comparison, results.uploader, results.layout, masks)
         return comparison
+
+
+def _check_out_dir_apart(out_dir: Path, sides: dict[str, object]) -> None:
+    """Raise `InputError` when ``out_dir`` is an image folder given as a side, or inside one:
+    its masks and previews would be read as that side's images by the next run."""
+    where = out_dir.resolve()
+    for role, spec in sides.items():
+        if isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir():
+            folder = Path(spec).resolve()
+            if where == folder or where.is_relative_to(folder):
+                raise InputError(f"{parameter('out_dir')} {str(out_dir)!r} is inside the {role} folder "
+                                 f"{str(spec)!r}, whose images the reports' own pictures would join: "
+                                 "write the reports elsewhere")
 
 
 def _mask_file(files: ArtifactWriter | None, image: ImageResult) -> BlobSource:

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from ..builds import describe_os_error
 from ..model import InputError
+from ..output.report_html import shown_text
 from ..regions import parse_ignore_pattern
 
 EXIT_SAME = 0
@@ -178,10 +179,11 @@ def note_left_out(unreadable: Mapping[str, str]) -> None:
 
 
 def shown(text: str) -> str:
-    """``text`` safe to print on a terminal: control characters are escaped, not sent."""
-    if text.isprintable():
+    """``text`` safe to print on a terminal, as the reports show it: control, invisible and
+    blank characters are escaped (``\\u202e``), not sent (see `shown_text`)."""
+    if text.isascii() and text.isprintable():
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return shown_text(text).plain
 
 
 def one_line(text: str | None, limit: int = 160) -> str:

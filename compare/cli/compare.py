@@ -24,7 +24,7 @@ from ..inputs.baseline import (
 )
 from ..model import MAX_ARTIFACT_ID, CompareOptions, Comparison, InputError, Reason, Resources, check_fraction
 from ..output.artifacts import ArtifactWriter
-from ..output.reports import write_reports
+from ..output.reports import REPORT_FILES, write_reports
 from ..output.results_store import ResultsNotWritten
 from ..regions import parse_ignore_regions
 from .common import (
@@ -358,7 +358,7 @@ def run_and_report(
     display = None if quiet else ProgressDisplay(sys.stderr)
     not_written: ResultsNotWritten | None = None
     # One writer holds --out's lock from the first mask to the last report.
-    with ArtifactWriter(out_dir) as artifacts:
+    with ArtifactWriter(out_dir, reports=REPORT_FILES.values()) as artifacts:
         try:
             comparison = compare_builds(base, head, out_dir=out_dir, store=store_url, options=options,
                                         progress=display, store_setting=store_setting,

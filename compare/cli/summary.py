@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..model import Comparison, ImageResult, Status
+from ..output.report_html import format_percent
 from .common import EXIT_DIFFERENCES, EXIT_ERRORED, EXIT_RESULTS_NOT_WRITTEN, EXIT_SAME, LISTED, one_line, shown
 
 
@@ -71,7 +72,7 @@ def print_summary(comparison: Comparison, reports: dict[str, Path], elapsed: flo
     if changed:
         lines += ["", "Most changed:"]
         lines += [
-            f"  {100 * (r.diff_ratio or 0.0):7.2f}%  {shown(r.name)}  "
+            f"  {format_percent(r.diff_ratio or 0.0):>8}  {shown(r.name)}  "
             f"({r.changed_pixels:,} of {r.total_pixels:,} pixels)"
             for r in changed[:LISTED]
         ]

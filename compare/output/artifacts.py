@@ -67,11 +67,13 @@ class ArtifactWriter:
     `mask` and `previews` may be called at once; they open the folder as needed. `open`
     (idempotent) also checks that the folder is writable and takes its lock. Used as a context
     manager, the writer deletes what the run added unless `commit` swapped its reports in, and
-    releases the lock.
+    releases the lock. ``reports`` names the report files `commit` will swap in, so that `open`
+    tells one that cannot be replaced before the work.
     """
 
-    def __init__(self, out_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, out_dir: str | os.PathLike[str], *, reports: Iterable[str] = ()) -> None:
         self.out_dir = Path(out_dir)
+        self._reports = tuple(reports)
         self._fds: dict[str, int] = {}  # "" is out_dir itself, then the FOLDERS
         self._lock: int | None = None
         self._added: set[str] = set()  # keys of files, and names of FOLDERS, this run created
@@ -94,7 +96,7 @@ class ArtifactWriter:
 
         Raises OSError naming the folder: EAGAIN when another run holds the lock, EROFS, EACCES
         or ENOSPC when nothing can be written there, and naming one of `FOLDERS` that is there
-        but no folder (a symbolic link, a file).
+        but no folder (a symbolic link, a file), or one of the ``reports`` that is a folder.
         """
         if self._lock is not None:
             return self
@@ -117,6 +119,8 @@ class ArtifactWriter:
         self._write(root, self.out_dir, _PROBE, [b""], keep=False)
         for folder in FOLDERS:  # one there that is no folder (a link, a file) is told now, not after the work
             self._existing_folder(folder)
+        for file in self._reports:
+            self._check_replaceable(root, file)
         return self
 
     def mask(self, name: str, png: bytes) -> str:
@@ -167,9 +171,10 @@ class ArtifactWriter:
         """Swap in new reports, then delete the masks and previews they do not refer to.
 
         ``reports`` maps each report's file name to a function giving its bytes. All are written
-        to temporary files first; only when every one is complete are they renamed over the old
-        ones, with SIGINT and SIGTERM held off until the last rename. ``referenced`` lists the
-        keys (as `mask` and `previews` return them) the reports refer to.
+        to temporary files first; only when every one is complete, and none of the old ones is a
+        folder (which a rename cannot replace: IsADirectoryError naming it, nothing renamed), are
+        they renamed over the old ones, with SIGINT and SIGTERM held off until the last rename.
+        ``referenced`` lists the keys (as `mask` and `previews` return them) the reports refer to.
         """
         self.open()
         root = self._folder("")
@@ -177,6 +182,8 @@ class ArtifactWriter:
         try:
             for file, render in reports.items():
                 staged[file] = self._write(root, self.out_dir, file, render(), keep=None, durable=True)
+            for file in staged:
+                self._check_replaceable(root, file)
             with _signals_held():
                 for file, temp in staged.items():
                     _named(partial(os.rename, temp, file, src_dir_fd=root, dst_dir_fd=root), self.out_dir / file)
@@ -204,6 +211,15 @@ class ArtifactWriter:
             os.close(self._lock)  # releases the lock
             self._lock = None
         _close_all(self._fds)
+
+    def _check_replaceable(self, root: int, file: str) -> None:
+        """Raise IsADirectoryError naming ``file`` when a folder is in its place."""
+        try:
+            mode = os.stat(file, dir_fd=root, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder, which a report cannot replace", str(self.out_dir / file))
 
     def _put(self, folder: str, file: str, data: bytes) -> str:
         key = f"{folder}/{file}"

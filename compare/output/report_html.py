@@ -148,9 +148,14 @@ _CROP_ROLES = ("crop-before", "crop-after", "crop-diff")
 _MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _JSON_IN_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 _SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-# Format characters that belong inside words: joiners (emoji sequences, Indic and Arabic
-# scripts) and the tag characters of flag sequences.
-_WORD_FORMAT = re.compile("[\u200c\u200d\U000e0020-\U000e007f]")
+_JOINERS = frozenset("\u200c\u200d")  # inside emoji sequences and Indic and Arabic words
+_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")  # variation selectors
+_TAGS = re.compile("[\U000e0020-\U000e007f]")  # the tag characters of subdivision flags
+_BLACK_FLAG = "\U0001f3f4"
+_MAX_TAGS = 32  # more than a subdivision flag's tag sequence has
+# Characters that draw nothing (or a blank) but are letters, marks or symbols: Unicode's
+# default-ignorable ones outside the format category, and the braille blank.
+_BLANKS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0")
 _ORIGIN = re.compile(r"(\d{1,9}),(\d{1,9})")
 # What a count of `Comparison.stats` counts, by its key without ``fetch_``; durations and
 # bytes are known by their keys' endings.
@@ -205,8 +210,8 @@ def shown_text(text: str, *, keep: str = "") -> Shown:
     """
     parts: list[tuple[str, bool]] = []
     plain: list[str] = []
-    for char in text:
-        if char in keep or not _invisible(char):
+    for index, char in enumerate(text):
+        if char in keep or not _invisible(text, index):
             plain.append(char)
             continue
         if plain:
@@ -218,11 +223,34 @@ def shown_text(text: str, *, keep: str = "") -> Shown:
     return Shown(tuple(parts))
 
 
-def _invisible(char: str) -> bool:
+def _invisible(text: str, index: int) -> bool:
+    """Whether ``text[index]`` is shown as an escape: a character that draws nothing or a
+    blank, or moves the text around it, unless it is one that joins or selects within a
+    word or an emoji sequence, where it draws as part of its neighbours."""
+    char = text[index]
     category = unicodedata.category(char)
-    if category == "Cf":
-        return not _WORD_FORMAT.match(char)
-    return category in ("Cc", "Cs", "Zl", "Zp")
+    if char in _JOINERS:
+        return not (_joinable(text, index - 1) and _joinable(text, index + 1))
+    if _SELECTORS.match(char):
+        return not _joinable(text, index - 1)
+    if _TAGS.match(char):  # kept in a flag's sequence: the black flag, then a few tags
+        start = index
+        while start > 0 and index - start < _MAX_TAGS and _TAGS.match(text[start - 1]):
+            start -= 1
+        return text[start - 1:start] != _BLACK_FLAG
+    if char in _BLANKS:
+        return True
+    if category == "Zs":
+        return char != " "
+    return category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def _joinable(text: str, index: int) -> bool:
+    """Whether ``text[index]`` is a letter, mark or symbol outside ASCII (a joiner or
+    variation selector beside it belongs to a word or an emoji sequence)."""
+    if not 0 <= index < len(text) or text[index] < "\x80":
+        return False
+    return unicodedata.category(text[index])[0] in "LMS"
 
 
 def _escape_sequence(char: str) -> str:
@@ -403,7 +431,8 @@ def _page(comparison: Comparison, out_dir: Path) -> _Page:
             if group is not None:
                 image["group"] = group
             if result is entry.images[0] and result.similar_change in similar:
-                image.update(_similar_hint(similar[result.similar_change], positions[result.name]))
+                image.update(_similar_hint(similar[result.similar_change], positions[result.name],
+                                           len(entry.images)))
             images.append(image)
     inline = pictures.size <= INLINE_BUDGET
     data = {"sections": keys, "images": images, "groups": groups, "pictures": pictures.table(inline)}
@@ -417,19 +446,15 @@ def _page(comparison: Comparison, out_dir: Path) -> _Page:
     return _Page(data, sections, anchors, inline, len(pictures.files), pictures.size)
 
 
-def _section_of(result: ImageResult) -> str:
-    """The key of the section an image is shown in."""
-    if result.status is Status.CHANGED and result.known_change:
-        return KNOWN
-    return result.status.value
-
-
 def _entries(comparison: Comparison) -> dict[str, list[_Entry]]:
     """Each section's cards or rows, in order: shared changes (2 or more of the section's images
-    with one `ImageResult.change_group`) largest first, then single images."""
+    with one `ImageResult.change_group`) largest first, then single images. Known changes go to
+    their own section when they are set aside (`Comparison.set_aside`); counted ones
+    (``--fail-on-known-changes``) stay with the changed images."""
     by_section: dict[str, list[ImageResult]] = {section.key: [] for section in SECTIONS}
-    for result in comparison.images.values():
-        by_section[_section_of(result)].append(result)
+    aside = frozenset(comparison.set_aside)
+    for name, result in comparison.images.items():
+        by_section[KNOWN if name in aside else result.status.value].append(result)
     known_groups = {group.id: group for group in comparison.change_groups}
     entries = {}
     for key, results in by_section.items():
@@ -469,22 +494,32 @@ def _group_data(entry: _Entry, positions: dict[str, int]) -> dict[str, Any]:
             "elsewhere": elsewhere}
 
 
-def _similar_entries(order: list[tuple[str, _Entry]], positions: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
-    """For each similar change that several cards show: (position, images) of each card's first image."""
+@dataclass(frozen=True)
+class _Similar:
+    """The cards that show one similar change: how many, with how many images in all, and the
+    first image's position of the first `SIMILAR_LINKS` + 1 of them (one may be the card's own)."""
+
+    cards: int
+    images: int
+    first: tuple[tuple[int, int], ...]  # (position, images)
+
+
+def _similar_entries(order: list[tuple[str, _Entry]], positions: dict[str, int]) -> dict[str, _Similar]:
+    """Each similar change that several cards show, with those cards."""
     cards: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for key, entry in order:
         first = entry.images[0]
         if key in _CARD_SECTIONS and first.similar_change is not None:
             cards[first.similar_change].append((positions[first.name], len(entry.images)))
-    return {similar: found for similar, found in cards.items() if len(found) > 1}
+    return {similar: _Similar(len(found), sum(count for _, count in found), tuple(found[:SIMILAR_LINKS + 1]))
+            for similar, found in cards.items() if len(found) > 1}
 
 
-def _similar_hint(cards: list[tuple[int, int]], own: int) -> dict[str, Any]:
-    """The hint of one card: how many other cards show a similar change, with how many images,
-    and links to the first `SIMILAR_LINKS` of them."""
-    others = [(position, count) for position, count in cards if position != own]
-    return {"similar": {"cards": len(others), "images": sum(count for _, count in others),
-                        "links": [position for position, _ in others[:SIMILAR_LINKS]]}}
+def _similar_hint(similar: _Similar, own: int, own_images: int) -> dict[str, Any]:
+    """The hint of the card at ``own`` (with ``own_images`` images): how many other cards show
+    a similar change, with how many images, and links to the first `SIMILAR_LINKS` of them."""
+    links = [position for position, _ in similar.first if position != own][:SIMILAR_LINKS]
+    return {"similar": {"cards": similar.cards - 1, "images": similar.images - own_images, "links": links}}
 
 
 def _image_data(
@@ -497,6 +532,9 @@ def _image_data(
         image["previous"] = _clean(result.previous_image_file_name or "?")
         image.update(_shown("previousShown", result.previous_image_file_name or "?"))
     image["facts"] = _facts(result, comparison.options.window_size)
+    known = comparison.known_changes
+    if result.known_change and known is not None and known.counted:
+        image["facts"].insert(0, ["text", "a known change, counted (--fail-on-known-changes)"])
     if result.detail:
         image["detail"] = _runs(shown_text(result.detail, keep="\n\t"))
     previews = dict(result.previews or {})
@@ -579,17 +617,24 @@ def _clean(text: str) -> str:
 
 
 def _title(comparison: Comparison) -> str:
-    summary = comparison.summary
+    """The page's title: the count of each status but unchanged, known changes set aside apart."""
+    aside = len(comparison.set_aside)
+    summary = {**comparison.summary}
+    summary[Status.CHANGED.value] -= aside
     counts = [f"{summary[s.value]} {s.value}" for s in SECTION_ORDER[:-1] if summary[s.value]]
+    counts += [f"{aside} {KNOWN}"] if aside else []
     approved = "approved: " if comparison.approval is not None else ""
     return "snapcompare: " + approved + (", ".join(counts) if counts else "no differences")
 
 
 def _verdict(comparison: Comparison) -> dict[str, str]:
+    """The page's verdict, as the exit code has it: known changes set aside are no differences."""
     if comparison.has_errors:
         text, tone = "Some images could not be compared", "bad"
-    elif comparison.has_differences:
+    elif comparison.has_counted_differences:
         text, tone = "Differences found", "warn"
+    elif comparison.set_aside:
+        return {"text": "No differences but known changes", "tone": "good"}
     else:
         return {"text": "No differences", "tone": "good"}
     if comparison.approval is not None:

@@ -39,22 +39,20 @@ Known changes (``--known-changes``): a changed image whose only change is a know
 changes came from), as it counts in no exit code.
 
 Names and texts are shown as the HTML report shows them (`compare.output.report_html.shown_text`):
-control, bidirectional and other invisible characters, and lone surrogates, as escapes
-(``\\u202e``, ``\\x00``; names escape tabs and line breaks too, texts keep them); whatever XML 1.0
-still cannot hold (U+FFFE, U+FFFF) is dropped. ElementTree escapes the rest.
+control, bidirectional and other invisible characters, noncharacters and lone surrogates, as
+escapes (``\\u202e``, ``\\x00``, ``\\uffff``; names escape tabs and line breaks too, texts keep
+them), so every character left is one XML 1.0 can hold. ElementTree escapes the rest.
 """
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 
-from ..model import Comparison, ImageResult, Status
+from ..model import CompareOptions, Comparison, ImageResult, Status
 from .report_html import TUNING_ANCHOR, format_count, format_percent, shown_text
 
 SUITE_NAME = "snapcompare"
 
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TEXT_KEEPS = "\n\t"
 
 
@@ -76,12 +74,13 @@ def render_junit(comparison: Comparison) -> bytes:
         if approval is not None and name in approved:
             properties["approved"] = approval.carried_over_from
             _properties(case, properties)
-            _output(case, f"{_what_happened(result)}; approved, carried over from {approval.carried_over_from}")
+            _output(case, f"{_what_happened(result, comparison.options)}; approved, carried over from "
+                          f"{approval.carried_over_from}")
             continue
         if name in set_aside and comparison.known_changes is not None:
             properties["known_change"] = comparison.known_changes.source
             _properties(case, properties)
-            _output(case, f"{_what_happened(result)}; a known change, set aside "
+            _output(case, f"{_what_happened(result, comparison.options)}; a known change, set aside "
                           f"(from {comparison.known_changes.source})")
             continue
         note = ""
@@ -89,7 +88,7 @@ def render_junit(comparison: Comparison) -> bytes:
             properties["not_approved"] = mismatch.source
             note = f"; this change is not in the approval given ({mismatch.source})"
         _properties(case, properties)
-        counted = _judge(case, result, note)
+        counted = _judge(case, result, comparison.options, note)
         if counted is not None:
             counts[counted] += 1
     suite.set("tests", str(len(comparison.images)))
@@ -106,11 +105,11 @@ def _classname(name: str) -> str:
     return ".".join([SUITE_NAME, *(_shown(folder).replace(".", "_") for folder in folders if folder)])
 
 
-def _judge(case: ET.Element, result: ImageResult, note: str) -> str | None:
+def _judge(case: ET.Element, result: ImageResult, options: CompareOptions, note: str) -> str | None:
     """Add the outcome of ``result`` (with ``note`` after its message) to ``case``; return the
     suite count it adds to, if any."""
     if result.status is Status.CHANGED:
-        ET.SubElement(case, "failure", type="changed", message=_text(_changed_message(result) + note))
+        ET.SubElement(case, "failure", type="changed", message=_text(_changed_message(result, options) + note))
         return "failures"
     if result.status is Status.ERRORED:
         reason = _reason(result)
@@ -121,7 +120,7 @@ def _judge(case: ET.Element, result: ImageResult, note: str) -> str | None:
     if result.status is Status.SKIPPED:
         ET.SubElement(case, "skipped", message="not uploaded by the head build")
         return "skipped"
-    _output(case, _what_happened(result) + note)
+    _output(case, _what_happened(result, options) + note)
     return None
 
 
@@ -137,30 +136,46 @@ def _output(case: ET.Element, text: str) -> None:
 
 def _shown(name: str) -> str:
     """A name as the HTML report shows it, in characters XML can hold."""
-    return _NOT_XML.sub("", shown_text(name).plain)
+    return shown_text(name).plain
 
 
 def _text(text: str) -> str:
     """A text (message, detail) as the HTML report shows it, line breaks and tabs kept."""
-    return _NOT_XML.sub("", shown_text(text, keep=_TEXT_KEEPS).plain)
+    return shown_text(text, keep=_TEXT_KEEPS).plain
 
 
-def _changed_message(result: ImageResult) -> str:
-    return f"{_diff_figures(result)}, more than allowed; {_allowed(result)}"
+def _changed_message(result: ImageResult, options: CompareOptions) -> str:
+    """Why a ``changed`` image is: its size changed, or its changed pixels are over what is
+    allowed (and, with ``--window-min``, crowd into one window)."""
+    if result.canvas_changed and not options.padded:
+        return (f"size changed {result.before_width}x{result.before_height} -> "
+                f"{result.after_width}x{result.after_height}, a change whatever the pixels; {_diff_figures(result)}")
+    message = f"{_diff_figures(result)}, more than allowed; {_allowed(result)}"
+    if options.window_min is not None:
+        message += f"; and {_window(result, options)}, more than --window-min {options.window_min}"
+    return message
+
+
+def _window(result: ImageResult, options: CompareOptions) -> str:
+    size = options.window_size
+    return f"{format_count(result.window_max)} changed pixels in one {size}x{size} window"
 
 
 def _reason(result: ImageResult) -> str:
     return result.reason.value if result.reason is not None else "error"
 
 
-def _what_happened(result: ImageResult) -> str:
+def _what_happened(result: ImageResult, options: CompareOptions) -> str:
     """What happened to an image, in words, for ``<system-out>``."""
     if result.status is Status.RENAMED:
         return f"renamed from {result.previous_image_file_name}"
     if result.status is Status.UNCHANGED and result.changed_pixels:
+        if (result.diff_ratio or 0.0) > (result.diff_threshold or 0.0) and options.window_min is not None:
+            return (f"unchanged: {_diff_figures(result)}, more than allowed ({_allowed(result)}), but at most "
+                    f"{_window(result, options)}, not more than --window-min {options.window_min}")
         return f"unchanged: {_diff_figures(result)}, within what is allowed; {_allowed(result)}"
     if result.status is Status.CHANGED:
-        return f"changed: {_diff_figures(result)}"
+        return f"changed: {_changed_message(result, options)}"
     if result.status is Status.ERRORED:
         return f"errored: {_reason(result)}" + (f": {result.detail}" if result.detail else "")
     return result.status.value

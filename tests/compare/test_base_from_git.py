@@ -214,6 +214,22 @@ def test_a_missing_manifest_names_the_key_and_the_store(history, s3_url, tmp_pat
                       "gone/m5.json: no such blob\n")
 
 
+def test_a_shared_manifest_key_written_over_by_a_later_build_is_told_not_compared(history, s3_url, tmp_path,
+                                                                                    capsys):
+    # Main records each commit under one fixed key: the merge-base's record still names it, but
+    # a later commit of main (m6) has written its own manifest there since.
+    at_merge_base = write_folder(tmp_path / "m5", COMPLETE)
+    later = write_folder(tmp_path / "m6", {**COMPLETE, "a.png": png(21)})
+    assert upload(capsys, s3_url, at_merge_base, history.m5, "--manifest-key", "manifests/main.json")[0] == EXIT_SAME
+    assert upload(capsys, s3_url, later, history.m6, "--manifest-key", "manifests/main.json")[0] == EXIT_SAME
+    code, _, stderr = compare_from_git(capsys, s3_url, history.repo.path, at_merge_base, tmp_path / "out")
+    assert code == EXIT_BAD_INPUT
+    assert stderr.startswith(f"snapcompare: error: cannot read the manifest of 1 build(s) in {s3_url}: commit "
+                             f"{history.m5}: manifests/main.json: not the manifest this commit recorded (sha256 ")
+    assert "another build has written over the key since" in stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--base", "b.json", "--base-from-git"], "argument --base-from-git: not allowed with argument --base"),
     ([], "one of the arguments --base --base-from-git is required"),

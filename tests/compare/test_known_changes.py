@@ -16,6 +16,7 @@ from PIL import Image
 from compare.builds import compare_builds
 from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_SAME, main
 from compare.model import Status
+from tests.compare.output.helpers import Page
 from tests.sentry_models import ComparisonManifest
 
 pytestmark = pytest.mark.unit
@@ -101,12 +102,17 @@ def test_a_change_seen_on_the_main_branch_again_and_again_is_set_aside(runs, cap
     ComparisonManifest.model_validate(report)
     assert "no other differences in 3 images; 1 known changes set aside" in capsys.readouterr().out
     assert _junit(runs.root / "pr-report") == ("0", {"status": "changed", "known_change": str(known)})
+    assert _html(runs.root / "pr-report") == ("snapcompare: 1 known", "No differences but known changes",
+                                              "known", [])
 
     code, report = runs.compare(pull_request, "counted", "--known-changes", str(known), "--fail-on-known-changes")
     assert code == EXIT_DIFFERENCES
     assert report["known_changes"]["counted"] is True
     assert report["images"]["clock.png"]["known_change"] is True
     assert _junit(runs.root / "counted") == ("1", {"status": "changed"})
+    # Counted, a known change is one of the changes the page shows as such, marked as known.
+    assert _html(runs.root / "counted") == ("snapcompare: 1 changed", "Differences found", "changed",
+                                            ["a known change, counted (--fail-on-known-changes)"])
 
 
 def _junit(out: Path) -> tuple[str | None, dict[str, str]]:
@@ -114,6 +120,16 @@ def _junit(out: Path) -> tuple[str | None, dict[str, str]]:
     suite = ET.parse(out / "junit.xml").getroot()
     [case] = [case for case in suite.iter("testcase") if case.get("name") == "clock.png"]
     return suite.get("failures"), {p.get("name"): p.get("value") for p in case.iter("property")}
+
+
+def _html(out: Path) -> tuple[str, str, str, list[str]]:
+    """report.html's title and verdict, the section of clock.png and its facts in words."""
+    page = Page((out / "report.html").read_text())
+    data = page.report_data()
+    [clock] = [image for image in data["images"] if image["name"] == "clock.png"]
+    [verdict] = [text for text in page.texts if "ifferences" in text]
+    return (page.title, verdict, data["sections"][clock["section"]],
+            [fact[1] for fact in clock["facts"] if "known" in fact[1]])
 
 
 def test_only_an_image_whose_whole_change_is_known_is_set_aside(runs, capsys):

@@ -18,7 +18,9 @@ import pytest
 from PIL import Image
 
 from compare import cli
+from compare.builds import compare_builds
 from compare.output.artifacts import LOCK_FILE, ArtifactWriter
+from compare.output.reports import write_reports
 from testing.files import make_fifo, make_too_long_paths, make_zero_device
 from tests.compare.helpers import png, read_comparison, run, sha, snapshot, statuses, write_folder
 
@@ -250,6 +252,28 @@ def test_a_full_disk_fails_naming_the_file_and_keeps_the_previous_output(tmp_pat
     assert code == cli.EXIT_FAILED
     assert stderr.startswith(f"snapcompare: error: the comparison failed: {out}/diff/a.")
     assert stderr.rstrip().endswith(": No space left on device")
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("report", ["report.html", "junit.xml", "comparison.json"])
+def test_a_folder_in_place_of_a_report_is_told_before_the_work_and_the_library_changes_nothing(
+        tmp_path, capsys, report):
+    base, head = builds(tmp_path)
+    out = tmp_path / "out"
+    run(capsys, "compare", "--base", base, "--head", head, "--out", out, "--quiet")
+    (out / report).unlink()
+    (out / report).mkdir()
+    before = snapshot(out)
+    _, other_head = builds(tmp_path, head_seed=7)
+
+    code, stdout, stderr = run(capsys, "compare", "--base", base, "--head", other_head, "--out", out, "--quiet")
+    assert (code, stdout) == (cli.EXIT_BAD_INPUT, "")
+    assert stderr == f"snapcompare: error: --out: {out / report}: a folder, which a report cannot replace\n"
+    assert snapshot(out) == before
+
+    # The library, told no report names, finds it when the reports are swapped in: none is.
+    with pytest.raises(IsADirectoryError, match="a report cannot replace"), ArtifactWriter(out) as writer:
+        write_reports(compare_builds(base, other_head, out_dir=out, artifacts=writer), writer)
     assert snapshot(out) == before
 
 

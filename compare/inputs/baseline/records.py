@@ -6,16 +6,19 @@ Layout, relative to the store's prefix (``<commit>`` is the full lowercase hex c
     builds/<commit>/manifest.json   the build's manifest (Sentry's format), unless the
                                     uploader named another key for it
     builds/<commit>/build.json      the build's record: {"commit", "branch", "selective",
-                                    "uploaded_at", "manifest_key"}
+                                    "uploaded_at", "manifest_key", "manifest_sha256"}
 
 The record is small and sits at a key known from the commit alone, so whether many commits have
 builds costs one read per commit and no listing of the store. It is written after the manifest,
 so a record never names a manifest that is not there yet. Recording a commit again replaces its
-manifest and record: the latest build of a commit is its build.
+manifest and record: the latest build of a commit is its build. The record holds its manifest's
+sha256, so a manifest key that another build has written over since (a fixed key shared by
+commits) is told, never read as this commit's build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -51,6 +54,7 @@ DEFAULT_LOOKUP_WORKERS = 8
 """Concurrent reads when looking up many commits, unless the store's connection pool is smaller."""
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BaselineError(InputError):
@@ -101,7 +105,9 @@ class BuildRecord:
     """What the store keeps about one commit's build.
 
     ``selective`` is true when the build's manifest is not complete (see `is_complete`);
-    ``uploaded_at`` is an ISO 8601 UTC time; ``manifest_key`` is where its manifest is.
+    ``uploaded_at`` is an ISO 8601 UTC time; ``manifest_key`` is where its manifest is, and
+    ``manifest_sha256`` the sha256 of the manifest's bytes as written there (None in a record
+    that does not say: it is then read unchecked).
     """
 
     commit: str
@@ -109,11 +115,13 @@ class BuildRecord:
     selective: bool
     uploaded_at: str
     manifest_key: str
+    manifest_sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored."""
         return {"commit": self.commit, "branch": self.branch, "selective": self.selective,
-                "uploaded_at": self.uploaded_at, "manifest_key": self.manifest_key}
+                "uploaded_at": self.uploaded_at, "manifest_key": self.manifest_key,
+                "manifest_sha256": self.manifest_sha256}
 
 
 def record_build(
@@ -144,9 +152,11 @@ def record_build(
     except StoreError as exc:
         raise BaselineError(f"{parameter('manifest_key')} {key!r}: {exc.message}") from None
     when = (uploaded_at or datetime.now(UTC)).astimezone(UTC)
-    record = BuildRecord(commit, branch, not is_complete(manifest), when.isoformat(timespec="seconds"), key)
+    stored = manifest_json(manifest)
+    record = BuildRecord(commit, branch, not is_complete(manifest), when.isoformat(timespec="seconds"), key,
+                         hashlib.sha256(stored).hexdigest())
     with BatchUploader(store, max_workers=1) as uploader:
-        for blob_key, data in ((key, manifest_json(manifest)),
+        for blob_key, data in ((key, stored),
                                (record_key(commit), json.dumps(record.to_json(), indent=2).encode() + b"\n")):
             result = uploader.upload_all({blob_key: data}, content_type=CONTENT_TYPE, skip_existing=False)
             if result.errors:
@@ -181,13 +191,24 @@ def read_manifests(
     store: BlobFetcher, records: Iterable[BuildRecord], *, max_workers: int = DEFAULT_LOOKUP_WORKERS
 ) -> dict[str, Manifest]:
     """The manifests of the builds ``records`` name, by commit, read concurrently as `read_builds`
-    reads. Raises `BaselineError` naming the builds whose manifests are missing, unreadable or
-    malformed, `fetchers.StoreUnavailable` when the store cannot be used."""
+    reads. Raises `BaselineError` naming the builds whose manifests are missing, unreadable,
+    malformed or not the one their record names (another build wrote over its key since),
+    `fetchers.StoreUnavailable` when the store cannot be used."""
     records = list(records)
     keys = {record.manifest_key: record.commit for record in records}
     found, failed = _fetch(store, keys, max_workers, missing_ok=False)
+    for record in records:
+        data = found.get(record.manifest_key)
+        if data is not None and record.manifest_sha256 not in (None, found_sha := hashlib.sha256(data).hexdigest()):
+            keys[record.manifest_key] = record.commit
+            failed[record.manifest_key] = (
+                f"not the manifest this commit recorded (sha256 {record.manifest_sha256[:12]}…, found "
+                f"{found_sha[:12]}…): another build has written over the key since; record each commit's "
+                "build under its own key (the default)")
     parsed: dict[str, Manifest] = {}
     for key, data in found.items():
+        if key in failed:
+            continue
         try:
             parsed[key] = parse_manifest(data, f"store:{key}")
         except ManifestError as exc:
@@ -223,15 +244,18 @@ def _parse_record(commit: str, data: bytes) -> BuildRecord:
         raise ValueError(f"not a build record of commit {commit}")
     branch, selective = value.get("branch"), value.get("selective")
     uploaded_at, manifest_key = value.get("uploaded_at"), value.get("manifest_key")
+    manifest_sha256 = value.get("manifest_sha256")
     if not (branch is None or isinstance(branch, str)) or not isinstance(selective, bool) \
             or not isinstance(uploaded_at, str) or not isinstance(manifest_key, str):
         raise ValueError("a build record needs branch (a string or null), selective (true or false), "
                          "uploaded_at and manifest_key (strings)")
+    if not (manifest_sha256 is None or isinstance(manifest_sha256, str) and _SHA256.fullmatch(manifest_sha256)):
+        raise ValueError("a build record's manifest_sha256 is a sha256 (64 lowercase hex digits) or null")
     try:
         check_key(manifest_key)
     except StoreError as exc:
         raise ValueError(f"manifest_key {manifest_key!r}: {exc.message}") from None
-    return BuildRecord(commit, branch, selective, uploaded_at, manifest_key)
+    return BuildRecord(commit, branch, selective, uploaded_at, manifest_key, manifest_sha256)
 
 
 _LISTED = 5

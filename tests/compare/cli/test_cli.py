@@ -253,6 +253,39 @@ def test_a_file_where_the_masks_folder_goes_is_bad_input_told_before_the_work(tm
     assert stderr == f"snapcompare: error: --out: {out / 'diff'}: Not a directory\n"
 
 
+@pytest.mark.parametrize("role", ["head", "base"])
+def test_an_out_folder_inside_an_image_folder_is_refused_before_the_work(role, tmp_path, capsys):
+    # Else its masks and previews would be the next run's added (or removed) images.
+    folders = {side: write_folder(tmp_path / side, {"a.png": png(1 if side == "base" else 2)})
+               for side in ("base", "head")}
+    out = folders[role] / "report"
+
+    code, stdout, stderr = run(capsys, "compare", "--base", folders["base"], "--head", folders["head"],
+                               "--out", out, "--quiet")
+
+    assert code == EXIT_BAD_INPUT and stdout == ""
+    assert stderr == (f"snapcompare: error: --out {str(out)!r} is inside the {role} folder {str(folders[role])!r}, "
+                      "whose images the reports' own pictures would join: write the reports elsewhere\n")
+    assert not out.exists()
+
+
+def test_the_summary_never_rounds_a_small_change_to_nothing(tmp_path, capsys):
+    before = Image.new("RGB", (1000, 1000), "white")
+    after = before.copy()
+    after.putpixel((500, 500), (0, 0, 0))
+    shots = {}
+    for side, picture in (("base", before), ("head", after)):
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        shots[side] = write_folder(tmp_path / side, {"page.png": buffer.getvalue()})
+
+    code, stdout, _ = run(capsys, "compare", "--base", shots["base"], "--head", shots["head"],
+                          "--out", tmp_path / "out")
+
+    assert code == EXIT_DIFFERENCES
+    assert "   0.0001%  page.png  (1 of 1,000,000 pixels)" in stdout.split("Most changed:")[1]
+
+
 def test_a_manifest_side_reads_a_local_store_and_the_folder_side_its_files(tmp_path, capsys):
     store = write_folder(tmp_path / "store", {sha(png(1)): png(1), sha(png(2)): png(2)})
     base = Build({"a.png": png(1), "b.png": png(2)}).write(tmp_path / "base.json")

@@ -114,7 +114,8 @@ def test_a_build_is_stored_under_its_commit_and_recorded_beside_it(store):
     assert record_key(commit) == f"builds/{commit}/build.json"
     assert json.loads(store.fetch(record_key(commit))) == {
         "commit": commit, "branch": "main", "selective": False, "uploaded_at": "2025-03-04T05:06:07+00:00",
-        "manifest_key": f"builds/{commit}/manifest.json"}
+        "manifest_key": f"builds/{commit}/manifest.json",
+        "manifest_sha256": hashlib.sha256(store.fetch(default_manifest_key(commit))).hexdigest()}
     assert parse_manifest(store.fetch(default_manifest_key(commit)), "stored") == manifest
     assert read_builds(store, [commit, commit_id(2)]) == {commit: record}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from compare.engine.pairs import PairOutcome
-from compare.model import CompareOptions, Comparison, ImageResult, Status
+from compare.model import CompareOptions, Comparison, ImageResult, KnownChanges, Status
 from compare.output import report_html
 from compare.output.artifacts import ArtifactWriter
 from compare.output.report_html import iter_html
@@ -66,7 +66,8 @@ def test_a_group_is_only_a_card_when_two_images_of_a_section_share_it(tmp_path: 
         changed("d.png", 3, keys, group="i1-known", known=True),
         changed("e.png", 4, keys, group="i1-known", known=True),
     ]
-    comparison = Comparison({r.name: r for r in images}, CompareOptions())
+    comparison = Comparison({r.name: r for r in images}, CompareOptions(),
+                            known_changes=KnownChanges("known.json", ("b.png", "d.png", "e.png")))
 
     text = "".join(iter_html(comparison, tmp_path))
 

@@ -386,14 +386,41 @@ def test_junit_counts_and_cases(written: dict[str, Path], comparison: Comparison
     assert by_name["onboarding/step4.png"].find("system-out").text == "added"
 
 
-def test_junit_escapes_controls_and_strips_what_xml_cannot_hold() -> None:
+def test_junit_says_what_made_an_image_changed_or_kept_it_unchanged() -> None:
+    figures = {"changed_pixels": 120, "total_pixels": 1320, "diff_ratio": 120 / 1320, "diff_threshold": 0.5}
+    resized = ImageResult("resized.png", Status.CHANGED, before_width=40, before_height=30, after_width=40,
+                          after_height=33, canvas_changed=True, **figures)
+    messages = _junit_messages(Comparison({"resized.png": resized}, CompareOptions()))
+    assert messages["resized.png"] == ("size changed 40x30 -> 40x33, a change whatever the pixels; "
+                                       "9.09% of pixels changed (120 of 1,320)")
+
+    windowed = {**figures, "diff_threshold": 0.0}
+    options = CompareOptions(window_size=3, window_min=4)
+    comparison = Comparison({"noise.png": ImageResult("noise.png", Status.UNCHANGED, window_max=2, **windowed),
+                             "block.png": ImageResult("block.png", Status.CHANGED, window_max=9, **windowed)}, options)
+    messages = _junit_messages(comparison)
+    assert messages["noise.png"] == (
+        "unchanged: 9.09% of pixels changed (120 of 1,320), more than allowed (changed pixels allowed: 0% "
+        "(--diff-threshold, see README #tuning-diff-threshold)), but at most 2 changed pixels in one 3x3 window, "
+        "not more than --window-min 4")
+    assert messages["block.png"].endswith("; and 9 changed pixels in one 3x3 window, more than --window-min 4")
+
+
+def _junit_messages(comparison: Comparison) -> dict[str, str]:
+    """Each test case's failure message, or else its output."""
+    cases = ET.fromstring(render_junit(comparison)).findall("testcase")
+    return {case.attrib["name"]: (case.find("failure").attrib["message"] if case.find("failure") is not None
+                                  else case.find("system-out").text) for case in cases}
+
+
+def test_junit_escapes_controls_and_what_xml_cannot_hold() -> None:
     names = ["a\x00b\x08c\x0b\x0c\x1fd.png", "keep\ttab\nline.png", os.fsdecode(b"caf\xe9.png"),
              "odd\ufffe\uffff.png"]
     comparison = errored(names, "bad byte \x02 in {}")
     suite = ET.fromstring(render_junit(comparison))
     cases = suite.findall("testcase")
     assert sorted(case.attrib["name"] for case in cases) == sorted(
-        ["a\\x00b\\x08c\\x0b\\x0c\\x1fd.png", "keep\\ttab\\nline.png", "caf\\udce9.png", "odd.png"]
+        ["a\\x00b\\x08c\\x0b\\x0c\\x1fd.png", "keep\\ttab\\nline.png", "caf\\udce9.png", "odd\\ufffe\\uffff.png"]
     )
     assert all("\x02" not in case.find("error").text for case in cases)
     assert all("bad byte \\x02 in " in case.find("error").text for case in cases)
@@ -446,6 +473,32 @@ def test_junit_shows_invisible_characters_as_the_report_does(tmp_path: Path) -> 
     assert sorted(case.attrib["name"] for case in suite.findall("testcase")) == sorted(shown)
     errors = [case.find("error") for case in suite.findall("testcase")]
     assert "cannot decode invoice\\u202egnp.exe\nsecond line" in [error.text for error in errors]
+
+
+@pytest.mark.parametrize("name", [
+    "login\u200d.png", "login\u200c.png", "login\u3164.png", "login\u034f.png", "login\ufe0f.png",
+    "login\u2800.png", "login\u00a0.png", "login\ufffe.png", "login\U000e0067.png", "login\ue000.png",
+])
+def test_a_name_cannot_pass_for_another_by_characters_that_draw_nothing(tmp_path: Path, name: str) -> None:
+    # Joiners, fillers, selectors, blanks, noncharacters: the name shows an escape, not "login.png".
+    comparison = errored(["login.png", name], "cannot decode {}")
+    data = Page("".join(iter_html(comparison, tmp_path))).report_data()
+    shown = sorted("".join(run for run, _ in image.get("shown", [[image["name"], 0]])) for image in data["images"])
+    assert shown[0] == "login.png" and re.fullmatch(r"login\\(x|u|U)[0-9a-f]+\.png", shown[1]), shown
+    junit = {case.attrib["name"] for case in ET.fromstring(render_junit(comparison)).findall("testcase")}
+    assert junit == set(shown)
+
+
+@pytest.mark.parametrize("name", [
+    "family\U0001f468\u200d\U0001f469.png",  # a ZWJ emoji sequence
+    "\u2764\ufe0f.png",  # an emoji's presentation selector
+    "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f.png",  # a subdivision flag
+    "\u0915\u094d\u200d\u0937.png",  # a joiner inside a Devanagari word
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.png",  # a non-joiner inside a Persian word
+])
+def test_joiners_and_selectors_inside_words_and_emoji_are_shown_as_they_are(tmp_path: Path, name: str) -> None:
+    data = Page("".join(iter_html(errored([name], "cannot decode {}"), tmp_path))).report_data()
+    assert "shown" not in data["images"][0] and data["images"][0]["name"] == name
 
 
 # What a changed image opens on
