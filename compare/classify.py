@@ -28,19 +28,23 @@ complete:
   iteration, so it is not reproducible there). A renamed image is reported under its head
   name with ``previous_image_file_name``; its base name gets no status of its own.
 - An image a folder manifest could not read (`Manifest.unreadable`) is ``errored`` with
-  ``image_processing_failed`` and the reason in ``detail``, whichever side it is on.
+  ``image_processing_failed`` and the reason in ``detail``, whichever side it is on; so is a
+  folder it could not list (named with a final ``/``), and every image of the other side
+  under that folder, which the manifests alone cannot place.
 
-Similarity pairing is bounded, whatever the names' number and length. While new x old names
-of one hash are at most `EXACT_PAIRS` and their names, counted once per pair, at most
-`EXACT_CHARACTERS` (so 20,000 pairs of names of 25 characters on average), every ratio is
-computed and the greedy pairing is Sentry's exactly. Beyond that, no ratio is computed: each
-new name is scored only against its `NEIGHBOURS` nearest old names on each side in two sort
-orders (by name, and by the name written backwards), by the characters the two share at their
-start and at their end (``2 * (prefix + suffix) / (len(new) + len(old))``, the ratio the
-matching blocks at both ends alone give), which is n log n sorting plus a few comparisons of
-each name's ends; the greedy walk over those scores (highest first, ties by name as above) is
-repeated on the names left (the exact pass once they fit), and after `NEIGHBOUR_ROUNDS` rounds
-what is left is paired in name order. The result equals Sentry's wherever each name's most
+Similarity pairing is bounded, whatever the names' number and length, by one `RatioBudget`
+for the whole comparison: at most `EXACT_PAIRS` new x old pairs of names and `EXACT_CHARACTERS`
+characters, the names counted once per pair (so 20,000 pairs of names of 25 characters on
+average), over every hash and both passes, hashes with the fewest pairs first. While a hash's
+ratios fit in what is left, every one is computed and the greedy pairing is Sentry's exactly.
+Otherwise no ratio is computed for it: each new name is scored only against its `NEIGHBOURS`
+nearest old names on each side in two sort orders (by name, and by the name written
+backwards), by the characters the two share at their start and at their end
+(``2 * (prefix + suffix) / (len(new) + len(old))``, the ratio the matching blocks at both ends
+alone give), which is n log n sorting plus a few comparisons of each name's ends; the greedy
+walk over those scores (highest first, ties by name as above) is repeated on the names left
+(the exact pass once their ratios fit in the budget), and after `NEIGHBOUR_ROUNDS` rounds what
+is left is paired in name order. The result equals Sentry's wherever each name's most
 similar counterpart is the one sharing the longest prefix or suffix with it, i.e. names that
 differ only in a folder (same suffix) or only in an ending (same prefix), which is what renames
 look like; it may differ when the most similar name is neither, and the last-resort pairing in
@@ -57,14 +61,14 @@ hashes and their regions are the same (regions as given: each diff clips them to
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from heapq import heapify, heappop, heappush
 
-from .inputs.manifest import ImageEntry, Manifest, ManifestError, ignore_regions_of
+from .inputs.manifest import ImageEntry, Manifest, ManifestError, ignore_regions_of, quoted
 from .model import (
     DEFAULT_MAX_PIXELS,
     ImageResult,
@@ -81,15 +85,15 @@ PairKey = tuple[str, str, tuple[IgnoreRegion, ...]]
 """What makes two names share one diff: base hash, head hash and ignore regions."""
 
 EXACT_PAIRS = 20_000
-"""Most new x old names of one hash whose every similarity ratio is computed."""
+"""Most new x old pairs of names whose similarity ratios one comparison computes."""
 
 EXACT_CHARACTERS = 1_000_000
-"""Most characters, summed over those new x old pairs (each pair's two names), whose ratios are
-computed: a ratio costs about its names' length, and up to 1.2 us a character (names of 200
-characters), so the exact pass stays near a second whatever the names' length."""
+"""Most characters, summed over those pairs (each pair's two names), whose ratios one comparison
+computes: a ratio costs about its names' length, and up to 1.2 us a character (names of 200
+characters), so the exact passes together stay near a second whatever the names."""
 
 NEIGHBOURS = 1
-"""Old names scored per new name and direction in each sort order, beyond `EXACT_PAIRS`."""
+"""Old names scored per new name and direction in each sort order, beyond the ratio budget."""
 
 NEIGHBOUR_ROUNDS = 4
 """Neighbour rounds before the names left are paired in name order."""
@@ -177,12 +181,11 @@ def categorize(
     check_fraction("default_diff_threshold", default_diff_threshold)
 
     outcomes: dict[str, ImageResult] = {}
-    unreadable = {**base.unreadable, **head.unreadable}
-    for name in unreadable:
-        side = "head" if name in head.unreadable else "base"
+    unreadable = _unreadable(base, head)
+    for name, detail in unreadable.items():
         outcomes[name] = _decided(name, Status.ERRORED, base=base.images.get(name),
                                   head=head.images.get(name), reason=Reason.IMAGE_PROCESSING_FAILED,
-                                  detail=f"{side} image file: {unreadable[name]}")
+                                  detail=detail)
     head_images = {n: e for n, e in head.images.items() if n not in unreadable}
     try:
         regions = {name: ignore_regions_of(head, name) for name in head_images}
@@ -201,10 +204,11 @@ def categorize(
     removed = [name for name in base_only if name not in skipped_set]
 
     head_hashes = {name: head_images[name].content_hash for name in added}
-    renames = pair_renames(head_hashes, {n: base_images[n].content_hash for n in removed})
+    budget = RatioBudget()
+    renames = pair_renames(head_hashes, {n: base_images[n].content_hash for n in removed}, budget)
     if skipped:
         left = {name: h for name, h in head_hashes.items() if name not in renames}
-        renames |= pair_renames(left, {n: base_images[n].content_hash for n in skipped})
+        renames |= pair_renames(left, {n: base_images[n].content_hash for n in skipped}, budget)
     renamed_from = set(renames.values())
 
     candidates: dict[str, DiffCandidate] = {}
@@ -252,10 +256,33 @@ def categorize(
     )
 
 
-def pair_renames(new: Mapping[str, str], old: Mapping[str, str]) -> dict[str, str]:
+class RatioBudget:
+    """The similarity ratios left to one comparison: `EXACT_PAIRS` new x old pairs of names and
+    `EXACT_CHARACTERS` characters, over all its hashes and both rename passes."""
+
+    def __init__(self) -> None:
+        self.pairs = EXACT_PAIRS
+        self.characters = EXACT_CHARACTERS
+
+    def spend(self, new: Sequence[str], old: Sequence[str]) -> bool:
+        """Take every ratio of ``new`` x ``old`` from the budget if all fit in what is left;
+        whether they did."""
+        pairs = len(new) * len(old)
+        characters = len(old) * sum(map(len, new)) + len(new) * sum(map(len, old))
+        if pairs > self.pairs or characters > self.characters:
+            return False
+        self.pairs -= pairs
+        self.characters -= characters
+        return True
+
+
+def pair_renames(new: Mapping[str, str], old: Mapping[str, str],
+                 budget: RatioBudget | None = None) -> dict[str, str]:
     """Pair new names with old names of equal hash (both given as name -> hash): new -> old.
 
     Within a hash, names pair by similarity (see the module doc); the rest stay unpaired.
+    Hashes take their ratios from ``budget`` (a new one when not given), those with the fewest
+    new x old pairs first, then by hash.
     """
     old_by_hash: dict[str, list[str]] = defaultdict(list)
     for name, content_hash in old.items():
@@ -264,24 +291,31 @@ def pair_renames(new: Mapping[str, str], old: Mapping[str, str]) -> dict[str, st
     for name, content_hash in new.items():
         new_by_hash[content_hash].append(name)
 
+    groups = sorted((len(names) * len(old_by_hash[content_hash]), content_hash)
+                    for content_hash, names in new_by_hash.items() if content_hash in old_by_hash)
+    budget = budget or RatioBudget()
     renames: dict[str, str] = {}
-    for content_hash, new_names in new_by_hash.items():
-        old_names = old_by_hash.get(content_hash)
-        if old_names:
-            renames.update(pair_by_similarity(new_names, old_names))
+    for _, content_hash in groups:
+        renames.update(pair_by_similarity(new_by_hash[content_hash], old_by_hash[content_hash], budget))
     return renames
 
 
-def pair_by_similarity(new_names: Iterable[str], old_names: Iterable[str]) -> dict[str, str]:
-    """Greedily pair the most similar new and old names first: new -> old, ``min`` of both many."""
+def pair_by_similarity(new_names: Iterable[str], old_names: Iterable[str],
+                       budget: RatioBudget | None = None) -> dict[str, str]:
+    """Greedily pair the most similar new and old names first: new -> old, ``min`` of both many.
+
+    Ratios are computed while ``budget`` (a new one when not given) has room for all those of
+    the names left, else the names are paired by their ends (see the module doc).
+    """
     new, old = sorted(new_names), sorted(old_names)
     if len(new) == 1 and len(old) == 1:
         return {new[0]: old[0]}
+    budget = budget or RatioBudget()
     pairs: dict[str, str] = {}
     for _ in range(NEIGHBOUR_ROUNDS + 1):
         if not new or not old:
             return pairs
-        if _exact_fits(new, old):
+        if budget.spend(new, old):
             pairs.update(_greedy((n, o) for n in new for o in old))
             return pairs
         pairs.update(_greedy_by_ends(_neighbours(new, old)))
@@ -291,13 +325,6 @@ def pair_by_similarity(new_names: Iterable[str], old_names: Iterable[str]) -> di
     # The leftovers may differ in number: pair as many as both have, the rest stay unpaired.
     pairs.update(zip(new, old, strict=False))
     return pairs
-
-
-def _exact_fits(new: list[str], old: list[str]) -> bool:
-    """Whether every ratio of ``new`` x ``old`` is within `EXACT_PAIRS` and `EXACT_CHARACTERS`."""
-    if len(new) * len(old) > EXACT_PAIRS:
-        return False
-    return len(old) * sum(map(len, new)) + len(new) * sum(map(len, old)) <= EXACT_CHARACTERS
 
 
 def _neighbours(new: list[str], old: list[str]) -> set[tuple[str, str]]:
@@ -396,6 +423,35 @@ def _shared_length(a: str, b: str, limit: int, *, at_end: bool) -> int:
             return same
         same, step = stop, step * 2
     return same
+
+
+def _unreadable(base: Manifest, head: Manifest) -> dict[str, str]:
+    """Why each name a folder manifest could not read is errored, by name: the names in its
+    ``unreadable`` (the head's reason when both have one), and the other side's images under a
+    folder it could not list."""
+    details: dict[str, str] = {}
+    for side, manifest, other in (("base", base, head), ("head", head, base)):
+        for name, reason in manifest.unreadable.items():
+            details[name] = f"{side} image {'folder' if name.endswith('/') else 'file'}: {reason}"
+        folders = _outermost(name for name in manifest.unreadable if name.endswith("/"))
+        for name in other.images:
+            at = bisect_right(folders, name) - 1
+            if at >= 0 and name.startswith(folders[at]):
+                details[name] = f"{side} image folder {quoted(folders[at])}: {manifest.unreadable[folders[at]]}"
+    return details
+
+
+def _outermost(folders: Iterable[str]) -> list[str]:
+    """The ``folders`` (names ending in ``/``) inside none of the others, in name order.
+
+    No one of them starts another, so the one a name is under, if any, is the last at or
+    before it in name order.
+    """
+    outermost: list[str] = []
+    for folder in sorted(folders):
+        if not outermost or not folder.startswith(outermost[-1]):
+            outermost.append(folder)
+    return outermost
 
 
 def _known_canvas(base: ImageEntry, head: ImageEntry) -> tuple[int, int]:

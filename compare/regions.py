@@ -12,7 +12,8 @@ that image at all, so one region list fits images of every size.
 ``*`` matches within one path segment (no ``/``), ``**`` across segments (``**/`` also
 matches no folder at all), ``?`` one character other than ``/``; every other character
 matches itself, and the glob must match the whole name. Globs are translated to RE2, so
-matching takes linear time whatever the glob and the name.
+matching takes linear time whatever the glob and the name; one too large for RE2 is refused
+when parsed.
 """
 
 from __future__ import annotations
@@ -115,20 +116,23 @@ class IgnorePattern(NamedTuple):
 
     def matches(self, name: str) -> bool:
         """Whether ``glob`` matches the whole of ``name``."""
-        return _glob_regex(self.glob).fullmatch(_utf8(name)) is not None
+        return _glob_regex(self.glob).fullmatch(re2_bytes(name)) is not None
 
 
 def parse_ignore_pattern(text: str) -> IgnorePattern:
     """A pattern from ``GLOB=x1:y1-x2:y2[,...]``, split at the last ``=`` (regions never hold
-    one, so the glob may); ValueError naming the bad part."""
+    one, so the glob may); ValueError naming the bad part, or the glob when RE2 cannot compile
+    it (too large)."""
     glob, equals, regions = text.rpartition("=")
     if not glob:
         problem = "no glob before '='" if equals else "no '=': expected GLOB=x1:y1-x2:y2[,...]"
         raise ValueError(f"{text!r}: {problem}")
     try:
-        return IgnorePattern(glob, parse_ignore_regions(regions))
+        pattern = IgnorePattern(glob, parse_ignore_regions(regions))
     except ValueError as exc:
         raise ValueError(f"{text!r}: {exc}") from None
+    _glob_regex(glob)
+    return pattern
 
 
 def pattern_regions(patterns: Iterable[IgnorePattern], name: str) -> tuple[IgnoreRegion, ...]:
@@ -138,18 +142,26 @@ def pattern_regions(patterns: Iterable[IgnorePattern], name: str) -> tuple[Ignor
 
 _GLOB_TOKEN = re.compile(r"\*\*/|\*\*|\*|\?|[^*?]+")
 _GLOB_REGEX = {"**/": rb"(?:.*/)?", "**": rb".*", "*": rb"[^/]*", "?": rb"[^/]"}
+_SHOWN_GLOB = 60
+"""Longest glob quoted whole in a message; a longer one is named by its start and length."""
 
 
 @functools.lru_cache(maxsize=256)
 def _glob_regex(glob: str) -> Any:
-    """``glob`` as a compiled RE2 pattern over UTF-8 bytes (see `_utf8`)."""
-    parts = [_GLOB_REGEX.get(token) or re.escape(_utf8(token)) for token in _GLOB_TOKEN.findall(glob)]
+    """``glob`` as a compiled RE2 pattern over UTF-8 bytes (see `re2_bytes`); ValueError naming
+    the glob when it is too large for RE2."""
+    parts = [_GLOB_REGEX.get(token) or re.escape(re2_bytes(token)) for token in _GLOB_TOKEN.findall(glob)]
     options = re2.Options()
     options.dot_nl = True
-    return re2.compile(b"".join(parts), options)
+    options.log_errors = False
+    try:
+        return re2.compile(b"".join(parts), options)
+    except re2.error:  # every part is escaped or a fixed token: only its size can fail it
+        shown = repr(glob) if len(glob) <= _SHOWN_GLOB else f"{glob[:_SHOWN_GLOB]!r}... ({len(glob):,} characters)"
+        raise ValueError(f"glob {shown}: too large for RE2 to compile") from None
 
 
-def _utf8(text: str) -> bytes:
-    # Names may hold lone surrogates (undecodable file names, JSON escapes): RE2 takes bytes,
-    # and reads a surrogate's three bytes as one character.
+def re2_bytes(text: str) -> bytes:
+    """``text`` as the bytes RE2 matches: UTF-8, with each lone surrogate (a byte of an
+    undecodable file name, a JSON escape) as its three bytes, which RE2 reads as one character."""
     return text.encode("utf-8", "surrogatepass")

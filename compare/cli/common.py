@@ -108,7 +108,7 @@ def add_follow_symlinks_option(parser: argparse.ArgumentParser, unfollowed: str)
     """``--follow-symlinks`` for the commands that read folders; ``unfollowed`` says what
     becomes of a symlink leading outside its folder without it."""
     parser.add_argument("--follow-symlinks", action="store_true",
-                        help=f"read symlinked files that lead outside the folder (by default {unfollowed})")
+                        help=f"read symlinked files and folders that lead outside the folder (by default {unfollowed})")
 
 
 MANIFEST_IGNORE_IN_HELP = ("write these regions into the manifest's ignore_regions of the images "

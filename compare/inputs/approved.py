@@ -71,12 +71,13 @@ def approved_fingerprints(data: bytes, source: str) -> frozenset[Fingerprint]:
     found = []
     for name, entry in images.items():
         at = f"images[{json.dumps(name, ensure_ascii=False)}]"
-        if not isinstance(entry, Mapping) or entry.get("status") not in _STATUSES:
+        status = entry.get("status") if isinstance(entry, Mapping) else None
+        if not isinstance(status, str) or status not in _STATUSES:
             raise ManifestError(source, at, "expected an object with a known status")
         head_hash = _optional_text(source, f"{at}.head_hash", entry.get("head_hash"))
         previous = _optional_text(source, f"{at}.previous_image_file_name",
                                   entry.get("previous_image_file_name"))
-        found.append(fingerprint(name, entry["status"], head_hash, previous))
+        found.append(fingerprint(name, status, head_hash, previous))
     return _collect(found)
 
 

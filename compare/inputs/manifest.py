@@ -14,14 +14,15 @@ Validation follows Sentry's ``SnapshotManifest``/``ImageMetadata`` models: each 
 becomes ``{tag: tag}``, an object's keys and values become strings, anything else ``null``);
 ``canvas_theme`` other than ``"light"``/``"dark"`` becomes ``null``; a repeated JSON key keeps
 its last value. ``all_image_file_names_as_regex`` (RE2 patterns, matched against the whole
-name) is the pattern form of ``all_image_file_names``; the two are mutually exclusive. Where
-snapcompare is stricter than Sentry's models it refuses what Sentry's upload API refuses: every
-uploaded image must be declared by the list or the patterns when one is given. It also requires
-sha256 hex hashes (Sentry takes any string; its uploads are sha256) and strict JSON types
-(Sentry's models also take ``"3"`` for ``3``). Unknown fields are kept (in ``extra``) so a
-manifest round-trips. One of them is snapcompare's own: an image's ``ignore_regions`` (a list
-of ``{"x1", "y1", "x2", "y2"}`` objects, see `compare.regions`), read by `ignore_regions_of`
-and added to by `with_ignore_patterns`.
+name; at most `MAX_NAME_PATTERNS` of them, `MAX_PATTERN_CHARACTERS` characters in all, compiled
+together within `PATTERN_MEMORY`) is the pattern form of ``all_image_file_names``; the two are
+mutually exclusive. Where snapcompare is stricter than Sentry's models it refuses what Sentry's
+upload API refuses: every uploaded image must be declared by the list or the patterns when one
+is given. It also requires sha256 hex hashes (Sentry takes any string; its uploads are sha256)
+and strict JSON types (Sentry's models also take ``"3"`` for ``3``). Unknown fields are kept
+(in ``extra``) so a manifest round-trips. One of them is snapcompare's own: an image's
+``ignore_regions`` (a list of ``{"x1", "y1", "x2", "y2"}`` objects, see `compare.regions`),
+read by `ignore_regions_of` and added to by `with_ignore_patterns`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from heapq import heappop, heappush
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeGuard
 
@@ -50,6 +52,7 @@ from ..regions import (
     ignore_regions_json,
     merged,
     pattern_regions,
+    re2_bytes,
 )
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
@@ -63,6 +66,17 @@ MAX_MANIFEST_IMAGES = 100_000
 MAX_MANIFEST_BYTES = 64 * 1024**2
 """Most bytes a manifest file may have (64 MiB: 100,000 images with 600-character names parse
 in under 0.3 GB)."""
+
+MAX_NAME_PATTERNS = 10_000
+"""Most patterns ``all_image_file_names_as_regex`` may hold."""
+
+MAX_PATTERN_CHARACTERS = 100_000
+"""Most characters its patterns may have together: RE2 expands counted repetitions while
+compiling them, up to about 1.5 KB a character (0.15 GB) before `PATTERN_MEMORY` stops it."""
+
+PATTERN_MEMORY = 32 * 1024**2
+"""Most memory RE2 may give the compiled patterns, all in one program (see
+`Manifest.declared_names`); patterns that need more are refused."""
 
 _IMAGE_FIELDS = ("content_hash", "width", "height", "display_name", "group", "diff_threshold",
                  "tags", "canvas_theme")
@@ -138,14 +152,17 @@ class Manifest:
     def declared_names(self) -> Callable[[str], bool] | None:
         """Whether a name is among the build's declared images; None when none are declared.
 
-        The literal list is a set; each pattern must match the whole name (RE2 ``fullmatch``),
-        and a name is declared when any pattern matches it.
+        The literal list is a set; a name is declared when any pattern matches the whole of it
+        (RE2 ``fullmatch``). The patterns are one RE2 set, so each name is matched once,
+        whatever their number; names and patterns are matched as `re2_bytes`, so lone
+        surrogates (undecodable bytes of a file name) match as characters. Raises
+        `PatternError` when RE2 refuses the patterns (`parse_manifest` has checked they pass).
         """
         if self.all_image_file_names is not None:
             return self.all_image_file_names.__contains__
         if self.image_name_patterns is not None:
-            compiled = [_compile_pattern(pattern) for pattern in self.image_name_patterns]
-            return lambda name: any(regex.fullmatch(name) for regex in compiled)
+            patterns = _pattern_set(self.image_name_patterns)
+            return lambda name: patterns.Match(re2_bytes(name)) is not None
         return None
 
 
@@ -266,8 +283,11 @@ def manifest_from_folder(
 
     Every file under ``folder`` (recursively) whose suffix is in `IMAGE_EXTENSIONS` is an image,
     named by its POSIX path relative to ``folder``. Hidden files and folders (name starting
-    with ``.``) are left out; symlinked folders are not entered; a symlinked file is read when
-    it resolves inside ``folder``, or anywhere with ``follow_symlinks``. Only regular files are
+    with ``.``) are left out. A symlink, to a file or a folder, is followed when it resolves
+    inside ``folder``, or anywhere with ``follow_symlinks``. Each folder is listed once: one
+    reached by several names (a symlink to a folder listed already, or a symlink loop) is listed
+    under the name through the fewest symlinks, then the first in name order, and its other
+    names are left out (nothing of it is lost). Only regular files are
     read (a FIFO or device node never is, see `fetchers.files.open_regular_file`). The hash is
     the sha256 of the file's bytes, read in a stream; the size comes from the image header
     without decoding pixels. A file Pillow cannot identify (or refuses as a decompression
@@ -276,8 +296,9 @@ def manifest_from_folder(
     regular file, a path longer than the system takes, ...), a symlink leading out of the
     folder, or a header Pillow rejects for another reason (such as an oversized text or ICC
     chunk) gets no entry: it is listed in `Manifest.unreadable` with the reason, and a
-    comparison reports it errored; so is a subfolder that cannot be listed, under its name
-    and a ``/``. Images are in name order.
+    comparison reports it errored; so is a subfolder left unlisted (one that cannot be listed,
+    or a symlink leading out of the folder unless followed), under its name and a ``/``.
+    Images are in name order.
 
     Raises `NotADirectoryError` when ``folder`` is not a folder, the `OSError` of listing it,
     and `ManifestError` as soon as it is found to hold more than `MAX_MANIFEST_IMAGES` images
@@ -287,7 +308,7 @@ def manifest_from_folder(
     if not root.is_dir():
         raise NotADirectoryError(f"{os.fspath(folder)}: not a folder")
     real_root = root.resolve()
-    files, unreadable = _image_files(root)
+    files, unreadable = _image_files(root, real_root, follow_symlinks)
     images: dict[str, ImageEntry] = {}
     readable: dict[str, Path] = {}
     for name in sorted(files):
@@ -306,45 +327,54 @@ def manifest_from_folder(
     return FolderManifest(manifest, readable)
 
 
-def _image_files(root: Path) -> tuple[dict[str, tuple[Path, bool]], dict[str, str]]:
+def _image_files(
+    root: Path, real_root: Path, follow_symlinks: bool
+) -> tuple[dict[str, tuple[Path, bool]], dict[str, str]]:
     """Every image file under ``root`` by name, with its path and whether it is a symlink; and
-    what cannot be read, with the reason: subfolders that could not be listed (``name/``) and
-    image files whose kind could not be told.
+    what cannot be read, with the reason: subfolders not listed (``name/``) and image files
+    whose kind could not be told.
 
-    Iterative (no depth limit) and one listing per folder; a symlinked folder is not entered.
-    Listing ``root`` itself raises its `OSError`; finding more than `MAX_MANIFEST_IMAGES`
-    images a `ManifestError`.
+    Iterative (no depth limit) and one listing per folder, folders taken by how many symlinks
+    lead to them, then by name (see `manifest_from_folder`); a folder is known by its device
+    and inode. Listing ``root`` itself raises its `OSError`; finding more than
+    `MAX_MANIFEST_IMAGES` images a `ManifestError`.
     """
     files: dict[str, tuple[Path, bool]] = {}
     unlisted: dict[str, str] = {}
-    folders = [root]
+    listed: dict[tuple[int, int], str] = {}  # (device, inode) -> the name it is listed under
+    folders: list[tuple[int, str, Path]] = [(0, "", root)]  # (symlinks to it, name, path)
     while folders:
-        folder = folders.pop()
+        symlinks, name, folder = heappop(folders)
         try:
+            info = folder.stat()
+            if listed.setdefault((info.st_dev, info.st_ino), name) != name:
+                continue  # its files are listed under its first name
             with os.scandir(folder) as listing:
                 entries = list(listing)
         except OSError as exc:
             if folder is root:
                 raise
-            unlisted[folder.relative_to(root).as_posix() + "/"] = (
+            unlisted[name] = (
                 f"a folder that cannot be listed: {exc.strerror or type(exc).__name__}; its files were not read")
             continue
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            path = Path(entry.path)
+            path, entry_name = Path(entry.path), name + entry.name
             try:  # a folder or a symlink to one, as `os.walk` sorts entries
                 is_folder, is_symlink = entry.is_dir(), entry.is_symlink()
             except OSError as exc:
                 if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-                    unlisted[path.relative_to(root).as_posix()] = (
-                        f"cannot be examined: {exc.strerror or type(exc).__name__}")
+                    unlisted[entry_name] = f"cannot be examined: {exc.strerror or type(exc).__name__}"
                 continue
             if is_folder:
-                if not is_symlink:
-                    folders.append(path)
+                if is_symlink and not follow_symlinks and not _inside(path, real_root):
+                    unlisted[entry_name + "/"] = ("a symlink leading outside the input folder; not entered "
+                                                  f"(pass {parameter('follow_symlinks')} to enter it)")
+                else:
+                    heappush(folders, (symlinks + is_symlink, entry_name + "/", path))
             elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-                files[path.relative_to(root).as_posix()] = (path, is_symlink)
+                files[entry_name] = (path, is_symlink)
                 if len(files) > MAX_MANIFEST_IMAGES:
                     raise ManifestError(os.fspath(root), "", f"more than {MAX_MANIFEST_IMAGES:,} image files, "
                                         "more than a manifest may have")
@@ -431,10 +461,33 @@ def quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _compile_pattern(pattern: str) -> Any:
+class PatternError(ValueError):
+    """RE2 refuses name patterns: ``index`` is the pattern it cannot parse, None when they
+    parse but are too large together (over `PATTERN_MEMORY`)."""
+
+    def __init__(self, index: int | None) -> None:
+        self.index = index
+        super().__init__(f"all_image_file_names_as_regex[{index}]: invalid RE2 pattern" if index is not None
+                         else "all_image_file_names_as_regex: too large for RE2 to compile")
+
+
+def _pattern_set(patterns: Sequence[str]) -> Any:
+    """``patterns`` as one compiled RE2 set, each anchored at both ends; `PatternError` if RE2
+    refuses them."""
     options = re2.Options()
     options.log_errors = False
-    return re2.compile(pattern, options)
+    options.max_mem = PATTERN_MEMORY
+    compiled = re2.Set.FullMatchSet(options)
+    for index, pattern in enumerate(patterns):
+        try:
+            compiled.Add(re2_bytes(pattern))
+        except re2.error:
+            raise PatternError(index) from None
+    try:
+        compiled.Compile()
+    except re2.error:
+        raise PatternError(None) from None
+    return compiled
 
 
 def _dump_entry(entry: ImageEntry) -> dict[str, Any]:
@@ -569,13 +622,22 @@ class _Validator:
             return None
         if not isinstance(value, list):
             raise self.fail(at, f"expected a JSON array, got {_kind(value)}")
+        if len(value) > MAX_NAME_PATTERNS:
+            raise self.fail(at, f"{len(value):,} patterns, more than a manifest may have ({MAX_NAME_PATTERNS:,})")
         for i, pattern in enumerate(value):
             if not isinstance(pattern, str):
                 raise self.fail(f"{at}[{i}]", f"expected a string, got {_kind(pattern)}")
-            try:
-                _compile_pattern(pattern)
-            except re2.error:
-                raise self.fail(f"{at}[{i}]", f"invalid RE2 pattern {shown_value(pattern)}") from None
+        characters = sum(map(len, value))
+        if characters > MAX_PATTERN_CHARACTERS:
+            raise self.fail(at, f"{characters:,} characters of patterns, more than a manifest may have "
+                            f"({MAX_PATTERN_CHARACTERS:,})")
+        try:
+            _pattern_set(value)
+        except PatternError as exc:
+            if exc.index is None:
+                raise self.fail(at, f"the patterns together are too large for RE2 to compile (over "
+                                f"{PATTERN_MEMORY // 1024**2} MiB)") from None
+            raise self.fail(f"{at}[{exc.index}]", f"invalid RE2 pattern {shown_value(value[exc.index])}") from None
         return tuple(value)
 
 
@@ -600,7 +662,8 @@ def _is_int(value: Any) -> TypeGuard[int]:
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    # math.isfinite would convert an integer to a float, which overflows past 1e308.
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def shown_value(value: Any) -> str:

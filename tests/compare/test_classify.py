@@ -450,3 +450,133 @@ def test_rename_pairing_compares_a_bounded_number_of_characters_whatever_the_nam
     pairs_characters = len(olds) * sum(map(len, news)) + len(news) * sum(map(len, olds))
     if len(news) * len(olds) > planning.EXACT_PAIRS or pairs_characters > planning.EXACT_CHARACTERS:
         assert CountingMatcher.characters == 0
+
+
+# Folders a folder manifest could not list ------------------------------------------------
+
+UNDER = ["sub/a.png", "sub/deep/b.png", "sub.png", "subway/c.png", "top.png", "other/sub/d.png"]
+FOLDERS = ["sub/", "sub/deep/", "other/"]
+
+
+def _under(name: str, folders) -> str | None:
+    return next((folder for folder in folders if name.startswith(folder)), None)
+
+
+@st.composite
+def unlisted_folder_pairs(draw):
+    """Base and head manifests of UNDER, one side with folders it could not list (and so no
+    image under them)."""
+    folders = draw(st.lists(st.sampled_from(FOLDERS), min_size=1, unique=True))
+    sides = []
+    for listing in (draw(st.booleans()), None):
+        names = draw(st.lists(st.sampled_from(UNDER), unique=True))
+        if listing is not None:
+            names = [name for name in names if _under(name, folders) is None]
+        sides.append(manifest(*(image(n, draw(st.sampled_from(LABELS))) for n in names),
+                              selective=draw(st.booleans())))
+    unlisted, other = sides
+    unlisted = dataclasses.replace(unlisted, unreadable={f: f"cannot list {f}" for f in folders})
+    return (unlisted, other) if draw(st.booleans()) else (other, unlisted)
+
+
+@settings(max_examples=300, deadline=None)
+@given(unlisted_folder_pairs())
+def test_images_under_a_folder_the_other_side_could_not_list_are_errored_with_its_reason(pair):
+    base, head = pair
+    side, unlisted = ("base", base) if base.unreadable else ("head", head)
+    other = head if unlisted is base else base
+    plan = categorize(base, head)
+
+    # The outermost folder a name is under comes first in name order.
+    covered = {name: _under(name, sorted(unlisted.unreadable)) for name in other.images}
+    covered = {name: folder for name, folder in covered.items() if folder is not None}
+    for name, folder in covered.items():
+        outcome = plan.outcomes[name]
+        assert (outcome.status, outcome.reason) == (Status.ERRORED, Reason.IMAGE_PROCESSING_FAILED)
+        assert outcome.detail == f'{side} image folder "{folder}": cannot list {folder}'
+    for folder in unlisted.unreadable:
+        assert plan.outcomes[folder].detail == f"{side} image folder: cannot list {folder}"
+    # The other names are planned as if the covered ones and the folders were not there.
+    rest = categorize(_without(dataclasses.replace(base, unreadable={}), set(covered)),
+                      _without(dataclasses.replace(head, unreadable={}), set(covered)))
+    assert {n: o for n, o in plan.outcomes.items() if n not in covered and n not in unlisted.unreadable} \
+        == rest.outcomes
+    assert plan.candidates == rest.candidates
+
+
+# One ratio budget for the whole comparison -----------------------------------------------
+
+class RatioCounter(CountingMatcher):
+    """`CountingMatcher`, also counting the pairs of names scored (each gets one quick bound)."""
+
+    scored = 0
+
+    def quick_ratio(self) -> float:
+        RatioCounter.scored += 1
+        return super().quick_ratio()
+
+
+@pytest.fixture
+def ratio_counter(monkeypatch) -> type[RatioCounter]:
+    monkeypatch.setattr(planning, "SequenceMatcher", RatioCounter)
+    monkeypatch.setattr(CountingMatcher, "characters", 0)
+    monkeypatch.setattr(RatioCounter, "scored", 0)
+    return RatioCounter
+
+
+def test_many_hashes_each_within_the_bound_share_one_budget(monkeypatch, ratio_counter):
+    monkeypatch.setattr(planning, "EXACT_PAIRS", 100)
+    # 40 hashes of 3 old and 3 new names: 9 pairs each, 360 in all.
+    olds = [image(f"screens/feature_{i:02d}/state_{k}.png", f"h{i}") for i in range(40) for k in range(3)]
+    news = [image(old.name.replace("screens/", "v2/"), f"h{i // 3}") for i, old in enumerate(olds)]
+
+    plan = categorize(manifest(*olds), manifest(*news))
+
+    assert ratio_counter.scored <= 100
+    assert {n: o.previous_image_file_name for n, o in plan.outcomes.items()} == {
+        new.name: old.name for new, old in zip(news, olds, strict=True)}
+
+
+def _sentry_pairing(new: list[str], old: list[str]) -> dict[str, str]:
+    """Sentry's greedy pairing by ``SequenceMatcher`` ratio, ties by name."""
+    pairs: dict[str, str] = {}
+    for _, n, o in sorted((-SequenceMatcher(None, n, o).ratio(), n, o) for n in new for o in old):
+        if n not in pairs and o not in pairs.values():
+            pairs[n] = o
+    return pairs
+
+
+_rename_name = st.text("ab/_.", min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(LABELS), st.tuples(st.sets(_rename_name, min_size=1, max_size=5),
+                                                          st.sets(_rename_name, min_size=1, max_size=5)),
+                       min_size=1),
+       st.integers(0, 60), st.integers(0, 1500))
+def test_rename_ratios_stay_within_one_budget_and_are_sentrys_while_they_fit(groups, pairs, characters):
+    new = {f"{label}{name}+": h(label) for label, (names, _) in groups.items() for name in names}
+    old = {f"{label}{name}~": h(label) for label, (_, names) in groups.items() for name in names}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(planning, "EXACT_PAIRS", pairs)
+        patch.setattr(planning, "EXACT_CHARACTERS", characters)
+        patch.setattr(planning, "SequenceMatcher", RatioCounter)
+        patch.setattr(CountingMatcher, "characters", 0)
+        patch.setattr(RatioCounter, "scored", 0)
+        renames = planning.pair_renames(new, old)
+        scored, compared = RatioCounter.scored, CountingMatcher.characters
+
+    assert scored <= pairs and compared <= 2 * characters
+    for label, (news, olds) in groups.items():
+        paired = {n: o for n, o in renames.items() if new[n] == h(label)}
+        assert len(paired) == len(set(paired.values())) == min(len(news), len(olds))
+        assert all(old[o] == h(label) for o in paired.values())
+    # A name costs its characters and the two its label and ending add.
+    costs = [(len(n) * len(o), len(o) * sum(len(x) + 2 for x in n) + len(n) * sum(len(x) + 2 for x in o))
+             for n, o in groups.values() if len(n) * len(o) > 1]
+    if sum(c[0] for c in costs) <= pairs and sum(c[1] for c in costs) <= characters:
+        expected = {}
+        for label in groups:
+            expected |= _sentry_pairing([n for n in new if new[n] == h(label)],
+                                        [o for o in old if old[o] == h(label)])
+        assert renames == expected

@@ -6,11 +6,13 @@ import copy
 import hashlib
 import json
 import pickle
+import re
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
+import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -19,6 +21,8 @@ from compare.inputs.manifest import (
     IMAGE_EXTENSIONS,
     MAX_MANIFEST_BYTES,
     MAX_MANIFEST_IMAGES,
+    MAX_NAME_PATTERNS,
+    MAX_PATTERN_CHARACTERS,
     ImageEntry,
     Manifest,
     ManifestError,
@@ -187,6 +191,11 @@ FEED = ("images", "home/feed.png")
          'head.json: images["home/feed.png"].group: expected a string, got an array'),
         (_with(("diff_threshold",), 1),
          "head.json: diff_threshold: expected a number >= 0 and < 1, got 1"),
+        (_with(("diff_threshold",), 10**400),
+         "head.json: diff_threshold: expected a number >= 0 and < 1, got a number"),
+        (_with((*FEED, "diff_threshold"), -(10**400)),
+         'head.json: images["home/feed.png"].diff_threshold: expected a number >= 0 and < 1, '
+         "got a number"),
         (_with(("selective",), "yes"), 'head.json: selective: expected true or false, got "yes"'),
         (_with(("all_image_file_names",), "a.png"),
          "head.json: all_image_file_names: expected a JSON array, got a string"),
@@ -211,6 +220,8 @@ FEED = ("images", "home/feed.png")
          'head.json: all_image_file_names_as_regex[0]: invalid RE2 pattern "a(?=b)"'),
         ({**_with(("all_image_file_names",), ...), "all_image_file_names_as_regex": [r"(a)\1"]},
          'head.json: all_image_file_names_as_regex[0]: invalid RE2 pattern "(a)\\\\1"'),
+        ({**_with(("all_image_file_names",), ...), "all_image_file_names_as_regex": [".*", "a)|(b"]},
+         'head.json: all_image_file_names_as_regex[1]: invalid RE2 pattern "a)|(b"'),
     ],
 )
 def test_each_invalid_field_is_named_with_the_file(data, message):
@@ -273,6 +284,69 @@ def test_regex_declared_names_match_the_whole_name():
     assert [declared(n) for n in ("login.png", "screens/login.png", "bar.png", "abar")] == [
         True, False, True, False]
     assert dump_manifest(manifest)["all_image_file_names_as_regex"] == [r"login\.png", "b.*"]
+
+
+def test_name_patterns_are_bounded_in_number_and_size_naming_the_file_and_field():
+    def refused(patterns: list[str]) -> str:
+        with pytest.raises(ManifestError) as caught:
+            parse_manifest({"images": {}, "all_image_file_names_as_regex": patterns}, "head.json")
+        return str(caught.value)
+
+    assert refused(["x"] * (MAX_NAME_PATTERNS + 1)) == (
+        f"head.json: all_image_file_names_as_regex: {MAX_NAME_PATTERNS + 1:,} patterns, more than "
+        f"a manifest may have ({MAX_NAME_PATTERNS:,})")
+    half = MAX_PATTERN_CHARACTERS // 2
+    assert refused(["x" * half, "y" * (half + 1)]) == (
+        f"head.json: all_image_file_names_as_regex: {MAX_PATTERN_CHARACTERS + 1:,} characters of "
+        f"patterns, more than a manifest may have ({MAX_PATTERN_CHARACTERS:,})")
+    # Short patterns whose compiled programs are large: together they would take hundreds of MB.
+    large = [rf"(?:[^/]{{1000}}){{1}}[^/]{{1000}}|a\.png|x{i}" for i in range(100)]
+    assert sum(map(len, large)) < MAX_PATTERN_CHARACTERS
+    assert refused(large).startswith(
+        "head.json: all_image_file_names_as_regex: the patterns together are too large for RE2")
+    parse_manifest({"images": {}, "all_image_file_names_as_regex": ["x"] * MAX_NAME_PATTERNS}, "m")
+
+
+def test_each_name_is_matched_once_against_all_patterns(monkeypatch):
+    matched: list[bytes] = []
+    match = re2.Set.Match
+    monkeypatch.setattr(re2.Set, "Match", lambda self, text: matched.append(text) or match(self, text))
+    names = [f"screen_{i}.png" for i in range(300)]
+    patterns = [rf"screen_{i}\.png" for i in range(300)]
+
+    manifest = parse_manifest({"images": {name: {"content_hash": HASH_A} for name in names},
+                               "all_image_file_names_as_regex": patterns}, "m")
+
+    # One match per uploaded name, not one per name and pattern.
+    assert sorted(matched) == sorted(name.encode() for name in names)
+    declared = manifest.declared_names()
+    assert declared("screen_7.png") and not declared("screen_300.png")
+
+
+# Lone surrogates (as undecodable bytes of a file name decode) and pattern syntax, often.
+_any_characters = st.characters(categories=["Cs"]) | st.sampled_from(".*+?()[]{}|^$\\/") | st.characters()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(_any_characters, min_size=1, max_size=6), min_size=1, max_size=6, unique=True),
+       st.lists(st.text(_any_characters, min_size=1, max_size=6), max_size=6))
+def test_escaped_names_as_patterns_declare_exactly_those_names(names, others):
+    # Undecodable bytes of a file name are lone surrogates: they match as characters, as RE2
+    # reads their three bytes as one.
+    images = {name: {"content_hash": HASH_A} for name in names}
+    manifest = parse_manifest({"images": images, "all_image_file_names_as_regex": [re.escape(n) for n in names]},
+                              "m.json")
+    declared = manifest.declared_names()
+    assert all(declared(name) for name in names)
+    assert [declared(other) for other in others] == [other in names for other in others]
+
+
+def test_a_pattern_refusing_a_name_with_a_lone_surrogate_names_the_file_and_image():
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest({"images": {"a\udcff.png": {"content_hash": HASH_A}},
+                        "all_image_file_names_as_regex": ["a\\.png"]}, "head.json")
+    assert (caught.value.source, caught.value.location) == ("head.json", 'images["a\udcff.png"]')
+    assert caught.value.message == "uploaded but not declared by all_image_file_names_as_regex"
 
 
 def test_a_deeply_nested_manifest_is_an_error_naming_the_file():
@@ -498,6 +572,51 @@ def test_malformed_own_regions_are_named_with_the_manifest_image_and_field():
     with pytest.raises(ManifestError, match=r'^m\.json: images\["a\.png"\]\.ignore_regions: expected a list'):
         with_ignore_patterns(manifest, [IgnorePattern("*", (IgnoreRegion(0, 0, 1, 1),))])
 
+
+
+def _symlinked_folders(tmp_path: Path) -> Path:
+    """A build whose ``ios/`` leads out of it, ``same/`` to its own ``real/``, ``loop/`` to itself."""
+    _png(tmp_path / "outside/home.png", (2, 2))
+    root = tmp_path / "build"
+    _png(root / "top.png", (1, 1))
+    _png(root / "real/a.png", (3, 3))
+    (root / "ios").symlink_to(tmp_path / "outside")
+    (root / "same").symlink_to("real")
+    (root / "real/loop").symlink_to("..")
+    return root
+
+
+def test_a_symlinked_folder_leading_out_is_entered_only_when_followed(tmp_path):
+    root = _symlinked_folders(tmp_path)
+
+    unfollowed = manifest_from_folder(root).manifest
+    followed = manifest_from_folder(root, follow_symlinks=True)
+
+    assert list(unfollowed.images) == ["real/a.png", "top.png"]
+    assert unfollowed.unreadable["ios/"] == (
+        "a symlink leading outside the input folder; not entered (pass follow_symlinks to enter it)")
+    assert list(followed.manifest.images) == ["ios/home.png", "real/a.png", "top.png"]
+    assert followed.paths["ios/home.png"] == root / "ios/home.png"
+    assert "ios/" not in followed.manifest.unreadable
+
+
+@pytest.mark.parametrize("follow_symlinks", [False, True])
+def test_a_folder_reached_by_two_names_is_listed_once_and_a_loop_ends(tmp_path, follow_symlinks):
+    root = _symlinked_folders(tmp_path)
+
+    manifest = manifest_from_folder(root, follow_symlinks=follow_symlinks).manifest
+
+    # Listed under its own name, not through the symlinks; its other names add nothing and lose
+    # nothing (an alias such as latest -> v3 is no error).
+    assert "real/a.png" in manifest.images and "same/a.png" not in manifest.images
+    assert not any(name.startswith(("same", "real/loop")) for name in [*manifest.images, *manifest.unreadable])
+
+
+def test_a_symlinked_folder_inside_a_hidden_one_is_listed_through_its_link(tmp_path):
+    _png(tmp_path / ".shots/v3/a.png", (1, 1))
+    (tmp_path / "latest").symlink_to(".shots/v3")
+    folder = manifest_from_folder(tmp_path)
+    assert list(folder.manifest.images) == ["latest/a.png"] and not folder.manifest.unreadable
 
 
 def test_fifos_and_device_nodes_are_never_read_and_are_left_out_named(tmp_path):

@@ -1,0 +1,43 @@
+"""compare.inputs.approved: an approved comparison whose image results are malformed is bad
+input naming the file and the image, in ``approve`` and ``compare --approved`` alike."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compare.cli import EXIT_BAD_INPUT
+from compare.inputs.approved import approved_fingerprints
+from compare.inputs.manifest import ManifestError
+from tests.compare.helpers import png, run, write_folder
+
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("no_store_settings_from_environment")]
+
+STATUSES = [["changed"], {"changed": 1}, 3, None, True]
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_a_status_that_is_not_a_known_string_names_the_file_and_image(status):
+    data = json.dumps({"images": {"ok.png": {"status": "added", "head_hash": "h"},
+                                  "a.png": {"status": status}}}).encode()
+    with pytest.raises(ManifestError) as caught:
+        approved_fingerprints(data, "approved.json")
+    assert str(caught.value) == 'approved.json: images["a.png"]: expected an object with a known status'
+
+
+@pytest.mark.parametrize("status", STATUSES[:2])
+def test_approve_and_compare_exit_3_on_such_a_status(tmp_path, capsys, status):
+    approved = tmp_path / "approved.json"
+    approved.write_text(json.dumps({"images": {"a.png": {"status": status}}}))
+    (tmp_path / "store").mkdir()
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+    head = write_folder(tmp_path / "head", {"a.png": png(2)})
+    expected = f'{approved}: images["a.png"]: expected an object with a known status'
+
+    code, _, err = run(capsys, "approve", approved, "--store", tmp_path / "store", "--key", "approvals/a.json")
+    assert code == EXIT_BAD_INPUT and expected in err
+
+    code, _, err = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out",
+                       "--approved", approved, "--quiet")
+    assert code == EXIT_BAD_INPUT and expected in err

@@ -1,0 +1,43 @@
+"""compare.regions: ``--ignore-in`` globs are compiled when parsed, so one RE2 cannot compile is a
+usage error naming it, before anything is read, and RE2 writes nothing of it to stderr."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compare.cli import EXIT_BAD_INPUT
+from compare.regions import IgnoreRegion, parse_ignore_pattern
+from tests.compare.helpers import png, run, write_folder
+
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("no_store_settings_from_environment")]
+
+TOO_LARGE = "?" * 100_000
+
+
+def test_a_glob_too_large_for_re2_is_refused_when_parsed_naming_it(capfd):
+    with pytest.raises(ValueError) as caught:
+        parse_ignore_pattern(f"{TOO_LARGE}=0:0-1:1")
+    assert str(caught.value) == f"glob {'?' * 60!r}... (100,000 characters): too large for RE2 to compile"
+    assert capfd.readouterr().err == ""  # RE2 logs nothing (it would quote the pattern)
+
+
+def test_compare_refuses_it_as_a_usage_error(tmp_path, capfd):
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+    code, _, err = run(capfd, "compare", "--base", base, "--head", base, "--out", tmp_path / "out",
+                       "--quiet", "--ignore-in", f"{TOO_LARGE}=0:0-1:1")
+    assert code == EXIT_BAD_INPUT
+    assert err.endswith("error: argument --ignore-in: glob "
+                        f"{'?' * 60!r}... (100,000 characters): too large for RE2 to compile\n")
+    assert "Error compiling" not in err and not (tmp_path / "out").exists()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(st.characters(categories=["Cs"]) | st.sampled_from("*?/=") | st.characters(),
+               min_size=1, max_size=30))
+def test_any_glob_of_ordinary_size_parses_and_matches_itself_without_wildcards(glob):
+    pattern = parse_ignore_pattern(f"{glob}=1:2-3:4")
+    assert (pattern.glob, pattern.regions) == (glob, (IgnoreRegion(1, 2, 3, 4),))
+    if not {"*", "?"} & set(glob):
+        assert pattern.matches(glob)
