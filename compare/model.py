@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-from .regions import IgnorePattern, IgnoreRegion
+from .regions import IgnorePattern, IgnoreRegion, check_glob
 
 DEFAULT_MAX_PIXELS = 40_000_000
 """Largest diff canvas (width x height) compared by default."""
@@ -279,7 +279,7 @@ def _as_patterns(value: object) -> tuple[IgnorePattern, ...]:
         valid = False
     if not valid:
         raise ValueError(f"ignore_patterns must be a sequence of (glob, regions) pairs, got {value!r}")
-    return tuple(IgnorePattern(glob, as_regions(regions, f"ignore_patterns[{glob!r}]"))
+    return tuple(IgnorePattern(check_glob(glob), as_regions(regions, f"ignore_patterns[{glob!r}]"))
                  for glob, regions in pairs)
 
 

@@ -131,8 +131,14 @@ def parse_ignore_pattern(text: str) -> IgnorePattern:
         pattern = IgnorePattern(glob, parse_ignore_regions(regions))
     except ValueError as exc:
         raise ValueError(f"{text!r}: {exc}") from None
-    _glob_regex(glob)
+    check_glob(glob)
     return pattern
+
+
+def check_glob(glob: str) -> str:
+    """``glob`` when RE2 can compile it; ValueError naming it when it is too large."""
+    _glob_regex(glob)
+    return glob
 
 
 def pattern_regions(patterns: Iterable[IgnorePattern], name: str) -> tuple[IgnoreRegion, ...]:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compare.cli import EXIT_BAD_INPUT
+from compare.model import CompareOptions
 from compare.regions import IgnoreRegion, parse_ignore_pattern
 from tests.compare.helpers import png, run, write_folder
 
@@ -21,6 +22,11 @@ def test_a_glob_too_large_for_re2_is_refused_when_parsed_naming_it(capfd):
         parse_ignore_pattern(f"{TOO_LARGE}=0:0-1:1")
     assert str(caught.value) == f"glob {'?' * 60!r}... (100,000 characters): too large for RE2 to compile"
     assert capfd.readouterr().err == ""  # RE2 logs nothing (it would quote the pattern)
+
+
+def test_the_library_refuses_it_in_the_options_naming_it():
+    with pytest.raises(ValueError, match=r"\(100,000 characters\): too large for RE2 to compile"):
+        CompareOptions(ignore_patterns=[(TOO_LARGE, [(0, 0, 1, 1)])])
 
 
 def test_compare_refuses_it_as_a_usage_error(tmp_path, capfd):
