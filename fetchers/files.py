@@ -20,22 +20,27 @@ class NotRegularFile(OSError):
 
 def _file_kind(mode: int) -> str:
     kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symlink"))
     return next((kind for test, kind in kinds if test(mode)), "of another kind")
 
 
-def open_regular_file(path: str | os.PathLike[str]) -> io.BufferedReader:
-    """Open ``path`` (symlinks followed) for reading in binary mode, only if it is a regular file.
+def open_regular_file(
+    path: str | os.PathLike[str], *, dir_fd: int | None = None, follow_symlinks: bool = True
+) -> io.BufferedReader:
+    """Open ``path`` for reading in binary mode, only if it is a regular file.
 
-    Anything else raises `NotRegularFile` without being opened (``stat`` first). The open
-    itself never blocks (``O_NONBLOCK``: a FIFO put in place after the check has no writer)
-    and the descriptor is checked again (``fstat``) before a byte is read, so nothing swapped
-    in meanwhile is read either. Other failures raise the `OSError` of ``stat`` or ``open``.
+    ``path`` is relative to the folder open as ``dir_fd``, when given; a symlink is followed
+    unless not ``follow_symlinks`` (then it is not a regular file). Anything else raises
+    `NotRegularFile` without being opened (``stat`` first). The open itself never blocks
+    (``O_NONBLOCK``: a FIFO put in place after the check has no writer) and the descriptor is
+    checked again (``fstat``) before a byte is read, so nothing swapped in meanwhile is read
+    either. Other failures raise the `OSError` of ``stat`` or ``open``.
     """
-    mode = os.stat(path).st_mode
+    mode = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks).st_mode
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, mode)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    fd = os.open(path, flags, dir_fd=dir_fd)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -61,10 +66,13 @@ def too_large(size: int, limit: int) -> str:
     return f"{size:,} bytes, more than the {limit:,} allowed"
 
 
-def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
-    """The bytes of ``path``, opened by `open_regular_file`; `FileTooLarge` when it holds more than
-    ``max_bytes``, told by its size before reading (and by what was read, should it grow)."""
-    with open_regular_file(path) as file:
+def read_regular_file(
+    path: str | os.PathLike[str], max_bytes: int, *, dir_fd: int | None = None, follow_symlinks: bool = True
+) -> bytes:
+    """The bytes of ``path``, opened by `open_regular_file` (with ``dir_fd`` and ``follow_symlinks``);
+    `FileTooLarge` when it holds more than ``max_bytes``, told by its size before reading (and by
+    what was read, should it grow)."""
+    with open_regular_file(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks) as file:
         size = os.fstat(file.fileno()).st_size
         if size > max_bytes:
             raise FileTooLarge(path, size, max_bytes)

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, runtime_checkable
 
@@ -204,23 +205,32 @@ def names_store(
 
 
 class BucketCheck:
-    """Tells a missing bucket from a missing key after a 404, asking the store as little as
-    possible: ``bucket_exists()`` (one metadata request; True, False, or None when it cannot
-    tell) runs only until the bucket has been found once. Thread-safe."""
+    """Tells a missing bucket from a missing key after a 404, asking the store once:
+    ``bucket_exists()`` (one metadata request; True, False, or None when it cannot tell, such as
+    credentials that may read objects but not the bucket's metadata) runs on the first call, and
+    its answer stands for every later one. Callers that come while it runs wait for its answer
+    rather than ask again. Thread-safe."""
 
     def __init__(self, bucket_exists: Callable[[], bool | None]) -> None:
         self._bucket_exists = bucket_exists
-        self._found = False
+        self._answer: Future[bool] | None = None
         self._lock = threading.Lock()
 
     def bucket_missing(self) -> bool:
         """True only when the store said the bucket does not exist."""
         with self._lock:
-            if not self._found:
-                exists = self._bucket_exists()
-                self._found = exists is True
-                return exists is False
-            return False
+            answer, ask = self._answer, self._answer is None
+            if answer is None:
+                answer = self._answer = Future()
+        if ask:
+            try:
+                answer.set_result(self._bucket_exists() is False)
+            except BaseException as exc:  # the callers waiting get it; a later one asks again
+                with self._lock:
+                    self._answer = None
+                answer.set_exception(exc)
+                raise
+        return answer.result()
 
 
 def connection_limit(fetcher: object) -> int | None:

@@ -10,16 +10,56 @@ class has a ``from_url(parts, **options)`` constructor.
 from __future__ import annotations
 
 import importlib
+import inspect
+import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, unquote_plus, urlsplit
 
 from .protocol import BlobFetcher
 
-NETWORK_OPTIONS = ("max_connections", "connect_timeout", "read_timeout")
-"""Options every network backend takes; a local folder accepts and ignores them."""
+_F = TypeVar("_F")
+
+
+def _is_pool_size(value: object) -> bool:
+    """Whether ``value`` is an int (not a bool) of at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_timeout(value: object) -> bool:
+    """Whether ``value`` is an int or float (not a bool), finite and above 0."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value > 0)
+
+
+_NETWORK_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "max_connections": (_is_pool_size, "an integer of at least 1"),
+    "connect_timeout": (_is_timeout, "a finite number of seconds above 0"),
+    "read_timeout": (_is_timeout, "a finite number of seconds above 0"),
+}
+
+NETWORK_OPTIONS = tuple(_NETWORK_CHECKS)
+"""Options every network backend takes; a local folder checks them and ignores them."""
+
+
+def check_network_options(**options: object) -> None:
+    """Refuse a network option (`NETWORK_OPTIONS`) of the wrong type or out of range: a
+    ValueError naming it. ``max_connections`` is an int of at least 1, a timeout a finite
+    number of seconds above 0 (a bool is neither)."""
+    for name, value in options.items():
+        valid, wanted = _NETWORK_CHECKS[name]
+        if not valid(value):
+            raise ValueError(f"{name} must be {wanted}, got {value!r}")
+
+
+def check_option_names(scheme: str, options: Iterable[str], accepted: Iterable[str]) -> None:
+    """Refuse options a store does not take (``accepted``): a ValueError naming them."""
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{scheme} store takes no options {unknown}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +172,8 @@ def fetcher_from_url(
         options["create"] = True
     if scheme == "":
         return _built(backend, "from_path", Path(url), **options)
+    if "#" in url:  # a fragment names no part of a store: it would be dropped
+        raise ValueError(f"{scheme} store URL must not have a fragment ('#...')")
     if parts.username is not None or parts.password is not None:
         raise ValueError(
             f"{scheme} store URL must not carry credentials: configure them the SDK's own way"
@@ -173,8 +215,16 @@ def check_query(scheme: str, query: str, accepted: tuple[str, ...]) -> None:
         )
 
 
-def bucket_and_prefix(parts: SplitResult) -> tuple[str, str]:
-    """``(bucket, prefix)`` of a ``scheme://bucket/prefix`` URL, checked; for bucket stores."""
+def from_bucket_url(cls: Callable[..., _F], parts: SplitResult, options: dict[str, Any]) -> _F:
+    """``cls(bucket, prefix=prefix, **options)`` for a ``scheme://bucket/prefix`` URL, for
+    bucket stores: the URL needs a bucket, its prefix no ``.`` or ``..`` segment, and
+    ``options`` are ``cls``'s own keywords (ValueError naming what is wrong)."""
+    scheme = parts.scheme
     if not parts.netloc:
-        raise ValueError(f"{parts.scheme} store URL needs a bucket: {parts.scheme}://bucket/prefix")
-    return parts.netloc, parts.path.strip("/")
+        raise ValueError(f"{scheme} store URL needs a bucket: {scheme}://bucket/prefix")
+    prefix = parts.path.strip("/")
+    if any(segment in (".", "..") for segment in prefix.split("/")):
+        raise ValueError(f"{scheme} store URL's prefix must not have '.' or '..' segments")
+    keywords = inspect.signature(cls).parameters.values()
+    check_option_names(scheme, options, [p.name for p in keywords if p.kind is p.KEYWORD_ONLY and p.name != "prefix"])
+    return cls(parts.netloc, prefix=prefix, **options)

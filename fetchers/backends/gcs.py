@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import types
 from typing import Any
 from urllib.parse import SplitResult
 
@@ -27,7 +28,7 @@ from ..http import (
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import join_key, normalize_prefix
 from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
-from ..registry import bucket_and_prefix
+from ..registry import check_network_options, from_bucket_url
 from . import sdk_internal
 
 # The SDK checks the body against the object's crc32c, or its md5 where only the slow
@@ -38,7 +39,8 @@ _NO_BUCKET = "GCS bucket does not exist (HTTP 404)"
 
 SUPPORTED_SDK = ">=3.11,<4"
 """The google-cloud-storage versions whose internals `GCSFetcher` relies on: a client's
-``_http`` session (google-cloud-core's) and ``_bucket_metadata_cache`` (added in 3.11)."""
+``_http`` session (google-cloud-core's) and ``_bucket_metadata_cache`` (added in 3.11), and a
+blob's ``_do_multipart_upload``."""
 
 _SDK_ERRORS = (
     api_exceptions.GoogleAPIError,
@@ -68,8 +70,9 @@ class GCSFetcher(ClosableFetcher):
     (`interrupt`), and its background bucket-metadata lookups are off. (Where the SDK sets up a
     client-certificate (mTLS) session, that HTTPS adapter keeps the SDK's pool size and its
     requests run to their timeouts.) A ``client`` given is used as it is: size its pool to
-    the concurrency it serves, and set ``DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA=true``
-    to keep it from looking up bucket metadata in the background.
+    the concurrency it serves (``max_connections`` is read back from it), and set
+    ``DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA=true`` to keep it from looking up bucket
+    metadata in the background.
 
     Each fetch is a media download (``download_to_file``) with the SDK's checksum validation,
     timeouts of ``(connect_timeout, read_timeout)`` seconds and the SDK's retries off; past
@@ -77,13 +80,12 @@ class GCSFetcher(ClosableFetcher):
     raises `BlobNotFound`; a checksum mismatch an `IntegrityError`; anything else a
     `FetchError`, retryable for throttling, 5xx, timeouts, resets and truncated bodies, not
     for 401/403 and other client errors. GCS answers a missing object and a missing bucket
-    alike (404), so after the first 404 the fetcher asks once for the bucket's metadata: a
-    missing bucket is then a store-wide `FetchError`, and a bucket found is not asked about
-    again.
+    alike (404), so after the first 404 the fetcher asks once for the bucket's metadata
+    (`BucketCheck`): a missing bucket is then a store-wide `FetchError`.
 
-    `put` is one ``upload_from_string`` (a single multipart upload, unconditional: it replaces
-    what the key held), `exists` and `stat` one object metadata GET (`stat`: its size and
-    md5Hash), all with the SDK's retries off.
+    `put` is one multipart upload, whatever the size (unconditional: it replaces what the key
+    held), `exists` and `stat` one object metadata GET (`stat`: its size and md5Hash), all with
+    the SDK's retries off.
     """
 
     def __init__(
@@ -101,11 +103,9 @@ class GCSFetcher(ClosableFetcher):
         if not isinstance(bucket, str) or not bucket:
             raise ValueError("GCS bucket name is empty")
         self.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        if connect_timeout <= 0 or read_timeout <= 0:
-            raise ValueError("timeouts must be positive")
-        self.max_connections = max_connections
+        check_network_options(
+            max_connections=max_connections, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
         self.prefix = normalize_prefix(prefix)
         self._timeout = (connect_timeout, read_timeout)
         if client is None:
@@ -113,15 +113,21 @@ class GCSFetcher(ClosableFetcher):
             client = self._owned = _create_client(project, max_connections, sockets)
             self._track_requests(sockets)
         self._client = client
-        self._bucket = self._client.bucket(bucket)
+        try:
+            self._bucket = client.bucket(bucket)  # ValueError for a name GCS does not allow
+            sdk_internal(self._bucket.blob("any"), "_do_multipart_upload", types.MethodType,
+                         package="google-cloud-storage", supported=SUPPORTED_SDK)  # see `_upload`
+            self.max_connections = _pool_size(client)
+        except BaseException:
+            self.close()
+            raise
         self._bucket_check = BucketCheck(self._bucket_exists)
         self.store_url = f"gs://{bucket}/{self.prefix}"
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> GCSFetcher:
         """The fetcher of a ``gs://bucket/prefix`` URL."""
-        bucket, prefix = bucket_and_prefix(parts)
-        return cls(bucket, prefix=prefix, **options)
+        return from_bucket_url(cls, parts, options)
 
     @names_store
     def fetch(self, key: str) -> bytes:
@@ -159,10 +165,11 @@ class GCSFetcher(ClosableFetcher):
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        """Write ``data`` to ``prefix/key`` with one upload; raise `WriteError` on failure."""
+        """Write ``data`` to ``prefix/key`` with one multipart upload (`_upload`); raise
+        `WriteError` on failure."""
         blob = self._blob(key, WriteError)
         try:
-            blob.upload_from_string(data, content_type=content_type, timeout=self._timeout, retry=None)
+            _upload(blob, self._client, data, content_type, self._timeout)
         except _SDK_ERRORS as exc:
             raise self._store_error(key, exc, WriteError) from exc
 
@@ -217,6 +224,37 @@ class _TrackedAdapter(HTTPAdapter):
             scheme: tracked_pool_class(pool_class, self._sockets)
             for scheme, pool_class in manager.pool_classes_by_scheme.items()
         }
+
+
+def _upload(blob: storage.Blob, client: storage.Client, data: bytes, content_type: str,
+            timeout: tuple[float, float]) -> None:
+    """Store ``data`` as ``blob`` with one multipart upload (its checksum sent along, which GCS
+    checks), whatever its size: the SDK's public uploads switch to a resumable session, two
+    requests or more, past 8 MiB. An error status raises the `GoogleAPICallError` the public
+    uploads raise for it."""
+    try:
+        blob._do_multipart_upload(
+            client, io.BytesIO(data), content_type, len(data), predefined_acl=None, if_generation_match=None,
+            if_generation_not_match=None, if_metageneration_match=None, if_metageneration_not_match=None,
+            timeout=timeout, retry=None,
+        )
+    except InvalidResponse as exc:
+        response = exc.response
+        raise api_exceptions.from_http_status(  # type: ignore[no-untyped-call]
+            response.status_code, str(exc), response=response
+        ) from exc
+
+
+def _pool_size(client: storage.Client) -> int | None:
+    """The size of the connection pool ``client``'s session keeps for its API endpoint; None
+    when its adapter is not requests' own kind, which tells none."""
+    session = sdk_internal(client, "_http", requests.Session, package="google-cloud-storage",
+                           supported=SUPPORTED_SDK)
+    adapter = session.get_adapter(client.api_endpoint)
+    if not isinstance(adapter, HTTPAdapter):
+        return None
+    size = adapter.poolmanager.connection_pool_kw.get("maxsize")
+    return size if isinstance(size, int) else None
 
 
 def _create_client(project: str | None, max_connections: int, sockets: RequestSockets) -> storage.Client:

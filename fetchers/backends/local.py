@@ -7,15 +7,18 @@ import hashlib
 import os
 import stat
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, unquote
 
 from ..errors import BlobNotFound, FetchError, WriteError, blob_too_large
 from ..files import FileTooLarge, NotRegularFile, open_regular_file, read_regular_file
 from ..keys import check_key
 from ..protocol import ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
-from ..registry import NETWORK_OPTIONS
+from ..registry import NETWORK_OPTIONS, check_network_options, check_option_names
+
+_T = TypeVar("_T")
 
 # Errors worth trying again: the same call may well succeed in a moment.
 _TRANSIENT_ERRNOS = (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
@@ -25,16 +28,20 @@ class LocalFetcher(ClosableFetcher):
     """Reads and writes ``<root>/<key>``; a key that would leave the root is refused first.
 
     Reads: ``..`` segments, absolute keys and symlinks that resolve outside the root raise a
-    non-retryable `FetchError`. Writes (`put`) never follow a symlink at all: every folder on
+    non-retryable `FetchError`; symlinks inside the root are followed. The key's path is
+    resolved first and then opened folder by folder from the root, never through a symlink
+    (``O_NOFOLLOW``): a folder swapped for a symlink in between is not followed out of the root
+    (the read fails, retryable). Writes (`put`) never follow a symlink at all: every folder on
     the way is opened with ``O_NOFOLLOW`` relative to the one before (created if missing),
     and the blob is written to a temporary file in its folder and renamed over the key, so a
     reader sees the old blob or the new one, never part of one. The content type is not kept.
     Thread-safe: it holds no state but the root.
 
-    ``root`` must be a folder, unless ``create`` (a store opened for writing, such as a results
-    store): then a root that does not exist yet is made on the first `put`, parents included,
-    the missing folders the way a key's are (``O_NOFOLLOW``, so a symlink planted there in
-    the meantime is refused, not followed). Until then reads find no blob.
+    ``root`` must be a folder this process may read (else ValueError), unless ``create`` (a
+    store opened for writing, such as a results store): then a root that does not exist yet
+    is made on the first `put`, parents included, the missing folders the way a key's are
+    (``O_NOFOLLOW``, so a symlink planted there in the meantime is refused, not followed).
+    Until then reads find no blob.
 
     ``max_blob_bytes``: a larger blob is refused (a non-retryable `FetchError`) without being
     read, as every backend does.
@@ -46,13 +53,19 @@ class LocalFetcher(ClosableFetcher):
         path = Path(root)
         self.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
         self._missing: tuple[str, ...] = ()
-        if path.is_dir():
-            self._base = path.resolve()
-        elif create and not os.path.lexists(path):
-            base, self._missing = _split_missing(path)
-            self._base = base.resolve()
-        else:
-            raise ValueError(f"local store {str(path)!r} is not a folder")
+        if "\x00" in str(path):
+            raise ValueError("local store path has a NUL character")
+        try:
+            if path.is_dir():
+                self._base = path.resolve()
+            elif create and not os.path.lexists(path):
+                base, self._missing = _split_missing(path)
+                self._base = base.resolve()
+            else:
+                raise ValueError(f"local store {str(path)!r} is not a folder")
+            os.close(self._open_folders(()))  # what every read and write opens first
+        except OSError as exc:  # not allowed to look, or a name too long
+            raise ValueError(f"local store {str(path)!r} cannot be used: {exc.strerror or exc}") from exc
         self.root = self._base.joinpath(*self._missing)
         self.store_url = self.root.as_uri()
 
@@ -61,6 +74,8 @@ class LocalFetcher(ClosableFetcher):
         """The fetcher of a ``file:///abs/dir`` URL (percent-encoded path)."""
         if parts.netloc not in ("", "localhost"):
             raise ValueError(f"file store URL must name a local path, not host {parts.netloc!r}")
+        if not parts.path:
+            raise ValueError("file store URL names no folder: file:///abs/dir")
         return cls.from_path(Path(unquote(parts.path)), **options)
 
     @classmethod
@@ -68,10 +83,9 @@ class LocalFetcher(ClosableFetcher):
         cls, path: Path, *, create: bool = False, max_blob_bytes: int | None = None, **options: Any
     ) -> LocalFetcher:
         """The fetcher of folder ``path`` (made on first write with ``create``); network
-        options are accepted and ignored."""
-        unknown = set(options) - set(NETWORK_OPTIONS)
-        if unknown:
-            raise ValueError(f"file store takes no options {sorted(unknown)}")
+        options are checked and ignored."""
+        check_option_names("file", options, NETWORK_OPTIONS)
+        check_network_options(**options)
         return cls(path, create=create, max_blob_bytes=max_blob_bytes)
 
     def __repr__(self) -> str:
@@ -80,25 +94,24 @@ class LocalFetcher(ClosableFetcher):
     @names_store
     def fetch(self, key: str) -> bytes:
         """Return the bytes of the file ``<root>/<key>``."""
-        return read_blob(key, self._resolve(key), self.max_blob_bytes)
+        return self._at(key, lambda folder, name: _read(name, self.max_blob_bytes, dir_fd=folder))
 
     @names_store
     def exists(self, key: str) -> bool:
         """Whether ``<root>/<key>`` is a file (a symlink inside the root to one counts)."""
-        return self._resolve(key).is_file()
+        try:
+            return self._at(key, _is_file)
+        except BlobNotFound:
+            return False
 
     @names_store
     def stat(self, key: str) -> StoredBlob | None:
         """The blob under ``key`` as it is stored: its size and the sha256 of its bytes (the
         file is read and hashed: a local store's checksum is its content); None if absent."""
         try:
-            with open_regular_file(self._resolve(key)) as file:
-                digest = hashlib.file_digest(file, "sha256").hexdigest()
-                return StoredBlob(size=file.tell(), sha256=digest)
-        except FileNotFoundError:
+            return self._at(key, _hashed)
+        except BlobNotFound:
             return None
-        except OSError as exc:
-            raise _read_error(key, exc) from exc
 
     @names_store
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -106,9 +119,7 @@ class LocalFetcher(ClosableFetcher):
         root's missing folders, when it was opened with ``create``)."""
         *folders, name = check_key(key, WriteError).split("/")
         try:
-            fd = os.open(self._base, os.O_RDONLY | os.O_DIRECTORY)
-            for folder in (*self._missing, *folders):
-                fd = _enter_folder(fd, folder)
+            fd = self._open_folders((*self._missing, *folders), create=True)
             try:
                 _replace_file(fd, name, data)
             finally:
@@ -119,6 +130,32 @@ class LocalFetcher(ClosableFetcher):
             else:
                 reason = f"write failed: {exc.strerror or exc}"
             raise WriteError(key, reason, retryable=exc.errno in _TRANSIENT_ERRNOS) from exc
+
+    def _open_folders(self, folders: Iterable[str], *, create: bool = False) -> int:
+        """A descriptor of the folder ``folders`` name below the root's deepest existing folder,
+        each opened relative to the one before and never through a symlink (made first if
+        missing, with ``create``)."""
+        fd = os.open(self._base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        for folder in folders:
+            fd = _enter_folder(fd, folder, create=create)
+        return fd
+
+    def _at(self, key: str, read: Callable[[int, str], _T]) -> _T:
+        """``read(folder, name)`` of the file ``key`` names, given the descriptor of its folder,
+        reached without following a symlink (see the class), and its name in it; OS errors
+        raise the fetch error they mean."""
+        relative = self._resolve(key).relative_to(self._base).parts
+        *folders, name = relative or (".",)  # a key that resolves to the root names a folder
+        try:
+            folder = self._open_folders(folders)
+            try:
+                return read(folder, name)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or (isinstance(exc, NotRegularFile) and stat.S_ISLNK(exc.mode)):
+                raise FetchError(key, "a symlink appeared on the key's path as it was read", retryable=True) from exc
+            raise _read_error(key, exc) from exc
 
     def _resolve(self, key: str) -> Path:
         check_key(key)
@@ -144,15 +181,22 @@ def _split_missing(path: Path) -> tuple[Path, tuple[str, ...]]:
     return base, tuple(reversed(missing))
 
 
-def _enter_folder(parent: int, name: str) -> int:
-    """Open (creating if missing) folder ``name`` in the folder ``parent``, never through a
-    symlink; closes ``parent`` (whether or not this succeeds) and returns the new descriptor."""
+def _enter_folder(parent: int, name: str, *, create: bool) -> int:
+    """Open folder ``name`` in the folder ``parent`` (made first if missing, with ``create``),
+    never through a symlink (ELOOP); closes ``parent`` (whether or not this succeeds) and
+    returns the new descriptor."""
     try:
+        if create:
+            try:
+                os.mkdir(name, dir_fd=parent)
+            except FileExistsError:
+                pass
         try:
-            os.mkdir(name, dir_fd=parent)
-        except FileExistsError:
-            pass
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        except NotADirectoryError:  # Linux's answer for a symlink as well as for a file
+            if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+            raise
     finally:
         os.close(parent)
 
@@ -177,19 +221,38 @@ def read_blob(key: str, path: Path, max_bytes: int | None = None) -> bytes:
     """Read the file ``path`` that holds blob ``key`` (a regular file: see `open_regular_file`),
     mapping OS errors to fetch errors; one over ``max_bytes`` is refused by its size, unread."""
     try:
-        if max_bytes is not None:
-            return read_regular_file(path, max_bytes)
-        with open_regular_file(path) as file:
-            return file.read()
-    except FileTooLarge as exc:
-        raise blob_too_large(key, exc.limit, exc.size) from None
+        return _read(path, max_bytes)
     except OSError as exc:
         raise _read_error(key, exc) from exc
 
 
+def _read(path: str | Path, max_bytes: int | None, *, dir_fd: int | None = None) -> bytes:
+    """The bytes of the regular file ``path``; `FileTooLarge` past ``max_bytes``. With ``dir_fd``,
+    ``path`` is a name in that folder, and a symlink there is not followed."""
+    follow = dir_fd is None
+    if max_bytes is not None:
+        return read_regular_file(path, max_bytes, dir_fd=dir_fd, follow_symlinks=follow)
+    with open_regular_file(path, dir_fd=dir_fd, follow_symlinks=follow) as file:
+        return file.read()
+
+
+def _is_file(folder: int, name: str) -> bool:
+    """Whether ``name`` in ``folder`` is a regular file (a symlink is not followed)."""
+    return stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+
+
+def _hashed(folder: int, name: str) -> StoredBlob:
+    """The size and sha256 of the regular file ``name`` in ``folder`` (a symlink is not followed)."""
+    with open_regular_file(name, dir_fd=folder, follow_symlinks=False) as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+        return StoredBlob(size=file.tell(), sha256=digest)
+
+
 def _read_error(key: str, exc: OSError) -> FetchError:
     """The fetch error an OS error reading blob ``key`` means."""
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc, FileTooLarge):
+        return blob_too_large(key, exc.limit, exc.size)
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):  # no such file, or a file on the way
         return BlobNotFound(key)
     if isinstance(exc, IsADirectoryError) or (isinstance(exc, NotRegularFile) and stat.S_ISDIR(exc.mode)):
         return FetchError(key, "key names a folder, not a blob")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -29,7 +29,7 @@ from ..http import is_denied_status, is_retryable_status, is_throttling_status, 
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import is_md5_hex, join_key, normalize_prefix
 from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
-from ..registry import bucket_and_prefix
+from ..registry import check_network_options, from_bucket_url
 from . import sdk_internal
 
 SUPPORTED_SDK = ">=1.35,<2"
@@ -68,7 +68,8 @@ class S3Fetcher(ClosableFetcher):
     fresh session: endpoint from ``endpoint_url`` or ``AWS_ENDPOINT_URL``, credentials from
     the standard chain, a pool of ``max_connections``, the given timeouts and no SDK retries
     (`BatchPrefetcher` retries), and its requests can be interrupted (`interrupt`). A given
-    ``client`` is used as is; its pool size is read back into ``max_connections``.
+    ``client`` is used as is; its pool size is read back into ``max_connections``. An endpoint
+    URL with credentials in it (``user:password@``) is refused, and never shown.
 
     ``max_blob_bytes``: a larger object is refused (a non-retryable `FetchError`) by the size
     its ``GetObject`` answer declares, its body not read (by what was read, past that many
@@ -91,10 +92,9 @@ class S3Fetcher(ClosableFetcher):
         if not isinstance(bucket, str) or not bucket:
             raise ValueError("S3 bucket name is empty")
         self.max_blob_bytes = check_max_blob_bytes(max_blob_bytes)
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        if connect_timeout <= 0 or read_timeout <= 0:
-            raise ValueError("timeouts must be positive")
+        check_network_options(
+            max_connections=max_connections, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.store_url = f"s3://{bucket}/{self.prefix}"
@@ -106,27 +106,23 @@ class S3Fetcher(ClosableFetcher):
                 read_timeout=read_timeout,
                 retries={"mode": "standard", "total_max_attempts": 1},
             )
-            # Sessions are not thread-safe, clients are: build one client, share only it.
-            try:
-                client = boto3.session.Session().client(
-                    "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
-                )
-            except BotoCoreError as exc:  # e.g. an invalid region; resolves no credentials
-                raise ValueError(f"S3 client configuration: {type(exc).__name__}: {exc}") from exc
-            self._owned = client
-            try:
+            client = self._owned = _create_client(endpoint_url, region_name, config)
+        try:
+            if _has_userinfo(client.meta.endpoint_url):
+                raise ValueError("S3 endpoint URL must not carry credentials (user:password@): "
+                                 "configure them the SDK's own way")
+            if self._owned is not None:
                 self._track_requests(_tracked_sockets(client))
-            except BaseException:
-                client.close()
-                raise
+        except BaseException:
+            self.close()
+            raise
         self._client = client
         self.max_connections: int = client.meta.config.max_pool_connections
 
     @classmethod
     def from_url(cls, parts: SplitResult, **options: Any) -> S3Fetcher:
         """The fetcher of an ``s3://bucket/prefix`` URL."""
-        bucket, prefix = bucket_and_prefix(parts)
-        return cls(bucket, prefix=prefix, **options)
+        return from_bucket_url(cls, parts, options)
 
     @names_store
     def fetch(self, key: str) -> bytes:
@@ -140,7 +136,7 @@ class S3Fetcher(ClosableFetcher):
                 declared = response.get("ContentLength")
                 if limit is not None and (declared or 0) > limit:
                     raise blob_too_large(key, limit, declared)  # closing drops the body unread
-                data: bytes = body.read() if limit is None else body.read(limit + 1)
+                data: bytes = body.read() if limit is None else _read_at_most(body, limit + 1)
             finally:
                 body.close()
         except _SDK_ERRORS as exc:
@@ -165,7 +161,7 @@ class S3Fetcher(ClosableFetcher):
         KMS or customer-key encryption).
 
         A HEAD's 404 has no body to tell a missing key from a missing bucket, so after the
-        first one the bucket is checked once (``HeadBucket``) until it has been found.
+        first one the bucket is checked, once (``HeadBucket``; `BucketCheck`).
         """
         object_key = join_key(self.prefix, key)
         try:
@@ -205,6 +201,35 @@ class S3Fetcher(ClosableFetcher):
         return f"S3Fetcher(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
 
+def _create_client(endpoint_url: str | None, region_name: str | None, config: Config) -> Any:
+    """An S3 client from a fresh session; ValueError for a configuration it refuses (an invalid
+    endpoint URL is not shown: it may carry credentials)."""
+    # Sessions are not thread-safe, clients are: build one client, share only it.
+    try:
+        return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
+    except BotoCoreError as exc:  # e.g. an invalid region; resolves no credentials
+        raise ValueError(f"S3 client configuration: {type(exc).__name__}: {exc}") from exc
+    except ValueError:  # botocore's message quotes the URL: raised below, with nothing chained
+        pass
+    raise ValueError("S3 endpoint URL is not valid (not shown: it may carry credentials)")
+
+
+def _has_userinfo(url: str) -> bool:
+    """Whether ``url`` carries a ``user:password@`` part."""
+    parts = urlsplit(url)
+    return parts.username is not None or parts.password is not None
+
+
+def _read_at_most(body: Any, size: int) -> bytes:
+    """Up to ``size`` bytes of a `StreamingBody`, read to its end when it has no more: botocore
+    checks the body's length and checksum only on reading its end (a read that returns nothing)."""
+    chunks: list[bytes] = []
+    while size > 0 and (chunk := body.read(size)):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
 def _tracked_sockets(client: Any) -> RequestSockets:
     """The requests of a client built here, recorded so they can be interrupted: botocore's HTTP
     session keeps the pool classes its pool managers create pools from in one dict, whose
@@ -230,7 +255,7 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
         message = f"S3 {code or 'error'} (HTTP {status})"
         if code in _STORE_WIDE_CODES or is_denied_status(status):
             return kind(key, message, store_wide=True)
-        if code == "NoSuchKey" or status == 404:
+        if kind is FetchError and (code == "NoSuchKey" or status == 404):
             return BlobNotFound(key)
         throttled = code == "SlowDown" or code.startswith("Throttling") or is_throttling_status(status)
         if throttled or code in _TRANSIENT_CODES or is_retryable_status(status):

@@ -37,6 +37,16 @@ def test_file_url_paths_are_percent_decoded(tmp_path):
         ("objectstore+http://host:8888/preprod?org=1&org=2", "repeats scope 'org'"),
         ("file://otherhost/dir", "local path"),
         ("", "empty"),
+        ("s3://bucket/pre#fix", "must not have a fragment"),
+        ("gs://bucket/pre#", "must not have a fragment"),
+        ("file:///tmp/store#x", "must not have a fragment"),
+        ("s3://bucket/builds/../other", "prefix must not have '.' or '..' segments"),
+        ("gs://bucket/a/./b", "prefix must not have '.' or '..' segments"),
+        ("s3://bucket/..", "prefix must not have '.' or '..' segments"),
+        ("file://", "names no folder"),
+        ("file:", "names no folder"),
+        ("file://localhost", "names no folder"),
+        ("file:///tmp/a%00b", "NUL"),
     ],
 )
 def test_malformed_urls_name_the_problem(url, message):
@@ -53,6 +63,31 @@ def test_credentials_in_a_url_are_refused_without_echo():
 def test_local_store_refuses_unknown_options(tmp_path):
     with pytest.raises(ValueError, match="region_name"):
         fetcher_from_url(str(tmp_path), region_name="x")
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/p", "gs://bucket/p"])
+def test_a_bucket_store_refuses_unknown_options_by_name(url):
+    with pytest.raises(ValueError, match=r"store takes no options \['bogus'\]"):
+        fetcher_from_url(url, bogus=1)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_connections", 0), ("max_connections", 2.5), ("max_connections", True), ("max_connections", "4"),
+     ("connect_timeout", 0), ("connect_timeout", float("nan")), ("connect_timeout", "3"),
+     ("read_timeout", -1), ("read_timeout", float("inf")), ("read_timeout", True)],
+)
+@pytest.mark.parametrize("store", ["s3://bucket/p", "gs://bucket/p", "local"])
+def test_a_network_option_of_the_wrong_type_or_range_is_refused_by_name(tmp_path, store, option, value):
+    url = str(tmp_path) if store == "local" else store  # a folder checks them too, then ignores them
+    with pytest.raises(ValueError, match=f"^{option} must be "):
+        fetcher_from_url(url, **{option: value})
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_a_local_path_with_a_nul_is_refused(tmp_path, create):
+    with pytest.raises(ValueError, match="NUL"):
+        fetcher_from_url(f"{tmp_path}/a\x00b", create=create)
 
 
 def test_a_token_goes_only_to_stores_that_take_one(tmp_path, s3_env):

@@ -178,6 +178,43 @@ def test_a_missing_bucket_is_a_store_wide_error_that_ends_a_batch_early(bucket_s
     assert store.requests - before <= 12 and store.writes() == 0
 
 
+def test_a_missing_bucket_is_asked_about_once(bucket_store: Store) -> None:
+    store = bucket_store
+    assert store.open_named is not None
+    fetcher = store.open_named(f"missing-{uuid.uuid4().hex[:8]}")
+    for key in ("a", "b", "c", "d"):
+        with pytest.raises(FetchError) as caught:
+            fetcher.exists(key)
+        assert caught.value.store_wide
+    assert store.requests == 4 + 1  # one metadata request each, and the bucket's once
+
+
+def test_a_corrupt_body_is_an_integrity_error_with_or_without_a_size_limit(bucket_store: Store) -> None:
+    # The SDKs check a body against the object's checksum when they read it to its end.
+    store = bucket_store
+    store.write("1/2/k", DATA)
+    for limit in (None, 1_000_000):
+        fetcher = store.open(max_blob_bytes=limit)
+        store.proxy.inject("corrupt", at_byte=100_000)
+        with pytest.raises(IntegrityError) as caught:
+            fetcher.fetch("k")
+        assert caught.value.retryable and caught.value.key == "k"
+        assert fetcher.fetch("k") == DATA
+    assert store.requests == 4
+
+
+def test_a_write_answered_404_is_a_write_error(bucket_store: Store) -> None:
+    # A gateway in front of the store, or a wrong route: nothing a missing blob would explain.
+    fetcher = bucket_store.open()
+    bucket_store.proxy.inject("status", status=404, retry_after=None)
+    with pytest.raises(StoreError) as caught:
+        fetcher.put("k", b"data", "image/png")
+    error = caught.value
+    assert type(error) is WriteError and not error.retryable and "404" in error.message
+    fetcher.put("k", b"data", "image/png")
+    assert fetcher.fetch("k") == b"data"
+
+
 @pytest.mark.parametrize(
     ("status", "retry_after", "retryable"),
     [(503, "1", True), (429, "7", True), (500, None, True), (502, None, True),

@@ -13,8 +13,9 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption
+from requests.adapters import DEFAULT_POOLSIZE
 
-from fetchers import BlobNotFound, FetchError, IntegrityError
+from fetchers import BatchPrefetcher, BlobNotFound, FetchError, IntegrityError
 from fetchers.backends import UnsupportedSDK
 from fetchers.backends.gcs import GCSFetcher
 from testing.gcs import STORAGE_EMULATOR_HOST, GCSServer
@@ -87,8 +88,11 @@ def test_a_client_given_is_used_as_it_is(
     )
     with client:
         with GCSFetcher(gcs_bucket, client=client) as fetcher:
+            assert fetcher.max_connections == DEFAULT_POOLSIZE  # the client's pool, read back
             assert fetcher.fetch(blob) == BLOB
         assert fetcher.fetch(blob) == BLOB  # closing the fetcher left the given client open
+        with pytest.raises(ValueError, match="exceeds the store's connection pool"):
+            BatchPrefetcher(fetcher, max_workers=DEFAULT_POOLSIZE + 1)
     assert proxy.requests_seen == 2
 
 
@@ -103,6 +107,33 @@ def test_a_corrupt_body_is_an_integrity_error_of_its_own(
         assert isinstance(caught.value.__cause__, DataCorruption)
         assert fetcher.fetch(blob) == BLOB
     assert via_proxy.requests_seen == 2
+
+
+def test_a_put_past_the_sdks_multipart_threshold_is_still_one_request(
+    via_proxy: LatencyProxy, gcs_server: GCSServer, gcs_bucket: str
+) -> None:
+    data = os.urandom(9 * 1024 * 1024)  # the SDK's public uploads go resumable past 8 MiB
+    with GCSFetcher(gcs_bucket) as fetcher:
+        fetcher.put("big", data, "image/png")
+        assert (via_proxy.requests_seen, via_proxy.requests_by_method("POST")) == (1, 1)
+        assert fetcher.fetch("big") == data
+    assert gcs_server.content_type(gcs_bucket, "big") == "image/png"
+
+
+def test_a_bucket_name_gcs_refuses_closes_the_client_made_for_it(
+    gcs_emulator: GCSServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[storage.Client] = []
+    close = storage.Client.close
+
+    def recorded_close(self: storage.Client) -> None:
+        closed.append(self)
+        close(self)
+
+    monkeypatch.setattr(storage.Client, "close", recorded_close)
+    with pytest.raises(ValueError, match="Bucket names"):
+        GCSFetcher("-bad-")
+    assert len(closed) == 1
 
 
 def test_unauthorized_is_not_retryable(via_proxy: LatencyProxy, gcs_bucket: str, blob: str) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,66 @@ def test_symlink_loop_is_a_fetch_error(folder):
 def test_symlink_inside_the_root_is_followed(folder):
     os.symlink(folder / "a", folder / "alias")
     assert LocalFetcher(folder).fetch("alias") == b"alpha"
+
+
+def test_a_symlinked_folder_inside_the_root_is_followed(folder):
+    os.symlink(folder / "1", folder / "linked")
+    fetcher = LocalFetcher(folder)
+    assert fetcher.fetch("linked/2/b") == b"beta"
+    assert fetcher.exists("linked/2/b") and fetcher.stat("linked/2/b").size == 4
+
+
+@pytest.mark.parametrize("operation", ["fetch", "exists", "stat"])
+def test_a_folder_swapped_for_a_symlink_as_the_key_is_read_is_not_followed(folder, tmp_path, monkeypatch, operation):
+    # The swap comes between the key's resolution and its opening, as a writer of the folder may make it.
+    (tmp_path / "outside" / "2").mkdir(parents=True)
+    (tmp_path / "outside" / "2" / "b").write_bytes(b"outside")
+    fetcher = LocalFetcher(folder)
+    resolve = Path.resolve
+
+    def resolve_then_swap(self: Path, strict: bool = False) -> Path:
+        resolved = resolve(self, strict)
+        (folder / "1").rename(tmp_path / "moved")
+        (folder / "1").symlink_to(tmp_path / "outside")
+        return resolved
+
+    monkeypatch.setattr(Path, "resolve", resolve_then_swap)
+    with pytest.raises(FetchError) as info:
+        getattr(fetcher, operation)("1/2/b")
+    assert info.value.retryable and "symlink" in info.value.message
+
+
+def test_a_file_on_the_keys_path_means_no_such_blob(folder):
+    fetcher = LocalFetcher(folder)
+    with pytest.raises(BlobNotFound):
+        fetcher.fetch("a/x")
+    assert fetcher.exists("a/x") is False and fetcher.stat("a/x") is None
+
+
+def test_a_name_too_long_is_a_fetch_error_for_every_read(folder):
+    fetcher = LocalFetcher(folder)
+    for call in (fetcher.fetch, fetcher.exists, fetcher.stat):
+        with pytest.raises(FetchError, match="File name too long") as info:
+            call("x" * 300)
+        assert not info.value.retryable
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_a_root_that_cannot_be_looked_at_is_refused_as_unusable(tmp_path, create):
+    with pytest.raises(ValueError, match="cannot be used: File name too long"):
+        LocalFetcher(tmp_path / ("x" * 300) / "store", create=create)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+@pytest.mark.parametrize("create", [False, True])
+def test_a_root_this_process_may_not_read_is_refused_as_unusable(tmp_path, create):
+    (tmp_path / "private" / "store").mkdir(parents=True)
+    (tmp_path / "private").chmod(0)
+    try:
+        with pytest.raises(ValueError, match="cannot be used: Permission denied"):
+            LocalFetcher(tmp_path / "private" / "store", create=create)
+    finally:
+        (tmp_path / "private").chmod(0o700)
 
 
 def test_folder_key_is_not_a_blob(folder):

@@ -19,7 +19,7 @@ from botocore.httpsession import URLLib3Session
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from fetchers import BlobTooLarge, FetchError
+from fetchers import BlobTooLarge, FetchError, fetcher_from_url
 from fetchers.backends import UnsupportedSDK
 from fetchers.backends.s3 import S3Fetcher
 from testing.s3 import CREDENTIALS, REGION
@@ -189,3 +189,20 @@ def test_a_botocore_without_the_internals_it_needs_is_refused_by_name(s3_bucket,
                                              r"URLLib3Session\._pool_classes_by_scheme is missing; "
                                              r"install botocore>=1\.35,<2$"):
         s3_fetcher_factory(s3_bucket)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://AKIA:s3cr3t@127.0.0.1:9", "http://AKIA:s3cr3t@bad_host_name:9000", "http://AKIA:s3cr3t@[::1"]
+)
+@pytest.mark.parametrize("given_as", ["option", "environment"])
+def test_an_endpoint_carrying_credentials_is_refused_without_echo(s3_env, monkeypatch, endpoint, given_as):
+    options = {"region_name": REGION}
+    if given_as == "option":
+        options["endpoint_url"] = endpoint
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    with pytest.raises(ValueError, match="endpoint URL") as info:
+        fetcher_from_url("s3://bucket/p", **options)
+    error = info.value
+    for text in (str(error), repr(error), repr(error.__cause__), repr(error.__context__)):
+        assert "s3cr3t" not in text and "AKIA" not in text

@@ -1,0 +1,64 @@
+"""BucketCheck: after a 404, the bucket is asked about once, whatever it answers and however
+many threads want to know at the same time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from fetchers.protocol import BucketCheck
+from testing.waiting import PATIENCE
+
+pytestmark = pytest.mark.unit
+
+
+def counted(
+    answers: list[bool | None | Exception], gate: threading.Event | None = None
+) -> tuple[Callable[[], bool | None], list[int]]:
+    """A ``bucket_exists`` giving ``answers`` in turn (raising one that is an exception), each
+    once ``gate`` is set; and the list of its calls."""
+    calls: list[int] = []
+
+    def bucket_exists() -> bool | None:
+        calls.append(1)
+        if gate is not None:
+            assert gate.wait(PATIENCE)
+        answer = answers[len(calls) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return bucket_exists, calls
+
+
+@pytest.mark.parametrize(("answer", "missing"), [(True, False), (False, True), (None, False)])
+def test_the_first_answer_stands(answer, missing):
+    bucket_exists, calls = counted([answer])
+    check = BucketCheck(bucket_exists)
+    assert [check.bucket_missing() for _ in range(5)] == [missing] * 5
+    assert len(calls) == 1
+
+
+def test_callers_that_come_while_the_bucket_is_asked_about_wait_for_that_answer():
+    # Credentials that may not read the bucket's metadata: the store cannot tell.
+    gate = threading.Event()
+    bucket_exists, calls = counted([None], gate)
+    check = BucketCheck(bucket_exists)
+    with ThreadPoolExecutor(16) as pool:
+        asking = pool.submit(check.bucket_missing)
+        waiting = [pool.submit(check.bucket_missing) for _ in range(15)]
+        gate.set()
+        answers = [future.result(PATIENCE) for future in (asking, *waiting)]
+    assert answers == [False] * 16 and len(calls) == 1
+
+
+def test_a_check_that_raised_is_asked_again():
+    bucket_exists, calls = counted([RuntimeError("bug"), False])
+    check = BucketCheck(bucket_exists)
+    with pytest.raises(RuntimeError):
+        check.bucket_missing()
+    assert check.bucket_missing() is True and check.bucket_missing() is True
+    assert len(calls) == 2
