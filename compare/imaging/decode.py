@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
+from collections.abc import Callable
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image, PngImagePlugin, UnidentifiedImageError
 
 from ..formats import SUPPORTED_FORMATS, open_allowed, sniff_format
 from .png import AVAILABLE as _FAST_PNG_AVAILABLE
@@ -20,15 +22,19 @@ ImageInput = bytes | bytearray | memoryview | Image.Image | np.ndarray
 """Encoded image bytes (PNG, JPEG, WebP...), a PIL image of any mode, or an HxWx4 uint8 array."""
 
 MAX_JPEG_SCANS = 500
-"""Scans a progressive JPEG may have, at most: libjpeg-turbo's own limit for untrusted input
+"""Scans a JPEG may have, at most: libjpeg-turbo's own limit for untrusted input
 (``TJPARAM_SCANLIMIT`` 500, as its fuzzers and ``tjbench -limitscans`` set it). Each scan of a
-progressive JPEG costs a pass over every coefficient of the image however few bytes it has,
-so the scans bound the decoding work (encoders write about 10); a baseline JPEG's work grows
-with its bytes."""
+progressive JPEG, or of a sequential one whose first scan holds some of its components only,
+costs a pass over every block of the components it holds however few bytes it has, so the
+scans bound the decoding work (encoders write about 10, a single one for most sequential
+JPEGs); a JPEG of one scan's work grows with its bytes."""
 
-_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-"""A marker after a scan's entropy-coded data: 0xFF followed by neither a stuffed zero, nor a
-restart marker, nor a fill byte."""
+_JPEG_SEGMENT = re.compile(rb"\xff[\xc0-\xcf\xd9-\xdd\xe0-\xef\xfe]")
+"""A marker libjpeg reads a segment's length after (SOFn, DHT, DAC, SOS, DQT, DNL, DRI, APPn,
+COM), or EOI: 0xFF and its code. A search passes over what libjpeg passes over before a marker:
+bytes other than 0xFF, fill bytes (0xFF), stuffed zeros (0xFF00), markers without a segment
+(RSTn, TEM), and the codes it does not know (at a restart it looks past them, elsewhere it
+stops there)."""
 
 _ORIENTED = frozenset({"JPEG", "WEBP", "TIFF"})
 """Formats whose EXIF orientation is applied: those that browsers and viewers rotate by it."""
@@ -43,8 +49,10 @@ _UPRIGHT = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM, 5: _
 _AS_STORED = {**_UPRIGHT, 6: _T.ROTATE_90, 8: _T.ROTATE_270}
 """The inverse of each of `_UPRIGHT`: what turns an upright image back as it was stored."""
 
-# Pillow clips these to 0..255 when converting to 8 bits; they hold 16-bit grey, so scale instead.
 _SIXTEEN_BIT_GREY = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+"""Modes of 16-bit grey, which Pillow clips to 0..255 when converting to 8 bits: scaled instead,
+rounded as pngjs (pixelmatch's reference reader) rounds; a pixel of the tRNS colour key
+(``info["transparency"]``) is transparent, as Pillow makes it in 8-bit grey."""
 
 
 class ImageError(ValueError):
@@ -127,11 +135,14 @@ class OpenedImage:
             self.close()
 
     def _loaded(self, image: Image.Image) -> Image.Image:
-        """``image`` with its pixels loaded; for a PNG Pillow refuses for its zlib checksum alone,
-        the image of its bytes with that checksum made right, as the fast decoder does not check
-        it (`compare.imaging.png.with_adler32_made_right`)."""
+        """``image`` with its pixels loaded (a PNG's by `_load_png`); for a PNG Pillow refuses for its
+        zlib checksum alone, the image of its bytes with that checksum made right, as the fast
+        decoder does not check it (`compare.imaging.png.with_adler32_made_right`)."""
         try:
-            image.load()
+            if self._png is None:
+                image.load()
+            else:
+                _load_png(image)
             return image
         except OSError:
             repaired = with_adler32_made_right(self._png) if self._png is not None else None
@@ -139,13 +150,34 @@ class OpenedImage:
                 raise
         self.close()
         self._source = open_allowed(io.BytesIO(repaired), "PNG")
-        self._source.load()
+        _load_png(self._source)
         return self._source
 
     def close(self) -> None:
         """Release an image opened from bytes (decoding closes it too); a no-op for others."""
         if self._owned and isinstance(self._source, Image.Image):
             self._source.close()
+
+
+def _load_png(image: Image.Image) -> None:
+    """Load the pixels of a PNG opened from bytes; of the chunks after its image data, those up to
+    one Pillow cannot read (damaged, truncated, out of place) are read, the rest left: the fast
+    decoder, as browsers, reads none of them. Image data Pillow refuses is still refused: a cut
+    stream before those chunks are read, a damaged one by its decoder's state checked after them."""
+    if isinstance(image, PngImagePlugin.PngImageFile):
+        image.load_end = functools.partial(_chunks_after_pixels, image.load_end)  # type: ignore[method-assign]
+    image.load()
+
+
+def _chunks_after_pixels(load_end: Callable[[], None]) -> None:
+    """Pillow's reading of a PNG's chunks after its image data (``load_end``), given up where one
+    of them cannot be read; the chunks before it stay applied (a tRNS, for one)."""
+    try:
+        load_end()
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - the pixels are whole: a chunk after them is left unread
+        pass
 
 
 def open_image(image: ImageInput, label: str = "image", *, exif_orientation: bool = True) -> OpenedImage:
@@ -200,10 +232,9 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
         _check_bomb(size, label)
         return OpenedImage(label, size, None, f"{read} (header: PNG {size[0]}x{size[1]})", owned=True, png=data)
     opened = _pillow_header(data, kind, label, read)
-    progressive = kind == "JPEG" and opened.info.get("progressive")
-    if progressive and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+    if kind == "JPEG" and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
         opened.close()
-        raise ImageDecodeError(f"{label}: cannot decode {read}: a progressive JPEG of more than "
+        raise ImageDecodeError(f"{label}: cannot decode {read}: a JPEG of more than "
                                f"{MAX_JPEG_SCANS} scans (each costs a pass over the whole image)")
     transpose = _transpose(opened, kind, exif_orientation)
     sideways = transpose in (_T.TRANSPOSE, _T.TRANSVERSE, _T.ROTATE_90, _T.ROTATE_270)
@@ -218,23 +249,25 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
 
 
 def _jpeg_scans(data: bytes | bytearray | memoryview, limit: int) -> int:
-    """The number of scans (SOS markers) of a JPEG, counted up to ``limit + 1``, walking its
-    segments by their lengths and each scan's data to the marker after it (a C-speed search)."""
-    scans, position, end = 0, 2, len(data)
-    while scans <= limit and position + 4 <= end and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker == 0xD9:  # end of image
+    """The number of scans (SOS markers) libjpeg can decode of a JPEG, counted up to ``limit + 1``.
+
+    The markers are found as libjpeg finds them (`_JPEG_SEGMENT`: a C-speed search through the
+    bytes between segments and the scans' entropy-coded data), each segment's body passed over
+    by its length, up to EOI or the data's end. Where libjpeg would refuse the JPEG, the walk goes
+    on: it counts every scan libjpeg decodes, and may count more only of a JPEG libjpeg refuses.
+    """
+    scans, position = 0, 2
+    while scans <= limit:
+        marker = _JPEG_SEGMENT.search(data, position)
+        if marker is None:
             break
-        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, lone markers
-            position += 1 if marker == 0xFF else 2
-            continue
-        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-        if marker == 0xDA:
+        start = marker.start()
+        code = data[start + 1]
+        if code == 0xD9:  # end of image
+            break
+        if code == 0xDA:
             scans += 1
-            following = _JPEG_MARKER.search(data, position)
-            if following is None:
-                break
-            position = following.start()
+        position = start + 2 + int.from_bytes(data[start + 2 : start + 4], "big")
     return scans
 
 
@@ -310,11 +343,11 @@ def _bomb(label: str, exc: Image.DecompressionBombError) -> ImageTooLarge:
 def _pil_to_rgba(image: Image.Image, label: str) -> np.ndarray:
     """Pixels of ``image`` as an RGBA array (a copy: a caller's image is never aliased)."""
     if image.mode in _SIXTEEN_BIT_GREY:
-        grey = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
-        grey8 = ((grey + 128) // 257).astype(np.uint8)
-        rgba = np.empty(grey8.shape + (4,), dtype=np.uint8)
-        rgba[..., :3] = grey8[..., None]
-        rgba[..., 3] = 255
+        grey = np.asarray(image, dtype=np.int64)
+        rgba = np.empty(grey.shape + (4,), dtype=np.uint8)
+        rgba[..., :3] = ((np.clip(grey, 0, 65535) + 128) // 257)[..., None]
+        key = image.info.get("transparency")
+        rgba[..., 3] = np.where(grey == key, 0, 255) if isinstance(key, int) else 255
         return rgba
     try:
         converted = image if image.mode == "RGBA" else image.convert("RGBA")

@@ -4,7 +4,10 @@ Reference: github.com/dmtrKovalenko/odiff release 4.5.0 (tag v4.5.0), files ``sr
 (``compareSameLayouts``, ``processPixelDifference``), ``src/color_delta.zig``
 (``calculatePixelColorDeltaSimd``, ``calculatePixelBrightnessDelta``) and
 ``src/antialiasing.zig``; threshold parsing in ``src/cli.zig``. Results match the ``odiff-bin``
-4.5.0 CLI (``odiff base.png head.png out.png --diff-mask -t T [--aa]``) exactly.
+4.5.0 CLI (``odiff base.png head.png out.png --diff-mask -t T [--aa]``) exactly, for the same
+RGBA pixels: images are decoded as for every engine (`compare.imaging.decode`), so a 16-bit grey
+PNG is taken to 8 bits with rounding, as pixelmatch's reader (pngjs) does, where odiff keeps each
+sample's high byte (0xFF00 is 254 here, 255 to odiff).
 
 Colour delta: each pixel is composited over white (fully transparent pixels are white) and taken
 to YIQ in odiff's fixed-point integer arithmetic (12 fractional bits, coefficients truncated,

@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from compare import ImageDecodeError, ImageError, ImageTooLarge, diff_images
@@ -64,6 +66,29 @@ def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
     assert diff_images(sixteen, scaled, threshold=0).changed_pixels == 0
     assert diff_images(encode(sixteen), scaled, threshold=0).changed_pixels == 0
     assert diff_images(sixteen, clipped, threshold=0, antialiasing=False).changed_pixels == 3
+
+
+def test_sixteen_bit_grey_is_rounded_as_pngjs_reads_it() -> None:
+    # pngjs, pixelmatch's reader: Math.floor(v * 255 / 65535 + 0.5). (odiff keeps the high byte.)
+    every = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+
+    decoded = decode_rgba(encode(Image.fromarray(every)))
+
+    assert np.array_equal(decoded[..., 0], np.floor(every.astype(float) * 255 / 65535 + 0.5).astype(np.uint8))
+    assert (decoded[..., 0] == decoded[..., 1]).all() and (decoded[..., 3] == 255).all()
+
+
+def test_sixteen_bit_grey_of_the_trns_key_is_transparent() -> None:
+    grey = Image.fromarray(np.array([[0, 25700, 51400, 25700, 25701]], dtype=np.uint16))
+    keyed, plain = encode(grey, transparency=25700), encode(grey)
+
+    decoded = decode_rgba(keyed)
+
+    assert decoded[0, :, 3].tolist() == [255, 0, 255, 0, 255]  # 25701 is not the key
+    assert decoded[0, :, 0].tolist() == [0, 100, 200, 100, 100]
+    eight = Image.fromarray(np.array([[0, 100, 200, 100, 101]], dtype=np.uint8))
+    assert np.array_equal(decode_rgba(encode(eight, transparency=100))[..., 3], decoded[..., 3])
+    assert diff_images(keyed, plain, threshold=0, antialiasing=False).changed_pixels == 2
 
 
 def test_mode_i_is_treated_as_sixteen_bit_grey() -> None:
@@ -408,27 +433,36 @@ def test_exception_text_loses_addresses_and_bytes() -> None:
     assert describe_error(OSError()) == "OSError"
 
 
-# A progressive JPEG's decoding work is bounded by its scans.
+# A JPEG's decoding work is bounded by its scans, counted as libjpeg finds them.
+
+TOO_MANY = r"cannot decode \d+ bytes of JPEG: a JPEG of more than 500 scans"
 
 
-def _scans(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each scan of a JPEG: its SOS segment and entropy-coded data."""
-    spans, position = [], 2
+def _segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker code, start, end) of each segment of a JPEG Pillow wrote, SOI and EOI aside: a scan
+    is its SOS segment and entropy-coded data."""
+    segments, position = [], 2
     while data[position + 1] != 0xD9:
         end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
         if data[position + 1] == 0xDA:
             end = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, end).start()
-            spans.append((position, end))
+        segments.append((data[position + 1], position, end))
         position = end
-    return spans
+    return segments
 
 
-def progressive_jpeg(copies: int, size: int = 512) -> bytes:
-    """A progressive JPEG of a flat image whose last scan (a luma AC refinement of a dozen bytes
-    that still costs a pass over every block) is repeated ``copies`` times more."""
-    out = io.BytesIO()
-    Image.new("RGB", (size, size), (200, 120, 40)).save(out, format="JPEG", progressive=True, quality=90)
-    data = out.getvalue()
+def _scans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each scan of a JPEG Pillow wrote."""
+    return [(start, end) for code, start, end in _segments(data) if code == 0xDA]
+
+
+FLAT = Image.new("RGB", (512, 512), (200, 120, 40))
+
+
+def progressive_jpeg(copies: int, image: Image.Image = FLAT, **params) -> bytes:
+    """A progressive JPEG of ``image`` whose last scan (for a flat image a luma AC refinement of a
+    dozen bytes that still costs a pass over every block) is repeated ``copies`` times more."""
+    data = encode(image, "JPEG", progressive=True, quality=90, **params)
     start, end = _scans(data)[-1]
     return data[:end] + data[start:end] * copies + data[end:]
 
@@ -437,6 +471,87 @@ def test_a_progressive_jpeg_of_too_many_scans_errors_before_decoding() -> None:
     assert len(_scans(progressive_jpeg(image_module.MAX_JPEG_SCANS - 10))) == image_module.MAX_JPEG_SCANS
     decode_rgba(progressive_jpeg(image_module.MAX_JPEG_SCANS - 10))  # at the limit: decoded
     hostile = progressive_jpeg(10_000)  # 10,010 scans, 140 KB
-    with pytest.raises(ImageDecodeError, match=r"cannot decode \d+ bytes of JPEG: a progressive JPEG of "
-                                               r"more than 500 scans"):
+    with pytest.raises(ImageDecodeError, match=TOO_MANY):
         open_image(hostile, "before")
+
+
+def sequential_jpeg(scans: int) -> bytes:
+    """A sequential (baseline) JPEG whose first scan holds its luma alone, ``scans`` times: libjpeg
+    then keeps every block for the scans to come, and each scan, of 4 bytes of data, costs a pass
+    over the luma's blocks."""
+    data = encode(FLAT, "JPEG", quality=90, subsampling=0)
+    first = _scans(data)[0][0]
+    luma = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + bytes(4)  # component 1, Ss 0 Se 63
+    return data[:first] + luma * scans + b"\xff\xd9"
+
+
+def test_a_sequential_jpeg_of_too_many_scans_errors_before_decoding() -> None:
+    at_limit = sequential_jpeg(image_module.MAX_JPEG_SCANS)
+    assert "progressive" not in Image.open(io.BytesIO(at_limit)).info
+    assert decode_rgba(at_limit).shape == (512, 512, 4)  # decoded
+    with pytest.raises(ImageDecodeError, match=TOO_MANY):
+        open_image(sequential_jpeg(image_module.MAX_JPEG_SCANS + 1), "before")
+
+
+SKIPPED = {"a byte": b"\x00", "bytes other than 0xFF": b"junk", "fill bytes": b"\xff\xff",
+           "a stuffed zero": b"\xff\x00", "a restart marker": b"\xff\xd3"}
+"""What libjpeg passes over between two segments (and Pillow's header parse too)."""
+
+
+@pytest.mark.parametrize("junk", SKIPPED.values(), ids=SKIPPED)
+def test_what_libjpeg_passes_over_between_segments_hides_no_scan(junk: bytes) -> None:
+    hostile = progressive_jpeg(10_000)
+    after_app0 = _segments(hostile)[0][2]
+
+    with pytest.raises(ImageDecodeError, match=TOO_MANY):
+        open_image(hostile[:after_app0] + junk + hostile[after_app0:], "before")
+
+
+def test_a_marker_libjpeg_reads_no_segment_of_takes_no_length() -> None:
+    # At a restart, libjpeg passes over a marker code it does not know (jpeg_resync_to_restart)
+    # and decodes the scans after it: what follows that code is no segment's length.
+    blocks = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    image = Image.fromarray(blocks).resize((128, 128), Image.Resampling.NEAREST)
+
+    def unknown_code_at_a_restart(copies: int) -> bytes:
+        data = progressive_jpeg(copies, image, restart_marker_rows=1)
+        restart = re.compile(rb"\xff[\xd0-\xd7]").search(data, _scans(data)[0][0]).start()
+        return data[:restart] + b"\xff\x05\xff\xff" + data[restart + 2 :]
+
+    sound = progressive_jpeg(0, image, restart_marker_rows=1)
+    reference = np.asarray(Image.open(io.BytesIO(sound)).convert("RGB"), dtype=np.int16)
+
+    def far_off(jpeg: bytes) -> int:
+        pixels = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=np.int16)
+        return int(np.count_nonzero(np.abs(pixels - reference).max(axis=2) > 40))
+
+    first_scan_only = sound[: _scans(sound)[1][0]] + b"\xff\xd9"
+    assert far_off(unknown_code_at_a_restart(0)) < far_off(first_scan_only) // 2  # the scans after it decoded
+
+    hostile = unknown_code_at_a_restart(600)
+    assert len(hostile) - hostile.index(b"\xff\x05\xff\xff") < 0xFFFF  # its "length" would pass over them all
+    with pytest.raises(ImageDecodeError, match=TOO_MANY):
+        open_image(hostile, "before")
+
+
+_TOKEN = st.one_of(
+    st.integers(0, 0xFE).map(lambda byte: bytes([byte])),
+    st.sampled_from([b"\xff\x00", b"\xff\x01", *(bytes([0xFF, code]) for code in range(0xD0, 0xD8))]),
+)
+JUNK = st.builds(lambda tokens, fill: b"".join(tokens) + b"\xff" * fill,
+                 st.lists(_TOKEN, max_size=6), st.integers(0, 3))
+"""Bytes libjpeg passes over before a marker: bytes other than 0xFF, stuffed zeros, markers
+without a segment (TEM, RSTn), then fill bytes."""
+
+SMALL = progressive_jpeg(30, Image.new("RGB", (16, 16), (200, 120, 40)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_junk_between_segments_leaves_the_count_as_it_was(data: st.DataObject) -> None:
+    starts = [start for _, start, _ in _segments(SMALL)] + [len(SMALL) - 2]  # EOI's too
+    junky = SMALL
+    for start in sorted(data.draw(st.lists(st.sampled_from(starts), unique=True)), reverse=True):
+        junky = junky[:start] + data.draw(JUNK) + junky[start:]
+
+    assert image_module._jpeg_scans(junky, 1000) == image_module._jpeg_scans(SMALL, 1000) == len(_scans(SMALL))

@@ -19,6 +19,8 @@ from compare.imaging import decode as image_module
 from compare.imaging.decode import decode_rgba
 from compare.imaging.png import decode_png, encode_mask, with_adler32_made_right
 
+from .compiled import need_fast_decoder
+
 pytestmark = pytest.mark.unit
 
 needs_fast_decoder = pytest.mark.usefixtures("fast_decoder")
@@ -323,6 +325,23 @@ def trns_after_idat(chunks):
     return rest[:-1] + trns + rest[-1:]
 
 
+AFTER_THE_IMAGE_DATA = {
+    "pHYs of 1 byte": _chunk(b"pHYs", b"\x00"),
+    "gAMA of 1 byte": _chunk(b"gAMA", b"\x00"),
+    "stray fdAT": _chunk(b"fdAT", b"\x00\x00\x00\x01xxxx"),
+    "length past the end": struct.pack(">I", 1 << 30) + b"tEXt" + b"xx",
+}
+"""Chunks Pillow cannot read, put after the image data: browsers and Wuffs read no chunk there."""
+
+
+def _then(tail: bytes):
+    """A change of `_rebuilt` putting ``tail`` just before IEND."""
+    return lambda chunks: [*chunks[:-1], (b"", tail), *chunks[-1:]]
+
+
+damaged_chunk_after_idat = _then(AFTER_THE_IMAGE_DATA["pHYs of 1 byte"])
+
+
 def bad_adler(chunks):
     """The zlib stream's Adler-32 damaged (the last IDAT's CRC-32 made right again)."""
     last = max(index for index, (kind, _) in enumerate(chunks) if kind == b"IDAT")
@@ -363,11 +382,16 @@ def _variants() -> list:
             png = any_png(colour, depth, samples, palette=palette, interlace=interlace)
             made = {"as made": png, "bad Adler-32": _rebuilt(png, bad_adler),
                     "bad IDAT CRC": _rebuilt(png, bad_idat_crc)}
+            made["damaged chunk after IDAT"] = _rebuilt(png, damaged_chunk_after_idat)
             if colour in (0, 2, 3):
                 key = b"".join(int(v).to_bytes(2, "big") for v in samples[0, 0])
                 trns = bytes([0, 128, 255, 7, 64][:entries]) if colour == 3 else key
                 late = any_png(colour, depth, samples, palette=palette, trns=trns, interlace=interlace)
                 made["tRNS after IDAT"] = _rebuilt(late, trns_after_idat)
+                made["tRNS after IDAT, then a damaged chunk"] = _rebuilt(
+                    late, lambda chunks: damaged_chunk_after_idat(trns_after_idat(chunks)))
+                made["a damaged chunk, then tRNS"] = _rebuilt(
+                    late, lambda chunks: trns_after_idat(damaged_chunk_after_idat(chunks)))
             mode = "adam7" if interlace else "flat"
             cases += [pytest.param(data, id=f"{colour}-{depth}-{mode}-{what}") for what, data in made.items()]
     return cases
@@ -382,6 +406,34 @@ def test_the_same_bytes_decode_the_same_whichever_decoder_runs(png: bytes, monke
         assert fast == pillow
     else:
         assert not isinstance(fast, str) and np.array_equal(fast, pillow)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["wuffs", "pillow"])
+@pytest.mark.parametrize("tail", AFTER_THE_IMAGE_DATA.values(), ids=AFTER_THE_IMAGE_DATA)
+def test_a_chunk_pillow_cannot_read_after_the_image_data_is_left_unread(tail: bytes, fast: bool, monkeypatch) -> None:
+    if fast:
+        need_fast_decoder()
+    pixels = _rgb_pixels()
+
+    decoded = _decoded(_rebuilt(_plain(pixels), _then(tail)), fast, monkeypatch)
+
+    assert not isinstance(decoded, str) and np.array_equal(decoded[..., :3], pixels)
+
+
+def _cut_stream(chunks):
+    """The zlib stream cut in half (the IDAT's CRC-32 right)."""
+    return [(kind, _chunk(kind, chunk[8 : 8 + (len(chunk) - 12) // 2]) if kind == b"IDAT" else chunk)
+            for kind, chunk in chunks]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["wuffs", "pillow"])
+@pytest.mark.parametrize("damage", [_cut_stream, bad_zlib_header], ids=["cut-stream", "bad-zlib-header"])
+def test_damaged_image_data_is_refused_whatever_chunk_follows(damage, fast: bool, monkeypatch) -> None:
+    if fast:
+        need_fast_decoder()
+    png = _rebuilt(_rebuilt(_plain(_rgb_pixels()), damage), damaged_chunk_after_idat)
+
+    assert _decoded(png, fast, monkeypatch) == "refused"
 
 
 @needs_fast_decoder
