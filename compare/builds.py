@@ -164,15 +164,17 @@ def compare_builds(
         comparison = fill_sentry_fields(comparison, writer)
         if found is not None:
             comparison.base_build = found.to_json()
-        if approval_input is not None:
-            outcome = carry_over(comparison.images, *approval_input)
+        if known_input is not None:
+            comparison.images, comparison.known_changes = apply_known_changes(
+                comparison.images, *known_input, counted=fail_on_known_changes)
+        if approval_input is not None:  # known changes set aside need no approval
+            aside = frozenset(comparison.set_aside)
+            outcome = carry_over({name: result for name, result in comparison.images.items() if name not in aside},
+                                 *approval_input)
             if isinstance(outcome, ApprovalMismatch):
                 comparison.approval_mismatch = outcome
             else:
                 comparison.approval = outcome
-        if known_input is not None:
-            comparison.images, comparison.known_changes = apply_known_changes(
-                comparison.images, *known_input, counted=fail_on_known_changes)
         if results is not None:
             # On a cluster the workers stored the masks; here they are read back from out_dir.
             masks = {} if scheduler is not None else mask_uploads(comparison.images, results.layout,

@@ -97,6 +97,9 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
+STATUS_NAMES = frozenset(status.value for status in Status)
+"""Every status as JSON spells it."""
+
 DIFFERENCES = frozenset({Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED})
 """The statuses that make a comparison report differences."""
 

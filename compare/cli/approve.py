@@ -56,7 +56,7 @@ def add_approve_command(commands: argparse._SubParsersAction[ParserT]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     approve.add_argument("comparison", type=path_argument, metavar="COMPARISON",
-                         help="the comparison.json to approve (ours or Sentry's)")
+                         help="the comparison.json to approve (ours or Sentry's): a file, or store:KEY")
     approve.add_argument("--store", metavar="URL", help=f"store to keep it in (default: ${STORE_ENV})")
     approve.add_argument("--key", required=True, metavar="KEY",
                          help="key to store it under, e.g. approvals/pr-123.json")
@@ -73,21 +73,20 @@ def run_approve(args: argparse.Namespace) -> int:
         check_key(args.key)
     except StoreError as exc:
         raise InputError(f"--key: {exc.message}") from None
-    source = str(args.comparison)
-    try:
-        data, _ = read_input(args.comparison, None, "COMPARISON")
-        fingerprints = approved_fingerprints(data, source)
-    except ValueError as exc:  # ManifestError included
-        raise InputError(str(exc)) from None
-    except OSError as exc:
-        raise InputError(describe_os_error(exc)) from None
-    if not fingerprints:
-        raise InputError(f"{source}: nothing to approve: no image is changed, added, removed, "
-                         "renamed or errored")
     store = open_store(store_url, setting, max_connections=1, token=objectstore_token(args))
     with closing(store):
         if not isinstance(store, BlobWriter):
             raise InputError(f"{setting}: this store cannot be written to")
+        try:  # a file, or store:KEY (a comparison.json a results store holds)
+            data, source = read_input(args.comparison, store, "COMPARISON")
+            fingerprints = approved_fingerprints(data, source)
+        except ValueError as exc:  # ManifestError included
+            raise InputError(str(exc)) from None
+        except OSError as exc:
+            raise InputError(describe_os_error(exc)) from None
+        if not fingerprints:
+            raise InputError(f"{source}: nothing to approve: no image is changed, added, removed, "
+                             "renamed or errored")
         with BatchUploader(store, max_workers=1) as uploader:
             result = uploader.upload_all({args.key: data}, content_type=APPROVAL_CONTENT_TYPE,
                                          skip_existing=False)

@@ -61,7 +61,15 @@ def add_known_changes_command(commands: argparse._SubParsersAction[ParserT]) -> 
 
 def run_known_changes(args: argparse.Namespace) -> int:
     """Count the changes of the last ``--last`` comparisons and write those found often enough."""
+    if args.min_count > args.last:
+        raise InputError(f"--min-count {args.min_count} is more than --last {args.last}: no change could be "
+                         "found in that many of the comparisons read")
     paths: list[Path] = args.comparisons[-args.last:]
+    seen: dict[Path, Path] = {}
+    for path in paths:  # a comparison given twice would count its changes twice
+        if (first := seen.setdefault(path.resolve(), path)) is not path:
+            raise InputError(f"COMPARISON {shown(str(path))} is given twice ({shown(str(first))}): each "
+                             "comparison counts once")
     changes = []
     for path in paths:
         try:

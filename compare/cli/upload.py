@@ -135,6 +135,9 @@ def run_upload(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         raise InputError(str(exc)) from None
     note_left_out(manifest.unreadable)
+    if not manifest.images and not args.selective:
+        raise InputError(f"{args.folder}: no image to upload: a build of none would make every image "
+                         "of a later comparison added (pass --selective for a build that uploads none)")
     manifest = replace(with_ignore_patterns(manifest, args.ignore_in), selective=args.selective)
     data = manifest_json(manifest)
     token = objectstore_token(args)
@@ -187,7 +190,7 @@ def _staged_output(output: Path | None, data: bytes) -> Iterator[Callable[[], No
         try:
             os.replace(staged, output)
         except OSError as exc:
-            raise InputError(f"-o: {describe_os_error(exc)}") from None
+            raise InputError(f"-o: {output}: {exc.strerror or exc}") from None
 
     try:
         try:
@@ -195,8 +198,8 @@ def _staged_output(output: Path | None, data: bytes) -> Iterator[Callable[[], No
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(output))
             with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
                 file.write(data)
-        except OSError as exc:
-            raise InputError(f"-o: {describe_os_error(exc)}") from None
+        except OSError as exc:  # named as -o, not as the temporary file beside it
+            raise InputError(f"-o: {output}: {exc.strerror or exc}") from None
         yield publish
     finally:
         if os.path.lexists(staged):

@@ -19,6 +19,7 @@ level (new bytes, same pixels) and a status-bar clock change that the image's ow
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import hashlib
 import io
@@ -383,6 +384,8 @@ _GIT_ENVIRONMENT = {"GIT_AUTHOR_NAME": "snapcompare demo", "GIT_AUTHOR_EMAIL": "
                     "GIT_COMMITTER_NAME": "snapcompare demo", "GIT_COMMITTER_EMAIL": "demo@example.com",
                     "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 """Git as the demo runs it: a fixed identity, and no configuration of the machine's or the user's."""
+_DEMO_MARK = "snapcompare-demo"
+"""A file in the demo repository's ``.git``: the repository a later run may replace."""
 
 
 def record_demo_history(builds: DemoBuilds) -> DemoHistory:
@@ -392,10 +395,14 @@ def record_demo_history(builds: DemoBuilds) -> DemoHistory:
 
     Commits have fixed authors and dates, so their ids are the same every run. Raises
     `compare.inputs.baseline.GitError` when git is missing or fails, OSError when a file
-    cannot be written.
+    cannot be written or a ``repo`` the demo did not make is in the way (it is left as it is).
     """
     repository = builds.root / "repo"
-    if repository.exists():
+    if os.path.lexists(repository):
+        own = (repository / ".git" / _DEMO_MARK).is_file() or (repository.is_dir() and not any(repository.iterdir()))
+        if not own:
+            raise FileExistsError(errno.EEXIST, "not the demo's own repository, so it is left as it is: "
+                                  "give the demo another folder", str(repository))
         shutil.rmtree(repository)
     repository.mkdir()
     git = functools.partial(run_git, repository, environment=_GIT_ENVIRONMENT)
@@ -409,6 +416,7 @@ def record_demo_history(builds: DemoBuilds) -> DemoHistory:
         return git("rev-parse", "HEAD").strip(), when
 
     git("init", "-q")
+    (repository / ".git" / _DEMO_MARK).write_text("made by snapcompare demo, which replaces it on every run\n")
     git("symbolic-ref", "HEAD", f"refs/heads/{DEFAULT_BASE_BRANCH}")
     (base_commit, base_time), (layer_commit, layer_time) = commit("Screens"), commit("Settings: dark appearance")
     git("checkout", "-q", "-b", _FEATURE)

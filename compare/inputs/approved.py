@@ -21,12 +21,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..model import Approval, ApprovalMismatch, ImageResult, Status
+from ..model import STATUS_NAMES, Approval, ApprovalMismatch, ImageResult, Status
 from .manifest import MAX_MANIFEST_IMAGES, ManifestError, decode_json
 
 Fingerprint = tuple[str, str, str | None, str | None]
 
-_STATUSES = frozenset(status.value for status in Status)
 
 MAX_APPROVED_IMAGES = 2 * MAX_MANIFEST_IMAGES
 """Most images an approved comparison may hold: those of a base and a head at the manifest bound."""
@@ -58,8 +57,10 @@ def approved_fingerprints(data: bytes, source: str) -> frozenset[Fingerprint]:
     """The fingerprint set of an approved ``comparison.json`` (ours or Sentry's).
 
     Only ``images`` and, per image, ``status``, ``head_hash`` and ``previous_image_file_name``
-    are read. Raises `ManifestError` naming ``source`` and the field at fault, or when it has
-    more than `MAX_APPROVED_IMAGES` images.
+    are read, and ``known_changes``: the images it set aside (not ``counted``) are left out,
+    as a comparison's own are (see `compare.builds.compare_builds`). Raises `ManifestError`
+    naming ``source`` and the field at fault, or when it has more than `MAX_APPROVED_IMAGES`
+    images.
     """
     decoded = decode_json(data, source)
     images = decoded.get("images") if isinstance(decoded, Mapping) else None
@@ -68,12 +69,15 @@ def approved_fingerprints(data: bytes, source: str) -> frozenset[Fingerprint]:
     if len(images) > MAX_APPROVED_IMAGES:
         raise ManifestError(source, "images", f"{len(images):,} images, more than a comparison of two "
                             f"builds may have ({MAX_APPROVED_IMAGES:,})")
+    aside = _set_aside(decoded.get("known_changes"), source)
     found = []
     for name, entry in images.items():
         at = f"images[{json.dumps(name, ensure_ascii=False)}]"
         status = entry.get("status") if isinstance(entry, Mapping) else None
-        if not isinstance(status, str) or status not in _STATUSES:
+        if not isinstance(status, str) or status not in STATUS_NAMES:
             raise ManifestError(source, at, "expected an object with a known status")
+        if name in aside:
+            continue
         head_hash = _optional_text(source, f"{at}.head_hash", entry.get("head_hash"))
         previous = _optional_text(source, f"{at}.previous_image_file_name",
                                   entry.get("previous_image_file_name"))
@@ -107,6 +111,18 @@ def carry_over(images: Mapping[str, ImageResult], approved: frozenset[Fingerprin
         unapproved=tuple(sorted({f[0] for f in current - approved})),
         not_present=tuple(sorted({f[0] for f in approved - current})),
     )
+
+
+def _set_aside(known: Any, source: str) -> frozenset[str]:
+    """The names a comparison's ``known_changes`` set aside (none when it has none, or counted them)."""
+    if known is None:
+        return frozenset()
+    names = known.get("images") if isinstance(known, Mapping) else None
+    counted = known.get("counted") if isinstance(known, Mapping) else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) \
+            or not isinstance(counted, bool):
+        raise ManifestError(source, "known_changes", "expected an object with images (names) and counted")
+    return frozenset() if counted else frozenset(names)
 
 
 def _collect(fingerprints: Iterable[Fingerprint | None]) -> frozenset[Fingerprint]:

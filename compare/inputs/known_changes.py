@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..model import ImageResult, KnownChanges, Status
+from ..model import STATUS_NAMES, ImageResult, KnownChanges, Status
 from .manifest import ManifestError, decode_json, quoted, shown_value
 
 KnownChange = tuple[str, str]
@@ -74,12 +74,13 @@ def comparison_changes(decoded: Any, source: str) -> frozenset[KnownChange]:
     found = []
     for name, entry in images.items():
         at = f"images[{quoted(name)}]"
-        if not isinstance(entry, Mapping):
-            raise ManifestError(source, at, "expected an object")
+        status = entry.get("status") if isinstance(entry, Mapping) else None
+        if not isinstance(status, str) or status not in STATUS_NAMES:
+            raise ManifestError(source, at, "expected an image result (an object with a known status)")
         change = entry.get("similar_change")
         if change is not None:
             change = _similar_id(change, source, f"{at}.similar_change")
-            if entry.get("status") == Status.CHANGED:
+            if status == Status.CHANGED:
                 found.append((name, change))
     return frozenset(found)
 
@@ -112,11 +113,13 @@ def known_changes_file(counts: Mapping[KnownChange, int], sources: Iterable[str]
 def apply_known_changes(images: Mapping[str, ImageResult], known: frozenset[KnownChange], source: str, *,
                         counted: bool = False) -> tuple[dict[str, ImageResult], KnownChanges]:
     """``images`` with ``known_change`` set on every ``changed`` one (whether its name and
-    ``similar_change`` are in ``known``), and the `KnownChanges` naming those that are."""
+    ``similar_change`` are in ``known``; never for one whose size changed, a change of its own),
+    and the `KnownChanges` naming those that are."""
     marked = dict(images)
     for name, result in images.items():
         if result.status is Status.CHANGED:
-            marked[name] = replace(result, known_change=(name, result.similar_change) in known)
+            known_change = (name, result.similar_change) in known and not result.canvas_changed
+            marked[name] = replace(result, known_change=known_change)
     found = tuple(sorted(name for name, result in marked.items() if result.known_change))
     return marked, KnownChanges(source, found, counted)
 

@@ -17,8 +17,12 @@ SCHEMA_VERSION = 1
 
 
 def plan_to_json(plan: ComparisonPlan) -> dict[str, Any]:
-    """``plan.json``'s data: the chunk assignments, the decided images, the options."""
+    """``plan.json``'s data, as Sentry's ``ComparisonPlan`` has it (the artifact ids, the chunk
+    assignments, the decided images) with snapcompare's own fields beside: the options and the
+    builds' sources."""
     return {
+        "head_artifact_id": plan.options.head_artifact_id,
+        "base_artifact_id": plan.options.base_artifact_id,
         "schema_version": SCHEMA_VERSION,
         "chunks": [
             {

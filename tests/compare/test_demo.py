@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from compare.classify import categorize
-from compare.cli import EXIT_ERRORED, main
+from compare.cli import EXIT_BAD_INPUT, EXIT_ERRORED, main
 from compare.demo import HEIGHT, TALL_HEIGHT, WIDTH, generate_demo, record_demo_history
 from compare.inputs.baseline import default_manifest_key, record_key
 from compare.inputs.manifest import load_manifest
@@ -129,6 +129,21 @@ def test_demo_compares_a_feature_branch_against_the_base_found_in_its_git_histor
         assert f"  {name}: {note}\n" in stdout
     assert "snapcompare: differences found: 1 changed, 1 added; report: " in stdout
     assert f"Open {(out / 'report-from-git' / 'report.html').resolve().as_uri()} in a browser." in stdout
+
+
+def test_a_repo_folder_the_demo_did_not_make_is_left_as_it_is(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet"]) == EXIT_ERRORED
+    assert main(["demo", "--out", str(out), "--quiet"]) == EXIT_ERRORED  # its own repository is made anew
+    capsys.readouterr()
+    other = tmp_path / "other"
+    (other / "repo").mkdir(parents=True)
+    (other / "repo" / "important.txt").write_text("mine")
+
+    assert main(["demo", "--out", str(other), "--quiet"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.endswith(f"--out: {other / 'repo'}: not the demo's own repository, so it is "
+                                            "left as it is: give the demo another folder\n")
+    assert (other / "repo" / "important.txt").read_text() == "mine"
 
 
 def test_demo_without_git_leaves_the_second_comparison_out_and_says_so(tmp_path, capsys, monkeypatch):

@@ -28,6 +28,8 @@ from compare.imaging.engines import DEFAULT_ENGINE, ENGINES
 from compare.inputs.manifest import load_manifest
 from compare.output.results_json import chunk_result_from_json, chunk_result_to_json, plan_from_json, plan_to_json
 from conformance import CASES
+from tests.sentry_models import ChunkResult as SentryChunkResult
+from tests.sentry_models import ComparisonPlan as SentryPlan
 
 pytestmark = pytest.mark.unit
 
@@ -500,10 +502,15 @@ def test_plans_and_chunk_results_with_regions_and_engine_options_read_back_from_
     base, head, store = manifests(tmp_path, pairs,
                                   {"a.png": {"ignore_regions": [{"x1": 1, "y1": 2, "x2": 3, "y2": 4}]}})
     options = CompareOptions(engine="oklab", checkerboard=False, window_size=4, window_min=2,
-                             ignore_regions=((0, 0, 1, 1),), ignore_patterns=(("b*", ((2, 2, 3, 3),)),))
+                             ignore_regions=((0, 0, 1, 1),), ignore_patterns=(("b*", ((2, 2, 3, 3),)),),
+                             head_artifact_id=5, base_artifact_id=3)
     the_plan = plan(load_manifest(base), load_manifest(head), options)
     assert len(the_plan.chunks[0].pairs()) == 2
     assert plan_from_json(json.loads(json.dumps(plan_to_json(the_plan)))) == the_plan
+    # plan.json and chunks/{i}.json are Sentry's, snapcompare's own fields beside.
+    sentry_plan = SentryPlan.model_validate(plan_to_json(the_plan))
+    assert (sentry_plan.head_artifact_id, sentry_plan.base_artifact_id) == (5, 3)
+    assert [c.name for c in sentry_plan.chunks[0].candidates] == ["a.png", "b.png"]
 
     result = run_chunk(the_plan.chunks[0], str(store), options, Resources(workers=1))
     assert result.images["a.png"].ignore_regions == ((0, 0, 1, 1), (1, 2, 3, 4))
@@ -511,6 +518,7 @@ def test_plans_and_chunk_results_with_regions_and_engine_options_read_back_from_
     assert result.images["a.png"].window_max is not None
     again = chunk_result_from_json(json.loads(json.dumps(chunk_result_to_json(result))))
     assert isinstance(again, ChunkResult) and again.images == result.images
+    assert set(SentryChunkResult.model_validate(chunk_result_to_json(result)).images) == {"a.png", "b.png"}
 
 
 # The report.

@@ -191,9 +191,12 @@ def test_a_previous_comparison_or_a_stored_file_gives_known_changes(runs, tmp_pa
 @pytest.mark.parametrize(("content", "where"), [
     (b"not json", "line 1, column 1: invalid JSON"),
     (b"[1, 2]", "expected a comparison.json (with images) or a known-changes file"),
-    (b'{"images": {"clock.png": {"similar_change": 42}}}',
+    (b'{"images": {"clock.png": {"status": "changed", "similar_change": 42}}}',
      'images["clock.png"].similar_change: expected a similar-change id (s1- and 16 hex digits), got 42'),
-    (b'{"images": {"clock.png": "changed"}}', 'images["clock.png"]: expected an object'),
+    (b'{"images": {"clock.png": "changed"}}',
+     'images["clock.png"]: expected an image result (an object with a known status)'),
+    (b'{"images": {"clock.png": {"content_hash": "' + b"a" * 64 + b'"}}}',  # a build's manifest
+     'images["clock.png"]: expected an image result (an object with a known status)'),
     (b'{"snapcompare_known_changes": 2, "changes": []}', "snapcompare_known_changes: expected format 1, got 2"),
     (b'{"snapcompare_known_changes": true, "level": "similar", "changes": []}',
      "snapcompare_known_changes: expected format 1, got true"),
@@ -231,9 +234,53 @@ def test_known_changes_command_refuses_what_is_not_a_comparison(runs, capsys):
     assert main(["known-changes", str(runs.root / "missing.json"), "-o", str(known)]) == EXIT_BAD_INPUT
     assert "missing.json" in capsys.readouterr().err
     assert main(["known-changes", str(comparisons[0]), "--min-count", "0", "-o", str(known)]) == EXIT_BAD_INPUT
+    assert main(["known-changes", str(comparisons[0]), "--min-count", "5", "--last", "3", "-o", str(known)]) \
+        == EXIT_BAD_INPUT
+    assert "--min-count 5 is more than --last 3" in capsys.readouterr().err
+    # One comparison given again would count its changes again.
+    again = runs.root / "again.json"
+    again.symlink_to(comparisons[0])
+    assert main(["known-changes", *[str(comparisons[0])] * 2, str(again), "-o", str(known)]) == EXIT_BAD_INPUT
+    assert f"COMPARISON {comparisons[0]} is given twice" in capsys.readouterr().err
     assert main(["known-changes", str(comparisons[0]), "-o", str(runs.root / "no" / "such" / "k.json")]) \
         == EXIT_BAD_INPUT
     assert "-o: " in capsys.readouterr().err
+
+
+def test_a_known_change_with_a_size_change_is_a_change_of_its_own(runs, capsys):
+    known = runs.root / "known.json"
+    main(["known-changes", *map(str, runs.main_branch(*SPINNERS)), "-o", str(known)])
+    taller = np.full((60, 60, 4), 255, dtype=np.uint8)
+    taller[40:] = 0  # transparent rows below: the spinner is the only change the engine counts
+    taller[:40] = np.asarray(Image.open(io.BytesIO(shot(SPINNERS[0]))).convert("RGBA"))
+    out = io.BytesIO()
+    Image.fromarray(taller, "RGBA").save(out, format="PNG")
+    head = runs.build("pr", {"clock.png": out.getvalue(), "home.png": shot(), "other.png": shot()})
+    capsys.readouterr()
+
+    code, report = runs.compare(head, "out", "--known-changes", str(known))
+
+    clock = report["images"]["clock.png"]
+    assert (clock["status"], clock["canvas_changed"], clock["known_change"]) == ("changed", True, False)
+    assert code == EXIT_DIFFERENCES and report["known_changes"]["images"] == []
+
+
+def test_an_approval_carries_over_whatever_the_known_changes_set_aside(runs, capsys):
+    known = runs.root / "known.json"
+    main(["known-changes", *map(str, runs.main_branch(*SPINNERS)), "-o", str(known)])
+    reviewed = runs.build("pr", {"clock.png": shot(SPINNERS[0]), "home.png": shot(block=True),
+                                 "other.png": shot()})
+    runs.compare(reviewed, "reviewed", "--known-changes", str(known))
+    # Re-run: the flaky clock caught in another colour, the approved change the same.
+    rerun = runs.build("pr-again", {"clock.png": shot(SPINNERS[2]), "home.png": shot(block=True),
+                                    "other.png": shot()})
+    capsys.readouterr()
+
+    code, report = runs.compare(rerun, "again", "--known-changes", str(known),
+                                "--approved", str(runs.root / "reviewed" / "comparison.json"))
+
+    assert code == EXIT_SAME
+    assert report["approval"]["images"] == ["home.png"] and report["known_changes"]["images"] == ["clock.png"]
 
 
 def test_a_change_within_its_threshold_on_the_main_branch_is_not_known(runs, tmp_path):

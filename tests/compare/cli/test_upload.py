@@ -189,7 +189,8 @@ def test_an_output_that_cannot_be_written_fails_before_any_upload(tmp_path, caps
     store = tmp_path / "store"
     store.mkdir()
     code, _, stderr = run(capsys, "upload", base, "--store", store, "-o", tmp_path / "nowhere" / "m.json")
-    assert code == EXIT_BAD_INPUT and stderr.startswith("snapcompare: error: -o: ")
+    assert code == EXIT_BAD_INPUT
+    assert stderr == f"snapcompare: error: -o: {tmp_path / 'nowhere' / 'm.json'}: No such file or directory\n"
     assert list(store.iterdir()) == []
 
 
@@ -200,6 +201,21 @@ def test_upload_needs_a_store_and_a_folder(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and "nowhere" in stderr
     code, _, stderr = run(capsys, "upload", tmp_path, "--store", str(tmp_path), "--manifest-key", "../up")
     assert code == EXIT_BAD_INPUT and "--manifest-key: invalid key" in stderr
+
+
+def test_a_folder_of_no_images_is_no_complete_build(tmp_path, capsys):
+    # A screenshot step that made nothing must not become the base every later image is added to.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "store").mkdir()
+    commit = "1" * 40
+    code, _, stderr = run(capsys, "upload", tmp_path / "empty", "--store", tmp_path / "store", "--commit", commit)
+    assert code == EXIT_BAD_INPUT
+    assert stderr == (f"snapcompare: error: {tmp_path / 'empty'}: no image to upload: a build of none would make "
+                      "every image of a later comparison added (pass --selective for a build that uploads none)\n")
+    assert list((tmp_path / "store").iterdir()) == []
+    code, _, _ = run(capsys, "upload", tmp_path / "empty", "--store", tmp_path / "store", "--commit", commit,
+                     "--selective", "--quiet")
+    assert code == EXIT_SAME and (tmp_path / "store" / "builds" / commit / "build.json").is_file()
 
 
 def test_ignore_in_writes_regions_into_the_manifest_in_the_file_and_the_store(tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from compare.cli import EXIT_BAD_INPUT
+from compare.cli import EXIT_BAD_INPUT, EXIT_SAME
 from compare.inputs.approved import approved_fingerprints
 from compare.inputs.manifest import ManifestError
 from tests.compare.helpers import png, run, write_folder
@@ -41,3 +41,18 @@ def test_approve_and_compare_exit_3_on_such_a_status(tmp_path, capsys, status):
     code, _, err = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out",
                        "--approved", approved, "--quiet")
     assert code == EXIT_BAD_INPUT and expected in err
+
+
+def test_approve_reads_a_comparison_the_store_holds(tmp_path, capsys):
+    # As a results store keeps it: approve store:KEY takes it from --store.
+    store = tmp_path / "store"
+    (store / "results").mkdir(parents=True)
+    comparison = {"images": {"a.png": {"status": "changed", "head_hash": "h"}}}
+    (store / "results" / "comparison.json").write_text(json.dumps(comparison))
+
+    code, out, err = run(capsys, "approve", "store:results/comparison.json", "--store", store,
+                         "--key", "approvals/a.json")
+
+    assert (code, err) == (EXIT_SAME, "")
+    assert "approval of 1 images stored under approvals/a.json" in out
+    assert json.loads((store / "approvals" / "a.json").read_text()) == comparison
