@@ -303,10 +303,7 @@ class Setup:
     def unique_pairs(self) -> list[PairTask]:
         """The unique (base, head) pairs the comparison diffs, in the plan's order."""
         plan = categorize(*self.manifests(), max_pixels=self.options.max_pixels)
-        return [
-            PairTask(before, after, names[0], WIDTH * HEIGHT)
-            for (before, after), names in plan.pairs.items()
-        ]
+        return [PairTask(before, after, names[0]) for (before, after, _), names in plan.pairs.items()]
 
 
 def run_baseline(setup: Setup) -> dict:

@@ -40,7 +40,7 @@ from ..model import (
     canvas_size,
 )
 from ..regions import IgnoreRegion, merged
-from .pairs import _DEFAULT_CANVAS, DiffThreads, PairOutcome, PairTask, check_engine, stream_pairs
+from .pairs import DiffThreads, PairOutcome, PairTask, check_engine, stream_pairs
 
 MAX_CHUNK_PIXELS = 40_000_000
 """Canvas pixels of one chunk's diffs, at most (a single larger pair is a chunk of its own)."""
@@ -48,6 +48,8 @@ MAX_CHUNK_PIXELS = 40_000_000
 MAX_CHUNK_PAIRS = 100
 """Unique pairs of one chunk, at most: small images still spread over many workers."""
 
+_DEFAULT_CANVAS = 1170 * 2532
+"""The canvas a pair of unknown size counts as: a phone screenshot's."""
 
 
 class ArtifactSink(Protocol):
@@ -123,7 +125,8 @@ class ChunkCandidate:
 
     @property
     def pixel_count(self) -> int:
-        """The canvas a chunk is sized by: the manifests', else a phone screenshot's."""
+        """The canvas a chunk is sized by: the manifests', else a phone screenshot's. Only the
+        chunk's size: the worker running it admits each diff by the images' headers."""
         known = self.canvas_pixels
         return known if known is not None else _DEFAULT_CANVAS
 
@@ -148,7 +151,7 @@ class ChunkAssignment:
 
     def tasks(self) -> list[PairTask]:
         """One `PairTask` per unique diff, labelled by its first name."""
-        return [PairTask(base, head, names[0].name, names[0].canvas_pixels, regions)
+        return [PairTask(base, head, names[0].name, regions)
                 for (base, head, regions), names in self.pairs().items()]
 
     @property

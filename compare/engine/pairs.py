@@ -5,7 +5,8 @@ A blob's life, in `stream_pairs`:
 1. fetched: `BatchPrefetcher.iter_fetch` brings it in (each unique hash once, bounded ahead);
 2. held: its bytes are acquired from the `MemoryBudget` until its last pair is done;
 3. decoded: a pair's diff decodes it on a worker thread when both of the pair's blobs are in
-   and the pair's estimated footprint fits the budget;
+   and the pair's footprint, estimated from the images' headers (never the manifests, which a
+   pull request writes), fits the budget;
 4. shared: a blob that several pairs use keeps its pixels (and report thumbnail), decoded once,
    counted in the budget;
 5. released: after its last pair, its bytes and pixels are dropped and their bytes released.
@@ -27,31 +28,34 @@ import numpy as np
 from fetchers import BatchPrefetcher, BatchStats, BlobFetcher, FetchError
 
 from ..classify import PairKey
-from ..imaging.decode import ImageError, ImageTooLarge, describe_error, open_image
+from ..imaging.decode import ImageError, ImageTooLarge, describe_error
 from ..imaging.engines import Engine, get_engine
 from ..imaging.fingerprint import ChangeFingerprint, fingerprint_change
 from ..imaging.pixeldiff import DiffResult, diff_images, open_pair
 from ..imaging.previews import crop_region, make_crops, make_previews, preview_factor
 from ..model import CompareOptions, InputError, Reason, Resources, canvas_size
 from ..regions import IgnoreRegion
-from .budget import MemoryBudget
+from .budget import DecodeCost, MemoryBudget, decode_cost
 from .shared import SharedImages
 
-# Bytes per canvas pixel that one diff holds at its peak: two decoded RGBA images padded to
-# the canvas, the mask and the scan's temporaries.
-_BYTES_PER_PIXEL = 24
-_DEFAULT_CANVAS = 1170 * 2532
+DIFF_BYTES_PER_PIXEL = 34
+"""Bytes per canvas pixel a diff holds after decoding, beside both images' RGBA pixels: the mask
+(1) and, at the peak, the change's fingerprint (`compare.imaging.fingerprint`), which grows
+with the changed pixels: 34 in all when every pixel changed on images of slightly different
+sizes, 29 when both fill the canvas. The scan, the mask's PNG and the previews hold less.
+Measured as `compare.engine.budget.DECODE_BYTES_PER_PIXEL`, on 4000x4000 canvases of random
+pixels, by each engine; odiff's anti-aliasing on images of different sizes holds far more (150
+to 500), which this does not cover."""
 
 
 @dataclass(frozen=True)
 class PairTask:
-    """One unique pixel diff: the blobs by hash, a name to label errors, the canvas if known,
-    and the regions whose pixels never count."""
+    """One unique pixel diff: the blobs by hash, a name to label errors, and the regions whose
+    pixels never count."""
 
     base_hash: str
     head_hash: str
     name: str
-    canvas_pixels: int | None = None
     ignore_regions: tuple[IgnoreRegion, ...] = ()
 
     @property
@@ -151,10 +155,11 @@ class _PairStream:
 
     Memory: the prefetcher keeps at most a quarter of ``max_memory`` fetched ahead; everything
     held after that (each blob's bytes, the decoded pixels of blobs several pairs use, the
-    estimated footprint of each running diff) is acquired from one `MemoryBudget` over the rest,
-    except that one diff always runs, and a blob waiting for its partner is never dropped (it
-    would have to be fetched again). Pairs are fetched grouped by base hash, so a base shared by
-    many pairs is held, and decoded once, only while those pairs run.
+    footprint of each running diff as `_diff_cost` estimates it) is acquired from one
+    `MemoryBudget` over the rest, except that one diff always runs, and a blob waiting for its
+    partner is never dropped (it would have to be fetched again). Pairs are fetched grouped by
+    base hash, so a base shared by many pairs is held, and decoded once, only while those pairs
+    run.
     """
 
     def __init__(self, fetcher: BlobFetcher, options: CompareOptions, resources: Resources,
@@ -171,6 +176,7 @@ class _PairStream:
         self.pending_users = {key: len(indices) for key, indices in self.users.items()}
         self.missing = [2] * len(tasks)
         self.blobs: dict[str, bytes | FetchError] = {}
+        self.decodes: dict[str, DecodeCost | None] = {}
         self.images = SharedImages()
         self.ready: deque[int] = deque()
         self.running: dict[Future[PairOutcome], int] = {}
@@ -195,6 +201,8 @@ class _PairStream:
         try:
             for key, value in prefetcher.iter_fetch(self.keys(), stats=stats):
                 self.blobs[key] = value
+                self.decodes[key] = (None if isinstance(value, FetchError)
+                                     else decode_cost(value, self.options.exif_orientation))
                 self.budget.acquire(("blob", key), _blob_bytes(value))
                 if on_blob is not None:
                     on_blob()
@@ -227,7 +235,7 @@ class _PairStream:
                 self.release(index)
                 yield _fetch_failed(task, [blob for blob in (before, after) if isinstance(blob, FetchError)])
                 continue
-            cost = _canvas_pixels(task, before, after) * _BYTES_PER_PIXEL
+            cost = _diff_cost(self.decodes[task.base_hash], self.decodes[task.head_hash], self.options.max_pixels)
             if self.running and not self.budget.fits(cost):
                 yield from self.collect(block=True)
                 continue
@@ -238,9 +246,10 @@ class _PairStream:
         """Submit the diff of a pair whose blobs are in (``before`` and ``after``, its base's and
         its head's bytes); shared blobs are decoded once."""
         task = self.tasks[index]
-        for key, blob in ((task.base_hash, before), (task.head_hash, after)):
+        for key in (task.base_hash, task.head_hash):
             if len(self.users[key]) > 1 and not self.budget.holds(("decoded", key)):
-                self.budget.acquire(("decoded", key), decoded_bytes(blob))
+                decoding = self.decodes[key]
+                self.budget.acquire(("decoded", key), decoding.rgba if decoding is not None else 0)
                 self.images.keep(key)
         future = pool.submit(diff_pair, task, before, after, self.options, self.images)
         self.running[future] = index
@@ -264,6 +273,7 @@ class _PairStream:
             self.pending_users[key] -= 1
             if self.pending_users[key] == 0:
                 del self.blobs[key]
+                del self.decodes[key]
                 self.budget.release(("blob", key))
                 self.budget.release(("decoded", key))
                 self.images.drop(key)
@@ -273,30 +283,21 @@ def _blob_bytes(blob: bytes | FetchError) -> int:
     return 0 if isinstance(blob, FetchError) else len(blob)
 
 
-def _canvas_pixels(task: PairTask, before: bytes, after: bytes) -> int:
-    """The pair's canvas in pixels: from the manifests, else from the images' headers."""
-    if task.canvas_pixels is not None:
-        return task.canvas_pixels
-    before_size, after_size = _header_size(before), _header_size(after)
-    if before_size is None or after_size is None:
-        return _DEFAULT_CANVAS
-    width, height = canvas_size(before_size, after_size)
-    return width * height
+def _diff_cost(before: DecodeCost | None, after: DecodeCost | None, max_pixels: int) -> int:
+    """Bytes a diff holds at its peak, from what decoding its images costs (``before``, ``after``).
 
-
-def decoded_bytes(blob: bytes) -> int:
-    """The size of a blob's decoded RGBA pixels, from its header."""
-    size = _header_size(blob)
-    return 4 * (size[0] * size[1] if size is not None else _DEFAULT_CANVAS)
-
-
-def _header_size(blob: bytes) -> tuple[int, int] | None:
-    try:
-        opened = open_image(blob)
-    except ImageError:  # an estimate; diff_pair reports the real problem
-        return None
-    opened.close()
-    return opened.size
+    Both images' RGBA pixels, from their decoding to the diff's end, and the larger of what
+    decoding either holds beside its RGBA (they decode one after the other) and what the diff
+    holds on its canvas (`DIFF_BYTES_PER_PIXEL`). 0 for a pair refused before decoding: a header
+    that cannot be read, or a canvas over ``max_pixels``.
+    """
+    if before is None or after is None:
+        return 0
+    width, height = canvas_size(before.size, after.size)
+    if width * height > max_pixels:
+        return 0
+    transient = max(before.peak - before.rgba, after.peak - after.rgba, width * height * DIFF_BYTES_PER_PIXEL)
+    return before.rgba + after.rgba + transient
 
 
 def diff_pair(
@@ -317,9 +318,7 @@ def diff_pair(
     images = images if images is not None else SharedImages()
     ids = _PairIds(base_hash=task.base_hash, head_hash=task.head_hash, ignore_regions=task.ignore_regions)
     try:
-        first, second = open_pair(before, after, max_pixels=options.max_pixels, name=task.name,
-                                  exif_orientation=options.exif_orientation)
-        before_rgba, after_rgba = images.pixels([(task.base_hash, first), (task.head_hash, second)])
+        before_rgba, after_rgba = _decoded(task, before, after, options, images)
         result = diff_images(
             before_rgba,
             after_rgba,
@@ -367,6 +366,17 @@ def diff_pair(
         applied_regions=result.ignore_regions,
         change=change,
     )
+
+
+def _decoded(task: PairTask, before: bytes, after: bytes, options: CompareOptions,
+             images: SharedImages) -> list[np.ndarray]:
+    """The RGBA pixels of a pair's images, decoded or shared. Nothing here holds the opened images:
+    each goes once decoded, with what its decoder held beside its pixels (a WebP's canvases, 8
+    bytes a pixel), before the other decodes and the diff runs."""
+    sides = list(zip((task.base_hash, task.head_hash),
+                     open_pair(before, after, max_pixels=options.max_pixels, name=task.name,
+                               exif_orientation=options.exif_orientation), strict=True))
+    return images.pixels(sides)
 
 
 class _PairIds(TypedDict):

@@ -43,44 +43,53 @@ class SharedImages:
     def pixels(self, sides: list[tuple[str, OpenedImage]]) -> list[np.ndarray]:
         """The RGBA pixels of each (blob key, opened image), decoded now or by an earlier pair.
 
-        Every image is closed. Kept blobs that no other pair is decoding go first, then blobs
-        that are not kept, then kept blobs another pair is decoding (waiting for it), so a worker
-        rarely sits idle while another decodes what both need. A failed decode is not kept: the
-        next pair tries again and reports the error under its own name.
+        Every image is closed, and let go as soon as it is decoded (``sides`` is emptied): an
+        image may hold its decoder's buffers until it is dropped (a WebP's canvases, twice its
+        pixels), so one the caller holds no other reference to is gone before the next decodes.
+        Kept blobs that no other pair is decoding go first, then blobs that are not kept, then
+        kept blobs another pair is decoding (waiting for it), so a worker rarely sits idle while
+        another decodes what both need. A failed decode is not kept: the next pair tries again
+        and reports the error under its own name.
         """
+        keys = [key for key, _ in sides]
+        opened = {index: image for index, (_, image) in enumerate(sides)}
+        sides.clear()
         out: dict[int, np.ndarray] = {}  # by index in sides: each is kept, unkept or waiting
         unkept: list[int] = []
         waiting: list[tuple[int, _Entry]] = []
         try:
-            for index, (key, image) in enumerate(sides):
+            for index, key in enumerate(keys):
                 entry = self._entry(key)
                 if entry is None:
                     unkept.append(index)
                 elif entry.lock.acquire(blocking=False):
                     try:
-                        out[index] = self._decoded(entry, image)
+                        out[index] = self._decoded(entry, opened.pop(index))
                     finally:
                         entry.lock.release()
                 else:
                     waiting.append((index, entry))
             for index in unkept:
-                out[index] = sides[index][1].rgba()
+                out[index] = opened.pop(index).rgba()
             for index, entry in waiting:
                 with entry.lock:
-                    out[index] = self._decoded(entry, sides[index][1])
+                    out[index] = self._decoded(entry, opened.pop(index))
         finally:
-            for _, image in sides:
+            for image in opened.values():
                 image.close()
-        return [out[index] for index in range(len(sides))]
+        return [out[index] for index in range(len(keys))]
 
     @staticmethod
     def _decoded(entry: _Entry, image: OpenedImage) -> np.ndarray:
-        """Entry's pixels, decoding ``image`` if no pair has yet; call with ``entry.lock`` held."""
-        if entry.pixels is None:
-            pixels = image.rgba().view()
-            pixels.flags.writeable = False
-            entry.pixels = pixels
-        return entry.pixels
+        """Entry's pixels, decoding ``image`` if no pair has yet (else closing it); call with
+        ``entry.lock`` held."""
+        if entry.pixels is not None:
+            image.close()
+            return entry.pixels
+        pixels = image.rgba().view()
+        pixels.flags.writeable = False
+        entry.pixels = pixels
+        return pixels
 
     def thumbnail(self, key: str, pixels: np.ndarray, factor: int) -> Thumbnail:
         """The thumbnail of blob ``key``'s ``pixels`` shrunk by ``factor``, made once if kept."""

@@ -13,8 +13,8 @@ most `PREVIEW_WIDTH` wide) and stores it through the run's `ArtifactSink`:
 A picture is only a picture: a blob that cannot be fetched or decoded, or whose image is over
 ``max_pixels``, leaves the image without previews (the report says its picture is unavailable)
 and never changes its status. Memory is bounded as in `compare.engine.pairs`: a quarter of
-``max_memory`` for blobs fetched ahead, the rest for blobs and decoded pixels held, with one
-decode always allowed to run.
+``max_memory`` for blobs fetched ahead, the rest for the blobs being pictured and their
+decoding (`compare.engine.budget.decode_cost`), with one decode always allowed to run.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from fetchers import BatchPrefetcher, BlobFetcher, FetchError, StoreUnavailable
 from ..imaging.decode import ImageError, open_image
 from ..imaging.previews import make_thumbnail, preview_factor
 from ..model import CompareOptions, Comparison, ImageResult, Resources, Status
-from .budget import MemoryBudget
+from .budget import MemoryBudget, decode_cost
 from .chunks import ArtifactSink
-from .pairs import PairOutcome, decoded_bytes
+from .pairs import PairOutcome
 
 SINGLE_ROLES: Mapping[Status, tuple[str, ...]] = {
     Status.ADDED: ("after",),
@@ -103,7 +103,7 @@ def _thumbnails(
             for key, blob in prefetcher.iter_fetch(keys):
                 if isinstance(blob, FetchError):
                     continue
-                cost = len(blob) + decoded_bytes(blob)
+                cost = _preview_cost(blob, options)
                 while running and not budget.fits(cost):
                     yield from collect(block=True)
                 budget.acquire(key, cost)
@@ -116,6 +116,15 @@ def _thumbnails(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         prefetcher.close()
+
+
+def _preview_cost(blob: bytes, options: CompareOptions) -> int:
+    """Bytes `single_preview` holds at its peak: the blob and its decoding (the thumbnail holds
+    less), or the blob alone when it is refused before decoding."""
+    decoding = decode_cost(blob, options.exif_orientation)
+    if decoding is None or decoding.pixels > options.max_pixels:
+        return len(blob)
+    return len(blob) + decoding.peak
 
 
 def single_preview(blob: bytes, options: CompareOptions) -> bytes | None:

@@ -7,7 +7,6 @@ import io
 import multiprocessing
 import pickle
 import threading
-import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from compare.engine import pairs
-from compare.engine.budget import MemoryBudget
 from compare.engine.chunks import plan, run_chunk
 from compare.engine.local import run_comparison
-from compare.engine.pairs import PairOutcome, PairTask, stream_pairs
+from compare.engine.pairs import PairTask, stream_pairs
 from compare.inputs.manifest import parse_manifest
 from compare.model import CompareOptions, Reason, Resources, Status
 from compare.output.artifacts import ArtifactWriter, safe_file_name
@@ -244,73 +242,6 @@ def test_a_chunk_is_picklable_and_runs_in_another_process(tmp_path, store):
     assert result.images["a.png"].changed_pixels == 9 and result.images["a.png"].reason is None
     [files] = result.files
     assert Image.open(io.BytesIO(files.mask_png)).size == (30, 20)
-
-
-def header_only_png(width: int, height: int, salt: bytes) -> bytes:
-    """A PNG signature and IHDR claiming ``width`` x ``height``, then a unique text chunk."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"tEXt", b"k\x00" + salt) + chunk(b"IDAT", b"")
-
-
-@pytest.mark.parametrize(("canvas_from_manifest", "expected_peak"), [(None, 1), (100, 4)])
-def test_diffs_are_admitted_against_the_memory_budget(store, monkeypatch, canvas_from_manifest, expected_peak):
-    # 2000x4000 canvases cost ~183 MiB each by the estimate, against 192 MiB for diffs: one at a time,
-    # sizes read from the headers when the manifests have none.
-    tasks = [
-        PairTask(store.add(header_only_png(2000, 4000, b"b%d" % i)),
-                 store.add(header_only_png(2000, 4000, b"h%d" % i)), f"n{i}.png", canvas_from_manifest)
-        for i in range(6)
-    ]
-    # One at a time: a diff finishes only once the stream waits for it, so a stream that admitted
-    # a second one instead of waiting holds two reservations (read from the budget). Four at
-    # once: they meet at a barrier, which breaks unless four run together; the pool runs no more.
-    lock, held, running, peak = threading.Lock(), set(), [0], {"held": 0, "running": 0}
-    together = threading.Barrier(4, timeout=60) if expected_peak == 4 else None
-    stream_waits = threading.Event()
-    real_wait = pairs.wait
-
-    def waiting(futures, timeout=None, return_when=None):
-        if timeout is None:
-            stream_waits.set()
-        return real_wait(futures, timeout=timeout, return_when=return_when)
-    acquire, release = MemoryBudget.acquire, MemoryBudget.release
-
-    def acquiring(budget, owner, size):
-        acquire(budget, owner, size)
-        if owner[0] == "diff":
-            with lock:
-                held.add(owner)
-                peak["held"] = max(peak["held"], len(held))
-
-    def releasing(budget, owner):
-        with lock:
-            held.discard(owner)
-        release(budget, owner)
-
-    def diff(task, before, after, options, images=None):
-        with lock:
-            running[0] += 1
-            peak["running"] = max(peak["running"], running[0])
-        if together is not None and task.name in {"n0.png", "n1.png", "n2.png", "n3.png"}:
-            together.wait()
-        elif together is None:
-            assert stream_waits.wait(timeout=60)
-        with lock:
-            running[0] -= 1
-        return PairOutcome(task.base_hash, task.head_hash, changed_pixels=0, total_pixels=1)
-
-    monkeypatch.setattr(MemoryBudget, "acquire", acquiring)
-    monkeypatch.setattr(MemoryBudget, "release", releasing)
-    monkeypatch.setattr(pairs, "diff_pair", diff)
-    monkeypatch.setattr(pairs, "wait", waiting)
-    options = CompareOptions(previews=False)
-    resources = Resources(workers=4, fetch_workers=4, max_memory=256 * 1024 * 1024)
-    outcomes = list(stream_pairs(LocalFetcher(store.root), options, resources, tasks))
-    assert len(outcomes) == 6
-    assert peak["held" if expected_peak == 1 else "running"] == expected_peak
 
 
 def test_a_base_shared_by_several_pairs_is_decoded_once(store, monkeypatch):
