@@ -211,9 +211,13 @@ def publish_comparison(
 ) -> None:
     """Write ``masks`` (see `mask_uploads`) and ``comparison.json`` as `publish_with_masks` does.
 
-    Raises `ResultsNotWritten` naming every key that could not be written, with the comparison
-    as stored (images whose mask was not written errored) when it ran.
+    Masks cluster workers stored (`ResultsPublisher`) are named as they were written: where a
+    key's owner (the last name of the diffs sharing it) has no mask, the others sharing the key
+    did not write theirs, and name none (`_stored_masks_only`). Raises `ResultsNotWritten`
+    naming every key that could not be written, with the comparison as stored (images whose
+    mask was not written errored) when it ran.
     """
+    comparison = replace(comparison, images=_stored_masks_only(comparison.images, layout))
     try:
         images, errors = publish_with_masks(
             uploader, layout, comparison.images, masks, layout.comparison_key,
@@ -222,6 +226,23 @@ def publish_comparison(
         raise ResultsNotWritten(exc.store, exc.errors, comparison) from None
     if errors:
         raise ResultsNotWritten(uploader.store_name, errors, replace(comparison, images=images))
+
+
+def _stored_masks_only(images: Mapping[str, ImageResult], layout: SentryLayout) -> dict[str, ImageResult]:
+    """``images`` without the store mask keys no worker wrote: a name whose key a later diffed
+    name owns (`compare.classify.mask_shadowed`) leaves the key to it, so when that owner has no
+    mask (errored, unchanged), the key holds nothing of this run."""
+    owners: dict[str, str] = {}
+    for name in sorted(images):
+        result = images[name]
+        if result.base_hash and result.head_hash and result.base_hash != result.head_hash:  # a diff's
+            owners[layout.mask_key(name)] = name
+    kept = dict(images)
+    for name, result in images.items():
+        key = layout.mask_key(name)
+        if result.diff_mask_key == layout.full_key(key) and images[owners[key]].diff_mask_key is None:
+            kept[name] = replace(result, diff_mask_key=None, diff_mask_image_id=None)
+    return kept
 
 
 def publish_plan(plan: ComparisonPlan, uploader: BatchUploader, layout: SentryLayout) -> None:
