@@ -7,7 +7,6 @@ import functools
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, Self, TypeVar, runtime_checkable
 
@@ -205,32 +204,39 @@ def names_store(
 
 
 class BucketCheck:
-    """Tells a missing bucket from a missing key after a 404, asking the store once:
-    ``bucket_exists()`` (one metadata request; True, False, or None when it cannot tell, such as
-    credentials that may read objects but not the bucket's metadata) runs on the first call, and
-    its answer stands for every later one. Callers that come while it runs wait for its answer
-    rather than ask again. Thread-safe."""
+    """Tells a missing bucket from a missing key after a 404, asking the store as little as
+    possible: ``bucket_exists()`` (one metadata request) answers True, False, or None when it
+    cannot tell for good (credentials that may read objects but not the bucket's metadata), and
+    raises for a failure that may pass (5xx, a timeout, a request interrupted). An answer stands
+    for every later call; after a failure the 404 is the key's own and the next call asks
+    again. Callers that come while a request runs wait for it rather than ask too. Thread-safe,
+    and a caller interrupted while asking (KeyboardInterrupt) leaves the next one to ask."""
 
     def __init__(self, bucket_exists: Callable[[], bool | None]) -> None:
         self._bucket_exists = bucket_exists
-        self._answer: Future[bool] | None = None
-        self._lock = threading.Lock()
+        self._missing: bool | None = None  # the answer, once the store gave one
+        self._asking = False
+        self._changed = threading.Condition()
 
     def bucket_missing(self) -> bool:
         """True only when the store said the bucket does not exist."""
-        with self._lock:
-            answer, ask = self._answer, self._answer is None
-            if answer is None:
-                answer = self._answer = Future()
-        if ask:
-            try:
-                answer.set_result(self._bucket_exists() is False)
-            except BaseException as exc:  # the callers waiting get it; a later one asks again
-                with self._lock:
-                    self._answer = None
-                answer.set_exception(exc)
-                raise
-        return answer.result()
+        with self._changed:
+            while self._asking:
+                self._changed.wait()
+            if self._missing is not None:
+                return self._missing
+            self._asking = True
+        missing: bool | None = None
+        try:
+            missing = self._bucket_exists() is False
+        except Exception:  # noqa: BLE001 - a failure that may pass: the key's own 404 stands
+            return False
+        finally:
+            with self._changed:
+                self._missing = missing
+                self._asking = False
+                self._changed.notify_all()
+        return missing
 
 
 def connection_limit(fetcher: object) -> int | None:

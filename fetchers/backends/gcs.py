@@ -117,7 +117,7 @@ class GCSFetcher(ClosableFetcher):
             self._bucket = client.bucket(bucket)  # ValueError for a name GCS does not allow
             sdk_internal(self._bucket.blob("any"), "_do_multipart_upload", types.MethodType,
                          package="google-cloud-storage", supported=SUPPORTED_SDK)  # see `_upload`
-            self.max_connections = _pool_size(client)
+            self.max_connections = _pool_size(client, owned=client is self._owned)
         except BaseException:
             self.close()
             raise
@@ -185,11 +185,14 @@ class GCSFetcher(ClosableFetcher):
         return error
 
     def _bucket_exists(self) -> bool | None:
-        """One bucket metadata GET; None when it cannot tell."""
+        """One bucket metadata GET: None when denied (it cannot tell); raises the SDK's error for
+        any other failure (see `BucketCheck`)."""
         try:
             exists: bool = self._bucket.exists(timeout=self._timeout, retry=None)
-        except _SDK_ERRORS:  # cannot tell: the key's own 404 stands
-            return None
+        except api_exceptions.GoogleAPICallError as exc:
+            if is_denied_status(exc.code):
+                return None
+            raise
         return exists
 
 
@@ -245,13 +248,15 @@ def _upload(blob: storage.Blob, client: storage.Client, data: bytes, content_typ
         ) from exc
 
 
-def _pool_size(client: storage.Client) -> int | None:
+def _pool_size(client: storage.Client, *, owned: bool) -> int | None:
     """The size of the connection pool ``client``'s session keeps for its API endpoint; None
-    when its adapter is not requests' own kind, which tells none."""
+    when its adapter tells none: not requests' own kind, or, in a client made here (``owned``),
+    not the one mounted here (the SDK's client-certificate adapter, whose pool is the SDK's: it
+    discards connections past its size rather than refuse a concurrency, as before)."""
     session = sdk_internal(client, "_http", requests.Session, package="google-cloud-storage",
                            supported=SUPPORTED_SDK)
     adapter = session.get_adapter(client.api_endpoint)
-    if not isinstance(adapter, HTTPAdapter):
+    if not isinstance(adapter, _TrackedAdapter if owned else HTTPAdapter):
         return None
     size = adapter.poolmanager.connection_pool_kw.get("maxsize")
     return size if isinstance(size, int) else None

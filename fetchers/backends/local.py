@@ -20,6 +20,9 @@ from ..registry import NETWORK_OPTIONS, check_network_options, check_option_name
 
 _T = TypeVar("_T")
 
+_SEARCH_ONLY = getattr(os, "O_PATH", os.O_RDONLY)
+"""How the folders on a read's way are opened: to search them only (Linux's ``O_PATH``)."""
+
 # Errors worth trying again: the same call may well succeed in a moment.
 _TRANSIENT_ERRNOS = (errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE)
 
@@ -134,10 +137,12 @@ class LocalFetcher(ClosableFetcher):
     def _open_folders(self, folders: Iterable[str], *, create: bool = False) -> int:
         """A descriptor of the folder ``folders`` name below the root's deepest existing folder,
         each opened relative to the one before and never through a symlink (made first if
-        missing, with ``create``)."""
-        fd = os.open(self._base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        missing, with ``create``). Reading needs only the right to search each folder (an
+        ``O_PATH`` descriptor where the system has them), as reading by path does."""
+        flags = os.O_RDONLY if create else _SEARCH_ONLY
+        fd = os.open(self._base, flags | os.O_DIRECTORY | os.O_CLOEXEC)
         for folder in folders:
-            fd = _enter_folder(fd, folder, create=create)
+            fd = _enter_folder(fd, folder, create=create, flags=flags)
         return fd
 
     def _at(self, key: str, read: Callable[[int, str], _T]) -> _T:
@@ -154,8 +159,17 @@ class LocalFetcher(ClosableFetcher):
                 os.close(folder)
         except OSError as exc:
             if exc.errno == errno.ELOOP or (isinstance(exc, NotRegularFile) and stat.S_ISLNK(exc.mode)):
+                if self._resolves_to(key, relative):  # as before: a lasting symlink loop
+                    raise FetchError(key, "key cannot be resolved (symlink loop?)") from exc
                 raise FetchError(key, "a symlink appeared on the key's path as it was read", retryable=True) from exc
             raise _read_error(key, exc) from exc
+
+    def _resolves_to(self, key: str, relative: tuple[str, ...]) -> bool:
+        """Whether ``key`` still resolves to ``relative`` (below the root's deepest existing folder)."""
+        try:
+            return self._resolve(key).relative_to(self._base).parts == relative
+        except FetchError:
+            return False
 
     def _resolve(self, key: str) -> Path:
         check_key(key)
@@ -181,10 +195,10 @@ def _split_missing(path: Path) -> tuple[Path, tuple[str, ...]]:
     return base, tuple(reversed(missing))
 
 
-def _enter_folder(parent: int, name: str, *, create: bool) -> int:
-    """Open folder ``name`` in the folder ``parent`` (made first if missing, with ``create``),
-    never through a symlink (ELOOP); closes ``parent`` (whether or not this succeeds) and
-    returns the new descriptor."""
+def _enter_folder(parent: int, name: str, *, create: bool, flags: int) -> int:
+    """Open folder ``name`` in the folder ``parent`` (made first if missing, with ``create``)
+    with ``flags``, never through a symlink (ELOOP); closes ``parent`` (whether or not this
+    succeeds) and returns the new descriptor."""
     try:
         if create:
             try:
@@ -192,7 +206,7 @@ def _enter_folder(parent: int, name: str, *, create: bool) -> int:
             except FileExistsError:
                 pass
         try:
-            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            return os.open(name, flags | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         except NotADirectoryError:  # Linux's answer for a symlink as well as for a file
             if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
                 raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None

@@ -179,13 +179,17 @@ class S3Fetcher(ClosableFetcher):
         return StoredBlob(size=head.get("ContentLength"), md5=etag.lower() if etag_is_md5 else None)
 
     def _bucket_exists(self) -> bool | None:
-        """One ``HeadBucket``; None when it cannot tell."""
+        """One ``HeadBucket``: None when denied (it cannot tell); raises the SDK's error for any
+        other failure (see `BucketCheck`)."""
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            return False if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 else None
-        except _SDK_ERRORS:
-            return None
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                return False
+            if is_denied_status(status):
+                return None
+            raise
         return True
 
     @names_store

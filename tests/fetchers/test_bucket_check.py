@@ -1,5 +1,5 @@
-"""BucketCheck: after a 404, the bucket is asked about once, whatever it answers and however
-many threads want to know at the same time."""
+"""BucketCheck: after a 404, the bucket is asked about once per answer the store gives, however
+many threads want to know at the same time; a failure that may pass is asked about again."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 
 def counted(
-    answers: list[bool | None | Exception], gate: threading.Event | None = None
+    answers: list[bool | None | BaseException], gate: threading.Event | None = None
 ) -> tuple[Callable[[], bool | None], list[int]]:
     """A ``bucket_exists`` giving ``answers`` in turn (raising one that is an exception), each
     once ``gate`` is set; and the list of its calls."""
@@ -27,7 +27,7 @@ def counted(
         if gate is not None:
             assert gate.wait(PATIENCE)
         answer = answers[len(calls) - 1]
-        if isinstance(answer, Exception):
+        if isinstance(answer, BaseException):
             raise answer
         return answer
 
@@ -55,10 +55,25 @@ def test_callers_that_come_while_the_bucket_is_asked_about_wait_for_that_answer(
     assert answers == [False] * 16 and len(calls) == 1
 
 
-def test_a_check_that_raised_is_asked_again():
-    bucket_exists, calls = counted([RuntimeError("bug"), False])
+def test_a_failure_that_may_pass_leaves_the_404_to_the_key_and_is_asked_again():
+    # A 503 or a timeout on the first request must not hide a missing bucket for good.
+    bucket_exists, calls = counted([OSError("timed out"), RuntimeError("503"), False])
     check = BucketCheck(bucket_exists)
-    with pytest.raises(RuntimeError):
-        check.bucket_missing()
-    assert check.bucket_missing() is True and check.bucket_missing() is True
+    assert [check.bucket_missing() for _ in range(4)] == [False, False, True, True]
+    assert len(calls) == 3
+
+
+def test_a_caller_interrupted_while_asking_leaves_the_next_to_ask_and_none_waits_for_ever():
+    gate = threading.Event()
+    bucket_exists, calls = counted([KeyboardInterrupt(), False], gate)
+    check = BucketCheck(bucket_exists)
+    with ThreadPoolExecutor(4) as pool:
+        asking = pool.submit(check.bucket_missing)
+        while not calls:
+            threading.Event().wait(0.001)
+        waiting = [pool.submit(check.bucket_missing) for _ in range(3)]
+        gate.set()
+        with pytest.raises(KeyboardInterrupt):
+            asking.result(PATIENCE)
+        assert [future.result(PATIENCE) for future in waiting] == [True] * 3
     assert len(calls) == 2

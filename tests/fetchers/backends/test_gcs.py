@@ -4,13 +4,16 @@ only GCS does, its SDK's own requests, threads and checks; what every store does
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
 
 import pytest
+import requests
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption
 from requests.adapters import DEFAULT_POOLSIZE
@@ -172,3 +175,45 @@ def test_a_client_whose_http_session_changed_is_refused_by_name(
     with pytest.raises(UnsupportedSDK, match=r"Client\._http is of type object, not AuthorizedSession; "
                                              r"install google-cloud-storage>=3\.11,<4$"):
         GCSFetcher(gcs_bucket)
+
+
+def test_a_bucket_check_answered_503_is_asked_again(gcs_server, via_proxy):
+    # The fault is armed as the first bucket metadata GET is sent (the bucket's own method,
+    # wrapped: a proxy cannot tell it from the object GET before it).
+    with GCSFetcher(f"missing-{os.urandom(4).hex()}") as fetcher:
+        exists, calls = fetcher._bucket.exists, []
+
+        def failing_first(**kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                via_proxy.inject("status", status=503, retry_after=None)
+            return exists(**kwargs)
+
+        fetcher._bucket.exists = failing_first
+        with pytest.raises(BlobNotFound):  # the bucket could not be told missing: the key's own 404
+            fetcher.fetch("a")
+        for key in ("b", "c"):
+            with pytest.raises(FetchError) as caught:
+                fetcher.fetch(key)
+            assert caught.value.store_wide and "bucket does not exist" in caught.value.message
+    assert len(calls) == 2
+
+
+def test_over_a_client_certificate_the_sdks_pool_is_not_taken_for_one_sized_here(tmp_path, monkeypatch):
+    # Where google-auth mounts its client-certificate adapter (its pool of 10) on https://, the
+    # fetcher does not say its pool is 10, which would refuse compare's 32 fetch workers, nor 32.
+    credentials = tmp_path / "adc.json"
+    credentials.write_text(json.dumps({"type": "authorized_user", "client_id": "x", "client_secret": "y",
+                                       "refresh_token": "z", "quota_project_id": "p"}))
+    monkeypatch.delenv(STORAGE_EMULATOR_HOST, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(credentials))
+
+    def configure_mtls_channel(self, client_cert_callback=None):  # as google-auth does with a certificate
+        self._is_mtls = True
+        self.mount("https://", requests.adapters.HTTPAdapter())
+
+    monkeypatch.setattr(AuthorizedSession, "configure_mtls_channel", configure_mtls_channel)
+    with GCSFetcher("some-bucket", project="p") as fetcher:
+        assert fetcher._client._http.is_mtls and fetcher.max_connections is None
+        with BatchPrefetcher(fetcher, max_workers=32):
+            pass

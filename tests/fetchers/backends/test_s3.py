@@ -206,3 +206,29 @@ def test_an_endpoint_carrying_credentials_is_refused_without_echo(s3_env, monkey
     error = info.value
     for text in (str(error), repr(error), repr(error.__cause__), repr(error.__context__)):
         assert "s3cr3t" not in text and "AKIA" not in text
+
+
+@pytest.mark.parametrize(("mode", "told_later"), [("slowdown", True), ("error500", True), ("denied", False)])
+def test_a_bucket_check_that_may_pass_is_asked_again_a_denied_one_not(s3_server, s3_fetcher_factory, mode,
+                                                                      told_later):
+    # exists is an object HEAD, then after its 404 a HeadBucket: the fault is armed as the first
+    # HeadBucket is sent (the client's own method, wrapped: the server cannot tell the two by path).
+    fetcher = s3_fetcher_factory(f"missing-{os.urandom(4).hex()}")
+    head_bucket, calls = fetcher._client.head_bucket, []
+
+    def failing_first(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            s3_server.faults.set(mode, method="HEAD")
+        return head_bucket(**kwargs)
+
+    fetcher._client.head_bucket = failing_first
+    assert fetcher.exists("a") is False  # the bucket could not be told missing: the key's own 404
+    for key in ("b", "c"):
+        if told_later:
+            with pytest.raises(FetchError) as caught:
+                fetcher.exists(key)
+            assert caught.value.store_wide and "NoSuchBucket" in caught.value.message
+        else:  # denied: the store cannot tell, for good
+            assert fetcher.exists(key) is False
+    assert len(calls) == (2 if told_later else 1)
