@@ -22,8 +22,15 @@ from .inputs.known_changes import apply_known_changes, read_known_changes
 from .inputs.manifest import Manifest
 from .inputs.sources import MAX_INPUT_BYTES, Side, combine_fetchers, open_side, read_input
 from .model import ApprovalMismatch, CompareOptions, Comparison, ImageResult, InputError, Resources, parameter
-from .output.artifacts import ArtifactWriter
-from .output.results_store import ResultsPublisher, SentryLayout, mask_uploads, publish_comparison, publish_plan
+from .output.artifacts import FOLDERS, ArtifactWriter
+from .output.results_store import (
+    ResultsPublisher,
+    SentryLayout,
+    mask_uploads,
+    publish_comparison,
+    publish_plan,
+    stored_masks_only,
+)
 from .output.sentry_keys import fill_sentry_fields
 
 
@@ -167,10 +174,11 @@ def compare_builds(
         if known_input is not None:
             comparison.images, comparison.known_changes = apply_known_changes(
                 comparison.images, *known_input, counted=fail_on_known_changes)
-        if approval_input is not None:  # known changes set aside need no approval
+        if approval_input is not None:  # known changes set aside need no approval, on either side
             aside = frozenset(comparison.set_aside)
+            fingerprints, source = approval_input
             outcome = carry_over({name: result for name, result in comparison.images.items() if name not in aside},
-                                 *approval_input)
+                                 frozenset(f for f in fingerprints if f[0] not in aside), source)
             if isinstance(outcome, ApprovalMismatch):
                 comparison.approval_mismatch = outcome
             else:
@@ -184,8 +192,9 @@ def compare_builds(
 
 
 def _check_out_dir_apart(out_dir: Path, sides: dict[str, object]) -> None:
-    """Raise `InputError` when ``out_dir`` is an image folder given as a side, or inside one:
-    its masks and previews would be read as that side's images by the next run."""
+    """Raise `InputError` when ``out_dir`` is an image folder given as a side, or inside one, or
+    a side's folder is one of ``out_dir``'s own (`FOLDERS`) or inside one: the masks and
+    previews of one run would be read as that side's images by the next."""
     where = out_dir.resolve()
     for role, spec in sides.items():
         if isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir():
@@ -194,6 +203,10 @@ def _check_out_dir_apart(out_dir: Path, sides: dict[str, object]) -> None:
                 raise InputError(f"{parameter('out_dir')} {str(out_dir)!r} is inside the {role} folder "
                                  f"{str(spec)!r}, whose images the reports' own pictures would join: "
                                  "write the reports elsewhere")
+            if any(folder.is_relative_to(where / own) for own in FOLDERS):
+                raise InputError(f"the {role} folder {str(spec)!r} is inside {parameter('out_dir')} "
+                                 f"{str(out_dir)!r}, among the pictures a run writes there: write the "
+                                 "reports elsewhere")
 
 
 def _mask_file(files: ArtifactWriter | None, image: ImageResult) -> BlobSource:
@@ -300,8 +313,9 @@ def _compare_on_cluster(
     # environment variable its store reads, set as they start (never through the scheduler).
     urls = [store] + ([results.url] if results is not None else [])
     worker_env = {name: store_token for name in filter(None, map(token_env, urls))} if store_token else {}
-    return run_on_cluster(comparison_plan, store, scheduler, artifacts=artifacts, progress=progress,
-                          publisher=publisher, worker_env=worker_env)
+    comparison = run_on_cluster(comparison_plan, store, scheduler, artifacts=artifacts, progress=progress,
+                                publisher=publisher, worker_env=worker_env)
+    return comparison if results is None else stored_masks_only(comparison, comparison_plan)
 
 
 def open_store(url: str, setting: str, *, max_connections: int, token: str | None = None,

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..builds import describe_os_error
-from ..demo import generate_demo, record_demo_history
+from ..demo import check_demo_repository, generate_demo, record_demo_history
 from ..inputs.baseline import GitError
 from ..model import CompareOptions, InputError
 from .common import EXIT_CODES_HELP, ParserT, error, path_argument, shown
@@ -39,6 +39,7 @@ def add_demo_command(commands: argparse._SubParsersAction[ParserT]) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     out: Path = args.out
     try:
+        check_demo_repository(out)  # before any work, which would be left half done
         builds = generate_demo(out)
     except OSError as exc:
         raise InputError(f"--out: {describe_os_error(exc)}") from None

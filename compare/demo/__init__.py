@@ -388,6 +388,18 @@ _DEMO_MARK = "snapcompare-demo"
 """A file in the demo repository's ``.git``: the repository a later run may replace."""
 
 
+def check_demo_repository(root: Path) -> None:
+    """Raise FileExistsError naming ``root / "repo"`` when something the demo did not make is
+    there (the demo's own repository, marked in its ``.git``, or an empty folder, is replaced)."""
+    repository = root / "repo"
+    if not os.path.lexists(repository):
+        return
+    if (repository / ".git" / _DEMO_MARK).is_file() or (repository.is_dir() and not any(repository.iterdir())):
+        return
+    raise FileExistsError(errno.EEXIST, "not the demo's own repository, so it is left as it is: give the "
+                          "demo another folder", str(repository))
+
+
 def record_demo_history(builds: DemoBuilds) -> DemoHistory:
     """Make the demo's git repository under ``builds.root / "repo"`` (anew: an earlier run's is
     removed), record the demo's base build and a selective build at commits of its main branch
@@ -398,11 +410,8 @@ def record_demo_history(builds: DemoBuilds) -> DemoHistory:
     cannot be written or a ``repo`` the demo did not make is in the way (it is left as it is).
     """
     repository = builds.root / "repo"
+    check_demo_repository(builds.root)
     if os.path.lexists(repository):
-        own = (repository / ".git" / _DEMO_MARK).is_file() or (repository.is_dir() and not any(repository.iterdir()))
-        if not own:
-            raise FileExistsError(errno.EEXIST, "not the demo's own repository, so it is left as it is: "
-                                  "give the demo another folder", str(repository))
         shutil.rmtree(repository)
     repository.mkdir()
     git = functools.partial(run_git, repository, environment=_GIT_ENVIRONMENT)

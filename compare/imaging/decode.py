@@ -29,6 +29,10 @@ costs a pass over every block of the components it holds however few bytes it ha
 scans bound the decoding work (encoders write about 10, a single one for most sequential
 JPEGs); a JPEG of one scan's work grows with its bytes."""
 
+MAX_JPEG_SEGMENTS = 100_000
+"""Segments a JPEG may have, at most (encoders write a few dozen): each costs the scan count a
+step, so a file of millions of empty comments would cost seconds before any decoding."""
+
 _JPEG_SEGMENT = re.compile(rb"\xff[\xc0-\xcf\xd9-\xdd\xe0-\xef\xfe]")
 """A marker libjpeg reads a segment's length after (SOFn, DHT, DAC, SOS, DQT, DNL, DRI, APPn,
 COM), or EOI: 0xFF and its code. A search passes over what libjpeg passes over before a marker:
@@ -232,10 +236,13 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
         _check_bomb(size, label)
         return OpenedImage(label, size, None, f"{read} (header: PNG {size[0]}x{size[1]})", owned=True, png=data)
     opened = _pillow_header(data, kind, label, read)
-    if kind == "JPEG" and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
-        opened.close()
-        raise ImageDecodeError(f"{label}: cannot decode {read}: a JPEG of more than "
-                               f"{MAX_JPEG_SCANS} scans (each costs a pass over the whole image)")
+    if kind == "JPEG":
+        scans = _jpeg_scans(data, MAX_JPEG_SCANS)
+        if scans is None or scans > MAX_JPEG_SCANS:
+            opened.close()
+            what = (f"{MAX_JPEG_SCANS} scans (each costs a pass over the whole image)" if scans is not None
+                    else f"{MAX_JPEG_SEGMENTS:,} segments")
+            raise ImageDecodeError(f"{label}: cannot decode {read}: a JPEG of more than {what}")
     transpose = _transpose(opened, kind, exif_orientation)
     sideways = transpose in (_T.TRANSPOSE, _T.TRANSVERSE, _T.ROTATE_90, _T.ROTATE_270)
     width, height = opened.size[::-1] if sideways else opened.size
@@ -248,16 +255,19 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
     )
 
 
-def _jpeg_scans(data: bytes | bytearray | memoryview, limit: int) -> int:
+def _jpeg_scans(data: bytes | bytearray | memoryview, limit: int) -> int | None:
     """The number of scans (SOS markers) libjpeg can decode of a JPEG, counted up to ``limit + 1``.
 
     The markers are found as libjpeg finds them (`_JPEG_SEGMENT`: a C-speed search through the
     bytes between segments and the scans' entropy-coded data), each segment's body passed over
     by its length, up to EOI or the data's end. Where libjpeg would refuse the JPEG, the walk goes
     on: it counts every scan libjpeg decodes, and may count more only of a JPEG libjpeg refuses.
+    None when it has more than `MAX_JPEG_SEGMENTS` segments before its end.
     """
     scans, position = 0, 2
-    while scans <= limit:
+    for _ in range(MAX_JPEG_SEGMENTS):
+        if scans > limit:
+            break
         marker = _JPEG_SEGMENT.search(data, position)
         if marker is None:
             break
@@ -268,6 +278,8 @@ def _jpeg_scans(data: bytes | bytearray | memoryview, limit: int) -> int:
         if code == 0xDA:
             scans += 1
         position = start + 2 + int.from_bytes(data[start + 2 : start + 4], "big")
+    else:
+        return None  # segments past MAX_JPEG_SEGMENTS: not counted
     return scans
 
 

@@ -364,8 +364,11 @@ def _image_files(
             try:  # a folder or a symlink to one, as `os.walk` sorts entries
                 is_folder, is_symlink = entry.is_dir(), entry.is_symlink()
             except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
                 if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-                    unlisted[entry_name] = f"cannot be examined: {exc.strerror or type(exc).__name__}"
+                    unlisted[entry_name] = f"cannot be examined: {reason}"
+                elif entry.is_symlink():  # maybe to a folder: the other side's images under it are told
+                    unlisted[entry_name + "/"] = f"a symlink that cannot be followed: {reason}; not entered"
                 continue
             if is_folder:
                 if is_symlink and not follow_symlinks and not _inside(path, real_root):

@@ -148,13 +148,17 @@ _CROP_ROLES = ("crop-before", "crop-after", "crop-diff")
 _MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 _JSON_IN_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 _SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-_JOINERS = frozenset("\u200c\u200d")  # inside emoji sequences and Indic and Arabic words
-_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")  # variation selectors
-_TAGS = re.compile("[\U000e0020-\U000e007f]")  # the tag characters of subdivision flags
+_JOINERS = frozenset("\u200c\u200d")
+_JOINING_SCRIPTS = ((0x0600, 0x08FF), (0x0900, 0x0DFF), (0x1000, 0x109F), (0x1780, 0x18AF), (0xA8E0, 0xA8FF),
+                    (0xFB50, 0xFDFF), (0xFE70, 0xFEFF))
+"""Code point ranges of the scripts whose words hold joiners (Arabic, Syriac, N'Ko; the Indic
+scripts, Devanagari to Sinhala; Myanmar, Khmer, Mongolian; Arabic presentation forms)."""
+_EMOJI_SELECTORS = frozenset("\ufe0e\ufe0f")  # text and emoji presentation
+_KEYCAP = "\u20e3"
+_TAGS = re.compile("[\U000e0020-\U000e007e]")  # a subdivision flag's tags, before its cancel tag
+_CANCEL_TAG = "\U000e007f"
 _BLACK_FLAG = "\U0001f3f4"
 _MAX_TAGS = 32  # more than a subdivision flag's tag sequence has
-# Characters that draw nothing (or a blank) but are letters, marks or symbols: Unicode's
-# default-ignorable ones outside the format category, and the braille blank.
 _BLANKS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0")
 _ORIGIN = re.compile(r"(\d{1,9}),(\d{1,9})")
 # What a count of `Comparison.stats` counts, by its key without ``fetch_``; durations and
@@ -208,6 +212,8 @@ def shown_text(text: str, *, keep: str = "") -> Shown:
     other format characters, line and paragraph separators, lone surrogates. Characters in
     ``keep`` stay as they are.
     """
+    if text.isascii() and text.isprintable():  # nothing to escape: the common case, at once
+        return Shown(((text, False),) if text else ())
     parts: list[tuple[str, bool]] = []
     plain: list[str] = []
     for index, char in enumerate(text):
@@ -225,32 +231,59 @@ def shown_text(text: str, *, keep: str = "") -> Shown:
 
 def _invisible(text: str, index: int) -> bool:
     """Whether ``text[index]`` is shown as an escape: a character that draws nothing or a
-    blank, or moves the text around it, unless it is one that joins or selects within a
-    word or an emoji sequence, where it draws as part of its neighbours."""
+    blank, or moves the text around it, unless it is one that draws as part of its
+    neighbours: a joiner inside a word of a script that joins, or in an emoji sequence; an
+    emoji's presentation selector (a keycap's too); the tags of a whole subdivision flag."""
     char = text[index]
     category = unicodedata.category(char)
     if char in _JOINERS:
-        return not (_joinable(text, index - 1) and _joinable(text, index + 1))
-    if _SELECTORS.match(char):
-        return not _joinable(text, index - 1)
-    if _TAGS.match(char):  # kept in a flag's sequence: the black flag, then a few tags
-        start = index
-        while start > 0 and index - start < _MAX_TAGS and _TAGS.match(text[start - 1]):
-            start -= 1
-        return text[start - 1:start] != _BLACK_FLAG
+        before, after = _char(text, index - 1), _char(text, index + 1)
+        if _joining(before) and _joining(after):
+            return False
+        return not (char == "\u200d" and _emoji(after) and (_emoji(before) or before in _EMOJI_SELECTORS))
+    if char in _EMOJI_SELECTORS:
+        before = _char(text, index - 1)
+        return not (_emoji(before) or (before in "0123456789#*" and _char(text, index + 1) == _KEYCAP))
+    if _TAGS.match(char) or char == _CANCEL_TAG:
+        return not _in_flag(text, index)
     if char in _BLANKS:
         return True
     if category == "Zs":
         return char != " "
-    return category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+    return category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Mn") and _ignorable(char, category)
 
 
-def _joinable(text: str, index: int) -> bool:
-    """Whether ``text[index]`` is a letter, mark or symbol outside ASCII (a joiner or
-    variation selector beside it belongs to a word or an emoji sequence)."""
-    if not 0 <= index < len(text) or text[index] < "\x80":
-        return False
-    return unicodedata.category(text[index])[0] in "LMS"
+def _ignorable(char: str, category: str) -> bool:
+    """Whether a control, format, unassigned or marking character draws nothing of its own:
+    every one but the nonspacing marks, of which only the variation selectors draw nothing."""
+    return category != "Mn" or "VARIATION SELECTOR" in unicodedata.name(char, "")
+
+
+def _char(text: str, index: int) -> str:
+    return text[index] if 0 <= index < len(text) else ""
+
+
+def _joining(char: str) -> bool:
+    """Whether ``char`` is a letter or mark of a script whose words hold joiners."""
+    code = ord(char) if char else -1
+    return any(low <= code <= high for low, high in _JOINING_SCRIPTS) and unicodedata.category(char)[0] in "LM"
+
+
+def _emoji(char: str) -> bool:
+    """Whether ``char`` is a symbol outside ASCII: an emoji, or one of its modifiers."""
+    return bool(char) and char >= "\x80" and unicodedata.category(char) in ("So", "Sk")
+
+
+def _in_flag(text: str, index: int) -> bool:
+    """Whether the tag at ``index`` belongs to a whole subdivision flag: the black flag, at most
+    `_MAX_TAGS` tags, and the cancel tag."""
+    start = index
+    while start > 0 and index - start < _MAX_TAGS and _TAGS.match(text[start - 1]):
+        start -= 1
+    end = index
+    while end < len(text) and end - start < _MAX_TAGS and _TAGS.match(text[end]):
+        end += 1
+    return _char(text, start - 1) == _BLACK_FLAG and _char(text, end) == _CANCEL_TAG and start < end
 
 
 def _escape_sequence(char: str) -> str:

@@ -45,6 +45,7 @@ from fetchers import (
     StoreUnavailable,
 )
 
+from ..classify import path_stem
 from ..engine.chunks import ChunkAssignment, ChunkFailure, ChunkResult, ComparisonPlan, finalize, store_files
 from ..engine.pairs import PairOutcome
 from ..model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
@@ -211,13 +212,9 @@ def publish_comparison(
 ) -> None:
     """Write ``masks`` (see `mask_uploads`) and ``comparison.json`` as `publish_with_masks` does.
 
-    Masks cluster workers stored (`ResultsPublisher`) are named as they were written: where a
-    key's owner (the last name of the diffs sharing it) has no mask, the others sharing the key
-    did not write theirs, and name none (`_stored_masks_only`). Raises `ResultsNotWritten`
-    naming every key that could not be written, with the comparison as stored (images whose
-    mask was not written errored) when it ran.
+    Raises `ResultsNotWritten` naming every key that could not be written, with the comparison
+    as stored (images whose mask was not written errored) when it ran.
     """
-    comparison = replace(comparison, images=_stored_masks_only(comparison.images, layout))
     try:
         images, errors = publish_with_masks(
             uploader, layout, comparison.images, masks, layout.comparison_key,
@@ -228,21 +225,20 @@ def publish_comparison(
         raise ResultsNotWritten(uploader.store_name, errors, replace(comparison, images=images))
 
 
-def _stored_masks_only(images: Mapping[str, ImageResult], layout: SentryLayout) -> dict[str, ImageResult]:
-    """``images`` without the store mask keys no worker wrote: a name whose key a later diffed
-    name owns (`compare.classify.mask_shadowed`) leaves the key to it, so when that owner has no
-    mask (errored, unchanged), the key holds nothing of this run."""
+def stored_masks_only(comparison: Comparison, plan: ComparisonPlan) -> Comparison:
+    """``comparison``, run by cluster workers that stored their masks (`ResultsPublisher`),
+    naming only masks they wrote: a name whose key a later candidate of ``plan`` owns
+    (`ChunkAssignment.mask_shadowed`) leaves the key to it, so when that owner has no mask
+    (errored, unchanged), the key holds nothing of this run and the name names no mask."""
     owners: dict[str, str] = {}
-    for name in sorted(images):
+    for candidate in sorted((c for chunk in plan.chunks for c in chunk.candidates), key=lambda c: c.name):
+        owners[path_stem(candidate.name)] = candidate.name
+    images = dict(comparison.images)
+    for name in (name for chunk in plan.chunks for name in chunk.mask_shadowed):
         result = images[name]
-        if result.base_hash and result.head_hash and result.base_hash != result.head_hash:  # a diff's
-            owners[layout.mask_key(name)] = name
-    kept = dict(images)
-    for name, result in images.items():
-        key = layout.mask_key(name)
-        if result.diff_mask_key == layout.full_key(key) and images[owners[key]].diff_mask_key is None:
-            kept[name] = replace(result, diff_mask_key=None, diff_mask_image_id=None)
-    return kept
+        if result.diff_mask_key is not None and images[owners[path_stem(name)]].diff_mask_key is None:
+            images[name] = replace(result, diff_mask_key=None, diff_mask_image_id=None)
+    return replace(comparison, images=images)
 
 
 def publish_plan(plan: ComparisonPlan, uploader: BatchUploader, layout: SentryLayout) -> None:
@@ -339,7 +335,7 @@ def finalize_from_store(store: ResultsStore, layout: SentryLayout, *, max_worker
             results[index] = chunk_result_from_json(_json(fetched.blobs[key], key))
         except ValueError as exc:
             results[index] = ChunkFailure(str(exc), unreadable=True)
-    comparison = finalize(plan, results)
+    comparison = stored_masks_only(finalize(plan, results), plan)
     with BatchUploader(store, max_workers=max_workers) as uploader:
         publish_comparison(comparison, uploader, layout, {})
     return comparison

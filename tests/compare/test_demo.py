@@ -144,6 +144,7 @@ def test_a_repo_folder_the_demo_did_not_make_is_left_as_it_is(tmp_path, capsys):
     assert capsys.readouterr().err.endswith(f"--out: {other / 'repo'}: not the demo's own repository, so it is "
                                             "left as it is: give the demo another folder\n")
     assert (other / "repo" / "important.txt").read_text() == "mine"
+    assert sorted(path.name for path in other.iterdir()) == ["repo"]  # told before any work
 
 
 def test_demo_without_git_leaves_the_second_comparison_out_and_says_so(tmp_path, capsys, monkeypatch):

@@ -282,6 +282,12 @@ def test_an_approval_carries_over_whatever_the_known_changes_set_aside(runs, cap
     assert code == EXIT_SAME
     assert report["approval"]["images"] == ["home.png"] and report["known_changes"]["images"] == ["clock.png"]
 
+    # Approved before the known changes were given: the clock's change, set aside now, needs none.
+    runs.compare(reviewed, "reviewed-plain")
+    code, report = runs.compare(reviewed, "again-2", "--known-changes", str(known),
+                                "--approved", str(runs.root / "reviewed-plain" / "comparison.json"))
+    assert code == EXIT_SAME and report["approval"]["images"] == ["home.png"]
+
 
 def test_a_change_within_its_threshold_on_the_main_branch_is_not_known(runs, tmp_path):
     # The same spinner seen on main, but within what each run allowed: no change came back.

@@ -269,6 +269,17 @@ def test_an_out_folder_inside_an_image_folder_is_refused_before_the_work(role, t
     assert not out.exists()
 
 
+def test_an_image_folder_among_an_out_folders_pictures_is_refused(tmp_path, capsys):
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+    head = write_folder(tmp_path / "out" / "previews", {"a.png": png(2)})
+
+    code, _, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out", "--quiet")
+
+    assert code == EXIT_BAD_INPUT
+    assert stderr == (f"snapcompare: error: the head folder {str(head)!r} is inside --out {str(tmp_path / 'out')!r}, "
+                      "among the pictures a run writes there: write the reports elsewhere\n")
+
+
 def test_the_summary_never_rounds_a_small_change_to_nothing(tmp_path, capsys):
     before = Image.new("RGB", (1000, 1000), "white")
     after = before.copy()

@@ -555,3 +555,14 @@ def test_junk_between_segments_leaves_the_count_as_it_was(data: st.DataObject) -
         junky = junky[:start] + data.draw(JUNK) + junky[start:]
 
     assert image_module._jpeg_scans(junky, 1000) == image_module._jpeg_scans(SMALL, 1000) == len(_scans(SMALL))
+
+
+def test_a_jpeg_of_more_segments_than_any_encoder_writes_is_refused_before_it_is_walked_through() -> None:
+    # Millions of empty comments would cost the scan count seconds; a real JPEG has a few dozen.
+    comment = b"\xff\xfe\x00\x02"
+    at_bound = SMALL[:2] + comment * (image_module.MAX_JPEG_SEGMENTS - 1000) + SMALL[2:]
+    assert image_module._jpeg_scans(at_bound, 1000) == len(_scans(SMALL))
+    decode_rgba(at_bound)
+    past = SMALL[:2] + comment * image_module.MAX_JPEG_SEGMENTS + SMALL[2:]
+    with pytest.raises(ImageError, match="a JPEG of more than 100,000 segments"):
+        open_image(past, "before")

@@ -113,3 +113,24 @@ def test_a_huge_integer_threshold_is_bad_input_naming_the_file_and_field(tmp_pat
                        "--out", tmp_path / "out", "--quiet")
     assert code == EXIT_BAD_INPUT
     assert f"{head}: diff_threshold: expected a number >= 0 and < 1, got a number" in err
+
+
+def test_a_symlink_too_deep_to_follow_is_named_and_the_images_under_it_errored(tmp_path, capsys):
+    # A chain of 41 links (past the system's 40): whether it leads to a folder cannot be told.
+    base = write_folder(tmp_path / "base", {"ios/home.png": HOME, "top.png": TOP})
+    head = write_folder(tmp_path / "head", {"top.png": TOP})
+    write_folder(tmp_path / "real-ios", {"home.png": HOME})
+    target = tmp_path / "real-ios"
+    for index in range(41):
+        (tmp_path / f"link{index}").symlink_to(target)
+        target = tmp_path / f"link{index}"
+    (head / "ios").symlink_to(target)
+
+    code, _, _ = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out",
+                     "--follow-symlinks", "--quiet")
+
+    assert code == EXIT_ERRORED
+    images = read_comparison(tmp_path / "out")["images"]
+    assert {name: image["status"] for name, image in images.items()} == {
+        "ios/": "errored", "ios/home.png": "errored", "top.png": "unchanged"}
+    assert images["ios/home.png"]["detail"].startswith('head image folder "ios/": a symlink that cannot be followed')

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from compare.builds import compare_builds
 from compare.cli import EXIT_DIFFERENCES, EXIT_RESULTS_NOT_WRITTEN, main
 from compare.engine.chunks import plan, run_chunk
-from compare.inputs.manifest import load_manifest
+from compare.inputs.manifest import load_manifest, parse_manifest
 from compare.model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
 from compare.output.results_store import (
     ResultsNotWritten,
@@ -32,6 +32,7 @@ from compare.output.results_store import (
     publish_comparison,
     publish_plan,
     store_form,
+    stored_masks_only,
 )
 from compare.output.sentry_keys import path_stem
 from fetchers import BatchUploader, WriteError, fetcher_from_url
@@ -378,25 +379,31 @@ def test_a_stored_comparison_only_names_masks_of_its_own_run(tmp_path, once):
             assert len(named) == len(earlier.images) and stored["images"]["home.png"]["changed_pixels"] == 1
 
 
-@pytest.mark.parametrize("owner_has_a_mask", [True, False])
-def test_a_worker_stored_mask_key_whose_owner_wrote_nothing_is_not_named(tmp_path, owner_has_a_mask):
-    # a.jpg and a.png share Sentry's key diff/a.png, which a.png, the later name, owns: a
-    # worker stores a.jpg's result naming the key but leaves the key to a.png.
+@pytest.mark.parametrize(("owner", "kept"), [("changed", True), ("errored", False), ("over max_pixels", True)])
+def test_a_worker_stored_mask_key_whose_owner_wrote_nothing_is_not_named(owner, kept):
+    # a.jpg and a.png share Sentry's key diff/a.png, which a.png, the later name, owns when both
+    # are diffed: a worker stores a.jpg's result naming the key but leaves the key to a.png.
+    sizes = {"width": 10, "height": 10}
+    big = {"width": 10_000, "height": 10_000} if owner == "over max_pixels" else sizes
+    base = parse_manifest(json.dumps({"images": {"a.jpg": {"content_hash": "1" * 64, **sizes},
+                                                 "a.png": {"content_hash": "3" * 64, **sizes}}}).encode(), "base")
+    head = parse_manifest(json.dumps({"images": {"a.jpg": {"content_hash": "2" * 64, **sizes},
+                                                 "a.png": {"content_hash": "4" * 64, **big}}}).encode(), "head")
+    options = CompareOptions(head_artifact_id=11, base_artifact_id=7, max_pixels=1_000_000)
+    the_plan = plan(base, head, options)
     layout = SentryLayout("", 11, 7)
     key = layout.full_key(layout.mask_key("a.png"))
-    diffed = {"base_hash": "b" * 64, "head_hash": "c" * 64}
-    owner = (ImageResult("a.png", Status.CHANGED, diff_mask_key=key, diff_mask_image_id=key, **diffed)
-             if owner_has_a_mask else
-             ImageResult("a.png", Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED, detail="cut", **diffed))
-    shadowed = ImageResult("a.jpg", Status.CHANGED, diff_mask_key=key, diff_mask_image_id=key, **diffed)
-    comparison = Comparison({"a.jpg": shadowed, "a.png": owner}, CompareOptions(head_artifact_id=11,
-                                                                                 base_artifact_id=7))
-    with fetcher_from_url(str(tmp_path / "results"), create=True) as results:
-        with BatchUploader(results) as uploader:
-            publish_comparison(comparison, uploader, layout, {})
-        stored = json.loads(results.fetch(layout.comparison_key))["images"]["a.jpg"]
-    expected = key if owner_has_a_mask else None
-    assert (stored["status"], stored["diff_mask_key"], stored["diff_mask_image_id"]) == ("changed", expected, expected)
+    shadowed = ImageResult("a.jpg", Status.CHANGED, diff_mask_key=key, diff_mask_image_id=key)
+    images = {"a.jpg": shadowed, **the_plan.non_diff_images}
+    if owner == "changed":
+        images["a.png"] = ImageResult("a.png", Status.CHANGED, diff_mask_key=key, diff_mask_image_id=key)
+    elif owner == "errored":
+        images["a.png"] = ImageResult("a.png", Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED)
+
+    stored = stored_masks_only(Comparison(images, options), the_plan).images["a.jpg"]
+
+    expected = key if kept else None
+    assert (stored.status, stored.diff_mask_key, stored.diff_mask_image_id) == (Status.CHANGED, expected, expected)
 
 
 def test_a_cluster_run_first_replaces_the_comparison_naming_masks_its_workers_replace(tmp_path):
