@@ -92,6 +92,11 @@ EXACT_CHARACTERS = 1_000_000
 computes: a ratio costs about its names' length, and up to 1.2 us a character (names of 200
 characters), so the exact passes together stay near a second whatever the names."""
 
+EXACT_LENGTH_PRODUCTS = 20_000_000
+"""Most products of the two names' lengths, summed over those pairs: a ratio's worst case grows
+with that product (names of few distinct characters, about 80 ns a product for 199-character
+names over two letters), so these ratios too stay within about two seconds."""
+
 NEIGHBOURS = 1
 """Old names scored per new name and direction in each sort order, beyond the ratio budget."""
 
@@ -257,22 +262,27 @@ def categorize(
 
 
 class RatioBudget:
-    """The similarity ratios left to one comparison: `EXACT_PAIRS` new x old pairs of names and
-    `EXACT_CHARACTERS` characters, over all its hashes and both rename passes."""
+    """The similarity ratios left to one comparison: `EXACT_PAIRS` new x old pairs of names,
+    `EXACT_CHARACTERS` characters and `EXACT_LENGTH_PRODUCTS`, over all its hashes and both
+    rename passes."""
 
     def __init__(self) -> None:
         self.pairs = EXACT_PAIRS
         self.characters = EXACT_CHARACTERS
+        self.products = EXACT_LENGTH_PRODUCTS
 
     def spend(self, new: Sequence[str], old: Sequence[str]) -> bool:
         """Take every ratio of ``new`` x ``old`` from the budget if all fit in what is left;
         whether they did."""
+        new_length, old_length = sum(map(len, new)), sum(map(len, old))
         pairs = len(new) * len(old)
-        characters = len(old) * sum(map(len, new)) + len(new) * sum(map(len, old))
-        if pairs > self.pairs or characters > self.characters:
+        characters = len(old) * new_length + len(new) * old_length
+        products = new_length * old_length  # the sum, over the pairs, of their names' lengths multiplied
+        if pairs > self.pairs or characters > self.characters or products > self.products:
             return False
         self.pairs -= pairs
         self.characters -= characters
+        self.products -= products
         return True
 
 

@@ -452,6 +452,22 @@ def test_rename_pairing_compares_a_bounded_number_of_characters_whatever_the_nam
         assert CountingMatcher.characters == 0
 
 
+def test_long_names_of_few_letters_are_not_scored_past_the_length_products(monkeypatch):
+    # A ratio's worst case grows with its names' lengths multiplied: two names of 60,000
+    # characters over a few letters took 18 s, within the pair and character budgets.
+    monkeypatch.setattr(planning, "SequenceMatcher", CountingMatcher)
+    monkeypatch.setattr(CountingMatcher, "characters", 0)
+    letters = "abc"
+    old = ["".join(letters[(i * i + k) % 3] for i in range(5_000)) + ".png" for k in range(1)]
+    new = ["".join(letters[(i * i + k) % 3] for i in range(5_000)) + f"-{k}.png" for k in range(2)]
+    assert len(old) * sum(map(len, new)) + len(new) * sum(map(len, old)) <= planning.EXACT_CHARACTERS
+    assert sum(map(len, new)) * sum(map(len, old)) > planning.EXACT_LENGTH_PRODUCTS
+
+    paired = pair_by_similarity(new, old)
+
+    assert len(paired) == 1 and CountingMatcher.characters == 0
+
+
 # Folders a folder manifest could not list ------------------------------------------------
 
 UNDER = ["sub/a.png", "sub/deep/b.png", "sub.png", "subway/c.png", "top.png", "other/sub/d.png"]
