@@ -20,6 +20,12 @@ def is_retryable_status(status: int | None) -> bool:
     return status is not None and (status in RETRYABLE_STATUSES or 500 <= status <= 599)
 
 
+def is_lasting_status(status: int | None) -> bool:
+    """True for answers that will be the same next time: redirects and client errors (denied,
+    another region, a store without the operation), not throttling or timeouts."""
+    return status is not None and 300 <= status < 500 and not is_retryable_status(status)
+
+
 def is_throttling_status(status: int | None) -> bool:
     """True for 429 and 503: the server asks its clients to slow down."""
     return status in (429, 503)

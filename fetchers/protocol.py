@@ -208,35 +208,42 @@ class BucketCheck:
     possible: ``bucket_exists()`` (one metadata request) answers True, False, or None when it
     cannot tell for good (credentials that may read objects but not the bucket's metadata), and
     raises for a failure that may pass (5xx, a timeout, a request interrupted). An answer stands
-    for every later call; after a failure the 404 is the key's own and the next call asks
-    again. Callers that come while a request runs wait for it rather than ask too. Thread-safe,
-    and a caller interrupted while asking (KeyboardInterrupt) leaves the next one to ask."""
+    for every later call. Callers that come while a request runs take its outcome rather than
+    ask too; after a failure that outcome is "not missing" (the 404 is the key's own), and the
+    next caller to come asks again. Thread-safe; a caller interrupted while asking
+    (KeyboardInterrupt) leaves no other waiting."""
 
     def __init__(self, bucket_exists: Callable[[], bool | None]) -> None:
         self._bucket_exists = bucket_exists
         self._missing: bool | None = None  # the answer, once the store gave one
         self._asking = False
+        self._asked = 0  # requests ended
+        self._last = False  # whether the last request to end found the bucket missing
         self._changed = threading.Condition()
 
     def bucket_missing(self) -> bool:
         """True only when the store said the bucket does not exist."""
         with self._changed:
-            while self._asking:
-                self._changed.wait()
             if self._missing is not None:
                 return self._missing
+            if self._asking:
+                asked = self._asked
+                while self._asked == asked:
+                    self._changed.wait()
+                return self._last
             self._asking = True
         missing: bool | None = None
         try:
             missing = self._bucket_exists() is False
         except Exception:  # noqa: BLE001 - a failure that may pass: the key's own 404 stands
-            return False
+            pass
         finally:
             with self._changed:
-                self._missing = missing
+                self._missing, self._last = missing, bool(missing)
                 self._asking = False
+                self._asked += 1
                 self._changed.notify_all()
-        return missing
+        return bool(missing)
 
 
 def connection_limit(fetcher: object) -> int | None:

@@ -27,6 +27,7 @@ read by `ignore_regions_of` and added to by `with_ignore_patterns`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -367,7 +368,8 @@ def _image_files(
                 reason = exc.strerror or type(exc).__name__
                 if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
                     unlisted[entry_name] = f"cannot be examined: {reason}"
-                elif entry.is_symlink():  # maybe to a folder: the other side's images under it are told
+                elif exc.errno == errno.ELOOP and entry.is_symlink():  # a loop, or a chain too long to
+                    # follow: maybe to a folder, so the other side's images under its name are told
                     unlisted[entry_name + "/"] = f"a symlink that cannot be followed: {reason}; not entered"
                 continue
             if is_folder:

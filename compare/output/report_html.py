@@ -154,6 +154,10 @@ _JOINING_SCRIPTS = ((0x0600, 0x08FF), (0x0900, 0x0DFF), (0x1000, 0x109F), (0x178
 """Code point ranges of the scripts whose words hold joiners (Arabic, Syriac, N'Ko; the Indic
 scripts, Devanagari to Sinhala; Myanmar, Khmer, Mongolian; Arabic presentation forms)."""
 _EMOJI_SELECTORS = frozenset("\ufe0e\ufe0f")  # text and emoji presentation
+_EMOJI_BASES = frozenset("\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194\u2195\u2196\u2197\u2198\u2199"
+                         "\u21a9\u21aa\u2934\u2935\u25fb\u25fc\u25fd\u25fe\u3030\u303d")
+"""Emoji with a presentation sequence that are not symbols of the 'other' category (So): letters,
+punctuation and math symbols such as © ‼ ℹ ↔ ⤴ ◻ 〰."""
 _KEYCAP = "\u20e3"
 _TAGS = re.compile("[\U000e0020-\U000e007e]")  # a subdivision flag's tags, before its cancel tag
 _CANCEL_TAG = "\U000e007f"
@@ -270,8 +274,9 @@ def _joining(char: str) -> bool:
 
 
 def _emoji(char: str) -> bool:
-    """Whether ``char`` is a symbol outside ASCII: an emoji, or one of its modifiers."""
-    return bool(char) and char >= "\x80" and unicodedata.category(char) in ("So", "Sk")
+    """Whether ``char`` is a symbol outside ASCII, an emoji or one of its modifiers, or one of
+    the other emoji (`_EMOJI_BASES`)."""
+    return char in _EMOJI_BASES or (bool(char) and char >= "\x80" and unicodedata.category(char) in ("So", "Sk"))
 
 
 def _in_flag(text: str, index: int) -> bool:

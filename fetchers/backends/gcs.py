@@ -21,6 +21,7 @@ from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, Write
 from ..http import (
     is_connect_failure,
     is_denied_status,
+    is_lasting_status,
     is_retryable_status,
     is_throttling_status,
     parse_retry_after,
@@ -185,12 +186,12 @@ class GCSFetcher(ClosableFetcher):
         return error
 
     def _bucket_exists(self) -> bool | None:
-        """One bucket metadata GET: None when denied (it cannot tell); raises the SDK's error for
-        any other failure (see `BucketCheck`)."""
+        """One bucket metadata GET: None when it cannot tell for good (denied, or another lasting
+        answer); raises the SDK's error for a failure that may pass (see `BucketCheck`)."""
         try:
             exists: bool = self._bucket.exists(timeout=self._timeout, retry=None)
         except api_exceptions.GoogleAPICallError as exc:
-            if is_denied_status(exc.code):
+            if is_lasting_status(exc.code):
                 return None
             raise
         return exists

@@ -67,6 +67,8 @@ class LocalFetcher(ClosableFetcher):
             else:
                 raise ValueError(f"local store {str(path)!r} is not a folder")
             os.close(self._open_folders(()))  # what every read and write opens first
+            if not os.access(self._base, os.X_OK):  # an O_PATH descriptor opens without the right
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self._base))
         except OSError as exc:  # not allowed to look, or a name too long
             raise ValueError(f"local store {str(path)!r} cannot be used: {exc.strerror or exc}") from exc
         self.root = self._base.joinpath(*self._missing)

@@ -25,7 +25,13 @@ from botocore.httpsession import URLLib3Session
 from urllib3.exceptions import HTTPError as URLLib3Error
 
 from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError, blob_too_large
-from ..http import is_denied_status, is_retryable_status, is_throttling_status, parse_retry_after
+from ..http import (
+    is_denied_status,
+    is_lasting_status,
+    is_retryable_status,
+    is_throttling_status,
+    parse_retry_after,
+)
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import is_md5_hex, join_key, normalize_prefix
 from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
@@ -179,15 +185,16 @@ class S3Fetcher(ClosableFetcher):
         return StoredBlob(size=head.get("ContentLength"), md5=etag.lower() if etag_is_md5 else None)
 
     def _bucket_exists(self) -> bool | None:
-        """One ``HeadBucket``: None when denied (it cannot tell); raises the SDK's error for any
-        other failure (see `BucketCheck`)."""
+        """One ``HeadBucket``: None when it cannot tell for good (denied, or another lasting
+        answer such as a redirect to another region); raises the SDK's error for a failure that
+        may pass (see `BucketCheck`)."""
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404:
                 return False
-            if is_denied_status(status):
+            if is_lasting_status(status):
                 return None
             raise
         return True

@@ -504,6 +504,7 @@ def test_a_name_cannot_pass_for_another_by_characters_that_draw_nothing(tmp_path
     "\u0915\u094d\u200d\u0937.png",  # a joiner inside a Devanagari word
     "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.png",  # a non-joiner inside a Persian word
     "1\ufe0f\u20e3.png",  # a keycap
+    "\u2139\ufe0f \u2194\ufe0f \u00a9\ufe0f.png",  # emoji that are letters, math symbols, signs
     "\U0001f3f3\ufe0f\u200d\U0001f308.png",  # the rainbow flag: a selector, then a joiner
     "\U0001f44d\U0001f3fd.png",  # a skin tone
     "e\u0301.png",  # a combining accent

@@ -95,12 +95,13 @@ def test_a_root_that_cannot_be_looked_at_is_refused_as_unusable(tmp_path, create
 @pytest.mark.parametrize("create", [False, True])
 def test_a_root_this_process_may_not_read_is_refused_as_unusable(tmp_path, create):
     (tmp_path / "private" / "store").mkdir(parents=True)
-    (tmp_path / "private").chmod(0)
-    try:
-        with pytest.raises(ValueError, match="cannot be used: Permission denied"):
-            LocalFetcher(tmp_path / "private" / "store", create=create)
-    finally:
-        (tmp_path / "private").chmod(0o700)
+    for closed in ("private", "private/store"):  # a folder on the way, or the root itself
+        (tmp_path / closed).chmod(0)
+        try:
+            with pytest.raises(ValueError, match="cannot be used: Permission denied"):
+                LocalFetcher(tmp_path / "private" / "store", create=create)
+        finally:
+            (tmp_path / closed).chmod(0o700)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")

@@ -213,13 +213,15 @@ def test_a_bucket_check_that_may_pass_is_asked_again_a_denied_one_not(s3_server,
                                                                       told_later):
     # exists is an object HEAD, then after its 404 a HeadBucket: the fault is armed as the first
     # HeadBucket is sent (the client's own method, wrapped: the server cannot tell the two by path).
-    fetcher = s3_fetcher_factory(f"missing-{os.urandom(4).hex()}")
+    bucket = f"missing-{os.urandom(4).hex()}"
+    fetcher = s3_fetcher_factory(bucket)
+    s3_server.faults.clear()  # none another test left armed
     head_bucket, calls = fetcher._client.head_bucket, []
 
     def failing_first(**kwargs):
         calls.append(1)
-        if len(calls) == 1:
-            s3_server.faults.set(mode, method="HEAD")
+        if len(calls) == 1:  # for this bucket's requests only: no other test's takes it
+            s3_server.faults.set(mode, method="HEAD", match=f"/{bucket}")
         return head_bucket(**kwargs)
 
     fetcher._client.head_bucket = failing_first
