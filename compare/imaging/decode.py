@@ -146,7 +146,7 @@ class OpenedImage:
             if self._png is None:
                 image.load()
             else:
-                _load_png(image)
+                _load_png(image, self._png)
             return image
         except OSError:
             repaired = with_adler32_made_right(self._png) if self._png is not None else None
@@ -154,7 +154,7 @@ class OpenedImage:
                 raise
         self.close()
         self._source = open_allowed(io.BytesIO(repaired), "PNG")
-        _load_png(self._source)
+        _load_png(self._source, repaired)
         return self._source
 
     def close(self) -> None:
@@ -163,14 +163,20 @@ class OpenedImage:
             self._source.close()
 
 
-def _load_png(image: Image.Image) -> None:
-    """Load the pixels of a PNG opened from bytes; of the chunks after its image data, those up to
-    one Pillow cannot read (damaged, truncated, out of place) are read, the rest left: the fast
-    decoder, as browsers, reads none of them. Image data Pillow refuses is still refused: a cut
-    stream before those chunks are read, a damaged one by its decoder's state checked after them."""
+def _load_png(image: Image.Image, data: bytes | bytearray | memoryview) -> None:
+    """Load the pixels of a PNG opened from its bytes ``data``; of the chunks after its image data,
+    those up to one Pillow cannot read (damaged, truncated, out of place) are read, the rest left:
+    the fast decoder, as browsers, reads none of them. Image data Pillow refuses is still refused:
+    a cut stream before those chunks are read, a damaged one by its decoder's state checked after
+    them. A grey PNG of 2 or 4 bits has its tRNS key scaled as Pillow scales its samples to 8
+    bits, so that the pixels of that value are transparent (Pillow keeps the key as written)."""
     if isinstance(image, PngImagePlugin.PngImageFile):
         image.load_end = functools.partial(_chunks_after_pixels, image.load_end)  # type: ignore[method-assign]
     image.load()
+    depth, colour_type = data[24], data[25]  # IHDR's, right after the signature and its header
+    key = image.info.get("transparency")
+    if colour_type == 0 and depth in (2, 4) and isinstance(key, int):  # Pillow scales a 1-bit key itself
+        image.info["transparency"] = key * 255 // ((1 << depth) - 1)
 
 
 def _chunks_after_pixels(load_end: Callable[[], None]) -> None:
@@ -362,6 +368,8 @@ def _pil_to_rgba(image: Image.Image, label: str) -> np.ndarray:
         rgba[..., 3] = np.where(grey == key, 0, 255) if isinstance(key, int) else 255
         return rgba
     try:
+        if image.mode == "1" and "transparency" in image.info:  # "1" to RGBA drops the key; "L" keeps it
+            image = image.convert("L")
         converted = image if image.mode == "RGBA" else image.convert("RGBA")
     except ValueError as exc:
         raise ImageError(f"{label}: cannot convert mode {image.mode} to RGBA: {exc}") from exc

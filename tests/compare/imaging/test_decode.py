@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -566,3 +567,24 @@ def test_a_jpeg_of_more_segments_than_any_encoder_writes_is_refused_before_it_is
     past = SMALL[:2] + comment * image_module.MAX_JPEG_SEGMENTS + SMALL[2:]
     with pytest.raises(ImageError, match="a JPEG of more than 100,000 segments"):
         open_image(past, "before")
+
+
+def _grey_png(depth: int, samples: list[int], key: int) -> bytes:
+    """A one-row grey PNG of ``depth`` bits holding ``samples``, with tRNS key ``key``."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    bits = "".join(format(sample, f"0{depth}b") for sample in samples)
+    row = int(bits.ljust(-(-len(bits) // 8) * 8, "0"), 2).to_bytes(-(-len(bits) // 8), "big")
+    header = len(samples).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes([depth, 0, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"tRNS", key.to_bytes(2, "big"))
+            + chunk(b"IDAT", zlib.compress(b"\x00" + row)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("depth", "samples", "key"), [
+    (1, [1, 0, 1, 0], 1), (1, [1, 0, 1, 0], 0), (2, [0, 1, 2, 3], 3), (2, [0, 1, 2, 3], 1), (4, [0, 15, 5, 10], 15),
+])
+def test_a_grey_key_of_fewer_than_8_bits_makes_its_pixels_transparent(depth, samples, key) -> None:
+    # As the PNG specification and pngjs have it: the key is compared at the image's own depth.
+    alpha = decode_rgba(_grey_png(depth, samples, key), "image")[..., 3].ravel().tolist()
+    assert alpha == [0 if sample == key else 255 for sample in samples]
