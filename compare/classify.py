@@ -504,11 +504,16 @@ def path_stem(name: str) -> str:
     return stem.rsplit(".", 1)[0] if "." in stem else stem
 
 
+def mask_owners(names: Iterable[str]) -> dict[str, str]:
+    """The name owning each Sentry mask key (a `path_stem`) of ``names``: the last name of a stem
+    in name order wins its key, as in Sentry."""
+    return {path_stem(name): name for name in sorted(names)}
+
+
 def mask_shadowed(names: Iterable[str]) -> frozenset[str]:
-    """The ``names`` whose Sentry mask key (their `path_stem`) a later name in name order also
-    has, and so owns: the last name of a stem wins its key, as in Sentry."""
-    by_stem: dict[str, list[str]] = {}
-    for name in names:
-        by_stem.setdefault(path_stem(name), []).append(name)
-    return frozenset(name for group in by_stem.values() for name in sorted(group)[:-1])
+    """The ``names`` whose Sentry mask key a later name in name order also has, and so owns
+    (`mask_owners`)."""
+    names = list(names)
+    owners = mask_owners(names)
+    return frozenset(name for name in names if owners[path_stem(name)] != name)
 

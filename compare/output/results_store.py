@@ -45,7 +45,7 @@ from fetchers import (
     StoreUnavailable,
 )
 
-from ..classify import path_stem
+from ..classify import mask_owners, path_stem
 from ..engine.chunks import ChunkAssignment, ChunkFailure, ChunkResult, ComparisonPlan, finalize, store_files
 from ..engine.pairs import PairOutcome
 from ..model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
@@ -230,9 +230,7 @@ def stored_masks_only(comparison: Comparison, plan: ComparisonPlan) -> Compariso
     naming only masks they wrote: a name whose key a later candidate of ``plan`` owns
     (`ChunkAssignment.mask_shadowed`) leaves the key to it, so when that owner has no mask
     (errored, unchanged), the key holds nothing of this run and the name names no mask."""
-    owners: dict[str, str] = {}
-    for candidate in sorted((c for chunk in plan.chunks for c in chunk.candidates), key=lambda c: c.name):
-        owners[path_stem(candidate.name)] = candidate.name
+    owners = mask_owners(c.name for chunk in plan.chunks for c in chunk.candidates)
     images = dict(comparison.images)
     for name in (name for chunk in plan.chunks for name in chunk.mask_shadowed):
         result = images[name]
