@@ -28,6 +28,7 @@ read by `ignore_regions_of` and added to by `with_ignore_patterns`.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import math
@@ -476,9 +477,11 @@ class PatternError(ValueError):
                          else "all_image_file_names_as_regex: too large for RE2 to compile")
 
 
-def _pattern_set(patterns: Sequence[str]) -> Any:
+@functools.lru_cache(maxsize=2)
+def _pattern_set(patterns: tuple[str, ...]) -> Any:
     """``patterns`` as one compiled RE2 set, each anchored at both ends; `PatternError` if RE2
-    refuses them."""
+    refuses them. The last two sets are kept: a manifest's are compiled when it is checked and
+    used again when its names are (here, then by the comparison)."""
     options = re2.Options()
     options.log_errors = False
     options.max_mem = PATTERN_MEMORY
@@ -637,7 +640,7 @@ class _Validator:
             raise self.fail(at, f"{characters:,} characters of patterns, more than a manifest may have "
                             f"({MAX_PATTERN_CHARACTERS:,})")
         try:
-            _pattern_set(value)
+            _pattern_set(tuple(value))
         except PatternError as exc:
             if exc.index is None:
                 raise self.fail(at, f"the patterns together are too large for RE2 to compile (over "

@@ -309,8 +309,10 @@ def test_name_patterns_are_bounded_in_number_and_size_naming_the_file_and_field(
 
 def test_each_name_is_matched_once_against_all_patterns(monkeypatch):
     matched: list[bytes] = []
-    match = re2.Set.Match
+    compiled: list[int] = []
+    match, compile_set = re2.Set.Match, re2.Set.Compile
     monkeypatch.setattr(re2.Set, "Match", lambda self, text: matched.append(text) or match(self, text))
+    monkeypatch.setattr(re2.Set, "Compile", lambda self: compiled.append(1) or compile_set(self))
     names = [f"screen_{i}.png" for i in range(300)]
     patterns = [rf"screen_{i}\.png" for i in range(300)]
 
@@ -321,6 +323,8 @@ def test_each_name_is_matched_once_against_all_patterns(monkeypatch):
     assert sorted(matched) == sorted(name.encode() for name in names)
     declared = manifest.declared_names()
     assert declared("screen_7.png") and not declared("screen_300.png")
+    # Compiled once: when checked, then kept for the names' matching.
+    assert len(compiled) == 1
 
 
 # Lone surrogates (as undecodable bytes of a file name decode) and pattern syntax, often.
