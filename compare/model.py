@@ -97,8 +97,11 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
-STATUS_NAMES = frozenset(status.value for status in Status)
-"""Every status as JSON spells it."""
+def result_status(entry: object) -> Status | None:
+    """The status of an image result as JSON holds it (an object with ``status``); None when
+    ``entry`` is not an object or its status is none of `Status`'s."""
+    status = entry.get("status") if isinstance(entry, Mapping) else None
+    return Status(status) if isinstance(status, str) and status in Status.__members__.values() else None
 
 DIFFERENCES = frozenset({Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED})
 """The statuses that make a comparison report differences."""
@@ -451,6 +454,14 @@ class Comparison:
         """The ``changed`` images whose change is a known one that does not count (sorted)."""
         known = self.known_changes
         return () if known is None or known.counted else known.images
+
+    @property
+    def counted_summary(self) -> dict[str, int]:
+        """`summary` without the known changes `set_aside` among the ``changed`` (``total``
+        still counts them)."""
+        summary = self.summary
+        summary[Status.CHANGED.value] -= len(self.set_aside)
+        return summary
 
     @property
     def has_counted_differences(self) -> bool:

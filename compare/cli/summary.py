@@ -26,7 +26,7 @@ def outcome_line(comparison: Comparison, reports: dict[str, Path], code: int) ->
     """The run's outcome in one line, with the counts that matter and the report's path."""
     summary = comparison.summary
     aside = len(comparison.set_aside)
-    counted = {**summary, Status.CHANGED.value: summary[Status.CHANGED] - aside}
+    counted = comparison.counted_summary
     differing = [f"{counted[s]} {s}" for s in (Status.CHANGED, Status.ADDED, Status.REMOVED, Status.RENAMED)
                  if counted[s]]
     parts = []

@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..model import STATUS_NAMES, Approval, ApprovalMismatch, ImageResult, Status
+from ..model import Approval, ApprovalMismatch, ImageResult, Status, result_status
 from .manifest import MAX_MANIFEST_IMAGES, ManifestError, decode_json
 
 Fingerprint = tuple[str, str, str | None, str | None]
@@ -73,8 +73,8 @@ def approved_fingerprints(data: bytes, source: str) -> frozenset[Fingerprint]:
     found = []
     for name, entry in images.items():
         at = f"images[{json.dumps(name, ensure_ascii=False)}]"
-        status = entry.get("status") if isinstance(entry, Mapping) else None
-        if not isinstance(status, str) or status not in STATUS_NAMES:
+        status = result_status(entry)
+        if status is None:
             raise ManifestError(source, at, "expected an object with a known status")
         if name in aside:
             continue

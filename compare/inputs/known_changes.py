@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..model import STATUS_NAMES, ImageResult, KnownChanges, Status
+from ..model import ImageResult, KnownChanges, Status, result_status
 from .manifest import ManifestError, decode_json, quoted, shown_value
 
 KnownChange = tuple[str, str]
@@ -74,8 +74,8 @@ def comparison_changes(decoded: Any, source: str) -> frozenset[KnownChange]:
     found = []
     for name, entry in images.items():
         at = f"images[{quoted(name)}]"
-        status = entry.get("status") if isinstance(entry, Mapping) else None
-        if not isinstance(status, str) or status not in STATUS_NAMES:
+        status = result_status(entry)
+        if status is None:
             raise ManifestError(source, at, "expected an image result (an object with a known status)")
         change = entry.get("similar_change")
         if change is not None:

@@ -539,7 +539,7 @@ class _Similar:
 
     cards: int
     images: int
-    first: tuple[tuple[int, int], ...]  # (position, images)
+    first: tuple[int, ...]
 
 
 def _similar_entries(order: list[tuple[str, _Entry]], positions: dict[str, int]) -> dict[str, _Similar]:
@@ -549,14 +549,15 @@ def _similar_entries(order: list[tuple[str, _Entry]], positions: dict[str, int])
         first = entry.images[0]
         if key in _CARD_SECTIONS and first.similar_change is not None:
             cards[first.similar_change].append((positions[first.name], len(entry.images)))
-    return {similar: _Similar(len(found), sum(count for _, count in found), tuple(found[:SIMILAR_LINKS + 1]))
+    return {similar: _Similar(len(found), sum(count for _, count in found),
+                              tuple(position for position, _ in found[:SIMILAR_LINKS + 1]))
             for similar, found in cards.items() if len(found) > 1}
 
 
 def _similar_hint(similar: _Similar, own: int, own_images: int) -> dict[str, Any]:
     """The hint of the card at ``own`` (with ``own_images`` images): how many other cards show
     a similar change, with how many images, and links to the first `SIMILAR_LINKS` of them."""
-    links = [position for position, _ in similar.first if position != own][:SIMILAR_LINKS]
+    links = [position for position in similar.first if position != own][:SIMILAR_LINKS]
     return {"similar": {"cards": similar.cards - 1, "images": similar.images - own_images, "links": links}}
 
 
@@ -657,8 +658,7 @@ def _clean(text: str) -> str:
 def _title(comparison: Comparison) -> str:
     """The page's title: the count of each status but unchanged, known changes set aside apart."""
     aside = len(comparison.set_aside)
-    summary = {**comparison.summary}
-    summary[Status.CHANGED.value] -= aside
+    summary = comparison.counted_summary
     counts = [f"{summary[s.value]} {s.value}" for s in SECTION_ORDER[:-1] if summary[s.value]]
     counts += [f"{aside} {KNOWN}"] if aside else []
     approved = "approved: " if comparison.approval is not None else ""
