@@ -141,17 +141,16 @@ class LocalFetcher(ClosableFetcher):
         each opened relative to the one before and never through a symlink (made first if
         missing, with ``create``). Reading needs only the right to search each folder (an
         ``O_PATH`` descriptor where the system has them), as reading by path does."""
-        flags = os.O_RDONLY if create else _SEARCH_ONLY
-        fd = os.open(self._base, flags | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(self._base, _folder_flags(create) | os.O_CLOEXEC)
         for folder in folders:
-            fd = _enter_folder(fd, folder, create=create, flags=flags)
+            fd = _enter_folder(fd, folder, create=create)
         return fd
 
     def _at(self, key: str, read: Callable[[int, str], _T]) -> _T:
         """``read(folder, name)`` of the file ``key`` names, given the descriptor of its folder,
         reached without following a symlink (see the class), and its name in it; OS errors
         raise the fetch error they mean."""
-        relative = self._resolve(key).relative_to(self._base).parts
+        relative = self._relative(key)
         *folders, name = relative or (".",)  # a key that resolves to the root names a folder
         try:
             folder = self._open_folders(folders)
@@ -167,11 +166,15 @@ class LocalFetcher(ClosableFetcher):
             raise _read_error(key, exc) from exc
 
     def _resolves_to(self, key: str, relative: tuple[str, ...]) -> bool:
-        """Whether ``key`` still resolves to ``relative`` (below the root's deepest existing folder)."""
+        """Whether ``key`` still resolves to ``relative`` (see `_relative`)."""
         try:
-            return self._resolve(key).relative_to(self._base).parts == relative
+            return self._relative(key) == relative
         except FetchError:
             return False
+
+    def _relative(self, key: str) -> tuple[str, ...]:
+        """The names of ``key``'s resolved path below the root's deepest existing folder."""
+        return self._resolve(key).relative_to(self._base).parts
 
     def _resolve(self, key: str) -> Path:
         check_key(key)
@@ -197,10 +200,15 @@ def _split_missing(path: Path) -> tuple[Path, tuple[str, ...]]:
     return base, tuple(reversed(missing))
 
 
-def _enter_folder(parent: int, name: str, *, create: bool, flags: int) -> int:
-    """Open folder ``name`` in the folder ``parent`` (made first if missing, with ``create``)
-    with ``flags``, never through a symlink (ELOOP); closes ``parent`` (whether or not this
-    succeeds) and returns the new descriptor."""
+def _folder_flags(create: bool) -> int:
+    """How a folder on a key's way is opened: to write in (``create``), else to search only."""
+    return (os.O_RDONLY if create else _SEARCH_ONLY) | os.O_DIRECTORY
+
+
+def _enter_folder(parent: int, name: str, *, create: bool) -> int:
+    """Open folder ``name`` in the folder ``parent`` (made first if missing, with ``create``),
+    never through a symlink (ELOOP); closes ``parent`` (whether or not this succeeds) and
+    returns the new descriptor."""
     try:
         if create:
             try:
@@ -208,7 +216,7 @@ def _enter_folder(parent: int, name: str, *, create: bool, flags: int) -> int:
             except FileExistsError:
                 pass
         try:
-            return os.open(name, flags | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            return os.open(name, _folder_flags(create) | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         except NotADirectoryError:  # Linux's answer for a symlink as well as for a file
             if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
                 raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
