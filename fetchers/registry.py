@@ -45,6 +45,11 @@ NETWORK_OPTIONS = tuple(_NETWORK_CHECKS)
 """Options every network backend takes; a local folder checks them and ignores them."""
 
 
+def carries_credentials(url: SplitResult) -> bool:
+    """Whether ``url`` holds a ``user:password@`` part (credentials belong to the SDKs' own ways)."""
+    return url.username is not None or url.password is not None
+
+
 def check_network_options(**options: object) -> None:
     """Refuse a network option (`NETWORK_OPTIONS`) of the wrong type or out of range: a
     ValueError naming it. ``max_connections`` is an int of at least 1, a timeout a finite
@@ -174,7 +179,7 @@ def fetcher_from_url(
         return _built(backend, "from_path", Path(url), **options)
     if "#" in url:  # a fragment names no part of a store: it would be dropped
         raise ValueError(f"{scheme} store URL must not have a fragment ('#...')")
-    if parts.username is not None or parts.password is not None:
+    if carries_credentials(parts):
         raise ValueError(
             f"{scheme} store URL must not carry credentials: configure them the SDK's own way"
         )

@@ -20,7 +20,7 @@ from ..http import is_connect_failure, is_denied_status, is_retryable_status, is
 from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
 from ..protocol import ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
-from ..registry import OBJECTSTORE_TOKEN_ENV
+from ..registry import OBJECTSTORE_TOKEN_ENV, carries_credentials, check_network_options
 from . import UnsupportedSDK, sdk_internal
 
 SUPPORTED_SDK = ">=0.2.10,<0.3"
@@ -199,11 +199,10 @@ class ObjectstoreFetcher(ClosableFetcher):
         is the one retry layer); ``read_timeout`` bounds each wait for data. Its requests can be
         interrupted (`interrupt`). ``batch=False`` switches batch requests off.
         """
-        url = urlsplit(base_url)
-        if url.username is not None or url.password is not None:
+        if carries_credentials(urlsplit(base_url)):
             raise ValueError("the objectstore URL must not carry credentials; pass token=")
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
+        check_network_options(max_connections=max_connections, connect_timeout=connect_timeout,
+                              read_timeout=read_timeout)
         client = Client(
             base_url,
             token=token,

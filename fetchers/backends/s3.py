@@ -35,7 +35,7 @@ from ..http import (
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import is_md5_hex, join_key, normalize_prefix
 from ..protocol import BucketCheck, ClosableFetcher, StoredBlob, check_max_blob_bytes, names_store
-from ..registry import check_network_options, from_bucket_url
+from ..registry import carries_credentials, check_network_options, from_bucket_url
 from . import sdk_internal
 
 SUPPORTED_SDK = ">=1.35,<2"
@@ -114,7 +114,7 @@ class S3Fetcher(ClosableFetcher):
             )
             client = self._owned = _create_client(endpoint_url, region_name, config)
         try:
-            if _has_userinfo(client.meta.endpoint_url):
+            if carries_credentials(urlsplit(client.meta.endpoint_url)):
                 raise ValueError("S3 endpoint URL must not carry credentials (user:password@): "
                                  "configure them the SDK's own way")
             if self._owned is not None:
@@ -223,12 +223,6 @@ def _create_client(endpoint_url: str | None, region_name: str | None, config: Co
     except ValueError:  # botocore's message quotes the URL: raised below, with nothing chained
         pass
     raise ValueError("S3 endpoint URL is not valid (not shown: it may carry credentials)")
-
-
-def _has_userinfo(url: str) -> bool:
-    """Whether ``url`` carries a ``user:password@`` part."""
-    parts = urlsplit(url)
-    return parts.username is not None or parts.password is not None
 
 
 def _read_at_most(body: Any, size: int) -> bytes:
