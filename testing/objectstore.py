@@ -26,8 +26,11 @@ slashes (the client leaves ``/`` unescaped; other reserved characters arrive per
   operation in completion order, written as each completes: ``x-sn-batch-operation-index``,
   ``-key``, ``-kind`` and ``-status`` (``200 OK``, ``404 Not Found``, ``201 Created``, ``204 No
   Content``) with the object's metadata headers; an operation that fails has only the index and
-  the status, and a JSON ``{"detail": ...}`` body. Operations run in order here, so completion
-  order is request order, except for a stalled one (below), which completes last.
+  the status, and a JSON ``{"detail": ...}`` body. As objectstore's server does, the answer
+  starts at once and each operation runs as soon as its part of the request has been read, so
+  the first part may go out while the rest of the request is still coming; a malformed body
+  ends the operations with a 400 part. Operations run in order here, so completion order is
+  request order, except for a stalled one (below), which completes last.
 - Every connection gets its own thread, TCP_NODELAY and HTTP/1.1 keep-alive; the listen
   backlog is 1024.
 
@@ -39,6 +42,8 @@ from __future__ import annotations
 
 import http
 import json
+import queue
+import re
 import socket
 import socketserver
 import struct
@@ -47,10 +52,11 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import chain
 from urllib.parse import unquote
 
 import pytest
@@ -79,6 +85,8 @@ _META_PREFIX = "x-snme-"
 _INVERT = bytes(range(255, -1, -1))  # maps each byte b to b ^ 0xff
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 _FAULT_MODES = ("reset", "truncate", "stall", "corrupt")
+_PIECE = 64 * 1024  # bytes of a request body read at a time
+_NOT_ALPHANUMERIC = re.compile(rb"[^A-Za-z0-9]")
 
 
 @dataclass
@@ -431,12 +439,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(201 if generate_key else 200, b"content-type: application/json\r\n", reply)
 
     def _batch(self) -> None:
-        """A batch request: its operations run and their parts stream out (see the module)."""
+        """A batch request: its operations run as they are read and their parts stream out (see
+        the module)."""
         if int(self.headers.get("content-length") or 0) > MAX_BODY_SIZE:
             self.close_connection = True  # its body is not read
             self._error(413, "length limit exceeded")
             return
-        body = self._request_body()
+        boundary = _boundary(self.headers.get("content-type"))
+        operations = _OperationReader(self._body_pieces(), boundary)
+        try:
+            self._answer_batch(operations, boundary)
+        except BaseException:
+            self.close_connection = True
+            raise
+        finally:
+            if self.close_connection:
+                with suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RD)  # the reader stops at once
+            operations.join()
+
+    def _answer_batch(self, operations: _OperationReader, boundary: str | None) -> None:
+        """Check a batch request as objectstore does before its answer starts, then stream it."""
         if not self._authorised():
             return
         route = self.path.split("?", 1)[0][len(_BATCH_PREFIX):].split("/")
@@ -451,19 +474,14 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.server.faults._take("BATCH", "")
         if fault is not None and self._fault_answered(fault):
             return
-        boundary = _boundary(self.headers.get("content-type"))
-        try:
-            if boundary is None:
-                raise MultipartError("no multipart/form-data boundary")
-            operations = _operations(body, boundary)
-        except MultipartError as exc:
-            self._error(400, f"invalid multipart body: {exc}")
+        if boundary is None:
+            self._error(400, "invalid multipart body: no multipart/form-data boundary")
             return
         self._stream_parts(usecase, scopes, operations)
 
-    def _stream_parts(self, usecase: str, scopes: str, operations: list[_Operation]) -> None:
-        """Run the operations in order, a stalled one after all others, and write each one's
-        part as it completes."""
+    def _stream_parts(self, usecase: str, scopes: str, operations: _OperationReader) -> None:
+        """Run the operations in order as they are read, a stalled one after all others, and
+        write each one's part as it completes."""
         boundary = f"os-boundary-{uuid.uuid4().hex}".encode()
         self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: multipart/form-data; boundary=\"%s\"\r\n"
                          b"transfer-encoding: chunked\r\n\r\n" % boundary)
@@ -480,6 +498,9 @@ class _Handler(BaseHTTPRequestHandler):
                 stalled.append(operation)
             elif not self._write_part(boundary, operation, fault, usecase, scopes):
                 return
+        if operations.broken:
+            self.close_connection = True  # the request's body ended early: so does the answer
+            return
         for operation in stalled:
             if self.server.faults._stall(operation.stall, self.server.stopping):
                 self.close_connection = True
@@ -544,15 +565,27 @@ class _Handler(BaseHTTPRequestHandler):
                                          b"\r\n0\r\n\r\n" if last else b"\r\n"])
 
     def _request_body(self) -> bytes:
+        return b"".join(self._body_pieces())
+
+    def _body_pieces(self) -> Iterator[bytes]:
+        """The request's body as it arrives (chunked or not), in pieces of at most 64 KiB;
+        raises `ConnectionError` if the connection ends first."""
         if "chunked" not in self.headers.get("transfer-encoding", "").lower():
-            return self.rfile.read(int(self.headers.get("content-length") or 0))
-        chunks = []
-        while size := int(self.rfile.readline().split(b";", 1)[0], 16):
-            chunks.append(self.rfile.read(size))
+            yield from self._exactly(int(self.headers.get("content-length") or 0))
+            return
+        while size := int(self.rfile.readline().split(b";", 1)[0] or b"x", 16):
+            yield from self._exactly(size)
             self.rfile.readline()
         while self.rfile.readline() not in (b"\r\n", b"\n", b""):
             pass  # trailers
-        return b"".join(chunks)
+
+    def _exactly(self, size: int) -> Iterator[bytes]:
+        while size > 0:
+            piece = self.rfile.read1(min(size, _PIECE))
+            if not piece:
+                raise ConnectionError("the request's body ended early")
+            size -= len(piece)
+            yield piece
 
     def _error(self, status: int, detail: str, extra_headers: bytes = b"") -> None:
         body = json.dumps({"detail": detail}).encode()
@@ -611,21 +644,59 @@ class _PartParser(PushMultipartParser):
         return MultipartSegment(headerlist)
 
 
-def _operations(body: bytes, boundary: str) -> list[_Operation]:
-    """The operations of a batch request body; raises `MultipartError` for a malformed one."""
-    operations: list[_Operation] = []
-    headers: dict[str, str] = {}
-    chunks: list[bytes] = []
-    with _PartParser(boundary, max_header_count=64) as parser:
-        for event in parser.parse(body):
-            if isinstance(event, MultipartSegment):
-                headers = {name.lower(): value for name, value in event.headerlist}
-            elif event is not None:
-                chunks.append(bytes(event))
-            else:
-                operations.append(_operation(len(operations), headers, b"".join(chunks)))
-                chunks = []
-    return operations
+class _OperationReader:
+    """A batch request's operations as its body arrives: a thread reads and parses the body
+    while the handler answers, as objectstore's server parses its request as a stream
+    (``extractors/batch.rs``), so that the first part may go out before the body has all come
+    and neither side waits on the other. Iterating yields each operation as it is parsed; a
+    malformed body ends them with an operation that fails 400 (the rest of the body is read
+    and dropped)."""
+
+    def __init__(self, pieces: Iterator[bytes], boundary: str | None) -> None:
+        self.broken = False
+        """Whether the connection ended before the body did."""
+        self._queue: queue.SimpleQueue[_Operation | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._read, args=(pieces, boundary),
+                                        name="objectstore-batch-body", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[_Operation]:
+        while (operation := self._queue.get()) is not None:
+            yield operation
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _read(self, pieces: Iterator[bytes], boundary: str | None) -> None:
+        try:
+            if boundary is not None:
+                self._parse(pieces, boundary)
+            for _ in pieces:  # what follows the end or an error: read, so the stream stays in step
+                pass
+        except (OSError, ValueError):
+            self.broken = True
+        finally:
+            self._queue.put(None)
+
+    def _parse(self, pieces: Iterator[bytes], boundary: str) -> None:
+        count = 0
+        headers: dict[str, str] = {}
+        chunks: list[bytes] = []
+        parser = _PartParser(boundary, max_header_count=64)
+        try:
+            for piece in chain(pieces, (b"",)):  # an empty piece: the end of the body
+                for event in parser.parse(piece):
+                    if isinstance(event, MultipartSegment):
+                        headers = {name.lower(): value for name, value in event.headerlist}
+                    elif event is not None:
+                        chunks.append(bytes(event))
+                    else:
+                        self._queue.put(_operation(count, headers, b"".join(chunks)))
+                        count += 1
+                        chunks = []
+            parser.close()
+        except MultipartError as exc:
+            self._queue.put(_Operation(count, error=(400, f"batch error: multipart error: {exc}")))
 
 
 def _operation(index: int, headers: dict[str, str], body: bytes) -> _Operation:
@@ -675,8 +746,7 @@ def _status(status: int) -> bytes:
 
 def _percent_encode(key: str) -> bytes:
     """Every byte but ASCII letters and digits as ``%XX``, as objectstore encodes a key header."""
-    return "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"%{b:02X}"
-                   for b in key.encode()).encode()
+    return _NOT_ALPHANUMERIC.sub(lambda match: b"%%%02X" % match[0][0], key.encode())
 
 
 def _boundary(content_type: str | None) -> str | None:

@@ -14,6 +14,7 @@ import http.client
 import http.server
 import json
 import os
+import socket
 import threading
 import uuid
 from urllib.parse import quote
@@ -242,6 +243,42 @@ def test_a_request_refused_as_a_whole_and_a_body_over_the_limit(server):
         assert conn.getresponse().status == 413
     finally:
         conn.close()
+
+
+def test_the_answer_starts_before_the_request_has_all_come(server):
+    # endpoints/batch.rs: operations are parsed from the body as a stream and run as they come.
+    (key, data), = stored(server, 1, size=100).items()
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as sock:
+        first = f"{op('get', quote(f'{PREFIX}/{key}', safe=''))}--boundary\r\n".encode()
+        sock.sendall(b"POST /v1/objects:batch/preprod/org=1;project=2/ HTTP/1.1\r\nhost: x\r\n"
+                     b"content-type: multipart/form-data; boundary=boundary\r\ntransfer-encoding: chunked\r\n\r\n"
+                     + b"%x\r\n%s\r\n" % (len(first), first))
+        answer = b""
+        while data not in answer:  # the first operation's part, while the request is unfinished
+            piece = sock.recv(65536)
+            assert piece, "the server closed the connection"
+            answer += piece
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        rest = op("get", "later").removeprefix("--boundary\r\n").encode() + b"--boundary--\r\n"
+        sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        while not answer.endswith(b"\r\n0\r\n\r\n"):
+            piece = sock.recv(65536)
+            assert piece, "the server closed the connection"
+            answer += piece
+    assert answer.count(b"x-sn-batch-operation-status: 200 OK") == 1
+    assert answer.count(b"x-sn-batch-operation-status: 404 Not Found") == 1  # "later"
+
+
+def test_a_body_cut_short_ends_its_operations_with_an_error_part(server):
+    # extractors/batch.rs: a multipart error is an item of the operation stream, not a refusal.
+    (key, data), = stored(server, 1, size=100).items()
+    code, _, parts = post(server, (op("get", quote(f"{PREFIX}/{key}", safe="")) + op("get", "k")).encode(),
+                          path="/v1/objects:batch/preprod/org=1;project=2/")
+    assert code == 200 and sorted(parts) == [0, 1]
+    assert status(parts[0]) == 200 and parts[0].body == data
+    assert status(parts[1]) == 400 and "multipart error" in json.loads(parts[1].body)["detail"]
+    assert "x-sn-batch-operation-key" not in parts[1].headers
 
 
 # --- fetch_many --------------------------------------------------------------------------------
