@@ -28,7 +28,9 @@ Strategies, each run with a fresh fetcher (a fresh connection pool):
 (e) the same with `BatchPrefetcher.iter_fetch`, timing the first blob handed over (the pool
     warmed by one request first, so that the time is the request's, not a TCP handshake's),
     beside a lone GET of that blob, a lone batch request of it, the same call over that one key
-    (what the call itself costs), and the first blob of the same call over single GETs.
+    (what the call itself costs), and the first blob of the same call over single GETs; the
+    first blob, the lone GET and the lone batch request also with no latency added (what the
+    server, the proxy and the client cost on this machine, without the RTT).
 
 Per row: U unique keys of the whole set, P, server-side GETs per unique key (a batch's
 operations included), batch requests per unique key, connections the proxy accepted, T0, the
@@ -323,6 +325,7 @@ class Streamed:
         self.workers = workers
         self.verify = verify
         self.first: list[float] = []
+        self.first_t0: list[float] = []
         self.first_key = ""
 
     def __call__(self, fetcher: BlobFetcher, pairs: Sequence[tuple[str, str]]) -> dict[str, bytes]:
@@ -388,6 +391,9 @@ class Row:
     single_first: float | None = None  # seconds until iter_fetch over single GETs handed over its first
     lone_batch: float | None = None  # seconds a batch request of that one blob takes to hand it over
     alone_first: float | None = None  # seconds until iter_fetch over that one key handed it over
+    first_blob_t0: float | None = None  # first_blob with no added latency (the T0 runs)
+    lone_get_t0: float | None = None  # lone_get with no added latency
+    lone_batch_t0: float | None = None  # lone_batch with no added latency
 
     @property
     def wall(self) -> float:
@@ -463,11 +469,13 @@ class Bench:
         return Run(wall, after.gets - before.gets, after.batches - before.batches,
                    after.connections[url] - before.connections[url], fetch_time, in_flight, cpu)
 
-    def lone_get(self, key: str, runs: int, *, batch: bool = False) -> float:
+    def lone_get(self, key: str, runs: int, *, batch: bool = False, t0: bool = False) -> float:
         """Median wall time of one GET of ``key`` through the RTT, on a warm connection, alone:
         one RTT plus that blob's bytes (outside the counted runs); with ``batch``, of a batch
-        request of that one key instead, until its blob is handed over."""
-        fetcher = make_fetcher(self.address, self.address.latency_url, 1, batch=batch)
+        request of that one key instead, until its blob is handed over; with ``t0``, through
+        the proxy adding no latency."""
+        url = self.address.zero_url if t0 else self.address.latency_url
+        fetcher = make_fetcher(self.address, url, 1, batch=batch)
         try:
             fetcher.exists(key)  # one warm connection
             walls = []
@@ -522,7 +530,7 @@ class Bench:
             t0_runs.append(self.run_once(self.address.zero_url, strategy, pairs, workers, batch))
             latency_runs.append(self.run_once(self.address.latency_url, strategy, pairs, workers, batch))
             if isinstance(strategy, Streamed):
-                del strategy.first[-2]  # the T0 run's first blob: only the RTT run's is reported
+                strategy.first_t0.append(strategy.first.pop(-2))  # the T0 run's first blob
         row = Row(label, workers, self.dataset.unique_keys, latency_runs, t0_runs,
                   len(self.dataset.pairs) / len(pairs), self.rtt)
         print(f"  {label:<30} P={workers:<3} wall {row.wall:6.2f} s  T0 {row.t0:6.2f} s  runs "
@@ -565,6 +573,9 @@ def bench_backend(backend: str, dataset: Dataset, args: argparse.Namespace) -> l
             rows[-1].single_first = bench.call_first(args.runs, every_key, batch=False)
             rows[-1].alone_first = bench.call_first(args.runs, [streamed.first_key], batch=True)
             rows[-1].lone_batch = bench.lone_get(streamed.first_key, args.runs, batch=True)
+            rows[-1].first_blob_t0 = statistics.median(streamed.first_t0)
+            rows[-1].lone_get_t0 = bench.lone_get(streamed.first_key, args.runs, t0=True)
+            rows[-1].lone_batch_t0 = bench.lone_get(streamed.first_key, args.runs, batch=True, t0=True)
     return rows
 
 
@@ -620,6 +631,11 @@ def print_table(backend: str, rows: list[Row], dataset: Dataset, args: argparse.
                             f"after {streamed.alone_first * 1e3:.1f} ms, over every key but by single GETs after "
                             f"{streamed.single_first * 1e3:.1f} ms",
                             streamed.first_blob <= streamed.lone_get))
+        if (streamed.first_blob_t0 is not None and streamed.lone_get_t0 is not None
+                and streamed.lone_batch_t0 is not None):
+            print(f"- (e) with no latency added: first blob {streamed.first_blob_t0 * 1e3:.2f} ms after the call; "
+                  f"a lone GET of it {streamed.lone_get_t0 * 1e3:.2f} ms, a lone batch request of it "
+                  f"{streamed.lone_batch_t0 * 1e3:.2f} ms")
         print(f"- client CPU per blob: (d) {fetch_all.cpu_per_blob * 1e3:.2f} ms, (c) P={REFERENCE_P} "
               f"{reference.cpu_per_blob * 1e3:.2f} ms (single GETs)")
     for name, met in targets:
