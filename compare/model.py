@@ -416,7 +416,8 @@ class Comparison:
     options: CompareOptions
     base_source: str = ""
     head_source: str = ""
-    stats: dict[str, float | int] = field(default_factory=dict)
+    stats: dict[str, float | int | str] = field(default_factory=dict)
+    """How the run went: counts, seconds, bytes; a note is text (``fetch_batch_fallback``)."""
     approval: Approval | None = None
     """Set when an approved comparison's fingerprints equal this one's (``--approved``)."""
     approval_mismatch: ApprovalMismatch | None = None

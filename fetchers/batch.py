@@ -389,7 +389,7 @@ class BatchRunner:
         stats.keys_requested += len(listed)
         ordered = dict.fromkeys(listed)
         del listed  # the call holds on to the unique keys only
-        stats.unique_keys = len(ordered)
+        stats.unique_keys += len(ordered)
         health = _StoreHealth(self.fail_fast_after, len(ordered))
         todo = iter(ordered)
         done: _Done = queue.SimpleQueue()
@@ -679,15 +679,16 @@ class Groups:
 
     Every promise the runner makes per key holds per key here: one flight per key, a deadline
     from the moment it was admitted, the retry policy and the throttle pause. A key's value is
-    handed over the moment ``run`` yields it, not when its request ends. A key that fails alone
-    is retried alone (in a later request, after its backoff), each retry taken from the budget;
-    a request that fails as a whole is retried once for all its keys not answered yet, as one
-    retry from the budget, since it was one request. What is queued is sent at once, spread
-    evenly over up to `GROUP_SPREAD` requests of at least `MIN_GROUP` keys each (`BLIND_GROUP`
-    while no blob's size is known; no more requests than the workers free). The fail-fast rule
-    counts requests here, not keys: until the store has answered, at most the runner's
-    ``fail_fast_after`` requests are out (each carrying its share of the keys), so a call costs
-    no round trip of its own to learn that the store is there. Once ``run`` raises
+    handed over the moment ``run`` yields it, not when its request ends. The keys of one request
+    that failed alone (a throttled operation, say) or that it left unanswered (it failed as a
+    whole, or broke off) are retried together, after one backoff, as one retry from the budget,
+    since they were one request; each key's retries still follow the policy and its deadline.
+    What is queued is sent at once, spread evenly over up to `GROUP_SPREAD` requests of at
+    least `MIN_GROUP` keys each (`BLIND_GROUP` while no blob's size is known; no more requests
+    than the workers free). The fail-fast rule counts requests here, not keys: until the store
+    has answered, at most the runner's ``fail_fast_after`` requests are out (each carrying its
+    share of the keys), so a call costs no round trip of its own to learn that the store is
+    there. Once ``run`` raises
     `BatchUnsupported` (and ``max_keys()`` turns 0), the keys go one ``fallback`` job each,
     and every call that had keys in the groups says why in its ``batch_fallback``.
 
@@ -915,13 +916,14 @@ class Groups:
             for entry in live:
                 entry.stats.count_request()
         pending = {entry.key: entry for entry in live}
+        retry = _RequestRetry()
         failure: BaseException | None = None
         answers: Iterator[tuple[str, Any]] | None = None
         try:
             answers = self._run(list(pending))
             for key, value in answers:
                 if key in pending:
-                    self._answered(pending.pop(key), value)
+                    self._answered(pending.pop(key), value, retry)
                 if pending and (runner._closed.is_set() or all(e.stop.is_set() for e in pending.values())):
                     break  # nobody wants the rest: the request is abandoned
         except BaseException as exc:  # noqa: BLE001 - sorted out below, once the request has ended
@@ -932,7 +934,7 @@ class Groups:
             runner._watchdog.end(attempt)
             with runner._lock:
                 runner._in_flight -= 1
-        self._after(list(pending.values()), failure, attempt)
+        self._after(list(pending.values()), failure, attempt, retry)
 
     def _in_time(self, entries: list[_Entry], now: float) -> list[_Entry]:
         """Those of ``entries`` whose deadline is still ahead at ``now``; the others end, unsent."""
@@ -941,8 +943,11 @@ class Groups:
                 self._fail(entry, _not_sent(entry.key, None, self._runner.deadline, self._error_type))
         return [entry for entry in entries if entry.ends_at > now]
 
-    def _after(self, pending: list[_Entry], failure: BaseException | None, attempt: _Attempt) -> None:
-        """Settle the keys a request did not answer: retried, failed, or sent one by one."""
+    def _after(
+        self, pending: list[_Entry], failure: BaseException | None, attempt: _Attempt, retry: _RequestRetry
+    ) -> None:
+        """Settle the keys a request did not answer: retried (as ``retry`` says), failed, or
+        sent one by one."""
         runner = self._runner
         try:
             runner._watchdog.raise_failure()
@@ -975,7 +980,7 @@ class Groups:
                     self._fail(entry, self._error_type(entry.key, "cancelled: its request was abandoned"))
                 else:
                     self._retry(entry, self._error_type(entry.key, "the answer did not include this key",
-                                                        retryable=True))
+                                                        retryable=True), retry)
             return
         if not isinstance(failure, StoreError):
             failure = self._error_type(pending[0].key, f"{type(failure).__name__}: {failure}")
@@ -983,20 +988,21 @@ class Groups:
             runner._mark_answered()
         retrying = [(entry, delay) for entry in pending
                     if (delay := self._retry_delay(entry, self._copy(entry.key, failure))) is not None]
-        if retrying and not runner.budget.try_spend():
+        if retrying and not retry.pay(runner.budget):
             for entry, _ in retrying:
                 self._fail(entry, _budget_spent(self._copy(entry.key, failure)))
             return
         for entry, delay in retrying:
-            self._schedule(entry, failure, delay)
+            self._schedule(entry, failure, retry.due(delay, failure))
 
-    def _answered(self, entry: _Entry, value: Any) -> None:
-        """One key's answer: its value handed over, or its error retried or reported."""
+    def _answered(self, entry: _Entry, value: Any, retry: _RequestRetry) -> None:
+        """One key's answer: its value handed over, or its error retried (as ``retry`` says) or
+        reported."""
         runner = self._runner
         if isinstance(value, StoreError):
             if not value.store_wide:
                 runner._mark_answered()
-            self._retry(entry, value)
+            self._retry(entry, value, retry)
             self.dispatch()  # its retry goes out when due, not when this request ends
             return
         runner.budget.record_success(retried=entry.retries > 0)
@@ -1009,15 +1015,16 @@ class Groups:
         entry.future.set_result(value)
         runner._mark_answered()
 
-    def _retry(self, entry: _Entry, error: StoreError) -> None:
-        """Retry one key that failed alone, as `BatchRunner.with_retries` would; else fail it."""
+    def _retry(self, entry: _Entry, error: StoreError, retry: _RequestRetry) -> None:
+        """Retry one key that failed alone in ``retry``'s request, as `BatchRunner.with_retries`
+        would, but with the budget and the time of its request's retry; else fail it."""
         delay = self._retry_delay(entry, error)
         if delay is None:
             return
-        if not self._runner.budget.try_spend():
+        if not retry.pay(self._runner.budget):
             self._fail(entry, _budget_spent(error))
             return
-        self._schedule(entry, error, delay)
+        self._schedule(entry, error, retry.due(delay, error))
 
     def _retry_delay(self, entry: _Entry, error: StoreError) -> float | None:
         """The wait before ``entry``'s next attempt after ``error``; None (the entry failed with
@@ -1030,10 +1037,10 @@ class Groups:
             return None
         return delay
 
-    def _schedule(self, entry: _Entry, error: StoreError, delay: float) -> None:
-        """Queue ``entry`` again, due after ``delay``; a throttled store holds every request."""
-        self._runner._count_retry(entry.stats, error, delay)
-        self._requeue(entry, time.monotonic() + delay)
+    def _schedule(self, entry: _Entry, error: StoreError, ready_at: float) -> None:
+        """Queue ``entry`` again, due at ``ready_at``; a throttled store holds every request."""
+        self._runner._count_retry(entry.stats, error, max(0.0, ready_at - time.monotonic()))
+        self._requeue(entry, ready_at)
 
     def _requeue(self, entry: _Entry, ready_at: float) -> None:
         with self._runner._lock:
@@ -1079,6 +1086,37 @@ class Groups:
         with runner._lock:
             if self._detached and not (self._queue or self._running or self._timer) and self in runner._lanes:
                 runner._lanes.remove(self)
+
+
+class _RequestRetry:
+    """The retries of the keys one group request left unanswered or failed alone: one retry
+    from the budget for them all, since they were one request (a store throttling a request
+    answers each of its operations 429), and one time they are due, so that those failed by
+    then go again together."""
+
+    def __init__(self) -> None:
+        self.paid = False
+        self.ready_at: float | None = None
+
+    def pay(self, budget: RetryBudget) -> bool:
+        """Whether the request's keys may be retried: the budget's one retry spent on the
+        first call, True on the later ones; False if the budget is spent."""
+        if not self.paid:
+            if not budget.try_spend():
+                return False
+            self.paid = True
+        return True
+
+    def due(self, delay: float, error: StoreError) -> float:
+        """When a key failed with ``error``, due after ``delay`` by the policy, goes again: when
+        the request's first retry does (the first ``delay`` sets it), unless the store asked
+        for a time of its own (``Retry-After``)."""
+        now = time.monotonic()
+        if error.retry_after is not None:
+            return now + delay
+        if self.ready_at is None:
+            self.ready_at = now + delay
+        return self.ready_at
 
 
 class _Interrupted(Exception):

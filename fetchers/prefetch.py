@@ -127,8 +127,9 @@ class BatchPrefetcher(BatchRunner):
     def _fetching(
         self, keys: Iterable[str], stats: BatchStats, *, max_pending: int | None, max_bytes: int | None
     ) -> Iterator[tuple[str, bytes | FetchError]]:
-        if self._groups is not None and not self._groups.on and self._groups.note:
-            stats.batch_fallback = self._groups.note
+        if self._groups is not None and not self._groups.on:
+            # Switched off by this prefetcher's own calls, or before it (a manifest read, say).
+            stats.batch_fallback = self._groups.note or getattr(self._many, "batch_note", None) or ""
         for key, value in self.stream(keys, stats, self._fetch, max_pending=max_pending, max_bytes=max_bytes,
                                       groups=self._groups):
             if not isinstance(value, StoreError):

@@ -68,6 +68,9 @@ class ManyFetcher(BlobFetcher, Protocol):
       `FetchError` whose flags hold for every key not answered yet; `BatchUnsupported` when
       the store has no batch route, after which ``batch_keys`` is 0;
     - clean: its response is read to the end, or closed, however the iteration ends.
+
+    A fetcher may also have ``batch_note``: why batching went off when the store turned out to
+    have no batch route (None until then), which a call that finds batching off reports.
     """
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -165,8 +166,9 @@ class BatchUploader(BatchRunner):
     whose ``batch_keys`` is above 0) is used that way (`fetchers.batch.Groups`): the keys are
     checked with one request per group, and the blobs to write of at most ``max_batch_blob``
     bytes (known before reading) go in batch writes of at most `MAX_INSERT_BODY` bytes, the
-    larger ones one request each. Everything above holds per key; a key that fails is retried
-    whole (checked again, then written).
+    larger ones one request each; those known to be larger before reading are checked and
+    written one job each, after the groups, side by side on the workers. Everything above
+    holds per key; a key that fails is retried whole (checked again, then written).
     """
 
     def __init__(
@@ -260,8 +262,17 @@ class BatchUploader(BatchRunner):
         groups = None if many is None else Groups(
             self, group, max_keys=lambda: many.batch_keys, fallback=job, error_type=WriteError)
         lookahead = max(self.default_lookahead, many.batch_keys if many is not None else 0)
+        # Blobs known to be too large for a batch write go one a job, each with its own worker,
+        # retries and deadline, after the others, rather than one after another in a group's job.
+        alone = set() if many is None else {
+            key for key, blob in blobs.items()
+            if (size := _Source(key, blob).size) is not None and size > many.max_batch_blob}
+        calls = [self.stream([key for key in blobs if key not in alone], stats, job, max_pending=lookahead,
+                             groups=groups)]
+        if alone:
+            calls.append(self.stream([key for key in blobs if key in alone], stats, job, max_pending=lookahead))
         try:
-            for key, outcome in self.stream(blobs, stats, job, max_pending=lookahead, groups=groups):
+            for key, outcome in itertools.chain.from_iterable(calls):
                 if outcome is True:
                     stats.written += 1
                 elif outcome is False:

@@ -415,7 +415,7 @@ def finalize(
     plan: ComparisonPlan,
     results: Mapping[int, ChunkResult | ChunkFailure],
     *,
-    stats: Mapping[str, float | int] | None = None,
+    stats: Mapping[str, float | int | str] | None = None,
 ) -> Comparison:
     """The comparison from the plan and each chunk's result, by chunk index, with its
     `change_groups`.

@@ -835,9 +835,11 @@ def _settings(comparison: Comparison) -> list[tuple[str, str]]:
     return [(_clean(key), _clean(value)) for key, value in rows]
 
 
-def _stat(key: str, value: float | int) -> str:
+def _stat(key: str, value: float | int | str) -> str:
     """A figure of `Comparison.stats` with its unit: seconds, bytes, or what it counts (a count
-    whose key is unknown stays a bare number)."""
+    whose key is unknown stays a bare number); a note as it is."""
+    if isinstance(value, str):
+        return value
     if key.endswith(_SECONDS):
         return f"{value:,.3f} s"
     if key.endswith("bytes_fetched"):

@@ -340,9 +340,12 @@ class ObjectstoreFetcher(ClosableFetcher):
                 self.batch_note = (f"objectstore answered HTTP {response.status} to a batch request "
                                    "(a server without batches): one request a blob from now on")
                 raise self._named(BatchUnsupported(order[0], self.batch_note))
-            if response.status == 413:
-                self._batch_limit = max(1, len(order) // 2)
             exc = RequestError(f"HTTP {response.status}", response.status, None)
+            if response.status == 413 and len(order) > 1:  # too large a request: smaller ones may pass
+                self._batch_limit = max(1, min(self._batch_limit, len(order) // 2))
+                raise self._named(error_type(order[0], f"objectstore answered HTTP 413 to a batch request of "
+                                                       f"{len(order)} operations: at most {self._batch_limit} "
+                                                       "a request from now on", retryable=True)) from exc
             raise self._batch_failure(order, exc, error_type) from exc
         boundary = formdata.boundary_of(response.headers.get("content-type"))
         if boundary is None:
@@ -482,8 +485,9 @@ def _index(value: str | None) -> int | None:
 
 
 def _is_number(text: str) -> bool:
-    """Whether a header value is a decimal number in ASCII digits (``str.isdigit`` takes "²")."""
-    return text.isascii() and text.isdigit()
+    """Whether a header value is a decimal number of at most 18 ASCII digits (``str.isdigit``
+    takes "²"; ``int`` refuses more than 4,300 digits, and no index, status or size has 19)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def _batch_path(session: Session) -> str:

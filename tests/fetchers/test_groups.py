@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import random
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,14 @@ def blob_for(key: str) -> bytes:
 
 def keys(count: int, prefix: str = "k") -> list[str]:
     return [f"{prefix}{i:04}" for i in range(count)]
+
+
+class AtTheCap(random.Random):
+    """The retry policy's full jitter drawn at its cap, every time: no retry is then due before
+    a request's last part, which a draw near 0 could make (that key going again alone)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 class ScriptedMany:
@@ -305,13 +314,17 @@ def test_a_key_that_fails_alone_is_retried_alone_within_the_budget():
     assert budget.tokens == 500  # two retries spent, and given back by the retried success
 
 
-def test_retries_stop_when_the_budget_is_spent():
-    fetcher = ScriptedMany({key: ["retry"] for key in keys(10)})
+def test_the_keys_a_request_failed_alone_cost_one_retry_and_go_again_together():
+    # A store throttling a request answers each operation 429: that is one request to retry,
+    # not one per key, or one busy answer would spend the budget a whole run shares.
+    fetcher = ScriptedMany({key: ["throttled"] for key in keys(10)})
     budget = RetryBudget(capacity=15, retry_cost=5, success_refill=0)
-    with BatchPrefetcher(fetcher, max_workers=2, retry=FAST_RETRY, budget=budget, fail_fast_after=0) as prefetcher:
+    patient = RetryPolicy(max_attempts=10, max_throttled_attempts=10, base_backoff=0.2, max_backoff=0.2)
+    with BatchPrefetcher(fetcher, max_workers=2, retry=patient, budget=budget, fail_fast_after=0) as prefetcher:
+        prefetcher._rng = AtTheCap()
         result = prefetcher.fetch_all(keys(10))
     assert len(result.errors) == 10
-    assert sum(fetcher.attempts.values()) == 10 + 3
+    assert fetcher.requests == [keys(10)] * 4  # the budget's 3 retries, each of the whole request
     assert all("retry budget exhausted" in error.message for error in result.errors.values())
 
 
@@ -324,6 +337,15 @@ def test_a_request_refused_as_a_whole_is_retried_as_one():
         result = prefetcher.fetch_all(wanted)
     assert len(result.blobs) == len(wanted) and result.stats.retries == len(wanted)
     assert fetcher.requests == [wanted, wanted] and fetcher.attempts == Counter(dict.fromkeys(wanted, 1))
+
+
+def test_a_request_refused_as_a_whole_goes_again_as_one_after_one_backoff():
+    fetcher = ScriptedMany(requests=["refused"])  # a 503 without Retry-After: the policy's jittered backoff
+    patient = RetryPolicy(base_backoff=0.2, max_backoff=0.2)
+    with BatchPrefetcher(fetcher, max_workers=4, retry=patient, fail_fast_after=0) as prefetcher:
+        prefetcher._rng = AtTheCap()
+        result = prefetcher.fetch_all(keys(10))
+    assert len(result.blobs) == 10 and fetcher.requests == [keys(10), keys(10)]
 
 
 def test_an_answer_cut_off_keeps_what_arrived_and_retries_the_rest():

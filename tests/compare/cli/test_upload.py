@@ -300,3 +300,23 @@ def test_max_memory_bounds_upload_and_an_image_larger_than_it_goes_alone(tmp_pat
     )
     code, _, stderr = run(capsys, "upload", base, "--store", store, "--max-memory", "lots")
     assert code == EXIT_BAD_INPUT and "--max-memory" in stderr
+
+
+@pytest.mark.parametrize("manifests", ["files", "store keys"])
+def test_a_server_without_batches_is_compared_one_blob_a_request_and_the_reports_say_so(manifests, tmp_path, capsys):
+    base, head = builds(tmp_path)
+    with serve_objectstore() as server:
+        url = f"objectstore+{server.url}/preprod?org=1&project=2&prefix=1/2"
+        for side, folder in (("base", base), ("head", head)):
+            code, _, stderr = run(capsys, "upload", folder, "--store", url, "-o", tmp_path / f"{side}.json",
+                                  "--manifest-key", f"manifests/{side}.json", "--quiet")
+            assert code == EXIT_SAME, stderr
+        server.faults.inject(404, times=1000, method="BATCH")  # an objectstore from before the batch route
+        sides = ([tmp_path / "base.json", tmp_path / "head.json"] if manifests == "files"
+                 else ["store:manifests/base.json", "store:manifests/head.json"])
+        code, _, stderr = run(capsys, "compare", "--base", sides[0], "--head", sides[1], "--store", url,
+                              "--out", tmp_path / "out", "--quiet")
+    assert code == EXIT_DIFFERENCES, stderr
+    note = read_comparison(tmp_path / "out")["stats"]["fetch_batch_fallback"]
+    assert note.startswith("objectstore answered HTTP 404 to a batch request")
+    assert note in (tmp_path / "out" / "report.html").read_text()

@@ -514,6 +514,29 @@ def test_an_upload_checks_in_batches_and_writes_small_blobs_together(server, con
     assert dict(fetcher.fetch_many(list(small))) == small
 
 
+def test_blobs_too_large_for_a_batch_write_are_written_side_by_side(server, connect):
+    large = {hashlib.sha256(data).hexdigest(): data for data in (os.urandom(MAX_FIELD_SIZE + 1) for _ in range(3))}
+    fetcher = connect(max_connections=4)
+    started: list[str] = []
+    lock, all_started = threading.Lock(), threading.Event()
+    put = fetcher.put
+
+    def put_once_all_started(key, data, content_type="application/octet-stream"):
+        with lock:
+            started.append(key)
+            if len(started) == len(large):
+                all_started.set()
+        if not all_started.wait(PATIENCE):
+            raise AssertionError("the large blobs were written one after another")
+        put(key, data, content_type)
+
+    fetcher.put = put_once_all_started
+    with BatchUploader(fetcher, max_workers=4) as uploader:
+        result = uploader.upload_all(large, verify=True)
+    assert sorted(result.written) == sorted(large) and not result.errors
+    assert result.stats.unique_keys == len(large)
+
+
 def test_an_upload_to_a_server_without_batches_goes_one_request_a_blob(server, connect):
     blobs = {hashlib.sha256(data).hexdigest(): data for data in (os.urandom(1_000) for _ in range(10))}
     server.faults.inject(404, method="BATCH", times=100)
@@ -557,6 +580,20 @@ def test_an_insert_over_the_limit_is_refused_without_a_request_and_the_batch_siz
     assert fetcher.batch_keys == MAX_BATCH_KEYS
 
 
+def test_a_413_to_a_whole_request_halves_the_batch_size_and_its_keys_go_again(server, connect):
+    # A proxy's body limit, say: smaller requests pass.
+    blobs = stored(server, 8)
+    server.faults.inject(413, method="BATCH")
+    fetcher = connect()
+    with BatchPrefetcher(fetcher, max_workers=1, retry=QUICK, fail_fast_after=0) as prefetcher:
+        result = prefetcher.fetch_all(blobs)
+    assert result.blobs == blobs and not result.errors and fetcher.batch_keys == 4
+    server.faults.inject(413, method="BATCH")
+    with pytest.raises(FetchError) as alone:  # one operation refused is final
+        dict(fetcher.fetch_many([next(iter(blobs))]))
+    assert not alone.value.retryable and "413" in alone.value.message
+
+
 @pytest.mark.parametrize("index", [0, 5])
 def test_a_413_past_the_first_operation_lowers_the_batch_size_and_on_the_first_is_final(server, connect, index):
     blobs = stored(server, 6)
@@ -591,12 +628,13 @@ class _CannedAnswer(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.mark.parametrize("field", ["index", "status"])
-def test_a_part_whose_number_is_not_in_ascii_digits_is_an_error_of_the_answer_not_a_crash(field):
+@pytest.mark.parametrize(("field", "number"), [("index", "²"), ("status", "¹00"), ("index", "1" * 5000),
+                                               ("status", "2" * 5000)])
+def test_a_part_whose_number_is_not_one_is_an_error_of_the_answer_not_a_crash(field, number):
     # "²" and "¹" (one byte each in the latin-1 that header bytes are read as) are digits to
-    # str.isdigit, not to int().
+    # str.isdigit, not to int(); int() refuses more than 4,300 digits.
     keys = [missing(), missing()]
-    index, status = ("²", "200 OK") if field == "index" else ("0", "¹00 OK")
+    index, status = (number, "200 OK") if field == "index" else ("0", f"{number} OK")
     answer = [(b"x-sn-batch-operation-index: %s\r\nx-sn-batch-operation-status: %s\r\n"
                % (index.encode("latin-1"), status.encode("latin-1")), b"blob"),
               (b"x-sn-batch-operation-index: 1\r\nx-sn-batch-operation-status: 404 Not Found\r\n", b"")]
