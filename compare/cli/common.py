@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from fetchers.files import read_regular_file
+
 from ..builds import describe_os_error
 from ..model import InputError
 from ..output.report_html import shown_text
@@ -26,6 +28,8 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 STORE_ENV = "SNAPCOMPARE_STORE"
+MAX_TOKEN_BYTES = 64 * 1024
+"""The most bytes ``--objectstore-token-file`` may hold."""
 
 EXIT_CODES_HELP = f"""\
 exit codes:
@@ -90,7 +94,7 @@ def objectstore_token(args: argparse.Namespace) -> str | None:
     if path is None:
         return None
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        token = read_regular_file(path, MAX_TOKEN_BYTES).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = describe_os_error(exc) if isinstance(exc, OSError) else "not UTF-8 text"
         raise InputError(f"--objectstore-token-file: {reason}") from None
@@ -101,7 +105,9 @@ def objectstore_token(args: argparse.Namespace) -> str | None:
 
 def store_from(args: argparse.Namespace) -> tuple[str | None, str]:
     """The store URL from ``--store``, else ``$SNAPCOMPARE_STORE``, and the name of where it came from."""
-    return (args.store, "--store") if args.store else (os.environ.get(STORE_ENV), STORE_ENV)
+    if args.store == "":
+        raise InputError("--store: an empty URL (unset, the store comes from $SNAPCOMPARE_STORE)")
+    return (args.store, "--store") if args.store is not None else (os.environ.get(STORE_ENV), STORE_ENV)
 
 
 def add_follow_symlinks_option(parser: argparse.ArgumentParser, unfollowed: str) -> None:
@@ -167,7 +173,10 @@ def size(text: str) -> int:
     match = _SIZE.fullmatch(text)
     if match is None:
         raise argparse.ArgumentTypeError(f"expected a size such as 512M or 2G, got {text!r}")
-    return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+    value = int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a size of at least one byte, got {text!r}")
+    return value
 
 
 def note_left_out(unreadable: Mapping[str, str]) -> None:

@@ -5,6 +5,7 @@ in the history of the head's git checkout (`compare.inputs.baseline.find_base_fr
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -268,6 +269,9 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}{hint}") from None
 
 
+_RESOURCE_FIELDS = re.compile(r"\b(?:fetch_workers|max_memory|workers)\b")
+
+
 def _run_compare(args: argparse.Namespace) -> int:
     try:
         options = CompareOptions(
@@ -277,9 +281,14 @@ def _run_compare(args: argparse.Namespace) -> int:
             **_engine_settings(args),
             **_sentry_options(args),
         )
-        resources = Resources(workers=args.workers, fetch_workers=args.fetch_workers, max_memory=args.max_memory)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    try:
+        resources = Resources(workers=args.workers, fetch_workers=args.fetch_workers, max_memory=args.max_memory)
+    except ValueError as exc:  # worded with the fields' names: the options' names instead
+        raise InputError(_RESOURCE_FIELDS.sub(lambda field: f"--{field[0].replace('_', '-')}", str(exc))) from None
+    if args.fail_on_known_changes and not args.known_changes:
+        raise InputError("--fail-on-known-changes goes with --known-changes")
     store_url, setting = store_from(args)
     token = objectstore_token(args)
     base = _base(args, store_url, setting, token)

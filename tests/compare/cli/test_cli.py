@@ -23,6 +23,7 @@ from compare.cli import (
     EXIT_INTERRUPTED,
     EXIT_SAME,
 )
+from compare.cli.common import MAX_TOKEN_BYTES
 from compare.cli.progress import BAR_INTERVAL, LINE_INTERVAL, ProgressDisplay
 from compare.engine.local import Progress
 from compare.inputs.manifest import load_manifest, manifest_from_folder
@@ -415,12 +416,16 @@ def inputs(tmp_path):
     (["--base", "folder", "--head", "head.json"], {"SNAPCOMPARE_STORE": "s3:///no-bucket"},
      "SNAPCOMPARE_STORE: s3 store URL needs a bucket"),
     (["--base", "folder", "--head", "head.json", "--store", "STORE", "--max-memory", "10M"], {},
-     "max_memory must be at least 64 MiB"),
+     "--max-memory must be at least 64 MiB"),
+    (["--base", "folder", "--head", "folder", "--fail-on-known-changes"], {},
+     "--fail-on-known-changes goes with --known-changes"),
+    (["--base", "folder", "--head", "head.json", "--store", ""], {"SNAPCOMPARE_STORE": "STORE"},
+     "--store: an empty URL"),
 ])
 def test_bad_input_is_one_line_naming_it(inputs, capsys, monkeypatch, args, env, expected):
     monkeypatch.chdir(inputs)
     for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, inputs.as_uri() if value == "STORE" else value)
     args = [inputs.as_uri() if a == "STORE" else a for a in args]
 
     code, stdout, stderr = run(capsys, "compare", *args, "--out", "out")
@@ -444,6 +449,22 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(inputs, capsy
     assert code == EXIT_BAD_INPUT and stdout == ""
     assert "expected a path, got an empty one" in stderr
     assert sorted(os.listdir(inputs)) == before
+
+
+@pytest.mark.parametrize("size", ["0", "0.5", "0K"])
+def test_a_size_of_no_bytes_is_a_usage_error(inputs, capsys, size):
+    code, _, stderr = run(capsys, "upload", inputs / "folder", "--store", inputs.as_uri(), "--max-memory", size)
+    assert code == EXIT_BAD_INPUT and "expected a size of at least one byte" in stderr
+
+
+def test_a_token_file_that_is_no_regular_file_or_too_large_is_refused_without_reading_it(inputs, capsys):
+    os.mkfifo(inputs / "fifo")  # no writer: reading it would wait for ever
+    (inputs / "large").write_bytes(b"t" * (MAX_TOKEN_BYTES + 1))
+    for name, reason in (("fifo", "not a regular file (a FIFO)"), ("large", "more than the 65,536 allowed")):
+        code, _, stderr = run(capsys, "upload", inputs / "folder", "--store", "objectstore+http://127.0.0.1:9/p",
+                              "--objectstore-token-file", inputs / name)
+        assert code == EXIT_BAD_INPUT and stderr.startswith("snapcompare: error: --objectstore-token-file: ")
+        assert reason in stderr
 
 
 def test_a_secret_in_an_objectstore_scope_is_not_echoed(inputs, capsys, monkeypatch):
