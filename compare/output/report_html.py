@@ -219,17 +219,17 @@ def shown_text(text: str, *, keep: str = "") -> Shown:
     if text.isascii() and text.isprintable():  # nothing to escape: the common case, at once
         return Shown(((text, False),) if text else ())
     parts: list[tuple[str, bool]] = []
-    plain: list[str] = []
+    run: list[str] = []  # the characters of the run under way, escaped ones as their escapes
+    escaping = False
     for index, char in enumerate(text):
-        if char in keep or not _invisible(text, index):
-            plain.append(char)
-            continue
-        if plain:
-            parts.append(("".join(plain), False))
-            plain = []
-        parts.append((_escape_sequence(char), True))
-    if plain:
-        parts.append(("".join(plain), False))
+        invisible = char not in keep and _invisible(text, index)
+        if run and invisible != escaping:  # one run of escapes, however many: one box on the page
+            parts.append(("".join(run), escaping))
+            run = []
+        escaping = invisible
+        run.append(_escape_sequence(char) if invisible else char)
+    if run:
+        parts.append(("".join(run), escaping))
     return Shown(tuple(parts))
 
 

@@ -567,6 +567,14 @@ def test_names_show_control_and_bidi_characters_escaped_and_isolated(tmp_path: P
     assert {image["name"] for image in data["images"]} >= {BIDI_NAME, "שלום.png"}
 
 
+def test_a_run_of_invisible_characters_is_one_escape_however_long(tmp_path: Path) -> None:
+    # One box on the page for the run: a name of 50,000 of them drew 50,000 boxes, 11 s to paint.
+    name = "home" + "\u200b" * 50_000 + "\u202e.png"
+    data = Page("".join(iter_html(errored([name], "cannot decode {}"), tmp_path))).report_data()
+    (image,) = data["images"]
+    assert image["shown"] == [["home", 0], ["\\u200b" * 50_000 + "\\u202e", 1], [".png", 0]]
+
+
 # Units
 
 
