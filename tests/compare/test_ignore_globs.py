@@ -47,3 +47,36 @@ def test_any_glob_of_ordinary_size_parses_and_matches_itself_without_wildcards(g
     assert (pattern.glob, pattern.regions) == (glob, (IgnoreRegion(1, 2, 3, 4),))
     if not {"*", "?"} & set(glob):
         assert pattern.matches(glob)
+
+
+def glob_matches(glob: str, name: str) -> bool:
+    """The README's glob rules, spelled out: ``**/`` any folders (none too), ``**`` anything,
+    ``*`` anything within a folder, ``?`` one character but ``/``; the rest as it is."""
+    if not glob:
+        return not name
+    if glob.startswith("**/"):
+        rest = glob[3:]
+        return glob_matches(rest, name) or any(
+            char == "/" and glob_matches(rest, name[i + 1:]) for i, char in enumerate(name))
+    if glob.startswith("**"):
+        return any(glob_matches(glob[2:], name[i:]) for i in range(len(name) + 1))
+    if glob[0] == "*":
+        return any(glob_matches(glob[1:], name[i:]) for i in range(len(name) + 1) if "/" not in name[:i])
+    if glob[0] == "?":
+        return bool(name) and name[0] != "/" and glob_matches(glob[1:], name[1:])
+    return bool(name) and name[0] == glob[0] and glob_matches(glob[1:], name[1:])
+
+
+@pytest.mark.parametrize(("glob", "name", "matched"), [
+    ("**/home.png", "home.png", True), ("**/home.png", "a/b/home.png", True), ("**/home.png", "ahome.png", False),
+    ("a/**/b.png", "a/b.png", True), ("a/**/b.png", "a/x/y/b.png", True), ("*.png", "a/b.png", False),
+    ("**.png", "a/b.png", True), ("?.png", "/.png", False),
+])
+def test_globs_match_as_the_readme_says(glob, name, matched):
+    assert parse_ignore_pattern(f"{glob}=0:0-1:1").matches(name) is matched is glob_matches(glob, name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab/*?", min_size=1, max_size=8), st.text("ab/", max_size=8))
+def test_any_glob_matches_the_names_the_rules_say(glob, name):
+    assert parse_ignore_pattern(f"{glob}=0:0-1:1").matches(name) is glob_matches(glob, name)

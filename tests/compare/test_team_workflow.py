@@ -119,6 +119,22 @@ def test_an_approval_that_does_not_match_says_which_images_differ(builds, tmp_pa
         unapproved=("b.png", "c.png"), not_present=("b.png",))
 
 
+def test_an_approval_of_more_changes_than_this_run_has_does_not_carry_over(builds, tmp_path):
+    # "Exactly the approved ones": a change approved and gone since is a difference too.
+    base = builds.manifest("base", {"a.png": png(GREY), "b.png": png(GREY)})
+    approved_head = builds.manifest("approved", {"a.png": png(RED), "b.png": png(BLUE)})
+    builds.compare(base, approved_head, "approved")
+    head = builds.manifest("head", {"a.png": png(RED), "b.png": png(GREY)})
+
+    comparison = compare_builds(base, head, store=str(builds.store), out_dir=tmp_path / "out",
+                                options=CompareOptions(), resources=Resources(workers=1),
+                                approved=builds.root / "approved" / "comparison.json")
+
+    assert comparison.approval is None
+    assert comparison.approval_mismatch == ApprovalMismatch(
+        source=str(builds.root / "approved" / "comparison.json"), unapproved=(), not_present=("b.png",))
+
+
 def test_an_approval_covering_errored_images_names_them(builds, tmp_path):
     base = builds.manifest("base", {"a.png": png(GREY), "broken.png": png(GREY)})
     head_images = {"a.png": png(RED), "broken.png": b"\x89PNG\r\n\x1a\n not a png"}

@@ -91,7 +91,9 @@ def test_a_local_path_with_a_nul_is_refused(tmp_path, create):
 
 
 def test_a_token_goes_only_to_stores_that_take_one(tmp_path, s3_env):
-    assert fetcher_from_url(str(tmp_path), token="x").fetch  # ignored by a folder
+    (tmp_path / "k").write_bytes(b"blob")
+    with fetcher_from_url(str(tmp_path), token="x") as folder:  # ignored by a folder
+        assert folder.fetch("k") == b"blob"
     with fetcher_from_url("s3://bucket/p", token="x", region_name="us-east-1") as s3:
         assert s3.store_url == "s3://bucket/p"
     with fetcher_from_url("objectstore+http://127.0.0.1:9/preprod?org=1", token="x") as objectstore:

@@ -220,6 +220,30 @@ def test_a_changed_pair_under_its_diff_threshold_is_unchanged(s3_store, tmp_path
                "--store", store, "--out", out, "--quiet")[0] == EXIT_DIFFERENCES
 
 
+def test_a_blob_whose_bytes_are_not_its_key_s_is_never_used(tmp_path, capsys):
+    # A tampered or corrupted store: the bytes under a key must hash to it.
+    base = Build({"pair.png": png(1), "same.png": png(3)})
+    head = Build({"pair.png": png(2), "same.png": png(3), "added.png": png(4)})
+    store = tmp_path / "store"
+    store.mkdir()
+    for data in (png(1), png(3)):
+        (store / sha(data)).write_bytes(data)
+    (store / sha(png(2))).write_bytes(png(1))  # the changed head holds the base's bytes
+    (store / sha(png(4))).write_bytes(png(5))
+
+    code, _, _ = run(capsys, "compare", "--base", base.write(tmp_path / "base.json"), "--head",
+                     head.write(tmp_path / "head.json"), "--store", store.as_uri(), "--out", tmp_path / "out",
+                     "--quiet")
+
+    assert code == EXIT_ERRORED
+    images = read_comparison(tmp_path / "out")["images"]
+    assert images["pair.png"]["status"] == "errored" and images["pair.png"]["reason"] == "image_fetch_failed"
+    assert "sha256" in images["pair.png"]["detail"]
+    # An added image is judged from the manifests; its picture is not made from the wrong bytes.
+    assert images["added.png"]["status"] == "added" and images["added.png"]["previews"] is None
+    assert images["same.png"]["status"] == "unchanged"
+
+
 def test_folders_need_no_store(tmp_path, capsys):
     base = write_folder(tmp_path / "base", {"home.png": png(1), "nested/list.png": png(2)})
     head = write_folder(tmp_path / "head", {"home.png": png(1), "nested/list.png": png(22),

@@ -56,3 +56,14 @@ def test_approve_reads_a_comparison_the_store_holds(tmp_path, capsys):
     assert (code, err) == (EXIT_SAME, "")
     assert "approval of 1 images stored under approvals/a.json" in out
     assert json.loads((store / "approvals" / "a.json").read_text()) == comparison
+
+
+@pytest.mark.parametrize("counted", [False, True])
+def test_known_changes_set_aside_are_left_out_of_an_approval_and_counted_ones_kept(counted):
+    data = json.dumps({
+        "images": {"clock.png": {"status": "changed", "head_hash": "a" * 64},
+                   "home.png": {"status": "changed", "head_hash": "b" * 64}},
+        "known_changes": {"images": ["clock.png"], "counted": counted},
+    }).encode()
+    names = {fingerprint[0] for fingerprint in approved_fingerprints(data, "approved.json")}
+    assert names == ({"clock.png", "home.png"} if counted else {"home.png"})

@@ -18,7 +18,7 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption
 from requests.adapters import DEFAULT_POOLSIZE
 
-from fetchers import BatchPrefetcher, BlobNotFound, FetchError, IntegrityError
+from fetchers import BatchPrefetcher, BlobNotFound, FetchError, IntegrityError, WriteError
 from fetchers.backends import UnsupportedSDK
 from fetchers.backends.gcs import GCSFetcher
 from testing.gcs import STORAGE_EMULATOR_HOST, GCSServer
@@ -217,3 +217,14 @@ def test_over_a_client_certificate_the_sdks_pool_is_not_taken_for_one_sized_here
         assert fetcher._client._http.is_mtls and fetcher.max_connections is None
         with BatchPrefetcher(fetcher, max_workers=32):
             pass
+
+
+def test_a_write_answered_503_is_a_retryable_write_error(via_proxy: LatencyProxy, gcs_bucket: str) -> None:
+    with GCSFetcher(gcs_bucket) as fetcher:
+        fetcher.exists("warm")  # the bucket check and a connection, before the fault
+        via_proxy.inject("status", status=503, retry_after=None)
+        with pytest.raises(WriteError) as caught:
+            fetcher.put("k", b"small blob")
+        assert caught.value.retryable and caught.value.throttled and "HTTP 503" in caught.value.message
+        fetcher.put("k", b"small blob")
+        assert fetcher.fetch("k") == b"small blob"
