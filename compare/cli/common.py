@@ -202,10 +202,16 @@ def one_line(text: str | None, limit: int = 160) -> str:
 
 def print_lines(text: str) -> None:
     """``text`` (a traceback) on stderr, line by line, each safe for a terminal (`shown`)."""
-    sys.stderr.write("".join(shown(line) + "\n" for line in text.splitlines()))
+    try:
+        sys.stderr.write("".join(shown(line) + "\n" for line in text.splitlines()))
+    except (OSError, ValueError):  # nowhere to print it (a closed pipe): the exit code still tells
+        pass
 
 
 def error(message: str, *, prefix: str = "snapcompare: error: ") -> None:
     # Messages name inputs (paths, image names, URLs' parts): their control characters are escaped.
-    sys.stderr.write(prefix + shown(message) + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(prefix + shown(message) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # nowhere to say it (a closed pipe): the exit code still tells
+        pass

@@ -84,15 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         error("interrupted")
         return EXIT_INTERRUPTED
     except OSError as exc:
-        error(f"the comparison failed: {describe_os_error(exc)}")
+        error(f"{_failed(args)}: {describe_os_error(exc)}")
         return EXIT_FAILED
     except Exception:  # noqa: BLE001 - whatever broke, CI must not read it as "differences"
         print_lines(traceback.format_exc())
-        error("the comparison failed (see the traceback above)")
+        error(f"{_failed(args)} (see the traceback above)")
         return EXIT_FAILED
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _failed(args: argparse.Namespace) -> str:
+    """What failed, in the words of the command that was run."""
+    return "the comparison failed" if args.command == "compare" else f"{args.command} failed"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, dest="command")
     for add_command in (add_compare_command, add_upload_command, add_approve_command,
                         add_known_changes_command, add_manifest_command, add_demo_command):
         add_command(commands)

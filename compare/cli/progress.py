@@ -49,6 +49,7 @@ class ProgressDisplay:
     ``mode`` is ``"bar"`` (one line redrawn in place) or ``"lines"`` (plain lines); by default
     a bar when the stream is a terminal. ``wording`` puts the counts in words (default:
     `describe`). ``clock`` returns seconds (monotonic). Safe to call from several threads.
+    A stream that fails (a closed pipe) turns the display off: progress never stops a run.
     """
 
     def __init__(
@@ -70,9 +71,12 @@ class ProgressDisplay:
         self._latest: Progress | None = None
         self._shown: Progress | None = None
         self._bar_drawn = False
+        self._broken = False  # the stream failed: nothing more is written
 
     def __call__(self, progress: Progress) -> None:
         with self._lock:
+            if self._broken:
+                return
             self._latest = progress
             now = self._clock()
             tenth = int(fraction_done(progress) * 10)
@@ -91,8 +95,7 @@ class ProgressDisplay:
             if latest is not None and (self._shown is None or _counts(latest) != _counts(self._shown)):
                 self._show(latest, self._clock(), int(fraction_done(latest) * 10))
             if self._bar_drawn:
-                self.stream.write("\n")
-                self.stream.flush()
+                self._write("\n")
                 self._bar_drawn = False
 
     def __enter__(self) -> ProgressDisplay:
@@ -107,14 +110,20 @@ class ProgressDisplay:
         self._shown = progress
         elapsed = now - self._started
         if self.mode == "bar":
-            self.stream.write("\r" + self._bar(progress, elapsed) + _CLEAR_TO_END)
+            self._write("\r" + self._bar(progress, elapsed) + _CLEAR_TO_END)
             self._bar_drawn = True
         else:
             percent = int(fraction_done(progress) * 100)
-            self.stream.write(
-                f"[{elapsed:6.1f}s] {percent:3d}% {self._wording(progress)} ({progress.images_total} images)\n"
-            )
-        self.stream.flush()
+            self._write(f"[{elapsed:6.1f}s] {percent:3d}% {self._wording(progress)} ({progress.images_total} images)\n")
+
+    def _write(self, text: str) -> None:
+        if self._broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed pipe, a closed file
+            self._broken = True
 
     def _bar(self, progress: Progress, elapsed: float) -> str:
         done = fraction_done(progress)

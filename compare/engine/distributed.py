@@ -9,8 +9,9 @@ worker plugin that closes them when the worker stops). Results stream back as ch
 their masks and previews are written through the caller's `ArtifactSink`, so the output folder
 holds the same files as a local run. With a `ChunkPublisher` (a results store), each worker
 writes its chunk's masks and result JSON to that store itself and only previews come back.
-Dask retries a failing chunk; one that still fails errors only its own images. An interrupt
-cancels every chunk before it propagates.
+Dask retries a failing chunk; one that still fails errors only its own images. A store that
+cannot be used at all (`StoreUnavailable`) is not retried: it ends the run as it does on one
+machine. An interrupt cancels every chunk before it propagates.
 
 A scheduler is named ``tcp://host:8786`` (an existing cluster) or ``local:N`` (a
 `LocalCluster` of N worker processes with one thread each, started and stopped here).
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     raise ImportError("running on a Dask cluster needs the dask extra: in a checkout of snapcompare, "
                       "pip install '.[dask]' (make sync installs every extra)") from None
 
-from fetchers import BlobWriter
+from fetchers import BlobWriter, StoreUnavailable
 from fetchers.protocol import describe_store
 
 from ..imaging.decode import describe_error
@@ -82,23 +83,34 @@ class FetcherCache(WorkerPlugin):
             return self._fetchers[key]
 
 
+class Unusable:
+    """A chunk's answer when its store cannot be used at all: returned, not raised, so that
+    Dask does not retry what no retry mends; the caller raises ``error``."""
+
+    def __init__(self, error: StoreUnavailable) -> None:
+        self.error = error
+
+
 def chunk_task(
     chunk: ChunkAssignment, store_url: str, options: CompareOptions, publisher: ChunkPublisher | None = None
-) -> ChunkResult:
+) -> ChunkResult | Unusable:
     """What a worker runs for one chunk: `run_chunk` with this process's fetcher of the store
     and this worker's own resources, then, with a ``publisher``, storing the chunk's results in
     its store from here."""
     worker = get_worker()
     resources = Resources.for_cluster_worker(worker.state.nthreads, worker.memory_manager.memory_limit)
     cache = worker.plugins.get(_PLUGIN)
-    with _worker_store(cache, store_url, resources) as store:
-        result = run_chunk(chunk, store, options, resources)
-    if publisher is None:
-        return result
-    with _worker_store(cache, publisher.store_url, resources) as results_store:
-        if not isinstance(results_store, BlobWriter):
-            raise TypeError(f"{describe_store(results_store)} cannot be written to")
-        return publisher.chunk(chunk, result, results_store, options, resources)
+    try:
+        with _worker_store(cache, store_url, resources) as store:
+            result = run_chunk(chunk, store, options, resources)
+        if publisher is None:
+            return result
+        with _worker_store(cache, publisher.store_url, resources) as results_store:
+            if not isinstance(results_store, BlobWriter):
+                raise TypeError(f"{describe_store(results_store)} cannot be written to")
+            return publisher.chunk(chunk, result, results_store, options, resources)
+    except StoreUnavailable as exc:
+        return Unusable(exc)
 
 
 @contextmanager
@@ -129,7 +141,8 @@ def run_on_cluster(
     as a store token) is set in the environment of ``local:N`` workers as this process starts
     them, never sent through the scheduler; workers of a running cluster read their own.
 
-    Raises `InputError` when ``scheduler`` is malformed or cannot be reached.
+    Raises `InputError` when ``scheduler`` is malformed or cannot be reached, and
+    `StoreUnavailable` when a chunk found a store that cannot be used at all.
     """
     started = time.monotonic()
     blobs_total = sum(len(chunk.blobs) for chunk in plan.chunks)
@@ -174,9 +187,10 @@ def run_on_cluster(
 
 
 def _collect(
-    future: Future[ChunkResult], chunk: ChunkAssignment, artifacts: ArtifactSink, retries: int
+    future: Future[ChunkResult | Unusable], chunk: ChunkAssignment, artifacts: ArtifactSink, retries: int
 ) -> ChunkResult | ChunkFailure:
-    """A finished chunk's result with its files stored, or why it has none."""
+    """A finished chunk's result with its files stored, or why it has none; raises the
+    `StoreUnavailable` of a chunk whose store cannot be used."""
     index = chunk.chunk_index
     if future.status == "cancelled":  # e.g. the scheduler restarted: there is no exception to read
         return ChunkFailure(f"chunk {index} was cancelled on the cluster")
@@ -188,6 +202,8 @@ def _collect(
     except Exception as exc:  # noqa: BLE001 - e.g. a worker whose code differs from this one's
         return ChunkFailure(f"chunk {index}'s result could not be read: {describe_error(exc)}",
                             unreadable=True)
+    if isinstance(result, Unusable):
+        raise result.error
     return store_files(chunk, result, artifacts)
 
 

@@ -20,8 +20,10 @@ from compare.cli import (
     EXIT_BAD_INPUT,
     EXIT_DIFFERENCES,
     EXIT_ERRORED,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_SAME,
+    main,
 )
 from compare.cli.common import MAX_TOKEN_BYTES
 from compare.cli.progress import BAR_INTERVAL, LINE_INTERVAL, ProgressDisplay
@@ -641,3 +643,40 @@ def test_progress_lines_when_not_a_terminal_every_tenth_or_every_few_seconds():
     display.close()
     lines = stream.getvalue().splitlines()
     assert [PROGRESS_LINE.match(line)[2] for line in lines] == ["0", "1", "2"]
+
+
+class ClosedPipe(io.StringIO):
+    """A stream whose reader has gone: every write fails, as stderr piped into ``head`` does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_progress_stream_that_fails_turns_the_display_off():
+    display = ProgressDisplay(ClosedPipe(), mode="lines", clock=FakeClock())
+    display(progress(1, 0))
+    display(progress(10, 10, phase="done"))
+    display.close()
+
+
+def test_a_closed_stderr_stops_neither_the_run_nor_its_exit_code(tmp_path, monkeypatch):
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+    head = write_folder(tmp_path / "head", {"a.png": png(2)})
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    assert main(["compare", "--base", str(base), "--head", str(head), "--out", str(tmp_path / "out")]) == \
+        EXIT_DIFFERENCES
+    assert statuses(read_comparison(tmp_path / "out")) == {"a.png": "changed"}
+    assert main(["compare", "--base", str(base), "--head", str(tmp_path / "nowhere")]) == EXIT_BAD_INPUT
+
+
+def test_a_failure_is_worded_as_the_command_that_was_run(tmp_path, capsys, monkeypatch):
+    folder = write_folder(tmp_path / "folder", {"a.png": png(1)})
+
+    class FullDisk(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", FullDisk())
+    code = main(["manifest", str(folder)])
+    assert code == EXIT_FAILED
+    assert capsys.readouterr().err.startswith("snapcompare: error: manifest failed: [Errno 28] No space left")

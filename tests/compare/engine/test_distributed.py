@@ -34,7 +34,7 @@ from compare.model import CompareOptions, Reason, Resources, Status  # noqa: E40
 from compare.output.artifacts import ArtifactWriter  # noqa: E402
 from compare.output.results_store import SentryLayout, finalize_from_store  # noqa: E402
 from compare.output.sentry_keys import path_stem  # noqa: E402
-from fetchers import fetcher_from_url  # noqa: E402
+from fetchers import StoreUnavailable, fetcher_from_url  # noqa: E402
 from fetchers.backends.objectstore import TOKEN_ENV as OBJECTSTORE_TOKEN_ENV  # noqa: E402
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore  # noqa: E402
 from testing.proxy import LatencyProxy  # noqa: E402
@@ -257,6 +257,14 @@ def test_a_chunk_that_always_fails_errors_only_its_images(cluster, builds, s3_ur
             assert result == expected.images[name]
     assert exit_code(comparison) == EXIT_ERRORED
     assert comparison.stats["chunks_failed"] == 1
+
+
+def test_a_store_that_cannot_be_used_ends_the_run_as_on_one_machine(cluster, builds, tmp_path):
+    # On one machine this is exit 3 with --out left as it was; retrying the chunks mends nothing.
+    unreachable = "objectstore+http://127.0.0.1:9/preprod?org=1&project=2&prefix=builds"
+    the_plan = plan(load_manifest(builds.base), load_manifest(builds.head), OPTIONS, max_chunk_pixels=SMALL_CHUNKS)
+    with pytest.raises(StoreUnavailable, match="cannot connect"):
+        run_on_cluster(the_plan, unreachable, cluster.scheduler_address, artifacts=ArtifactWriter(tmp_path / "out"))
 
 
 class RecordTasks(SchedulerPlugin):
