@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from urllib3.exceptions import ConnectTimeoutError, InvalidHeader
+from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -55,6 +55,19 @@ def is_connect_failure(exc: BaseException) -> bool:
     """True when ``exc``, or an exception it wraps, is a failure to open a connection: refused,
     unreachable, name not resolved or connect timeout (urllib3's `NewConnectionError` and
     `ConnectTimeoutError`), which every request to the same host would meet."""
+    return _wraps(exc, (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror))
+
+
+def is_unanswered(exc: BaseException, *timeouts: type[BaseException]) -> bool:
+    """True when ``exc``, or an exception it wraps, is a read timeout: the store let the read
+    timeout pass without a byte (urllib3's `ReadTimeoutError`, a socket timeout, or one of
+    ``timeouts``, an SDK's own). Until a store has answered once, that says it does not answer
+    at all, as a failure to connect does."""
+    return _wraps(exc, (ReadTimeoutError, TimeoutError, *timeouts))
+
+
+def _wraps(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` or an exception it wraps (cause, context, ``reason``, arguments) is one of ``kinds``."""
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
@@ -62,7 +75,7 @@ def is_connect_failure(exc: BaseException) -> bool:
         if not isinstance(error, BaseException) or id(error) in seen:
             continue
         seen.add(id(error))
-        if isinstance(error, (ConnectTimeoutError, ConnectionRefusedError, socket.gaierror)):
+        if isinstance(error, kinds):
             return True
         todo += [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
     return False

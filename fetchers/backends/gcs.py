@@ -24,6 +24,7 @@ from ..http import (
     is_lasting_status,
     is_retryable_status,
     is_throttling_status,
+    is_unanswered,
     parse_retry_after,
 )
 from ..inflight import RequestSockets, tracked_pool_class
@@ -315,6 +316,8 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
         return IntegrityError(key, f"body does not match the object's {_CHECKSUM} checksum")
     if is_connect_failure(exc):
         return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
+    if is_unanswered(exc, requests.exceptions.ReadTimeout):
+        return kind(key, f"no answer within the read timeout ({name})", retryable=True, store_wide=True)
     if isinstance(exc, _RETRYABLE_TRANSPORT_ERRORS):
         return kind(key, f"transfer failed ({name})", retryable=True)
     if isinstance(exc, requests.exceptions.RequestException):

@@ -19,6 +19,7 @@ from botocore.exceptions import (
     IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as SDKConnectionError
 from botocore.httpsession import URLLib3Session
@@ -30,6 +31,7 @@ from ..http import (
     is_lasting_status,
     is_retryable_status,
     is_throttling_status,
+    is_unanswered,
     parse_retry_after,
 )
 from ..inflight import RequestSockets, tracked_pool_class
@@ -274,6 +276,8 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
         return kind(key, f"no usable AWS credentials ({name})", store_wide=True)
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
+    if is_unanswered(exc, ReadTimeoutError):
+        return kind(key, f"no answer within the read timeout ({name})", retryable=True, store_wide=True)
     if isinstance(exc, _TRANSIENT_SDK_ERRORS):
         return kind(key, f"transport failure ({name})", retryable=True)
     return kind(key, f"S3 client error ({name})")

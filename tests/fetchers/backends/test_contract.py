@@ -315,6 +315,19 @@ def test_a_denied_store_is_unavailable_to_reads_and_writes(network_store: Store)
     assert "HTTP 403" in str(writing.value) and store.writes() == 0
 
 
+def test_a_store_that_never_answers_is_unavailable_after_a_few_requests(network_store: Store) -> None:
+    # It accepts connections and says nothing: each key would wait out its read timeout,
+    # the run at most fetch_workers keys at a time.
+    store = network_store
+    fetcher = store.open(read_timeout=0.2)
+    fetcher.exists("warm")  # GCS asks about its bucket once, before the store goes quiet
+    before = store.requests
+    store.proxy.inject("stall", 1000, stall=300)  # on the proxy's manual clock: never forwarded
+    error = unavailable(fetcher)
+    assert "no answer within the read timeout" in str(error) and error.cause.store_wide
+    assert store.requests - before <= 16  # the first keys' attempts, not the 200 keys'
+
+
 # --- connections ------------------------------------------------------------------------------
 
 
