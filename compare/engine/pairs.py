@@ -157,9 +157,11 @@ class _PairStream:
     held after that (each blob's bytes, the decoded pixels of blobs several pairs use, the
     footprint of each running diff as `_diff_cost` estimates it) is acquired from one
     `MemoryBudget` over the rest, except that one diff always runs, and a blob waiting for its
-    partner is never dropped (it would have to be fetched again). Pairs are fetched grouped by
-    base hash, so a base shared by many pairs is held, and decoded once, only while those pairs
-    run.
+    partner is never dropped (it would have to be fetched again). Pairs are fetched in an order
+    that holds few blobs at a time (`keys`): a base shared by many pairs is held, and decoded
+    once, only while those pairs run, and a head shared across bases is not held from one
+    base's pairs to another's. A shared blob's pixels are kept only while they fit the budget;
+    past it each of its pairs decodes it again.
     """
 
     def __init__(self, fetcher: BlobFetcher, options: CompareOptions, resources: Resources,
@@ -184,10 +186,37 @@ class _PairStream:
         self.budget = MemoryBudget(resources.max_memory - self.fetch_budget)
 
     def keys(self) -> list[str]:
-        """Every blob once, pair by pair, pairs that share a base next to each other."""
-        group = {key: position for position, key in enumerate(dict.fromkeys(t.base_hash for t in self.tasks))}
-        order = sorted(range(len(self.tasks)), key=lambda index: group[self.tasks[index].base_hash])
-        return list(dict.fromkeys(key for i in order for key in (self.tasks[i].base_hash, self.tasks[i].head_hash)))
+        """Every blob once, pair by pair, in a depth-first walk over pairs that share a blob:
+        after a pair, the next is a pair not taken yet of the most recently fetched blob that
+        has one. Pairs sharing a base stay together, and a head that pairs with two bases has
+        its second pair taken right after its first, not after all of the first base's pairs
+        (which held every such head, and its pixels, until the second base's turn)."""
+        taken = [False] * len(self.tasks)
+        next_use = dict.fromkeys(self.users, 0)  # where each blob's untaken pairs start in users
+        order: dict[str, None] = {}
+        walk: list[str] = []  # fetched blobs that may still have pairs to take, latest on top
+
+        def take(index: int) -> None:
+            taken[index] = True
+            for key in (self.tasks[index].base_hash, self.tasks[index].head_hash):
+                if key not in order:
+                    order[key] = None
+                    walk.append(key)
+
+        for first in range(len(self.tasks)):
+            if taken[first]:
+                continue
+            take(first)
+            while walk:
+                uses, position = self.users[walk[-1]], next_use[walk[-1]]
+                while position < len(uses) and taken[uses[position]]:
+                    position += 1
+                next_use[walk[-1]] = position
+                if position == len(uses):
+                    walk.pop()
+                else:
+                    take(uses[position])
+        return list(order)
 
     def run(self, on_blob: Callable[[], None] | None, stats: BatchStats | None) -> Iterator[PairOutcome]:
         prefetcher = BatchPrefetcher(
@@ -249,8 +278,10 @@ class _PairStream:
         for key in (task.base_hash, task.head_hash):
             if len(self.users[key]) > 1 and not self.budget.holds(("decoded", key)):
                 decoding = self.decodes[key]
-                self.budget.acquire(("decoded", key), decoding.rgba if decoding is not None else 0)
-                self.images.keep(key)
+                size = decoding.rgba if decoding is not None else 0
+                if self.budget.fits(size + cost):  # else each of its pairs decodes it (asked again next time)
+                    self.budget.acquire(("decoded", key), size)
+                    self.images.keep(key)
         future = pool.submit(diff_pair, task, before, after, self.options, self.images)
         self.running[future] = index
         self.budget.acquire(("diff", index), cost)

@@ -5,6 +5,7 @@ format's decoder holds."""
 from __future__ import annotations
 
 import gc
+import hashlib
 import io
 import threading
 import zlib
@@ -36,7 +37,7 @@ from compare.output.artifacts import ArtifactWriter
 from fetchers import LocalFetcher
 
 from ..imaging.compiled import need_fast_decoder
-from .helpers import Store
+from .helpers import Store, png
 
 pytestmark = pytest.mark.unit
 
@@ -287,3 +288,44 @@ def test_a_decode_is_sized_upright_and_an_unreadable_one_costs_nothing():
     assert decode_cost(stored) == DecodeCost((20, 30), 600 * DECODE_BYTES_PER_PIXEL["WEBP"])
     assert decode_cost(stored, exif_orientation=False).size == (30, 20)
     assert decode_cost(b"\x89PNG\r\n\x1a\n not a png") is None
+
+
+class Recording:
+    """A fetcher of blobs in memory that records the order it is asked for them."""
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.order: list[str] = []
+
+    def fetch(self, key: str) -> bytes:
+        self.order.append(key)
+        return self.blobs[key]
+
+
+def most_held(order: list[str], tasks: list[PairTask]) -> int:
+    """The most blobs held at once when fetched in ``order``: each from its fetch until every
+    pair that uses it has both blobs."""
+    position = {key: index for index, key in enumerate(order)}
+    last_needed: dict[str, int] = {}
+    for task in tasks:
+        ready = max(position[task.base_hash], position[task.head_hash])
+        for key in (task.base_hash, task.head_hash):
+            last_needed[key] = max(last_needed.get(key, 0), ready)
+    return max(sum(position[key] <= step <= last_needed[key] for key in order) for step in range(len(order)))
+
+
+def test_heads_that_pair_with_two_bases_are_not_held_from_one_base_s_pairs_to_the_other_s():
+    # 40 names compare with base one, 40 with base two, and each head is in one pair of each:
+    # fetched base by base, all 40 heads (and their pixels) were held until the second base.
+    bases = [png(24, 24, colour=(200, 0, 0)), png(24, 24, colour=(0, 200, 0))]
+    heads = [png(24, 24, mark=(i % 20, i // 20)) for i in range(40)]
+    blobs = {hashlib.sha256(data).hexdigest(): data for data in (*bases, *heads)}
+    base_keys = [hashlib.sha256(data).hexdigest() for data in bases]
+    head_keys = [hashlib.sha256(data).hexdigest() for data in heads]
+    tasks = [PairTask(base, head, f"{side}/{i}.png") for side, base in enumerate(base_keys)
+             for i, head in enumerate(head_keys)]
+    fetcher = Recording(blobs)
+    outcomes = list(stream_pairs(fetcher, CompareOptions(), Resources(workers=1, fetch_workers=1), tasks))
+    assert len(outcomes) == len(tasks) and all(outcome.reason is None for outcome in outcomes)
+    assert sorted(fetcher.order) == sorted(blobs)  # each blob once
+    assert most_held(fetcher.order, tasks) <= 4
