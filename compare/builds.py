@@ -5,13 +5,24 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from fetchers import BatchUploader, BlobFetcher, BlobSource, BlobWriter, ClosableFetcher, token_env
+from fetchers import (
+    BatchUploader,
+    BlobFetcher,
+    BlobSource,
+    BlobWriter,
+    ClosableFetcher,
+    StoreError,
+    StoreUnavailable,
+    UploadStats,
+    token_env,
+)
 
 from .engine.chunks import StoreFetcher, plan, store_fetcher
 from .engine.local import ArtifactSink, Progress, run_comparison
@@ -245,7 +256,16 @@ class _ResultsTarget:
             if not isinstance(store, BlobWriter):
                 raise InputError(f"{parameter('results_store')}: this store cannot be written to")
             with BatchUploader(store, max_workers=resources.fetch_workers) as uploader:
-                yield cls(url, SentryLayout.of(store, options), uploader)
+                layout = SentryLayout.of(store, options)
+                # Asked before the work, as the images' store is: one that cannot be used at all
+                # (unreachable, denied, no bucket) ends the run now, not after every diff.
+                try:
+                    uploader.with_retries(layout.comparison_key, partial(store.exists, layout.comparison_key),
+                                          UploadStats(), threading.Event())
+                except StoreError as exc:
+                    if exc.store_wide:
+                        raise StoreUnavailable(uploader.store_name, exc) from exc
+                yield cls(url, layout, uploader)
 
 
 def _cluster_store(base: Side, head: Side, store: str | BlobFetcher | None, scheduler: str,

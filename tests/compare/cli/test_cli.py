@@ -680,3 +680,14 @@ def test_a_failure_is_worded_as_the_command_that_was_run(tmp_path, capsys, monke
     code = main(["manifest", str(folder)])
     assert code == EXIT_FAILED
     assert capsys.readouterr().err.startswith("snapcompare: error: manifest failed: [Errno 28] No space left")
+
+
+def test_a_results_store_that_cannot_be_used_is_told_before_the_work(tmp_path, capsys):
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+    head = write_folder(tmp_path / "head", {"a.png": png(2)})
+    code, _, stderr = run(capsys, "compare", "--base", base, "--head", head, "--out", tmp_path / "out",
+                          "--results-store", "objectstore+http://127.0.0.1:9/preprod?org=1&project=2",
+                          "--head-artifact-id", "2", "--base-artifact-id", "1", "--quiet")
+    assert code == EXIT_BAD_INPUT
+    assert "store unavailable: cannot connect" in stderr
+    assert not (tmp_path / "out" / "comparison.json").exists()

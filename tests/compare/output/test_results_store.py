@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compare.builds import compare_builds
-from compare.cli import EXIT_DIFFERENCES, EXIT_RESULTS_NOT_WRITTEN, main
+from compare.cli import EXIT_BAD_INPUT, EXIT_DIFFERENCES, EXIT_RESULTS_NOT_WRITTEN, main
 from compare.engine.chunks import plan, run_chunk
 from compare.inputs.manifest import load_manifest, parse_manifest
 from compare.model import CompareOptions, Comparison, ImageResult, Reason, Resources, Status
@@ -207,17 +207,16 @@ def test_a_result_that_cannot_be_written_is_reported_with_its_exit_code(
     assert stored["summary"] == local["summary"]
 
 
-def test_a_store_that_cannot_be_reached_is_reported(tmp_path, capsys):
+def test_a_store_that_cannot_be_reached_is_told_before_the_work(tmp_path, capsys):
     base, head = builds(tmp_path)
     unreachable = f"objectstore+http://127.0.0.1:9/{DEFAULT_USECASE}?org=1&project=2&prefix={PREFIX}"
     code = main(["compare", "--base", str(base), "--head", str(head), "--out", str(tmp_path / "out"),
                  "--quiet", "--results-store", unreachable, "--head-artifact-id", "42",
                  "--base-artifact-id", "41"])
     captured = capsys.readouterr()
-    assert code == EXIT_RESULTS_NOT_WRITTEN
-    assert "snapcompare: error: --results-store: not written: " in captured.err
-    assert "store unavailable" in captured.err
-    assert (tmp_path / "out" / "report.html").is_file()
+    assert code == EXIT_BAD_INPUT
+    assert "store unavailable: cannot connect" in captured.err
+    assert not (tmp_path / "out" / "report.html").exists()
 
 
 @given(st.lists(st.sampled_from(["a.png", "a.jpg", "a", "/a.png", "b\\a.png", "b/a.webp", "v1.2/x", "v1.png"]),
