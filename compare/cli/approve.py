@@ -27,9 +27,9 @@ from .common import (
     ParserT,
     add_token_option,
     error,
+    input_argument,
     objectstore_token,
     one_line,
-    path_argument,
     shown,
     store_from,
 )
@@ -55,7 +55,7 @@ def add_approve_command(commands: argparse._SubParsersAction[ParserT]) -> None:
         epilog=APPROVE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    approve.add_argument("comparison", type=path_argument, metavar="COMPARISON",
+    approve.add_argument("comparison", type=input_argument, metavar="COMPARISON",
                          help="the comparison.json to approve (ours or Sentry's): a file, or store:KEY")
     approve.add_argument("--store", metavar="URL", help=f"store to keep it in (default: ${STORE_ENV})")
     approve.add_argument("--key", required=True, metavar="KEY",

@@ -158,6 +158,14 @@ def path_argument(text: str) -> Path:
     return Path(text)
 
 
+def input_argument(text: str) -> str:
+    """A file or ``store:KEY`` argument, kept as typed: a `Path` would turn ``./store:x`` (the
+    file of that name) into the store key ``store:x``, and ``a//b`` into ``a/b``."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
+    return text
+
+
 def positive(text: str) -> int:
     try:
         value = int(text)

@@ -22,9 +22,9 @@ from ..inputs.known_changes import (
     known_changes_file,
 )
 from ..inputs.manifest import decode_json
-from ..inputs.sources import read_input
+from ..inputs.sources import STORE_PREFIX, read_input
 from ..model import InputError
-from .common import EXIT_BAD_INPUT, EXIT_SAME, ParserT, path_argument, positive, shown
+from .common import EXIT_BAD_INPUT, EXIT_SAME, ParserT, input_argument, path_argument, positive, shown
 
 KNOWN_CHANGES_HELP = f"""\
 A change counts once per comparison that holds it, for the image it was seen on; only the last
@@ -48,7 +48,7 @@ def add_known_changes_command(commands: argparse._SubParsersAction[ParserT]) -> 
         epilog=KNOWN_CHANGES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("comparisons", type=path_argument, nargs="+", metavar="COMPARISON",
+    command.add_argument("comparisons", type=input_argument, nargs="+", metavar="COMPARISON",
                          help="comparison.json files, oldest first")
     command.add_argument("-o", "--output", type=path_argument, required=True, metavar="FILE",
                          help="where to write the known changes (JSON)")
@@ -64,23 +64,28 @@ def run_known_changes(args: argparse.Namespace) -> int:
     if args.min_count > args.last:
         raise InputError(f"--min-count {args.min_count} is more than --last {args.last}: no change could be "
                          "found in that many of the comparisons read")
-    paths: list[Path] = args.comparisons[-args.last:]
-    seen: dict[Path, Path] = {}
+    paths: list[str] = args.comparisons[-args.last:]
+    seen: dict[Path, str] = {}
     for path in paths:  # a comparison given twice would count its changes twice
-        if (first := seen.setdefault(path.resolve(), path)) is not path:
-            raise InputError(f"COMPARISON {shown(str(path))} is given twice ({shown(str(first))}): each "
+        if path.startswith(STORE_PREFIX):
+            raise InputError(f"COMPARISON {shown(path)}: known-changes reads comparisons from files, not from a "
+                             f"store (for a file of that name, give ./{shown(path)})")
+        where = Path(path).resolve()
+        if where in seen:
+            raise InputError(f"COMPARISON {shown(path)} is given twice ({shown(seen[where])}): each "
                              "comparison counts once")
+        seen[where] = path
     changes = []
     for path in paths:
         try:
             data, _ = read_input(path, None, "COMPARISON")
-            changes.append(comparison_changes(decode_json(data, str(path)), str(path)))
+            changes.append(comparison_changes(decode_json(data, path), path))
         except ValueError as exc:  # ManifestError included
             raise InputError(str(exc)) from None
         except OSError as exc:
             raise InputError(describe_os_error(exc)) from None
     counts = count_known_changes(changes, min_count=args.min_count, last=args.last)
-    document = known_changes_file(counts, map(str, paths), min_count=args.min_count, last=args.last)
+    document = known_changes_file(counts, paths, min_count=args.min_count, last=args.last)
     try:
         args.output.write_text(json.dumps(document, indent=2) + "\n", encoding="ascii")
     except OSError as exc:

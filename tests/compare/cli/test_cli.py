@@ -691,3 +691,32 @@ def test_a_results_store_that_cannot_be_used_is_told_before_the_work(tmp_path, c
     assert code == EXIT_BAD_INPUT
     assert "store unavailable: cannot connect" in stderr
     assert not (tmp_path / "out" / "comparison.json").exists()
+
+
+def test_a_comparison_argument_is_read_as_typed(tmp_path, capsys, monkeypatch):
+    # "./store:x" is the file of that name, not the store key "store:x"; "a//b" is no "a/b".
+    monkeypatch.chdir(tmp_path)
+    base = write_folder(tmp_path / "base", {"a.png": png(1)})
+    head = write_folder(tmp_path / "head", {"a.png": png(2)})
+    run(capsys, "compare", "--base", base, "--head", head, "--out", "out", "--quiet")
+    Path("store:c.json").write_bytes(Path("out/comparison.json").read_bytes())
+    store = tmp_path / "approvals"
+    store.mkdir()
+    (store / "a").mkdir()
+    (store / "a" / "b.json").write_bytes(Path("out/comparison.json").read_bytes())
+
+    code, stdout, stderr = run(capsys, "approve", "./store:c.json", "--store", store.as_uri(), "--key", "k.json")
+    assert code == EXIT_SAME, stderr
+    code, _, stderr = run(capsys, "approve", "store:a//b.json", "--store", store.as_uri(), "--key", "k2.json")
+    assert code == EXIT_BAD_INPUT and "store:a//b.json" in stderr
+    code, _, stderr = run(capsys, "known-changes", "./store:c.json", "out/comparison.json", "-o", "known.json",
+                          "--min-count", "1")
+    assert code == EXIT_SAME, stderr
+    assert json.loads(Path("known.json").read_text())["changes"]
+    code, _, stderr = run(capsys, "known-changes", "./store:c.json", "store:c.json/../store:c.json", "-o", "k.json")
+    assert code == EXIT_BAD_INPUT and "is given twice" not in stderr  # the second is a store key, refused
+    code, _, stderr = run(capsys, "known-changes", "./store:c.json", f"{tmp_path}/store:c.json", "-o", "k.json")
+    assert code == EXIT_BAD_INPUT and "is given twice" in stderr  # one file by two names
+    code, _, stderr = run(capsys, "known-changes", "store:c.json", "-o", "known.json", "--min-count", "1")
+    assert code == EXIT_BAD_INPUT and "known-changes reads comparisons from files" in stderr
+    assert "--store" not in stderr
