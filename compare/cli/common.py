@@ -41,14 +41,15 @@ exit codes:
   {EXIT_BAD_INPUT}    bad input or configuration: arguments, manifests, folders, store URL,
        a store that cannot be used (no such bucket, denied credentials, unreachable),
        --out not writable or in use by another run
-  {EXIT_FAILED}    the comparison itself failed
+  {EXIT_FAILED}    the comparison itself failed, or a bug stopped some image (that image is
+       errored, internal_error; the others finish and the reports are written)
   {EXIT_RESULTS_NOT_WRITTEN}    the comparison ran (and --out has its reports) but some of its results could
        not be written to --results-store; wins over {EXIT_SAME}, {EXIT_DIFFERENCES} and {EXIT_ERRORED} (on a
        cluster, a chunk whose worker cannot write its results errors its images: {EXIT_ERRORED})
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGINT)
   {EXIT_TERMINATED}  terminated (SIGTERM)
-on {EXIT_BAD_INPUT}, {EXIT_FAILED}, {EXIT_INTERRUPTED} and {EXIT_TERMINATED}, --out keeps the previous reports \
-and their files as they were
+on {EXIT_BAD_INPUT}, {EXIT_INTERRUPTED}, {EXIT_TERMINATED} and a failed comparison ({EXIT_FAILED}), --out keeps \
+the previous reports and their files as they were
 """
 
 LISTED = 10
