@@ -1,9 +1,15 @@
 """Whether two copies of the conformance cases agree: the same inputs (and own option sets) byte
-for byte, every expected value of every engine and option set, every mask pixel for pixel."""
+for byte, every expected value of every engine and option set, every mask pixel for pixel; and
+`digest`, the same comparison as one value per case, so that a copy can be checked against a
+record of another (``seed.json``) where the other is not at hand.
+
+``python -m conformance.check SEED`` prints the record of the cases under ``SEED``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +59,27 @@ def disagreements(ours: Path, theirs: Path) -> list[str]:
         elif (differing := int((mask != other_mask).sum())):
             problems.append(f"{mask_file}: {differing} of {mask.size} pixels differ")
     return problems
+
+
+def digest(folder: Path) -> str:
+    """One sha256 of what `disagreements` compares in the case ``folder``: its inputs' and own
+    option sets' bytes, every engine's expected values, every mask's pixels (not its PNG bytes)."""
+    given = inputs(folder)
+    if given is None:
+        raise ValueError(f"{folder}: not a case (no base and head inputs)")
+    hashed = hashlib.sha256()
+    for path in (*given, *([folder / OPTIONS] if (folder / OPTIONS).is_file() else [])):
+        hashed.update(path.name.encode() + b"\0" + path.read_bytes())
+    for expected_file, mask_file in ENGINES.values():
+        expected = json.loads((folder / expected_file).read_text())
+        hashed.update(json.dumps(expected, sort_keys=True).encode())
+        mask = read_mask(folder / mask_file)
+        hashed.update(b"%dx%d" % (mask.shape[1], mask.shape[0]) + np.packbits(mask).tobytes())
+    return hashed.hexdigest()
+
+
+if __name__ == "__main__":
+    from conformance import case_names
+
+    seed = Path(sys.argv[1])
+    print(json.dumps({case: digest(seed / case) for case in case_names(seed)}, indent=2))
