@@ -20,7 +20,7 @@ import traceback
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 import numpy as np
@@ -294,8 +294,14 @@ class _PairStream:
         for future in done:
             index = self.running.pop(future)
             self.budget.release(("diff", index))
+            outcome = future.result()
+            if outcome.reason is not None:  # the sizes its headers told, which a refused diff never read
+                task = self.tasks[index]
+                before, after = self.decodes[task.base_hash], self.decodes[task.head_hash]
+                outcome = replace(outcome, before_size=before.size if before is not None else None,
+                                  after_size=after.size if after is not None else None)
             self.release(index)
-            yield future.result()
+            yield outcome
 
     def release(self, index: int) -> None:
         """A pair is done with its blobs: drop each blob whose last pair this was."""

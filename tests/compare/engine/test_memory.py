@@ -329,3 +329,12 @@ def test_heads_that_pair_with_two_bases_are_not_held_from_one_base_s_pairs_to_th
     assert len(outcomes) == len(tasks) and all(outcome.reason is None for outcome in outcomes)
     assert sorted(fetcher.order) == sorted(blobs)  # each blob once
     assert most_held(fetcher.order, tasks) <= 4
+
+
+def test_a_pair_refused_for_its_size_reports_the_sizes_its_headers_told():
+    base, head = png(50, 40), png(60, 40)
+    blobs = {hashlib.sha256(data).hexdigest(): data for data in (base, head)}
+    task = PairTask(*blobs, "big.png")
+    (outcome,) = stream_pairs(Recording(blobs), CompareOptions(max_pixels=1000), Resources(workers=1), [task])
+    assert outcome.reason is not None and outcome.reason.value == "exceeds_pixel_limit"
+    assert (outcome.before_size, outcome.after_size) == ((50, 40), (60, 40))
