@@ -150,7 +150,7 @@ def _changed_message(result: ImageResult, options: CompareOptions) -> str:
     if result.canvas_changed and not options.padded:
         return (f"size changed {result.before_width}x{result.before_height} -> "
                 f"{result.after_width}x{result.after_height}, a change whatever the pixels; {_diff_figures(result)}")
-    message = f"{_diff_figures(result)}, more than allowed; {_allowed(result)}"
+    message = f"{_diff_figures(result)}, more than allowed; {_allowed(result, options)}"
     if options.window_min is not None:
         message += f"; and {_window(result, options)}, more than --window-min {options.window_min}"
     return message
@@ -171,9 +171,9 @@ def _what_happened(result: ImageResult, options: CompareOptions) -> str:
         return f"renamed from {result.previous_image_file_name}"
     if result.status is Status.UNCHANGED and result.changed_pixels:
         if (result.diff_ratio or 0.0) > (result.diff_threshold or 0.0) and options.window_min is not None:
-            return (f"unchanged: {_diff_figures(result)}, more than allowed ({_allowed(result)}), but at most "
+            return (f"unchanged: {_diff_figures(result)}, more than allowed ({_allowed(result, options)}), but at most "
                     f"{_window(result, options)}, not more than --window-min {options.window_min}")
-        return f"unchanged: {_diff_figures(result)}, within what is allowed; {_allowed(result)}"
+        return f"unchanged: {_diff_figures(result)}, within what is allowed; {_allowed(result, options)}"
     if result.status is Status.CHANGED:
         return f"changed: {_changed_message(result, options)}"
     if result.status is Status.ERRORED:
@@ -188,6 +188,9 @@ def _diff_figures(result: ImageResult) -> str:
     )
 
 
-def _allowed(result: ImageResult) -> str:
-    allowed = format_percent(result.diff_threshold or 0.0)
-    return f"changed pixels allowed: {allowed} (--diff-threshold, see README #{TUNING_ANCHOR})"
+def _allowed(result: ImageResult, options: CompareOptions) -> str:
+    """What share of changed pixels the image was allowed, and where that came from: the
+    run's --diff-threshold, or the head manifest's own ``diff_threshold`` for the image."""
+    allowed = result.diff_threshold or 0.0
+    source = "--diff-threshold" if allowed == options.diff_threshold else "the head manifest's diff_threshold"
+    return f"changed pixels allowed: {format_percent(allowed)} ({source}, see README #{TUNING_ANCHOR})"

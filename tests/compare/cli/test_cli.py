@@ -720,3 +720,22 @@ def test_a_comparison_argument_is_read_as_typed(tmp_path, capsys, monkeypatch):
     code, _, stderr = run(capsys, "known-changes", "store:c.json", "-o", "known.json", "--min-count", "1")
     assert code == EXIT_BAD_INPUT and "known-changes reads comparisons from files" in stderr
     assert "--store" not in stderr
+
+
+def test_junit_says_where_an_image_s_allowance_came_from(tmp_path, capsys):
+    base = Build({"own.png": png(1), "run.png": png(1)})
+    head = Build({"own.png": png(2), "run.png": png(2)})
+    store = tmp_path / "store"
+    store.mkdir()
+    for data in (png(1), png(2)):
+        (store / sha(data)).write_bytes(data)
+    manifest = head.manifest()
+    manifest["images"]["own.png"]["diff_threshold"] = 0.001
+    (tmp_path / "head.json").write_text(json.dumps(manifest))
+
+    run(capsys, "compare", "--base", base.write(tmp_path / "base.json"), "--head", tmp_path / "head.json",
+        "--store", store.as_uri(), "--out", tmp_path / "out", "--quiet")
+
+    junit = (tmp_path / "out" / "junit.xml").read_text()
+    assert "changed pixels allowed: 0.1% (the head manifest's diff_threshold" in junit
+    assert "changed pixels allowed: 0% (--diff-threshold" in junit
