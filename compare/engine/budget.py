@@ -10,7 +10,6 @@ from types import MappingProxyType
 
 from ..formats import sniff_format
 from ..imaging import decode
-from ..imaging.png import fast_size
 
 RGBA_BYTES_PER_PIXEL = 4
 """Bytes of a decoded pixel: what an image's pixels hold from its decoding until its last diff."""
@@ -121,11 +120,11 @@ def decode_cost(blob: bytes, exif_orientation: bool = True) -> DecodeCost | None
     except decode.ImageError:
         return None
     opened.close()
-    kind = sniff_format(blob)
-    assert kind is not None  # open_image reads only the formats sniff_format names
-    if kind == "PNG" and decode.FAST_PNG_DECODER and fast_size(blob) is not None:
+    if opened.fast_png:
         per_pixel = FAST_PNG_BYTES_PER_PIXEL
     else:
+        kind = sniff_format(blob)
+        assert kind is not None  # open_image reads only the formats sniff_format names
         per_pixel = DECODE_BYTES_PER_PIXEL[kind]
     width, height = opened.size
     return DecodeCost(opened.size, width * height * per_pixel)

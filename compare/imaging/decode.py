@@ -12,7 +12,7 @@ from PIL import ExifTags, Image, PngImagePlugin, UnidentifiedImageError
 
 from ..formats import SUPPORTED_FORMATS, open_allowed, sniff_format
 from .png import AVAILABLE as _FAST_PNG_AVAILABLE
-from .png import decode_png, fast_size, with_adler32_made_right
+from .png import MAX_PNG_CHUNKS, decode_png, read_chunks, with_adler32_made_right
 
 FAST_PNG_DECODER: bool = _FAST_PNG_AVAILABLE
 """Whether the fast PNG decoder (`compare.imaging.png.decode_png`: Wuffs, compiled at install) was
@@ -81,9 +81,13 @@ class ImageTooLarge(ImageError):
 
 
 class OpenedImage:
-    """One input whose size is known (from the header, for bytes); pixels decode on demand."""
+    """One input whose size is known (from the header, for bytes); pixels decode on demand.
 
-    __slots__ = ("label", "size", "_source", "_detail", "_owned", "_png", "_transpose")
+    ``fast_png`` says whether it is a PNG sized from its chunks for the fast decoder, its header
+    left unparsed by Pillow (which parses it only if the decoder hands the PNG back).
+    """
+
+    __slots__ = ("label", "size", "fast_png", "_source", "_detail", "_owned", "_png", "_png_size", "_transpose")
 
     def __init__(
         self,
@@ -93,14 +97,17 @@ class OpenedImage:
         detail: str,
         owned: bool,
         png: bytes | bytearray | memoryview | None = None,
+        png_size: tuple[int, int] | None = None,
         transpose: Image.Transpose | None = None,
     ) -> None:
         self.label = label
         self.size = size
+        self.fast_png = png is not None and source is None
         self._source = source
         self._detail = detail
         self._owned = owned
         self._png = png
+        self._png_size = png_size
         self._transpose = transpose
 
     def rgba(self) -> np.ndarray:
@@ -112,9 +119,8 @@ class OpenedImage:
         if isinstance(source, np.ndarray):
             return np.ascontiguousarray(source)
         try:
-            # An image with no source yet was sized by fast_size: its chunks are checked already.
-            known = self.size if self._source is None else None
-            fast = decode_png(self._png, known) if self._png is not None and FAST_PNG_DECODER else None
+            fast = (decode_png(self._png, self._png_size) if self._png is not None and self._png_size is not None
+                    and FAST_PNG_DECODER else None)
             if fast is not None:
                 return fast
             if source is None:  # a PNG sized for the fast decoder, which handed it back
@@ -235,12 +241,16 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
             f"({', '.join(SUPPORTED_FORMATS)})"
         )
     read = f"{len(data)} bytes of {kind}"
-    size = fast_size(data) if kind == "PNG" and FAST_PNG_DECODER else None
+    chunks = read_chunks(data) if kind == "PNG" else None
+    if chunks is not None and chunks.too_many:
+        raise ImageDecodeError(f"{label}: cannot decode {read}: a PNG of more than {MAX_PNG_CHUNKS:,} chunks")
+    size = chunks.size if chunks is not None and chunks.plain and FAST_PNG_DECODER else None
     if size is not None:
         # The fast decoder reads this PNG: its size comes from the IHDR, with Pillow's bomb
         # limit applied, and Pillow parses the header only if the decoder hands the PNG back.
         _check_bomb(size, label)
-        return OpenedImage(label, size, None, f"{read} (header: PNG {size[0]}x{size[1]})", owned=True, png=data)
+        return OpenedImage(label, size, None, f"{read} (header: PNG {size[0]}x{size[1]})", owned=True, png=data,
+                           png_size=size)
     opened = _pillow_header(data, kind, label, read)
     if kind == "JPEG":
         scans = _jpeg_scans(data, MAX_JPEG_SCANS)
@@ -257,7 +267,7 @@ def _open_bytes(data: bytes | bytearray | memoryview, label: str, exif_orientati
     # hands anything else back, to Pillow, which reads them again if it refuses the checksum alone.
     return OpenedImage(
         label, (width, height), opened, detail, owned=True, png=data if kind == "PNG" else None,
-        transpose=transpose,
+        png_size=chunks.size if chunks is not None else None, transpose=transpose,
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,8 +48,8 @@ _PALETTE = 3
 def decode_png(data: bytes | bytearray | memoryview, size: tuple[int, int] | None = None) -> np.ndarray | None:
     """RGBA pixels (HxWx4 uint8) of a PNG, exactly as Pillow's ``convert("RGBA")`` gives them.
 
-    ``size`` is what `fast_size` returned for ``data``, when the caller has it: its chunks are
-    then not walked again.
+    ``size`` is the `PngChunks.size` of ``data``, when the caller has it: its chunks are then
+    not walked again.
 
     Returns None for a PNG whose pixels Wuffs would give differently (see the module docstring)
     and for any PNG Wuffs refuses (damaged, truncated, too much data): the caller's general
@@ -59,7 +60,7 @@ def decode_png(data: bytes | bytearray | memoryview, size: tuple[int, int] | Non
     """
     if _wuffs is None:
         return None
-    size = size if size is not None else _eligible_size(memoryview(data))
+    size = size if size is not None else read_chunks(data).size
     if size is None or 0 in size:
         return None
     width, height = size
@@ -69,49 +70,65 @@ def decode_png(data: bytes | bytearray | memoryview, size: tuple[int, int] | Non
     return pixels
 
 
+MAX_PNG_CHUNKS = 100_000
+"""Chunks a PNG may have up to its IEND, at most: each costs a step of a walk in Python, here
+and in Pillow's reading of them, however few bytes it holds. Encoders write a few dozen, image
+data in chunks of 8 KiB (libpng's default) or more: 100,000 of those would be 800 MB."""
+
 _PLAIN_CHUNKS = {b"IHDR": None, b"PLTE": None, b"tRNS": None, b"sRGB": 1, b"gAMA": 4, b"pHYs": 9}
 """Chunks (with their length where it is fixed) that Pillow's header parse reads without ever
 refusing one whose checksum is right: before its first IDAT, a PNG holding only these is
 refused by that parse exactly when a checksum, a chunk name or the IHDR is wrong."""
 
 
-def fast_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
-    """(width, height) of a PNG `decode_png` will try and whose header Pillow would accept, read
-    from its chunks alone, so its header need not be parsed twice; None when the fast decoder
-    is not installed, would hand the PNG back, or the header holds anything else (Pillow then
-    parses it, and refuses it where it must)."""
-    if not AVAILABLE:
-        return None
-    return _eligible_size(memoryview(data), pillow_header=True)
+@dataclass(frozen=True)
+class PngChunks:
+    """What one walk over a PNG's chunks, to its IEND, finds."""
 
-
-def _eligible_size(data: memoryview, *, pillow_header: bool = False) -> tuple[int, int] | None:
+    count: int
+    """Chunks walked: up to `MAX_PNG_CHUNKS`, one more for a PNG of more (the walk stops there)."""
+    size: tuple[int, int] | None
     """(width, height) of a PNG whose pixels Wuffs gives as Pillow does, from its IHDR and the
     kinds of its chunks (tRNS and acTL, and whether a tRNS comes after an IDAT); None for any
-    other. With ``pillow_header``, also None unless Pillow's header parse would accept it as
-    it is: the methods Pillow requires, and before the first IDAT only `_PLAIN_CHUNKS`, each
-    with a right checksum (one walk over the chunks checks both)."""
-    if data[:8] != SIGNATURE or len(data) < 8 + 12 + _IHDR.size:
-        return None
-    length, kind = _CHUNK_HEAD.unpack_from(data, 8)
-    if kind != b"IHDR" or length != _IHDR.size:
-        return None
-    width, height, depth, colour, compression, filtering, interlace = _IHDR.unpack_from(data, 16)
-    if (colour, depth) not in _SAME_AS_PILLOW:
-        return None
-    if pillow_header and (compression, filtering, interlace) not in ((0, 0, 0), (0, 0, 1)):
-        return None  # compression and filter method 0, interlace none or Adam7, as Pillow requires
+    other, and for one of too many chunks."""
+    plain: bool
+    """Whether Pillow's header parse would accept it as it is, with ``size`` known: the methods
+    Pillow requires, and before the first IDAT only `_PLAIN_CHUNKS`, each with a right checksum."""
+
+    @property
+    def too_many(self) -> bool:
+        """Whether it has more than `MAX_PNG_CHUNKS` chunks."""
+        return self.count > MAX_PNG_CHUNKS
+
+
+def read_chunks(data: bytes | bytearray | memoryview) -> PngChunks:
+    """The chunks of a PNG, walked once (see `PngChunks`), at most `MAX_PNG_CHUNKS` + 1 of them."""
+    view = memoryview(data)
+    if view[:8] != SIGNATURE:
+        return PngChunks(0, None, False)
+    header = None
+    if len(view) >= 8 + 12 + _IHDR.size and _CHUNK_HEAD.unpack_from(view, 8) == (_IHDR.size, b"IHDR"):
+        header = _IHDR.unpack_from(view, 16)
+    width, height, depth, colour, compression, filtering, interlace = header or (0,) * 7
+    eligible = header is not None and (colour, depth) in _SAME_AS_PILLOW
+    # compression and filter method 0, interlace none or Adam7, as Pillow requires
+    plain = eligible and (compression, filtering, interlace) in ((0, 0, 0), (0, 0, 1))
     image_data = False
-    for kind, start, length in _chunks(data):
+    count = 0
+    for kind, start, length in _chunks(view):
+        count += 1
+        if count > MAX_PNG_CHUNKS:
+            return PngChunks(count, None, False)
         if kind == b"IDAT":
             image_data = True
         elif kind == b"acTL" or (kind == b"tRNS" and (colour != _PALETTE or image_data)):
-            return None
+            eligible = False
         elif kind == b"IHDR" and start != 16:
-            return None  # a second header: Wuffs refuses it, and Pillow would read its size
-        if pillow_header and not image_data and not _plain(data, kind, start, length):
-            return None
-    return (width, height) if image_data else None
+            eligible = False  # a second header: Wuffs refuses it, and Pillow would read its size
+        if plain and not image_data and not _plain(view, kind, start, length):
+            plain = False
+    size = (width, height) if eligible and image_data else None
+    return PngChunks(count, size, plain and size is not None)
 
 
 def _plain(data: memoryview, kind: bytes, start: int, length: int) -> bool:

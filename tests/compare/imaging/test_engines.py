@@ -462,3 +462,28 @@ def test_odiff_on_images_of_other_sizes_agrees_with_its_reference_pixel_by_pixel
 
     assert np.array_equal(result.mask, expected)
     assert result.changed_pixels == int(expected.sum())
+
+
+def test_odiff_tests_the_changes_of_images_of_other_sizes_for_anti_aliasing_in_bounded_blocks(monkeypatch) -> None:
+    # The test holds hundreds of bytes a pixel: run on every changed pixel at once, it would
+    # hold far more than the diff is charged for a canvas of noise.
+    rng = np.random.default_rng(7)
+    colours = np.array([(0, 0, 0, 255), (255, 255, 255, 255), (128, 128, 128, 255), (0, 122, 255, 128)],
+                       dtype=np.uint8)
+    base, comp = colours[rng.integers(0, 4, (40, 48))], colours[rng.integers(0, 4, (43, 45))]
+    whole = diff_images(base, comp, engine="odiff", threshold=0.1, antialiasing=True)
+    tested: list[int] = []
+    around = odiff._around
+
+    def counted(img, xs, ys):
+        tested.append(xs.size)
+        return around(img, xs, ys)
+
+    monkeypatch.setattr(odiff, "_AA_BLOCK", 64, raising=False)
+    monkeypatch.setattr(odiff, "_around", counted)
+    blocks = diff_images(base, comp, engine="odiff", threshold=0.1, antialiasing=True)
+
+    assert whole.changed_pixels > 20 * 64 and whole.aa_pixels > 0
+    assert max(tested) <= 64
+    assert np.array_equal(blocks.mask, odiff_layout_reference.count(base, comp, 0.1, True))
+    assert (blocks.changed_pixels, blocks.aa_pixels) == (whole.changed_pixels, whole.aa_pixels)

@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from compare import ImageError
+from compare.engine.budget import DECODE_BYTES_PER_PIXEL, FAST_PNG_BYTES_PER_PIXEL, DecodeCost, decode_cost
 from compare.imaging import decode as image_module
+from compare.imaging import png as png_module
 from compare.imaging.decode import decode_rgba, open_image
-from compare.imaging.png import fast_size
+from compare.imaging.png import MAX_PNG_CHUNKS, read_chunks
 
 pytestmark = pytest.mark.unit
 
@@ -67,7 +69,7 @@ def test_a_second_header_leaves_the_size_to_pillow() -> None:
     png = _png(30, 20)
     small = _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
     data = png[:8] + small + png[8:]
-    assert fast_size(data) is None
+    assert read_chunks(data).size is None
     opened = open_image(data)
     assert opened.size == (30, 20)
     assert opened.rgba().shape == (20, 30, 4)
@@ -77,7 +79,7 @@ def test_a_second_header_leaves_the_size_to_pillow() -> None:
 @pytest.mark.usefixtures("fast_decoder")
 def test_a_plain_screenshot_png_is_sized_without_pillow(monkeypatch) -> None:
     png = _png(7, 3)
-    assert fast_size(png) == (7, 3)
+    assert read_chunks(png).plain and read_chunks(png).size == (7, 3)
 
     def refused(*_args, **_kwargs):
         raise AssertionError("Pillow parsed the header")
@@ -91,11 +93,73 @@ def test_a_plain_screenshot_png_is_sized_without_pillow(monkeypatch) -> None:
 def test_a_header_pillow_would_refuse_is_left_to_pillow() -> None:
     png = _png()
     broken = png[:29] + b"\xde\xad\xbe\xef" + png[33:]  # the IHDR's checksum
-    assert fast_size(broken) is None
-    assert fast_size(png[:33] + _chunk(b"zTXt", b"k\x00\x00x") + png[33:]) is None  # not a plain chunk
+    assert not read_chunks(broken).plain
+    assert not read_chunks(png[:33] + _chunk(b"zTXt", b"k\x00\x00x") + png[33:]).plain  # not a plain chunk
 
 
 def test_pillows_bomb_limit_applies_to_a_size_read_without_it(monkeypatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
     with pytest.raises(image_module.ImageTooLarge, match="decompression-bomb guard"):
         open_image(_png(6, 5))
+
+
+@pytest.fixture
+def walked(monkeypatch) -> list[int]:
+    """The chunks each walk over a PNG's chunks stepped through, one entry a walk."""
+    steps: list[int] = []
+    chunks = png_module._chunks
+
+    def counted(data):
+        steps.append(0)
+        for chunk in chunks(data):
+            steps[-1] += 1
+            yield chunk
+
+    monkeypatch.setattr(png_module, "_chunks", counted)
+    return steps
+
+
+@pytest.mark.usefixtures("fast_decoder")
+@pytest.mark.parametrize("text", [False, True], ids=["plain", "text-before-the-image-data"])
+def test_a_pngs_chunks_are_walked_once_for_its_cost_and_once_for_its_pixels(walked, text) -> None:
+    # A text chunk before the image data leaves the header to Pillow, the pixels to Wuffs.
+    png = _png(30, 20)
+    if text:
+        png = png[:33] + _chunk(b"tEXt", b"k\x00v") + png[33:]
+
+    per_pixel = DECODE_BYTES_PER_PIXEL["PNG"] if text else FAST_PNG_BYTES_PER_PIXEL
+    assert decode_cost(png) == DecodeCost((30, 20), 30 * 20 * per_pixel)
+    assert len(walked) == 1
+
+    decode_rgba(png)
+    assert len(walked) == 2
+
+
+def _with_empty_chunks(png: bytes, count: int) -> bytes:
+    """``png`` with ``count`` empty private chunks before its IEND."""
+    end = png.rindex(b"IEND") - 4
+    return png[:end] + _chunk(b"zzZz", b"") * count + png[end:]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "pillow"])
+def test_a_png_of_more_chunks_than_any_encoder_writes_is_refused_before_it_is_walked_through(
+    walked, fast: bool, monkeypatch
+) -> None:
+    # Each chunk costs a step in Python however few bytes it holds (Pillow's steps cost more):
+    # millions of empty ones would cost seconds. A plain PNG has 3 chunks: IHDR, IDAT and IEND.
+    monkeypatch.setattr(image_module, "FAST_PNG_DECODER", fast)
+    png = _png()
+    at_bound = _with_empty_chunks(png, MAX_PNG_CHUNKS - 3)
+    assert np.array_equal(decode_rgba(at_bound), decode_rgba(png))
+
+    def refused(*_args, **_kwargs):
+        raise AssertionError("Pillow parsed the header")
+
+    monkeypatch.setattr(image_module, "open_allowed", refused)
+    walked.clear()
+    with pytest.raises(image_module.ImageDecodeError, match="a PNG of more than 100,000 chunks"):
+        open_image(_with_empty_chunks(png, 3 * MAX_PNG_CHUNKS), "before")
+    assert walked == [MAX_PNG_CHUNKS + 1]
+    with pytest.raises(image_module.ImageDecodeError, match="a PNG of more than 100,000 chunks"):
+        open_image(_with_empty_chunks(png, MAX_PNG_CHUNKS - 2), "before")
+    assert decode_cost(_with_empty_chunks(png, MAX_PNG_CHUNKS - 2)) is None
