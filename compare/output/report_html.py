@@ -36,12 +36,16 @@ Each changed image opens on the changed area: crops of before and after at full 
 (slider, side by side, diff), which show a small image at its natural size, at most doubled.
 Added, removed and renamed images show their one picture (see `compare.engine.singles`).
 The image's ignore regions are drawn hatched over both, as boxes placed in the image's
-coordinates (pixels on the crops, percentages of each picture's full size on the whole views).
+coordinates (pixels on the crops, percentages of each picture's full size on the whole views):
+at most a few hundred a picture, the others counted beneath it; the card lists the first
+`REGIONS_LISTED` in words and counts the rest.
 The header and the footer name the engine that compared the pixels and its version.
 
 Names are shown with control, bidirectional and other invisible characters written as escapes
 (``\\u202e``) and in isolated runs, so no name can reorder the text around it; the JSON carries
-such a name as its runs (`shown_text`), the search the name itself.
+such a name as its runs (`shown_text`), the search the name itself. Of a name longer than
+`NAME_SHOWN` characters the page shows the start and how many characters more; the search and
+the JSON's ``name`` keep it whole.
 
 With ``--base-from-git``, a banner at the top says how the base build was chosen from the
 head's git history (`Comparison.base_build`): its commit, the merge-base and how far back from
@@ -59,7 +63,7 @@ they count.
 Sections, in order: changed (groups largest first, then single changes by diff ratio), errored,
 renamed (old -> new), added, removed, known changes, skipped, unchanged (collapsed). The filter
 state is kept in the URL fragment (``#status=changed,errored&q=button``), so a filtered view
-can be linked to.
+can be linked to; a link to a part of the page (``#tuning-diff-threshold``) keeps the filter.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ from ..formats import open_allowed
 from ..imaging.engines import get_engine
 from ..imaging.previews import CROP_ORIGIN_KEY
 from ..model import ChangeGroup, Comparison, ImageResult, Status, canvas_size
+from ..regions import IgnoreRegion
 
 INLINE_BUDGET = 8 * 1024 * 1024
 """Pictures that together take at most this many bytes are embedded in the page (``data:``
@@ -117,6 +122,16 @@ BANNER_NAMES = 20
 
 SIMILAR_LINKS = 8
 """At most this many similar changes are linked from a card's hint; the rest are counted."""
+
+NAME_SHOWN = 500
+"""At most this many characters of a name are shown, in headings and lists; the rest are counted."""
+
+DETAIL_SHOWN = 10_000
+"""At most this many characters of an image's detail (an error message) are shown; the rest are counted."""
+
+REGIONS_LISTED = 20
+"""At most this many ignore regions are listed in words, for an image and in the settings; the
+rest are counted."""
 
 
 @dataclass(frozen=True)
@@ -200,28 +215,42 @@ class Shown:
     """A text as the report shows it: runs of plain text and of escaped invisible characters.
 
     ``parts`` is (text, invisible) pairs; ``plain`` is the whole, escapes included, for places
-    without markup (attributes).
+    without markup (attributes). ``more`` counts the characters left out after the parts (see
+    `shown_text`'s ``limit``), ``cut`` says so in words.
     """
 
     parts: tuple[tuple[str, bool], ...]
+    more: int = 0
 
     @property
     def plain(self) -> str:
         return "".join(text for text, _ in self.parts)
 
+    @property
+    def cut(self) -> str:
+        """``… 1,234 more characters`` when characters were left out, else nothing."""
+        if not self.more:
+            return ""
+        return f"… {self.more:,} more character{'' if self.more == 1 else 's'}"
 
-def shown_text(text: str, *, keep: str = "") -> Shown:
+
+def shown_text(text: str, *, keep: str = "", limit: int | None = None) -> Shown:
     """Split ``text`` into plain runs and escapes (``\\u202e``, ``\\x00``, ``\\t``) of the
     characters that would be invisible or rearrange the page: controls, bidirectional and
     other format characters, line and paragraph separators, lone surrogates. Characters in
-    ``keep`` stay as they are.
+    ``keep`` stay as they are. With ``limit``, only the first ``limit`` characters are shown,
+    each as in the whole text, and the others counted.
     """
+    shown = len(text) if limit is None else min(len(text), limit)
+    more = len(text) - shown
     if text.isascii() and text.isprintable():  # nothing to escape: the common case, at once
-        return Shown(((text, False),) if text else ())
+        return Shown(((text[:shown], False),) if text else (), more)
     parts: list[tuple[str, bool]] = []
     run: list[str] = []  # the characters of the run under way, escaped ones as their escapes
     escaping = False
-    for index, char in enumerate(text):
+    for index in range(shown):
+        char = text[index]
+        # Decided on the whole text: a joiner or a flag's tag depends on what follows it.
         invisible = char not in keep and _invisible(text, index)
         if run and invisible != escaping:  # one run of escapes, however many: one box on the page
             parts.append(("".join(run), escaping))
@@ -230,7 +259,7 @@ def shown_text(text: str, *, keep: str = "") -> Shown:
         run.append(_escape_sequence(char) if invisible else char)
     if run:
         parts.append(("".join(run), escaping))
-    return Shown(tuple(parts))
+    return Shown(tuple(parts), more)
 
 
 def _invisible(text: str, index: int) -> bool:
@@ -575,7 +604,7 @@ def _image_data(
     if result.known_change and known is not None and known.counted:
         image["facts"].insert(0, ["text", "a known change, counted (--fail-on-known-changes)"])
     if result.detail:
-        image["detail"] = _runs(shown_text(result.detail, keep="\n\t"))
+        image["detail"] = _runs(shown_text(result.detail, keep="\n\t", limit=DETAIL_SHOWN))
     previews = dict(result.previews or {})
     if not previews and comparison.options.previews and result.status in SINGLE_ROLES:
         previews = dict.fromkeys(SINGLE_ROLES[result.status], "")  # expected, but not made
@@ -597,14 +626,19 @@ def _image_data(
 
 
 def _shown(field_name: str, text: str) -> dict[str, list[list[Any]]]:
-    """``{field_name: runs}`` when ``text`` holds characters shown as escapes, else nothing."""
-    shown = shown_text(text)
-    return {field_name: _runs(shown)} if any(invisible for _, invisible in shown.parts) else {}
+    """``{field_name: runs}`` when name ``text`` holds characters shown as escapes or is cut
+    short (`NAME_SHOWN`), else nothing."""
+    shown = shown_text(text, limit=NAME_SHOWN)
+    return {field_name: _runs(shown)} if shown.more or any(invisible for _, invisible in shown.parts) else {}
 
 
 def _runs(shown: Shown) -> list[list[Any]]:
-    """A shown text as JSON: ``[text, 1]`` for an escape, ``[text, 0]`` for plain text."""
-    return [[text, int(invisible)] for text, invisible in shown.parts]
+    """A shown text as JSON: ``[text, 1]`` for an escape, ``[text, 0]`` for plain text, and
+    last ``[text, 2]`` saying how many characters were left out, if any."""
+    runs: list[list[Any]] = [[text, int(invisible)] for text, invisible in shown.parts]
+    if shown.more:
+        runs.append([shown.cut, 2])
+    return runs
 
 
 @dataclass(frozen=True)
@@ -713,7 +747,8 @@ def _base_build_banner(comparison: Comparison) -> _BaseBuildBanner | None:
 def _listed(names: Iterable[str], anchors: dict[str, str]) -> _Listed:
     """The first `BANNER_NAMES` of ``names`` (in name order), linked to their entries."""
     ordered = sorted(names)
-    return _Listed([(shown_text(name), anchors.get(name)) for name in ordered[:BANNER_NAMES]], len(ordered))
+    listed = [(shown_text(name, limit=NAME_SHOWN), anchors.get(name)) for name in ordered[:BANNER_NAMES]]
+    return _Listed(listed, len(ordered))
 
 
 def _anchor(position: int) -> str:
@@ -738,7 +773,7 @@ def _facts(result: ImageResult, window_size: int | None) -> list[list[str]]:
     if result.window_max is not None and window_size is not None:
         facts.append(["window", format_count(result.window_max), f"{window_size}×{window_size}"])
     if result.ignore_regions:
-        facts.append(["ignored", ", ".join(map(str, result.ignore_regions))])
+        facts.append(["ignored", _regions_text(result.ignore_regions)])
     facts.extend(_sizes(result))
     if result.status is Status.SKIPPED:
         facts.append(["text", "not uploaded"])
@@ -746,6 +781,13 @@ def _facts(result: ImageResult, window_size: int | None) -> list[list[str]]:
         if value and (result.status is not Status.RENAMED or label == "head"):
             facts.append(["hash", label, value])
     return facts
+
+
+def _regions_text(regions: tuple[IgnoreRegion, ...]) -> str:
+    """The first `REGIONS_LISTED` ignore regions in words, and how many more there are."""
+    listed = ", ".join(map(str, regions[:REGIONS_LISTED]))
+    more = len(regions) - REGIONS_LISTED
+    return f"{listed}, and {more:,} more" if more > 0 else listed
 
 
 def _sizes(result: ImageResult) -> list[list[str]]:
@@ -829,7 +871,7 @@ def _settings(comparison: Comparison) -> list[tuple[str, str]]:
     if options.window_min is not None:
         rows.append(("changed pixels a window must exceed (--window-min)", f"{options.window_min:,}"))
     if options.ignore_regions:
-        rows.append(("ignored in every image (--ignore)", ", ".join(map(str, options.ignore_regions))))
+        rows.append(("ignored in every image (--ignore)", _regions_text(options.ignore_regions)))
     stats = sorted(comparison.stats.items())
     rows.extend((key.replace("_", " "), _stat(key, value)) for key, value in stats)
     return [(_clean(key), _clean(value)) for key, value in rows]

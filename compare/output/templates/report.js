@@ -12,6 +12,7 @@
   var BATCH = { card: 4, row: 50 };
   var AHEAD = 1500;
   var NAMES = 200;
+  var REGIONS = 200;
   var FOCUS_BOX = [480, 400];
   var MAX_ZOOM = 8;
   var NATURAL_ZOOM = 2;
@@ -60,12 +61,16 @@
 
   function number(value) { return value.toLocaleString("en"); }
 
+  // Runs of a text: plain (0), escapes of invisible characters (1), and last, for a text cut
+  // short, how many characters were left out (2).
   function appendRuns(parent, runs) {
     runs.forEach(function (run) {
-      if (run[1]) {
+      if (run[1] === 1) {
         var kbd = el("kbd", "ctl", run[0]);
         kbd.title = "invisible or control character";
         parent.appendChild(kbd);
+      } else if (run[1] === 2) {
+        parent.appendChild(el("span", "cut", run[0]));
       } else {
         parent.appendChild(document.createTextNode(run[0]));
       }
@@ -139,15 +144,17 @@
     return found ? found[1] : "";
   }
 
-  // Ignore regions, exclusive ends, clipped to an area of the canvas.
+  // Ignore regions, exclusive ends, clipped to an area of the canvas: the first REGIONS of
+  // them (each box is an element: a manifest may list thousands) and how many more there are.
   function clipped(image, area) {
-    var boxes = [];
+    var boxes = [], more = 0;
     (image.regions || []).forEach(function (r) {
       var x0 = Math.max(r[1], area[0]), y0 = Math.max(r[2], area[1]);
       var x1 = Math.min(r[3], area[2]), y1 = Math.min(r[4], area[3]);
-      if (x0 < x1 && y0 < y1) { boxes.push([r[0], x0, y0, x1, y1]); }
+      if (x0 >= x1 || y0 >= y1) { return; }
+      if (boxes.length < REGIONS) { boxes.push([r[0], x0, y0, x1, y1]); } else { more++; }
     });
-    return boxes;
+    return { boxes: boxes, more: more };
   }
 
   function box(title, left, top, width, height) {
@@ -160,20 +167,29 @@
     return span;
   }
 
-  function pixelBoxes(image, area, zoom) {
-    return clipped(image, area).map(function (b) {
-      return box(b[0], (b[1] - area[0]) * zoom + "px", (b[2] - area[1]) * zoom + "px",
-                 (b[3] - b[1]) * zoom + "px", (b[4] - b[2]) * zoom + "px");
+  // Draws the boxes over a picture; returns how many were left out.
+  function pixelBoxes(parent, image, area, zoom) {
+    var found = clipped(image, area);
+    found.boxes.forEach(function (b) {
+      parent.appendChild(box(b[0], (b[1] - area[0]) * zoom + "px", (b[2] - area[1]) * zoom + "px",
+                             (b[3] - b[1]) * zoom + "px", (b[4] - b[2]) * zoom + "px"));
     });
+    return found.more;
   }
 
-  function percentBoxes(image, size) {
-    if (!size) { return []; }
-    var w = size[0], h = size[1];
-    return clipped(image, [0, 0, w, h]).map(function (b) {
-      return box(b[0], (100 * b[1] / w).toFixed(4) + "%", (100 * b[2] / h).toFixed(4) + "%",
-                 (100 * (b[3] - b[1]) / w).toFixed(4) + "%", (100 * (b[4] - b[2]) / h).toFixed(4) + "%");
+  function percentBoxes(parent, image, size) {
+    if (!size) { return 0; }
+    var w = size[0], h = size[1], found = clipped(image, [0, 0, w, h]);
+    found.boxes.forEach(function (b) {
+      parent.appendChild(box(b[0], (100 * b[1] / w).toFixed(4) + "%", (100 * b[2] / h).toFixed(4) + "%",
+                             (100 * (b[3] - b[1]) / w).toFixed(4) + "%", (100 * (b[4] - b[2]) / h).toFixed(4) + "%"));
     });
+    return found.more;
+  }
+
+  function undrawn(more) {
+    return el("p", "undrawn", "Only " + number(REGIONS) + " ignored regions are drawn on a picture: " +
+      number(more) + " more are not.");
   }
 
   // The changed area: before and after crops at full resolution, zoomed by a whole factor.
@@ -199,7 +215,7 @@
     var label = el("label", "toggle", "Highlight changed pixels");
     label.htmlFor = toggle.id;
     var row = el("div", "crops");
-    var links = [];
+    var links = [], more = 0;
     ["before", "after"].forEach(function (role) {
       var found = crops[role], figure = el("figure", "crop " + role), frame = el("div", "frame");
       if (found) {
@@ -207,7 +223,7 @@
         if (crops.diff) {
           frame.appendChild(img(crops.diff, "", crops.diff[1] * zoom, crops.diff[2] * zoom, "overlay"));
         }
-        if (area) { pixelBoxes(image, area, zoom).forEach(function (b) { frame.appendChild(b); }); }
+        if (area) { more = Math.max(more, pixelBoxes(frame, image, area, zoom)); }
         links.push([role + " crop", found[0]]);
       } else {
         frame.appendChild(missing(role));
@@ -217,6 +233,7 @@
     });
     if (image.mask) { links.push(["diff mask (whole image)", image.mask]); }
     block.append(heading, toggle, " ", label, row);
+    if (more) { block.appendChild(undrawn(more)); }
     if (links.length) {
       var full = el("p", "full", "Full size:");
       links.forEach(function (link, i) {
@@ -261,14 +278,14 @@
       bar.appendChild(button);
     });
     var stage = el("div", "stage");
-    var sizes = image.sizes || {};
+    var sizes = image.sizes || {}, more = 0;
     figures.forEach(function (f) {
       var figure = el("figure", "layer " + f.role);
       if (f.picture) {
         var pic = el("div", "pic");
         pic.style.setProperty("--w", (100 * f.picture[1] / widest).toFixed(3) + "%");
         pic.appendChild(img(f.picture, plain(image) + ": " + (same ? "picture" : f.role), f.picture[1], f.picture[2]));
-        percentBoxes(image, sizes[f.role]).forEach(function (b) { pic.appendChild(b); });
+        more = Math.max(more, percentBoxes(pic, image, sizes[f.role]));
         figure.appendChild(pic);
       } else {
         figure.appendChild(missing(same ? "the" : f.role));
@@ -286,6 +303,7 @@
       slider.setAttribute("aria-label", "Divider between before (left) and after (right)");
       block.appendChild(slider);
     }
+    if (more) { block.appendChild(undrawn(more)); }
     setMode(block, modes[0][0]);
     return block;
   }
@@ -451,6 +469,16 @@
     panel.replaceChildren(opened);
     opened.scrollIntoView();
     return opened;
+  }
+
+  // Closing a member's card removes the focused Close button: the focus goes back to the name
+  // that opened it (else to the list of names), not to the page's start.
+  function closeMember(item, opened) {
+    var details = item.querySelector("details.members");
+    var selector = 'button.member[data-open="' + opened.getAttribute("data-item") + '"]';
+    var name = details.open ? details.querySelector(selector) : null;
+    item.querySelector(".opened").replaceChildren();
+    (name || details.querySelector("summary")).focus();
   }
 
   // --- sections: pages of entries, drawn as they come into view ------------------------------
@@ -655,9 +683,7 @@
     } else if (button.hasAttribute("data-open")) {
       openMember(button.closest("li.group"), Number(button.getAttribute("data-open")));
     } else if (button.classList.contains("close")) {
-      var group = button.closest("li.group");
-      button.closest(".opened").replaceChildren();
-      group.querySelector("details.members").scrollIntoView();
+      closeMember(button.closest("li.group"), button.closest("li.item"));
     } else if (button.classList.contains("more-names")) {
       drawNames(button.closest("li.group"));
     } else if (section && button.hasAttribute("data-page")) {
@@ -684,12 +710,40 @@
   function near() { sections.forEach(fill); }
   window.addEventListener("scroll", near, { passive: true });
   window.addEventListener("resize", near);
-  window.addEventListener("hashchange", function () { readState(); apply(); reveal(); });
+  // The report's own fragments (a filter, an image's entry, none) set what is shown. Any other
+  // is a part of the page (the settings' explanations), which keeps the filter.
+  function ownFragment() {
+    var hash = location.hash.slice(1), params = new URLSearchParams(hash);
+    return !hash || /^image-\d+$/.test(hash) || params.has("status") || params.has("q");
+  }
+
+  // Scrolls to the part of the page the fragment names. The sections above it then draw what
+  // came near, which moves it down: scroll again until nothing more is drawn.
+  function land() {
+    var target = document.getElementById(location.hash.slice(1));
+    if (!target) { return; }
+    var top;
+    do {
+      target.scrollIntoView();
+      top = target.getBoundingClientRect().top;
+      near();
+    } while (target.getBoundingClientRect().top !== top);
+  }
+
+  window.addEventListener("hashchange", function () {
+    if (ownFragment()) {
+      readState();
+      apply();
+      reveal();
+    } else {
+      land();
+    }
+  });
 
   document.getElementById("toolbar").hidden = false;
   readState();
   apply();
-  reveal();
+  if (ownFragment()) { reveal(); } else { land(); }
   performance.mark("snapcompare:first-cards");
   document.body.setAttribute("data-ready", "true");
 })();

@@ -9,8 +9,10 @@ entry of the small sample at once; the page draws only what is near the window.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +20,11 @@ import pytest
 from PIL import Image
 
 from compare.cli import main
-from compare.model import Approval
+from compare.model import Approval, CompareOptions, Comparison
 from compare.output.reports import write_reports
+from compare.regions import IgnoreRegion
 from tests.compare.output.browser import console_messages, dump_dom, screenshot, skip_without_chromium, with_driver
+from tests.compare.output.change_groups import changed, previews
 from tests.compare.output.helpers import (
     BIDI_NAME,
     CHANGED_COLOUR,
@@ -417,4 +421,104 @@ def test_a_banner_link_shows_its_image_even_when_filtered_out(tmp_path: Path) ->
     drawn_before, hidden_after, top, fragment = body["data-link"].split(" ")
     assert (drawn_before, hidden_after, top) == ("false", "false", "0")
     assert re.fullmatch(r"#image-\d+", fragment)
+    assert console_messages(log) == []
+
+
+REGION_COUNTS = """
+window.addEventListener("load", function () {
+  var counts = Array.prototype.map.call(document.querySelectorAll(".crop .frame, .layer .pic"), function (picture) {
+    return picture.querySelectorAll(".ignored").length;
+  });
+  var notes = Array.prototype.map.call(document.querySelectorAll(".undrawn"), function (note) {
+    return note.textContent;
+  });
+  document.body.setAttribute("data-regions", [counts.join(" ")].concat(notes).join("|"));
+});
+"""
+
+
+def test_thousands_of_ignore_regions_draw_a_few_hundred_boxes_a_picture(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # 5,000 one-pixel regions over a 39x84 image: every pixel once, the top 44 rows twice; the
+    # crops show x 10-25, y 20-31: 384 regions.
+    regions = tuple(IgnoreRegion(i % 39, i // 39 % 84, i % 39, i // 39 % 84) for i in range(5000))
+    result = replace(changed("screen.png", 0, previews(out, "screen", (90, 100, 200))), ignore_regions=regions)
+    report = write_reports(Comparison({result.name: result}, CompareOptions()), out)["html"]
+
+    page, log = dump_dom(with_driver(report, REGION_COUNTS).as_uri(), tmp_path / "profile")
+
+    [body] = page.find("body")
+    # Two crops, then before, after and diff: each with its first 200 boxes, the rest counted.
+    assert body["data-regions"].split("|") == [
+        "200 200 200 200 200",
+        "Only 200 ignored regions are drawn on a picture: 184 more are not.",
+        "Only 200 ignored regions are drawn on a picture: 4,800 more are not.",
+    ]
+    listed = ", ".join(f"{x}:0-{x}:0" for x in range(20))
+    assert f"ignored regions {listed}, and 4,980 more" in page.texts
+    assert console_messages(log) == []
+
+
+def test_a_long_name_is_drawn_cut_short_and_found_by_its_end(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    name = "start-" + "x" * 200_000 + "-end.png"
+    images = [changed(name, 0, previews(out, "long", (90, 100, 200))),
+              changed("other.png", 1, previews(out, "other", (200, 100, 90)))]
+    report = write_reports(Comparison({r.name: r for r in images}, CompareOptions()), out)["html"]
+
+    page, log = dump_dom(report.as_uri() + "#q=-END.PNG", tmp_path / "profile")
+
+    assert "Showing 1 of 2 images" in page.texts
+    assert page.names == ["start-" + "x" * 494 + "… 199,514 more characters"]
+    assert len([a for a in page.find("span") if a.get("class") == "cut"]) == 1
+    assert console_messages(log) == []
+
+
+CAPTIONS = """
+window.addEventListener("load", function () {
+  var found = [];
+  document.querySelectorAll('.viewer[data-mode="slider"]').forEach(function (viewer) {
+    var boxes = [".before img", ".before figcaption", ".after figcaption"].map(function (selector) {
+      var r = viewer.querySelector(selector).getBoundingClientRect();
+      return [r.left, r.top, r.right, r.bottom];
+    });
+    // What is drawn at each caption's middle: the caption, unless covered or clipped away.
+    var shown = [".before figcaption", ".after figcaption"].map(function (selector) {
+      var caption = viewer.querySelector(selector), r = caption.getBoundingClientRect();
+      return document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2) === caption;
+    });
+    found.push([viewer.closest("li").querySelector("h3").textContent, boxes, shown]);
+  });
+  document.body.setAttribute("data-captions", JSON.stringify(found));
+});
+"""
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_the_slider_captions_of_a_small_image_sit_beside_it(tmp_path: Path) -> None:
+    for side in ("base", "head"):
+        (tmp_path / side).mkdir()
+        for n, (name, size) in enumerate((("icon.png", (24, 24)), ("badge.png", (40, 30)), ("screen.png", (300, 200)))):
+            image = Image.new("RGB", size, (200, 200, 200))
+            if side == "head":
+                image.putpixel((5, 5), (255, 80 * n, 0))  # each a change of its own, not one shared
+            image.save(tmp_path / side / name)
+    main(["compare", "--base", str(tmp_path / "base"), "--head", str(tmp_path / "head"),
+          "--out", str(tmp_path / "out"), "--quiet"])
+    report = tmp_path / "out" / "report.html"
+
+    page, log = dump_dom(with_driver(report, CAPTIONS).as_uri(), tmp_path / "profile", TALL)
+
+    [body] = page.find("body")
+    found = {name: (boxes, shown) for name, boxes, shown in json.loads(body["data-captions"])}
+    assert set(found) == {"icon.png", "badge.png", "screen.png"}
+    for name, ((picture, before, after), shown) in found.items():
+        # Both captions in full, apart; beside a small picture, on a large one as before.
+        assert shown == [True, True] and not _overlap(before, after), (name, found[name])
+        assert _overlap(picture, before) == _overlap(picture, after) == (name == "screen.png"), (name, found[name])
+        if name != "screen.png":
+            assert before[2] <= picture[0] and after[0] >= picture[2], (name, found[name])
     assert console_messages(log) == []

@@ -297,3 +297,77 @@ def test_known_changes_are_reviewed_in_their_own_section(tmp_path: Path) -> None
     assert {a["data-status"]: "hidden" in a for a in page.find("section")} == {
         "changed": True, "added": True, "known": False}
     assert console_messages(browser) == []
+
+
+CLOSE = """
+window.addEventListener("load", function () {
+  var log = [];
+  var group = document.querySelector("li.group");
+  var details = group.querySelector("details.members");
+  function focused() {
+    var element = document.activeElement;
+    return element.tagName.toLowerCase() + " " + (element.getAttribute("data-open") || "");
+  }
+  details.querySelector("summary").click();
+  setTimeout(function () {
+    var name = group.querySelectorAll("button.member")[2];
+    name.focus();
+    name.click();
+    var close = group.querySelector(".opened button.close");
+    close.focus();
+    close.click();
+    log.push(name.getAttribute("data-open") + " " + focused());
+    // Opened again, the list folded away meanwhile: the focus goes to the list's summary.
+    name.click();
+    details.open = false;
+    group.querySelector(".opened button.close").click();
+    log.push(focused());
+    document.body.setAttribute("data-log", log.join("|"));
+  }, 300);
+});
+"""
+
+
+def test_closing_an_opened_image_gives_the_focus_back_to_its_name(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = write_reports(many_changes(out, groups=(30,), singles=3, added=0, removed=0), out)["html"]
+
+    (closed, folded), browser = run(report, CLOSE, tmp_path)
+
+    opened, focused = closed.split(" ", 1)
+    assert focused == f"button {opened}"
+    assert folded == "summary "
+    assert console_messages(browser) == []
+
+
+# The search, the filter, the fragment and whether the explanation of the threshold is in the window.
+LANDED = """(function () {
+  var target = document.getElementById("tuning-diff-threshold").getBoundingClientRect();
+  return [document.getElementById("search").value, document.getElementById("shown").textContent,
+          location.hash, target.top >= 0 && target.bottom <= innerHeight];
+})()"""
+SETTLED = ("window.addEventListener('hashchange', function () {"
+           " setTimeout(function () { window.settled = true; }, 500); });")
+
+
+def test_a_link_to_a_part_of_the_page_keeps_the_filter_and_lands_on_it(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = write_reports(many_changes(out, groups=(), singles=60, added=20, removed=0), out)["html"]
+    ready = "document.body && document.body.getAttribute('data-ready') === 'true'"
+
+    with DevTools(CHROMIUM, tmp_path / "profile", WINDOW) as browser:
+        browser.open(report.as_uri() + "#q=single")
+        browser.wait(ready)
+        browser.evaluate(SETTLED + "document.querySelector('.facts a[href=\"#tuning-diff-threshold\"]').click();")
+        browser.wait("window.settled")
+        clicked = browser.evaluate(LANDED)
+        # Opened on it: the page draws the cards above it, and it stays in the window.
+        browser.open(report.as_uri() + "#tuning-diff-threshold")
+        browser.wait(ready + " && document.readyState === 'complete'")
+        browser.evaluate("setTimeout(function () { window.settled = true; }, 500);")
+        browser.wait("window.settled")
+        opened = browser.evaluate(LANDED)
+
+    # The link on every changed card leaves the search and the filter as they were.
+    assert clicked == ["single", "Showing 60 of 80 images", "#tuning-diff-threshold", True]
+    assert opened == ["", "Showing all 80 images", "#tuning-diff-threshold", True]

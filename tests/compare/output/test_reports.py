@@ -17,12 +17,13 @@ from PIL import Image
 
 from compare.builds import compare_builds
 from compare.imaging.engines import ENGINES
-from compare.model import CompareOptions, Comparison, ImageResult, Resources, Status
+from compare.model import ApprovalMismatch, CompareOptions, Comparison, ImageResult, Reason, Resources, Status
 from compare.output import reports
-from compare.output.report_html import format_percent, iter_html
+from compare.output.report_html import DETAIL_SHOWN, NAME_SHOWN, REGIONS_LISTED, format_percent, iter_html
 from compare.output.report_json import comparison_dict, render_json
 from compare.output.report_junit import render_junit
 from compare.output.reports import write_reports
+from compare.regions import IgnoreRegion
 from tests.compare.output.helpers import (
     BACKGROUND,
     BIDI_NAME,
@@ -572,7 +573,9 @@ def test_a_run_of_invisible_characters_is_one_escape_however_long(tmp_path: Path
     name = "home" + "\u200b" * 50_000 + "\u202e.png"
     data = Page("".join(iter_html(errored([name], "cannot decode {}"), tmp_path))).report_data()
     (image,) = data["images"]
-    assert image["shown"] == [["home", 0], ["\\u200b" * 50_000 + "\\u202e", 1], [".png", 0]]
+    # The name is cut short where it is shown (NAME_SHOWN characters), the search keeps it whole.
+    assert image["shown"] == [["home", 0], ["\\u200b" * 496, 1], ["… 49,509 more characters", 2]]
+    assert image["name"] == name
 
 
 # Units
@@ -672,3 +675,53 @@ def test_masks_kept_in_a_results_store_are_not_looked_for_in_a_folder(tmp_path: 
     assert sorted(_files(second)) == sorted(
         ["comparison.json", "junit.xml", "report.html",
          *(key for result in comparison.images.values() for key in (result.previews or {}).values())])
+
+
+# Long names, many ignore regions
+
+
+def test_a_long_name_is_shown_cut_short_and_kept_whole_for_the_search(tmp_path: Path) -> None:
+    long = "x" * 300_000 + ".png"
+    # The joiner at the cut joins two emoji in the whole name: it stays as it is.
+    joined = "a" * (NAME_SHOWN - 2) + "\U0001f468\u200d\U0001f469" + "b" * 100
+    hidden = "rtl\u202e" + "y" * 1000
+    results = [ImageResult(name, Status.ERRORED, reason=Reason.IMAGE_PROCESSING_FAILED, detail=f"cannot decode {name}")
+               for name in (long, joined, hidden)]
+    results.append(ImageResult("new.png", Status.RENAMED, previous_image_file_name=long))
+    comparison = Comparison({r.name: r for r in results}, CompareOptions())
+    comparison.approval_mismatch = ApprovalMismatch("approved.json", (long,), ())
+
+    text = "".join(iter_html(comparison, tmp_path))
+
+    data = Page(text).report_data()
+    images = {image["name"]: image for image in data["images"]}
+    assert set(images) == {long, joined, hidden, "new.png"}
+    assert images[long]["shown"] == [["x" * NAME_SHOWN, 0], ["… 299,504 more characters", 2]]
+    assert images[joined]["shown"] == [[joined[:NAME_SHOWN], 0], ["… 101 more characters", 2]]
+    assert images[hidden]["shown"] == [["rtl", 0], ["\\u202e", 1], ["y" * (NAME_SHOWN - 4), 0],
+                                       ["… 504 more characters", 2]]
+    assert images["new.png"]["previous"] == long
+    assert images["new.png"]["previousShown"] == images[long]["shown"]
+    assert "shown" not in images["new.png"]
+    assert images[long]["detail"] == [["cannot decode " + "x" * (DETAIL_SHOWN - 14), 0],
+                                      ["… 290,018 more characters", 2]]
+    # The approval banner names the image by the start of its name, linked to its entry.
+    banner = text[text.index('<aside class="banner mismatch"'):text.index("</aside>")]
+    assert ('<span class="name" dir="auto">' + "x" * NAME_SHOWN + '<span class="cut">… 299,504 more characters'
+            '</span></span>') in banner
+
+
+def test_many_ignore_regions_are_listed_in_part_and_kept_whole_for_the_page(tmp_path: Path) -> None:
+    regions = tuple(IgnoreRegion(i % 39, i // 39, i % 39, i // 39) for i in range(3000))
+    result = ImageResult("a.png", Status.CHANGED, base_hash=fake_hash("a"), head_hash=fake_hash("b"),
+                         before_width=39, before_height=84, after_width=39, after_height=84, ignore_regions=regions)
+    options = CompareOptions(ignore_regions=regions[:25])
+
+    text = "".join(iter_html(Comparison({"a.png": result}, options), tmp_path))
+
+    [image] = Page(text).report_data()["images"]
+    listed = ", ".join(map(str, regions[:REGIONS_LISTED]))
+    assert ["ignored", f"{listed}, and 2,980 more"] in image["facts"]
+    assert len(image["regions"]) == 3000
+    rows = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", text))
+    assert rows["ignored in every image (--ignore)"] == f"{listed}, and 5 more"
