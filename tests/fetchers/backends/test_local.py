@@ -4,6 +4,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,33 +96,85 @@ def test_a_root_that_cannot_be_looked_at_is_refused_as_unusable(tmp_path, create
         LocalFetcher(tmp_path / ("x" * 300) / "store", create=create)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
-@pytest.mark.parametrize("create", [False, True])
-def test_a_root_this_process_may_not_read_is_refused_as_unusable(tmp_path, create):
-    (tmp_path / "private" / "store").mkdir(parents=True)
-    for closed in ("private", "private/store"):  # a folder on the way, or the root itself
-        (tmp_path / closed).chmod(0)
-        try:
-            with pytest.raises(ValueError, match="cannot be used: Permission denied"):
-                LocalFetcher(tmp_path / "private" / "store", create=create)
-        finally:
-            (tmp_path / closed).chmod(0o700)
+NOBODY = 65534
+"""The unprivileged user permission tests run as when the tests run as root, who reads any folder."""
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
-def test_folders_that_may_be_searched_but_not_listed_are_read_through(tmp_path):
-    # As reading by path needs: the right to search each folder, not to list it.
-    store = tmp_path / "store"
-    (store / "ab").mkdir(parents=True)
-    (store / "ab" / "cd").write_bytes(b"blob")
-    for path in (store / "ab", store):
-        path.chmod(0o311)
+@pytest.fixture
+def unprivileged() -> Iterator[tuple[Path, Callable[[Callable[[], None]], None]]]:
+    """A folder of the user the permission tests run as, and a runner of a test's body as that
+    user: this process itself when it is not root; else a child forked for the body, which
+    drops root's rights first (its failure fails the test)."""
+    if os.geteuid() != 0:
+        with tempfile.TemporaryDirectory() as folder:
+            yield Path(folder), lambda body: body()
+        return
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # not under root's own pytest folder, closed to others
+    os.chown(folder, NOBODY, NOBODY)
+
+    def run(body: Callable[[], None]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never back into pytest
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                body()
+                code = 0
+            except BaseException:  # noqa: BLE001 - reported, and the exit code fails the test
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the body failed as an unprivileged user (traceback above)"
+
     try:
-        fetcher = LocalFetcher(store)
-        assert fetcher.fetch("ab/cd") == b"blob" and fetcher.exists("ab/cd") and fetcher.stat("ab/cd").size == 4
+        yield folder, run
     finally:
-        for path in (store, store / "ab"):
-            path.chmod(0o755)
+        for root, folders, _ in os.walk(folder):
+            for name in folders:
+                os.chmod(os.path.join(root, name), 0o700)
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_a_root_this_process_may_not_read_is_refused_as_unusable(unprivileged, create):
+    folder, run = unprivileged
+
+    def body() -> None:
+        (folder / "private" / "store").mkdir(parents=True)
+        for closed in ("private", "private/store"):  # a folder on the way, or the root itself
+            (folder / closed).chmod(0)
+            try:
+                with pytest.raises(ValueError, match="cannot be used: Permission denied"):
+                    LocalFetcher(folder / "private" / "store", create=create)
+            finally:
+                (folder / closed).chmod(0o700)
+
+    run(body)
+
+
+def test_folders_that_may_be_searched_but_not_listed_are_read_through(unprivileged):
+    # As reading by path needs: the right to search each folder, not to list it.
+    folder, run = unprivileged
+
+    def body() -> None:
+        store = folder / "store"
+        (store / "ab").mkdir(parents=True)
+        (store / "ab" / "cd").write_bytes(b"blob")
+        for path in (store / "ab", store):
+            path.chmod(0o311)
+        try:
+            fetcher = LocalFetcher(store)
+            assert fetcher.fetch("ab/cd") == b"blob" and fetcher.exists("ab/cd") and fetcher.stat("ab/cd").size == 4
+        finally:
+            for path in (store, store / "ab"):
+                path.chmod(0o755)
+
+    run(body)
 
 
 def test_a_lasting_symlink_loop_is_no_race(folder, monkeypatch):
