@@ -9,7 +9,6 @@ import os
 import socket
 import socketserver
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -114,11 +113,41 @@ def connect(proxy: LatencyProxy) -> socket.socket:
     return socket.create_connection((proxy.host, proxy.port), timeout=TIMEOUT)
 
 
-def round_trip(sock: socket.socket, message: bytes = b"ping") -> float:
-    started = time.monotonic()
-    sock.sendall(message)
-    assert read_exactly(sock, len(message)) == message
-    return time.monotonic() - started
+LOOK = 0.1
+"""Seconds a test looks for bytes that must not have come yet. A `ManualClock` stands still
+meanwhile, so bytes the proxy holds cannot come however long it looks; bytes it forwarded
+too early would have come at once."""
+
+EIGHTH = 0.125
+"""How far short of a delay a test stops the clock (a binary fraction: sums stay exact)."""
+
+
+def assert_nothing_arrives(sock: socket.socket) -> None:
+    sock.settimeout(LOOK)
+    try:
+        with pytest.raises(TimeoutError):
+            sock.recv(1, socket.MSG_PEEK)
+    finally:
+        sock.settimeout(TIMEOUT)
+
+
+def echo_through_the_legs(proxy: LatencyProxy, clock: ManualClock, sock: socket.socket,
+                          way_up: float, way_down: float) -> None:
+    """Send a ping and move ``clock`` through its way up to the echo server, then its way back
+    down: an eighth of a second short of each, nothing has gone through (no echo from the
+    server, nothing for the client); at it, the bytes go."""
+    trip = proxy.requests_seen + 1
+    sock.sendall(b"ping")
+    wait_until(lambda: proxy.requests_seen == trip)  # stamped with the clock's time: move it now
+    clock.advance(way_up - EIGHTH)
+    assert_nothing_arrives(sock)
+    assert proxy.responses_seen == trip - 1, "sent to the server early"
+    clock.advance(EIGHTH)
+    wait_until(lambda: proxy.responses_seen == trip)  # echoed: on its way down, stamped
+    clock.advance(way_down - EIGHTH)
+    assert_nothing_arrives(sock)
+    clock.advance(EIGHTH)
+    assert read_exactly(sock, 4) == b"ping"
 
 
 def read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -148,13 +177,13 @@ def get(conn: http.client.HTTPConnection, size: int) -> http.client.HTTPResponse
 
 
 def test_round_trip_takes_at_least_the_rtt(echo_server: _Server, latency_proxy) -> None:
-    rtt = 0.06
-    proxy = proxy_to(echo_server, latency_proxy, rtt=rtt)
+    # Half an rtt each way, on the proxy's clock; a new connection's first request also waits
+    # one rtt for its handshake before its way up.
+    clock = ManualClock()
+    proxy = proxy_to(echo_server, latency_proxy, rtt=1.0, clock=clock)
     with connect(proxy) as sock:
-        first = round_trip(sock)
-        later = [round_trip(sock) for _ in range(5)]
-    assert first >= 2 * rtt - 0.002  # a new connection also pays for its handshake
-    assert min(later) >= rtt - 0.002
+        echo_through_the_legs(proxy, clock, sock, way_up=1.0 + 0.5, way_down=0.5)
+        echo_through_the_legs(proxy, clock, sock, way_up=0.5, way_down=0.5)
 
 
 def test_a_round_trip_takes_one_rtt_of_proxy_time_and_a_new_connection_one_more(
@@ -171,9 +200,12 @@ def test_a_round_trip_takes_one_rtt_of_proxy_time_and_a_new_connection_one_more(
 
 
 def test_delays_can_differ_per_direction(echo_server: _Server, latency_proxy) -> None:
-    proxy = proxy_to(echo_server, latency_proxy, up_delay=0.08, down_delay=0.0, handshake=False)
+    clock = ManualClock()
+    proxy = proxy_to(echo_server, latency_proxy, up_delay=1.0, down_delay=0.25, handshake=False,
+                     clock=clock)
     with connect(proxy) as sock:
-        assert min(round_trip(sock) for _ in range(3)) >= 0.08 - 0.002
+        echo_through_the_legs(proxy, clock, sock, way_up=1.0, way_down=0.25)
+        echo_through_the_legs(proxy, clock, sock, way_up=1.0, way_down=0.25)
 
 
 def test_chunks_are_pipelined_within_a_connection(echo_server: _Server, latency_proxy) -> None:
@@ -357,21 +389,22 @@ def test_corrupt_flips_exactly_one_byte(http_server: _Server, latency_proxy) -> 
 
 
 def test_stall_holds_the_response_for_the_given_time(http_server: _Server, latency_proxy) -> None:
-    proxy = proxy_to(http_server, latency_proxy)
+    # On the proxy's clock: the server has answered, and an eighth of a second before the stall
+    # is over the client still has nothing (a client's read timeout fires meanwhile); at its
+    # end, the whole response comes.
+    clock = ManualClock()
+    proxy = proxy_to(http_server, latency_proxy, clock=clock)
     proxy.inject("stall", stall=0.5)
-    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=TIMEOUT)
-    try:
-        started = time.monotonic()
-        response = get(conn, 1000)
-        elapsed = time.monotonic() - started
-        assert response.status == 200
-        assert elapsed >= 0.5
-        conn.sock.settimeout(0.2)
-        proxy.inject("stall", stall=5.0)
-        with pytest.raises(TimeoutError):
-            get(conn, 1000)
-    finally:
-        conn.close()
+    with connect(proxy) as sock:
+        sock.sendall(b"GET /1000 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        wait_until(lambda: proxy.responses_seen == 1)  # the server's answer is held
+        clock.advance(0.5 - EIGHTH)
+        assert_nothing_arrives(sock)
+        clock.advance(EIGHTH)
+        received = read_to_eof(sock)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == body_of(1000)
+    assert http_server.requests_handled == 1
 
 
 def test_trickle_forwards_at_byte_bytes_then_one_byte_at_a_time_all_intact(

@@ -9,11 +9,11 @@ from collections import Counter
 from difflib import SequenceMatcher
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from compare import classify as planning
-from compare.classify import DiffCandidate, Plan, categorize, pair_by_similarity
+from compare.classify import DiffCandidate, Plan, RatioBudget, categorize, pair_by_similarity
 from compare.inputs.manifest import ImageEntry, Manifest
 from compare.model import DEFAULT_MAX_PIXELS, ImageResult, Reason, Status
 from compare.regions import IgnorePattern, IgnoreRegion
@@ -450,6 +450,61 @@ def test_rename_pairing_compares_a_bounded_number_of_characters_whatever_the_nam
     pairs_characters = len(olds) * sum(map(len, news)) + len(news) * sum(map(len, olds))
     if len(news) * len(olds) > planning.EXACT_PAIRS or pairs_characters > planning.EXACT_CHARACTERS:
         assert CountingMatcher.characters == 0
+
+
+RENAME_FOLDERS = [f"f{i:02d}" for i in range(12)]
+
+
+def _renamed_alike(olds: list[str], rename: str, folder: str = "moved", ending: str = "_dark") -> dict[str, str]:
+    """New names for ``olds`` (new -> old), all renamed alike: moved to ``folder``, or with
+    ``ending`` added before ".png"."""
+    if rename == "folder move":
+        return {f"{folder}/{old.split('/', 1)[1]}": old for old in olds}
+    return {old.removesuffix(".png") + ending + ".png": old for old in olds}
+
+
+def _misplaced_by_name_order(news: dict[str, str], olds: list[str]) -> bool:
+    """Whether pairing in name order gets some of the renames ``news`` wrong."""
+    return dict(zip(sorted(news), sorted(olds), strict=False)) != news
+
+
+@st.composite
+def renames_in_shuffled_folders(draw, rename: str) -> tuple[dict[str, str], list[str]]:
+    """Old names in folders drawn at random, and new names (new -> old) for some of them, all
+    renamed alike; sorting does not line the new names up with their old ones."""
+    folders = draw(st.lists(st.sampled_from(RENAME_FOLDERS), min_size=2, max_size=40))
+    olds = [f"{folder}/screen_{i:04d}.png" for i, folder in enumerate(folders)]
+    kept = draw(st.lists(st.booleans(), min_size=len(olds), max_size=len(olds)).filter(any))
+    # An ending that ends in no digit: one that did ("-v2") would share as much with another
+    # old name ("screen_0002.png") as with its own, a tie that is no rename's.
+    news = _renamed_alike([old for old, keep in zip(olds, kept, strict=True) if keep], rename,
+                          folder=draw(st.sampled_from(["moved", "v2/screens", "z"])),
+                          ending=draw(st.sampled_from(["_dark", "@2x", "-rtl", "_landscape"])))
+    assume(_misplaced_by_name_order(news, olds))
+    return news, draw(st.permutations(olds))
+
+
+@pytest.mark.parametrize("rename", ["folder move", "changed ending"])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_renames_beyond_the_ratio_budget_pair_every_name_whatever_its_place_in_name_order(rename, data):
+    # With none of the budget left, each new name is paired by the ends it shares with its
+    # nearest old names, by name (a changed ending) and by reversed name (a folder move), not
+    # by where it sorts.
+    news, olds = data.draw(renames_in_shuffled_folders(rename))
+    spent = RatioBudget()
+    spent.pairs = 0
+
+    assert pair_by_similarity(news, olds, spent) == news
+
+
+@pytest.mark.parametrize("rename", ["folder move", "changed ending"])
+def test_renames_beyond_the_real_ratio_budget_pair_every_name_whatever_its_place_in_name_order(rename):
+    olds = [f"{RENAME_FOLDERS[i * 7 % len(RENAME_FOLDERS)]}/screen_{i:04d}.png" for i in range(300)]
+    news = _renamed_alike(olds[1::3], rename)
+    assert len(news) * len(olds) > planning.EXACT_PAIRS and _misplaced_by_name_order(news, olds)
+
+    assert pair_by_similarity(news, olds) == news
 
 
 def test_long_names_of_few_letters_are_not_scored_past_the_length_products(monkeypatch):

@@ -356,12 +356,21 @@ def test_closed_prefetcher_refuses_new_batches():
 
 
 def test_retry_after_is_honoured():
-    fetcher = ScriptedFetcher({"k": ["retry", "ok"]}, retry_after=0.3)
-    with BatchPrefetcher(fetcher, max_workers=1, retry=FAST_RETRY) as prefetcher:
-        started = time.monotonic()
+    # The policy has no backoff at all, so the wait before a retry is the store's Retry-After:
+    # one that would outlast the key's deadline is not started and the key is not retried (a
+    # runner that did not wait what the store asked would retry at once); one that fits is
+    # waited, then the key is retried.
+    policy = RetryPolicy(max_attempts=4, base_backoff=0, max_backoff=0, max_retry_after=120)
+    too_late = ScriptedFetcher({"k": ["retry", "ok"]}, retry_after=60.0)
+    with BatchPrefetcher(too_late, max_workers=1, retry=policy, deadline=30) as prefetcher:
         result = prefetcher.fetch_all(["k"])
-    assert time.monotonic() - started >= 0.3
-    assert result.blobs["k"] == blob_for("k") and result.stats.retries == 1
+    assert too_late.calls["k"] == 1 and result.stats.retries == 0
+    assert result.errors["k"].message == "throttled (not retried: the 30 s deadline would pass)"
+    in_time = ScriptedFetcher({"k": ["retry", "ok"]}, retry_after=0.05)
+    with BatchPrefetcher(in_time, max_workers=1, retry=policy, deadline=30) as prefetcher:
+        result = prefetcher.fetch_all(["k"])
+    assert in_time.calls["k"] == 2 and result.stats.retries == 1
+    assert result.blobs["k"] == blob_for("k")
 
 
 def test_retry_after_longer_than_allowed_is_not_retried():
@@ -524,28 +533,48 @@ def test_fail_fast_can_be_turned_off():
 
 
 def test_a_retry_held_by_a_throttle_pause_that_outlasts_its_deadline_is_not_made():
+    # Gates, not sleeps, order the story. "b" fails at once, its retry due at once, but the
+    # budget holds the payment for it until "a" has been throttled. "a" starts when "c" ends,
+    # 1.5 s after "b" (the one wait for time itself, so that "a"'s deadline comes 1.5 s after
+    # "b"'s), and asks every client to hold off for 0.5 s: until "b"'s deadline at least. Held
+    # by that pause, "b"'s retry could start only after its deadline: it is not made. "a"'s own
+    # retry is due 1.5 s before its deadline. Only a stop of the whole process for 1.5 s, at one
+    # of a few instructions or during "a"'s wait, could change any of that.
+    deadline, late, hold_off = 2.0, 1.5, 0.5
+    stats = BatchStats()
     attempts: Counter[str] = Counter()
     lock = threading.Lock()
+    b_started: list[float] = []
+    b_paying = threading.Event()
 
     class PausingStore:
-        """``b`` fails once after 0.5 s; ``a``, started at 0.3 s when ``c`` ends, asks every
-        client to hold off for 0.9 s: ``b``'s retry could start only after its 1 s deadline."""
-
         def fetch(self, key: str) -> bytes:
             with lock:
                 attempts[key] += 1
                 attempt = attempts[key]
             if key == "b" and attempt == 1:
-                time.sleep(0.5)
+                b_started.append(time.monotonic())  # after its deadline was set
                 raise FetchError(key, "HTTP 500", retryable=True)
-            if key == "c":
-                time.sleep(0.3)
+            if key == "c":  # then "a", on this worker
+                wait_until(lambda: b_paying.is_set() and time.monotonic() >= b_started[0] + late)
             if key == "a" and attempt == 1:
-                raise FetchError(key, "HTTP 429", retryable=True, throttled=True, retry_after=0.9)
+                raise FetchError(key, "HTTP 429", retryable=True, throttled=True, retry_after=hold_off)
             return blob_for(key)
 
+    class HoldingBudget(RetryBudget):
+        """Holds the payment for the first retry, "b"'s, until "a"'s retry, and its pause, is set."""
+
+        def try_spend(self) -> bool:
+            if not b_paying.is_set():
+                b_paying.set()
+                wait_until(lambda: stats.retries == 1)
+            return super().try_spend()
+
     policy = RetryPolicy(base_backoff=0, max_backoff=0)
-    with BatchPrefetcher(PausingStore(), max_workers=2, deadline=1.0, fail_fast_after=0, retry=policy) as prefetcher:
-        result = prefetcher.fetch_all(["b", "c", "a"])
-    assert sorted(result.blobs) == ["a", "c"] and attempts["b"] == 1
-    assert result.errors["b"].message == "HTTP 500 (not retried: the 1 s deadline passed)"
+    with BatchPrefetcher(PausingStore(), max_workers=2, deadline=deadline, fail_fast_after=0, retry=policy,
+                         budget=HoldingBudget()) as prefetcher:
+        outcomes = dict(prefetcher.iter_fetch(["b", "c", "a"], stats=stats))
+    assert outcomes["a"] == blob_for("a") and outcomes["c"] == blob_for("c")
+    assert attempts == Counter({"a": 2, "b": 1, "c": 1})
+    error = outcomes["b"]
+    assert isinstance(error, FetchError) and error.message == "HTTP 500 (not retried: the 2 s deadline passed)"

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import email.utils
 import random
+import sys
 import threading
 import time
+from collections.abc import Callable
+from fractions import Fraction
+from functools import partial
 
 import pytest
 
 from fetchers import FetchError, IntegrityError, RetryBudget, RetryPolicy
 from fetchers.http import is_retryable_status, parse_retry_after
+from testing.waiting import PATIENCE
 
 pytestmark = pytest.mark.unit
 
@@ -47,15 +52,60 @@ def test_integrity_errors_are_retried_once():
     assert policy.delay(IntegrityError("k"), 2) is None
 
 
+THREADS = 8
+CALLS = 1_000
+
+
+def all_at_once(work: Callable[[], int]) -> list[int]:
+    """What ``work()`` returns on each of `THREADS` threads, started together behind a barrier
+    while the interpreter switches threads every microsecond (as often as it can)."""
+    barrier = threading.Barrier(THREADS)
+    results: list[int] = []
+
+    def run() -> None:
+        barrier.wait(PATIENCE)
+        results.append(work())
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run) for _ in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(PATIENCE)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert len(results) == THREADS
+    return results
+
+
+def spend(budget: RetryBudget) -> int:
+    """Ask ``budget`` to pay for `CALLS` retries; how many it paid for."""
+    return sum(budget.try_spend() for _ in range(CALLS))
+
+
+def refill(budget: RetryBudget) -> int:
+    """Count `CALLS` successes in ``budget``."""
+    for _ in range(CALLS):
+        budget.record_success()
+    return CALLS
+
+
 def test_budget_is_shared_safely_between_threads():
-    budget = RetryBudget(retry_cost=1, success_refill=0, initial=50, capacity=50)
-    spent = []
-    threads = [threading.Thread(target=lambda: spent.extend(budget.try_spend() for _ in range(20))) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert spent.count(True) == 50
+    # Amounts in Fractions: exact, and their arithmetic is Python code, where the interpreter
+    # may switch threads between a budget's reading of its tokens and its writing them back.
+    # (CPython does not switch threads inside float arithmetic: with floats, a budget without
+    # its lock passes too.) Over rounds of threads spending, then refilling, one budget at
+    # once, every token is accounted for.
+    paid_for = THREADS * CALLS // 2
+    for _ in range(5):
+        budget = RetryBudget(retry_cost=Fraction(1), success_refill=Fraction(1, 3), initial=Fraction(paid_for),
+                             capacity=Fraction(10 * THREADS * CALLS))
+        assert sum(all_at_once(partial(spend, budget))) == paid_for  # not one retry more
+        assert budget.tokens == 0
+        all_at_once(partial(refill, budget))
+        assert budget.tokens == Fraction(THREADS * CALLS, 3)  # nor one success less
 
 
 def test_budget_refills_with_successes_up_to_capacity():
