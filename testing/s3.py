@@ -172,7 +172,9 @@ class _FaultMiddleware:
             if fault.mode == "slowdown":
                 headers.append(("Retry-After", fault.retry_after))
             start_response(status, headers)
-            return [body]
+            # An answer to a HEAD has no body: bytes sent after it would be read as the start
+            # of the next answer on the connection.
+            return [] if method == "HEAD" else [body]
         if fault.mode == "reset":
             # Linger 0 turns the close waitress performs next into a RST instead of a FIN.
             sock: socket.socket = environ[_SOCKET_ENVIRON_KEY]
