@@ -15,6 +15,7 @@ A blob's life, in `stream_pairs`:
 
 from __future__ import annotations
 
+import functools
 import threading
 import traceback
 from collections import defaultdict, deque
@@ -188,17 +189,20 @@ class _PairStream:
     def keys(self) -> list[str]:
         """Every blob once, pair by pair, in a depth-first walk over pairs that share a blob:
         after a pair, the next is a pair not taken yet of the most recently fetched blob that
-        has one. Pairs sharing a base stay together, and a head that pairs with two bases has
-        its second pair taken right after its first, not after all of the first base's pairs
-        (which held every such head, and its pixels, until the second base's turn)."""
+        has one, its pairs with blobs used by no other pair first. Pairs sharing a base stay
+        together; a head that pairs with two bases has its second pair taken right after its
+        first, not after all of the first base's pairs (which held every such head, and its
+        pixels, until the second base's turn); and a chain of bases linked by shared heads does
+        not leave each base's other pairs, and so each base, waiting for the chain's end."""
         taken = [False] * len(self.tasks)
-        next_use = dict.fromkeys(self.users, 0)  # where each blob's untaken pairs start in users
+        next_use = dict.fromkeys(self.users, 0)  # where each blob's untaken pairs start in uses
+        uses = {key: sorted(indices, key=functools.partial(self._inner, key)) for key, indices in self.users.items()}
         order: dict[str, None] = {}
         walk: list[str] = []  # fetched blobs that may still have pairs to take, latest on top
 
         def take(index: int) -> None:
             taken[index] = True
-            for key in (self.tasks[index].base_hash, self.tasks[index].head_hash):
+            for key in (self.tasks[index].head_hash, self.tasks[index].base_hash):  # the base on top
                 if key not in order:
                     order[key] = None
                     walk.append(key)
@@ -208,15 +212,22 @@ class _PairStream:
                 continue
             take(first)
             while walk:
-                uses, position = self.users[walk[-1]], next_use[walk[-1]]
-                while position < len(uses) and taken[uses[position]]:
+                pairs, position = uses[walk[-1]], next_use[walk[-1]]
+                while position < len(pairs) and taken[pairs[position]]:
                     position += 1
                 next_use[walk[-1]] = position
-                if position == len(uses):
+                if position == len(pairs):
                     walk.pop()
                 else:
-                    take(uses[position])
+                    take(pairs[position])
         return list(order)
+
+    def _inner(self, key: str, index: int) -> bool:
+        """Whether pair ``index``'s other blob than ``key`` is used by other pairs too (False
+        sorts first: a leaf's pair is done at once)."""
+        task = self.tasks[index]
+        other = task.head_hash if task.base_hash == key else task.base_hash
+        return len(self.users[other]) > 1
 
     def run(self, on_blob: Callable[[], None] | None, stats: BatchStats | None) -> Iterator[PairOutcome]:
         prefetcher = BatchPrefetcher(

@@ -338,3 +338,20 @@ def test_a_pair_refused_for_its_size_reports_the_sizes_its_headers_told():
     (outcome,) = stream_pairs(Recording(blobs), CompareOptions(max_pixels=1000), Resources(workers=1), [task])
     assert outcome.reason is not None and outcome.reason.value == "exceeds_pixel_limit"
     assert (outcome.before_size, outcome.after_size) == ((50, 40), (60, 40))
+
+
+def test_a_chain_of_bases_linked_by_shared_heads_holds_few_blobs_at_a_time():
+    # a_i compares H_i with B_i, b_i with B_i+1, c_i compares X_i with B_i: a walk that went down
+    # the chain first left every base waiting for its c pair until the chain's end.
+    n = 30
+    images = [png(24, 24, mark=(i % 20, i // 20)) for i in range(3 * n + 1)]
+    keys = [hashlib.sha256(data).hexdigest() for data in images]
+    blobs = dict(zip(keys, images, strict=True))
+    bases, heads, others = keys[:n + 1], keys[n + 1:2 * n + 1], keys[2 * n + 1:]
+    tasks = [task for i in range(n) for task in (PairTask(bases[i], heads[i], f"a{i}.png"),
+                                                 PairTask(bases[i + 1], heads[i], f"b{i}.png"),
+                                                 PairTask(bases[i], others[i], f"c{i}.png"))]
+    fetcher = Recording(blobs)
+    outcomes = list(stream_pairs(fetcher, CompareOptions(), Resources(workers=1, fetch_workers=1), tasks))
+    assert len(outcomes) == len(tasks) and sorted(fetcher.order) == sorted(blobs)
+    assert most_held(fetcher.order, tasks) <= 4
