@@ -390,7 +390,8 @@ class BatchRunner:
         ordered = dict.fromkeys(listed)
         del listed  # the call holds on to the unique keys only
         stats.unique_keys += len(ordered)
-        health = _StoreHealth(self.fail_fast_after, len(ordered))
+        # Once the store has answered, no call declares it unusable: its keys speak for themselves.
+        health = _StoreHealth(self.fail_fast_after, 0 if self._answered.is_set() else len(ordered))
         todo = iter(ordered)
         done: _Done = queue.SimpleQueue()
         held: dict[str, _Flight] = {}
@@ -1097,6 +1098,7 @@ class _RequestRetry:
     def __init__(self) -> None:
         self.paid = False
         self.ready_at: float | None = None
+        self.delay = 0.0  # the backoff that set ready_at
 
     def pay(self, budget: RetryBudget) -> bool:
         """Whether the request's keys may be retried: the budget's one retry spent on the
@@ -1108,14 +1110,15 @@ class _RequestRetry:
         return True
 
     def due(self, delay: float, error: StoreError) -> float:
-        """When a key failed with ``error``, due after ``delay`` by the policy, goes again: when
-        the request's first retry does (the first ``delay`` sets it), unless the store asked
-        for a time of its own (``Retry-After``)."""
+        """When a key failed with ``error``, due after ``delay`` by the policy, goes again: at
+        the request's retry time (set by the first key's ``delay``, and again by the next key
+        to fail once that time has passed), unless its own backoff is longer or the store
+        asked for a time (``Retry-After``): then after that."""
         now = time.monotonic()
-        if error.retry_after is not None:
-            return now + delay
-        if self.ready_at is None:
-            self.ready_at = now + delay
+        if error.retry_after is not None or (self.ready_at is not None and delay > self.delay):
+            return now + delay  # a time of its own: the store's, or a longer backoff than the others'
+        if self.ready_at is None or self.ready_at <= now:  # none yet, or past: a retry right away is none
+            self.ready_at, self.delay = now + delay, delay
         return self.ready_at
 
 

@@ -30,7 +30,7 @@ class StoreError(Exception):
     and 5xx are; missing keys, denied access, invalid keys and bad configuration are not.
     ``retry_after`` is the server's requested delay in seconds, when it sent one.
     ``store_wide`` marks a failure every key of the store would meet (no such bucket, 401/403,
-    connection refused, no answer within the read timeout): the batch machinery stops early
+    connection refused, nothing read within the read timeout): the batch machinery stops early
     on those while the store has not answered once. ``throttled`` marks the
     store asking every client to slow down (429, 503, S3 ``SlowDown``): the batch machinery
     then holds all its requests back, not just this key's. ``store`` describes the store

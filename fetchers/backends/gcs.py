@@ -317,7 +317,7 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
     if is_connect_failure(exc):
         return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
     if is_unanswered(exc, requests.exceptions.ReadTimeout):
-        return kind(key, f"no answer within the read timeout ({name})", retryable=True, store_wide=True)
+        return kind(key, f"nothing read within the read timeout ({name})", retryable=True, store_wide=True)
     if isinstance(exc, _RETRYABLE_TRANSPORT_ERRORS):
         return kind(key, f"transfer failed ({name})", retryable=True)
     if isinstance(exc, requests.exceptions.RequestException):

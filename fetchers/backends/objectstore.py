@@ -541,7 +541,7 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError], denied: str) 
         return kind(key, f"cannot connect to the endpoint ({type(reason).__name__})", retryable=True,
                     store_wide=True)
     if is_unanswered(exc):
-        return kind(key, f"no answer within the read timeout ({type(reason).__name__})", retryable=True,
+        return kind(key, f"nothing read within the read timeout ({type(reason).__name__})", retryable=True,
                     store_wide=True)
     return kind(key, f"objectstore request failed: {type(reason).__name__}: {reason}", retryable=True)
 

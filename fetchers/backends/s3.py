@@ -277,7 +277,7 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
     if is_unanswered(exc, ReadTimeoutError):
-        return kind(key, f"no answer within the read timeout ({name})", retryable=True, store_wide=True)
+        return kind(key, f"nothing read within the read timeout ({name})", retryable=True, store_wide=True)
     if isinstance(exc, _TRANSIENT_SDK_ERRORS):
         return kind(key, f"transport failure ({name})", retryable=True)
     return kind(key, f"S3 client error ({name})")

@@ -619,3 +619,14 @@ def test_with_one_worker_a_fresh_key_does_not_wait_for_a_pending_retry(batches):
             assert fetcher.requests == [["late"]] and fetcher.singles["fresh"] == 1
     waiting.join(PATIENCE)
     assert not waiting.is_alive()
+
+
+def test_a_key_with_a_longer_backoff_than_its_request_s_others_keeps_it():
+    from fetchers.batch import _RequestRetry
+
+    error = FetchError("k", "HTTP 500", retryable=True)
+    retry = _RequestRetry()
+    first = retry.due(0.2, error)
+    assert retry.due(0.1, error) == first  # goes with the first
+    assert retry.due(6.4, error) > first + 6  # its own, longer backoff
+    assert retry.due(0.3, FetchError("k", "HTTP 503", retryable=True, retry_after=0.3)) > first  # the store's time

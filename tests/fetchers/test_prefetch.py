@@ -578,3 +578,17 @@ def test_a_retry_held_by_a_throttle_pause_that_outlasts_its_deadline_is_not_made
     assert attempts == Counter({"a": 2, "b": 1, "c": 1})
     error = outcomes["b"]
     assert isinstance(error, FetchError) and error.message == "HTTP 500 (not retried: the 2 s deadline passed)"
+
+
+def test_a_store_that_has_answered_is_not_declared_unusable_by_a_later_call():
+    # Its keys speak for themselves: a read that timed out mid-body, say, is that key's error.
+    class AnsweredOnce:
+        def fetch(self, key: str) -> bytes:
+            if key == "first":
+                return b"blob"
+            raise FetchError(key, "nothing read within the read timeout", retryable=False, store_wide=True)
+
+    with BatchPrefetcher(AnsweredOnce(), max_workers=2) as prefetcher:
+        assert prefetcher.fetch_all(["first"]).blobs == {"first": b"blob"}
+        result = prefetcher.fetch_all(["a", "b", "c", "d"])
+    assert sorted(result.errors) == ["a", "b", "c", "d"]

@@ -324,7 +324,7 @@ def test_a_store_that_never_answers_is_unavailable_after_a_few_requests(network_
     before = store.requests
     store.proxy.inject("stall", 1000, stall=300)  # on the proxy's manual clock: never forwarded
     error = unavailable(fetcher)
-    assert "no answer within the read timeout" in str(error) and error.cause.store_wide
+    assert "nothing read within the read timeout" in str(error) and error.cause.store_wide
     assert store.requests - before <= 16  # the first keys' attempts, not the 200 keys'
 
 
