@@ -8,6 +8,7 @@ TIFF whose header alone would cost Pillow more than its pixels (`tiff_refusal`).
 
 from __future__ import annotations
 
+import io
 import struct
 from typing import BinaryIO
 
@@ -84,11 +85,12 @@ _TIFF_INTEGERS = {3: "H", 4: "I", 16: "Q"}
 
 
 def tiff_refusal(file: BinaryIO) -> str | None:
-    """Why the TIFF at ``file``'s position is not given to Pillow, from its first IFD: more
-    entries than `MAX_TIFF_ENTRIES`, more strips or tiles than `MAX_TIFF_PIECES` or than its size
-    can need (a strip holds a row at least, the tiles cover the image once, each plane apart);
-    None when it has none of these, or its IFD cannot be read (Pillow then refuses it). Reads
-    the header and the IFD alone, moving ``file``'s position."""
+    """Why the TIFF at ``file``'s position is not given to Pillow, from its first IFD: an IFD
+    past the data's end, more entries than `MAX_TIFF_ENTRIES`, more strips or tiles than
+    `MAX_TIFF_PIECES` or than its size can need (a strip holds a row at least, the tiles cover
+    the image once, each plane apart); None when it has none of these, or a header too short
+    to tell (Pillow then refuses it). Reads the header and the IFD alone, moving ``file``'s
+    position."""
     start = file.tell()
     head = file.read(16)
     order = "<" if head.startswith(b"II") else ">"
@@ -98,6 +100,9 @@ def tiff_refusal(file: BinaryIO) -> str | None:
         return None
     (ifd,) = struct.unpack_from(order + ("Q" if big else "I"), head, field)
     number = "Q" if big else "H"  # the IFD's count of entries
+    end = file.seek(0, io.SEEK_END)
+    if start + ifd >= end:  # as far as 2**64 (Pillow's own seek overflows there)
+        return "a TIFF whose first IFD lies past its end"
     file.seek(start + ifd)
     raw = file.read(struct.calcsize(number))
     if len(raw) < struct.calcsize(number):
@@ -134,12 +139,12 @@ def tiff_refusal(file: BinaryIO) -> str | None:
 
 
 def _tiff_value(entries: np.ndarray, order: str, tag: int) -> int | None:
-    """The value of ``tag`` in a TIFF's IFD ``entries``: of its first entry, as Pillow reads it,
+    """The value of ``tag`` in a TIFF's IFD ``entries``: of its last entry, as Pillow keeps it,
     when that holds one integer within the entry; else None."""
     found = np.flatnonzero(entries["tag"] == tag)
     if not found.size:
         return None
-    kind, count, value = entries[found[0]][["type", "count", "value"]].item()
+    kind, count, value = entries[found[-1]][["type", "count", "value"]].item()
     fmt = _TIFF_INTEGERS.get(kind)
     if fmt is None or count != 1 or struct.calcsize(fmt) > len(value):
         return None

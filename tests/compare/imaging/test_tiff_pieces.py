@@ -151,3 +151,13 @@ def test_a_folder_s_manifest_leaves_such_a_tiff_unsized_without_pillow(tmp_path)
     (tmp_path / "strips.png").write_bytes(_tiff(_grey(MAX_TIFF_PIECES + 1, 1)))
     entry = manifest_from_folder(tmp_path).manifest.images["strips.png"]
     assert (entry.width, entry.height) == (None, None)
+
+
+@pytest.mark.parametrize("offset", [2**63, 2**64 - 1, 10**6])
+def test_a_tiff_whose_first_ifd_lies_past_its_end_is_refused_as_undecodable(offset, tmp_path) -> None:
+    data = b"II+\x00" + struct.pack("<HHQ", 8, 0, offset)
+    with pytest.raises(ImageDecodeError, match="a TIFF whose first IFD lies past its end"):
+        open_image(data, "before")
+    (tmp_path / "far.png").write_bytes(data)
+    entry = manifest_from_folder(tmp_path).manifest.images["far.png"]
+    assert (entry.width, entry.height) == (None, None)
