@@ -213,7 +213,7 @@ def print_lines(text: str) -> None:
     """``text`` (a traceback) on stderr, line by line, each safe for a terminal (`shown`)."""
     try:
         sys.stderr.write("".join(shown(line) + "\n" for line in text.splitlines()))
-    except (OSError, ValueError):  # nowhere to print it (a closed pipe): the exit code still tells
+    except (AttributeError, OSError, ValueError):  # nowhere to print it (a closed pipe or none): the exit code tells
         pass
 
 
@@ -222,5 +222,5 @@ def error(message: str, *, prefix: str = "snapcompare: error: ") -> None:
     try:
         sys.stderr.write(prefix + shown(message) + "\n")
         sys.stderr.flush()
-    except (OSError, ValueError):  # nowhere to say it (a closed pipe): the exit code still tells
+    except (AttributeError, OSError, ValueError):  # nowhere to say it (a closed pipe, or none: 2>&-)
         pass

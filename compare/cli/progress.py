@@ -122,7 +122,7 @@ class ProgressDisplay:
         try:
             self.stream.write(text)
             self.stream.flush()
-        except (OSError, ValueError):  # a closed pipe, a closed file
+        except (AttributeError, OSError, ValueError):  # a closed pipe, a closed file, none (2>&-)
             self._broken = True
 
     def _bar(self, progress: Progress, elapsed: float) -> str:

@@ -739,3 +739,10 @@ def test_junit_says_where_an_image_s_allowance_came_from(tmp_path, capsys):
     junit = (tmp_path / "out" / "junit.xml").read_text()
     assert "changed pixels allowed: 0.1% (the head manifest's diff_threshold" in junit
     assert "changed pixels allowed: 0% (--diff-threshold" in junit
+
+
+def test_no_stderr_at_all_keeps_the_exit_code(tmp_path, monkeypatch):
+    # 2>&-: Python starts with sys.stderr None.
+    monkeypatch.setattr(sys, "stderr", None)
+    assert main(["compare", "--base", str(tmp_path / "nowhere"), "--head", str(tmp_path / "nowhere")]) == \
+        EXIT_BAD_INPUT
