@@ -248,10 +248,9 @@ def shown_text(text: str, *, keep: str = "", limit: int | None = None) -> Shown:
     parts: list[tuple[str, bool]] = []
     run: list[str] = []  # the characters of the run under way, escaped ones as their escapes
     escaping = False
-    for index in range(shown):
-        char = text[index]
-        # Decided on the whole text: a joiner or a flag's tag depends on what follows it.
-        invisible = char not in keep and _invisible(text, index)
+    part = text[:shown]  # decided on what is shown: a joiner or a flag's tag cut from what follows is escaped
+    for index, char in enumerate(part):
+        invisible = char not in keep and _invisible(part, index)
         if run and invisible != escaping:  # one run of escapes, however many: one box on the page
             parts.append(("".join(run), escaping))
             run = []
