@@ -5,9 +5,12 @@ failure was a failure to connect at all."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from .errors import StoreError
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -64,6 +67,28 @@ def is_unanswered(exc: BaseException, *timeouts: type[BaseException]) -> bool:
     ``timeouts``, an SDK's own). Until a store has answered once, that says it does not answer
     at all, as a failure to connect does."""
     return _wraps(exc, (ReadTimeoutError, TimeoutError, *timeouts))
+
+
+def unanswered_error(
+    key: str,
+    exc: BaseException,
+    kind: type[StoreError],
+    name: str,
+    *,
+    connect_failed: Callable[[BaseException], bool] = is_connect_failure,
+    timeouts: tuple[type[BaseException], ...] = (),
+) -> StoreError | None:
+    """``kind``'s error for a request the store never answered, store-wide and retryable, worded
+    alike by every backend: "cannot connect to the endpoint (``name``)" when ``connect_failed``
+    (`is_connect_failure`, or the SDK's own test), "nothing read within the read timeout
+    (``name``)" when `is_unanswered` (with the SDK's ``timeouts``); None for any other failure."""
+    if connect_failed(exc):
+        what = "cannot connect to the endpoint"
+    elif is_unanswered(exc, *timeouts):
+        what = "nothing read within the read timeout"
+    else:
+        return None
+    return kind(key, f"{what} ({name})", retryable=True, store_wide=True)
 
 
 def _wraps(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

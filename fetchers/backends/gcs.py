@@ -19,13 +19,12 @@ from requests.adapters import HTTPAdapter
 
 from ..errors import BlobNotFound, FetchError, IntegrityError, StoreError, WriteError, blob_too_large
 from ..http import (
-    is_connect_failure,
     is_denied_status,
     is_lasting_status,
     is_retryable_status,
     is_throttling_status,
-    is_unanswered,
     parse_retry_after,
+    unanswered_error,
 )
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import join_key, normalize_prefix
@@ -314,10 +313,9 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
         )
     if isinstance(exc, DataCorruption):
         return IntegrityError(key, f"body does not match the object's {_CHECKSUM} checksum")
-    if is_connect_failure(exc):
-        return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
-    if is_unanswered(exc, requests.exceptions.ReadTimeout):
-        return kind(key, f"nothing read within the read timeout ({name})", retryable=True, store_wide=True)
+    unanswered = unanswered_error(key, exc, kind, name, timeouts=(requests.exceptions.ReadTimeout,))
+    if unanswered is not None:
+        return unanswered
     if isinstance(exc, _RETRYABLE_TRANSPORT_ERRORS):
         return kind(key, f"transfer failed ({name})", retryable=True)
     if isinstance(exc, requests.exceptions.RequestException):

@@ -17,11 +17,10 @@ from urllib3.connectionpool import HTTPConnectionPool
 from .. import formdata
 from ..errors import BatchUnsupported, BlobNotFound, BlobTooLarge, FetchError, StoreError, WriteError, blob_too_large
 from ..http import (
-    is_connect_failure,
     is_denied_status,
     is_retryable_status,
     is_throttling_status,
-    is_unanswered,
+    unanswered_error,
 )
 from ..inflight import RequestSockets, tracked_connection_class
 from ..keys import join_key, normalize_prefix
@@ -537,12 +536,9 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError], denied: str) 
     reason: BaseException = exc
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         reason = exc.reason  # with retries off, this wraps the one failure
-    if is_connect_failure(exc):
-        return kind(key, f"cannot connect to the endpoint ({type(reason).__name__})", retryable=True,
-                    store_wide=True)
-    if is_unanswered(exc):
-        return kind(key, f"nothing read within the read timeout ({type(reason).__name__})", retryable=True,
-                    store_wide=True)
+    unanswered = unanswered_error(key, exc, kind, type(reason).__name__)
+    if unanswered is not None:
+        return unanswered
     return kind(key, f"objectstore request failed: {type(reason).__name__}: {reason}", retryable=True)
 
 

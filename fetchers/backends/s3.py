@@ -31,8 +31,8 @@ from ..http import (
     is_lasting_status,
     is_retryable_status,
     is_throttling_status,
-    is_unanswered,
     parse_retry_after,
+    unanswered_error,
 )
 from ..inflight import RequestSockets, tracked_pool_class
 from ..keys import is_md5_hex, join_key, normalize_prefix
@@ -251,6 +251,11 @@ def _tracked_sockets(client: Any) -> RequestSockets:
     return sockets
 
 
+def _connect_failed(exc: BaseException) -> bool:
+    """Whether botocore could not connect to the endpoint."""
+    return isinstance(exc, (EndpointConnectionError, ConnectTimeoutError))
+
+
 def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError:
     """Classify an SDK or transport exception as a ``kind`` (or `BlobNotFound`, `IntegrityError`);
     messages name error codes and types only."""
@@ -274,10 +279,9 @@ def _store_error(key: str, exc: Exception, kind: type[StoreError]) -> StoreError
         return IntegrityError(key, f"body does not match the object's checksum ({name})")
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return kind(key, f"no usable AWS credentials ({name})", store_wide=True)
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
-        return kind(key, f"cannot connect to the endpoint ({name})", retryable=True, store_wide=True)
-    if is_unanswered(exc, ReadTimeoutError):
-        return kind(key, f"nothing read within the read timeout ({name})", retryable=True, store_wide=True)
+    unanswered = unanswered_error(key, exc, kind, name, connect_failed=_connect_failed, timeouts=(ReadTimeoutError,))
+    if unanswered is not None:
+        return unanswered
     if isinstance(exc, _TRANSIENT_SDK_ERRORS):
         return kind(key, f"transport failure ({name})", retryable=True)
     return kind(key, f"S3 client error ({name})")
