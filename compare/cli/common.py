@@ -211,16 +211,19 @@ def one_line(text: str | None, limit: int = 160) -> str:
 
 def print_lines(text: str) -> None:
     """``text`` (a traceback) on stderr, line by line, each safe for a terminal (`shown`)."""
-    try:
-        sys.stderr.write("".join(shown(line) + "\n" for line in text.splitlines()))
-    except (AttributeError, OSError, ValueError):  # nowhere to print it (a closed pipe or none): the exit code tells
-        pass
+    _to_stderr("".join(shown(line) + "\n" for line in text.splitlines()))
 
 
 def error(message: str, *, prefix: str = "snapcompare: error: ") -> None:
     # Messages name inputs (paths, image names, URLs' parts): their control characters are escaped.
+    _to_stderr(prefix + shown(message) + "\n")
+
+
+def _to_stderr(text: str) -> None:
+    """Write ``text`` to stderr, if there is one to write to: with none (2>&-) or a closed pipe
+    it goes unsaid, and the exit code still tells."""
     try:
-        sys.stderr.write(prefix + shown(message) + "\n")
+        sys.stderr.write(text)
         sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):  # nowhere to say it (a closed pipe, or none: 2>&-)
+    except (AttributeError, OSError, ValueError):
         pass
