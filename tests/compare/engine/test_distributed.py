@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ from fetchers.backends.objectstore import TOKEN_ENV as OBJECTSTORE_TOKEN_ENV  # 
 from testing.objectstore import DEFAULT_SCOPES, DEFAULT_USECASE, serve_objectstore  # noqa: E402
 from testing.proxy import LatencyProxy  # noqa: E402
 from testing.s3 import REGION  # noqa: E402
+from testing.waiting import wait_until  # noqa: E402
 from tests.sentry_models import ComparisonManifest  # noqa: E402
 
 from .helpers import png  # noqa: E402
@@ -76,8 +78,14 @@ def cluster(s3_server, tmp_path_factory):
                     if p.pid not in children_before and p.status() != psutil.STATUS_ZOMBIE
                     and not any("resource_tracker" in part for part in p.cmdline())]
         assert not leftover, f"worker processes left running: {leftover}"
-        # Dask keeps one offload thread per process for good; nothing else may stay behind.
-        threads = [t for t in set(threading.enumerate()) - threads_before if not t.name.startswith("Dask-Offload")]
+        # Dask keeps one offload thread per process for good; nothing else may stay behind. The
+        # threads watching worker processes end just after the cluster closes: they get a while.
+        def new_threads() -> list[threading.Thread]:
+            return [t for t in set(threading.enumerate()) - threads_before if not t.name.startswith("Dask-Offload")]
+
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not new_threads())
+        threads = new_threads()
         assert not threads, f"threads left running: {threads}"
 
 
